@@ -1,0 +1,34 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: help run test lint fmt clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+run: $(STAMP)  ## solve the bundled example and print the plan summary
+	$(VENV)/bin/allocator solve data/hyperscaler.json
+
+test: $(STAMP)  ## run the whole test suite
+	$(PY) -m pytest -q
+
+lint: $(STAMP)  ## ruff (lint + format check) and mypy
+	$(VENV)/bin/ruff check allocator tests
+	$(VENV)/bin/ruff format --check allocator tests
+	$(VENV)/bin/mypy allocator
+
+fmt: $(STAMP)  ## format the code
+	$(VENV)/bin/ruff format allocator tests
+	$(VENV)/bin/ruff check --fix allocator tests
+
+clean:  ## remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

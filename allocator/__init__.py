@@ -1,0 +1,54 @@
+"""allocator: split a fixed, heterogeneous GPU fleet between competing demand.
+
+>>> from allocator import Scenario, solve
+>>> plan = solve(Scenario.from_file("data/tiny.json"))
+>>> round(plan.objective, 2)
+30950.0
+>>> plan.pool_prices["b200"]
+{'P1': 10.0, 'P2': 14.5}
+"""
+
+from .build import build_lp
+from .engine import solve
+from .errors import (
+    AllocatorError,
+    AllocatorWarning,
+    InfeasibleError,
+    Issue,
+    NumericalError,
+    ScenarioError,
+    SolveError,
+    Status,
+    TimeLimitError,
+    UnboundedError,
+)
+from .lp import LinearProgram
+from .plan import Plan
+from .scenario import Kind, Mode, Period, Policy, Pool, Scenario, Segment, validate_scenario
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AllocatorError",
+    "AllocatorWarning",
+    "InfeasibleError",
+    "Issue",
+    "Kind",
+    "LinearProgram",
+    "Mode",
+    "NumericalError",
+    "Period",
+    "Plan",
+    "Policy",
+    "Pool",
+    "Scenario",
+    "ScenarioError",
+    "Segment",
+    "SolveError",
+    "Status",
+    "TimeLimitError",
+    "UnboundedError",
+    "build_lp",
+    "solve",
+    "validate_scenario",
+]

@@ -1,0 +1,447 @@
+"""build_lp(scenario) -> LinearProgram, with whole numpy blocks, never an object per variable.
+
+Notation (see the README's "Formulation"): x[s,m,p,t] GPUs of pool p given to segment s in
+mode m during period t; r[p,t] rented GPUs; u[s,t] contract shortfall in work units.
+h_t hours, d_t = (1+rate)^-t, a[s,m,p,t] = h_t * throughput[s, type(p)] * multiplier[m]
+(work units one GPU delivers over the period).
+
+Each ``define_*`` function adds one constraint family (its docstring states the
+inequality) and returns early when nothing applies; :func:`build_lp` is the ordered list
+of those calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from .lp import ColumnIndex, LinearProgram, RowBlock
+from .scenario import Kind, Scenario, discount_factors, per_period
+
+INF = np.inf
+KINDS = list(Kind)
+
+
+@dataclass
+class ScenarioArrays:
+    """The scenario as dense numpy arrays (S segments, P pools, T periods)."""
+
+    hours: np.ndarray  # (T,)
+    discount: np.ndarray  # (T,)
+    gpus: np.ndarray  # (P, T)
+    rentable: np.ndarray  # (P, T)
+    rental_price: np.ndarray  # (P,)
+    headroom: np.ndarray  # (P,)
+    var_cost: np.ndarray  # (P,)
+    fixed_cost: np.ndarray  # (P,)
+    demand: np.ndarray  # (S, T)
+    contract_min: np.ndarray  # (S, T), zeros where none
+    contract_hard: np.ndarray  # (S,) bool
+    revenue: np.ndarray  # (S,)
+    ltv: np.ndarray  # (S,)
+    penalty: np.ndarray  # (S,)
+    churn: np.ndarray  # (S,)
+    kind: np.ndarray  # (S,) index into KINDS
+    throughput: np.ndarray  # (S, P): units per GPU-hour of s on p, 0 where incompatible
+    mode_segment: np.ndarray  # (M,) segment of each global mode
+    mode_mult: np.ndarray  # (M,)
+    mode_rev_share: np.ndarray  # (M,)
+    mode_ltv_share: np.ndarray  # (M,)
+    mode_names: list[str] = field(default_factory=list)
+
+    @property
+    def usable(self) -> np.ndarray:
+        """GPUs a pool can hand out per period: own GPUs less headroom (P, T)."""
+        return (1.0 - self.headroom)[:, None] * self.gpus
+
+    @classmethod
+    def of(cls, sc: Scenario) -> ScenarioArrays:
+        T = len(sc.periods)
+        pol = sc.policy
+        pools, segs = sc.pools, sc.segments
+        throughput = np.zeros((len(segs), len(pools)))
+        for i, s in enumerate(segs):
+            for j, p in enumerate(pools):
+                if sc.compatible(s, p):
+                    throughput[i, j] = s.throughput[p.accelerator]
+        modes = [(i, m) for i, s in enumerate(segs) for m in s.modes]
+        return cls(
+            hours=np.array([p.hours for p in sc.periods], dtype=float),
+            discount=np.array(discount_factors(sc)),
+            gpus=np.array([p.gpus for p in pools], dtype=float).reshape(len(pools), T),
+            rentable=np.array(
+                [p.rentable_gpus or [0.0] * T for p in pools], dtype=float
+            ).reshape(len(pools), T),
+            rental_price=np.array([p.rental_price_per_gpu_hour or 0.0 for p in pools]),
+            headroom=np.array(
+                [pol.headroom if p.headroom is None else p.headroom for p in pools], dtype=float
+            ),
+            var_cost=np.array([p.variable_cost_per_gpu_hour for p in pools]),
+            fixed_cost=np.array([p.fixed_cost_per_gpu_hour for p in pools]),
+            demand=np.array([s.demand for s in segs], dtype=float).reshape(len(segs), T),
+            contract_min=np.array(
+                [s.contract_min or [0.0] * T for s in segs], dtype=float
+            ).reshape(len(segs), T),
+            contract_hard=np.array([s.contract_hard for s in segs], dtype=bool),
+            revenue=np.array([s.revenue_per_unit for s in segs]),
+            ltv=np.array([s.ltv_per_unit for s in segs]),
+            penalty=np.array([s.shortfall_penalty_per_unit for s in segs]),
+            churn=np.array([s.churn_cost_per_unit for s in segs]),
+            kind=np.array([KINDS.index(s.kind) for s in segs], dtype=np.int64),
+            throughput=throughput,
+            mode_segment=np.array([i for i, _ in modes], dtype=np.int64),
+            mode_mult=np.array([m.throughput_multiplier for _, m in modes]),
+            mode_rev_share=np.array([m.revenue_share for _, m in modes]),
+            mode_ltv_share=np.array([m.ltv_share for _, m in modes]),
+            mode_names=[m.name for _, m in modes],
+        )
+
+
+class _Rows:
+    """Collects COO triplets and row bounds block by block."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.rows: list[np.ndarray] = []
+        self.cols: list[np.ndarray] = []
+        self.vals: list[np.ndarray] = []
+        self.lower: list[np.ndarray] = []
+        self.upper: list[np.ndarray] = []
+        self.blocks: list[RowBlock] = []
+
+    def add(
+        self,
+        name: str,
+        doc: str | None,
+        keys: dict[str, np.ndarray],
+        rows: np.ndarray,
+        cols: np.ndarray,
+        vals: np.ndarray,
+        lower: np.ndarray,
+        upper: np.ndarray,
+    ) -> None:
+        size = int(lower.size)
+        if size == 0:
+            return
+        self.rows.append(rows.astype(np.int64) + self.n)
+        self.cols.append(cols.astype(np.int64))
+        self.vals.append(np.asarray(vals, dtype=float))
+        self.lower.append(np.asarray(lower, dtype=float))
+        self.upper.append(np.asarray(upper, dtype=float))
+        self.blocks.append(
+            RowBlock(name, self.n, self.n + size, keys, (doc or "").strip().split("\n")[0])
+        )
+        self.n += size
+
+    def matrix(self, n_cols: int) -> sp.csr_matrix:
+        if not self.rows:
+            return sp.csr_matrix((0, n_cols))
+        coo = sp.coo_matrix(
+            (np.concatenate(self.vals), (np.concatenate(self.rows), np.concatenate(self.cols))),
+            shape=(self.n, n_cols),
+        )
+        A = coo.tocsr()
+        A.sum_duplicates()
+        return A
+
+
+@dataclass
+class _Ctx:
+    sc: Scenario
+    arr: ScenarioArrays
+    cols: ColumnIndex
+    rows: _Rows
+
+    @property
+    def T(self) -> int:
+        return len(self.sc.periods)
+
+
+# ----------------------------------------------------------------------------- columns
+def define_columns(arr: ScenarioArrays) -> ColumnIndex:
+    """x for each compatible (segment, mode, pool) and every period; r where rentable;
+    u where a soft contract minimum is positive."""
+    T = arr.hours.size
+    M = arr.mode_segment.size
+    comp = arr.throughput[arr.mode_segment] > 0  # (M, P)
+    m_idx, p_idx = np.nonzero(comp)
+    n_pairs = m_idx.size
+    x_mode = np.repeat(m_idx, T)
+    x_pool = np.repeat(p_idx, T)
+    x_period = np.tile(np.arange(T), n_pairs)
+    x_segment = arr.mode_segment[x_mode]
+    units = (
+        arr.hours[x_period] * arr.throughput[x_segment, x_pool] * arr.mode_mult[x_mode]
+    )
+    r_pool, r_period = np.nonzero(arr.rentable > 0)
+    soft = (arr.contract_min > 0) & ~arr.contract_hard[:, None]
+    u_segment, u_period = np.nonzero(soft)
+    modes = [(int(arr.mode_segment[k]), arr.mode_names[k]) for k in range(M)]
+    return ColumnIndex(
+        x_segment, x_mode, x_pool, x_period, units, r_pool, r_period, u_segment, u_period, modes
+    )
+
+
+def define_objective(ctx: _Ctx) -> tuple[np.ndarray, float]:
+    """max sum_t d_t [ sum x*a*((rev*rs + w*ltv*ls + churn)) - x*h_t*varcost
+    - r*h_t*rent - u*penalty ] - sum_t d_t churn*demand  (the last term is the offset)."""
+    a, c, w = ctx.arr, ctx.cols, ctx.sc.policy.ltv_weight
+    s, m, p, t = c.x_segment, c.x_mode, c.x_pool, c.x_period
+    value_per_unit = (
+        a.revenue[s] * a.mode_rev_share[m] + w * a.ltv[s] * a.mode_ltv_share[m] + a.churn[s]
+    )
+    cx = a.discount[t] * (c.x_units_per_gpu * value_per_unit - a.hours[t] * a.var_cost[p])
+    cr = -a.discount[c.r_period] * a.hours[c.r_period] * a.rental_price[c.r_pool]
+    cu = -a.discount[c.u_period] * a.penalty[c.u_segment]
+    offset = -float(np.sum(a.discount[None, :] * a.churn[:, None] * a.demand))
+    return np.concatenate([cx, cr, cu]), offset
+
+
+def define_bounds(ctx: _Ctx) -> tuple[np.ndarray, np.ndarray]:
+    """x >= 0; 0 <= r <= rentable; u >= 0.
+
+    x gets no upper bound on purpose: a bound that repeats a capacity or demand row
+    (one-pool segments) makes the optimum degenerate and moves the shadow price from the
+    row to the bound, where a planner would not find it."""
+    a, c = ctx.arr, ctx.cols
+    ux = np.full(c.n_x, INF)
+    ur = a.rentable[c.r_pool, c.r_period]
+    uu = np.full(c.n_u, INF)
+    n = c.n_x + c.n_r + c.n_u
+    return np.zeros(n), np.concatenate([ux, ur, uu])
+
+
+# ------------------------------------------------------------------------- constraints
+def define_pool_capacity(ctx: _Ctx) -> None:
+    """pool-capacity[p,t]:  sum_{s,m} x[s,m,p,t] - r[p,t] <= (1 - headroom_p) * gpus[p,t]"""
+    a, c, T = ctx.arr, ctx.cols, ctx.T
+    P = a.gpus.shape[0]
+    rows = np.concatenate([c.x_pool * T + c.x_period, c.r_pool * T + c.r_period])
+    cols = np.concatenate([np.arange(c.n_x), c.r_offset + np.arange(c.n_r)])
+    vals = np.concatenate([np.ones(c.n_x), -np.ones(c.n_r)])
+    pp, tt = np.divmod(np.arange(P * T), T)
+    ctx.rows.add(
+        "pool-capacity",
+        define_pool_capacity.__doc__,
+        {"pool": pp, "period": tt},
+        rows,
+        cols,
+        vals,
+        np.full(P * T, -INF),
+        a.usable.ravel(),
+    )
+
+
+def define_segment_demand(ctx: _Ctx) -> None:
+    """segment-demand[s,t]:  sum_{m,p} a[s,m,p,t] * x[s,m,p,t] <= demand[s,t]"""
+    a, c, T = ctx.arr, ctx.cols, ctx.T
+    S = a.demand.shape[0]
+    ss, tt = np.divmod(np.arange(S * T), T)
+    ctx.rows.add(
+        "segment-demand",
+        define_segment_demand.__doc__,
+        {"segment": ss, "period": tt},
+        c.x_segment * T + c.x_period,
+        np.arange(c.n_x),
+        c.x_units_per_gpu,
+        np.full(S * T, -INF),
+        a.demand.ravel(),
+    )
+
+
+def define_segment_contract(ctx: _Ctx) -> None:
+    """segment-contract[s,t]:  sum_{m,p} a * x[s,m,p,t] + u[s,t] >= contract_min[s,t]
+    (u only when the contract is soft; a hard contract has no u)."""
+    a, c, T = ctx.arr, ctx.cols, ctx.T
+    ss, tt = np.nonzero(a.contract_min > 0)
+    if ss.size == 0:
+        return
+    row_of = np.full(a.contract_min.size, -1, dtype=np.int64)
+    row_of[ss * T + tt] = np.arange(ss.size)
+    xr = row_of[c.x_segment * T + c.x_period]
+    keep = xr >= 0
+    rows = np.concatenate([xr[keep], row_of[c.u_segment * T + c.u_period]])
+    cols = np.concatenate([np.nonzero(keep)[0], c.u_offset + np.arange(c.n_u)])
+    vals = np.concatenate([c.x_units_per_gpu[keep], np.ones(c.n_u)])
+    ctx.rows.add(
+        "segment-contract",
+        define_segment_contract.__doc__,
+        {"segment": ss, "period": tt},
+        rows,
+        cols,
+        vals,
+        a.contract_min[ss, tt],
+        np.full(ss.size, INF),
+    )
+
+
+def define_rnd_floor(ctx: _Ctx) -> None:
+    """rnd-floor[t]:  sum_{s in R&D, m, p} x[s,m,p,t] >= rnd_min_share * sum_p gpus[p,t]"""
+    share = ctx.sc.policy.rnd_min_share
+    if share <= 0:
+        return
+    a, c, T = ctx.arr, ctx.cols, ctx.T
+    sel = a.kind[c.x_segment] == KINDS.index(Kind.RND)
+    ctx.rows.add(
+        "rnd-floor",
+        define_rnd_floor.__doc__,
+        {"period": np.arange(T)},
+        c.x_period[sel],
+        np.nonzero(sel)[0],
+        np.ones(int(sel.sum())),
+        share * a.gpus.sum(axis=0),
+        np.full(T, INF),
+    )
+
+
+def _pairs(c: ColumnIndex, P: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(segment, pool) pairs that have x columns: pair id per x column, and the pairs."""
+    key = c.x_segment * P + c.x_pool
+    uniq, pair = np.unique(key, return_inverse=True)
+    return pair, uniq // P, uniq % P
+
+
+def define_stability(ctx: _Ctx) -> None:
+    """segment-stability[s,p,t], t >= 1:
+    -D[p,t] <= sum_m x[s,m,p,t] - sum_m x[s,m,p,t-1] <= D[p,t],
+    D[p,t] = max_change_share * max(capacity[p,t], capacity[p,t-1]) (capacity incl. rentable),
+    one ranged row per pair and period."""
+    share = ctx.sc.policy.max_change_share
+    T = ctx.T
+    if share is None or T < 2:
+        return
+    a, c = ctx.arr, ctx.cols
+    cap = a.usable + a.rentable
+    pair, ps, pp = _pairs(c, cap.shape[0])
+    later = c.x_period >= 1
+    row = pair * (T - 1) + c.x_period - 1
+    cols_now = np.nonzero(later)[0]
+    rows = np.concatenate([row[later], row[later]])
+    cols = np.concatenate([cols_now, cols_now - 1])  # x ordered by period within a triple
+    vals = np.concatenate([np.ones(cols_now.size), -np.ones(cols_now.size)])
+    rp = np.repeat(pp, T - 1)
+    rt = np.tile(np.arange(1, T), ps.size)
+    bound = share * np.maximum(cap[rp, rt], cap[rp, rt - 1])
+    ctx.rows.add(
+        "segment-stability",
+        define_stability.__doc__,
+        {"segment": np.repeat(ps, T - 1), "pool": rp, "period": rt},
+        rows,
+        cols,
+        vals,
+        -bound,
+        bound,
+    )
+
+
+def define_segment_share(ctx: _Ctx) -> None:
+    """segment-share[s,p,t]:  sum_m x[s,m,p,t] <= max_segment_share * capacity[p,t]
+    (capacity = GPUs after headroom + rentable)."""
+    share = ctx.sc.policy.max_segment_share
+    if share is None:
+        return
+    a, c, T = ctx.arr, ctx.cols, ctx.T
+    cap = a.usable + a.rentable
+    pair, ps, pp = _pairs(c, cap.shape[0])
+    rp = np.repeat(pp, T)
+    rt = np.tile(np.arange(T), ps.size)
+    ctx.rows.add(
+        "segment-share",
+        define_segment_share.__doc__,
+        {"segment": np.repeat(ps, T), "pool": rp, "period": rt},
+        pair * T + c.x_period,
+        np.arange(c.n_x),
+        np.ones(c.n_x),
+        np.full(rp.size, -INF),
+        share * cap[rp, rt],
+    )
+
+
+def _define_kind_rows(ctx: _Ctx, name: str, limits: dict[Kind, object], floor: bool) -> None:
+    a, c, T = ctx.arr, ctx.cols, ctx.T
+    kinds = [k for k in KINDS if k in limits]
+    if not kinds:
+        return
+    row_of_kind = np.full(len(KINDS), -1, dtype=np.int64)
+    row_of_kind[[KINDS.index(k) for k in kinds]] = np.arange(len(kinds))
+    kr = row_of_kind[a.kind[c.x_segment]]
+    keep = kr >= 0
+    bound = np.array([per_period(limits[k], T) for k in kinds], dtype=float).ravel()  # type: ignore[arg-type]
+    inf = np.full(bound.size, INF)
+    ctx.rows.add(
+        name,
+        (define_kind_floors if floor else define_kind_caps).__doc__,
+        {"kind": np.repeat([KINDS.index(k) for k in kinds], T), "period": np.tile(np.arange(T), len(kinds))},
+        kr[keep] * T + c.x_period[keep],
+        np.nonzero(keep)[0],
+        np.ones(int(keep.sum())),
+        bound if floor else -inf,
+        inf if floor else bound,
+    )
+
+
+def define_kind_caps(ctx: _Ctx) -> None:
+    """kind-cap[k,t]:  sum_{s of kind k, m, p} x[s,m,p,t] <= cap[k,t]"""
+    _define_kind_rows(ctx, "kind-cap", dict(ctx.sc.policy.kind_caps), floor=False)
+
+
+def define_kind_floors(ctx: _Ctx) -> None:
+    """kind-floor[k,t]:  sum_{s of kind k, m, p} x[s,m,p,t] >= floor[k,t]"""
+    _define_kind_rows(ctx, "kind-floor", dict(ctx.sc.policy.kind_floors), floor=True)
+
+
+CONSTRAINTS = (
+    define_pool_capacity,
+    define_segment_demand,
+    define_segment_contract,
+    define_rnd_floor,
+    define_stability,
+    define_segment_share,
+    define_kind_caps,
+    define_kind_floors,
+)
+
+
+def build_lp(sc: Scenario) -> LinearProgram:
+    """The scenario's LP, in time and memory proportional to its non-zeros."""
+    arr = ScenarioArrays.of(sc)
+    cols = define_columns(arr)
+    ctx = _Ctx(sc, arr, cols, _Rows())
+    c, offset = define_objective(ctx)
+    col_lower, col_upper = define_bounds(ctx)
+    for define in CONSTRAINTS:
+        define(ctx)
+    rows = ctx.rows
+    A = rows.matrix(c.size)
+    lower = np.concatenate(rows.lower) if rows.lower else np.zeros(0)
+    upper = np.concatenate(rows.upper) if rows.upper else np.zeros(0)
+    lp = LinearProgram(c, A, lower, upper, col_lower, col_upper, cols, rows.blocks, offset)
+    lp.warnings.extend(scaling_warnings(lp))
+    return lp
+
+
+def scaling_warnings(lp: LinearProgram) -> list[str]:
+    """Warn where coefficients span more than HiGHS handles well."""
+    out: list[str] = []
+    checks = {
+        "constraint matrix": np.abs(lp.A.data),
+        "objective": np.abs(lp.c),
+        "bounds": np.abs(
+            np.concatenate([lp.row_lower, lp.row_upper, lp.col_lower, lp.col_upper])
+        ),
+    }
+    for what, v in checks.items():
+        v = v[np.isfinite(v) & (v > 0)]
+        if v.size == 0:
+            continue
+        hi, lo = float(v.max()), float(v.min())
+        if hi >= 1e15:
+            out.append(f"{what} has a value of {hi:.3g}: HiGHS treats values >= 1e15 as infinite")
+        elif hi / lo > 1e9 and what != "bounds":
+            out.append(
+                f"{what} coefficients span {lo:.3g} to {hi:.3g} (ratio {hi / lo:.2g} > 1e9): "
+                "consider changing units (e.g. million tokens instead of tokens)"
+            )
+    return out

@@ -1,0 +1,82 @@
+"""Exceptions and the one status vocabulary every solve outcome maps to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Status(str, Enum):
+    """Outcome of a solve, whatever backend ran it."""
+
+    OPTIMAL = "optimal"
+    TIME_LIMIT = "time_limit"  # stopped by the time limit, holding a feasible plan
+    TIME_LIMIT_NO_SOLUTION = "time_limit_no_solution"
+    INFEASIBLE = "infeasible"
+    UNBOUNDED = "unbounded"
+    NUMERICAL_ERROR = "numerical_error"
+    INVALID_INPUT = "invalid_input"
+
+
+class AllocatorError(Exception):
+    """Base class of every error the library raises on purpose."""
+
+    status: Status = Status.NUMERICAL_ERROR
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem found in a scenario: where (a field path) and why."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class ScenarioError(AllocatorError, ValueError):
+    """The scenario is not valid. ``issues`` lists every problem with its field path."""
+
+    status = Status.INVALID_INPUT
+
+    def __init__(self, issues: list[Issue]):
+        self.issues = list(issues)
+        lines = "\n".join(f"  {i}" for i in self.issues)
+        super().__init__(f"invalid scenario ({len(self.issues)} problem(s)):\n{lines}")
+
+
+class SolveError(AllocatorError, RuntimeError):
+    """The solver finished without a plan we can return."""
+
+    def __init__(self, status: Status, message: str):
+        self.status = status
+        super().__init__(message)
+
+
+class InfeasibleError(SolveError):
+    """Hard requirements (R&D floor, kind floors, hard contracts, stability) conflict."""
+
+    def __init__(self, message: str):
+        super().__init__(Status.INFEASIBLE, message)
+
+
+class UnboundedError(SolveError):
+    def __init__(self, message: str):
+        super().__init__(Status.UNBOUNDED, message)
+
+
+class TimeLimitError(SolveError):
+    """The time limit was reached before any feasible plan was found."""
+
+    def __init__(self, message: str):
+        super().__init__(Status.TIME_LIMIT_NO_SOLUTION, message)
+
+
+class NumericalError(SolveError):
+    def __init__(self, message: str):
+        super().__init__(Status.NUMERICAL_ERROR, message)
+
+
+class AllocatorWarning(UserWarning):
+    """Something in the model may hurt the solve (e.g. badly scaled coefficients)."""

@@ -1,0 +1,119 @@
+"""LinearProgram: the finished model as a handful of arrays plus the labels that map
+rows and columns back to the domain.
+
+Sense: **maximise** ``c @ x + offset`` subject to ``row_lower <= A @ x <= row_upper`` and
+``col_lower <= x <= col_upper``. Solvers that minimise are handed ``-c``; every solver
+adapter turns its duals back into this maximisation sense (see ``solvers/base.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+
+@dataclass(frozen=True)
+class RowBlock:
+    """A family of constraints, e.g. ``pool-capacity`` over (pool, period).
+
+    ``keys`` maps a dimension name (``pool``, ``segment``, ``period``, ``kind``) to an
+    integer index array, one entry per row of the block.
+    """
+
+    name: str
+    start: int
+    stop: int
+    keys: dict[str, np.ndarray]
+    doc: str = ""
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+
+@dataclass(frozen=True)
+class ColumnIndex:
+    """Index arrays of the three column families.
+
+    ``x`` columns are allocations: GPUs of pool ``x_pool`` given to segment ``x_segment``
+    in serving mode ``x_mode`` (an index into :attr:`modes`) during period ``x_period``;
+    they are ordered by (segment, mode, pool) and then by period, so the column of the
+    same triple one period earlier is the previous column.
+    ``r`` columns are rented GPUs per (pool, period); ``u`` columns are contract shortfall
+    in work units per (segment, period).
+    """
+
+    x_segment: np.ndarray
+    x_mode: np.ndarray
+    x_pool: np.ndarray
+    x_period: np.ndarray
+    x_units_per_gpu: np.ndarray  # work units one GPU delivers over the period
+    r_pool: np.ndarray
+    r_period: np.ndarray
+    u_segment: np.ndarray
+    u_period: np.ndarray
+    modes: list[tuple[int, str]]  # (segment index, mode name) for each global mode index
+
+    @property
+    def n_x(self) -> int:
+        return int(self.x_segment.size)
+
+    @property
+    def n_r(self) -> int:
+        return int(self.r_pool.size)
+
+    @property
+    def n_u(self) -> int:
+        return int(self.u_segment.size)
+
+    @property
+    def r_offset(self) -> int:
+        return self.n_x
+
+    @property
+    def u_offset(self) -> int:
+        return self.n_x + self.n_r
+
+
+@dataclass
+class LinearProgram:
+    c: np.ndarray
+    A: sp.csr_matrix
+    row_lower: np.ndarray
+    row_upper: np.ndarray
+    col_lower: np.ndarray
+    col_upper: np.ndarray
+    columns: ColumnIndex
+    blocks: list[RowBlock]
+    offset: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def num_cols(self) -> int:
+        return int(self.c.size)
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.A.shape[0])
+
+    @property
+    def nnz(self) -> int:
+        return int(self.A.nnz)
+
+    def block(self, name: str) -> RowBlock | None:
+        for b in self.blocks:
+            if b.name == name:
+                return b
+        return None
+
+    def objective(self, x: np.ndarray) -> float:
+        return float(self.c @ x + self.offset)
+
+    def __repr__(self) -> str:
+        blocks = ", ".join(f"{b.name}:{b.size}" for b in self.blocks)
+        return (
+            f"LinearProgram(cols={self.num_cols}, rows={self.num_rows}, nnz={self.nnz}, "
+            f"blocks=[{blocks}])"
+        )

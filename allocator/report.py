@@ -1,0 +1,77 @@
+"""Readable text summary of a plan (what `allocator solve` prints)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from .plan import Plan
+
+
+def _money(v: float) -> str:
+    a = abs(v)
+    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if a >= div:
+            return f"{v / div:,.2f}{suffix}"
+    return f"{v:,.2f}"
+
+
+def summary(plan: Plan, top: int = 10) -> str:
+    """Margin by segment kind, pool utilisation, top opportunity costs, binding rows."""
+    cur = plan.currency
+    t = plan.totals
+    lines = [
+        f"Plan for {plan.scenario!r}: {plan.status.value} — {plan.message}",
+        f"  objective {_money(t.objective)} {cur} (present value) = gross margin "
+        f"{_money(t.gross_margin)} + {t.ltv_weight:g} × LTV {_money(t.ltv)} − churn "
+        f"{_money(t.churn_cost)}",
+        f"  revenue {_money(t.revenue)}, variable cost {_money(t.variable_cost)}, rental "
+        f"{_money(t.rental_cost)}, SLA penalties {_money(t.shortfall_penalty)}; "
+        f"depreciation {_money(t.fixed_cost)} → margin after depreciation "
+        f"{_money(t.margin_after_depreciation)}",
+        "",
+        "By segment kind (present value; GPUs first → last period):",
+        f"  {'kind':<12}{'revenue':>12}{'gross margin':>14}{'LTV':>12}{'GPUs':>22}{'served':>16}",
+    ]
+    for k in plan.by_kind.values():
+        g0, g1 = k.gpus_by_period[0], k.gpus_by_period[-1]
+        s0, s1 = k.served_share_by_period[0], k.served_share_by_period[-1]
+        lines.append(
+            f"  {k.kind:<12}{_money(k.revenue):>12}{_money(k.gross_margin):>14}"
+            f"{_money(k.ltv):>12}{f'{g0:,.0f} → {g1:,.0f}':>22}{f'{s0:.0%} → {s1:.0%}':>16}"
+        )
+
+    lines += ["", "Pools (average over the periods):",
+              f"  {'pool':<22}{'GPUs':>10}{'util':>8}{'rented':>10}{'price/GPU-h':>14}"]
+    acc: dict[str, list] = defaultdict(list)
+    for r in plan.pools:
+        acc[r.pool].append(r)
+    for pool, rows in acc.items():
+        n = len(rows)
+        gpus = sum(r.gpus for r in rows) / n
+        util = sum(r.utilisation for r in rows) / n
+        rented = sum(r.rented for r in rows) / n
+        prices = [r.shadow_price_per_gpu_hour for r in rows]
+        price = "n/a" if None in prices else f"{sum(prices) / n:,.2f}"  # type: ignore[arg-type]
+        lines.append(f"  {pool:<22}{gpus:>10,.0f}{util:>8.0%}{rented:>10,.0f}{price:>14}")
+
+    if plan.has_duals:
+        lines += ["", f"Top opportunity costs (shadow price of a GPU-hour, {cur}, nominal):"]
+        ranked = sorted(plan.pools, key=lambda r: -(r.shadow_price_per_gpu_hour or 0.0))[:top]
+        for r in ranked:
+            lines.append(f"  {r.pool:<22}{r.period:<10}{r.shadow_price_per_gpu_hour:>10,.3f}")
+
+    lines += ["", f"Binding constraints ({len(plan.binding)}; largest duals first):"]
+    for b in plan.binding[:top]:
+        dual = "" if b.dual is None else f"{b.dual:>14,.4g}"
+        lines.append(f"  {b.label:<48}{b.bound:<7}{dual}")
+
+    s = plan.solver
+    lines += [
+        "",
+        f"Solver: {s.solver}/{s.algorithm} {s.time_s:.3f}s ({s.iterations} iterations), build "
+        f"{s.build_time_s:.3f}s; {s.columns:,} columns × {s.rows:,} rows, {s.nonzeros:,} "
+        f"non-zeros; largest violation {plan.max_violation:.1e} (checked independently)",
+    ]
+    for w in plan.warnings:
+        lines.append(f"Warning: {w}")
+    return "\n".join(lines)

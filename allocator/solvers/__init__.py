@@ -1,0 +1,4 @@
+from .base import Solution, Solver
+from .highs import HighsSolver
+
+__all__ = ["HighsSolver", "Solution", "Solver"]

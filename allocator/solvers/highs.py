@@ -1,0 +1,184 @@
+"""HiGHS through highspy: the CSR arrays go straight in, duals come back as arrays."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+import threading
+import time
+
+import numpy as np
+
+from ..errors import Status
+from ..lp import LinearProgram
+from .base import Solution, Solver
+
+try:
+    import highspy
+except ImportError:  # pragma: no cover - highspy is a hard dependency
+    highspy = None
+
+# Measured (see README "Choosing the algorithm"): below this many columns dual simplex
+# finishes first; above it interior point with crossover does.
+IPM_ABOVE_COLUMNS = 20_000
+ALGORITHMS = ("auto", "simplex", "ipm", "pdlp")
+
+_banner_lock = threading.Lock()
+_banner_done = False
+
+
+def new_highs() -> highspy.Highs:
+    """A silent Highs object. highspy prints a banner to C stdout on the first
+    construction in a process; keep it off our stdout (``--json`` output must be pure)."""
+    global _banner_done
+    with _banner_lock:
+        if _banner_done:
+            h = highspy.Highs()
+        else:
+            sys.stdout.flush()
+            saved = os.dup(1)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, 1)
+                h = highspy.Highs()
+                try:
+                    ctypes.CDLL(None).fflush(None)
+                except (OSError, AttributeError):  # pragma: no cover - non-glibc platforms
+                    pass
+            finally:
+                os.dup2(saved, 1)
+                os.close(saved)
+                os.close(devnull)
+            _banner_done = True
+    h.setOptionValue("output_flag", False)
+    return h
+
+
+def to_highs_lp(lp: LinearProgram) -> highspy.HighsLp:
+    """The model in minimisation form (cost -c), row-wise, infinities as kHighsInf."""
+    inf = highspy.kHighsInf
+
+    def fin(v: np.ndarray) -> np.ndarray:
+        return np.clip(v, -inf, inf)
+
+    h = highspy.HighsLp()
+    h.num_col_ = lp.num_cols
+    h.num_row_ = lp.num_rows
+    h.col_cost_ = -lp.c
+    h.offset_ = -lp.offset
+    h.col_lower_ = fin(lp.col_lower)
+    h.col_upper_ = fin(lp.col_upper)
+    h.row_lower_ = fin(lp.row_lower)
+    h.row_upper_ = fin(lp.row_upper)
+    A = lp.A
+    h.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+    h.a_matrix_.num_col_ = lp.num_cols
+    h.a_matrix_.num_row_ = lp.num_rows
+    h.a_matrix_.start_ = A.indptr.astype(np.int32)
+    h.a_matrix_.index_ = A.indices.astype(np.int32)
+    h.a_matrix_.value_ = A.data
+    return h
+
+
+class HighsSolver(Solver):
+    """HiGHS LP solver. ``algorithm``: ``auto`` (by problem size), ``simplex``, ``ipm``
+    (with crossover, so duals come from a basis) or ``pdlp``."""
+
+    name = "highs"
+
+    def __init__(self, algorithm: str = "auto", threads: int | None = None, options: dict | None = None):
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
+        self.algorithm = algorithm
+        self.threads = threads
+        self.options = dict(options or {})
+
+    @classmethod
+    def is_available(cls) -> bool:
+        return highspy is not None
+
+    def choose(self, lp: LinearProgram) -> str:
+        if self.algorithm != "auto":
+            return self.algorithm
+        return "ipm" if lp.num_cols > IPM_ABOVE_COLUMNS else "simplex"
+
+    def solve(self, lp: LinearProgram, time_limit: float | None = None) -> Solution:
+        algorithm = self.choose(lp)
+        h = new_highs()
+        h.setOptionValue("solver", algorithm)
+        if algorithm == "ipm":
+            h.setOptionValue("run_crossover", "on")
+        if self.threads:
+            h.setOptionValue("threads", int(self.threads))
+        if time_limit is not None:
+            h.setOptionValue("time_limit", float(time_limit))
+        for k, v in self.options.items():
+            h.setOptionValue(k, v)
+        t0 = time.perf_counter()
+        h.passModel(to_highs_lp(lp))
+        h.run()
+        elapsed = time.perf_counter() - t0
+        return read_solution(h, lp, algorithm, elapsed)
+
+
+_STATUS = {
+    "kOptimal": Status.OPTIMAL,
+    "kInfeasible": Status.INFEASIBLE,
+    "kUnboundedOrInfeasible": Status.INFEASIBLE,  # every column of ours is bounded
+    "kUnbounded": Status.UNBOUNDED,
+    "kTimeLimit": Status.TIME_LIMIT,
+    "kModelEmpty": Status.OPTIMAL,
+}
+
+_MESSAGES = {
+    Status.OPTIMAL: "optimal plan found",
+    Status.TIME_LIMIT: "time limit reached: the plan is feasible but may not be optimal",
+    Status.TIME_LIMIT_NO_SOLUTION: "time limit reached before any feasible plan was found",
+    Status.INFEASIBLE: "no plan meets every hard requirement at once",
+    Status.UNBOUNDED: "the objective can grow without limit (a price or bound is missing)",
+    Status.NUMERICAL_ERROR: "the solver ran into numerical trouble",
+}
+
+
+def read_solution(h: highspy.Highs, lp: LinearProgram, algorithm: str, elapsed: float) -> Solution:
+    ms = h.getModelStatus()
+    raw = ms.name if hasattr(ms, "name") else str(ms)
+    status = _STATUS.get(raw, Status.NUMERICAL_ERROR)
+    info = h.getInfo()
+    feasible = int(info.primal_solution_status) == 2
+    if status is Status.TIME_LIMIT and not feasible:
+        status = Status.TIME_LIMIT_NO_SOLUTION
+    iterations = int(
+        max(info.simplex_iteration_count, 0)
+        + max(info.ipm_iteration_count, 0)
+        + max(info.crossover_iteration_count, 0)
+        + max(info.pdlp_iteration_count, 0)
+    )
+    x = row_dual = col_dual = None
+    objective = None
+    if status in (Status.OPTIMAL, Status.TIME_LIMIT):
+        sol = h.getSolution()
+        if lp.num_cols:
+            x = np.asarray(sol.col_value, dtype=float)
+        else:
+            x = np.zeros(0)
+        objective = -float(info.objective_function_value) if lp.num_cols else lp.offset
+        if sol.dual_valid:
+            # minimisation duals of -c: the maximisation shadow price is their negative
+            row_dual = -np.asarray(sol.row_dual, dtype=float)
+            col_dual = -np.asarray(sol.col_dual, dtype=float)
+    msg = _MESSAGES[status] + ("" if status is not Status.NUMERICAL_ERROR else f" (HiGHS: {raw})")
+    return Solution(
+        status=status,
+        x=x,
+        row_dual=row_dual,
+        col_dual=col_dual,
+        objective=objective,
+        solver="highs",
+        algorithm=algorithm,
+        time_s=elapsed,
+        iterations=iterations,
+        message=msg,
+        raw_status=raw,
+    )
