@@ -71,9 +71,9 @@ class ScenarioArrays:
             hours=np.array([p.hours for p in sc.periods], dtype=float),
             discount=np.array(discount_factors(sc)),
             gpus=np.array([p.gpus for p in pools], dtype=float).reshape(len(pools), T),
-            rentable=np.array(
-                [p.rentable_gpus or [0.0] * T for p in pools], dtype=float
-            ).reshape(len(pools), T),
+            rentable=np.array([p.rentable_gpus or [0.0] * T for p in pools], dtype=float).reshape(
+                len(pools), T
+            ),
             rental_price=np.array([p.rental_price_per_gpu_hour or 0.0 for p in pools]),
             headroom=np.array(
                 [pol.headroom if p.headroom is None else p.headroom for p in pools], dtype=float
@@ -81,9 +81,9 @@ class ScenarioArrays:
             var_cost=np.array([p.variable_cost_per_gpu_hour for p in pools]),
             fixed_cost=np.array([p.fixed_cost_per_gpu_hour for p in pools]),
             demand=np.array([s.demand for s in segs], dtype=float).reshape(len(segs), T),
-            contract_min=np.array(
-                [s.contract_min or [0.0] * T for s in segs], dtype=float
-            ).reshape(len(segs), T),
+            contract_min=np.array([s.contract_min or [0.0] * T for s in segs], dtype=float).reshape(
+                len(segs), T
+            ),
             contract_hard=np.array([s.contract_hard for s in segs], dtype=bool),
             revenue=np.array([s.revenue_per_unit for s in segs]),
             ltv=np.array([s.ltv_per_unit for s in segs]),
@@ -172,9 +172,7 @@ def define_columns(arr: ScenarioArrays) -> ColumnIndex:
     x_pool = np.repeat(p_idx, T)
     x_period = np.tile(np.arange(T), n_pairs)
     x_segment = arr.mode_segment[x_mode]
-    units = (
-        arr.hours[x_period] * arr.throughput[x_segment, x_pool] * arr.mode_mult[x_mode]
-    )
+    units = arr.hours[x_period] * arr.throughput[x_segment, x_pool] * arr.mode_mult[x_mode]
     r_pool, r_period = np.nonzero(arr.rentable > 0)
     soft = (arr.contract_min > 0) & ~arr.contract_hard[:, None]
     u_segment, u_period = np.nonzero(soft)
@@ -368,12 +366,15 @@ def _define_kind_rows(ctx: _Ctx, name: str, limits: dict[Kind, object], floor: b
     row_of_kind[[KINDS.index(k) for k in kinds]] = np.arange(len(kinds))
     kr = row_of_kind[a.kind[c.x_segment]]
     keep = kr >= 0
-    bound = np.array([per_period(limits[k], T) for k in kinds], dtype=float).ravel()  # type: ignore[arg-type]
+    bound = np.array([per_period(limits[k], T) for k in kinds], dtype=float).ravel()  # type: ignore[arg-type,type-var]
     inf = np.full(bound.size, INF)
     ctx.rows.add(
         name,
         (define_kind_floors if floor else define_kind_caps).__doc__,
-        {"kind": np.repeat([KINDS.index(k) for k in kinds], T), "period": np.tile(np.arange(T), len(kinds))},
+        {
+            "kind": np.repeat([KINDS.index(k) for k in kinds], T),
+            "period": np.tile(np.arange(T), len(kinds)),
+        },
         kr[keep] * T + c.x_period[keep],
         np.nonzero(keep)[0],
         np.ones(int(keep.sum())),
@@ -423,25 +424,34 @@ def build_lp(sc: Scenario) -> LinearProgram:
 
 
 def scaling_warnings(lp: LinearProgram) -> list[str]:
-    """Warn where coefficients span more than HiGHS handles well."""
+    """Warn where numbers are beyond what HiGHS handles well: any value >= 1e15 (HiGHS
+    reads it as infinite), matrix coefficients spanning more than 1e9, or below 1e-9
+    (HiGHS drops them)."""
     out: list[str] = []
     checks = {
         "constraint matrix": np.abs(lp.A.data),
         "objective": np.abs(lp.c),
-        "bounds": np.abs(
-            np.concatenate([lp.row_lower, lp.row_upper, lp.col_lower, lp.col_upper])
-        ),
+        "bounds": np.abs(np.concatenate([lp.row_lower, lp.row_upper, lp.col_upper])),
     }
     for what, v in checks.items():
         v = v[np.isfinite(v) & (v > 0)]
-        if v.size == 0:
-            continue
-        hi, lo = float(v.max()), float(v.min())
-        if hi >= 1e15:
-            out.append(f"{what} has a value of {hi:.3g}: HiGHS treats values >= 1e15 as infinite")
-        elif hi / lo > 1e9 and what != "bounds":
+        if v.size and v.max() >= 1e15:
             out.append(
-                f"{what} coefficients span {lo:.3g} to {hi:.3g} (ratio {hi / lo:.2g} > 1e9): "
-                "consider changing units (e.g. million tokens instead of tokens)"
+                f"{what} has a value of {v.max():.3g}: HiGHS treats values >= 1e15 as infinite; "
+                "change units (e.g. million tokens instead of tokens)"
+            )
+    a = checks["constraint matrix"]
+    a = a[a > 0]
+    if a.size:
+        hi, lo = float(a.max()), float(a.min())
+        if lo <= 1e-9:
+            out.append(
+                f"constraint matrix has a coefficient of {lo:.3g} (work units per GPU over a "
+                "period): HiGHS drops values <= 1e-9; use a smaller work unit"
+            )
+        elif hi / lo > 1e9:
+            out.append(
+                f"constraint matrix coefficients span {lo:.3g} to {hi:.3g} (ratio {hi / lo:.2g} "
+                "> 1e9): throughputs differ too much between segments; rescale their units"
             )
     return out

@@ -47,7 +47,9 @@ def violations(
     np.add.at(served, (s, t), units)
     out["segment-demand"] = _rel(served, arr.demand)
     hard = arr.contract_hard[:, None] & (arr.contract_min > 0)
-    out["segment-contract"] = _rel(np.where(hard, arr.contract_min, 0.0), np.where(hard, served, 0.0))
+    out["segment-contract"] = _rel(
+        np.where(hard, arr.contract_min, 0.0), np.where(hard, served, 0.0)
+    )
 
     pol = sc.policy
     by_kind = np.zeros((len(KINDS), T))

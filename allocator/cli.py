@@ -41,7 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print the whole plan as JSON")
     s.add_argument("--time-limit", type=float, default=None, metavar="SECONDS")
     s.add_argument(
-        "--algorithm", default="auto", choices=["auto", "simplex", "ipm", "pdlp"],
+        "--algorithm",
+        default="auto",
+        choices=["auto", "simplex", "ipm", "pdlp"],
         help="HiGHS algorithm (default: chosen by problem size)",
     )
     s.add_argument("--top", type=int, default=10, help="rows in each ranking of the summary")

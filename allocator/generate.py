@@ -4,6 +4,8 @@ contract minimums on cloud segments, demand growth, serving modes on some segmen
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .scenario import Scenario
@@ -39,7 +41,7 @@ def generate_dict(
     types = acc_names[:n_types]
     regions = REGIONS[: max(1, min(len(REGIONS), pools // max(1, n_types)))]
 
-    pool_list = []
+    pool_list: list[dict[str, Any]] = []
     total_cap = np.zeros(periods)
     for j in range(pools):
         acc = types[j % n_types]
@@ -49,7 +51,7 @@ def generate_dict(
         growth = 1.0 + rng.uniform(0.0, 0.04)
         gpus = [round(base * growth**t) for t in range(periods)]
         total_cap += gpus
-        pool = {
+        pool: dict[str, Any] = {
             "id": f"pool-{j}-{acc}-{region}",
             "accelerator": acc,
             "region": region,
@@ -63,7 +65,7 @@ def generate_dict(
             pool["rental_price_per_gpu_hour"] = round(fcost * 2.2, 4)
         pool_list.append(pool)
 
-    seg_list = []
+    seg_list: list[dict[str, Any]] = []
     share = scarcity * total_cap / max(1, segments)  # GPUs of demand per segment per period
     for i in range(segments):
         kind = KINDS[i % len(KINDS)] if i < len(KINDS) else KINDS[int(rng.integers(0, 4))]
@@ -71,7 +73,9 @@ def generate_dict(
             types[int(rng.integers(0, n_types))]
         ]
         base_tp = float(rng.uniform(2.0, 12.0)) if kind != "cloud" else 1.0
-        throughput = {t: round(base_tp * ACCELERATORS[t][0] * rng.uniform(0.8, 1.2), 4) for t in k_types}
+        throughput = {
+            t: round(base_tp * ACCELERATORS[t][0] * rng.uniform(0.8, 1.2), 4) for t in k_types
+        }
         mean_tp = float(np.mean(list(throughput.values())))
         growth = rng.uniform(0.0, 0.06)
         demand = [
@@ -88,17 +92,19 @@ def generate_dict(
             revenue, ltv = rng.uniform(0.01, 0.08), rng.uniform(0.05, 0.3)
         if kind == "cloud":
             revenue, ltv = revenue * mean_tp, ltv * mean_tp
-        seg = {
+        seg: dict[str, Any] = {
             "id": f"seg-{i}-{kind}",
             "kind": kind,
             "unit": "H100-hour" if kind == "cloud" else "Mtok",
             "demand": demand,
-            "revenue_per_unit": round(float(revenue) / (1 if kind == "cloud" else 1), 4),
+            "revenue_per_unit": round(float(revenue), 4),
             "ltv_per_unit": round(float(ltv), 4),
             "throughput": throughput,
         }
         if rng.random() < 0.3:
-            seg["regions"] = sorted(set(rng.choice(regions, size=min(2, len(regions)), replace=False)))
+            seg["regions"] = sorted(
+                set(rng.choice(regions, size=min(2, len(regions)), replace=False))
+            )
         if kind == "cloud":
             seg["contract_min"] = [round(d * 0.4, 2) for d in demand]
             seg["shortfall_penalty_per_unit"] = round(float(revenue) * 0.5, 4)
@@ -106,13 +112,20 @@ def generate_dict(
         if kind in ("first_party", "consumer") and rng.random() < 0.5:
             seg["modes"] = [
                 {"name": "full"},
-                {"name": "distilled", "throughput_multiplier": 3.0, "revenue_share": 0.8, "ltv_share": 0.7},
+                {
+                    "name": "distilled",
+                    "throughput_multiplier": 3.0,
+                    "revenue_share": 0.8,
+                    "ltv_share": 0.7,
+                },
             ]
         seg_list.append(seg)
     # every segment must be servable: its types exist; its regions must meet its types
     for seg in seg_list:
         regs = seg.get("regions")
-        if regs and not any(p["accelerator"] in seg["throughput"] and p["region"] in regs for p in pool_list):
+        if regs and not any(
+            p["accelerator"] in seg["throughput"] and p["region"] in regs for p in pool_list
+        ):
             del seg["regions"]
         if not any(p["accelerator"] in seg["throughput"] for p in pool_list):
             seg["throughput"] = {pool_list[0]["accelerator"]: 1.0}

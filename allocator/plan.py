@@ -230,10 +230,17 @@ class Plan:
             {"constraint": b["constraint"], **b["key"], "bound": b["bound"], "dual": b["dual"]}
             for b in d["binding"]
         ]
-        kinds = [{"kind": k, **{f: v for f, v in r.items() if f != "kind" and not isinstance(v, list)}} for k, r in d["by_kind"].items()]
+        kinds = [
+            {"kind": k, **{f: v for f, v in r.items() if f != "kind" and not isinstance(v, list)}}
+            for k, r in d["by_kind"].items()
+        ]
         return {
-            "allocations": pd.DataFrame(d["allocations"], columns=list(Allocation.__dataclass_fields__)),
-            "segments": pd.DataFrame(d["segments"], columns=list(SegmentResult.__dataclass_fields__)),
+            "allocations": pd.DataFrame(
+                d["allocations"], columns=list(Allocation.__dataclass_fields__)
+            ),
+            "segments": pd.DataFrame(
+                d["segments"], columns=list(SegmentResult.__dataclass_fields__)
+            ),
             "pools": pd.DataFrame(d["pools"], columns=list(PoolResult.__dataclass_fields__)),
             "binding": pd.DataFrame(binding),
             "by_kind": pd.DataFrame(kinds),
@@ -283,7 +290,11 @@ class Plan:
             return out
 
         served, seg_rev, seg_ltv, seg_cost, seg_gpus = (
-            by_st(units), by_st(rev), by_st(ltv), by_st(vcost), by_st(x)
+            by_st(units),
+            by_st(rev),
+            by_st(ltv),
+            by_st(vcost),
+            by_st(x),
         )
         shortfall = np.maximum(arr.contract_min - served, 0.0)
         penalty = np.where(arr.contract_hard[:, None], 0.0, shortfall * arr.penalty[:, None])
@@ -328,7 +339,9 @@ class Plan:
             ltv=totals_ltv,
             ltv_weight=w,
             churn_cost=totals_churn,
-            objective=float(sol.objective) if sol.objective is not None else gm + w * totals_ltv - totals_churn,
+            objective=float(sol.objective)
+            if sol.objective is not None
+            else gm + w * totals_ltv - totals_churn,
         )
 
         by_kind: dict[str, KindResult] = {}

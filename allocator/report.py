@@ -40,8 +40,11 @@ def summary(plan: Plan, top: int = 10) -> str:
             f"{_money(k.ltv):>12}{f'{g0:,.0f} → {g1:,.0f}':>22}{f'{s0:.0%} → {s1:.0%}':>16}"
         )
 
-    lines += ["", "Pools (average over the periods):",
-              f"  {'pool':<22}{'GPUs':>10}{'util':>8}{'rented':>10}{'price/GPU-h':>14}"]
+    lines += [
+        "",
+        "Pools (average over the periods):",
+        f"  {'pool':<22}{'GPUs':>10}{'util':>8}{'rented':>10}{'price/GPU-h':>14}",
+    ]
     acc: dict[str, list] = defaultdict(list)
     for r in plan.pools:
         acc[r.pool].append(r)

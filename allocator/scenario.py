@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import math
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,7 +41,7 @@ NonNeg = Annotated[float, Field(ge=0)]
 Share = Annotated[float, Field(ge=0, le=1)]
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     """What a segment of demand is."""
 
     CLOUD = "cloud"  # external customers with contracts
@@ -50,7 +50,7 @@ class Kind(str, Enum):
     CONSUMER = "consumer"  # free tier
 
 
-class Ownership(str, Enum):
+class Ownership(StrEnum):
     OWNED = "owned"
     LEASED = "leased"
     RENTED = "rented"
@@ -121,7 +121,8 @@ class Segment(_Model):
         None, description="Contracted minimum work units per period."
     )
     contract_hard: bool = Field(
-        False, description="If true the minimum must be met; otherwise a shortfall pays the penalty."
+        False,
+        description="If true the minimum must be met; otherwise a shortfall pays the penalty.",
     )
     shortfall_penalty_per_unit: NonNeg = Field(0.0, description="SLA credit per unit short.")
     churn_cost_per_unit: NonNeg = Field(0.0, description="Cost per unit of demand left unserved.")
@@ -252,7 +253,11 @@ def _pydantic_issues(exc: ValidationError, prefix: str = "") -> list[Issue]:
     for err in exc.errors(include_url=False):
         loc = tuple(p for p in err["loc"] if p not in ("function-after[_some_throughput()]",))
         # list[float] | float unions add the member type to the path: drop it.
-        loc = tuple(p for p in loc if not (isinstance(p, str) and p.startswith(("list[", "float"))))
+        loc = tuple(
+            p
+            for p in loc
+            if not (isinstance(p, str) and (p.startswith(("list[", "float")) or p == "[key]"))
+        )
         msg = err["msg"]
         if err["type"] == "finite_number":
             msg = "must be a finite number (NaN and infinity are not allowed)"
@@ -272,7 +277,9 @@ def _dupes(ids: list[str], path: str, what: str, issues: list[Issue]) -> None:
     seen: dict[str, int] = {}
     for i, x in enumerate(ids):
         if x in seen:
-            issues.append(Issue(f"{path}[{i}].{what}", f"duplicate {what} {x!r} (also at [{seen[x]}])"))
+            issues.append(
+                Issue(f"{path}[{i}].{what}", f"duplicate {what} {x!r} (also at [{seen[x]}])")
+            )
         else:
             seen[x] = i
 
@@ -301,7 +308,11 @@ def cross_check(
         base = f"pools[{i}]"
         _check_len(pool.gpus, T, f"{base}.gpus", issues)
         _check_len(pool.rentable_gpus, T, f"{base}.rentable_gpus", issues)
-        if pool.rentable_gpus and any(pool.rentable_gpus) and pool.rental_price_per_gpu_hour is None:
+        if (
+            pool.rentable_gpus
+            and any(pool.rentable_gpus)
+            and pool.rental_price_per_gpu_hour is None
+        ):
             issues.append(
                 Issue(f"{base}.rental_price_per_gpu_hour", "required when rentable_gpus is given")
             )
@@ -333,7 +344,10 @@ def cross_check(
         for j, r in enumerate(seg.regions or []):
             if r not in regions:
                 issues.append(
-                    Issue(f"{base}.regions[{j}]", f"unknown region {r!r} (pools are in: {', '.join(regions)})")
+                    Issue(
+                        f"{base}.regions[{j}]",
+                        f"unknown region {r!r} (pools are in: {', '.join(regions)})",
+                    )
                 )
         if not any(sc.compatible(seg, p) for p in sc.pools):
             issues.append(
@@ -416,23 +430,34 @@ def validate_scenario(data: Any) -> tuple[Scenario | None, list[Issue]]:
     complete = complete and all(
         len(index[k]) == len(data[k]) for k in ("periods", "pools", "segments")
     )
-    header_data = {k: v for k, v in data.items() if k not in ("periods", "pools", "segments")}
+    # the header and the policy separately, so that a bad name does not hide policy checks
+    header_data = {
+        k: v for k, v in data.items() if k not in ("periods", "pools", "segments", "policy")
+    }
+    header: ScenarioHeader | None = None
+    policy: Policy | None = None
     try:
-        header: ScenarioHeader | None = ScenarioHeader.model_validate(header_data)
+        header = ScenarioHeader.model_validate(header_data)
     except ValidationError as exc:
         issues.extend(_pydantic_issues(exc))
-        header = None
+    try:
+        policy = Policy.model_validate(data.get("policy", {}))
+    except ValidationError as exc:
+        issues.extend(_pydantic_issues(exc, "policy"))
     periods_ok = bool(items["periods"]) and len(index["periods"]) == len(data.get("periods") or [])
-    if header is not None and periods_ok:
+    if periods_ok:
         pools_ok = len(index["pools"]) == len(data.get("pools") or []) and bool(items["pools"])
+        base = header or ScenarioHeader()  # an invalid header is reported above; check the rest
+        fields = {name: getattr(base, name) for name in ScenarioHeader.model_fields}
+        fields["policy"] = policy or Policy()
         sc = Scenario.model_construct(
-            **{name: getattr(header, name) for name in ScenarioHeader.model_fields},
+            **fields,
             periods=items["periods"],
             pools=items["pools"],
             segments=items["segments"],
         )
         issues.extend(cross_check(sc, index["pools"], index["segments"], check_segments=pools_ok))
-    if issues or not complete or header is None:
+    if issues or not complete or header is None or policy is None:
         return None, issues
     try:
         return Scenario.model_validate(data), []

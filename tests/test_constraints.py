@@ -9,26 +9,45 @@ from allocator.generate import generate_dict
 
 
 def pool(id="h100", acc="H100", region="east", gpus=(10,), vc=1.0, **kw):
-    return {"id": id, "accelerator": acc, "region": region, "gpus": list(gpus),
-            "variable_cost_per_gpu_hour": vc, **kw}
+    return {
+        "id": id,
+        "accelerator": acc,
+        "region": region,
+        "gpus": list(gpus),
+        "variable_cost_per_gpu_hour": vc,
+        **kw,
+    }
 
 
 def seg(id, kind="cloud", demand=(1e9,), rev=4.0, thr=None, **kw):
-    return {"id": id, "kind": kind, "demand": list(demand), "revenue_per_unit": rev,
-            "throughput": thr or {"H100": 1.0}, **kw}
+    return {
+        "id": id,
+        "kind": kind,
+        "demand": list(demand),
+        "revenue_per_unit": rev,
+        "throughput": thr or {"H100": 1.0},
+        **kw,
+    }
 
 
 def scenario(pools, segments, periods=1, hours=100.0, policy=None):
     return {
         "periods": [{"label": f"P{t + 1}", "hours": hours} for t in range(periods)],
-        "pools": pools, "segments": segments, "policy": policy or {},
+        "pools": pools,
+        "segments": segments,
+        "policy": policy or {},
     }
 
 
 def alloc(plan, segment, period="P1", pool=None, mode=None):
-    return sum(a.gpus for a in plan.allocations
-               if a.segment == segment and a.period == period
-               and (pool is None or a.pool == pool) and (mode is None or a.mode == mode))
+    return sum(
+        a.gpus
+        for a in plan.allocations
+        if a.segment == segment
+        and a.period == period
+        and (pool is None or a.pool == pool)
+        and (mode is None or a.mode == mode)
+    )
 
 
 def price(plan, pool="h100", period="P1"):
@@ -64,8 +83,9 @@ def test_rental_not_worth_its_price_stays_unused():
 
 
 def test_headroom_keeps_a_share_free_and_pool_override_wins():
-    plan = solve(scenario([pool(), pool("b", gpus=[10], headroom=0.5)],
-                          [seg("c")], policy={"headroom": 0.1}))
+    plan = solve(
+        scenario([pool(), pool("b", gpus=[10], headroom=0.5)], [seg("c")], policy={"headroom": 0.1})
+    )
     assert alloc(plan, "c", pool="h100") == pytest.approx(9)
     assert alloc(plan, "c", pool="b") == pytest.approx(5)
     h = next(p for p in plan.pools if p.pool == "h100")
@@ -90,8 +110,7 @@ def test_stability_limits_the_change_between_periods():
     segs = [seg("a", demand=[1000, 200], rev=6.0), seg("b", demand=[1000, 1000], rev=4.0)]
     free = solve(scenario([pool(gpus=[10, 10])], segs, periods=2))
     assert free.objective == pytest.approx(100 * (10 * 5 + 2 * 5 + 8 * 3))
-    held = solve(scenario([pool(gpus=[10, 10])], segs, periods=2,
-                          policy={"max_change_share": 0.5}))
+    held = solve(scenario([pool(gpus=[10, 10])], segs, periods=2, policy={"max_change_share": 0.5}))
     assert alloc(held, "a", "P1") == pytest.approx(7)
     assert alloc(held, "b", "P1") == pytest.approx(3)
     assert held.objective == pytest.approx(100 * (7 * 5 + 3 * 3 + 2 * 5 + 8 * 3))
@@ -99,8 +118,9 @@ def test_stability_limits_the_change_between_periods():
 
 
 def test_segment_share_limits_any_one_segment():
-    plan = solve(scenario([pool()], [seg("a", rev=6.0), seg("b")],
-                          policy={"max_segment_share": 0.6}))
+    plan = solve(
+        scenario([pool()], [seg("a", rev=6.0), seg("b")], policy={"max_segment_share": 0.6})
+    )
     assert alloc(plan, "a") == pytest.approx(6)
     assert alloc(plan, "b") == pytest.approx(4)
 
@@ -117,10 +137,14 @@ def test_kind_cap_and_floor():
     assert b.dual == pytest.approx(-(5 - 3) * 100)
 
 
-@pytest.mark.parametrize(("demand", "mode", "revenue"), [(3000, "distilled", 1500), (1000, "full", 1000)])
+@pytest.mark.parametrize(
+    ("demand", "mode", "revenue"), [(3000, "distilled", 1500), (1000, "full", 1000)]
+)
 def test_serving_mode_trades_revenue_for_throughput(demand, mode, revenue):
-    modes = [{"name": "full"},
-             {"name": "distilled", "throughput_multiplier": 3.0, "revenue_share": 0.5}]
+    modes = [
+        {"name": "full"},
+        {"name": "distilled", "throughput_multiplier": 3.0, "revenue_share": 0.5},
+    ]
     plan = solve(scenario([pool(vc=0.0)], [seg("app", "first_party", [demand], 1.0, modes=modes)]))
     assert plan.totals.revenue == pytest.approx(revenue)
     assert alloc(plan, "app", mode=mode) > 0
@@ -135,8 +159,9 @@ def test_churn_cost_counts_unserved_demand():
 
 
 def test_regions_restrict_pools():
-    plan = solve(scenario([pool(), pool("w", region="west")],
-                          [seg("eu", regions=["west"], demand=[5000])]))
+    plan = solve(
+        scenario([pool(), pool("w", region="west")], [seg("eu", regions=["west"], demand=[5000])])
+    )
     assert alloc(plan, "eu", pool="h100") == 0
     assert alloc(plan, "eu", pool="w") == pytest.approx(10)
 

@@ -21,9 +21,14 @@ def test_allocation_matches_hand_solution(tiny_scenario):
     plan = solve(tiny_scenario)
     assert plan.status is Status.OPTIMAL
     expected = {
-        ("chat", "b200", "P1"): 5, ("chat", "h100", "P1"): 5, ("cloud", "h100", "P1"): 5,
-        ("chat", "b200", "P2"): 10, ("chat", "h100", "P2"): 5, ("cloud", "h100", "P2"): 5,
-        ("cloud", "b200", "P1"): 0, ("cloud", "b200", "P2"): 0,
+        ("chat", "b200", "P1"): 5,
+        ("chat", "h100", "P1"): 5,
+        ("cloud", "h100", "P1"): 5,
+        ("chat", "b200", "P2"): 10,
+        ("chat", "h100", "P2"): 5,
+        ("cloud", "h100", "P2"): 5,
+        ("cloud", "b200", "P1"): 0,
+        ("cloud", "b200", "P2"): 0,
     }
     for (seg, pool, period), want in expected.items():
         assert gpus(plan, seg, pool, period) == pytest.approx(want, abs=1e-7)
