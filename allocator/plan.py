@@ -360,9 +360,7 @@ class Plan:
                 churn_cost=pv(churn[sel]),
                 revenue_by_period=_floats(seg_rev[sel].sum(axis=0)),
                 gpus_by_period=_floats(seg_gpus[sel].sum(axis=0)),
-                served_share_by_period=_floats(
-                    np.divide(served[sel].sum(axis=0), dem, out=np.ones(T), where=dem > 0)
-                ),
+                served_share_by_period=_floats(_share(served[sel].sum(axis=0), dem)),
             )
 
         nz = np.nonzero(x > ZERO)[0]
@@ -463,6 +461,13 @@ class Plan:
             violations=viol,
             warnings=warnings,
         )
+
+
+def _share(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    """part / whole in [0, 1]; 1 where there is nothing to serve."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        out = np.divide(part, whole, out=np.ones_like(whole), where=whole > 0)
+    return np.clip(out, 0.0, 1.0)
 
 
 def _floats(a: np.ndarray) -> list[float]:

@@ -51,7 +51,14 @@ def test_higher_price_never_lowers_what_a_segment_is_served(example_scenario):
 # ----------------------------------------------------------------- random small fleets
 TYPES = ["A", "B", "C"]
 KINDS = ["cloud", "first_party", "rnd", "consumer"]
-money = st.floats(0.0, 10.0, allow_nan=False)
+
+
+def amount(hi: float) -> st.SearchStrategy[float]:
+    """0, or a quantity from 1e-3 up: sub-micro GPUs or units are below solver tolerances."""
+    return st.one_of(st.just(0.0), st.floats(1e-3, hi))
+
+
+money = amount(10.0)
 
 
 @st.composite
@@ -65,18 +72,18 @@ def fleets(draw):
             "id": f"p{j}",
             "accelerator": TYPES[j % 3],
             "region": draw(st.sampled_from(["r1", "r2"])),
-            "gpus": draw(st.lists(st.floats(0, 100), min_size=T, max_size=T)),
-            "variable_cost_per_gpu_hour": draw(st.floats(0, 2)),
+            "gpus": draw(st.lists(amount(100), min_size=T, max_size=T)),
+            "variable_cost_per_gpu_hour": draw(amount(2)),
         }
         if draw(st.booleans()):
-            pool["rentable_gpus"] = draw(st.lists(st.floats(0, 20), min_size=T, max_size=T))
-            pool["rental_price_per_gpu_hour"] = draw(st.floats(0, 6))
+            pool["rentable_gpus"] = draw(st.lists(amount(20), min_size=T, max_size=T))
+            pool["rental_price_per_gpu_hour"] = draw(amount(6))
         pools.append(pool)
     types = sorted({p["accelerator"] for p in pools})
     segments = []
     for i in range(S):
         thr = {t: draw(st.floats(0.1, 20)) for t in types if draw(st.booleans())} or {types[0]: 1.0}
-        demand = draw(st.lists(st.floats(0, 5000), min_size=T, max_size=T))
+        demand = draw(st.lists(amount(5000), min_size=T, max_size=T))
         seg = {
             "id": f"s{i}",
             "kind": draw(st.sampled_from(KINDS)),
@@ -84,7 +91,7 @@ def fleets(draw):
             "revenue_per_unit": draw(money),
             "ltv_per_unit": draw(money),
             "throughput": thr,
-            "churn_cost_per_unit": draw(st.floats(0, 1)),
+            "churn_cost_per_unit": draw(amount(1)),
         }
         if draw(st.booleans()):
             seg["contract_min"] = [d * draw(st.floats(0, 1)) for d in demand]
