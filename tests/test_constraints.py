@@ -181,3 +181,14 @@ def test_time_limit_without_a_plan_is_a_clear_error():
     sc = generate_dict(150, 8, 12, seed=3, policy={"max_change_share": 0.1})
     with pytest.raises(TimeLimitError, match="time limit"):
         solve(sc, time_limit=1e-6, algorithm="simplex")
+
+
+def test_badly_scaled_numbers_warn_and_are_reported():
+    from allocator import AllocatorWarning
+
+    sc = scenario([pool()], [seg("tokens", demand=[1e16], thr={"H100": 1e-12})])
+    with pytest.warns(AllocatorWarning) as caught:
+        plan = solve(sc)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "1e15" in messages and "HiGHS drops values" in messages
+    assert plan.warnings == [str(w.message) for w in caught]
