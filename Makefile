@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help run test lint fmt clean
+.PHONY: help run solve test lint fmt clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -15,20 +15,23 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-run: $(STAMP)  ## solve the bundled example and print the plan summary
+run: $(STAMP)  ## start the REST service on 127.0.0.1:8000 with the data/ examples loaded
+	$(PY) -m api
+
+solve: $(STAMP)  ## solve the bundled example once and print the plan summary
 	$(VENV)/bin/allocator solve data/hyperscaler.json
 
 test: $(STAMP)  ## run the whole test suite
 	$(PY) -m pytest -q
 
 lint: $(STAMP)  ## ruff (lint + format check) and mypy
-	$(VENV)/bin/ruff check allocator tests
-	$(VENV)/bin/ruff format --check allocator tests
-	$(VENV)/bin/mypy allocator
+	$(VENV)/bin/ruff check allocator api tests
+	$(VENV)/bin/ruff format --check allocator api tests
+	$(VENV)/bin/mypy allocator api
 
 fmt: $(STAMP)  ## format the code
-	$(VENV)/bin/ruff format allocator tests
-	$(VENV)/bin/ruff check --fix allocator tests
+	$(VENV)/bin/ruff format allocator api tests
+	$(VENV)/bin/ruff check --fix allocator api tests
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

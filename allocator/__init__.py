@@ -18,10 +18,12 @@ from .errors import (
     NumericalError,
     ScenarioError,
     SolveError,
+    SolverUnavailableError,
     Status,
     TimeLimitError,
     UnboundedError,
 )
+from .export import write_model
 from .lp import LinearProgram
 from .plan import Plan
 from .scenario import Kind, Mode, Period, Policy, Pool, Scenario, Segment, validate_scenario
@@ -45,10 +47,12 @@ __all__ = [
     "ScenarioError",
     "Segment",
     "SolveError",
+    "SolverUnavailableError",
     "Status",
     "TimeLimitError",
     "UnboundedError",
     "build_lp",
     "solve",
     "validate_scenario",
+    "write_model",
 ]

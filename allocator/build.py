@@ -7,7 +7,8 @@ h_t hours, d_t = (1+rate)^-t, a[s,m,p,t] = h_t * throughput[s, type(p)] * multip
 
 Each ``define_*`` function adds one constraint family (its docstring states the
 inequality) and returns early when nothing applies; :func:`build_lp` is the ordered list
-of those calls.
+of those calls. Every family is written in GPUs; :func:`define_allocation_units` then
+substitutes x = N * n (n integer) for pools allocated in whole units of N GPUs.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class ScenarioArrays:
     mode_rev_share: np.ndarray  # (M,)
     mode_ltv_share: np.ndarray  # (M,)
     mode_names: list[str] = field(default_factory=list)
+    alloc_unit: np.ndarray | None = None  # (P,) GPUs per allocation unit, 0 = fractional
 
     @property
     def usable(self) -> np.ndarray:
@@ -96,6 +98,7 @@ class ScenarioArrays:
             mode_rev_share=np.array([m.revenue_share for _, m in modes]),
             mode_ltv_share=np.array([m.ltv_share for _, m in modes]),
             mode_names=[m.name for _, m in modes],
+            alloc_unit=np.array([p.allocation_unit_gpus or 0 for p in pools], dtype=float),
         )
 
 
@@ -419,8 +422,31 @@ def build_lp(sc: Scenario) -> LinearProgram:
     lower = np.concatenate(rows.lower) if rows.lower else np.zeros(0)
     upper = np.concatenate(rows.upper) if rows.upper else np.zeros(0)
     lp = LinearProgram(c, A, lower, upper, col_lower, col_upper, cols, rows.blocks, offset)
+    define_allocation_units(lp, arr)
     lp.warnings.extend(scaling_warnings(lp))
     return lp
+
+
+def define_allocation_units(lp: LinearProgram, arr: ScenarioArrays) -> None:
+    """x[s,m,p,t] = N_p * n[s,m,p,t], n integer, for every pool p with an allocation unit
+    of N_p GPUs: the column then counts units (its matrix column and cost times N_p, its
+    bounds over N_p) and is marked integer; ``lp.col_scale`` holds N_p. Nothing changes
+    when no pool has a unit (the model stays an LP)."""
+    unit = arr.alloc_unit
+    if unit is None or not (unit > 0).any():
+        return
+    cols = lp.columns
+    per_x = unit[cols.x_pool]
+    integer = np.zeros(lp.num_cols, dtype=bool)
+    integer[: cols.n_x] = per_x > 0
+    scale = np.ones(lp.num_cols)
+    scale[: cols.n_x] = np.where(per_x > 0, per_x, 1.0)
+    lp.A = (lp.A @ sp.diags(scale)).tocsr()
+    lp.c = lp.c * scale
+    lp.col_lower = lp.col_lower / scale
+    lp.col_upper = lp.col_upper / scale
+    lp.integrality = integer
+    lp.col_scale = scale
 
 
 def scaling_warnings(lp: LinearProgram) -> list[str]:
@@ -455,3 +481,12 @@ def scaling_warnings(lp: LinearProgram) -> list[str]:
                 "> 1e9): throughputs differ too much between segments; rescale their units"
             )
     return out
+
+
+def count_columns(sc: Scenario) -> int:
+    """Columns the LP of ``sc`` will have, without building it (for size limits)."""
+    T = len(sc.periods)
+    x = sum(len(s.modes) * sum(1 for p in sc.pools if sc.compatible(s, p)) for s in sc.segments) * T
+    r = sum(1 for p in sc.pools for g in (p.rentable_gpus or []) if g > 0)
+    u = sum(1 for s in sc.segments if not s.contract_hard for m in (s.contract_min or []) if m > 0)
+    return x + r + u

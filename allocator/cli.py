@@ -1,7 +1,8 @@
-"""Command line: `allocator solve|validate`.
+"""Command line: `allocator solve|validate|export` and the analytics (`explain`,
+`counterfactual`, `sensitivity`, `frontier`, `capacity`, `diagnose`: cli_analysis.py).
 
-Exit codes: 0 success; 1 invalid scenario; 2 usage error; 3 infeasible;
-4 time limit without a plan; 5 other solver failure.
+Exit codes: 0 success; 1 invalid scenario; 2 usage error (including a solver that is
+not available); 3 infeasible; 4 time limit without a plan; 5 other solver failure.
 """
 
 from __future__ import annotations
@@ -11,20 +12,32 @@ import json
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import __version__
-from .engine import solve
+from .build import build_lp
+from .cli_analysis import COMMANDS, add_commands
+from .engine import BACKENDS, make_solver, solve
 from .errors import (
     AllocatorWarning,
     InfeasibleError,
     ScenarioError,
     SolveError,
+    SolverUnavailableError,
     TimeLimitError,
 )
+from .export import FORMATS, model_text
 from .report import summary
 from .scenario import Scenario
 
-EXIT_INVALID, EXIT_INFEASIBLE, EXIT_TIME_LIMIT, EXIT_SOLVER = 1, 3, 4, 5
+EXIT_INVALID, EXIT_USAGE, EXIT_INFEASIBLE, EXIT_TIME_LIMIT, EXIT_SOLVER = 1, 2, 3, 4, 5
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text!r}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,14 +52,47 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("solve", help="solve a scenario and print the plan")
     s.add_argument("scenario", help="scenario JSON file")
     s.add_argument("--json", action="store_true", help="print the whole plan as JSON")
-    s.add_argument("--time-limit", type=float, default=None, metavar="SECONDS")
+    s.add_argument("--time-limit", type=_seconds, default=None, metavar="SECONDS")
     s.add_argument(
         "--algorithm",
         default="auto",
         choices=["auto", "simplex", "ipm", "pdlp"],
         help="HiGHS algorithm (default: chosen by problem size)",
     )
+    s.add_argument(
+        "--backend",
+        default="highs",
+        choices=list(BACKENDS),
+        help="highs (default, fastest) or pulp (the same model through PuLP)",
+    )
+    s.add_argument(
+        "--solver",
+        default=None,
+        metavar="NAME",
+        help="PuLP solver for --backend pulp: CBC (default, bundled), HiGHS, GUROBI, CPLEX …",
+    )
+    s.add_argument(
+        "--mip-gap",
+        type=float,
+        default=None,
+        metavar="GAP",
+        help="relative gap at which a MILP (pools with allocation_unit_gpus) stops (default 1e-4)",
+    )
     s.add_argument("--top", type=int, default=10, help="rows in each ranking of the summary")
+
+    e = sub.add_parser("export", help="write the model as an MPS or LP file with readable names")
+    e.add_argument("scenario", help="scenario JSON file")
+    e.add_argument(
+        "--format",
+        choices=list(FORMATS),
+        default=None,
+        help="mps (minimisation form) or lp (maximisation); default: from -o's suffix",
+    )
+    e.add_argument(
+        "-o", "--output", default="-", metavar="FILE", help="output file (default: stdout)"
+    )
+
+    add_commands(sub)
 
     v = sub.add_parser("validate", help="check scenario files; print every problem")
     v.add_argument("scenarios", nargs="+", help="scenario JSON files")
@@ -75,16 +121,27 @@ def cmd_validate(paths: Sequence[str]) -> int:
     return EXIT_INVALID if bad else 0
 
 
+def _report_invalid(path: str, exc: ScenarioError) -> int:
+    _err(f"{path}: {len(exc.issues)} problem(s)")
+    for issue in exc.issues:
+        _err(f"  {issue}")
+    return EXIT_INVALID
+
+
 def cmd_solve(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", AllocatorWarning)
         try:
-            plan = solve(args.scenario, time_limit=args.time_limit, algorithm=args.algorithm)
+            backend = make_solver(
+                args.backend, args.solver, algorithm=args.algorithm, mip_gap=args.mip_gap
+            )
+        except (SolverUnavailableError, ValueError) as exc:  # unusable solver or option
+            _err(f"allocator solve: {exc}")
+            return EXIT_USAGE
+        try:
+            plan = solve(args.scenario, time_limit=args.time_limit, solver=backend)
         except ScenarioError as exc:
-            _err(f"{args.scenario}: {len(exc.issues)} problem(s)")
-            for issue in exc.issues:
-                _err(f"  {issue}")
-            return EXIT_INVALID
+            return _report_invalid(args.scenario, exc)
         except InfeasibleError as exc:
             _err(f"infeasible: {exc}")
             return EXIT_INFEASIBLE
@@ -105,10 +162,67 @@ def cmd_solve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    fmt = args.format
+    if fmt is None:
+        suffix = Path(args.output).suffix.lstrip(".").lower()
+        if suffix not in FORMATS:
+            _err("allocator export: give --format mps|lp (or an -o file ending .mps or .lp)")
+            return EXIT_USAGE
+        fmt = suffix
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always", AllocatorWarning)  # scaling warnings: for solve
+        try:
+            sc = Scenario.from_file(args.scenario)
+        except ScenarioError as exc:
+            return _report_invalid(args.scenario, exc)
+        lp = build_lp(sc)
+    text = model_text(sc, lp, fmt)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+    sense = "maximises the objective" if fmt == "lp" else "minimises -objective"
+    ints = f" ({lp.num_integer} integer)" if lp.is_mip else ""
+    where = "stdout" if args.output == "-" else args.output
+    _err(
+        f"wrote {fmt.upper()} to {where}: {lp.num_cols:,} columns{ints}, {lp.num_rows:,} rows; "
+        f"it {sense}"
+    )
+    return 0
+
+
+def cmd_analysis(args: argparse.Namespace) -> int:
+    """explain, counterfactual, sensitivity, frontier, capacity, diagnose."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AllocatorWarning)  # shown by `allocator solve`
+        try:
+            sc = Scenario.from_file(args.scenario)
+            return COMMANDS[args.command](args, sc)
+        except ScenarioError as exc:
+            return _report_invalid(args.scenario, exc)
+        except InfeasibleError as exc:
+            _err(f"infeasible: {exc}")
+            return EXIT_INFEASIBLE
+        except TimeLimitError as exc:
+            _err(f"time limit: {exc}")
+            return EXIT_TIME_LIMIT
+        except SolveError as exc:
+            _err(f"{exc.status.value}: {exc}")
+            return EXIT_SOLVER
+        except (KeyError, ValueError) as exc:  # an unknown segment, a bad option value
+            _err(f"allocator {args.command}: {exc.args[0] if exc.args else exc}")
+            return EXIT_USAGE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "validate":
         return cmd_validate(args.scenarios)
+    if args.command == "export":
+        return cmd_export(args)
+    if args.command in COMMANDS:
+        return cmd_analysis(args)
     return cmd_solve(args)
 
 

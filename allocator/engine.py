@@ -19,8 +19,10 @@ from .errors import (
 )
 from .plan import Plan
 from .scenario import Scenario
-from .solvers.base import Solver
-from .solvers.highs import HighsSolver
+from .solvers.base import DEFAULT_MIP_GAP, Solver
+from .solvers.highs import ALGORITHMS, HighsSolver
+
+BACKENDS = ("highs", "pulp")
 
 
 def as_scenario(scenario: Scenario | Mapping[str, Any] | str | Path) -> Scenario:
@@ -31,12 +33,48 @@ def as_scenario(scenario: Scenario | Mapping[str, Any] | str | Path) -> Scenario
     return Scenario.from_file(scenario)
 
 
+def make_solver(
+    backend: str = "highs",
+    solver: str | None = None,
+    *,
+    algorithm: str = "auto",
+    mip_gap: float | None = None,
+) -> Solver:
+    """The Solver for ``backend``: ``"highs"`` (highspy, the default and fastest path) or
+    ``"pulp"`` with the PuLP solver named ``solver`` (default ``"CBC"``, bundled with PuLP;
+    ``"HiGHS"``, ``"GUROBI"``, ``"CPLEX"`` … where installed). Raises
+    :class:`~allocator.errors.SolverUnavailableError` listing the available solvers when
+    the named one is not usable, ``ValueError`` for an unknown backend or an option that
+    does not apply to it."""
+    gap = DEFAULT_MIP_GAP if mip_gap is None else mip_gap
+    if backend == "highs":
+        if solver is not None and solver.lower() != "highs":
+            raise ValueError(
+                f"solver={solver!r} names a PuLP solver: use backend='pulp' (--backend pulp) "
+                "with it; the 'highs' backend is HiGHS itself"
+            )
+        return HighsSolver(algorithm=algorithm, mip_gap=gap)
+    if backend == "pulp":
+        if algorithm != "auto":
+            raise ValueError(
+                f"algorithm={algorithm!r} applies to the 'highs' backend only "
+                f"({', '.join(ALGORITHMS)}); the PuLP solver chooses its own"
+            )
+        from .solvers.pulp import PulpSolver  # PuLP loads only when asked for
+
+        return PulpSolver(solver or "CBC", mip_gap=gap)
+    raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+
+
 def solve(
     scenario: Scenario | Mapping[str, Any] | str | Path,
     *,
     time_limit: float | None = None,
     algorithm: str = "auto",
-    solver: Solver | None = None,
+    backend: str = "highs",
+    solver: str | Solver | None = None,
+    mip_gap: float | None = None,
+    diagnose: bool = True,
 ) -> Plan:
     """Plan the fleet for ``scenario`` (a Scenario, a dict, or a JSON file path).
 
@@ -47,7 +85,23 @@ def solve(
     :class:`~allocator.errors.TimeLimitError` when no feasible plan was found in time,
     :class:`~allocator.errors.UnboundedError` or :class:`~allocator.errors.NumericalError`
     otherwise. ``algorithm`` is HiGHS' (``auto``, ``simplex``, ``ipm``, ``pdlp``).
+
+    ``backend="pulp"`` solves the same model through PuLP with the solver named by
+    ``solver`` (``"CBC"`` by default, ``"HiGHS"``, ``"GUROBI"``, ``"CPLEX"`` …; see
+    :func:`make_solver`); ``solver`` may also be a ready :class:`Solver` instance.
+    ``mip_gap`` is the relative gap at which a MILP (a pool with ``allocation_unit_gpus``)
+    stops, 1e-4 by default. When the scenario is infeasible and ``diagnose`` is true, the
+    :class:`InfeasibleError` says which requirements conflict, in domain words, and carries
+    the smallest relaxation (``exc.diagnosis``; a few extra LP solves).
     """
+    if time_limit is not None and not time_limit >= 0:
+        raise ValueError(f"time_limit must be a number of seconds >= 0, got {time_limit!r}")
+    if isinstance(solver, Solver):
+        if mip_gap is not None or algorithm != "auto":
+            raise ValueError("pass mip_gap and algorithm to the Solver instance itself")
+        backend_solver = solver
+    else:
+        backend_solver = make_solver(backend, solver, algorithm=algorithm, mip_gap=mip_gap)
     sc = as_scenario(scenario)
     t0 = time.perf_counter()
     arrays = ScenarioArrays.of(sc)
@@ -55,20 +109,40 @@ def solve(
     build_time = time.perf_counter() - t0
     for w in lp.warnings:
         warnings.warn(w, AllocatorWarning, stacklevel=2)
-    backend = solver or HighsSolver(algorithm=algorithm)
-    sol = backend.solve(lp, time_limit=time_limit)
+    sol = backend_solver.solve(lp, time_limit=time_limit)
     if sol.status in (Status.OPTIMAL, Status.TIME_LIMIT):
         return Plan.from_solution(sc, lp, sol, build_time_s=build_time, arrays=arrays)
     where = f"scenario {sc.name!r}: "
     if sol.status is Status.INFEASIBLE:
-        raise InfeasibleError(
+        units = (
+            ", or whole allocation units (allocation_unit_gpus) that cannot meet them"
+            if lp.is_mip
+            else ""
+        )
+        generic = (
             where
             + sol.message
             + " (check hard contract minimums, the R&D floor, kind floors and the stability "
-            "limit against the capacity of the pools that can serve them)"
+            f"limit against the capacity of the pools that can serve them{units})"
         )
+        diagnosis = _diagnose(sc) if diagnose else None
+        if diagnosis is not None and not diagnosis.feasible:
+            raise InfeasibleError(diagnosis.message, diagnosis)
+        raise InfeasibleError(generic, diagnosis)
     if sol.status is Status.TIME_LIMIT_NO_SOLUTION:
-        raise TimeLimitError(where + sol.message + f" ({time_limit} s)")
+        limit = f" ({time_limit:g} s)" if time_limit is not None else ""
+        raise TimeLimitError(where + sol.message + limit)
     if sol.status is Status.UNBOUNDED:
         raise UnboundedError(where + sol.message)
     raise NumericalError(where + sol.message)
+
+
+def _diagnose(sc: Scenario) -> Any:
+    """The infeasibility diagnosis, or None if it cannot be computed (never hides the
+    original error)."""
+    from .analysis.infeasibility import diagnose
+
+    try:
+        return diagnose(sc)
+    except Exception:  # the diagnosis is a courtesy: the solve's own error still stands
+        return None

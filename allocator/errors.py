@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 
 class Status(StrEnum):
@@ -46,6 +47,18 @@ class ScenarioError(AllocatorError, ValueError):
         super().__init__(f"invalid scenario ({len(self.issues)} problem(s)):\n{lines}")
 
 
+class SolverUnavailableError(AllocatorError, ValueError):
+    """The solver named is not usable here. ``available`` lists the ones that are."""
+
+    status = Status.INVALID_INPUT
+
+    def __init__(self, name: str, available: list[str], reason: str = ""):
+        self.name = name
+        self.available = list(available)
+        listed = ", ".join(self.available) if self.available else "none"
+        super().__init__(f"{reason or f'solver {name!r} is not available'}; available: {listed}")
+
+
 class SolveError(AllocatorError, RuntimeError):
     """The solver finished without a plan we can return."""
 
@@ -55,9 +68,13 @@ class SolveError(AllocatorError, RuntimeError):
 
 
 class InfeasibleError(SolveError):
-    """Hard requirements (R&D floor, kind floors, hard contracts, stability) conflict."""
+    """Hard requirements (R&D floor, kind floors, hard contracts, stability) conflict.
 
-    def __init__(self, message: str):
+    ``diagnosis`` (an :class:`allocator.analysis.infeasibility.Diagnosis`, when it could be
+    computed) names the conflicting requirements and the smallest relaxation."""
+
+    def __init__(self, message: str, diagnosis: Any = None):
+        self.diagnosis = diagnosis
         super().__init__(Status.INFEASIBLE, message)
 
 

@@ -2,13 +2,19 @@
 rows and columns back to the domain.
 
 Sense: **maximise** ``c @ x + offset`` subject to ``row_lower <= A @ x <= row_upper`` and
-``col_lower <= x <= col_upper``. Solvers that minimise are handed ``-c``; every solver
-adapter turns its duals back into this maximisation sense (see ``solvers/base.py``).
+``col_lower <= x <= col_upper``, and ``x[j]`` integer where ``integrality[j]`` is set (a
+MILP; ``integrality is None`` means an LP). Solvers that minimise are handed ``-c``; every
+solver adapter turns its duals back into this maximisation sense (see ``solvers/base.py``).
+
+Column units: an allocation column of a pool allocated in whole units of N GPUs
+(``allocation_unit_gpus``) counts those units, so its value times ``col_scale[j] = N`` is
+GPUs; every other column has ``col_scale[j] = 1``. :meth:`LinearProgram.x_gpus` turns a
+solution into GPUs per allocation column.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -89,6 +95,41 @@ class LinearProgram:
     blocks: list[RowBlock]
     offset: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    integrality: np.ndarray | None = None  # bool per column: integer; None = an LP
+    col_scale: np.ndarray | None = None  # GPUs per unit of each column; None = all 1
+
+    @property
+    def is_mip(self) -> bool:
+        return self.integrality is not None and bool(self.integrality.any())
+
+    @property
+    def num_integer(self) -> int:
+        return 0 if self.integrality is None else int(self.integrality.sum())
+
+    def x_gpus(self, x: np.ndarray) -> np.ndarray:
+        """GPUs per allocation column from a solution ``x`` in the model's column units."""
+        xs = x[: self.columns.n_x]
+        return xs if self.col_scale is None else xs * self.col_scale[: self.columns.n_x]
+
+    def relaxed(self) -> LinearProgram:
+        """The same model with integrality dropped (its LP relaxation)."""
+        return replace(self, integrality=None, warnings=list(self.warnings))
+
+    def with_integers_fixed(self, x: np.ndarray) -> LinearProgram:
+        """The LP left when every integer column is fixed at ``x`` rounded to the nearest
+        integer (within its bounds): the continuous decisions stay free."""
+        if self.integrality is None:
+            return self.relaxed()
+        fixed = np.clip(np.round(x), self.col_lower, self.col_upper)
+        lower = np.where(self.integrality, fixed, self.col_lower)
+        upper = np.where(self.integrality, fixed, self.col_upper)
+        return replace(
+            self,
+            col_lower=lower,
+            col_upper=upper,
+            integrality=None,
+            warnings=list(self.warnings),
+        )
 
     @property
     def num_cols(self) -> int:
@@ -113,7 +154,8 @@ class LinearProgram:
 
     def __repr__(self) -> str:
         blocks = ", ".join(f"{b.name}:{b.size}" for b in self.blocks)
+        ints = f", integer={self.num_integer}" if self.is_mip else ""
         return (
-            f"LinearProgram(cols={self.num_cols}, rows={self.num_rows}, nnz={self.nnz}, "
+            f"LinearProgram(cols={self.num_cols}, rows={self.num_rows}, nnz={self.nnz}{ints}, "
             f"blocks=[{blocks}])"
         )

@@ -13,6 +13,9 @@ Conventions (stated once, here and in the README):
 * A binding constraint's ``dual`` is d objective / d right-hand side in the
   maximisation sense, in present value per unit of the constraint (GPUs over the period,
   or work units): positive where loosening helps, negative for a ``>=`` floor that costs.
+* With pools allocated in whole units (a MILP) the duals are those of the LP with the
+  whole-unit allocations fixed at the plan's values (``solver.duals_from ==
+  "fixed_milp"``): what capacity is worth with those allocations held as they are.
 """
 
 from __future__ import annotations
@@ -129,6 +132,18 @@ class KindResult:
 
 @dataclass(frozen=True)
 class SolverInfo:
+    """How the plan was solved.
+
+    For a MILP (a pool with ``allocation_unit_gpus``): ``integer_columns`` > 0, ``gap`` is
+    the relative gap ``(bound - objective) / |objective|`` of the returned plan, ``bound``
+    the best proven upper bound on the objective (the solver's MIP dual bound or the LP
+    relaxation, whichever is lower), ``lp_relaxation_objective`` the optimum with fractional
+    GPUs, and ``duals_from`` says where the shadow prices come from: ``"lp"`` (the LP
+    itself), ``"fixed_milp"`` (the LP left when the whole-unit allocations are fixed at the
+    plan's values: prices of the continuous decisions given those allocations) or
+    ``"none"``.
+    """
+
     solver: str
     algorithm: str
     raw_status: str
@@ -138,6 +153,12 @@ class SolverInfo:
     columns: int
     rows: int
     nonzeros: int
+    backend: str = "highs"
+    integer_columns: int = 0
+    gap: float | None = None
+    bound: float | None = None
+    lp_relaxation_objective: float | None = None
+    duals_from: str = "lp"
 
 
 @dataclass
@@ -246,6 +267,33 @@ class Plan:
             "by_kind": pd.DataFrame(kinds),
         }
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Plan:
+        """The plan back from ``to_dict()`` data (a stored or downloaded plan)."""
+
+        def rows(kind: Any, items: list[dict[str, Any]]) -> list[Any]:
+            names = kind.__dataclass_fields__
+            return [kind(**{k: v for k, v in item.items() if k in names}) for item in items]
+
+        return cls(
+            scenario=d["scenario"],
+            currency=d["currency"],
+            status=Status(d["status"]),
+            message=d["message"],
+            periods=list(d["periods"]),
+            totals=Totals(**d["totals"]),
+            by_kind={k: KindResult(**v) for k, v in d["by_kind"].items()},
+            allocations=rows(Allocation, d["allocations"]),
+            segments=rows(SegmentResult, d["segments"]),
+            pools=rows(PoolResult, d["pools"]),
+            binding=rows(Binding, d["binding"]),
+            solver=rows(SolverInfo, [d["solver"]])[0],
+            has_duals=d["has_duals"],
+            max_violation=d["max_violation"],
+            violations=dict(d["violations"]),
+            warnings=list(d["warnings"]),
+        )
+
     # ------------------------------------------------------------------ building
     @classmethod
     def from_solution(
@@ -268,7 +316,7 @@ class Plan:
         w = sc.policy.ltv_weight
         df = arr.discount
 
-        x = np.maximum(sol.x[: cols.n_x], 0.0)
+        x = np.maximum(lp.x_gpus(sol.x), 0.0)  # GPUs, whatever the column units
         rented = np.zeros((P, T))
         rented[cols.r_pool, cols.r_period] = np.maximum(sol.x[cols.r_offset : cols.u_offset], 0.0)
 
@@ -431,7 +479,10 @@ class Plan:
                 f"{max(viol, key=lambda k: viol[k])}"
             )
         if not has_duals:
-            warnings.append("the solver returned no duals: shadow prices are not available")
+            warnings.append(
+                "the solver returned no duals: shadow prices are not available"
+                + (f" ({sol.duals_note})" if sol.duals_note else "")
+            )
 
         return cls(
             scenario=sc.name,
@@ -455,6 +506,12 @@ class Plan:
                 columns=lp.num_cols,
                 rows=lp.num_rows,
                 nonzeros=lp.nnz,
+                backend=sol.backend,
+                integer_columns=lp.num_integer,
+                gap=sol.gap,
+                bound=sol.bound,
+                lp_relaxation_objective=sol.lp_bound,
+                duals_from=sol.duals_from if has_duals else "none",
             ),
             has_duals=has_duals,
             max_violation=max_viol,

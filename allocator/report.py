@@ -69,12 +69,26 @@ def summary(plan: Plan, top: int = 10) -> str:
         lines.append(f"  {b.label:<48}{b.bound:<7}{dual}")
 
     s = plan.solver
+    via = "" if s.backend == s.solver else f"{s.backend}:"
     lines += [
         "",
-        f"Solver: {s.solver}/{s.algorithm} {s.time_s:.3f}s ({s.iterations} iterations), build "
+        f"Solver: {via}{s.solver}/{s.algorithm} {s.time_s:.3f}s ({s.iterations} iterations), build "
         f"{s.build_time_s:.3f}s; {s.columns:,} columns × {s.rows:,} rows, {s.nonzeros:,} "
         f"non-zeros; largest violation {plan.max_violation:.1e} (checked independently)",
     ]
+    if s.integer_columns:
+        gap = "n/a" if s.gap is None else f"{s.gap:.2e}"
+        bound = "n/a" if s.bound is None else _money(s.bound)
+        relax = "n/a" if s.lp_relaxation_objective is None else _money(s.lp_relaxation_objective)
+        lines.append(
+            f"MILP: {s.integer_columns:,} whole-unit columns; relative gap {gap}, bound "
+            f"{bound}, LP relaxation (fractional GPUs) {relax} {cur}"
+        )
+        if s.duals_from == "fixed_milp":
+            lines.append(
+                "Shadow prices are those of the LP with the whole-unit allocations fixed "
+                "(capacity valued with those allocations held as they are)"
+            )
     for w in plan.warnings:
         lines.append(f"Warning: {w}")
     return "\n".join(lines)

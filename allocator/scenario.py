@@ -39,6 +39,7 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/+-]*$"
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=128)]
 NonNeg = Annotated[float, Field(ge=0)]
 Share = Annotated[float, Field(ge=0, le=1)]
+MAX_ALLOCATION_UNIT_GPUS = 1_000_000
 
 
 class Kind(StrEnum):
@@ -90,6 +91,21 @@ class Pool(_Model):
     headroom: Share | None = Field(
         None, description="Share of the pool's GPUs kept free; overrides policy.headroom."
     )
+    allocation_unit_gpus: Annotated[int, Field(ge=1, le=MAX_ALLOCATION_UNIT_GPUS)] | None = Field(
+        None,
+        description="Allocate this pool's GPUs to a segment in whole multiples of this many "
+        "GPUs (1 = whole GPUs, 8 = whole 8-GPU nodes); absent = fractional GPUs. Any pool "
+        "with it makes the model a MILP.",
+    )
+
+    @field_validator("allocation_unit_gpus", mode="before")
+    @classmethod
+    def _whole_gpus(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        if isinstance(v, bool) or not isinstance(v, int | float) or not float(v).is_integer():
+            raise ValueError(f"must be a whole number of GPUs (e.g. 1 or 8), got {v!r}")
+        return int(v)
 
 
 class Mode(_Model):

@@ -170,3 +170,11 @@ def test_cli_solve_summary_and_json(example_path, capsys):
     assert main(["solve", str(example_path), "--json"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["status"] == "optimal" and plan["max_violation"] <= TOL
+
+
+def test_plan_round_trips_through_its_dict(example_plan):
+    from allocator import Plan
+
+    again = Plan.from_dict(json.loads(example_plan.to_json()))
+    assert again.to_dict() == example_plan.to_dict()
+    assert again.pool_prices == example_plan.pool_prices

@@ -1,21 +1,43 @@
 """Solver interface: every backend takes a LinearProgram and returns a Solution whose
-duals are in the sign of the **maximisation** problem (d objective / d rhs)."""
+duals are in the sign of the **maximisation** problem (d objective / d rhs).
+
+A backend implements :meth:`Solver.run` (solve exactly the model given: an LP, or a MILP
+when ``lp.integrality`` is set). :meth:`Solver.solve` is the same for every backend: an LP
+is one run; a MILP is three (the LP relaxation for its bound, the MILP, then the LP with
+the integer columns fixed at the MILP's values, whose duals become the shadow prices).
+"""
 
 from __future__ import annotations
 
+import math
+import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ..errors import Status
 from ..lp import LinearProgram
 
+DEFAULT_MIP_GAP = 1e-4  # relative; HiGHS' default, passed to every backend alike
+FEASIBILITY_TOL = 1e-6  # relative violation above which a "stopped early" point is rejected
+
+MESSAGES = {
+    Status.OPTIMAL: "optimal plan found",
+    Status.TIME_LIMIT: "time limit reached: the plan is feasible but may not be optimal",
+    Status.TIME_LIMIT_NO_SOLUTION: "no feasible plan found within the time limit",
+    Status.INFEASIBLE: "no plan meets every hard requirement at once",
+    Status.UNBOUNDED: "the objective can grow without limit (a price or bound is missing)",
+    Status.NUMERICAL_ERROR: "the solver ran into numerical trouble",
+}
+
+DUALS_FROM = ("lp", "fixed_milp", "none")
+
 
 @dataclass
 class Solution:
     status: Status
-    x: np.ndarray | None  # column values
+    x: np.ndarray | None  # column values, in the model's column units
     row_dual: np.ndarray | None  # d objective / d row bound, maximisation sense
     col_dual: np.ndarray | None  # reduced costs, maximisation sense
     objective: float | None
@@ -25,8 +47,13 @@ class Solution:
     iterations: int = 0
     message: str = ""
     raw_status: str = ""
-    gap: float | None = None
+    gap: float | None = None  # relative MIP gap of ``objective`` against ``bound``
     extra: dict[str, float] = field(default_factory=dict)
+    backend: str = "highs"
+    bound: float | None = None  # best proven upper bound on the objective (MILP)
+    lp_bound: float | None = None  # optimum of the LP relaxation (MILP)
+    duals_from: str = "lp"  # one of DUALS_FROM
+    duals_note: str = ""  # why there are no duals, when there are none
 
     @property
     def has_plan(self) -> bool:
@@ -34,18 +61,176 @@ class Solution:
 
     def __repr__(self) -> str:
         obj = "None" if self.objective is None else f"{self.objective:.6g}"
+        gap = "" if self.gap is None else f", gap={self.gap:.2e}"
         return (
-            f"Solution({self.status.value}, objective={obj}, solver={self.solver}/"
+            f"Solution({self.status.value}, objective={obj}{gap}, solver={self.solver}/"
             f"{self.algorithm}, {self.time_s:.3f}s, {self.iterations} it)"
         )
 
 
 class Solver(ABC):
     name: str = "solver"
+    mip_gap: float = DEFAULT_MIP_GAP
 
     @classmethod
     def is_available(cls) -> bool:
         return True
 
     @abstractmethod
-    def solve(self, lp: LinearProgram, time_limit: float | None = None) -> Solution: ...
+    def run(self, lp: LinearProgram, time_limit: float | None = None) -> Solution:
+        """Solve exactly ``lp`` (integrality included) once; duals in maximisation sign
+        where the solver gives them."""
+
+    def solve(self, lp: LinearProgram, time_limit: float | None = None) -> Solution:
+        """Solve ``lp``: an LP directly, a MILP with a bound and fixed-integer duals."""
+        if not lp.is_mip:
+            sol = self.run(lp, time_limit)
+            sol.duals_from = "lp" if sol.row_dual is not None else "none"
+            return sol
+        return solve_milp(self, lp, time_limit)
+
+
+def solve_milp(solver: Solver, lp: LinearProgram, time_limit: float | None) -> Solution:
+    """LP relaxation (its optimum bounds the MILP's), the MILP within what is left of the
+    time limit, then the LP with the integer columns fixed at the MILP's values.
+
+    The returned plan is the fixed LP's solution (the same whole units, the continuous
+    decisions re-optimised, so its objective is at least the MILP's), with that LP's duals:
+    ``duals_from = "fixed_milp"``. ``bound`` is the lower of the solver's MIP dual bound
+    and the LP relaxation's optimum; ``gap`` is measured against it.
+    """
+    t0 = time.perf_counter()
+
+    def left() -> float | None:
+        if time_limit is None:
+            return None
+        return max(time_limit - (time.perf_counter() - t0), 0.0)
+
+    relax = solver.run(lp.relaxed(), time_limit)
+    if relax.status in (Status.INFEASIBLE, Status.UNBOUNDED, Status.NUMERICAL_ERROR):
+        relax.message += " (in the LP relaxation, so also with whole allocation units)"
+        relax.duals_from, relax.x = "none", None
+        return relax
+    lp_bound = relax.objective if relax.status is Status.OPTIMAL else None
+    remaining = left()
+    if remaining is not None and remaining <= 0:
+        return Solution(
+            Status.TIME_LIMIT_NO_SOLUTION,
+            None,
+            None,
+            None,
+            None,
+            solver=relax.solver,
+            algorithm="mip",
+            time_s=time.perf_counter() - t0,
+            message=MESSAGES[Status.TIME_LIMIT_NO_SOLUTION],
+            raw_status=relax.raw_status,
+            backend=relax.backend,
+            lp_bound=lp_bound,
+            duals_from="none",
+        )
+    mip = solver.run(lp, remaining)
+    bounds = [b for b in (mip.bound, lp_bound) if b is not None]
+    bound = min(bounds) if bounds else None
+    extra = {"lp_relaxation_s": relax.time_s, "milp_s": mip.time_s}
+    if not mip.has_plan or mip.x is None:
+        return replace(
+            mip,
+            time_s=time.perf_counter() - t0,
+            lp_bound=lp_bound,
+            bound=bound,
+            duals_from="none",
+            extra={**mip.extra, **extra},
+        )
+
+    fixed_limit = None if time_limit is None else max(left() or 0.0, 0.1 * time_limit)
+    fixed = solver.run(lp.with_integers_fixed(mip.x), fixed_limit)
+    extra["fixed_lp_s"] = fixed.time_s
+    if fixed.status is Status.OPTIMAL and fixed.x is not None:
+        x, objective = fixed.x, fixed.objective
+        row_dual, col_dual = fixed.row_dual, fixed.col_dual
+        note = fixed.duals_note
+    else:
+        x, objective, row_dual, col_dual = mip.x, mip.objective, None, None
+        note = f"the LP with the whole-unit allocations fixed ended {fixed.status.value}"
+    if objective is None:
+        objective = lp.objective(x)
+    if bound is not None:
+        bound = max(bound, objective)  # a bound is never below a feasible plan
+    gap = relative_gap(objective, bound)
+    message = mip.message
+    if gap is not None:
+        message += f" (MILP, relative gap {gap:.2g})"
+    return replace(
+        mip,
+        x=x,
+        row_dual=row_dual,
+        col_dual=col_dual,
+        objective=objective,
+        time_s=time.perf_counter() - t0,
+        iterations=relax.iterations + mip.iterations + fixed.iterations,
+        message=message,
+        gap=gap,
+        bound=bound,
+        lp_bound=lp_bound,
+        duals_from="fixed_milp" if row_dual is not None else "none",
+        duals_note=note if row_dual is None else "",
+        extra={**mip.extra, **extra},
+    )
+
+
+def relative_gap(objective: float, bound: float | None) -> float | None:
+    """``(bound - objective) / |objective|`` for a maximisation (0 when they agree to
+    1e-9 relative); None without a bound or when the objective is 0 and the bound is not."""
+    if bound is None or not math.isfinite(bound):
+        return None
+    diff = max(bound - objective, 0.0)
+    if diff <= 1e-9 * max(1.0, abs(bound), abs(objective)):
+        return 0.0
+    if objective == 0:
+        return None
+    return diff / abs(objective)
+
+
+def primal_violation(lp: LinearProgram, x: np.ndarray) -> float:
+    """Largest violation of a row or column bound (and of integrality) by ``x``, relative
+    to the size of the bound: ``max(0, lhs - rhs) / max(1, |rhs|)``."""
+    if x.size != lp.num_cols or not np.all(np.isfinite(x)):
+        return math.inf
+    act = lp.A @ x if lp.num_rows else np.zeros(0)
+
+    def rel(over: np.ndarray, rhs: np.ndarray) -> float:
+        with np.errstate(invalid="ignore"):
+            v = np.where(np.isfinite(rhs), np.maximum(over, 0.0) / np.maximum(1.0, np.abs(rhs)), 0)
+        return float(v.max(initial=0.0))
+
+    worst = max(
+        rel(act - lp.row_upper, lp.row_upper),
+        rel(lp.row_lower - act, lp.row_lower),
+        rel(x - lp.col_upper, lp.col_upper),
+        rel(lp.col_lower - x, lp.col_lower),
+    )
+    if lp.integrality is not None:
+        xi = x[lp.integrality]
+        worst = max(worst, float(np.abs(xi - np.round(xi)).max(initial=0.0)))
+    return worst
+
+
+def stationarity_error(
+    lp: LinearProgram, row_dual: np.ndarray, col_dual: np.ndarray | None
+) -> float:
+    """How far duals in maximisation sign are from ``c = A' y + d``, relative per column
+    to the size of its terms. Near 0 for duals in the right sign; a dual vector of the wrong
+    sign (a solver convention not normalised) gives about 2 on every column with a cost."""
+    if col_dual is None or lp.num_cols == 0:
+        return 0.0
+    aty = lp.A.T @ row_dual if lp.num_rows else np.zeros(lp.num_cols)
+    scale = np.maximum.reduce(
+        [
+            np.ones(lp.num_cols),
+            np.abs(lp.c),
+            abs(lp.A).T @ np.abs(row_dual) if lp.num_rows else np.zeros(lp.num_cols),
+            np.abs(col_dual),
+        ]
+    )
+    return float((np.abs(lp.c - aty - col_dual) / scale).max(initial=0.0))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import math
 import os
 import sys
 import threading
@@ -13,7 +14,7 @@ import numpy as np
 
 from ..errors import Status
 from ..lp import LinearProgram
-from .base import Solution, Solver
+from .base import DEFAULT_MIP_GAP, MESSAGES, Solution, Solver, relative_gap
 
 try:
     import highspy
@@ -56,7 +57,8 @@ def new_highs() -> highspy.Highs:
 
 
 def to_highs_lp(lp: LinearProgram) -> highspy.HighsLp:
-    """The model in minimisation form (cost -c), row-wise, infinities as kHighsInf."""
+    """The model in minimisation form (cost -c), row-wise, infinities as kHighsInf, with
+    integrality when ``lp`` is a MILP."""
     inf = highspy.kHighsInf
 
     def fin(v: np.ndarray) -> np.ndarray:
@@ -78,38 +80,54 @@ def to_highs_lp(lp: LinearProgram) -> highspy.HighsLp:
     h.a_matrix_.start_ = A.indptr.astype(np.int32)
     h.a_matrix_.index_ = A.indices.astype(np.int32)
     h.a_matrix_.value_ = A.data
+    if lp.is_mip:
+        assert lp.integrality is not None
+        kinds = (highspy.HighsVarType.kContinuous, highspy.HighsVarType.kInteger)
+        h.integrality_ = [kinds[int(v)] for v in lp.integrality]
     return h
 
 
 class HighsSolver(Solver):
-    """HiGHS LP solver. ``algorithm``: ``auto`` (by problem size), ``simplex``, ``ipm``
-    (with crossover, so duals come from a basis) or ``pdlp``."""
+    """HiGHS LP and MILP solver. ``algorithm`` (LPs): ``auto`` (by problem size),
+    ``simplex``, ``ipm`` (with crossover, so duals come from a basis) or ``pdlp``; a MILP
+    uses HiGHS' branch and cut, stopping at the relative gap ``mip_gap``. ``options`` are
+    passed to HiGHS as they are (``setOptionValue``)."""
 
     name = "highs"
 
     def __init__(
-        self, algorithm: str = "auto", threads: int | None = None, options: dict | None = None
+        self,
+        algorithm: str = "auto",
+        threads: int | None = None,
+        options: dict | None = None,
+        mip_gap: float = DEFAULT_MIP_GAP,
     ):
         if algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
         self.algorithm = algorithm
         self.threads = threads
         self.options = dict(options or {})
+        self.mip_gap = check_mip_gap(mip_gap)
 
     @classmethod
     def is_available(cls) -> bool:
         return highspy is not None
 
     def choose(self, lp: LinearProgram) -> str:
+        if lp.is_mip:
+            return "mip"
         if self.algorithm != "auto":
             return self.algorithm
         coupled = lp.block("segment-stability") is not None
         return "ipm" if coupled and lp.num_cols > IPM_ABOVE_COLUMNS else "simplex"
 
-    def solve(self, lp: LinearProgram, time_limit: float | None = None) -> Solution:
+    def run(self, lp: LinearProgram, time_limit: float | None = None) -> Solution:
         algorithm = self.choose(lp)
         h = new_highs()
-        h.setOptionValue("solver", algorithm)
+        if algorithm == "mip":
+            h.setOptionValue("mip_rel_gap", float(self.mip_gap))
+        else:
+            h.setOptionValue("solver", algorithm)
         if algorithm == "ipm":
             h.setOptionValue("run_crossover", "on")
         if self.threads:
@@ -125,33 +143,61 @@ class HighsSolver(Solver):
         return read_solution(h, lp, algorithm, elapsed)
 
 
+def check_mip_gap(mip_gap: float) -> float:
+    if not (isinstance(mip_gap, int | float) and 0 <= mip_gap < 1):
+        raise ValueError(f"mip_gap must be a relative gap in [0, 1), got {mip_gap!r}")
+    return float(mip_gap)
+
+
 _STATUS = {
     "kOptimal": Status.OPTIMAL,
     "kInfeasible": Status.INFEASIBLE,
     "kUnboundedOrInfeasible": Status.INFEASIBLE,  # every column of ours is bounded
     "kUnbounded": Status.UNBOUNDED,
     "kTimeLimit": Status.TIME_LIMIT,
+    # other limits stop early just the same: a plan if one is feasible, else none
+    "kIterationLimit": Status.TIME_LIMIT,
+    "kSolutionLimit": Status.TIME_LIMIT,
+    "kInterrupt": Status.TIME_LIMIT,
+    "kHighsInterrupt": Status.TIME_LIMIT,
     "kModelEmpty": Status.OPTIMAL,
 }
 
-_MESSAGES = {
-    Status.OPTIMAL: "optimal plan found",
-    Status.TIME_LIMIT: "time limit reached: the plan is feasible but may not be optimal",
-    Status.TIME_LIMIT_NO_SOLUTION: "time limit reached before any feasible plan was found",
-    Status.INFEASIBLE: "no plan meets every hard requirement at once",
-    Status.UNBOUNDED: "the objective can grow without limit (a price or bound is missing)",
-    Status.NUMERICAL_ERROR: "the solver ran into numerical trouble",
-}
+
+def map_highs_status(raw: str, primal_feasible: bool) -> Status:
+    """One HiGHS model status (its name, e.g. ``"kTimeLimit"``) in allocator's vocabulary.
+
+    A stop at a limit holds a plan only when HiGHS reports a feasible primal solution;
+    without one it is ``time_limit_no_solution``. Anything unknown is a numerical error.
+
+    >>> map_highs_status("kTimeLimit", primal_feasible=True).value
+    'time_limit'
+    >>> map_highs_status("kTimeLimit", primal_feasible=False).value
+    'time_limit_no_solution'
+    """
+    status = _STATUS.get(raw, Status.NUMERICAL_ERROR)
+    if status is Status.TIME_LIMIT and not primal_feasible:
+        return Status.TIME_LIMIT_NO_SOLUTION
+    return status
+
+
+def status_message(status: Status, raw: str) -> str:
+    msg = MESSAGES[status]
+    if status is Status.NUMERICAL_ERROR:
+        return msg + f" (HiGHS: {raw})"
+    if status in (Status.TIME_LIMIT, Status.TIME_LIMIT_NO_SOLUTION) and raw != "kTimeLimit":
+        return msg.replace("time limit", f"solver limit ({raw})")
+    return msg
 
 
 def read_solution(h: highspy.Highs, lp: LinearProgram, algorithm: str, elapsed: float) -> Solution:
+    """The HiGHS object's result as a Solution: duals negated into maximisation sign, a
+    MILP's dual bound likewise."""
     ms = h.getModelStatus()
     raw = ms.name if hasattr(ms, "name") else str(ms)
-    status = _STATUS.get(raw, Status.NUMERICAL_ERROR)
     info = h.getInfo()
     feasible = int(info.primal_solution_status) == 2
-    if status is Status.TIME_LIMIT and not feasible:
-        status = Status.TIME_LIMIT_NO_SOLUTION
+    status = map_highs_status(raw, feasible)
     iterations = int(
         max(info.simplex_iteration_count, 0)
         + max(info.ipm_iteration_count, 0)
@@ -159,16 +205,23 @@ def read_solution(h: highspy.Highs, lp: LinearProgram, algorithm: str, elapsed: 
         + max(info.pdlp_iteration_count, 0)
     )
     x = row_dual = col_dual = None
-    objective = None
+    objective = bound = gap = None
+    extra: dict[str, float] = {}
     if status in (Status.OPTIMAL, Status.TIME_LIMIT):
         sol = h.getSolution()
         x = np.asarray(sol.col_value, dtype=float) if lp.num_cols else np.zeros(0)
         objective = -float(info.objective_function_value) if lp.num_cols else lp.offset
-        if sol.dual_valid:
+        if sol.dual_valid and not lp.is_mip:
             # minimisation duals of -c: the maximisation shadow price is their negative
             row_dual = -np.asarray(sol.row_dual, dtype=float)
             col_dual = -np.asarray(sol.col_dual, dtype=float)
-    msg = _MESSAGES[status] + ("" if status is not Status.NUMERICAL_ERROR else f" (HiGHS: {raw})")
+    if lp.is_mip:
+        extra["mip_nodes"] = float(max(info.mip_node_count, 0))
+        db = -float(info.mip_dual_bound)
+        if math.isfinite(db) and abs(db) < highspy.kHighsInf:
+            bound = db
+        if objective is not None:
+            gap = relative_gap(objective, bound)
     return Solution(
         status=status,
         x=x,
@@ -179,6 +232,10 @@ def read_solution(h: highspy.Highs, lp: LinearProgram, algorithm: str, elapsed: 
         algorithm=algorithm,
         time_s=elapsed,
         iterations=iterations,
-        message=msg,
+        message=status_message(status, raw),
         raw_status=raw,
+        gap=gap,
+        bound=bound,
+        extra=extra,
+        backend="highs",
     )

@@ -1,0 +1,315 @@
+"""Buy, rent or leave idle: what one more GPU is worth in each pool and period, against
+what renting or buying one costs.
+
+The value of one more GPU for a period is the pool's shadow price per GPU-hour times the
+period's hours (nominal: money of that period). The shadow price is net of the variable
+cost (the LP pays it for every GPU-hour used), so it compares directly with
+
+* the **rental price** per GPU-hour (paid on top of the variable cost): when the plan rents
+  some but not all of a pool's rentable GPUs, renting is the marginal supply and the shadow
+  price equals the rental price; when it rents them all and the shadow price is higher,
+  more rental capacity would pay — by the difference, per GPU-hour;
+* an **amortised purchase price** per GPU-hour (an input, by pool id or accelerator type;
+  by default the pool's ``fixed_cost_per_gpu_hour``, its depreciation or lease, as a proxy).
+  A GPU bought into a pool is usable only after headroom, and it raises the R&D floor
+  (a share of the fleet's raw GPUs), so it is worth
+  ``value_per_owned_gpu = shadow × hours × (1 − headroom) + rnd_min_share × R&D floor dual``
+  (the dual, in the period's money, is ≤ 0 when the floor binds).
+
+:func:`capacity_value` returns one :class:`CapacityValue` per pool and period with a
+recommendation:
+
+* ``"leave idle"`` — the shadow price is zero: usable GPUs sit idle, one more adds nothing;
+* ``"rent more"`` — every rentable GPU is rented and one more is worth more than its price;
+* ``"buy"`` — one more owned GPU is worth more than its amortised price in this period and
+  in most periods of the horizon (more than ``buy_share`` of them);
+* ``"rent as needed"`` — the plan rents part of what it may: renting is the marginal supply;
+* ``"fully used, not worth renting"`` — capacity binds, but renting (if offered) costs at
+  least what a GPU earns, and buying does not pay in most periods.
+
+Limits: the value is a marginal one (it holds for small changes, within the shadow price's
+range; see the sensitivity analysis for how far); the bounds of the stability and
+segment-share rows also grow with a pool's capacity and are left out of the value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from ..build import ScenarioArrays
+from ..plan import Plan
+from ..scenario import Scenario
+
+LEAVE_IDLE = "leave idle"
+RENT_MORE = "rent more"
+BUY = "buy"
+RENT_AS_NEEDED = "rent as needed"
+FULLY_USED = "fully used, not worth renting"
+RECOMMENDATIONS = (LEAVE_IDLE, RENT_MORE, BUY, RENT_AS_NEEDED, FULLY_USED)
+
+PRICE_TOL = 1e-6  # relative tolerance on prices per GPU-hour
+GPU_TOL = 1e-6  # relative tolerance on GPU counts
+
+
+@dataclass(frozen=True)
+class CapacityValue:
+    """One pool in one period. Money is nominal (that period's); ``*_per_gpu`` is per GPU
+    for the whole period (per GPU-hour × hours)."""
+
+    pool: str
+    accelerator: str
+    region: str
+    ownership: str
+    period: str
+    hours: float
+    gpus: float  # own GPUs
+    usable: float  # own GPUs after headroom
+    used: float
+    rented: float
+    rentable: float
+    surplus: float  # usable + rented - used: GPUs idle beyond the headroom
+    shadow_price_per_gpu_hour: float
+    value_per_gpu: float  # one more usable (or rented) GPU for the period
+    value_per_owned_gpu: float  # one more GPU of the pool's own (headroom, R&D floor)
+    rental_price_per_gpu_hour: float | None  # None when nothing is rentable in the period
+    rental_cost_per_gpu: float | None
+    rental_exhausted: bool
+    rent_more_value_per_gpu: float | None  # value_per_gpu - rental cost, when renting more
+    fixed_cost_per_gpu: float  # depreciation or lease over the period
+    purchase_price_per_gpu_hour: float | None  # amortised; None when unknown
+    purchase_price_source: str | None  # "input", "fixed_cost" or None
+    purchase_cost_per_gpu: float | None
+    buy_value_per_gpu: float | None  # value_per_owned_gpu - purchase cost
+    periods_worth_buying: int  # periods of this pool where buying pays
+    recommendation: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _purchase_prices(
+    sc: Scenario, price: float | Mapping[str, float] | None
+) -> tuple[list[float | None], list[str | None]]:
+    """Amortised purchase price per GPU-hour of every pool, and where it came from."""
+    prices: list[float | None] = []
+    sources: list[str | None] = []
+    if isinstance(price, Mapping):
+        known = {p.id for p in sc.pools} | {p.accelerator for p in sc.pools}
+        unknown = sorted(set(price) - known)
+        if unknown:
+            raise ValueError(
+                f"purchase_price_per_gpu_hour names {unknown}: neither a pool id nor an "
+                f"accelerator type of scenario {sc.name!r}"
+            )
+    for p in sc.pools:
+        given = price.get(p.id, price.get(p.accelerator)) if isinstance(price, Mapping) else price
+        if given is not None:
+            if not (np.isfinite(given) and given >= 0):
+                raise ValueError(
+                    f"purchase price per GPU-hour of pool {p.id!r} must be a finite number "
+                    f">= 0, got {given!r}"
+                )
+            prices.append(float(given))
+            sources.append("input")
+        elif p.fixed_cost_per_gpu_hour > 0 and p.ownership.value != "rented":
+            prices.append(float(p.fixed_cost_per_gpu_hour))
+            sources.append("fixed_cost")
+        else:
+            prices.append(None)
+            sources.append(None)
+    return prices, sources
+
+
+def _money(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.2f}"
+
+
+def capacity_value(
+    plan: Plan,
+    scenario: Scenario,
+    *,
+    purchase_price_per_gpu_hour: float | Mapping[str, float] | None = None,
+    buy_share: float = 0.5,
+) -> list[CapacityValue]:
+    """The value of one more GPU per pool and period against renting and buying it.
+
+    ``plan`` must be a plan of ``scenario`` with shadow prices. ``purchase_price_per_gpu_hour``
+    is the amortised price of buying (or leasing) a GPU, per GPU-hour: one number for every
+    pool, or a mapping by pool id or accelerator type (pool id first); pools it does not
+    name fall back on their ``fixed_cost_per_gpu_hour`` (not for rented pools). ``buy``
+    is recommended where buying pays in more than ``buy_share`` of the pool's periods.
+    """
+    if not 0 <= buy_share < 1:
+        raise ValueError(f"buy_share must be in [0, 1), got {buy_share!r}")
+    labels = scenario.period_labels
+    pool_ids = [p.id for p in scenario.pools]
+    P, T = len(pool_ids), len(labels)
+    if list(plan.periods) != labels or {r.pool for r in plan.pools} != set(pool_ids):
+        raise ValueError(
+            f"plan {plan.scenario!r} was not made from scenario {scenario.name!r}: its pools "
+            "or periods differ"
+        )
+    if not plan.has_duals or any(r.shadow_price_per_gpu_hour is None for r in plan.pools):
+        raise ValueError(
+            "the plan has no shadow prices (the solver returned no duals): "
+            "capacity value needs them"
+        )
+    arr = ScenarioArrays.of(scenario)
+    row_of = {(r.pool, r.period): r for r in plan.pools}
+    rows = [[row_of[(p, t)] for t in labels] for p in pool_ids]
+
+    def grid(attr: str) -> np.ndarray:
+        return np.array([[float(getattr(r, attr) or 0.0) for r in rs] for rs in rows]).reshape(P, T)
+
+    hours = arr.hours[None, :]
+    price = np.maximum(grid("shadow_price_per_gpu_hour"), 0.0)  # (P, T) nominal
+    used, rented, usable = grid("used"), grid("rented"), grid("usable")
+    value = price * hours
+
+    # the R&D floor rises by rnd_min_share for every GPU added to the fleet
+    rnd_dual = np.zeros(T)  # nominal money per GPU of floor, <= 0 when it binds
+    for b in plan.binding:
+        if b.constraint == "rnd-floor" and b.dual is not None and b.key.get("period") in labels:
+            t = labels.index(b.key["period"])
+            rnd_dual[t] = min(b.dual, 0.0) / arr.discount[t]
+    value_owned = value * (1.0 - arr.headroom)[:, None] + scenario.policy.rnd_min_share * rnd_dual
+
+    rentable = arr.rentable
+    rent_price = arr.rental_price[:, None] * np.ones((1, T))
+    can_rent = rentable > 0
+    exhausted = can_rent & (rented >= rentable * (1 - GPU_TOL) - GPU_TOL)
+    partly = can_rent & ~exhausted & (rented > GPU_TOL * np.maximum(1.0, rentable))
+    tol = PRICE_TOL * np.maximum(1.0, rent_price)
+    idle = price <= PRICE_TOL
+    rent_more = exhausted & (price > rent_price + tol)
+
+    purchase, source = _purchase_prices(scenario, purchase_price_per_gpu_hour)
+    has_price = np.array([v is not None for v in purchase])
+    purchase_h = np.array([0.0 if v is None else v for v in purchase])[:, None] * np.ones((1, T))
+    purchase_cost = purchase_h * hours
+    pays = has_price[:, None] & (value_owned > purchase_cost * (1 + PRICE_TOL) + PRICE_TOL)
+    worth_periods = pays.sum(axis=1)
+    buy_pool = worth_periods > buy_share * T
+    buy = buy_pool[:, None] & pays & ~idle
+
+    surplus = np.maximum(usable + rented - used, 0.0)
+    out: list[CapacityValue] = []
+    for j, pool in enumerate(scenario.pools):
+        for t, label in enumerate(labels):
+            v, h = float(value[j, t]), float(arr.hours[t])
+            rp = float(rent_price[j, t]) if can_rent[j, t] else None
+            pc = float(purchase_cost[j, t]) if has_price[j] else None
+            buy_net = float(value_owned[j, t]) - pc if pc is not None else None
+            rent_net = v - rp * h if rp is not None else None
+            buy_note = (
+                f"; buying also pays: an owned GPU earns {_money(float(value_owned[j, t]))} "
+                f"against {_money(pc or 0.0)} amortised"
+                if buy[j, t]
+                else ""
+            )
+            if idle[j, t]:
+                rec = LEAVE_IDLE
+                reason = (
+                    f"{surplus[j, t]:,.4g} usable GPUs idle: one more GPU adds nothing"
+                    if surplus[j, t] > GPU_TOL * max(1.0, float(usable[j, t]))
+                    else "fully used, but one more GPU would add nothing"
+                )
+            elif rent_more[j, t]:
+                assert rp is not None and rent_net is not None
+                rec = RENT_MORE
+                reason = (
+                    f"all {rentable[j, t]:,.4g} rentable GPUs are rented and one more is worth "
+                    f"{price[j, t]:,.4g} per GPU-hour against {rp:,.4g} rent: "
+                    f"{_money(rent_net)} per GPU over the period{buy_note}"
+                )
+            elif buy[j, t]:
+                assert pc is not None and buy_net is not None
+                rec = BUY
+                reason = (
+                    f"an owned GPU earns {_money(float(value_owned[j, t]))} over the period "
+                    f"against {_money(pc)} amortised ({int(worth_periods[j])} of {T} periods "
+                    f"pay): {_money(buy_net)} per GPU"
+                )
+            elif partly[j, t]:
+                rec = RENT_AS_NEEDED
+                reason = (
+                    f"{rented[j, t]:,.4g} of {rentable[j, t]:,.4g} rentable GPUs rented: "
+                    f"renting is the marginal supply, worth its price ({rp:,.4g} per GPU-hour)"
+                )
+            else:
+                rec = FULLY_USED
+                if rp is None:
+                    reason = (
+                        f"capacity binds ({price[j, t]:,.4g} per GPU-hour) and no rental is offered"
+                    )
+                else:
+                    even = abs(price[j, t] - rp) <= tol[j, t]
+                    reason = (
+                        f"one more GPU is worth {price[j, t]:,.4g} per GPU-hour, renting one "
+                        f"costs {rp:,.4g}" + (": renting more breaks even" if even else "")
+                    )
+                if pc is not None:
+                    reason += (
+                        f"; buying pays in {int(worth_periods[j])} of {T} periods"
+                        if worth_periods[j]
+                        else "; buying does not pay"
+                    )
+            out.append(
+                CapacityValue(
+                    pool=pool.id,
+                    accelerator=pool.accelerator,
+                    region=pool.region,
+                    ownership=pool.ownership.value,
+                    period=label,
+                    hours=h,
+                    gpus=float(arr.gpus[j, t]),
+                    usable=float(usable[j, t]),
+                    used=float(used[j, t]),
+                    rented=float(rented[j, t]),
+                    rentable=float(rentable[j, t]),
+                    surplus=float(surplus[j, t]),
+                    shadow_price_per_gpu_hour=float(price[j, t]),
+                    value_per_gpu=v,
+                    value_per_owned_gpu=float(value_owned[j, t]),
+                    rental_price_per_gpu_hour=rp,
+                    rental_cost_per_gpu=rp * h if rp is not None else None,
+                    rental_exhausted=bool(exhausted[j, t]),
+                    rent_more_value_per_gpu=rent_net if rent_more[j, t] else None,
+                    fixed_cost_per_gpu=float(arr.fixed_cost[j] * h),
+                    purchase_price_per_gpu_hour=purchase[j],
+                    purchase_price_source=source[j],
+                    purchase_cost_per_gpu=pc,
+                    buy_value_per_gpu=buy_net,
+                    periods_worth_buying=int(worth_periods[j]),
+                    recommendation=rec,
+                    reason=reason,
+                )
+            )
+    return out
+
+
+def capacity_table(rows: list[CapacityValue]) -> str:
+    """The rows as a fixed-width text table: pool, period, value of one more usable GPU and
+    of one more owned GPU, rental and amortised purchase cost per GPU, recommendation."""
+    cols = ("value/GPU", "owned/GPU", "rent/GPU", "buy/GPU")
+    head = f"{'pool':<24} {'period':<10} " + " ".join(f"{c:>10}" for c in cols)
+    head += "  recommendation"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        cells = (
+            _money(r.value_per_gpu),
+            _money(r.value_per_owned_gpu),
+            "-" if r.rental_cost_per_gpu is None else _money(r.rental_cost_per_gpu),
+            "-" if r.purchase_cost_per_gpu is None else _money(r.purchase_cost_per_gpu),
+        )
+        lines.append(
+            f"{r.pool:<24} {r.period:<10} "
+            + " ".join(f"{c:>10}" for c in cells)
+            + f"  {r.recommendation}"
+        )
+    return "\n".join(lines)

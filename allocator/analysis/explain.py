@@ -1,0 +1,218 @@
+"""Explain a segment's allocation: what a GPU-hour earns it in each pool against the
+pool's opportunity cost (its shadow price), and which of its constraints bind.
+
+The value of a GPU-hour of pool p to segment s in mode m, period t (nominal money):
+
+    value = (revenue·revenue_share + w·LTV·ltv_share + churn) · throughput · multiplier
+            − variable cost of p
+
+(churn counts because each unit served avoids it). LP optimality says, for an allocation
+that is positive, value = price + (the duals of the segment's own rows) per GPU-hour:
+
+* a binding demand cap adds its (positive) dual: the segment earns more than the price
+  there but has nothing more to buy;
+* a soft contract below its minimum adds the penalty per unit (value rises);
+* stability, share and kind limits add their duals, either sign.
+
+So where nothing else binds, a segment gets GPUs only where value ≥ price, and none where
+value < price. :func:`explain` reports the numbers and says it in sentences.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..build import ScenarioArrays
+from ..plan import Plan
+from ..scenario import Scenario
+
+TOL = 1e-6
+
+
+@dataclass(frozen=True)
+class PoolValue:
+    pool: str
+    period: str
+    mode: str  # the mode that earns most per GPU-hour there
+    value_per_gpu_hour: float  # nominal
+    effective_value_per_gpu_hour: float  # value + what its binding contract minimum adds
+    shadow_price_per_gpu_hour: float | None  # the pool's opportunity cost (nominal)
+    gpus: float  # what the plan gives the segment there (all modes)
+    margin_over_price: float | None  # effective value - price
+
+
+@dataclass(frozen=True)
+class BindingRow:
+    constraint: str
+    key: dict[str, str]
+    dual: float | None  # nominal (money of its period), maximisation sense
+    meaning: str
+
+
+@dataclass
+class Explanation:
+    segment: str
+    kind: str
+    unit: str
+    values: list[PoolValue]
+    binding: list[BindingRow]
+    sentences: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.sentences)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "segment": self.segment,
+            "kind": self.kind,
+            "unit": self.unit,
+            "values": [asdict(v) for v in self.values],
+            "binding": [asdict(b) for b in self.binding],
+            "sentences": list(self.sentences),
+        }
+
+
+_MEANING = {
+    "segment-demand": "its demand is fully served: one more unit of demand would be worth {d}",
+    "segment-contract": "its contract minimum holds it up: each unit of the minimum costs the "
+    "plan {d} (what its GPU-hours would earn elsewhere, net)",
+    "segment-stability": "the stability limit on {pool} holds its change between periods",
+    "segment-share": "it already takes the most one segment may of {pool}",
+    "kind-cap": "the cap on {kind} GPUs binds",
+    "kind-floor": "the floor on {kind} GPUs binds",
+    "rnd-floor": "the R&D floor binds",
+}
+
+
+def _fmt(v: float) -> str:
+    return f"{v:,.2f}" if abs(v) < 1e6 else f"{v:,.3g}"
+
+
+def explain(scenario: Scenario, segment: str, plan: Plan) -> Explanation:
+    """Explain ``segment``'s allocation in ``plan`` (solved from ``scenario``)."""
+    try:
+        s_ix = [s.id for s in scenario.segments].index(segment)
+    except ValueError:
+        raise KeyError(f"no segment {segment!r} in scenario {scenario.name!r}") from None
+    seg = scenario.segments[s_ix]
+    arr = ScenarioArrays.of(scenario)
+    periods = scenario.period_labels
+    T = len(periods)
+    w = scenario.policy.ltv_weight
+    price = {(r.pool, r.period): r.shadow_price_per_gpu_hour for r in plan.pools}
+    gpus: dict[tuple[str, str], float] = {}
+    for a in plan.allocations:
+        if a.segment == segment:
+            gpus[(a.pool, a.period)] = gpus.get((a.pool, a.period), 0.0) + a.gpus
+    df = dict(zip(periods, arr.discount, strict=True))
+    # the contract row's dual, nominal, per work unit (<= 0: the minimum holds it up)
+    contract = {
+        b.key["period"]: (b.dual or 0.0) / df[b.key["period"]]
+        for b in plan.binding
+        if b.constraint == "segment-contract" and b.key.get("segment") == segment
+    }
+
+    modes = np.nonzero(arr.mode_segment == s_ix)[0]
+    per_unit = (
+        arr.revenue[s_ix] * arr.mode_rev_share[modes]
+        + w * arr.ltv[s_ix] * arr.mode_ltv_share[modes]
+        + arr.churn[s_ix]
+    )  # (M_s,)
+    values: list[PoolValue] = []
+    for j, pool in enumerate(scenario.pools):
+        if arr.throughput[s_ix, j] <= 0:
+            continue
+        v_modes = per_unit * arr.throughput[s_ix, j] * arr.mode_mult[modes] - arr.var_cost[j]
+        best = int(np.argmax(v_modes))
+        units_per_gpu_hour = arr.throughput[s_ix, j] * arr.mode_mult[modes[best]]
+        for t in range(T):
+            v = float(v_modes[best])
+            eff = v - contract.get(periods[t], 0.0) * units_per_gpu_hour
+            p = price.get((pool.id, periods[t]))
+            values.append(
+                PoolValue(
+                    pool=pool.id,
+                    period=periods[t],
+                    mode=arr.mode_names[modes[best]],
+                    value_per_gpu_hour=v,
+                    effective_value_per_gpu_hour=eff,
+                    shadow_price_per_gpu_hour=p,
+                    gpus=gpus.get((pool.id, periods[t]), 0.0),
+                    margin_over_price=None if p is None else eff - p,
+                )
+            )
+
+    kind = seg.kind.value
+    binding: list[BindingRow] = []
+    for b in plan.binding:
+        mine = b.key.get("segment") == segment or (
+            "segment" not in b.key
+            and (b.key.get("kind") == kind or (b.constraint == "rnd-floor" and kind == "rnd"))
+        )
+        if not mine:
+            continue
+        period = b.key.get("period")
+        nominal = None if b.dual is None else b.dual / (df[period] if period else 1.0)
+        d = "" if nominal is None else _fmt(abs(nominal))
+        text = _MEANING.get(b.constraint, b.constraint).format(
+            d=d, pool=b.key.get("pool", ""), kind=b.key.get("kind", "")
+        )
+        binding.append(BindingRow(b.constraint, dict(b.key), nominal, text))
+
+    ex = Explanation(segment, kind, seg.unit, values, binding)
+    ex.sentences = _sentences(scenario, ex, plan)
+    return ex
+
+
+def _sentences(sc: Scenario, ex: Explanation, plan: Plan) -> list[str]:
+    cur = sc.currency
+    out: list[str] = []
+    served = {r.period: r for r in plan.segments if r.segment == ex.segment}
+    for period in sc.period_labels:
+        rows = [v for v in ex.values if v.period == period]
+        got = [v for v in rows if v.gpus > TOL]
+        r = served[period]
+        head = (
+            f"{period}: {ex.segment} ({ex.kind}) is served {r.served:,.0f} of "
+            f"{r.demand:,.0f} {ex.unit} with {r.gpus:,.1f} GPUs."
+        )
+        parts = [head]
+        for v in sorted(got, key=lambda v: -v.gpus):
+            earns = f"{_fmt(v.value_per_gpu_hour)} {cur}"
+            if abs(v.effective_value_per_gpu_hour - v.value_per_gpu_hour) > TOL:
+                earns += f" ({_fmt(v.effective_value_per_gpu_hour)} with its contract minimum)"
+            parts.append(
+                f"On {v.pool} it gets {v.gpus:,.1f} GPUs ({v.mode}): a GPU-hour earns it "
+                f"{earns} against the pool's opportunity cost of "
+                f"{_fmt(v.shadow_price_per_gpu_hour or 0.0)}."
+            )
+        priced_out = [
+            v
+            for v in rows
+            if v.gpus <= TOL and v.margin_over_price is not None and v.margin_over_price < -TOL
+        ]
+        if priced_out:
+            best = max(priced_out, key=lambda v: v.margin_over_price or 0.0)
+            parts.append(
+                f"It gets nothing on {', '.join(v.pool for v in priced_out)}: others value "
+                f"those GPU-hours more (on {best.pool} it would earn "
+                f"{_fmt(best.effective_value_per_gpu_hour)} against "
+                f"{_fmt(best.shadow_price_per_gpu_hour or 0.0)})."
+            )
+        for b in ex.binding:
+            if b.key.get("period") == period:
+                parts.append(b.meaning[0].upper() + b.meaning[1:] + ".")
+        if r.shortfall > TOL:
+            parts.append(
+                f"It is {r.shortfall:,.0f} {ex.unit} short of its contract minimum "
+                f"({r.shortfall_penalty:,.0f} {cur} in SLA credits)."
+            )
+        out.append(" ".join(parts))
+    return out
+
+
+__all__ = ["BindingRow", "Explanation", "PoolValue", "explain"]

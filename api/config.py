@@ -1,0 +1,47 @@
+"""Settings from environment variables (prefix ``ALLOCATOR_``), with sensible defaults."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ALLOCATOR_", env_file=None, extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Interface to listen on.")
+    port: int = Field(8000, ge=1, le=65535)
+    database_url: str = Field(
+        "sqlite:///allocator.db",
+        description="SQLAlchemy URL; SQLite file by default, e.g. postgresql+psycopg://u:p@h/db.",
+    )
+    api_key: str | None = Field(None, description="If set, every /v1 call needs X-API-Key.")
+    cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins.")
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Request body limit.")
+    sync_max_columns: int = Field(
+        50_000, ge=1, description="Largest LP (columns) POST /v1/solve takes; beyond: 413."
+    )
+    sync_time_limit_s: float = Field(30.0, gt=0, description="Time limit of a synchronous solve.")
+    sync_workers: int = Field(1, ge=1, description="Processes for synchronous solves.")
+    job_workers: int = Field(1, ge=1, description="Plan jobs solved at once.")
+    job_time_limit_s: float = Field(600.0, gt=0, description="Default time limit of a job.")
+    job_time_limit_max_s: float = Field(3600.0, gt=0, description="Largest time limit allowed.")
+    max_pending_jobs: int = Field(32, ge=1, description="Queued + running jobs before 503.")
+    job_stale_after_s: float = Field(
+        30.0, gt=0, description="A running job without heartbeat this long is marked failed."
+    )
+    page_size_max: int = Field(100, ge=1, le=1000)
+    load_examples: bool = Field(
+        True, description="Store data/*.json at start if the store is empty."
+    )
+    examples_dir: Path = ROOT / "data"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,323 @@
+"""Solves run outside the event loop, in worker processes.
+
+* Plan jobs: the database is the queue. A dispatcher thread claims the oldest queued job
+  (an atomic UPDATE, so several service processes can share one database), runs it in a
+  process of its own (so cancelling or a hard time limit can stop it), writes the result,
+  and heartbeats its running jobs. A running job whose heartbeat stops (its service died)
+  is marked failed by whichever service sweeps next, at start-up or while running.
+* Synchronous solves (POST /v1/solve, what-if): a small process pool kept warm.
+
+Worker processes come from a forkserver that has already imported the engine, so a job
+starts in milliseconds, not the second a fresh interpreter needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing as mp
+import os
+import socket
+import threading
+import time
+import uuid
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from allocator import InfeasibleError, ScenarioError, SolveError, solve
+from allocator.errors import AllocatorWarning
+
+from .store import CANCELLED, DONE, FAILED, Store
+
+log = logging.getLogger("allocator.api.jobs")
+
+
+def _context() -> Any:
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["allocator.engine", "allocator.analysis.explain", "api.jobs"])
+        return ctx
+    return mp.get_context("spawn")  # pragma: no cover - platforms without fork
+
+
+def _guarded(work: Any) -> dict[str, Any]:
+    """Run ``work()`` in a worker: ``{"ok": True, "result": …}`` or ``{"ok": False,
+    "problem": …}`` with the engine's explanation. Never raises for a client's input."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AllocatorWarning)  # they are in plan.warnings
+            return {"ok": True, "result": work()}
+    except ScenarioError as exc:
+        return _problem(
+            422,
+            "Invalid scenario",
+            str(exc),
+            "invalid-scenario",
+            [{"path": i.path, "message": i.message} for i in exc.issues],
+        )
+    except InfeasibleError as exc:
+        out = _problem(422, "Infeasible scenario", str(exc), "infeasible")
+        diagnosis = getattr(exc, "diagnosis", None)
+        if diagnosis is not None:
+            out["problem"]["diagnosis"] = diagnosis.to_dict()
+        return out
+    except SolveError as exc:
+        return _problem(422, "Solve failed", str(exc), exc.status.value.replace("_", "-"))
+    except (KeyError, ValueError) as exc:  # a bad analysis parameter (unknown segment …)
+        msg = exc.args[0] if exc.args else str(exc)
+        return _problem(422, "Invalid request", str(msg), "invalid-request")
+    except Exception as exc:  # a bug: report it without a trace
+        log.exception("worker failed")
+        return _problem(
+            500, "Internal error", f"{type(exc).__name__} in the solver worker", "internal"
+        )
+
+
+def solve_payload(scenario: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """Solve in a worker process (see :func:`_guarded`); the plan is under "plan"."""
+
+    def work() -> dict[str, Any]:
+        plan = solve(
+            scenario,
+            time_limit=options.get("time_limit_s"),
+            algorithm=options.get("algorithm", "auto"),
+        )
+        return plan.to_dict()
+
+    out = _guarded(work)
+    if out["ok"]:
+        out["plan"] = out.pop("result")
+    return out
+
+
+def analysis_payload(name: str, scenario: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """Run one analysis of ``allocator.analysis`` in a worker process."""
+
+    def work() -> dict[str, Any]:
+        from allocator import Plan, Scenario
+        from allocator.analysis import counterfactuals, frontier, sensitivity
+
+        sc = Scenario.from_dict(scenario)
+        if name == "sensitivity":
+            return sensitivity.sensitivity(sc, segments=params.get("segments")).to_dict()
+        if name == "frontier":
+            return frontier.frontier(sc, params.get("points")).to_dict()
+        if name == "counterfactual":
+            base = Plan.from_dict(params["base"]) if params.get("base") else None
+            return counterfactuals.counterfactual(sc, params["spec"], base)
+        raise ValueError(f"unknown analysis {name!r}")
+
+    return _guarded(work)
+
+
+def _problem(
+    status: int, title: str, detail: str, kind: str, errors: list | None = None
+) -> dict[str, Any]:
+    p: dict[str, Any] = {
+        "type": f"/problems/{kind}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        p["errors"] = errors
+    return {"ok": False, "problem": p}
+
+
+def interrupted(reason: str) -> dict[str, Any]:
+    return _problem(503, "Job interrupted", reason + "; submit it again", "interrupted")["problem"]
+
+
+def _job_main(conn: Connection, scenario: dict[str, Any], options: dict[str, Any]) -> None:
+    try:
+        conn.send(solve_payload(scenario, options))
+    finally:
+        conn.close()
+
+
+@dataclass
+class _Running:
+    proc: Any
+    conn: Connection
+    deadline: float
+
+
+class JobRunner:
+    """Runs queued plan jobs, ``workers`` at a time."""
+
+    def __init__(
+        self,
+        store: Store,
+        workers: int = 1,
+        default_time_limit_s: float = 600.0,
+        stale_after_s: float = 30.0,
+        grace_s: float = 30.0,
+        poll_s: float = 0.2,
+    ):
+        self.store = store
+        self.workers = workers
+        self.default_time_limit_s = default_time_limit_s
+        self.stale_after_s = stale_after_s
+        self.grace_s = grace_s
+        self.poll_s = poll_s
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._ctx = _context()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._running: dict[str, _Running] = {}
+        self._thread: threading.Thread | None = None
+
+    # -------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        n = self.store.fail_stale(
+            self.stale_after_s, interrupted("the service stopped while it ran")
+        )
+        if n:
+            log.warning("marked %d interrupted job(s) failed", n)
+        self._thread = threading.Thread(target=self._loop, name="plan-jobs", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        for pid, job in list(self._running.items()):
+            self._kill(job)
+            self.store.finish(pid, FAILED, None, interrupted("the service shut down while it ran"))
+        self._running.clear()
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    # ------------------------------------------------------------------ loop
+    def _loop(self) -> None:
+        last_beat = last_sweep = 0.0
+        while not self._stop.is_set():
+            try:
+                self._reap()
+                self._start_more()
+                t = time.monotonic()
+                if t - last_beat >= min(2.0, self.stale_after_s / 3):
+                    self.store.heartbeat(list(self._running))
+                    last_beat = t
+                if t - last_sweep >= max(1.0, self.stale_after_s / 2):
+                    self.store.fail_stale(
+                        self.stale_after_s, interrupted("the service running it stopped")
+                    )
+                    last_sweep = t
+            except Exception:  # keep the dispatcher alive through a database hiccup
+                log.exception("job dispatcher error")
+            self._wake.wait(self.poll_s)
+            self._wake.clear()
+
+    def _start_more(self) -> None:
+        while len(self._running) < self.workers and not self._stop.is_set():
+            claimed = self.store.claim_next(self.owner)
+            if claimed is None:
+                return
+            pid, scenario, options = claimed
+            options.setdefault("time_limit_s", self.default_time_limit_s)
+            recv, send = self._ctx.Pipe(duplex=False)
+            proc = self._ctx.Process(
+                target=_job_main,
+                args=(send, scenario, options),
+                name=f"plan-{pid[:8]}",
+                daemon=True,
+            )
+            proc.start()
+            send.close()
+            deadline = time.monotonic() + float(options["time_limit_s"]) + self.grace_s
+            self._running[pid] = _Running(proc, recv, deadline)
+
+    def _reap(self) -> None:
+        for pid, job in list(self._running.items()):
+            result: dict[str, Any] | None = None
+            try:
+                if job.conn.poll():
+                    result = job.conn.recv()
+            except (EOFError, OSError):
+                result = None
+            if result is not None:
+                job.proc.join(timeout=5)
+                if result["ok"]:
+                    self.store.finish(pid, DONE, result["plan"], None)
+                else:
+                    self.store.finish(pid, FAILED, None, result["problem"])
+            elif not job.proc.is_alive():
+                self.store.finish(
+                    pid,
+                    FAILED,
+                    None,
+                    _problem(
+                        500,
+                        "Worker died",
+                        f"the solver process exited with code {job.proc.exitcode}",
+                        "worker-died",
+                    )["problem"],
+                )
+            elif time.monotonic() > job.deadline:
+                self._kill(job)
+                self.store.finish(
+                    pid,
+                    FAILED,
+                    None,
+                    _problem(
+                        422,
+                        "Time limit exceeded",
+                        "the solver did not stop at its time limit and was stopped",
+                        "time-limit",
+                    )["problem"],
+                )
+            elif self.store.wants_cancel(pid):
+                self._kill(job)  # the row already says cancelled
+            else:
+                continue
+            job.conn.close()
+            del self._running[pid]
+
+    @staticmethod
+    def _kill(job: _Running) -> None:
+        if job.proc.is_alive():
+            job.proc.kill()
+        job.proc.join(timeout=5)
+
+
+class SyncSolver:
+    """A warm process pool for synchronous solves."""
+
+    def __init__(self, workers: int = 1):
+        self.workers = workers
+        self._ctx = _context()
+        self._lock = threading.Lock()
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=self._ctx)
+
+    async def solve(self, scenario: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+        return await self.run(solve_payload, scenario, options)
+
+    async def run(self, fn: Any, *args: Any) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, fn, *args)  # type: ignore[no-any-return]
+        except BrokenProcessPool:
+            with self._lock:  # a worker died (e.g. killed by the OS): start a new pool
+                self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=self._ctx)
+            return _problem(
+                503, "Solver unavailable", "a solver process died; retry", "unavailable"
+            )
+
+    def alive(self) -> bool:
+        return not getattr(self._pool, "_broken", False)
+
+    def stop(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+__all__ = ["CANCELLED", "JobRunner", "SyncSolver", "analysis_payload", "solve_payload"]

@@ -1,0 +1,180 @@
+"""create_app(): the FastAPI application, its lifespan (store, job runner, solver pool)
+and its middleware (body size limit, content type, CORS)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import allocator
+from allocator import Scenario, ScenarioError
+
+from . import problems
+from .config import Settings, get_settings
+from .deps import require_api_key
+from .jobs import JobRunner, SyncSolver
+from .routes import analysis, plans, scenarios, solve, system
+from .store import Store
+
+log = logging.getLogger("allocator.api")
+
+
+def load_examples(store: Store, settings: Settings) -> int:
+    """Store data/*.json under their file names when the store has no scenario yet."""
+    if not settings.load_examples or store.list_scenarios(1, 0)[1] > 0:
+        return 0
+    n = 0
+    for path in sorted(settings.examples_dir.glob("*.json")):
+        try:
+            sc = Scenario.from_file(path)
+        except ScenarioError as exc:
+            log.warning("skipping example %s: %s", path.name, exc)
+            continue
+        if store.create_scenario(path.stem, sc.to_dict()) is not None:
+            n += 1
+    return n
+
+
+class BodyPolicy:
+    """/v1 writes: 415 for a body that is not JSON; 413 for a body over the limit, by its
+    Content-Length or counted while it streams in (both as problem+json)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        ctype = headers.get("content-type", "").split(";")[0].strip()
+        length = headers.get("content-length")
+        has_body = (length is not None and length != "0") or "transfer-encoding" in headers
+        if has_body and not (ctype == "application/json" or ctype.endswith("+json")):
+            await _problem(
+                scope,
+                send,
+                415,
+                "Unsupported media type",
+                "send the body as application/json",
+                "unsupported-media-type",
+            )
+            return
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await _problem(
+                scope,
+                send,
+                413,
+                "Request body too large",
+                f"the limit is {self.max_bytes:,} bytes",
+                "body-too-large",
+            )
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            msg = await receive()
+            seen += len(msg.get("body", b""))
+            if seen > self.max_bytes:
+                raise HTTPException(413, f"the limit is {self.max_bytes:,} bytes")
+            return msg
+
+        await self.app(scope, counted, send)
+
+
+async def _problem(
+    scope: Scope, send: Send, status: int, title: str, detail: str, kind: str
+) -> None:
+    body = json.dumps(
+        {
+            "type": f"/problems/{kind}",
+            "title": title,
+            "status": status,
+            "detail": detail,
+            "instance": scope["path"],
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", problems.PROBLEM_JSON.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store(settings.database_url)
+        n = load_examples(store, settings)
+        if n:
+            log.info("stored %d example scenario(s)", n)
+        runner = JobRunner(
+            store, settings.job_workers, settings.job_time_limit_s, settings.job_stale_after_s
+        )
+        sync = SyncSolver(settings.sync_workers)
+        app.state.settings, app.state.store = settings, store
+        app.state.runner, app.state.sync = runner, sync
+        runner.start()
+        try:
+            yield
+        finally:
+            runner.stop()
+            sync.stop()
+            store.close()
+
+    app = FastAPI(
+        title="allocator",
+        version=allocator.__version__,
+        description="Split a GPU fleet between cloud customers, first-party apps, R&D and "
+        "consumer tiers; see the opportunity cost of every GPU-hour. Errors are RFC 9457 "
+        "problem+json.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    problems.install(app)
+    key = [Depends(require_api_key)]
+    app.include_router(system.router)
+    for r in (solve.router, scenarios.router, plans.router, analysis.router):
+        app.include_router(r, dependencies=key)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    app.add_middleware(BodyPolicy, max_bytes=settings.max_body_bytes)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            comps = schema.setdefault("components", {}).setdefault("schemas", {})
+            extra = problems.Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, sub in extra.pop("$defs", {}).items():
+                comps.setdefault(name, sub)
+            comps["Problem"] = extra
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,225 @@
+"""RFC 9457 problem details. Domain exceptions map to HTTP here, once."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from allocator import InfeasibleError, ScenarioError, SolveError, validate_scenario
+from allocator.errors import Issue
+
+log = logging.getLogger("allocator.api")
+# routes whose body is a scenario: their 422s list what the library's validator finds
+SCENARIO_BODIES = {
+    ("POST", "/v1/solve"),
+    ("POST", "/v1/scenarios"),
+    ("PUT", "/v1/scenarios/{scenario_id}"),
+}
+PROBLEM_JSON = "application/problem+json"
+
+
+class FieldError(BaseModel):
+    path: str = Field(description="Where, e.g. segments[3].demand[5] (empty: the whole body).")
+    message: str
+
+
+class Problem(BaseModel):
+    type: str = Field("about:blank", description="A URI naming the kind of problem.")
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldError] | None = Field(None, description="Each bad field and why.")
+    diagnosis: dict[str, Any] | None = Field(
+        None,
+        description="For an infeasible scenario: the conflicting requirements in domain words "
+        "and the smallest relaxation that makes it feasible.",
+    )
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str | None = None,
+        kind: str | None = None,
+        errors: list[Issue] | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ):
+        self.extra = extra or {}
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.kind = kind or title.lower().replace(" ", "-")
+        self.errors = errors
+        self.headers = headers or {}
+        super().__init__(detail or title)
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    title: str,
+    detail: str | None = None,
+    kind: str | None = None,
+    errors: list[Issue] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"/problems/{kind}" if kind else "about:blank",
+        "title": title,
+        "status": status,
+        "instance": request.url.path,
+    }
+    if detail:
+        body["detail"] = detail
+    if errors is not None:
+        body["errors"] = [{"path": e.path, "message": e.message} for e in errors]
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _loc_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif isinstance(part, str) and (
+            part.startswith(("list[", "float", "function-")) or part == "[key]"
+        ):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+async def _validation_issues(request: Request, exc: RequestValidationError) -> list[Issue]:
+    """Field paths for a rejected request. A scenario body is re-checked by the library's
+    own validator, which reports every problem (pydantic stops at the first cross check)."""
+    body_errors = [e for e in exc.errors() if e.get("loc", ("",))[0] == "body"]
+    route = request.scope.get("route")
+    takes_scenario = (request.method, getattr(route, "path", None)) in SCENARIO_BODIES
+    if body_errors and takes_scenario:
+        try:
+            data = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError):
+            data = None
+        if data is not None:
+            _, issues = validate_scenario(data)
+            if issues:
+                return issues
+    issues = []
+    for e in exc.errors():
+        loc = tuple(e.get("loc", ()))
+        where = loc[0] if loc else ""
+        path = _loc_path(loc[1:]) if where == "body" else _loc_path(loc)
+        msg = str(e.get("msg", "invalid"))
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        if e.get("type") == "json_invalid":
+            path = ""
+            msg = f"not valid JSON: {e.get('ctx', {}).get('error', msg)}"
+        issues.append(Issue(path, msg))
+    return issues
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        resp = problem_response(
+            request, exc.status, exc.title, exc.detail, exc.kind, exc.errors, exc.headers
+        )
+        if exc.extra:
+            body = json.loads(bytes(resp.body)) | exc.extra
+            resp = JSONResponse(body, exc.status, media_type=PROBLEM_JSON, headers=exc.headers)
+        return resp
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        issues = await _validation_issues(request, exc)
+        return problem_response(
+            request,
+            422,
+            "Invalid request",
+            f"{len(issues)} problem(s) in the request",
+            "invalid-request",
+            issues,
+        )
+
+    @app.exception_handler(ScenarioError)
+    async def _scenario(request: Request, exc: ScenarioError) -> JSONResponse:
+        return problem_response(
+            request,
+            422,
+            "Invalid scenario",
+            f"{len(exc.issues)} problem(s)",
+            "invalid-scenario",
+            exc.issues,
+        )
+
+    @app.exception_handler(InfeasibleError)
+    async def _infeasible(request: Request, exc: InfeasibleError) -> JSONResponse:
+        resp = problem_response(request, 422, "Infeasible scenario", str(exc), "infeasible")
+        diagnosis = getattr(exc, "diagnosis", None)
+        if diagnosis is not None:
+            body = json.loads(bytes(resp.body)) | {"diagnosis": diagnosis.to_dict()}
+            resp = JSONResponse(body, 422, media_type=PROBLEM_JSON)
+        return resp
+
+    @app.exception_handler(SolveError)
+    async def _solve(request: Request, exc: SolveError) -> JSONResponse:
+        return problem_response(
+            request, 422, "Solve failed", str(exc), exc.status.value.replace("_", "-")
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        titles = {
+            400: "Bad request",
+            404: "Not found",
+            405: "Method not allowed",
+            406: "Not acceptable",
+            413: "Request body too large",
+        }
+        return problem_response(
+            request,
+            exc.status_code,
+            titles.get(exc.status_code, "HTTP error"),
+            str(exc.detail) if exc.detail else None,
+            headers=dict(exc.headers) if exc.headers else None,
+        )
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(
+            request, 500, "Internal error", "the server failed; the error is logged", "internal"
+        )
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the problem responses a route can give."""
+    text = {
+        400: "Bad request",
+        401: "Missing or wrong API key",
+        404: "Unknown id",
+        406: "Not acceptable",
+        409: "Conflict",
+        413: "Too large",
+        415: "Unsupported media type",
+        422: "Invalid input, or an infeasible scenario",
+        429: "Too many requests",
+        503: "Job queue full or service not ready",
+    }
+    schema = {"$ref": "#/components/schemas/Problem"}
+    return {
+        c: {"description": text[c], "content": {PROBLEM_JSON: {"schema": schema}}} for c in codes
+    }

@@ -1,0 +1,255 @@
+"""Scenarios: create, list, get, replace, delete; plan jobs and what-if on a stored one."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Header, Path, Query, Response
+from fastapi.responses import JSONResponse
+
+from allocator import Scenario, ScenarioError
+from allocator.scenario import ID_PATTERN
+from allocator.whatif import apply_overrides, compare
+
+from ..deps import PagingDep, RunnerDep, SettingsDep, StoreDep, SyncDep
+from ..problems import ApiError, responses
+from ..schemas import (
+    Page,
+    PlanJobPublic,
+    PlanRequest,
+    ScenarioPublic,
+    ScenarioSummary,
+    WhatIfPublic,
+    WhatIfRequest,
+)
+from .common import check_size, plan_public, scenario_public, scenario_summary
+from .solve import TINY, run_solve
+
+router = APIRouter(prefix="/v1/scenarios", tags=["scenarios"])
+ScenarioId = Annotated[str, Path(pattern=ID_PATTERN, max_length=128, description="Scenario id.")]
+
+
+def _not_found(sid: str) -> ApiError:
+    return ApiError(404, "Not found", f"no scenario {sid!r}", "not-found")
+
+
+def _slug(name: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9_.:-]+", "-", name).strip("-.:_")
+    return s[:128] or "scenario"
+
+
+@router.get(
+    "",
+    response_model=Page[ScenarioSummary],
+    summary="List stored scenarios",
+    responses=responses(401, 422),
+)
+def list_scenarios(store: StoreDep, page: PagingDep) -> Page[ScenarioSummary]:
+    rows, total = store.list_scenarios(page.limit, page.offset)
+    return Page(
+        items=[scenario_summary(r) for r in rows], total=total, limit=page.limit, offset=page.offset
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ScenarioPublic,
+    summary="Store a new scenario",
+    description="The body is a scenario (as in data/*.json). Its id is `?id=` or, "
+    "without it, made from its name. Validated on the way in.",
+    responses=responses(400, 401, 409, 413, 415, 422),
+)
+def create_scenario(
+    scenario: Annotated[Scenario, Body(openapi_examples={"tiny": {"value": TINY}})],
+    store: StoreDep,
+    response: Response,
+    id: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=128)] = None,
+) -> ScenarioPublic:
+    sid = id or _slug(scenario.name)
+    row = store.create_scenario(sid, scenario.to_dict())
+    if row is None:
+        raise ApiError(409, "Conflict", f"scenario {sid!r} exists; PUT replaces it", "conflict")
+    response.headers["Location"] = f"/v1/scenarios/{sid}"
+    return scenario_public(row)
+
+
+@router.get(
+    "/{scenario_id}",
+    response_model=ScenarioPublic,
+    summary="Get a scenario",
+    responses=responses(401, 404, 422),
+)
+def get_scenario(scenario_id: ScenarioId, store: StoreDep) -> ScenarioPublic:
+    row = store.get_scenario(scenario_id)
+    if row is None:
+        raise _not_found(scenario_id)
+    return scenario_public(row)
+
+
+@router.put(
+    "/{scenario_id}",
+    response_model=ScenarioPublic,
+    summary="Replace (or create) a scenario",
+    description="Replacing raises the revision by one; plans keep the revision they "
+    "were solved from.",
+    responses={
+        201: {"model": ScenarioPublic, "description": "Created"},
+        **responses(400, 401, 413, 415, 422),
+    },
+)
+def replace_scenario(
+    scenario_id: ScenarioId,
+    scenario: Annotated[Scenario, Body(openapi_examples={"tiny": {"value": TINY}})],
+    store: StoreDep,
+) -> JSONResponse:
+    row, created = store.replace_scenario(scenario_id, scenario.to_dict())
+    body = scenario_public(row).model_dump(mode="json")
+    return JSONResponse(
+        body,
+        status_code=201 if created else 200,
+        headers={"Location": f"/v1/scenarios/{scenario_id}"},
+    )
+
+
+@router.delete(
+    "/{scenario_id}",
+    status_code=204,
+    summary="Delete a scenario",
+    description="Its queued plan jobs are cancelled; finished plans stay readable.",
+    responses=responses(401, 404, 422),
+)
+def delete_scenario(scenario_id: ScenarioId, store: StoreDep) -> Response:
+    if not store.delete_scenario(scenario_id):
+        raise _not_found(scenario_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{scenario_id}/plans",
+    status_code=202,
+    response_model=PlanJobPublic,
+    summary="Submit a plan job",
+    description="Answers 202 with the job and its Location; poll GET /v1/plans/{id} "
+    "(Retry-After says when). An Idempotency-Key makes retries safe: the same key and body "
+    "return the same job, the same key with another body answers 409.",
+    responses=responses(400, 401, 404, 409, 413, 415, 422, 503),
+)
+def submit_plan(
+    scenario_id: ScenarioId,
+    store: StoreDep,
+    runner: RunnerDep,
+    settings: SettingsDep,
+    body: Annotated[PlanRequest | None, Body()] = None,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> JSONResponse:
+    req = body or PlanRequest()
+    row = store.get_scenario(scenario_id)
+    if row is None:
+        raise _not_found(scenario_id)
+    limit = req.time_limit_s or settings.job_time_limit_s
+    if limit > settings.job_time_limit_max_s:
+        raise ApiError(
+            422,
+            "Invalid request",
+            None,
+            "invalid-request",
+            [
+                _issue(
+                    "time_limit_s", f"at most {settings.job_time_limit_max_s:g} s on this service"
+                )
+            ],
+        )
+    options = {"time_limit_s": limit, "algorithm": req.algorithm}
+    digest = hashlib.sha256(
+        json.dumps({"scenario": scenario_id, "options": options}, sort_keys=True).encode()
+    ).hexdigest()
+    headers = {"Retry-After": "1"}
+    if idempotency_key is not None:
+        prior = store.plan_by_key(idempotency_key)
+        if prior is not None:
+            if prior.request_hash != digest:
+                raise ApiError(
+                    409,
+                    "Conflict",
+                    "this Idempotency-Key was used with another request",
+                    "idempotency-conflict",
+                )
+            return JSONResponse(
+                plan_public(prior).model_dump(mode="json"),
+                status_code=202,
+                headers=headers | {"Location": f"/v1/plans/{prior.id}"},
+            )
+    if store.count_pending() >= settings.max_pending_jobs:
+        raise ApiError(
+            503,
+            "Job queue full",
+            f"{settings.max_pending_jobs} jobs are queued or running; retry later",
+            "queue-full",
+            headers={"Retry-After": "10"},
+        )
+    plan = store.create_plan(row, options, idempotency_key, digest if idempotency_key else None)
+    runner.notify()
+    return JSONResponse(
+        plan_public(plan).model_dump(mode="json"),
+        status_code=202,
+        headers=headers | {"Location": f"/v1/plans/{plan.id}"},
+    )
+
+
+def _issue(path: str, message: str):  # type: ignore[no-untyped-def]
+    from allocator.errors import Issue
+
+    return Issue(path, message)
+
+
+@router.post(
+    "/{scenario_id}/what-if",
+    response_model=WhatIfPublic,
+    summary="Solve a copy with overrides and compare with the latest plan",
+    description="Overrides: demand_scale and price_change {segment id or kind: factor}, "
+    "capacity_change {pool id: GPUs added, one number or one per period}, kind_caps / "
+    "kind_floors {kind: GPUs}. The stored scenario is not changed. The base is the latest "
+    "finished plan of the scenario's current revision, solved now if there is none.",
+    responses=responses(400, 401, 404, 413, 415, 422, 503),
+)
+async def what_if(
+    scenario_id: ScenarioId,
+    overrides: WhatIfRequest,
+    store: StoreDep,
+    sync: SyncDep,
+    settings: SettingsDep,
+) -> WhatIfPublic:
+    row = store.get_scenario(scenario_id)
+    if row is None:
+        raise _not_found(scenario_id)
+    base_sc = Scenario.from_dict(row.body)
+    try:
+        new_sc = apply_overrides(base_sc, overrides.model_dump(exclude={"time_limit_s"}))
+    except ScenarioError as exc:
+        raise ApiError(
+            422,
+            "Invalid overrides",
+            f"{len(exc.issues)} problem(s)",
+            "invalid-overrides",
+            exc.issues,
+        ) from None
+    check_size(new_sc, settings, "what-if")
+    limit = min(overrides.time_limit_s or settings.sync_time_limit_s, settings.sync_time_limit_s)
+    options = {"time_limit_s": limit}
+    latest = store.latest_done_plan(scenario_id, row.revision)
+    base_plan = latest.result if latest is not None else None
+    if base_plan is None:
+        base_plan = await run_solve(sync, row.body, options)
+    new_plan = await run_solve(sync, new_sc.to_dict(), options)
+    return WhatIfPublic(
+        scenario_id=scenario_id,
+        scenario_revision=row.revision,
+        base_plan_id=latest.id if latest is not None else None,
+        overrides=overrides.model_dump(exclude_none=True, exclude_defaults=True, mode="json"),
+        difference=compare(base_plan, new_plan),
+        plan=new_plan,
+    )

@@ -1,0 +1,38 @@
+"""Health, readiness, version."""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+import allocator
+
+from ..schemas import Health, Ready, Version
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/healthz", response_model=Health, summary="The process is up")
+def healthz() -> Health:
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=Ready,
+    summary="Database reachable and worker pool up",
+    responses={503: {"model": Ready, "description": "Not ready"}},
+)
+def readyz(request: Request) -> JSONResponse:
+    st = request.app.state
+    db = st.store.ping()
+    workers = st.runner.alive() and st.sync.alive()
+    ready = Ready(status="ready" if db and workers else "not ready", database=db, workers=workers)
+    return JSONResponse(ready.model_dump(), status_code=200 if ready.status == "ready" else 503)
+
+
+@router.get("/v1/version", response_model=Version, summary="Service and solver versions")
+def version() -> Version:
+    return Version(version=allocator.__version__, api="v1", highs=metadata.version("highspy"))

@@ -1,0 +1,117 @@
+"""Request and response models of the REST API (``*Request`` in, ``*Public`` out)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from allocator.whatif import Overrides
+
+from .problems import Problem
+
+T = TypeVar("T")
+
+PLAN_EXAMPLE = {
+    "scenario": "tiny",
+    "status": "optimal",
+    "totals": {"objective": 30950.0, "gross_margin": 25450.0, "ltv": 5500.0},
+    "pools": [{"pool": "b200", "period": "P1", "shadow_price_per_gpu_hour": 10.0}],
+}
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int = Field(description="Items in all pages.")
+    limit: int
+    offset: int
+
+
+class ScenarioSummary(BaseModel):
+    id: str
+    name: str
+    revision: int = Field(description="1 on creation, +1 at every replace.")
+    periods: int
+    pools: int
+    segments: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ScenarioPublic(ScenarioSummary):
+    scenario: dict[str, Any] = Field(description="The scenario as stored.")
+
+
+class PlanRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    time_limit_s: float | None = Field(
+        None, gt=0, description="Solver time limit; the service default when absent."
+    )
+    algorithm: Literal["auto", "simplex", "ipm", "pdlp"] = "auto"
+
+
+class PlanLinks(BaseModel):
+    self: str
+    scenario: str
+    allocations: str
+    segments: str
+    pools: str
+
+
+class PlanJobPublic(BaseModel):
+    id: str
+    scenario_id: str
+    scenario_revision: int = Field(description="The scenario revision the plan was solved from.")
+    status: Literal["queued", "running", "done", "failed", "cancelled"]
+    options: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: Problem | None = Field(None, description="Why a failed job failed.")
+    plan: dict[str, Any] | None = Field(
+        None, description="The plan (Plan.to_dict()) once done.", examples=[PLAN_EXAMPLE]
+    )
+    links: PlanLinks
+
+
+class WhatIfRequest(Overrides):
+    time_limit_s: float | None = Field(None, gt=0)
+
+
+class Change(BaseModel):
+    base: float
+    new: float
+    change: float
+
+
+class WhatIfPublic(BaseModel):
+    scenario_id: str
+    scenario_revision: int
+    base_plan_id: str | None = Field(
+        description="The stored plan compared against; null when none existed and the base "
+        "was solved for this request."
+    )
+    overrides: dict[str, Any]
+    difference: dict[str, Any] = Field(
+        description="totals and by_kind (revenue, gross_margin, ltv, gpus_by_period): "
+        "base, new and change."
+    )
+    plan: dict[str, Any] = Field(description="The what-if plan.")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    status: Literal["ready", "not ready"]
+    database: bool
+    workers: bool
+
+
+class Version(BaseModel):
+    version: str
+    api: str
+    highs: str

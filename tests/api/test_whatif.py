@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import pytest
+
+from .conftest import assert_problem, wait_done
+
+
+def test_what_if_against_the_latest_plan(client):
+    job = wait_done(client, client.post("/v1/scenarios/tiny/plans").headers["location"])
+    r = client.post("/v1/scenarios/tiny/what-if", json={"capacity_change": {"b200": [1, 0]}})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["base_plan_id"] == job["id"] and out["scenario_revision"] == 1
+    # one more B200 GPU in P1 = 100 GPU-hours at the shadow price of 10: it serves 3,000
+    # Mtok of chat, which frees 3 H100 GPUs for cloud (data/README.md derives the price)
+    assert out["difference"]["totals"]["objective"]["change"] == pytest.approx(1000)
+    kinds = out["difference"]["by_kind"]
+    assert kinds["first_party"]["gpus_by_period"]["change"] == pytest.approx([1 - 3, 0])
+    assert kinds["cloud"]["gpus_by_period"]["change"] == pytest.approx([3, 0])
+    assert client.get("/v1/scenarios/tiny").json()["revision"] == 1  # stored one untouched
+
+
+def test_what_if_without_a_plan_solves_the_base_and_scales_by_kind(client):
+    r = client.post(
+        "/v1/scenarios/tiny/what-if",
+        json={"demand_scale": {"first_party": 0.5}, "price_change": {"cloud": 2}},
+    )
+    assert r.status_code == 200
+    out = r.json()
+    assert out["base_plan_id"] is None
+    assert out["difference"]["by_kind"]["cloud"]["revenue"]["change"] > 0
+    assert out["overrides"] == {
+        "demand_scale": {"first_party": 0.5},
+        "price_change": {"cloud": 2.0},
+    }
+
+
+def test_bad_overrides_name_the_field(client):
+    body = assert_problem(
+        client.post("/v1/scenarios/tiny/what-if", json={"capacity_change": {"nope": 3}}), 422
+    )
+    assert body["errors"] == [{"path": "capacity_change.nope", "message": "unknown pool 'nope'"}]
+    body = assert_problem(
+        client.post("/v1/scenarios/tiny/what-if", json={"demand_scale": {"martians": 2}}), 422
+    )
+    assert body["errors"][0]["path"] == "demand_scale.martians"
+    assert_problem(
+        client.post("/v1/scenarios/tiny/what-if", json={"demand_scale": {"cloud": -1}}), 422
+    )
+    assert_problem(client.post("/v1/scenarios/nope/what-if", json={}), 404)
