@@ -52,6 +52,11 @@ class ScenarioArrays:
     mode_ltv_share: np.ndarray  # (M,)
     mode_names: list[str] = field(default_factory=list)
     alloc_unit: np.ndarray | None = None  # (P,) GPUs per allocation unit, 0 = fractional
+    # expansion mode, (P,) each: GPUs that may be bought, capex per GPU-hour, first period
+    # (-1 where the pool cannot be expanded)
+    expand_max: np.ndarray | None = None
+    expand_cost: np.ndarray | None = None
+    expand_from: np.ndarray | None = None
 
     @property
     def usable(self) -> np.ndarray:
@@ -99,6 +104,23 @@ class ScenarioArrays:
             mode_ltv_share=np.array([m.ltv_share for _, m in modes]),
             mode_names=[m.name for _, m in modes],
             alloc_unit=np.array([p.allocation_unit_gpus or 0 for p in pools], dtype=float),
+            expand_max=np.array([p.expansion.max_gpus if p.expansion else 0.0 for p in pools]),
+            expand_cost=np.array(
+                [p.expansion.cost_per_gpu_hour if p.expansion else 0.0 for p in pools]
+            ),
+            expand_from=np.array(
+                [
+                    -1
+                    if p.expansion is None
+                    else (
+                        0
+                        if p.expansion.from_period is None
+                        else sc.period_labels.index(p.expansion.from_period)
+                    )
+                    for p in pools
+                ],
+                dtype=np.int64,
+            ),
         )
 
 
@@ -180,9 +202,33 @@ def define_columns(arr: ScenarioArrays) -> ColumnIndex:
     soft = (arr.contract_min > 0) & ~arr.contract_hard[:, None]
     u_segment, u_period = np.nonzero(soft)
     modes = [(int(arr.mode_segment[k]), arr.mode_names[k]) for k in range(M)]
+    # expansion: one column per (pool, period >= its first period): GPUs bought then
+    e_pool, e_period = _expansion_columns(arr, T)
     return ColumnIndex(
-        x_segment, x_mode, x_pool, x_period, units, r_pool, r_period, u_segment, u_period, modes
+        x_segment,
+        x_mode,
+        x_pool,
+        x_period,
+        units,
+        r_pool,
+        r_period,
+        u_segment,
+        u_period,
+        modes,
+        e_pool,
+        e_period,
     )
+
+
+def _expansion_columns(arr: ScenarioArrays, T: int) -> tuple[np.ndarray, np.ndarray]:
+    start = arr.expand_from if arr.expand_from is not None else np.zeros(0, dtype=np.int64)
+    ok = start >= 0
+    if not ok.any():
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    grid = np.arange(T)[None, :] >= start[:, None]  # (P, T)
+    grid &= ok[:, None]
+    e_pool, e_period = np.nonzero(grid)
+    return e_pool.astype(np.int64), e_period.astype(np.int64)
 
 
 def define_objective(ctx: _Ctx) -> tuple[np.ndarray, float]:
@@ -196,8 +242,14 @@ def define_objective(ctx: _Ctx) -> tuple[np.ndarray, float]:
     cx = a.discount[t] * (c.x_units_per_gpu * value_per_unit - a.hours[t] * a.var_cost[p])
     cr = -a.discount[c.r_period] * a.hours[c.r_period] * a.rental_price[c.r_pool]
     cu = -a.discount[c.u_period] * a.penalty[c.u_segment]
+    # a GPU bought in period tau costs its amortised capex in every period from tau on
+    ce = np.zeros(c.n_e)
+    if c.n_e:
+        assert a.expand_cost is not None
+        tail = np.cumsum((a.discount * a.hours)[::-1])[::-1]  # sum_{t >= tau} d_t h_t
+        ce = -a.expand_cost[c.e_pool] * tail[c.e_period]
     offset = -float(np.sum(a.discount[None, :] * a.churn[:, None] * a.demand))
-    return np.concatenate([cx, cr, cu]), offset
+    return np.concatenate([cx, cr, cu, ce]), offset
 
 
 def define_bounds(ctx: _Ctx) -> tuple[np.ndarray, np.ndarray]:
@@ -210,18 +262,27 @@ def define_bounds(ctx: _Ctx) -> tuple[np.ndarray, np.ndarray]:
     ux = np.full(c.n_x, INF)
     ur = a.rentable[c.r_pool, c.r_period]
     uu = np.full(c.n_u, INF)
-    n = c.n_x + c.n_r + c.n_u
-    return np.zeros(n), np.concatenate([ux, ur, uu])
+    ue = np.full(c.n_e, INF)  # limited by the pool-expansion row
+    n = c.n_x + c.n_r + c.n_u + c.n_e
+    return np.zeros(n), np.concatenate([ux, ur, uu, ue])
 
 
 # ------------------------------------------------------------------------- constraints
 def define_pool_capacity(ctx: _Ctx) -> None:
-    """pool-capacity[p,t]:  sum_{s,m} x[s,m,p,t] - r[p,t] <= (1 - headroom_p) * gpus[p,t]"""
+    """pool-capacity[p,t]:  sum_{s,m} x[s,m,p,t] - r[p,t] - (1 - headroom_p) sum_{tau<=t}
+    e[p,tau] <= (1 - headroom_p) * gpus[p,t]   (e: GPUs bought, expansion mode)"""
     a, c, T = ctx.arr, ctx.cols, ctx.T
     P = a.gpus.shape[0]
-    rows = np.concatenate([c.x_pool * T + c.x_period, c.r_pool * T + c.r_period])
-    cols = np.concatenate([np.arange(c.n_x), c.r_offset + np.arange(c.n_r)])
-    vals = np.concatenate([np.ones(c.n_x), -np.ones(c.n_r)])
+    # a GPU bought in tau adds capacity in every period t >= tau
+    later = T - c.e_period
+    e_cols = np.repeat(c.e_offset + np.arange(c.n_e), later)
+    e_t = np.repeat(c.e_period, later) + (
+        np.arange(int(later.sum())) - np.repeat(np.cumsum(later) - later, later)
+    )
+    e_p = np.repeat(c.e_pool, later)
+    rows = np.concatenate([c.x_pool * T + c.x_period, c.r_pool * T + c.r_period, e_p * T + e_t])
+    cols = np.concatenate([np.arange(c.n_x), c.r_offset + np.arange(c.n_r), e_cols])
+    vals = np.concatenate([np.ones(c.n_x), -np.ones(c.n_r), -(1.0 - a.headroom[e_p])])
     pp, tt = np.divmod(np.arange(P * T), T)
     ctx.rows.add(
         "pool-capacity",
@@ -232,6 +293,27 @@ def define_pool_capacity(ctx: _Ctx) -> None:
         vals,
         np.full(P * T, -INF),
         a.usable.ravel(),
+    )
+
+
+def define_pool_expansion(ctx: _Ctx) -> None:
+    """pool-expansion[p]:  sum_tau e[p,tau] <= expansion.max_gpus of p"""
+    a, c = ctx.arr, ctx.cols
+    if c.n_e == 0:
+        return
+    assert a.expand_max is not None
+    pools = np.unique(c.e_pool)
+    row_of = np.full(a.gpus.shape[0], -1, dtype=np.int64)
+    row_of[pools] = np.arange(pools.size)
+    ctx.rows.add(
+        "pool-expansion",
+        define_pool_expansion.__doc__,
+        {"pool": pools},
+        row_of[c.e_pool],
+        c.e_offset + np.arange(c.n_e),
+        np.ones(c.n_e),
+        np.full(pools.size, -INF),
+        a.expand_max[pools],
     )
 
 
@@ -398,6 +480,7 @@ def define_kind_floors(ctx: _Ctx) -> None:
 
 CONSTRAINTS = (
     define_pool_capacity,
+    define_pool_expansion,
     define_segment_demand,
     define_segment_contract,
     define_rnd_floor,

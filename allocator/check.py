@@ -20,11 +20,13 @@ def violations(
     cols: ColumnIndex,
     x: np.ndarray,
     rented: np.ndarray,
+    bought: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Largest violation per requirement, relative to the size of its bound:
     ``max(0, lhs - rhs) / max(1, |rhs|)``, so 1e-6 means one part in a million.
 
-    ``x`` holds GPUs per allocation column, ``rented`` GPUs rented per (pool, period).
+    ``x`` holds GPUs per allocation column, ``rented`` GPUs rented per (pool, period),
+    ``bought`` GPUs bought so far per (pool, period) in expansion mode (usable less headroom).
     Soft contract minimums are not requirements (a shortfall pays its penalty).
     """
     P, T = arr.gpus.shape
@@ -38,7 +40,10 @@ def violations(
 
     used = np.zeros((P, T))
     np.add.at(used, (p, t), x)
-    out["pool-capacity"] = _rel(used - rented, arr.usable)
+    extra = np.zeros_like(used) if bought is None else (1.0 - arr.headroom)[:, None] * bought
+    out["pool-capacity"] = _rel(used - rented - extra, arr.usable)
+    if bought is not None and arr.expand_max is not None:
+        out["pool-expansion"] = _rel(bought[:, -1], arr.expand_max)
     out["rental-limit"] = _rel(rented, arr.rentable)
 
     # work units from the domain: hours * throughput * mode multiplier

@@ -70,7 +70,11 @@ def column_names(sc: Scenario, lp: LinearProgram) -> list[str]:
         f"u[{seg[s]},{per[t]}]"
         for s, t in zip(c.u_segment.tolist(), c.u_period.tolist(), strict=True)
     ]
-    return x + r + u
+    e = [
+        f"e[{pool[p]},{per[t]}]"
+        for p, t in zip(c.e_pool.tolist(), c.e_period.tolist(), strict=True)
+    ]
+    return x + r + u + e
 
 
 def row_names(sc: Scenario, lp: LinearProgram) -> list[str]:

@@ -61,6 +61,10 @@ class ColumnIndex:
     u_segment: np.ndarray
     u_period: np.ndarray
     modes: list[tuple[int, str]]  # (segment index, mode name) for each global mode index
+    # e columns: GPUs bought into pool e_pool in period e_period (expansion mode), usable
+    # from that period on
+    e_pool: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    e_period: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def n_x(self) -> int:
@@ -81,6 +85,14 @@ class ColumnIndex:
     @property
     def u_offset(self) -> int:
         return self.n_x + self.n_r
+
+    @property
+    def n_e(self) -> int:
+        return int(self.e_pool.size)
+
+    @property
+    def e_offset(self) -> int:
+        return self.n_x + self.n_r + self.n_u
 
 
 @dataclass

@@ -85,6 +85,8 @@ class PoolResult:
     fixed_cost: float
     shadow_price_per_gpu_hour: float | None
     shadow_price_pv_per_gpu_hour: float | None
+    bought: float = 0.0  # GPUs bought into the pool so far (expansion mode), in use from then
+    expansion_cost: float = 0.0  # their amortised capex in the period
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,8 @@ class Totals:
     ltv: float
     ltv_weight: float
     churn_cost: float
-    objective: float  # gross_margin + ltv_weight * ltv - churn_cost
+    objective: float  # gross_margin + ltv_weight * ltv - churn_cost - expansion_cost
+    expansion_cost: float = 0.0  # amortised capex of GPUs bought (expansion mode)
 
 
 @dataclass(frozen=True)
@@ -319,6 +322,17 @@ class Plan:
         x = np.maximum(lp.x_gpus(sol.x), 0.0)  # GPUs, whatever the column units
         rented = np.zeros((P, T))
         rented[cols.r_pool, cols.r_period] = np.maximum(sol.x[cols.r_offset : cols.u_offset], 0.0)
+        # expansion: GPUs bought per (pool, period), and the stock bought so far
+        bought_in = np.zeros((P, T))
+        if cols.n_e:
+            e = np.maximum(sol.x[cols.e_offset : cols.e_offset + cols.n_e], 0.0)
+            bought_in[cols.e_pool, cols.e_period] = e
+        bought = np.cumsum(bought_in, axis=1)
+        expand_cost = (
+            bought * arr.hours[None, :] * arr.expand_cost[:, None]
+            if arr.expand_cost is not None
+            else np.zeros((P, T))
+        )
 
         s, m, p, t = cols.x_segment, cols.x_mode, cols.x_pool, cols.x_period
         gpu_hours = x * arr.hours[t]
@@ -376,6 +390,7 @@ class Plan:
         totals_churn = pv(churn)
         gm = totals_rev - totals_vcost - totals_rent - totals_pen
         fixed_pv = pv(fixed)
+        totals_expand = pv(expand_cost)
         totals = Totals(
             revenue=totals_rev,
             variable_cost=totals_vcost,
@@ -383,13 +398,14 @@ class Plan:
             shortfall_penalty=totals_pen,
             gross_margin=gm,
             fixed_cost=fixed_pv,
-            margin_after_depreciation=gm - fixed_pv,
+            margin_after_depreciation=gm - fixed_pv - totals_expand,
             ltv=totals_ltv,
             ltv_weight=w,
             churn_cost=totals_churn,
             objective=float(sol.objective)
             if sol.objective is not None
-            else gm + w * totals_ltv - totals_churn,
+            else gm + w * totals_ltv - totals_churn - totals_expand,
+            expansion_cost=totals_expand,
         )
 
         by_kind: dict[str, KindResult] = {}
@@ -447,7 +463,8 @@ class Plan:
             for i in range(S)
             for tt in range(T)
         ]
-        capacity = arr.gpus + rented
+        own = arr.gpus + bought
+        capacity = own + rented
         pools = [
             PoolResult(
                 pool=pool_ids[j],
@@ -458,19 +475,21 @@ class Plan:
                 usable=float(arr.usable[j, tt]),
                 rented=float(rented[j, tt]),
                 used=float(used[j, tt]),
-                idle=float(max(arr.gpus[j, tt] - (used[j, tt] - rented[j, tt]), 0.0)),
+                idle=float(max(own[j, tt] - (used[j, tt] - rented[j, tt]), 0.0)),
                 utilisation=float(used[j, tt] / capacity[j, tt]) if capacity[j, tt] > 0 else 0.0,
                 variable_cost=float(pool_vcost[j, tt]),
                 rental_cost=float(rental_cost[j, tt]),
                 fixed_cost=float(fixed[j, tt]),
                 shadow_price_per_gpu_hour=None if price_nom is None else float(price_nom[j, tt]),
                 shadow_price_pv_per_gpu_hour=None if price_pv is None else float(price_pv[j, tt]),
+                bought=float(bought[j, tt]),
+                expansion_cost=float(expand_cost[j, tt]),
             )
             for j in range(P)
             for tt in range(T)
         ]
 
-        viol = violations(sc, arr, cols, x, rented)
+        viol = violations(sc, arr, cols, x, rented, bought)
         max_viol = max(viol.values(), default=0.0)
         warnings = list(lp.warnings)
         if max_viol > 1e-6:

@@ -68,6 +68,20 @@ class Period(_Model):
     )
 
 
+class Expansion(_Model):
+    """GPUs the plan may buy into a pool: a decision of the LP (expansion mode)."""
+
+    max_gpus: Annotated[float, Field(gt=0, le=1e9)] = Field(
+        description="Most GPUs that can be bought into the pool over the horizon."
+    )
+    cost_per_gpu_hour: NonNeg = Field(
+        description="Amortised capex per GPU-hour, paid every period once bought."
+    )
+    from_period: Id | None = Field(
+        None, description="First period GPUs can be bought (and used); the first by default."
+    )
+
+
 class Pool(_Model):
     """GPUs of one accelerator type in one region under one ownership."""
 
@@ -90,6 +104,9 @@ class Pool(_Model):
     )
     headroom: Share | None = Field(
         None, description="Share of the pool's GPUs kept free; overrides policy.headroom."
+    )
+    expansion: Expansion | None = Field(
+        None, description="Optional: GPUs the plan may buy into this pool (expansion mode)."
     )
     allocation_unit_gpus: Annotated[int, Field(ge=1, le=MAX_ALLOCATION_UNIT_GPUS)] | None = Field(
         None,
@@ -324,6 +341,11 @@ def cross_check(
         base = f"pools[{i}]"
         _check_len(pool.gpus, T, f"{base}.gpus", issues)
         _check_len(pool.rentable_gpus, T, f"{base}.rentable_gpus", issues)
+        exp = pool.expansion
+        if exp is not None and exp.from_period is not None and exp.from_period not in labels:
+            issues.append(
+                Issue(f"{base}.expansion.from_period", f"unknown period {exp.from_period!r}")
+            )
         if (
             pool.rentable_gpus
             and any(pool.rentable_gpus)

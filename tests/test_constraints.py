@@ -192,3 +192,53 @@ def test_badly_scaled_numbers_warn_and_are_reported():
     messages = " ".join(str(w.message) for w in caught)
     assert "1e15" in messages and "HiGHS drops values" in messages
     assert plan.warnings == [str(w.message) for w in caught]
+
+
+@pytest.mark.parametrize(
+    ("cost", "headroom", "bought", "objective"),
+    [
+        # a bought GPU earns 3 - 2 = 1 per hour in P2 and P3: buy all 5 at P2
+        (2.0, 0.0, 5, 10 * 3 * 300 + 5 * (3 - 2) * 200),
+        # dearer than what it earns: buy none
+        (3.5, 0.0, 0, 10 * 3 * 300),
+        # headroom applies to bought GPUs too: 0.8 * 3 - 2 = 0.4 per hour
+        (2.0, 0.2, 5, 0.8 * 10 * 3 * 300 + 5 * (0.8 * 3 - 2) * 200),
+    ],
+)
+def test_expansion_buys_gpus_when_they_pay(cost, headroom, bought, objective):
+    sc = scenario(
+        [
+            pool(
+                gpus=[10, 10, 10],
+                expansion={"max_gpus": 5, "cost_per_gpu_hour": cost, "from_period": "P2"},
+            )
+        ],
+        [seg("c", demand=[1e9] * 3)],
+        periods=3,
+        policy={"headroom": headroom},
+    )
+    plan = solve(sc)
+    rows = {p.period: p for p in plan.pools}
+    assert [rows[t].bought for t in ("P1", "P2", "P3")] == pytest.approx([0, bought, bought])
+    assert plan.objective == pytest.approx(objective)
+    assert plan.totals.expansion_cost == pytest.approx(bought * cost * 200)
+    t = plan.totals
+    assert t.objective == pytest.approx(
+        t.gross_margin + t.ltv_weight * t.ltv - t.churn_cost - t.expansion_cost
+    )
+    assert plan.max_violation <= 1e-9
+    if bought:  # the limit binds: one more GPU allowed is worth what it earns net of capex
+        limit = next(b for b in plan.binding if b.constraint == "pool-expansion")
+        assert limit.dual == pytest.approx((3 * (1 - headroom) - cost) * 200)
+        assert price(plan, period="P3") == pytest.approx(3.0)
+
+
+def test_expansion_period_must_exist():
+    from allocator import ScenarioError
+
+    sc = scenario(
+        [pool(expansion={"max_gpus": 5, "cost_per_gpu_hour": 1, "from_period": "Q9"})], [seg("c")]
+    )
+    with pytest.raises(ScenarioError) as info:
+        solve(sc)
+    assert info.value.issues[0].path == "pools[0].expansion.from_period"
