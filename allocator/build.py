@@ -572,4 +572,10 @@ def count_columns(sc: Scenario) -> int:
     x = sum(len(s.modes) * sum(1 for p in sc.pools if sc.compatible(s, p)) for s in sc.segments) * T
     r = sum(1 for p in sc.pools for g in (p.rentable_gpus or []) if g > 0)
     u = sum(1 for s in sc.segments if not s.contract_hard for m in (s.contract_min or []) if m > 0)
-    return x + r + u
+    labels = sc.period_labels
+    e = sum(
+        T - (labels.index(p.expansion.from_period) if p.expansion.from_period else 0)
+        for p in sc.pools
+        if p.expansion is not None
+    )
+    return x + r + u + e

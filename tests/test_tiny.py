@@ -91,3 +91,16 @@ def test_lp_has_a_column_per_compatible_combination(tiny_scenario):
     assert lp.columns.n_x == 8 and lp.columns.n_u == 1 and lp.columns.n_r == 0
     assert [b.name for b in lp.blocks] == ["pool-capacity", "segment-demand", "segment-contract"]
     assert lp.nnz == 8 + 8 + 2 + 1  # capacity, demand, contract (x of cloud P2 + u)
+
+
+def test_count_columns_matches_the_built_lp(tiny_dict):
+    from allocator import Scenario
+    from allocator.build import count_columns
+
+    d = edit(tiny_dict)
+    d["pools"][0]["expansion"] = {"max_gpus": 4, "cost_per_gpu_hour": 1, "from_period": "P2"}
+    d["pools"][1]["rentable_gpus"] = [0, 3]
+    d["pools"][1]["rental_price_per_gpu_hour"] = 5
+    for data in (tiny_dict, d):
+        sc = Scenario.from_dict(data)
+        assert count_columns(sc) == build_lp(sc).num_cols
