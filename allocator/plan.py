@@ -211,6 +211,19 @@ class Plan:
             f"allocations={len(self.allocations)}, max_violation={self.max_violation:.1e})"
         )
 
+    # ----------------------------------------------------------------- notebooks
+    def _repr_html_(self) -> str:
+        from .viz import plan_html
+
+        return plan_html(self)
+
+    def plot(self, chart: str = "allocation", by: str = "kind") -> Any:
+        """A plotly Figure of the plan: ``allocation`` (by kind, pool or region),
+        ``prices``, ``utilisation`` or ``margins``. Needs ``allocator[plot]``."""
+        from .viz import plot
+
+        return plot(self, chart, by)
+
     # ------------------------------------------------------------------- exports
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data; keys are stable (documented in the README)."""

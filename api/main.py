@@ -21,7 +21,7 @@ from . import problems
 from .config import Settings, get_settings
 from .deps import require_api_key
 from .jobs import JobRunner, SyncSolver
-from .routes import analysis, plans, scenarios, solve, system
+from .routes import analysis, plans, scenarios, solve, system, web
 from .store import Store
 
 log = logging.getLogger("allocator.api")
@@ -152,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     key = [Depends(require_api_key)]
     app.include_router(system.router)
+    app.include_router(web.router)
     for r in (solve.router, scenarios.router, plans.router, analysis.router):
         app.include_router(r, dependencies=key)
     if settings.cors_origins:

@@ -1,0 +1,46 @@
+"""The plan explorer page at `/`: static files of our own plus plotly's browser bundle,
+served from the plotly package installed with the service (no CDN: works offline)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, HTMLResponse, Response
+
+from ..problems import ApiError
+
+router = APIRouter(include_in_schema=False)
+WEB = Path(__file__).resolve().parent.parent / "web"
+FILES = {"app.js": "text/javascript", "app.css": "text/css"}
+
+
+def plotly_bundle() -> Path | None:
+    try:
+        import plotly
+    except ImportError:  # pragma: no cover - plotly is a dependency of the service
+        return None
+    path = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
+    return path if path.is_file() else None
+
+
+@router.get("/")
+def index() -> HTMLResponse:
+    return HTMLResponse((WEB / "index.html").read_text(encoding="utf-8"))
+
+
+@router.get("/static/vendor/plotly.min.js")
+def plotly_js() -> Response:
+    path = plotly_bundle()
+    if path is None:
+        raise ApiError(503, "Charts unavailable", "install plotly: pip install plotly", "no-plotly")
+    return FileResponse(
+        path, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"}
+    )
+
+
+@router.get("/static/{name}")
+def static(name: str) -> Response:
+    if name not in FILES:
+        raise ApiError(404, "Not found", f"no file {name!r}", "not-found")
+    return FileResponse(WEB / name, media_type=FILES[name], headers={"Cache-Control": "no-cache"})

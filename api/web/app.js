@@ -1,0 +1,321 @@
+// allocator plan explorer: talks to the service's own /v1 API; no third-party CDN.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+const KINDS = ["cloud", "first_party", "rnd", "consumer"];
+const COLORS = { cloud: "#2563eb", first_party: "#f59e0b", rnd: "#10b981", consumer: "#a855f7" };
+const state = { scenario: null, plan: null, planId: null };
+
+function headers(extra) {
+  const h = Object.assign({}, extra || {});
+  const key = localStorage.getItem("allocator-api-key");
+  if (key) h["X-API-Key"] = key;
+  return h;
+}
+
+async function api(path, opts) {
+  const o = Object.assign({}, opts || {});
+  o.headers = headers(o.headers);
+  const r = await fetch(path, o);
+  const text = await r.text();
+  const body = text ? JSON.parse(text) : null;
+  if (!r.ok) {
+    const msg = body && (body.detail || body.title) ? (body.title + ": " + (body.detail || "")) : r.statusText;
+    const err = new Error(msg);
+    err.problem = body;
+    throw err;
+  }
+  return { body, response: r };
+}
+
+function status(text, isError) {
+  const el = $("#status");
+  el.textContent = text;
+  el.className = isError ? "error" : "";
+}
+
+function money(v) {
+  if (v === null || v === undefined) return "n/a";
+  const a = Math.abs(v);
+  const f = (x, s) => (x).toLocaleString(undefined, { maximumFractionDigits: 2 }) + s;
+  if (a >= 1e9) return f(v / 1e9, "B");
+  if (a >= 1e6) return f(v / 1e6, "M");
+  if (a >= 1e3) return f(v / 1e3, "k");
+  return f(v, "");
+}
+
+function signed(v) {
+  const cls = v > 0 ? "pos" : v < 0 ? "neg" : "";
+  return `<span class="${cls}">${v > 0 ? "+" : ""}${money(v)}</span>`;
+}
+
+const layout = (extra) => Object.assign({
+  margin: { l: 50, r: 10, t: 10, b: 40 }, legend: { orientation: "h" }, font: { size: 11 },
+}, extra || {});
+const config = { displaylogo: false, responsive: true };
+
+// ------------------------------------------------------------------ scenarios
+let loadToken = 0;
+let chooseToken = 0;
+
+async function loadScenarios(select) {
+  const token = ++loadToken;
+  const { body } = await api("/v1/scenarios?limit=100");
+  if (token !== loadToken) return; // a newer load (e.g. after a key change) wins
+  const sel = $("#scenario");
+  const keep = select || state.scenario;
+  sel.innerHTML = body.items.map((s) => `<option value="${s.id}">${s.id} (${s.segments} segments, ${s.pools} pools)</option>`).join("");
+  if (keep && body.items.some((s) => s.id === keep)) sel.value = keep;
+  if (sel.value && (select || sel.value !== state.scenario)) await chooseScenario(sel.value);
+}
+
+async function chooseScenario(id) {
+  const token = ++chooseToken;
+  state.scenario = id;
+  state.plan = null;
+  state.planId = null;
+  const { body } = await api(`/v1/plans?scenario=${encodeURIComponent(id)}&status=done&limit=1`);
+  if (token !== chooseToken) return; // the user picked another scenario meanwhile
+  if (body.items.length) {
+    await showPlan(body.items[0].id);
+  } else {
+    clearCharts();
+    status("no plan yet: press Run plan");
+  }
+}
+
+async function upload(file) {
+  const text = await file.text();
+  const id = file.name.replace(/\.json$/i, "").replace(/[^A-Za-z0-9_.:-]+/g, "-") || "uploaded";
+  try {
+    await api(`/v1/scenarios/${encodeURIComponent(id)}`, {
+      method: "PUT", body: text, headers: { "content-type": "application/json" },
+    });
+    status(`stored ${id}`);
+    await loadScenarios(id);
+  } catch (e) {
+    const errs = (e.problem && e.problem.errors) || [];
+    status(e.message + " " + errs.slice(0, 3).map((x) => `${x.path}: ${x.message}`).join("; "), true);
+  }
+}
+
+// ----------------------------------------------------------------------- jobs
+async function runPlan() {
+  if (!state.scenario) return;
+  $("#run").disabled = true;
+  try {
+    const { response } = await api(`/v1/scenarios/${encodeURIComponent(state.scenario)}/plans`, { method: "POST" });
+    const loc = response.headers.get("location");
+    const started = Date.now();
+    for (;;) {
+      const { body } = await api(loc);
+      const secs = ((Date.now() - started) / 1000).toFixed(1);
+      if (body.status === "done") { status(`solved in ${body.plan.solver.time_s.toFixed(2)} s`); await showPlan(body.id, body); break; }
+      if (body.status === "failed" || body.status === "cancelled") {
+        status(`${body.status}: ${body.error ? body.error.detail || body.error.title : ""}`, true); break;
+      }
+      status(`${body.status}… ${secs} s`);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  } catch (e) { status(e.message, true); }
+  $("#run").disabled = false;
+}
+
+async function showPlan(planId, job) {
+  const j = job || (await api(`/v1/plans/${planId}`)).body;
+  state.plan = j.plan;
+  state.planId = planId;
+  if (!job) status(`plan ${planId.slice(0, 8)} (revision ${j.scenario_revision})`);
+  render();
+}
+
+// --------------------------------------------------------------------- charts
+function clearCharts() {
+  for (const id of ["chart-gpus", "chart-prices", "chart-util", "chart-money", "chart-frontier", "chart-whatif"]) {
+    Plotly.purge(id);
+  }
+  $("#kpis").innerHTML = "";
+  $("#explain").innerHTML = "";
+  $("#whatif-result").innerHTML = "";
+}
+
+function render() {
+  const p = state.plan;
+  if (!p) return;
+  const t = p.totals;
+  const kpis = [
+    ["Objective (PV)", t.objective], ["Gross margin", t.gross_margin], ["Revenue", t.revenue],
+    ["LTV", t.ltv], ["Rental cost", t.rental_cost], ["Max violation", null],
+  ];
+  $("#kpis").innerHTML = kpis.map(([k, v]) => `<div class="kpi"><div class="label">${k}</div><div class="value" data-kpi="${k}">${
+    v === null ? p.max_violation.toExponential(1) : money(v) + " " + p.currency}</div></div>`).join("");
+  renderGpus();
+  renderPrices();
+  renderUtil();
+  renderMoney();
+  renderFrontier();
+  fillSelects();
+}
+
+function renderGpus() {
+  const p = state.plan;
+  const by = $("#gpus-by").value;
+  let traces;
+  if (by === "kind") {
+    traces = Object.values(p.by_kind).map((k) => ({
+      x: p.periods, y: k.gpus_by_period, name: k.kind, type: "bar", marker: { color: COLORS[k.kind] },
+    }));
+  } else {
+    const key = by === "pool" ? "pool" : "region";
+    const region = {};
+    for (const r of p.pools) region[r.pool] = r.region;
+    const sums = {};
+    for (const a of p.allocations) {
+      const k = key === "pool" ? a.pool : region[a.pool];
+      sums[k] = sums[k] || Object.fromEntries(p.periods.map((x) => [x, 0]));
+      sums[k][a.period] += a.gpus;
+    }
+    traces = Object.entries(sums).map(([k, v]) => ({ x: p.periods, y: p.periods.map((x) => v[x]), name: k, type: "bar" }));
+  }
+  Plotly.react("chart-gpus", traces, layout({ barmode: "stack", yaxis: { title: "GPUs" } }), config);
+}
+
+function renderPrices() {
+  const p = state.plan;
+  const pools = [...new Set(p.pools.map((r) => r.pool))];
+  const z = pools.map((pool) => p.periods.map((per) => {
+    const r = p.pools.find((x) => x.pool === pool && x.period === per);
+    return r.shadow_price_per_gpu_hour;
+  }));
+  Plotly.react("chart-prices", [{ type: "heatmap", x: p.periods, y: pools, z, colorscale: "YlOrRd", reversescale: true, colorbar: { title: p.currency + "/GPU-h" } }],
+    layout({ margin: { l: 140, r: 10, t: 10, b: 40 } }), config);
+}
+
+function renderUtil() {
+  const p = state.plan;
+  const pools = [...new Set(p.pools.map((r) => r.pool))];
+  const traces = pools.map((pool) => ({
+    x: p.periods, y: p.periods.map((per) => p.pools.find((r) => r.pool === pool && r.period === per).utilisation * 100),
+    name: pool, mode: "lines+markers", type: "scatter",
+  }));
+  Plotly.react("chart-util", traces, layout({ yaxis: { title: "%", range: [0, 105] } }), config);
+}
+
+function renderMoney() {
+  const p = state.plan;
+  const kinds = Object.keys(p.by_kind);
+  const trace = (field, name) => ({ x: kinds, y: kinds.map((k) => p.by_kind[k][field]), name, type: "bar" });
+  Plotly.react("chart-money", [trace("revenue", "revenue"), trace("gross_margin", "gross margin"), trace("ltv", "LTV")],
+    layout({ barmode: "group", yaxis: { title: p.currency + " (PV)" } }), config);
+}
+
+async function renderFrontier() {
+  try {
+    const { body } = await api(`/v1/scenarios/${encodeURIComponent(state.scenario)}/frontier?points=12`);
+    const pts = body.points;
+    Plotly.react("chart-frontier", [{
+      x: pts.map((q) => q.ltv), y: pts.map((q) => q.margin), mode: "lines+markers", type: "scatter",
+      text: pts.map((q) => `weight ${q.weight_low}–${q.weight_high === null ? "∞" : q.weight_high}`), name: "frontier",
+    }], layout({ xaxis: { title: "LTV (PV)" }, yaxis: { title: "margin (PV)" } }), config);
+  } catch (e) {
+    $("#chart-frontier").textContent = "frontier unavailable: " + e.message;
+  }
+}
+
+function fillSelects() {
+  const p = state.plan;
+  const pools = [...new Set(p.pools.map((r) => r.pool))];
+  document.querySelector("#whatif select[name=pool]").innerHTML = pools.map((x) => `<option>${x}</option>`).join("");
+  const segs = [...new Set(p.segments.map((s) => s.segment))];
+  const sel = $("#segment");
+  sel.innerHTML = segs.map((x) => `<option>${x}</option>`).join("");
+  explain(sel.value);
+}
+
+// -------------------------------------------------------------------- what-if
+async function whatIf(ev) {
+  ev.preventDefault();
+  if (!state.plan) { status("run a plan first", true); return; }
+  const f = new FormData(ev.target);
+  const sid = encodeURIComponent(state.scenario);
+  const scale = {};
+  for (const k of KINDS) { const v = parseFloat(f.get(k)); if (!isNaN(v) && v !== 1) scale[k] = v; }
+  const gpus = parseFloat(f.get("gpus")) || 0;
+  const priority = f.get("priority");
+  const out = $("#whatif-result");
+  out.textContent = "solving…";
+  try {
+    let diff;
+    if (priority) {
+      const transforms = [{ type: "priority", kind: priority }];
+      for (const [k, v] of Object.entries(scale)) transforms.unshift({ type: "scale_demand", target: k, factor: v });
+      if (gpus) transforms.unshift({ type: "capacity", pool: f.get("pool"), gpus });
+      const { body } = await api(`/v1/scenarios/${sid}/counterfactual`, {
+        method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "page", transforms }),
+      });
+      diff = { totals: body.totals, by_kind: body.by_kind, newKey: "counterfactual" };
+    } else {
+      const overrides = { demand_scale: scale };
+      if (gpus) overrides.capacity_change = { [f.get("pool")]: gpus };
+      const { body } = await api(`/v1/scenarios/${sid}/what-if`, {
+        method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(overrides),
+      });
+      diff = { totals: body.difference.totals, by_kind: body.difference.by_kind, newKey: "new" };
+    }
+    const t = diff.totals;
+    const rows = Object.entries(diff.by_kind).map(([k, v]) =>
+      `<tr><td>${k}</td><td>${signed(v.revenue.change)}</td><td>${signed(v.gross_margin.change)}</td><td>${signed(v.ltv.change)}</td></tr>`).join("");
+    out.innerHTML = `<p>Objective <b data-whatif="objective">${signed(t.objective.change)}</b>, gross margin ${signed(t.gross_margin.change)}</p>
+      <table><tr><th>kind</th><th>revenue</th><th>gross margin</th><th>LTV</th></tr>${rows}</table>`;
+    const kinds = Object.keys(diff.by_kind);
+    const last = (v, key) => v.gpus_by_period[key][v.gpus_by_period[key].length - 1];
+    Plotly.react("chart-whatif", [
+      { x: kinds, y: kinds.map((k) => last(diff.by_kind[k], "base")), name: "base", type: "bar" },
+      { x: kinds, y: kinds.map((k) => last(diff.by_kind[k], diff.newKey)), name: "what-if", type: "bar" },
+    ], layout({ barmode: "group", yaxis: { title: "GPUs, last period" } }), config);
+  } catch (e) {
+    const d = e.problem && e.problem.diagnosis;
+    out.innerHTML = `<p class="error">${e.message}</p>` + (d ? `<pre>${d.message}</pre>` : "");
+  }
+}
+
+// -------------------------------------------------------------------- explain
+async function explain(segment) {
+  if (!state.planId || !segment) return;
+  try {
+    const { body } = await api(`/v1/plans/${state.planId}/explain?segment=${encodeURIComponent(segment)}`);
+    const rows = body.values.filter((v) => v.period === state.plan.periods[0]).map((v) =>
+      `<tr><td>${v.pool}</td><td>${v.value_per_gpu_hour.toFixed(2)}</td><td>${(v.shadow_price_per_gpu_hour || 0).toFixed(2)}</td><td>${v.gpus.toFixed(1)}</td></tr>`).join("");
+    $("#explain").innerHTML = `<table><tr><th>pool (${state.plan.periods[0]})</th><th>value/GPU-h</th><th>price/GPU-h</th><th>GPUs</th></tr>${rows}</table>` +
+      body.sentences.map((s) => `<p>${s}</p>`).join("");
+  } catch (e) { $("#explain").textContent = e.message; }
+}
+
+// ------------------------------------------------------------------ downloads
+async function download(path, name) {
+  const r = await fetch(path, { headers: headers() });
+  if (!r.ok) { status(`download failed: ${r.status}`, true); return; }
+  const blob = await r.blob();
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = name;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+}
+
+// ----------------------------------------------------------------------- wire
+window.addEventListener("DOMContentLoaded", () => {
+  const key = $("#apikey");
+  key.value = localStorage.getItem("allocator-api-key") || "";
+  key.addEventListener("change", () => { localStorage.setItem("allocator-api-key", key.value); loadScenarios(); });
+  $("#scenario").addEventListener("change", (e) => chooseScenario(e.target.value).catch((x) => status(x.message, true)));
+  $("#upload").addEventListener("change", (e) => e.target.files[0] && upload(e.target.files[0]));
+  $("#run").addEventListener("click", runPlan);
+  $("#gpus-by").addEventListener("change", () => state.plan && renderGpus());
+  $("#whatif").addEventListener("submit", whatIf);
+  $("#segment").addEventListener("change", (e) => explain(e.target.value));
+  $("#dl-json").addEventListener("click", () => state.planId && download(`/v1/plans/${state.planId}`, `plan-${state.scenario}.json`));
+  $("#dl-csv").addEventListener("click", () => state.planId && download(`/v1/plans/${state.planId}/allocations?format=csv`, `allocations-${state.scenario}.csv`));
+  loadScenarios().catch((e) => status(e.message, true));
+});
