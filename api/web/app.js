@@ -310,7 +310,11 @@ window.addEventListener("DOMContentLoaded", () => {
   key.value = localStorage.getItem("allocator-api-key") || "";
   key.addEventListener("change", () => { localStorage.setItem("allocator-api-key", key.value); loadScenarios(); });
   $("#scenario").addEventListener("change", (e) => chooseScenario(e.target.value).catch((x) => status(x.message, true)));
-  $("#upload").addEventListener("change", (e) => e.target.files[0] && upload(e.target.files[0]));
+  $("#upload").addEventListener("change", async (e) => {
+    const file = e.target.files[0];
+    e.target.value = ""; // so choosing the same file again uploads it again
+    if (file) await upload(file);
+  });
   $("#run").addEventListener("click", runPlan);
   $("#gpus-by").addEventListener("change", () => state.plan && renderGpus());
   $("#whatif").addEventListener("submit", whatIf);

@@ -4,6 +4,7 @@ a real uvicorn process on loopback. .ci/run installs the browser; locally:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -99,6 +100,11 @@ def test_plan_explorer_end_to_end(page, server):
     path = dl.value.path()
     assert Path(path).read_text().startswith("segment,kind,mode,pool,period,gpus")
 
+    with page.expect_download() as dl:
+        page.click("#dl-json")
+    job = json.loads(Path(dl.value.path()).read_text())
+    assert job["plan"]["totals"]["objective"] == pytest.approx(30950)
+
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "plan-explorer.png"), full_page=True)
     assert page.errors == []  # type: ignore[attr-defined]
@@ -110,3 +116,20 @@ def test_assets_are_served_locally(server):
     assert len(body) > 1_000_000
     status, _, body = server.get("/")
     assert status == 200 and b"/static/vendor/plotly.min.js" in body and b"cdn" not in body.lower()
+
+
+def test_upload_a_scenario(page, tmp_path):
+    d = json.loads((ROOT / "data" / "tiny.json").read_text())
+    d["pools"][0]["gpus"] = [20, 20]
+    f = tmp_path / "bigger-tiny.json"
+    f.write_text(json.dumps(d))
+    page.set_input_files("#upload", str(f))
+    page.wait_for_function("document.querySelector('#scenario').value === 'bigger-tiny'")
+    page.wait_for_function(
+        "document.querySelector('#status').textContent.startsWith('no plan yet')"
+    )
+    d["segments"][0]["demand"][0] = -1
+    f.write_text(json.dumps(d))
+    page.set_input_files("#upload", str(f))
+    page.wait_for_function("document.querySelector('#status').classList.contains('error')")
+    assert "segments[0].demand[0]" in page.text_content("#status")
