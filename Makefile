@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help run solve test browser lint fmt clean
+.PHONY: help run solve test browser lint fmt clean bench
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -27,6 +27,10 @@ test: $(STAMP)  ## run the whole test suite
 browser:  ## install Debian's Chromium for the browser tests (needs root; skipped if present)
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+bench: $(STAMP)  ## benchmark engine vs solvers alone vs PuLP/linopy (BENCH_SIZES=10k,40k,...); not part of test
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m allocator.bench
 
 lint: $(STAMP)  ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff check allocator api tests

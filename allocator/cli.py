@@ -17,6 +17,10 @@ from pathlib import Path
 from . import __version__
 from .build import build_lp
 from .cli_analysis import COMMANDS, add_commands
+from .cli_batch import COMMANDS as BATCH_COMMANDS
+from .cli_batch import add_commands as add_batch_commands
+from .cli_bench import COMMANDS as BENCH_COMMANDS
+from .cli_bench import add_commands as add_bench_commands
 from .engine import BACKENDS, make_solver, solve
 from .errors import (
     AllocatorWarning,
@@ -93,6 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     add_commands(sub)
+    add_batch_commands(sub)
+    add_bench_commands(sub)
 
     v = sub.add_parser("validate", help="check scenario files; print every problem")
     v.add_argument("scenarios", nargs="+", help="scenario JSON files")
@@ -223,6 +229,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_export(args)
     if args.command in COMMANDS:
         return cmd_analysis(args)
+    if args.command in BATCH_COMMANDS:
+        return BATCH_COMMANDS[args.command](args)
+    if args.command in BENCH_COMMANDS:
+        return BENCH_COMMANDS[args.command](args)
     return cmd_solve(args)
 
 

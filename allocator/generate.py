@@ -32,9 +32,16 @@ def generate_dict(
     hours: float = 168.0,
     scarcity: float = 1.3,
     policy: dict | None = None,
+    contract_share: float = 0.4,
+    max_growth: float = 0.06,
+    stability: float | None = None,
 ) -> dict:
     """A scenario as plain data. ``compatibility`` is the expected share of pools each
-    segment can use; ``scarcity`` is total demand over total capacity (in GPU terms)."""
+    segment can use; ``scarcity`` is total demand over total capacity (in GPU terms);
+    ``contract_share`` is a cloud segment's contract minimum as a share of its demand
+    (0: no contracts); ``max_growth`` the largest demand growth per period (each segment
+    draws its own in [0, max_growth)); ``stability``, when given, sets the policy's
+    ``max_change_share`` (the coupling between periods)."""
     rng = np.random.default_rng(seed)
     acc_names = list(ACCELERATORS)
     n_types = min(len(acc_names), max(1, pools // 2))
@@ -77,7 +84,7 @@ def generate_dict(
             t: round(base_tp * ACCELERATORS[t][0] * rng.uniform(0.8, 1.2), 4) for t in k_types
         }
         mean_tp = float(np.mean(list(throughput.values())))
-        growth = rng.uniform(0.0, 0.06)
+        growth = rng.uniform(0.0, max_growth)
         demand = [
             round(float(share[t] * rng.uniform(0.5, 1.5) * hours * mean_tp * (1 + growth) ** t), 2)
             for t in range(periods)
@@ -106,7 +113,8 @@ def generate_dict(
                 set(rng.choice(regions, size=min(2, len(regions)), replace=False))
             )
         if kind == "cloud":
-            seg["contract_min"] = [round(d * 0.4, 2) for d in demand]
+            if contract_share > 0:
+                seg["contract_min"] = [round(d * contract_share, 2) for d in demand]
             seg["shortfall_penalty_per_unit"] = round(float(revenue) * 0.5, 4)
             seg["churn_cost_per_unit"] = round(float(revenue) * 0.1, 4)
         if kind in ("first_party", "consumer") and rng.random() < 0.5:
@@ -136,8 +144,15 @@ def generate_dict(
         "discount_rate": 0.001,
         "pools": pool_list,
         "segments": seg_list,
-        "policy": policy if policy is not None else {"rnd_min_share": 0.05, "headroom": 0.02},
+        "policy": _policy(policy, stability),
     }
+
+
+def _policy(policy: dict | None, stability: float | None) -> dict:
+    out = dict(policy) if policy is not None else {"rnd_min_share": 0.05, "headroom": 0.02}
+    if stability is not None:
+        out["max_change_share"] = stability
+    return out
 
 
 def generate(segments: int = 20, pools: int = 6, periods: int = 8, **kw: object) -> Scenario:

@@ -25,6 +25,12 @@ except ImportError:  # pragma: no cover - highspy is a hard dependency
 # periods) interior point with crossover overtakes dual simplex at about this many columns;
 # without them dual simplex stayed ahead at every size measured (3x at 92k columns).
 IPM_ABOVE_COLUMNS = 15_000
+# Measured (BENCHMARKS.md, `make bench`): on the coupled LP, COIN-OR CLP's dual simplex
+# (PuLP's bundled cbc on an MPS file, solvers/clp.py) beat HiGHS IPM (1.3-3.8x), dual
+# simplex and PDLP at every size measured, 10k to 300k columns; at 1M it finished in 233 s
+# where IPM took > 330 s on the prototype. Below this size the file and process overhead
+# is not worth it and HiGHS stays in process.
+CLP_ABOVE_COLUMNS = 5_000
 ALGORITHMS = ("auto", "simplex", "ipm", "pdlp")
 
 _banner_lock = threading.Lock()
@@ -119,10 +125,21 @@ class HighsSolver(Solver):
         if self.algorithm != "auto":
             return self.algorithm
         coupled = lp.block("segment-stability") is not None
+        if coupled and lp.num_cols > CLP_ABOVE_COLUMNS and not self.options and _clp_available():
+            return "clp"
         return "ipm" if coupled and lp.num_cols > IPM_ABOVE_COLUMNS else "simplex"
 
     def run(self, lp: LinearProgram, time_limit: float | None = None) -> Solution:
         algorithm = self.choose(lp)
+        if algorithm == "clp":
+            from .clp import ClpSolver
+
+            sol = ClpSolver().run(lp, time_limit)
+            if sol.status is not Status.NUMERICAL_ERROR:
+                return sol
+            algorithm = "ipm"  # CLP failed (a broken binary, an unreadable file): HiGHS
+            if time_limit is not None:
+                time_limit = max(time_limit - sol.time_s, 0.0)
         h = new_highs()
         if algorithm == "mip":
             h.setOptionValue("mip_rel_gap", float(self.mip_gap))
@@ -141,6 +158,12 @@ class HighsSolver(Solver):
         h.run()
         elapsed = time.perf_counter() - t0
         return read_solution(h, lp, algorithm, elapsed)
+
+
+def _clp_available() -> bool:
+    from .clp import ClpSolver
+
+    return ClpSolver.is_available()
 
 
 def check_mip_gap(mip_gap: float) -> float:
