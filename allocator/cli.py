@@ -21,27 +21,25 @@ from .cli_batch import COMMANDS as BATCH_COMMANDS
 from .cli_batch import add_commands as add_batch_commands
 from .cli_bench import COMMANDS as BENCH_COMMANDS
 from .cli_bench import add_commands as add_bench_commands
+from .cli_common import (
+    EXIT_INVALID,
+    EXIT_USAGE,
+    HANDLED,
+    err,
+    failure,
+    report_invalid,
+    seconds,
+)
 from .engine import BACKENDS, make_solver, solve
 from .errors import (
     AllocatorWarning,
-    InfeasibleError,
     ScenarioError,
     SolveError,
     SolverUnavailableError,
-    TimeLimitError,
 )
 from .export import FORMATS, model_text
 from .report import summary
 from .scenario import Scenario
-
-EXIT_INVALID, EXIT_USAGE, EXIT_INFEASIBLE, EXIT_TIME_LIMIT, EXIT_SOLVER = 1, 2, 3, 4, 5
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text!r}")
-    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("solve", help="solve a scenario and print the plan")
     s.add_argument("scenario", help="scenario JSON file")
     s.add_argument("--json", action="store_true", help="print the whole plan as JSON")
-    s.add_argument("--time-limit", type=_seconds, default=None, metavar="SECONDS")
+    s.add_argument("--time-limit", type=seconds, default=None, metavar="SECONDS")
     s.add_argument(
         "--algorithm",
         default="auto",
@@ -105,10 +103,6 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _err(msg: str) -> None:
-    print(msg, file=sys.stderr)
-
-
 def cmd_validate(paths: Sequence[str]) -> int:
     bad = 0
     for path in paths:
@@ -116,22 +110,15 @@ def cmd_validate(paths: Sequence[str]) -> int:
             sc = Scenario.from_file(path)
         except ScenarioError as exc:
             bad += 1
-            _err(f"{path}: {len(exc.issues)} problem(s)")
+            err(f"{path}: {len(exc.issues)} problem(s)")
             for issue in exc.issues:
-                _err(f"  {issue}")
+                err(f"  {issue}")
             continue
         print(
             f"{path}: ok ({len(sc.periods)} periods, {len(sc.pools)} pools, "
             f"{len(sc.segments)} segments)"
         )
     return EXIT_INVALID if bad else 0
-
-
-def _report_invalid(path: str, exc: ScenarioError) -> int:
-    _err(f"{path}: {len(exc.issues)} problem(s)")
-    for issue in exc.issues:
-        _err(f"  {issue}")
-    return EXIT_INVALID
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
@@ -142,21 +129,12 @@ def cmd_solve(args: argparse.Namespace) -> int:
                 args.backend, args.solver, algorithm=args.algorithm, mip_gap=args.mip_gap
             )
         except (SolverUnavailableError, ValueError) as exc:  # unusable solver or option
-            _err(f"allocator solve: {exc}")
+            err(f"allocator solve: {exc}")
             return EXIT_USAGE
         try:
             plan = solve(args.scenario, time_limit=args.time_limit, solver=backend)
-        except ScenarioError as exc:
-            return _report_invalid(args.scenario, exc)
-        except InfeasibleError as exc:
-            _err(f"infeasible: {exc}")
-            return EXIT_INFEASIBLE
-        except TimeLimitError as exc:
-            _err(f"time limit: {exc}")
-            return EXIT_TIME_LIMIT
-        except SolveError as exc:
-            _err(f"{exc.status.value}: {exc}")
-            return EXIT_SOLVER
+        except (ScenarioError, SolveError) as exc:
+            return failure(exc, "solve", args.scenario)
     for w in caught:
         if not issubclass(w.category, AllocatorWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -173,7 +151,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if fmt is None:
         suffix = Path(args.output).suffix.lstrip(".").lower()
         if suffix not in FORMATS:
-            _err("allocator export: give --format mps|lp (or an -o file ending .mps or .lp)")
+            err("allocator export: give --format mps|lp (or an -o file ending .mps or .lp)")
             return EXIT_USAGE
         fmt = suffix
     with warnings.catch_warnings(record=True):
@@ -181,7 +159,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         try:
             sc = Scenario.from_file(args.scenario)
         except ScenarioError as exc:
-            return _report_invalid(args.scenario, exc)
+            return report_invalid(args.scenario, exc)
         lp = build_lp(sc)
     text = model_text(sc, lp, fmt)
     if args.output == "-":
@@ -191,7 +169,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     sense = "maximises the objective" if fmt == "lp" else "minimises -objective"
     ints = f" ({lp.num_integer} integer)" if lp.is_mip else ""
     where = "stdout" if args.output == "-" else args.output
-    _err(
+    err(
         f"wrote {fmt.upper()} to {where}: {lp.num_cols:,} columns{ints}, {lp.num_rows:,} rows; "
         f"it {sense}"
     )
@@ -205,20 +183,8 @@ def cmd_analysis(args: argparse.Namespace) -> int:
         try:
             sc = Scenario.from_file(args.scenario)
             return COMMANDS[args.command](args, sc)
-        except ScenarioError as exc:
-            return _report_invalid(args.scenario, exc)
-        except InfeasibleError as exc:
-            _err(f"infeasible: {exc}")
-            return EXIT_INFEASIBLE
-        except TimeLimitError as exc:
-            _err(f"time limit: {exc}")
-            return EXIT_TIME_LIMIT
-        except SolveError as exc:
-            _err(f"{exc.status.value}: {exc}")
-            return EXIT_SOLVER
-        except (KeyError, ValueError) as exc:  # an unknown segment, a bad option value
-            _err(f"allocator {args.command}: {exc.args[0] if exc.args else exc}")
-            return EXIT_USAGE
+        except HANDLED as exc:  # an unknown segment, a bad option value, the engine's errors
+            return failure(exc, args.command, args.scenario)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

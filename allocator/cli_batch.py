@@ -12,28 +12,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import AllocatorWarning, InfeasibleError, ScenarioError, SolveError, TimeLimitError
-
-EXIT_INVALID, EXIT_USAGE, EXIT_INFEASIBLE, EXIT_TIME_LIMIT, EXIT_SOLVER = 1, 2, 3, 4, 5
-EXIT_INTERRUPTED = 130
-
-
-def _err(msg: str) -> None:
-    print(msg, file=sys.stderr)
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
-    return value
+from .cli_common import (
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    EXIT_USAGE,
+    HANDLED,
+    failure,
+    report_invalid,
+)
+from .cli_common import err as _err
+from .cli_common import positive_int as _positive_int
+from .cli_common import seconds as _seconds
+from .errors import AllocatorWarning, ScenarioError
 
 
 def add_commands(sub: Any) -> None:
@@ -196,12 +186,6 @@ def cmd_replan(args: argparse.Namespace) -> int:
         warnings.simplefilter("ignore", AllocatorWarning)  # shown by `allocator solve`
         try:
             sc = Scenario.from_file(args.scenario)
-        except ScenarioError as exc:
-            _err(f"{args.scenario}: {len(exc.issues)} problem(s)")
-            for issue in exc.issues:
-                _err(f"  {issue}")
-            return EXIT_INVALID
-        try:
             current = read_current(Path(args.current), period=args.period)
             result = replan(
                 sc,
@@ -210,18 +194,8 @@ def cmd_replan(args: argparse.Namespace) -> int:
                 time_limit=args.time_limit,
                 compare_keep=not args.no_keep,
             )
-        except (OSError, json.JSONDecodeError, KeyError, ValueError) as exc:
-            _err(f"allocator replan: {exc}")
-            return EXIT_USAGE
-        except InfeasibleError as exc:
-            _err(f"infeasible: {exc}")
-            return EXIT_INFEASIBLE
-        except TimeLimitError as exc:
-            _err(f"time limit: {exc}")
-            return EXIT_TIME_LIMIT
-        except SolveError as exc:
-            _err(f"{exc.status.value}: {exc}")
-            return EXIT_SOLVER
+        except HANDLED as exc:
+            return failure(exc, "replan", args.scenario)
     if args.json:
         json.dump(result.to_dict(), sys.stdout, indent=2, allow_nan=False)
         sys.stdout.write("\n")
@@ -263,10 +237,7 @@ def cmd_stochastic(args: argparse.Namespace) -> int:
         try:
             sc = Scenario.from_file(args.scenario)
         except ScenarioError as exc:
-            _err(f"{args.scenario}: {len(exc.issues)} problem(s)")
-            for issue in exc.issues:
-                _err(f"  {issue}")
-            return EXIT_INVALID
+            return report_invalid(args.scenario, exc)
         try:
             demand = json.loads(Path(args.demand).read_text(encoding="utf-8"))
             if isinstance(demand, dict):
@@ -279,21 +250,8 @@ def cmd_stochastic(args: argparse.Namespace) -> int:
                 cvar_level=args.cvar_level,
                 time_limit=args.time_limit,
             )
-        except ScenarioError as exc:
-            _err(f"allocator stochastic: a demand scenario is invalid: {exc}")
-            return EXIT_INVALID
-        except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            _err(f"allocator stochastic: {exc}")
-            return EXIT_USAGE
-        except InfeasibleError as exc:
-            _err(f"infeasible: {exc}")
-            return EXIT_INFEASIBLE
-        except TimeLimitError as exc:
-            _err(f"time limit: {exc}")
-            return EXIT_TIME_LIMIT
-        except SolveError as exc:
-            _err(f"{exc.status.value}: {exc}")
-            return EXIT_SOLVER
+        except HANDLED as exc:  # a bad demand file is the demand file's problem
+            return failure(exc, "stochastic", args.demand)
     if args.json:
         json.dump(result.to_dict(), sys.stdout, indent=2, allow_nan=False)
         sys.stdout.write("\n")

@@ -16,7 +16,8 @@ from allocator import (
     build_lp,
     solve,
 )
-from allocator.cli import EXIT_USAGE, main
+from allocator.cli import main
+from allocator.cli_common import EXIT_USAGE
 from allocator.engine import as_scenario, make_solver
 from allocator.lp import ColumnIndex
 from allocator.solvers import HighsSolver

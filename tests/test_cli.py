@@ -7,7 +7,8 @@ import sys
 import pytest
 
 from allocator import solve
-from allocator.cli import EXIT_INFEASIBLE, EXIT_INVALID, main
+from allocator.cli import main
+from allocator.cli_common import EXIT_INFEASIBLE, EXIT_INVALID
 
 from .conftest import DATA
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from allocator import Scenario, build_lp, solve
-from allocator.cli import EXIT_INVALID, EXIT_USAGE, main
+from allocator.cli import main
+from allocator.cli_common import EXIT_INVALID, EXIT_USAGE
 from allocator.export import column_names, lp_format_name, row_names, write_model
 
 from .conftest import DATA

@@ -16,7 +16,8 @@ from allocator import (
     solve,
     validate_scenario,
 )
-from allocator.cli import EXIT_INVALID, main
+from allocator.cli import main
+from allocator.cli_common import EXIT_INVALID
 from allocator.generate import generate_dict
 from allocator.solvers import HighsSolver
 from allocator.solvers.base import relative_gap
