@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .engine import solve
+from .report import money
 from .scenario import Kind, Scenario
 
 KINDS = [k.value for k in Kind]
@@ -136,16 +137,6 @@ def _emit(args: argparse.Namespace, data: dict[str, Any] | list[Any], text: str)
         print(text)
 
 
-def _money(v: float | None) -> str:
-    if v is None:
-        return "n/a"
-    a = abs(v)
-    for div, suf in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if a >= div:
-            return f"{v / div:,.2f}{suf}"
-    return f"{v:,.2f}"
-
-
 def _pct(v: float | None) -> str:
     return "n/a" if v is None else f"{v:+.1%}"
 
@@ -171,8 +162,8 @@ def cmd_counterfactual(args: argparse.Namespace, sc: Scenario) -> int:
                 f"  {r['kind']} revenue growth in {r['last_period']}: {_pct(g['optimal'])} in the "
                 f"optimal plan, {_pct(g['counterfactual'])} with all new capacity to {r['kind']}",
                 f"  over the horizon: {_pct(h['optimal'])} against {_pct(h['counterfactual'])}",
-                f"  {r['rival']} gross margin would change by {_money(r['rival_margin_change'])} "
-                f"{sc.currency}; the objective by {_money(-r['opportunity_cost'])} (the optimum's "
+                f"  {r['rival']} gross margin would change by {money(r['rival_margin_change'])} "
+                f"{sc.currency}; the objective by {money(-r['opportunity_cost'])} (the optimum's "
                 "advantage)",
             ]
         )
@@ -186,13 +177,13 @@ def cmd_counterfactual(args: argparse.Namespace, sc: Scenario) -> int:
     lines.append(f"  {'kind':<12}{'revenue':>14}{'gross margin':>16}{'LTV':>14}{'GPUs last':>14}")
     for kind, row in out["by_kind"].items():
         lines.append(
-            f"  {kind:<12}{_money(row['revenue']['change']):>14}"
-            f"{_money(row['gross_margin']['change']):>16}{_money(row['ltv']['change']):>14}"
+            f"  {kind:<12}{money(row['revenue']['change']):>14}"
+            f"{money(row['gross_margin']['change']):>16}{money(row['ltv']['change']):>14}"
             f"{row['gpus_by_period']['change'][-1]:>+14,.0f}"
         )
     lines.append(
         f"  GPUs moved in the last period: {out['gpus_moved_by_period'][-1]:,.0f}; "
-        f"opportunity cost of the optimal choice: {_money(out['opportunity_cost'])} {sc.currency}"
+        f"opportunity cost of the optimal choice: {money(out['opportunity_cost'])} {sc.currency}"
     )
     _emit(args, out, "\n".join(lines))
     return 0
@@ -231,7 +222,7 @@ def cmd_frontier(args: argparse.Namespace, sc: Scenario) -> int:
     for p in d["points"]:
         lo, hi = p.get("weight_low"), p.get("weight_high")
         w = f"{_short(lo)} – {_short(hi)}" if hi is not None else f">= {_short(lo)}"
-        lines.append(f"  {w:<24}{_money(p['margin']):>14}{_money(p['ltv']):>14}")
+        lines.append(f"  {w:<24}{money(p['margin']):>14}{money(p['ltv']):>14}")
     _emit(args, d, "\n".join(lines))
     return 0
 

@@ -7,7 +7,10 @@ from collections import defaultdict
 from .plan import Plan
 
 
-def _money(v: float) -> str:
+def money(v: float | None) -> str:
+    """Money in short form: 1.23B, 4.56M, 7.89k, 12.00 ("n/a" for None)."""
+    if v is None:
+        return "n/a"
     a = abs(v)
     for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
         if a >= div:
@@ -21,13 +24,13 @@ def summary(plan: Plan, top: int = 10) -> str:
     t = plan.totals
     lines = [
         f"Plan for {plan.scenario!r}: {plan.status.value} — {plan.message}",
-        f"  objective {_money(t.objective)} {cur} (present value) = gross margin "
-        f"{_money(t.gross_margin)} + {t.ltv_weight:g} × LTV {_money(t.ltv)} − churn "
-        f"{_money(t.churn_cost)}",
-        f"  revenue {_money(t.revenue)}, variable cost {_money(t.variable_cost)}, rental "
-        f"{_money(t.rental_cost)}, SLA penalties {_money(t.shortfall_penalty)}; "
-        f"depreciation {_money(t.fixed_cost)} → margin after depreciation "
-        f"{_money(t.margin_after_depreciation)}",
+        f"  objective {money(t.objective)} {cur} (present value) = gross margin "
+        f"{money(t.gross_margin)} + {t.ltv_weight:g} × LTV {money(t.ltv)} − churn "
+        f"{money(t.churn_cost)}",
+        f"  revenue {money(t.revenue)}, variable cost {money(t.variable_cost)}, rental "
+        f"{money(t.rental_cost)}, SLA penalties {money(t.shortfall_penalty)}; "
+        f"depreciation {money(t.fixed_cost)} → margin after depreciation "
+        f"{money(t.margin_after_depreciation)}",
         "",
         "By segment kind (present value; GPUs first → last period):",
         f"  {'kind':<12}{'revenue':>12}{'gross margin':>14}{'LTV':>12}{'GPUs':>22}{'served':>16}",
@@ -36,8 +39,8 @@ def summary(plan: Plan, top: int = 10) -> str:
         g0, g1 = k.gpus_by_period[0], k.gpus_by_period[-1]
         s0, s1 = k.served_share_by_period[0], k.served_share_by_period[-1]
         lines.append(
-            f"  {k.kind:<12}{_money(k.revenue):>12}{_money(k.gross_margin):>14}"
-            f"{_money(k.ltv):>12}{f'{g0:,.0f} → {g1:,.0f}':>22}{f'{s0:.0%} → {s1:.0%}':>16}"
+            f"  {k.kind:<12}{money(k.revenue):>12}{money(k.gross_margin):>14}"
+            f"{money(k.ltv):>12}{f'{g0:,.0f} → {g1:,.0f}':>22}{f'{s0:.0%} → {s1:.0%}':>16}"
         )
 
     lines += [
@@ -78,8 +81,8 @@ def summary(plan: Plan, top: int = 10) -> str:
     ]
     if s.integer_columns:
         gap = "n/a" if s.gap is None else f"{s.gap:.2e}"
-        bound = "n/a" if s.bound is None else _money(s.bound)
-        relax = "n/a" if s.lp_relaxation_objective is None else _money(s.lp_relaxation_objective)
+        bound = "n/a" if s.bound is None else money(s.bound)
+        relax = "n/a" if s.lp_relaxation_objective is None else money(s.lp_relaxation_objective)
         lines.append(
             f"MILP: {s.integer_columns:,} whole-unit columns; relative gap {gap}, bound "
             f"{bound}, LP relaxation (fractional GPUs) {relax} {cur}"

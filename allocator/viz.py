@@ -6,19 +6,13 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
+from .report import money
+
 if TYPE_CHECKING:
     from .plan import Plan
 
 CHARTS = ("allocation", "prices", "utilisation", "margins")
 COLORS = {"cloud": "#2563eb", "first_party": "#f59e0b", "rnd": "#10b981", "consumer": "#a855f7"}
-
-
-def _money(v: float) -> str:
-    a = abs(v)
-    for div, suf in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if a >= div:
-            return f"{v / div:,.2f}{suf}"
-    return f"{v:,.2f}"
 
 
 def plan_html(plan: Plan, top: int = 5) -> str:
@@ -28,13 +22,13 @@ def plan_html(plan: Plan, top: int = 5) -> str:
     cur = e(plan.currency)
     head = (
         f"<b>Plan for {e(plan.scenario)}</b>: {e(plan.status.value)}, objective "
-        f"{_money(t.objective)} {cur} (PV), gross margin {_money(t.gross_margin)}, LTV "
-        f"{_money(t.ltv)}; {len(plan.allocations)} allocations, max violation "
+        f"{money(t.objective)} {cur} (PV), gross margin {money(t.gross_margin)}, LTV "
+        f"{money(t.ltv)}; {len(plan.allocations)} allocations, max violation "
         f"{plan.max_violation:.1e}"
     )
     rows = "".join(
-        f"<tr><td>{e(k.kind)}</td><td>{_money(k.revenue)}</td><td>{_money(k.gross_margin)}</td>"
-        f"<td>{_money(k.ltv)}</td>"
+        f"<tr><td>{e(k.kind)}</td><td>{money(k.revenue)}</td><td>{money(k.gross_margin)}</td>"
+        f"<td>{money(k.ltv)}</td>"
         f"<td>{k.gpus_by_period[0]:,.0f} → {k.gpus_by_period[-1]:,.0f}</td></tr>"
         for k in plan.by_kind.values()
     )
