@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Header, Path, Query, Response
 from fastapi.responses import JSONResponse
 
-from allocator import Scenario, ScenarioError
+from allocator import Issue, Scenario, ScenarioError
 from allocator.scenario import ID_PATTERN
 from allocator.whatif import apply_overrides, compare
 
@@ -157,11 +157,7 @@ def submit_plan(
             "Invalid request",
             None,
             "invalid-request",
-            [
-                _issue(
-                    "time_limit_s", f"at most {settings.job_time_limit_max_s:g} s on this service"
-                )
-            ],
+            [Issue("time_limit_s", f"at most {settings.job_time_limit_max_s:g} s on this service")],
         )
     options = {"time_limit_s": limit, "algorithm": req.algorithm}
     digest = hashlib.sha256(
@@ -198,12 +194,6 @@ def submit_plan(
         status_code=202,
         headers=headers | {"Location": f"/v1/plans/{plan.id}"},
     )
-
-
-def _issue(path: str, message: str):  # type: ignore[no-untyped-def]
-    from allocator.errors import Issue
-
-    return Issue(path, message)
 
 
 @router.post(

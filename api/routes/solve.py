@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
 
-from allocator import Scenario
+from allocator import Issue, Scenario
 
 from ..deps import SettingsDep, SyncDep
 from ..problems import ApiError, responses
@@ -50,7 +50,7 @@ def raise_problem(out: dict[str, Any]) -> None:
         p["title"],
         p.get("detail"),
         p["type"].rsplit("/", 1)[-1],
-        None if "errors" not in p else [_issue(e) for e in p["errors"]],
+        None if "errors" not in p else [Issue(e["path"], e["message"]) for e in p["errors"]],
         extra={"diagnosis": p["diagnosis"]} if "diagnosis" in p else None,
     )
 
@@ -62,12 +62,6 @@ async def run_solve(
     out = await sync.solve(scenario, options)
     raise_problem(out)
     return out["plan"]  # type: ignore[no-any-return]
-
-
-def _issue(e: dict[str, str]) -> Any:
-    from allocator.errors import Issue
-
-    return Issue(e["path"], e["message"])
 
 
 @router.post(
