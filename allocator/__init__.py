@@ -4,7 +4,7 @@
 >>> plan = solve(Scenario.from_file("data/tiny.json"))
 >>> round(plan.objective, 2)
 30950.0
->>> plan.pool_prices["b200"]
+>>> {t: round(v, 9) for t, v in plan.pool_prices["b200"].items()}
 {'P1': 10.0, 'P2': 14.5}
 """
 

@@ -40,14 +40,8 @@ from .lp import LinearProgram
 from .plan import Plan
 from .scenario import Scenario
 from .solvers.base import Solution
-from .solvers.highs import (
-    IPM_ABOVE_COLUMNS,
-    HighsSolver,
-    highspy,
-    new_highs,
-    read_solution,
-    to_highs_lp,
-)
+from .solvers.highs import highspy
+from .solvers.rowgen import LoadedModel, RowGenerationSolver, load_whole
 
 
 @dataclass(frozen=True)
@@ -65,11 +59,11 @@ class SolveStats:
 class Planner:
     """A planning session over one scenario (see the module docstring).
 
-    ``algorithm`` is the HiGHS algorithm of the first, cold solve (``auto``: dual simplex
-    for small or uncoupled LPs, interior point with crossover for large coupled ones, so a
-    basis is left behind; where :func:`allocator.solve` would hand the LP to CLP, the
-    session still uses HiGHS, whose basis it keeps); every later solve is dual simplex
-    from the previous basis.
+    ``algorithm`` is the first, cold solve's: ``auto`` is what :func:`allocator.solve`
+    does (the period split with lazy stability rows, solvers/rowgen.py), ``simplex`` or
+    ``ipm`` (with crossover) solve the whole LP in HiGHS. Every later solve is dual simplex
+    from the kept basis; a stability row the change makes violated is added and the model
+    re-solved, as in the cold solve.
     """
 
     def __init__(
@@ -80,6 +74,8 @@ class Planner:
         time_limit: float | None = None,
         threads: int | None = None,
     ):
+        if algorithm not in ("auto", "simplex", "ipm"):
+            raise ValueError(f"algorithm must be auto, simplex or ipm, got {algorithm!r}")
         self.scenario: Scenario = as_scenario(scenario)
         self.algorithm = algorithm
         self.time_limit = time_limit
@@ -93,7 +89,7 @@ class Planner:
                 "Planner re-solves LPs warm; this scenario has pools allocated in whole units "
                 "(allocation_unit_gpus), a MILP: use allocator.solve()"
             )
-        self._highs: Any = None
+        self._model: LoadedModel | None = None
         self._seg = {s.id: i for i, s in enumerate(self.scenario.segments)}
         self._pool = {p.id: j for j, p in enumerate(self.scenario.pools)}
         self._period = {label: t for t, label in enumerate(self.scenario.period_labels)}
@@ -103,33 +99,19 @@ class Planner:
     # ------------------------------------------------------------------ solving
     def solve(self) -> Plan:
         """Solve the current model: cold the first time, warm from the last basis after."""
-        warm = self._highs is not None
-        if not warm:
-            algorithm = HighsSolver(algorithm=self.algorithm).choose(self.lp)
-            if algorithm == "clp":  # the session needs HiGHS' own basis for warm starts
-                algorithm = "ipm" if self.lp.num_cols > IPM_ABOVE_COLUMNS else "simplex"
-            h = new_highs()
-            h.setOptionValue("solver", algorithm)
-            if algorithm == "ipm":
-                h.setOptionValue("run_crossover", "on")  # a basis for the warm starts
-            if self.threads:
-                h.setOptionValue("threads", int(self.threads))
-            h.passModel(to_highs_lp(self.lp))
-            self._highs = h
+        warm = self._model is not None
+        solver = RowGenerationSolver(threads=self.threads)
+        if self._model is None:
+            if self.algorithm == "auto":
+                sol, self._model = solver.run_loaded(self.lp, self.time_limit, keep=True)
+            else:
+                self._model = load_whole(self.lp, self.algorithm, self.threads)
+                sol = solver.resolve(self._model, self.lp, self.time_limit)
         else:
-            algorithm = "simplex"
-            h = self._highs
-            h.setOptionValue("solver", "simplex")
-            h.setOptionValue("simplex_strategy", 1)  # dual simplex from the kept basis
-        if self.time_limit is not None:
-            h.setOptionValue("time_limit", float(self.time_limit))
-        t0 = time.perf_counter()
-        h.run()
-        elapsed = time.perf_counter() - t0
-        sol = read_solution(h, self.lp, algorithm, elapsed)
+            sol = solver.resolve(self._model, self.lp, self.time_limit)
         self.last_solution = sol
         self.last_solve = SolveStats(
-            warm, sol.status.value, algorithm, elapsed, sol.iterations, sol.objective
+            warm, sol.status.value, sol.algorithm, sol.time_s, sol.iterations, sol.objective
         )
         if sol.status not in (Status.OPTIMAL, Status.TIME_LIMIT):
             self._raise(sol)
@@ -214,14 +196,19 @@ class Planner:
             raise KeyError(f"unknown period {period!r}") from None
 
     def _change_rows(self, rows: np.ndarray) -> None:
-        """Push the LP's row bounds of ``rows`` to the kept HiGHS object."""
-        if self._highs is None or rows.size == 0:
+        """Push the LP's row bounds of ``rows`` to the kept HiGHS object (stability rows
+        not loaded in it are checked against the LP itself at the next solve)."""
+        if self._model is None or rows.size == 0:
+            return
+        hrows = self._model.hrow_of[rows]
+        loaded = hrows >= 0
+        rows, hrows = rows[loaded], hrows[loaded].astype(np.int32)
+        if rows.size == 0:
             return
         inf = highspy.kHighsInf
-        rows = rows.astype(np.int32)
         lo = np.clip(self.lp.row_lower[rows], -inf, inf)
         hi = np.clip(self.lp.row_upper[rows], -inf, inf)
-        self._highs.changeRowsBounds(int(rows.size), rows, lo, hi)
+        self._model.h.changeRowsBounds(int(rows.size), hrows, lo, hi)
 
     def _set_demand(
         self, s: int, ts: np.ndarray, demand: np.ndarray, contract: np.ndarray | None
@@ -248,8 +235,8 @@ class Planner:
                 changed.append(cb.start + hit)
         if changed:
             self._change_rows(np.concatenate(changed))
-        if self._highs is not None:
-            self._highs.changeObjectiveOffset(-lp.offset)
+        if self._model is not None:
+            self._model.h.changeObjectiveOffset(-lp.offset)
         seg = self.scenario.segments[s]
         update: dict[str, Any] = {"demand": arr.demand[s].tolist()}
         if contract is not None and seg.contract_min is not None:

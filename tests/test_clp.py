@@ -11,7 +11,7 @@ from allocator.generate import generate
 from allocator.solvers import clp as clp_module
 from allocator.solvers.base import primal_violation, stationarity_error
 from allocator.solvers.clp import ClpSolver
-from allocator.solvers.highs import CLP_ABOVE_COLUMNS, HighsSolver
+from allocator.solvers.highs import HighsSolver
 
 pytestmark = pytest.mark.skipif(not ClpSolver.is_available(), reason="no bundled cbc")
 
@@ -70,20 +70,16 @@ def test_clp_infeasible() -> None:
         solve(sc, solver=ClpSolver(), diagnose=False)
 
 
-def test_auto_picks_clp_for_large_coupled_lps(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_algorithm_choice() -> None:
     big = build_lp(generate(60, 8, 24, seed=0, compatibility=0.3, stability=0.1))
-    assert big.num_cols > CLP_ABOVE_COLUMNS
-    assert HighsSolver().choose(big) == "clp"
+    assert HighsSolver().choose(big) == "rowgen"  # auto: the period split (solvers/rowgen.py)
+    assert HighsSolver(algorithm="clp").choose(big) == "clp"
     assert HighsSolver(algorithm="ipm").choose(big) == "ipm"  # an explicit choice stands
-    assert HighsSolver(options={"presolve": "off"}).choose(big) != "clp"  # HiGHS tuning
-    uncoupled = build_lp(generate(60, 8, 24, seed=0, compatibility=0.3))
-    assert HighsSolver().choose(uncoupled) == "simplex"
-    monkeypatch.setattr(clp_module, "cbc_binary", lambda: None)
-    assert HighsSolver().choose(big) == "simplex"  # no cbc: HiGHS as before (small: simplex)
+    assert HighsSolver(options={"presolve": "off"}).choose(big) == "simplex"  # HiGHS tuning
 
 
-def test_auto_falls_back_to_highs_when_cbc_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_explicit_clp_falls_back_to_highs_when_cbc_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     big = build_lp(generate(60, 8, 24, seed=0, compatibility=0.3, stability=0.1))
     monkeypatch.setattr(clp_module, "cbc_binary", lambda: "/bin/false")
-    sol = HighsSolver().solve(big)
+    sol = HighsSolver(algorithm="clp").solve(big)
     assert sol.status is Status.OPTIMAL and sol.solver == "highs" and sol.algorithm == "ipm"

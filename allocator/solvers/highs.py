@@ -11,6 +11,7 @@ import threading
 import time
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..errors import Status
 from ..lp import LinearProgram
@@ -21,17 +22,12 @@ try:
 except ImportError:  # pragma: no cover - highspy is a hard dependency
     highspy = None  # type: ignore[assignment]
 
-# Measured (README "Choosing the algorithm"): with stability rows (the coupling between
-# periods) interior point with crossover overtakes dual simplex at about this many columns;
-# without them dual simplex stayed ahead at every size measured (3x at 92k columns).
-IPM_ABOVE_COLUMNS = 15_000
-# Measured (BENCHMARKS.md, `make bench`): on the coupled LP, COIN-OR CLP's dual simplex
-# (PuLP's bundled cbc on an MPS file, solvers/clp.py) beat HiGHS IPM (1.3-3.8x), dual
-# simplex and PDLP at every size measured, 10k to 300k columns; at 1M it finished in 233 s
-# where IPM took > 330 s on the prototype. Below this size the file and process overhead
-# is not worth it and HiGHS stays in process.
-CLP_ABOVE_COLUMNS = 5_000
-ALGORITHMS = ("auto", "simplex", "ipm", "pdlp")
+# ``auto`` for an LP: the period split with lazy stability rows (solvers/rowgen.py). Measured
+# (BENCHMARKS.md, `make bench`): 4-17x faster than the fastest solver alone on the whole LP
+# (COIN-OR CLP's dual simplex) from 40k to 1M columns, and 20x or more faster than HiGHS'
+# own simplex and interior point. "clp", "simplex", "ipm", "pdlp" run that solver on the
+# whole LP, as asked.
+ALGORITHMS = ("auto", "rowgen", "simplex", "ipm", "pdlp", "clp")
 
 _banner_lock = threading.Lock()
 _banner_done = False
@@ -65,37 +61,61 @@ def new_highs() -> highspy.Highs:
 def to_highs_lp(lp: LinearProgram) -> highspy.HighsLp:
     """The model in minimisation form (cost -c), row-wise, infinities as kHighsInf, with
     integrality when ``lp`` is a MILP."""
+    return highs_lp(
+        -lp.c,
+        lp.A,
+        lp.row_lower,
+        lp.row_upper,
+        lp.col_lower,
+        lp.col_upper,
+        offset=-lp.offset,
+        integrality=lp.integrality if lp.is_mip else None,
+    )
+
+
+def highs_lp(
+    cost: np.ndarray,
+    A: sp.csr_matrix,
+    row_lower: np.ndarray,
+    row_upper: np.ndarray,
+    col_lower: np.ndarray,
+    col_upper: np.ndarray,
+    *,
+    offset: float = 0.0,
+    integrality: np.ndarray | None = None,
+) -> highspy.HighsLp:
+    """A HighsLp (minimise ``cost @ x + offset``) from arrays and a CSR matrix."""
     inf = highspy.kHighsInf
 
     def fin(v: np.ndarray) -> np.ndarray:
         return np.clip(v, -inf, inf)
 
     h = highspy.HighsLp()
-    h.num_col_ = lp.num_cols
-    h.num_row_ = lp.num_rows
-    h.col_cost_ = -lp.c
-    h.offset_ = -lp.offset
-    h.col_lower_ = fin(lp.col_lower)
-    h.col_upper_ = fin(lp.col_upper)
-    h.row_lower_ = fin(lp.row_lower)
-    h.row_upper_ = fin(lp.row_upper)
-    A = lp.A
+    h.num_col_ = int(cost.size)
+    h.num_row_ = int(A.shape[0])
+    h.col_cost_ = cost
+    h.offset_ = offset
+    h.col_lower_ = fin(col_lower)
+    h.col_upper_ = fin(col_upper)
+    h.row_lower_ = fin(row_lower)
+    h.row_upper_ = fin(row_upper)
     h.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
-    h.a_matrix_.num_col_ = lp.num_cols
-    h.a_matrix_.num_row_ = lp.num_rows
+    h.a_matrix_.num_col_ = int(cost.size)
+    h.a_matrix_.num_row_ = int(A.shape[0])
     h.a_matrix_.start_ = A.indptr.astype(np.int32)
     h.a_matrix_.index_ = A.indices.astype(np.int32)
     h.a_matrix_.value_ = A.data
-    if lp.is_mip:
-        assert lp.integrality is not None
+    if integrality is not None:
         kinds = (highspy.HighsVarType.kContinuous, highspy.HighsVarType.kInteger)
-        h.integrality_ = [kinds[int(v)] for v in lp.integrality]
+        h.integrality_ = [kinds[int(v)] for v in integrality]
     return h
 
 
 class HighsSolver(Solver):
-    """HiGHS LP and MILP solver. ``algorithm`` (LPs): ``auto`` (by problem size),
-    ``simplex``, ``ipm`` (with crossover, so duals come from a basis) or ``pdlp``; a MILP
+    """HiGHS LP and MILP solver. ``algorithm`` (LPs): ``auto``/``rowgen`` (the period
+    split with lazy stability rows, solvers/rowgen.py), or one solver on the whole LP:
+    ``simplex`` (HiGHS dual simplex), ``ipm`` (interior point with crossover, so duals come
+    from a basis), ``pdlp`` (first order), ``clp`` (COIN-OR CLP, solvers/clp.py); a MILP
     uses HiGHS' branch and cut, stopping at the relative gap ``mip_gap``. ``options`` are
     passed to HiGHS as they are (``setOptionValue``)."""
 
@@ -124,13 +144,15 @@ class HighsSolver(Solver):
             return "mip"
         if self.algorithm != "auto":
             return self.algorithm
-        coupled = lp.block("segment-stability") is not None
-        if coupled and lp.num_cols > CLP_ABOVE_COLUMNS and not self.options and _clp_available():
-            return "clp"
-        return "ipm" if coupled and lp.num_cols > IPM_ABOVE_COLUMNS else "simplex"
+        # HiGHS options tune HiGHS' own algorithms: they keep the whole LP in one solve
+        return "simplex" if self.options else "rowgen"
 
     def run(self, lp: LinearProgram, time_limit: float | None = None) -> Solution:
         algorithm = self.choose(lp)
+        if algorithm == "rowgen":
+            from .rowgen import RowGenerationSolver
+
+            return RowGenerationSolver(threads=self.threads).run(lp, time_limit)
         if algorithm == "clp":
             from .clp import ClpSolver
 
@@ -158,12 +180,6 @@ class HighsSolver(Solver):
         h.run()
         elapsed = time.perf_counter() - t0
         return read_solution(h, lp, algorithm, elapsed)
-
-
-def _clp_available() -> bool:
-    from .clp import ClpSolver
-
-    return ClpSolver.is_available()
 
 
 def check_mip_gap(mip_gap: float) -> float:

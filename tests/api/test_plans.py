@@ -32,7 +32,7 @@ def test_job_lifecycle_and_views(client):
         r = client.get(url, headers=headers)
         assert r.headers["content-type"].startswith("text/csv")
         rows = list(csv.DictReader(io.StringIO(r.text)))
-        assert len(rows) == 6 and float(rows[0]["gpus"]) == 5.0
+        assert len(rows) == 6 and float(rows[0]["gpus"]) == pytest.approx(5.0)
     seg = client.get(f"{loc}/segments?format=csv").text
     assert seg.splitlines()[0].startswith("segment,kind,period")
 
