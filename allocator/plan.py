@@ -441,40 +441,72 @@ class Plan:
             )
 
         nz = np.nonzero(x > ZERO)[0]
+        kind_of = [KINDS[k].value for k in arr.kind.tolist()]
         allocations = [
             Allocation(
-                segment=seg_ids[s[j]],
-                kind=KINDS[arr.kind[s[j]]].value,
-                mode=arr.mode_names[m[j]],
-                pool=pool_ids[p[j]],
-                period=periods[t[j]],
-                gpus=float(x[j]),
-                gpu_hours=float(gpu_hours[j]),
-                units=float(units[j]),
+                segment=seg_ids[si],
+                kind=kind_of[si],
+                mode=arr.mode_names[mi],
+                pool=pool_ids[pi],
+                period=periods[ti],
+                gpus=g,
+                gpu_hours=gh,
+                units=u,
             )
-            for j in nz
+            for si, mi, pi, ti, g, gh, u in zip(
+                s[nz].tolist(),
+                m[nz].tolist(),
+                p[nz].tolist(),
+                t[nz].tolist(),
+                x[nz].tolist(),
+                gpu_hours[nz].tolist(),
+                units[nz].tolist(),
+                strict=True,
+            )
         ]
+        units_of = [seg.unit for seg in sc.segments]
+        si_all, ti_all = np.divmod(np.arange(S * T), T)
         segments = [
             SegmentResult(
                 segment=seg_ids[i],
-                kind=KINDS[arr.kind[i]].value,
+                kind=kind_of[i],
                 period=periods[tt],
-                unit=sc.segments[i].unit,
-                demand=float(arr.demand[i, tt]),
-                served=float(served[i, tt]),
-                unserved=float(unserved[i, tt]),
-                gpus=float(seg_gpus[i, tt]),
-                revenue=float(seg_rev[i, tt]),
-                compute_cost=float(seg_cost[i, tt]),
-                shortfall_penalty=float(penalty[i, tt]),
-                gross_margin=float(seg_margin[i, tt]),
-                ltv=float(seg_ltv[i, tt]),
-                churn_cost=float(churn[i, tt]),
-                contract_min=float(arr.contract_min[i, tt]),
-                shortfall=float(shortfall[i, tt]),
+                unit=units_of[i],
+                demand=dem,
+                served=srv,
+                unserved=uns,
+                gpus=g,
+                revenue=rv,
+                compute_cost=cc,
+                shortfall_penalty=pen,
+                gross_margin=gm_,
+                ltv=lt,
+                churn_cost=ch,
+                contract_min=cm,
+                shortfall=sf,
             )
-            for i in range(S)
-            for tt in range(T)
+            for i, tt, dem, srv, uns, g, rv, cc, pen, gm_, lt, ch, cm, sf in zip(
+                si_all.tolist(),
+                ti_all.tolist(),
+                *(
+                    a.ravel().tolist()
+                    for a in (
+                        arr.demand,
+                        served,
+                        unserved,
+                        seg_gpus,
+                        seg_rev,
+                        seg_cost,
+                        penalty,
+                        seg_margin,
+                        seg_ltv,
+                        churn,
+                        arr.contract_min,
+                        shortfall,
+                    )
+                ),
+                strict=True,
+            )
         ]
         own = arr.gpus + bought
         capacity = own + rented
@@ -582,17 +614,22 @@ def _binding(sc: Scenario, lp: LinearProgram, sol: Solution, x_full: np.ndarray)
         "kind": [k.value for k in KINDS],
     }
     out: list[Binding] = []
+    duals = None if sol.row_dual is None else sol.row_dual.tolist()
     for b in lp.blocks:
         rows = np.nonzero(tight[b.start : b.stop])[0]
-        for r in rows:
-            i = b.start + r
-            key = {dim: names[dim][int(ix[r])] for dim, ix in b.keys.items()}
+        if rows.size == 0:
+            continue
+        keys = [
+            (dim, [names[dim][k] for k in ix[rows].tolist()]) for dim, ix in b.keys.items()
+        ]
+        upper = at_upper[b.start + rows].tolist()
+        for n, i in enumerate((b.start + rows).tolist()):
             out.append(
                 Binding(
                     constraint=b.name,
-                    key=key,
-                    bound="upper" if at_upper[i] else "lower",
-                    dual=None if sol.row_dual is None else float(sol.row_dual[i]),
+                    key={dim: col[n] for dim, col in keys},
+                    bound="upper" if upper[n] else "lower",
+                    dual=None if duals is None else duals[i],
                 )
             )
     out.sort(key=lambda b: -abs(b.dual or 0.0))

@@ -54,7 +54,7 @@ LAZY_BLOCKS = ("segment-stability",)
 MAX_LAZY_SHARE = 0.10
 MIN_LAZY_FOR_FALLBACK = 1_000  # below this many rows added, rounds are cheap whatever the share
 VIOLATION_TOL = 1e-7  # relative to max(1, |bound|), as HiGHS' own feasibility tolerance
-_STATUS_OF = {int(v): v for v in highspy.HighsBasisStatus.__members__.values()}
+_STATUS_OF = sorted(highspy.HighsBasisStatus.__members__.values(), key=int)  # by its number
 
 
 @dataclass
@@ -139,8 +139,14 @@ class LoadedModel:
     hrows: list[np.ndarray]  # LP rows in HiGHS order, by batch
     hrow_of: np.ndarray
     lazy_rows: np.ndarray  # every lazy row of the LP
+    lazy_A: sp.csr_matrix  # their rows of the matrix (the model's structure never changes)
     full: bool = False  # the whole LP is loaded (the interior-point fallback)
     stats: dict[str, float] = field(default_factory=dict)
+
+    def violated(self, lp: LinearProgram, x: np.ndarray) -> np.ndarray:
+        """The lazy rows not loaded yet that ``x`` violates (bounds read from ``lp``)."""
+        hit = _violated(lp, self.lazy_rows, x, self.lazy_A)
+        return hit[self.hrow_of[hit] < 0]
 
     @property
     def loaded_rows(self) -> np.ndarray:
@@ -148,7 +154,7 @@ class LoadedModel:
 
     def add(self, rows: np.ndarray, lp: LinearProgram) -> None:
         """Add LP rows ``rows`` (lazy, not yet loaded) to the HiGHS object."""
-        R = lp.A[rows]
+        R = self.lazy_A[np.searchsorted(self.lazy_rows, rows)]
         inf = highspy.kHighsInf
         self.h.addRows(
             int(rows.size),
@@ -174,9 +180,14 @@ def load_whole(lp: LinearProgram, algorithm: str, threads: int | None = None) ->
     if threads:
         h.setOptionValue("threads", int(threads))
     h.passModel(to_highs_lp(lp))
-    lazy = lazy_mask(lp)
+    lazy_rows = np.nonzero(lazy_mask(lp))[0]
     return LoadedModel(
-        h, [np.arange(lp.num_rows)], np.arange(lp.num_rows), np.nonzero(lazy)[0], full=True
+        h,
+        [np.arange(lp.num_rows)],
+        np.arange(lp.num_rows),
+        lazy_rows,
+        lp.A[lazy_rows],
+        full=True,
     )
 
 
@@ -223,29 +234,33 @@ class RowGenerationSolver(Solver):
         t0 = time.perf_counter()
         deadline = None if time_limit is None else t0 + time_limit
         lazy = lazy_mask(lp)
+        lazy_rows = np.nonzero(lazy)[0]
+        lazy_A = lp.A[lazy_rows]
         split = split_by_period(lp, lazy)
-        stats: dict[str, float] = {"lazy_rows": float(lazy.sum()), "rounds": 0.0}
+        stats: dict[str, float] = {"lazy_rows": float(lazy_rows.size), "rounds": 0.0}
         if split is not None:
             stats["periods"] = float(split.periods)
             rel = self._periods(lp, split, deadline)
             stats["relaxation_s"] = time.perf_counter() - t0
             if rel.status is not Status.OPTIMAL:
                 return self._finish(lp, rel.solution(lp, split), t0, stats), None
-            if not keep and _violated(lp, np.nonzero(lazy)[0], rel.x).size == 0:
+            violated = _violated(lp, lazy_rows, rel.x, lazy_A)
+            if violated.size == 0 and not keep:
                 return self._finish(lp, rel.solution(lp, split), t0, stats), None
-            model = self._load(lp, split.base_rows, lazy, (rel.col_status, rel.row_status))
+            model = self._load(
+                lp, split.base_rows, lazy_rows, lazy_A, (rel.col_status, rel.row_status)
+            )
             model.stats = stats
             iterations = rel.iterations
             # the relaxation's basis is optimal: add what it violates before the first run
-            violated = _violated(lp, model.lazy_rows, rel.x)
-            if self._too_many(violated.size, model.lazy_rows.size):
+            if self._too_many(violated.size, lazy_rows.size):
                 return self._fallback(lp, model, deadline, t0, iterations), model
             if violated.size:
                 model.add(violated, lp)
                 stats["rounds"] += 1
                 _devex(model.h)
         else:
-            model = self._load(lp, np.nonzero(~lazy)[0], lazy, None)
+            model = self._load(lp, np.nonzero(~lazy)[0], lazy_rows, lazy_A, None)
             model.stats = stats
             iterations = 0
         sol = self.resolve(model, lp, deadline=deadline, t0=t0, iterations=iterations)
@@ -274,35 +289,34 @@ class RowGenerationSolver(Solver):
             t_run = time.perf_counter()
             h.run()
             stats["rounds_s"] = stats.get("rounds_s", 0.0) + time.perf_counter() - t_run
-            sol = read_solution(h, lp, "row-generation", 0.0)
             h.setOptionValue("solver", "simplex")  # the next run starts from this basis
             h.setOptionValue("simplex_strategy", 1)
-            iterations += sol.iterations
-            if sol.status is Status.TIME_LIMIT and sol.x is not None:
-                todo = model.lazy_rows[model.hrow_of[model.lazy_rows] < 0]
-                if _violated(lp, todo, sol.x).size:  # feasible for the loaded rows only
-                    sol = replace(
-                        sol,
-                        status=Status.TIME_LIMIT_NO_SOLUTION,
-                        x=None,
-                        row_dual=None,
-                        col_dual=None,
-                        objective=None,
-                        message=MESSAGES[Status.TIME_LIMIT_NO_SOLUTION],
-                    )
-            if sol.status is not Status.OPTIMAL or sol.x is None:
+            iterations += _iterations(h)
+            if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
                 break
-            todo = model.lazy_rows[model.hrow_of[model.lazy_rows] < 0]
-            violated = _violated(lp, todo, sol.x)
+            # between rounds only the primal values are needed
+            violated = model.violated(lp, np.asarray(h.getSolution().col_value))
             if violated.size == 0:
                 break
-            added = n_lazy - todo.size + violated.size
-            if self._too_many(added, n_lazy) and not model.full:
-                stats["lazy_rows_added"] = float(n_lazy - todo.size)
+            loaded = int((model.hrow_of[model.lazy_rows] >= 0).sum())
+            if self._too_many(loaded + violated.size, n_lazy) and not model.full:
+                stats["lazy_rows_added"] = float(loaded)
                 return self._fallback(lp, model, deadline, t0, iterations)
             model.add(violated, lp)
             stats["rounds"] += 1
             _devex(h)
+        sol = read_solution(h, lp, "row-generation", 0.0)
+        if sol.status is Status.TIME_LIMIT and sol.x is not None and model.violated(lp, sol.x).size:
+            # feasible for the rows loaded so far, not for the whole LP
+            sol = replace(
+                sol,
+                status=Status.TIME_LIMIT_NO_SOLUTION,
+                x=None,
+                row_dual=None,
+                col_dual=None,
+                objective=None,
+                message=MESSAGES[Status.TIME_LIMIT_NO_SOLUTION],
+            )
         stats["lazy_rows_added"] = float(
             (model.hrow_of[model.lazy_rows] >= 0).sum() if not model.full else n_lazy
         )
@@ -360,7 +374,8 @@ class RowGenerationSolver(Solver):
         self,
         lp: LinearProgram,
         base_rows: np.ndarray,
-        lazy: np.ndarray,
+        lazy_rows: np.ndarray,
+        lazy_A: sp.csr_matrix,
         basis: tuple[np.ndarray, np.ndarray] | None,
     ) -> LoadedModel:
         """One HiGHS object with the relaxation (rows ``base_rows``), from ``basis``
@@ -386,7 +401,7 @@ class RowGenerationSolver(Solver):
             _set_basis(h, *basis)
         hrow_of = np.full(lp.num_rows, -1, dtype=np.int64)
         hrow_of[base_rows] = np.arange(base_rows.size)
-        return LoadedModel(h, [base_rows], hrow_of, np.nonzero(lazy)[0])
+        return LoadedModel(h, [base_rows], hrow_of, lazy_rows, lazy_A)
 
     # ------------------------------------------------------------------ per period
     def _periods(self, lp: LinearProgram, split: PeriodSplit, deadline: float | None) -> _Relaxed:
@@ -534,6 +549,15 @@ def _chain(
 _lock = threading.Lock()
 
 
+def _iterations(h: Any) -> int:
+    info = h.getInfo()
+    return int(
+        max(info.simplex_iteration_count, 0)
+        + max(info.ipm_iteration_count, 0)
+        + max(info.crossover_iteration_count, 0)
+    )
+
+
 def _devex(h: Any) -> None:
     """Devex pricing for the re-solves: with its default (dual steepest edge) HiGHS
     recomputes the edge weight of every row after rows are added, which cost seconds at 1M
@@ -543,8 +567,8 @@ def _devex(h: Any) -> None:
 
 def _set_basis(h: Any, col_status: np.ndarray, row_status: np.ndarray) -> None:
     basis = highspy.HighsBasis()
-    basis.col_status = [_STATUS_OF[int(v)] for v in col_status]
-    basis.row_status = [_STATUS_OF[int(v)] for v in row_status]
+    basis.col_status = [_STATUS_OF[v] for v in col_status.tolist()]
+    basis.row_status = [_STATUS_OF[v] for v in row_status.tolist()]
     basis.valid = True
     h.setBasis(basis)
 
@@ -554,11 +578,14 @@ def _set_time_limit(h: Any, deadline: float | None) -> None:
         h.setOptionValue("time_limit", max(deadline - time.perf_counter(), 0.0))
 
 
-def _violated(lp: LinearProgram, rows: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """The rows of ``rows`` that ``x`` violates beyond the feasibility tolerance."""
+def _violated(
+    lp: LinearProgram, rows: np.ndarray, x: np.ndarray, A_rows: sp.csr_matrix
+) -> np.ndarray:
+    """The rows of ``rows`` (whose matrix rows are ``A_rows``) that ``x`` violates beyond
+    the feasibility tolerance."""
     if rows.size == 0:
         return rows
-    act = lp.A[rows] @ x
+    act = A_rows @ x
     lo, hi = lp.row_lower[rows], lp.row_upper[rows]
     with np.errstate(invalid="ignore"):
         over = np.maximum(act - hi, lo - act)
