@@ -619,9 +619,7 @@ def _binding(sc: Scenario, lp: LinearProgram, sol: Solution, x_full: np.ndarray)
         rows = np.nonzero(tight[b.start : b.stop])[0]
         if rows.size == 0:
             continue
-        keys = [
-            (dim, [names[dim][k] for k in ix[rows].tolist()]) for dim, ix in b.keys.items()
-        ]
+        keys = [(dim, [names[dim][k] for k in ix[rows].tolist()]) for dim, ix in b.keys.items()]
         upper = at_upper[b.start + rows].tolist()
         for n, i in enumerate((b.start + rows).tolist()):
             out.append(

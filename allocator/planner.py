@@ -42,6 +42,7 @@ from .scenario import Scenario
 from .solvers.base import Solution
 from .solvers.highs import highspy
 from .solvers.rowgen import LoadedModel, RowGenerationSolver, load_whole
+from .whatif import Overrides, apply_overrides
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class Planner:
         if algorithm not in ("auto", "simplex", "ipm"):
             raise ValueError(f"algorithm must be auto, simplex or ipm, got {algorithm!r}")
         self.scenario: Scenario = as_scenario(scenario)
+        self.base: Scenario = self.scenario  # what-if overrides apply to this one
         self.algorithm = algorithm
         self.time_limit = time_limit
         self.threads = threads
@@ -171,7 +173,61 @@ class Planner:
         self._set_gpus(p, t, gpus)
         return self.solve()
 
+    def what_if(self, overrides: Overrides | Mapping[str, Any]) -> Plan:
+        """Apply what-if ``overrides`` (:mod:`allocator.whatif`: demand and price factors,
+        capacity changes, kind caps and floors) to the planner's **base** scenario (the one
+        it was created with, not the last what-if) and re-solve, warm where the model keeps
+        its structure (see :meth:`set_scenario`)."""
+        ov = overrides if isinstance(overrides, Overrides) else dict(overrides)
+        return self.set_scenario(apply_overrides(self.base, ov))
+
+    def set_scenario(self, scenario: Scenario | Mapping[str, Any] | str | Path) -> Plan:
+        """Plan ``scenario``, a variant of the planner's (same pools, segments, periods),
+        warm from the kept basis: its LP is built and, when it has the same rows, columns
+        and matrix as the kept one, only what differs (objective, bounds, the constant) is
+        pushed into the kept HiGHS object. Prices, demand, capacity, contract minimums,
+        kind caps and floors that exist already all qualify. Otherwise (a new row or
+        column: a cap on a kind that had none, a contract minimum from zero …) the model is
+        rebuilt and solved cold; ``last_solve.warm`` says which happened."""
+        sc = as_scenario(scenario)
+        t0 = time.perf_counter()
+        lp = build_lp(sc)
+        if lp.is_mip:
+            raise ValueError("Planner re-solves LPs warm; this scenario is a MILP")
+        arrays = ScenarioArrays.of(sc)
+        build_time = time.perf_counter() - t0
+        if self._model is not None and _same_structure(self.lp, lp):
+            self._push(lp)
+        else:
+            self._model = None  # a new structure: the next solve is cold
+        self.scenario, self.lp, self.arrays, self.build_time_s = sc, lp, arrays, build_time
+        self._seg = {s.id: i for i, s in enumerate(sc.segments)}
+        self._pool = {p.id: j for j, p in enumerate(sc.pools)}
+        self._period = {label: t for t, label in enumerate(sc.period_labels)}
+        return self.solve()
+
     # ------------------------------------------------------------------ internals
+    def _push(self, new: LinearProgram) -> None:
+        """Push what differs between the kept LP and ``new`` (same structure) into HiGHS."""
+        assert self._model is not None
+        h, old = self._model.h, self.lp
+        inf = highspy.kHighsInf
+        cols = np.nonzero(new.c != old.c)[0]
+        if cols.size:
+            h.changeColsCost(int(cols.size), cols.astype(np.int32), -new.c[cols])
+        cols = np.nonzero((new.col_lower != old.col_lower) | (new.col_upper != old.col_upper))[0]
+        if cols.size:
+            h.changeColsBounds(
+                int(cols.size),
+                cols.astype(np.int32),
+                np.clip(new.col_lower[cols], -inf, inf),
+                np.clip(new.col_upper[cols], -inf, inf),
+            )
+        rows = np.nonzero((new.row_lower != old.row_lower) | (new.row_upper != old.row_upper))[0]
+        self.lp = new  # _change_rows reads the bounds from self.lp
+        self._change_rows(rows)
+        h.changeObjectiveOffset(-new.offset)
+
     def _segment_index(self, segment: str) -> int:
         try:
             return self._seg[segment]
@@ -305,6 +361,26 @@ class Planner:
             abs(fresh.offset - self.lp.offset) / max(1.0, abs(fresh.offset)),
             float(abs(fresh.A - self.lp.A).max()) if fresh.nnz else 0.0,
         )
+
+
+def _same_structure(a: LinearProgram, b: LinearProgram) -> bool:
+    """Same columns, rows (blocks and their keys) and matrix: only bounds and costs differ."""
+    if a.num_cols != b.num_cols or a.num_rows != b.num_rows or a.nnz != b.nnz:
+        return False
+    if [(x.name, x.start, x.stop) for x in a.blocks] != [
+        (x.name, x.start, x.stop) for x in b.blocks
+    ]:
+        return False
+    return (
+        np.array_equal(a.A.indptr, b.A.indptr)
+        and np.array_equal(a.A.indices, b.A.indices)
+        and np.array_equal(a.A.data, b.A.data)
+        and all(
+            np.array_equal(x.keys[k], y.keys[k])
+            for x, y in zip(a.blocks, b.blocks, strict=True)
+            for k in x.keys
+        )
+    )
 
 
 __all__ = ["Planner", "SolveStats"]

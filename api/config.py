@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     )
     sync_time_limit_s: float = Field(30.0, gt=0, description="Time limit of a synchronous solve.")
     sync_workers: int = Field(1, ge=1, description="Processes for synchronous solves.")
+    whatif_sessions: int = Field(
+        4,
+        ge=0,
+        description="Planner sessions (model and basis) kept per synchronous worker for "
+        "what-if requests, one per stored scenario revision; 0 solves every what-if cold.",
+    )
     job_workers: int = Field(1, ge=1, description="Plan jobs solved at once.")
     job_time_limit_s: float = Field(600.0, gt=0, description="Default time limit of a job.")
     job_time_limit_max_s: float = Field(3600.0, gt=0, description="Largest time limit allowed.")

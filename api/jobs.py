@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 import warnings
+from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from typing import Any
 
 from allocator import InfeasibleError, ScenarioError, SolveError, solve
 from allocator.errors import AllocatorWarning
+from allocator.planner import Planner
 
 from .store import CANCELLED, DONE, FAILED, Store
 
@@ -39,7 +41,9 @@ log = logging.getLogger("allocator.api.jobs")
 def _context() -> Any:
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["allocator.engine", "allocator.analysis.explain", "api.jobs"])
+        ctx.set_forkserver_preload(
+            ["allocator.engine", "allocator.planner", "allocator.analysis.explain", "api.jobs"]
+        )
         return ctx
     return mp.get_context("spawn")  # pragma: no cover - platforms without fork
 
@@ -92,6 +96,43 @@ def solve_payload(scenario: dict[str, Any], options: dict[str, Any]) -> dict[str
     if out["ok"]:
         out["plan"] = out.pop("result")
     return out
+
+
+# what-if sessions of this worker process: (scenario id, revision) -> Planner, most recent
+# last. A what-if re-solves warm from the basis of the scenario's previous what-if.
+_SESSIONS: OrderedDict[str, Planner] = OrderedDict()
+
+
+def whatif_payload(key: str, scenario: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """Solve a what-if variant of a stored scenario revision (``key``) in a worker process,
+    warm from the session this worker keeps for that revision (allocator.planner); the
+    first what-if of a revision, or one that changes the model's structure, solves cold.
+    Any failure drops the session, and the answer is what :func:`solve_payload` gives
+    (an infeasible what-if gets its diagnosis)."""
+    keep = int(options.get("sessions", 0))
+
+    def work() -> dict[str, Any]:
+        planner = _SESSIONS.pop(key, None)
+        limit = options.get("time_limit_s")
+        if planner is None:
+            planner = Planner(scenario, time_limit=limit)
+            plan = planner.solve()
+        else:
+            planner.time_limit = limit
+            plan = planner.set_scenario(scenario)
+        if keep > 0:
+            _SESSIONS[key] = planner
+            while len(_SESSIONS) > keep:
+                _SESSIONS.popitem(last=False)
+        warm = bool(planner.last_solve and planner.last_solve.warm)
+        return {"plan": plan.to_dict(), "warm": warm}
+
+    out = _guarded(work)
+    if not out["ok"]:
+        out = solve_payload(scenario, options)  # the engine's own error, diagnosis included
+        out["warm"] = False
+        return out
+    return {"ok": True, **out["result"]}
 
 
 def analysis_payload(name: str, scenario: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
@@ -302,6 +343,11 @@ class SyncSolver:
     async def solve(self, scenario: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
         return await self.run(solve_payload, scenario, options)
 
+    async def what_if(
+        self, key: str, scenario: dict[str, Any], options: dict[str, Any]
+    ) -> dict[str, Any]:
+        return await self.run(whatif_payload, key, scenario, options)
+
     async def run(self, fn: Any, *args: Any) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         try:
@@ -320,4 +366,11 @@ class SyncSolver:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-__all__ = ["CANCELLED", "JobRunner", "SyncSolver", "analysis_payload", "solve_payload"]
+__all__ = [
+    "CANCELLED",
+    "JobRunner",
+    "SyncSolver",
+    "analysis_payload",
+    "solve_payload",
+    "whatif_payload",
+]

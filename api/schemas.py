@@ -99,6 +99,12 @@ class WhatIfPublic(BaseModel):
         "base, new and change."
     )
     plan: dict[str, Any] = Field(description="The what-if plan.")
+    warm: bool = Field(
+        False,
+        description="Solved warm, from the basis of the previous what-if on this scenario "
+        "revision in the same worker (allocator.planner.Planner); false for the first one, "
+        "or when the overrides change the model's structure.",
+    )
 
 
 class Health(BaseModel):

@@ -124,3 +124,41 @@ def test_bad_changes_are_refused(tiny_scenario: Scenario) -> None:
         planner.scale_demand("chat", 0.0)
     with pytest.raises(ValueError, match="gpus"):
         planner.set_capacity("h100", 0, -1)
+
+
+WHAT_IFS = [
+    {"demand_scale": {"cloud": 1.2}, "price_change": {"first_party": 0.8}},
+    {"capacity_change": {"pool-0-H100-us-east": -300}},
+    {"demand_scale": {"seg-3-consumer": 0.5}, "capacity_change": {"pool-1-H200-us-east": 200}},
+]
+
+
+def test_what_if_is_warm_and_equals_a_cold_solve(coupled_scenario: Scenario) -> None:
+    from allocator.whatif import apply_overrides
+
+    planner = Planner(coupled_scenario)
+    planner.solve()
+    for ov in WHAT_IFS:
+        plan = planner.what_if(ov)
+        assert planner.last_solve is not None and planner.last_solve.warm
+        want = solve(apply_overrides(coupled_scenario, ov), algorithm="simplex")
+        assert rel(plan.objective, want.objective) <= 1e-9  # each relative to the base
+        assert_same_as_cold(planner, plan)
+    assert planner.base is coupled_scenario
+
+
+def test_what_if_that_changes_the_model_solves_cold(coupled_scenario: Scenario) -> None:
+    from allocator.whatif import apply_overrides
+
+    planner = Planner(coupled_scenario)
+    planner.solve()
+    ov = {"kind_caps": {"consumer": 500.0}}  # the base has no cap: a new row block
+    plan = planner.what_if(ov)
+    assert planner.last_solve is not None and not planner.last_solve.warm
+    want = solve(apply_overrides(coupled_scenario, ov), algorithm="simplex")
+    assert rel(plan.objective, want.objective) <= 1e-9
+    # and the next what-if on the old structure is cold again, then warm
+    planner.what_if(WHAT_IFS[0])
+    assert not planner.last_solve.warm
+    planner.what_if(WHAT_IFS[1])
+    assert planner.last_solve.warm

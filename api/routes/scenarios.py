@@ -26,7 +26,7 @@ from ..schemas import (
     WhatIfRequest,
 )
 from .common import check_size, plan_public, scenario_public, scenario_summary
-from .solve import TINY, run_solve
+from .solve import TINY, raise_problem, run_solve
 
 router = APIRouter(prefix="/v1/scenarios", tags=["scenarios"])
 ScenarioId = Annotated[str, Path(pattern=ID_PATTERN, max_length=128, description="Scenario id.")]
@@ -203,7 +203,9 @@ def submit_plan(
     description="Overrides: demand_scale and price_change {segment id or kind: factor}, "
     "capacity_change {pool id: GPUs added, one number or one per period}, kind_caps / "
     "kind_floors {kind: GPUs}. The stored scenario is not changed. The base is the latest "
-    "finished plan of the scenario's current revision, solved now if there is none.",
+    "finished plan of the scenario's current revision, solved now if there is none. The "
+    "what-if is solved warm from the previous what-if on the same revision where the model "
+    "keeps its structure (`warm` says so).",
     responses=responses(400, 401, 404, 413, 415, 422, 503),
 )
 async def what_if(
@@ -234,7 +236,14 @@ async def what_if(
     base_plan = latest.result if latest is not None else None
     if base_plan is None:
         base_plan = await run_solve(sync, row.body, options)
-    new_plan = await run_solve(sync, new_sc.to_dict(), options)
+    # warm from this worker's session of the scenario revision (allocator.planner)
+    out = await sync.what_if(
+        f"{scenario_id}@{row.revision}",
+        new_sc.to_dict(),
+        {**options, "sessions": settings.whatif_sessions},
+    )
+    raise_problem(out)
+    new_plan = out["plan"]
     return WhatIfPublic(
         scenario_id=scenario_id,
         scenario_revision=row.revision,
@@ -242,4 +251,5 @@ async def what_if(
         overrides=overrides.model_dump(exclude_none=True, exclude_defaults=True, mode="json"),
         difference=compare(base_plan, new_plan),
         plan=new_plan,
+        warm=out["warm"],
     )

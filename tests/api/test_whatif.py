@@ -48,3 +48,37 @@ def test_bad_overrides_name_the_field(client):
         client.post("/v1/scenarios/tiny/what-if", json={"demand_scale": {"cloud": -1}}), 422
     )
     assert_problem(client.post("/v1/scenarios/nope/what-if", json={}), 404)
+
+
+def test_second_what_if_is_warm_and_equals_a_cold_solve(client):
+    from allocator import Scenario, solve
+    from allocator.whatif import apply_overrides
+
+    first = client.post("/v1/scenarios/hyperscaler/what-if", json={"demand_scale": {"cloud": 1.1}})
+    assert first.status_code == 200, first.text
+    assert first.json()["warm"] is False  # the first what-if of a revision starts the session
+    base = Scenario.from_dict(client.get("/v1/scenarios/hyperscaler").json()["scenario"])
+    for ov in (
+        {"demand_scale": {"cloud": 1.3}, "price_change": {"first_party": 0.9}},
+        {"capacity_change": {base.pools[0].id: -100}},
+    ):
+        r = client.post("/v1/scenarios/hyperscaler/what-if", json=ov)
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert out["warm"] is True
+        cold = solve(apply_overrides(base, ov), algorithm="simplex")
+        assert out["plan"]["totals"]["objective"] == pytest.approx(cold.objective, rel=1e-9)
+    # a new revision is a new session
+    assert client.put("/v1/scenarios/hyperscaler", json=base.to_dict()).status_code == 200
+    r = client.post("/v1/scenarios/hyperscaler/what-if", json={"demand_scale": {"cloud": 1.1}})
+    assert r.json()["warm"] is False and r.json()["scenario_revision"] == 2
+
+
+def test_infeasible_what_if_keeps_its_diagnosis(client):
+    client.post("/v1/scenarios/tiny/what-if", json={"demand_scale": {"cloud": 1.1}})
+    body = assert_problem(
+        client.post("/v1/scenarios/tiny/what-if", json={"kind_floors": {"rnd": 1e6}}), 422
+    )
+    assert "diagnosis" in body
+    ok = client.post("/v1/scenarios/tiny/what-if", json={"demand_scale": {"cloud": 1.2}})
+    assert ok.status_code == 200
