@@ -40,6 +40,7 @@ from .errors import (
 from .export import FORMATS, model_text
 from .report import summary
 from .scenario import Scenario
+from .solvers.highs import ALGORITHMS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,8 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--algorithm",
         default="auto",
-        choices=["auto", "simplex", "ipm", "pdlp"],
-        help="HiGHS algorithm (default: chosen by problem size)",
+        choices=list(ALGORITHMS),
+        help="auto (default): the period split with lazy stability rows; or one solver on "
+        "the whole LP: simplex, ipm, pdlp (HiGHS), clp (COIN-OR CLP)",
     )
     s.add_argument(
         "--backend",
@@ -81,6 +83,15 @@ def _parser() -> argparse.ArgumentParser:
         help="relative gap at which a MILP (pools with allocation_unit_gpus) stops (default 1e-4)",
     )
     s.add_argument("--top", type=int, default=10, help="rows in each ranking of the summary")
+    s.add_argument(
+        "--partitions",
+        type=int,
+        default=None,
+        metavar="K",
+        help="plan K groups of segments in parallel, each with 1/K of every pool, and add "
+        "them up (POP-style: feasible, not optimal, no shadow prices; for fleets too large "
+        "for one solve)",
+    )
 
     e = sub.add_parser("export", help="write the model as an MPS or LP file with readable names")
     e.add_argument("scenario", help="scenario JSON file")
@@ -132,7 +143,21 @@ def cmd_solve(args: argparse.Namespace) -> int:
             err(f"allocator solve: {exc}")
             return EXIT_USAGE
         try:
-            plan = solve(args.scenario, time_limit=args.time_limit, solver=backend)
+            if args.partitions is not None:
+                if args.partitions < 1:
+                    err(f"allocator solve: --partitions must be >= 1, got {args.partitions}")
+                    return EXIT_USAGE
+                from .partition import partitioned_solve
+
+                part = partitioned_solve(args.scenario, args.partitions, time_limit=args.time_limit)
+                plan = part.plan
+                err(
+                    f"partitioned into {args.partitions} groups in {part.wall_s:.2f} s; the "
+                    f"groups' prices of a pool-period differ by up to "
+                    f"{part.price_spread():.4g} per GPU-hour"
+                )
+            else:
+                plan = solve(args.scenario, time_limit=args.time_limit, solver=backend)
         except (ScenarioError, SolveError) as exc:
             return failure(exc, "solve", args.scenario)
     for w in caught:

@@ -24,6 +24,7 @@ from .cli_common import err as _err
 from .cli_common import positive_int as _positive_int
 from .cli_common import seconds as _seconds
 from .errors import AllocatorWarning, ScenarioError
+from .solvers.highs import ALGORITHMS
 
 
 def add_commands(sub: Any) -> None:
@@ -63,7 +64,7 @@ def add_commands(sub: Any) -> None:
     )
     b.add_argument("--time-limit", type=_seconds, default=None, metavar="SECONDS")
     b.add_argument(
-        "--algorithm", default=None, choices=["auto", "simplex", "ipm", "pdlp"], help="HiGHS"
+        "--algorithm", default=None, choices=list(ALGORITHMS), help="see allocator solve"
     )
     b.add_argument("--quiet", action="store_true", help="no progress output")
 

@@ -49,7 +49,7 @@ class PlanRequest(BaseModel):
     time_limit_s: float | None = Field(
         None, gt=0, description="Solver time limit; the service default when absent."
     )
-    algorithm: Literal["auto", "simplex", "ipm", "pdlp"] = "auto"
+    algorithm: Literal["auto", "rowgen", "simplex", "ipm", "pdlp", "clp"] = "auto"
 
 
 class PlanLinks(BaseModel):
