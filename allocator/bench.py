@@ -16,15 +16,19 @@ For each size, one after another in one run:
     with its default HiGHS settings; only when linopy is installed:
     ``pip install 'allocator[bench]'``);
 (d) ``warm``: a :class:`~allocator.planner.Planner` re-solve after a 5 % demand change in
-    one period, against its own cold solve.
+    one period, against its own cold solve and against b's cold solve of the whole LP;
+(e) ``pop-2``, ``pop-4``: the partitioned mode (:mod:`allocator.partition`, k groups with
+    1/k of every pool, in parallel): its objective gap to the engine's optimum and its
+    speed-up.
 
 Each run is a fresh subprocess (``--worker``), so its peak memory (``ru_maxrss``, the
 Python interpreter and imports included, about 70-150 MB) is its own; where a ``cbc``
 child runs, ``peak_mb`` is the larger of the Python process and the child (whose
 ``ru_maxrss`` starts at the parent's size, as it forks), both also reported apart. Results go to
 ``bench/results.json`` and a Markdown table to ``bench/results.md``. Sizes are named by
-their approximate number of variables (``10k`` … ``1m``); ``BENCH_SIZES=10k,40k`` or
-``--sizes`` picks a subset.
+their approximate number of variables (``10k`` … ``1m``); ``100k-tight`` is ``100k`` with
+a stability limit ten times tighter (0.01), where the engine's lazy rows give way to
+interior point. ``BENCH_SIZES=10k,40k`` or ``--sizes`` picks a subset.
 """
 
 from __future__ import annotations
@@ -52,14 +56,19 @@ SIZES: dict[str, tuple[int, int, int]] = {
     "10k": (100, 8, 24),
     "40k": (250, 16, 24),
     "100k": (300, 16, 52),
+    "100k-tight": (300, 16, 52),
     "300k": (800, 20, 52),
     "1m": (2000, 32, 52),
 }
 COMPATIBILITY = 0.3
 STABILITY = 0.1
+# sizes whose stability limit differs: "-tight" couples the periods hard (many stability
+# rows bind), the case where the engine's lazy rows give way to interior point
+STABILITY_OF = {"100k-tight": 0.01}
 SOLVERS_ALONE = ("highs-ipm", "highs-ipm-nox", "highs-simplex", "highs-pdlp", "clp")
 PEERS = ("pulp-cbc", "linopy-highs")
-PHASES = ("engine", *SOLVERS_ALONE, *PEERS, "warm")
+PARTITIONED = ("pop-2", "pop-4")
+PHASES = ("engine", *SOLVERS_ALONE, *PEERS, "warm", *PARTITIONED)
 OBJ_TOL = 1e-6  # relative objective agreement counted as "the same optimum"
 
 
@@ -77,7 +86,8 @@ def scenario_dict(size: str, seed: int = 0) -> dict:
     from .generate import generate_dict
 
     S, P, T = SIZES[size]
-    return generate_dict(S, P, T, seed=seed, compatibility=COMPATIBILITY, stability=STABILITY)
+    stability = STABILITY_OF.get(size, STABILITY)
+    return generate_dict(S, P, T, seed=seed, compatibility=COMPATIBILITY, stability=stability)
 
 
 def peak_mb() -> tuple[float, float]:
@@ -119,6 +129,8 @@ def run_engine(path: Path, time_limit: float) -> dict:
         "solve_s": t3 - t2,
         "plan_s": t4 - t3,
         "iterations": sol.iterations,
+        # the row generation's own account (solvers/rowgen.py): periods, rounds, rows added
+        "solver_stats": {k: v for k, v in sol.extra.items() if isinstance(v, int | float)},
     }
 
 
@@ -438,6 +450,26 @@ def run_warm(path: Path, time_limit: float) -> dict:
     }
 
 
+def run_partitioned(path: Path, time_limit: float, k: int) -> dict:
+    """POP-style: k groups with 1/k of every pool, solved in parallel (a local process pool
+    over min(k, cores) processes) and merged (allocator.partition)."""
+    from .partition import partitioned_solve
+    from .scenario import Scenario
+
+    t0 = time.perf_counter()
+    sc = Scenario.from_dict(json.loads(path.read_text()))
+    r = partitioned_solve(sc, k, time_limit=time_limit)
+    return {
+        "status": r.plan.status.value,
+        "objective": r.objective,
+        "has_duals": False,
+        "wall_s": time.perf_counter() - t0,
+        "group_times_s": r.times_s,
+        "max_violation": r.plan.max_violation,
+        "price_spread": r.price_spread(),
+    }
+
+
 WORKERS: dict[str, Callable[[Path, float], dict]] = {
     "engine": run_engine,
     "highs-ipm": lambda p, tl: run_highs(p, tl, "ipm"),
@@ -448,6 +480,8 @@ WORKERS: dict[str, Callable[[Path, float], dict]] = {
     "pulp-cbc": run_pulp,
     "linopy-highs": run_linopy,
     "warm": run_warm,
+    "pop-2": lambda p, tl: run_partitioned(p, tl, 2),
+    "pop-4": lambda p, tl: run_partitioned(p, tl, 4),
 }
 
 
@@ -559,6 +593,22 @@ def summarise(size: str, info: dict, runs: dict[str, list[dict]]) -> dict:
         c = phases.get(peer, {}).get("median_wall_s")
         if a is not None and c is not None:
             ratios[f"{peer}/a"] = c / a
+    for pop in PARTITIONED:
+        c = phases.get(pop, {}).get("median_wall_s")
+        ok = [r for r in runs.get(pop, []) if r.get("objective") is not None]
+        if a is not None and c is not None and ok and ref:
+            ratios[f"{pop} speed-up"] = a / c
+            ratios[f"{pop} gap"] = (ref - ok[0]["objective"]) / abs(ref)
+    warm = [r for r in runs.get("warm", []) if r.get("status") == "optimal"]
+    if warm:
+        w = statistics.median(r["warm_solver_s"] for r in warm)
+        ratios["warm solver s"] = w
+        ratios["warm vs engine cold (solver)"] = statistics.median(
+            r["cold_solver_s"] for r in warm
+        ) / max(w, 1e-9)
+        if b_phase is not None:
+            ratios["warm vs b cold (solver)"] = alone[b_phase] / max(w, 1e-9)
+        ratios["warm end to end s"] = statistics.median(r["wall_s"] for r in warm)
     return {"size": size, **info, "phases": phases, "ratios": ratios}
 
 
@@ -586,18 +636,23 @@ def markdown(results: dict) -> str:
             )
     lines += [
         "",
-        "| size | b (fastest alone) | a/b | pulp-cbc/a | linopy-highs/a |",
-        "|---|---|---|---|---|",
+        "| size | b (fastest alone) | a/b | pulp-cbc/a | linopy-highs/a | warm solver s "
+        "| warm vs engine cold | warm vs b cold | pop-2 gap | pop-2 speed-up | pop-4 gap "
+        "| pop-4 speed-up |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in results["sizes"]:
         r = s["ratios"]
 
-        def f(key: str, r: dict = r) -> str:
-            return "—" if r.get(key) is None else f"{r[key]:.2f}"
+        def f(key: str, r: dict = r, fmt: str = ".2f") -> str:
+            return "—" if r.get(key) is None else format(r[key], fmt)
 
         lines.append(
             f"| {s['size']} | {r.get('b') or '—'} | {f('a/b')} | {f('pulp-cbc/a')} "
-            f"| {f('linopy-highs/a')} |"
+            f"| {f('linopy-highs/a')} | {f('warm solver s', fmt='.3f')} "
+            f"| {f('warm vs engine cold (solver)', fmt='.0f')} "
+            f"| {f('warm vs b cold (solver)', fmt='.0f')} | {f('pop-2 gap', fmt='.2%')} "
+            f"| {f('pop-2 speed-up')} | {f('pop-4 gap', fmt='.2%')} | {f('pop-4 speed-up')} |"
         )
     return "\n".join(lines) + "\n"
 

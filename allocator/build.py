@@ -57,6 +57,10 @@ class ScenarioArrays:
     expand_max: np.ndarray | None = None
     expand_cost: np.ndarray | None = None
     expand_from: np.ndarray | None = None
+    # reservations, (S, T) GPUs a segment's customer would reserve at most (0 where none),
+    # (S,) fee per reserved GPU-hour
+    res_max: np.ndarray | None = None
+    res_price: np.ndarray | None = None
 
     @property
     def usable(self) -> np.ndarray:
@@ -120,6 +124,16 @@ class ScenarioArrays:
                     for p in pools
                 ],
                 dtype=np.int64,
+            ),
+            res_max=np.array(
+                [
+                    per_period(s.reservation.max_gpus, T) if s.reservation else [0.0] * T
+                    for s in segs
+                ],
+                dtype=float,
+            ).reshape(len(segs), T),
+            res_price=np.array(
+                [s.reservation.price_per_gpu_hour if s.reservation else 0.0 for s in segs]
             ),
         )
 
@@ -204,6 +218,11 @@ def define_columns(arr: ScenarioArrays) -> ColumnIndex:
     modes = [(int(arr.mode_segment[k]), arr.mode_names[k]) for k in range(M)]
     # expansion: one column per (pool, period >= its first period): GPUs bought then
     e_pool, e_period = _expansion_columns(arr, T)
+    # reservations: (segment, compatible pool, period with an offer)
+    res = arr.res_max if arr.res_max is not None else np.zeros((0, T))
+    k_seg, k_per = np.nonzero(res > 0)
+    o_idx, k_pool = np.nonzero(arr.throughput[k_seg] > 0)  # (offers, P)
+    k_seg, k_per = k_seg[o_idx], k_per[o_idx]
     return ColumnIndex(
         x_segment,
         x_mode,
@@ -217,6 +236,9 @@ def define_columns(arr: ScenarioArrays) -> ColumnIndex:
         modes,
         e_pool,
         e_period,
+        k_seg.astype(np.int64),
+        k_pool.astype(np.int64),
+        k_per.astype(np.int64),
     )
 
 
@@ -233,7 +255,8 @@ def _expansion_columns(arr: ScenarioArrays, T: int) -> tuple[np.ndarray, np.ndar
 
 def define_objective(ctx: _Ctx) -> tuple[np.ndarray, float]:
     """max sum_t d_t [ sum x*a*((rev*rs + w*ltv*ls + churn)) - x*h_t*varcost
-    - r*h_t*rent - u*penalty ] - sum_t d_t churn*demand  (the last term is the offset)."""
+    - r*h_t*rent - u*penalty + k*h_t*(fee - varcost) ] - capex of e
+    - sum_t d_t churn*demand  (the last term is the offset; k GPUs reserved)."""
     a, c, w = ctx.arr, ctx.cols, ctx.sc.policy.ltv_weight
     s, m, p, t = c.x_segment, c.x_mode, c.x_pool, c.x_period
     value_per_unit = (
@@ -248,8 +271,14 @@ def define_objective(ctx: _Ctx) -> tuple[np.ndarray, float]:
         assert a.expand_cost is not None
         tail = np.cumsum((a.discount * a.hours)[::-1])[::-1]  # sum_{t >= tau} d_t h_t
         ce = -a.expand_cost[c.e_pool] * tail[c.e_period]
+    # a reserved GPU earns its fee every hour and runs the customer's work (variable cost)
+    ks, kp, kt = c.rsv_segment, c.rsv_pool, c.rsv_period
+    ck = np.zeros(c.n_rsv)
+    if c.n_rsv:
+        assert a.res_price is not None
+        ck = a.discount[kt] * a.hours[kt] * (a.res_price[ks] - a.var_cost[kp])
     offset = -float(np.sum(a.discount[None, :] * a.churn[:, None] * a.demand))
-    return np.concatenate([cx, cr, cu, ce]), offset
+    return np.concatenate([cx, cr, cu, ce, ck]), offset
 
 
 def define_bounds(ctx: _Ctx) -> tuple[np.ndarray, np.ndarray]:
@@ -263,14 +292,16 @@ def define_bounds(ctx: _Ctx) -> tuple[np.ndarray, np.ndarray]:
     ur = a.rentable[c.r_pool, c.r_period]
     uu = np.full(c.n_u, INF)
     ue = np.full(c.n_e, INF)  # limited by the pool-expansion row
-    n = c.n_x + c.n_r + c.n_u + c.n_e
-    return np.zeros(n), np.concatenate([ux, ur, uu, ue])
+    uk = np.full(c.n_rsv, INF)  # limited by the reservation-limit row
+    n = c.n_columns
+    return np.zeros(n), np.concatenate([ux, ur, uu, ue, uk])
 
 
 # ------------------------------------------------------------------------- constraints
 def define_pool_capacity(ctx: _Ctx) -> None:
-    """pool-capacity[p,t]:  sum_{s,m} x[s,m,p,t] - r[p,t] - (1 - headroom_p) sum_{tau<=t}
-    e[p,tau] <= (1 - headroom_p) * gpus[p,t]   (e: GPUs bought, expansion mode)"""
+    """pool-capacity[p,t]:  sum_{s,m} x[s,m,p,t] + sum_s k[s,p,t] - r[p,t]
+    - (1 - headroom_p) sum_{tau<=t} e[p,tau] <= (1 - headroom_p) * gpus[p,t]
+    (e: GPUs bought, expansion mode; k: GPUs reserved, used or not)"""
     a, c, T = ctx.arr, ctx.cols, ctx.T
     P = a.gpus.shape[0]
     # a GPU bought in tau adds capacity in every period t >= tau
@@ -280,9 +311,25 @@ def define_pool_capacity(ctx: _Ctx) -> None:
         np.arange(int(later.sum())) - np.repeat(np.cumsum(later) - later, later)
     )
     e_p = np.repeat(c.e_pool, later)
-    rows = np.concatenate([c.x_pool * T + c.x_period, c.r_pool * T + c.r_period, e_p * T + e_t])
-    cols = np.concatenate([np.arange(c.n_x), c.r_offset + np.arange(c.n_r), e_cols])
-    vals = np.concatenate([np.ones(c.n_x), -np.ones(c.n_r), -(1.0 - a.headroom[e_p])])
+    rows = np.concatenate(
+        [
+            c.x_pool * T + c.x_period,
+            c.r_pool * T + c.r_period,
+            e_p * T + e_t,
+            c.rsv_pool * T + c.rsv_period,
+        ]
+    )
+    cols = np.concatenate(
+        [
+            np.arange(c.n_x),
+            c.r_offset + np.arange(c.n_r),
+            e_cols,
+            c.rsv_offset + np.arange(c.n_rsv),
+        ]
+    )
+    vals = np.concatenate(
+        [np.ones(c.n_x), -np.ones(c.n_r), -(1.0 - a.headroom[e_p]), np.ones(c.n_rsv)]
+    )
     pp, tt = np.divmod(np.arange(P * T), T)
     ctx.rows.add(
         "pool-capacity",
@@ -361,22 +408,40 @@ def define_segment_contract(ctx: _Ctx) -> None:
 
 
 def define_rnd_floor(ctx: _Ctx) -> None:
-    """rnd-floor[t]:  sum_{s in R&D, m, p} x[s,m,p,t] >= rnd_min_share * sum_p gpus[p,t]"""
+    """rnd-floor[t]:  sum_{s in R&D, m, p} x[s,m,p,t] (+ k reserved) >= rnd_min_share *
+    sum_p gpus[p,t]"""
     share = ctx.sc.policy.rnd_min_share
     if share <= 0:
         return
     a, c, T = ctx.arr, ctx.cols, ctx.T
-    sel = a.kind[c.x_segment] == KINDS.index(Kind.RND)
+    cols, seg, per = _held(c)
+    sel = a.kind[seg] == KINDS.index(Kind.RND)
     ctx.rows.add(
         "rnd-floor",
         define_rnd_floor.__doc__,
         {"period": np.arange(T)},
-        c.x_period[sel],
-        np.nonzero(sel)[0],
+        per[sel],
+        cols[sel],
         np.ones(int(sel.sum())),
         share * a.gpus.sum(axis=0),
         np.full(T, INF),
     )
+
+
+def _held(c: ColumnIndex) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The columns of GPUs a segment holds (allocations x and reservations k), with their
+    segment and period: what floors, caps and shares count."""
+    return (
+        np.concatenate([np.arange(c.n_x), c.rsv_offset + np.arange(c.n_rsv)]),
+        np.concatenate([c.x_segment, c.rsv_segment]),
+        np.concatenate([c.x_period, c.rsv_period]),
+    )
+
+
+def _rsv_pairs(c: ColumnIndex, P: int, ps: np.ndarray, pp: np.ndarray) -> np.ndarray:
+    """The (segment, pool) pair index (of :func:`_pairs`) of each reservation column: a
+    reservation's pool always serves its segment, so the pair has x columns too."""
+    return np.searchsorted(ps * P + pp, c.rsv_segment * P + c.rsv_pool)
 
 
 def _pairs(c: ColumnIndex, P: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -388,7 +453,7 @@ def _pairs(c: ColumnIndex, P: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def define_stability(ctx: _Ctx) -> None:
     """segment-stability[s,p,t], t >= 1:
-    -D[p,t] <= sum_m x[s,m,p,t] - sum_m x[s,m,p,t-1] <= D[p,t],
+    -D[p,t] <= y[s,p,t] - y[s,p,t-1] <= D[p,t],  y = sum_m x[s,m,p,t] + k[s,p,t] (held),
     D[p,t] = max_change_share * max(capacity[p,t], capacity[p,t-1]) (capacity incl. rentable),
     one ranged row per pair and period."""
     share = ctx.sc.policy.max_change_share
@@ -397,13 +462,24 @@ def define_stability(ctx: _Ctx) -> None:
         return
     a, c = ctx.arr, ctx.cols
     cap = a.usable + a.rentable
-    pair, ps, pp = _pairs(c, cap.shape[0])
+    P = cap.shape[0]
+    pair, ps, pp = _pairs(c, P)
     later = c.x_period >= 1
     row = pair * (T - 1) + c.x_period - 1
     cols_now = np.nonzero(later)[0]
-    rows = np.concatenate([row[later], row[later]])
-    cols = np.concatenate([cols_now, cols_now - 1])  # x ordered by period within a triple
-    vals = np.concatenate([np.ones(cols_now.size), -np.ones(cols_now.size)])
+    rows = [row[later], row[later]]
+    cols = [cols_now, cols_now - 1]  # x ordered by period within a triple
+    vals = [np.ones(cols_now.size), -np.ones(cols_now.size)]
+    if c.n_rsv:  # reserved GPUs are held by the segment in the pool too
+        kpair = _rsv_pairs(c, P, ps, pp)
+        kcol = c.rsv_offset + np.arange(c.n_rsv)
+        now, nxt = c.rsv_period >= 1, c.rsv_period <= T - 2
+        rows += [
+            kpair[now] * (T - 1) + c.rsv_period[now] - 1,
+            kpair[nxt] * (T - 1) + c.rsv_period[nxt],
+        ]
+        cols += [kcol[now], kcol[nxt]]
+        vals += [np.ones(int(now.sum())), -np.ones(int(nxt.sum()))]
     rp = np.repeat(pp, T - 1)
     rt = np.tile(np.arange(1, T), ps.size)
     bound = share * np.maximum(cap[rp, rt], cap[rp, rt - 1])
@@ -411,32 +487,34 @@ def define_stability(ctx: _Ctx) -> None:
         "segment-stability",
         define_stability.__doc__,
         {"segment": np.repeat(ps, T - 1), "pool": rp, "period": rt},
-        rows,
-        cols,
-        vals,
+        np.concatenate(rows),
+        np.concatenate(cols),
+        np.concatenate(vals),
         -bound,
         bound,
     )
 
 
 def define_segment_share(ctx: _Ctx) -> None:
-    """segment-share[s,p,t]:  sum_m x[s,m,p,t] <= max_segment_share * capacity[p,t]
+    """segment-share[s,p,t]:  sum_m x[s,m,p,t] + k[s,p,t] <= max_segment_share * capacity[p,t]
     (capacity = GPUs after headroom + rentable)."""
     share = ctx.sc.policy.max_segment_share
     if share is None:
         return
     a, c, T = ctx.arr, ctx.cols, ctx.T
     cap = a.usable + a.rentable
-    pair, ps, pp = _pairs(c, cap.shape[0])
+    P = cap.shape[0]
+    pair, ps, pp = _pairs(c, P)
     rp = np.repeat(pp, T)
     rt = np.tile(np.arange(T), ps.size)
+    kpair = _rsv_pairs(c, P, ps, pp)
     ctx.rows.add(
         "segment-share",
         define_segment_share.__doc__,
         {"segment": np.repeat(ps, T), "pool": rp, "period": rt},
-        pair * T + c.x_period,
-        np.arange(c.n_x),
-        np.ones(c.n_x),
+        np.concatenate([pair * T + c.x_period, kpair * T + c.rsv_period]),
+        np.concatenate([np.arange(c.n_x), c.rsv_offset + np.arange(c.n_rsv)]),
+        np.ones(c.n_x + c.n_rsv),
         np.full(rp.size, -INF),
         share * cap[rp, rt],
     )
@@ -449,7 +527,8 @@ def _define_kind_rows(ctx: _Ctx, name: str, limits: dict[Kind, object], floor: b
         return
     row_of_kind = np.full(len(KINDS), -1, dtype=np.int64)
     row_of_kind[[KINDS.index(k) for k in kinds]] = np.arange(len(kinds))
-    kr = row_of_kind[a.kind[c.x_segment]]
+    cols, seg, per = _held(c)
+    kr = row_of_kind[a.kind[seg]]
     keep = kr >= 0
     bound = np.array([per_period(limits[k], T) for k in kinds], dtype=float).ravel()  # type: ignore[arg-type,type-var]
     inf = np.full(bound.size, INF)
@@ -460,8 +539,8 @@ def _define_kind_rows(ctx: _Ctx, name: str, limits: dict[Kind, object], floor: b
             "kind": np.repeat([KINDS.index(k) for k in kinds], T),
             "period": np.tile(np.arange(T), len(kinds)),
         },
-        kr[keep] * T + c.x_period[keep],
-        np.nonzero(keep)[0],
+        kr[keep] * T + per[keep],
+        cols[keep],
         np.ones(int(keep.sum())),
         bound if floor else -inf,
         inf if floor else bound,
@@ -478,6 +557,26 @@ def define_kind_floors(ctx: _Ctx) -> None:
     _define_kind_rows(ctx, "kind-floor", dict(ctx.sc.policy.kind_floors), floor=True)
 
 
+def define_reservations(ctx: _Ctx) -> None:
+    """reservation-limit[s,t]:  sum_p k[s,p,t] <= reservation.max_gpus[s,t]"""
+    a, c, T = ctx.arr, ctx.cols, ctx.T
+    if c.n_rsv == 0:
+        return
+    assert a.res_max is not None
+    uniq, row = np.unique(c.rsv_segment * T + c.rsv_period, return_inverse=True)
+    ss, tt = np.divmod(uniq, T)
+    ctx.rows.add(
+        "reservation-limit",
+        define_reservations.__doc__,
+        {"segment": ss, "period": tt},
+        row,
+        c.rsv_offset + np.arange(c.n_rsv),
+        np.ones(c.n_rsv),
+        np.full(uniq.size, -INF),
+        a.res_max[ss, tt],
+    )
+
+
 CONSTRAINTS = (
     define_pool_capacity,
     define_pool_expansion,
@@ -488,6 +587,7 @@ CONSTRAINTS = (
     define_segment_share,
     define_kind_caps,
     define_kind_floors,
+    define_reservations,
 )
 
 

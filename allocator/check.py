@@ -21,12 +21,14 @@ def violations(
     x: np.ndarray,
     rented: np.ndarray,
     bought: np.ndarray | None = None,
+    reserved: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Largest violation per requirement, relative to the size of its bound:
     ``max(0, lhs - rhs) / max(1, |rhs|)``, so 1e-6 means one part in a million.
 
     ``x`` holds GPUs per allocation column, ``rented`` GPUs rented per (pool, period),
-    ``bought`` GPUs bought so far per (pool, period) in expansion mode (usable less headroom).
+    ``bought`` GPUs bought so far per (pool, period) in expansion mode (usable less headroom),
+    ``reserved`` GPUs reserved per reservation column.
     Soft contract minimums are not requirements (a shortfall pays its penalty).
     """
     P, T = arr.gpus.shape
@@ -38,8 +40,12 @@ def violations(
     compatible = arr.throughput[s, p] > 0
     out["compatibility"] = float(np.abs(x[~compatible]).max(initial=0.0))
 
+    ks, kp, kt = cols.rsv_segment, cols.rsv_pool, cols.rsv_period
+    held = np.zeros(cols.n_rsv) if reserved is None else reserved
+    out["nonnegative"] = max(out["nonnegative"], float(max(0.0, -held.min(initial=0.0))))
     used = np.zeros((P, T))
     np.add.at(used, (p, t), x)
+    np.add.at(used, (kp, kt), held)  # reserved GPUs are held whether used or not
     extra = np.zeros_like(used) if bought is None else (1.0 - arr.headroom)[:, None] * bought
     out["pool-capacity"] = _rel(used - rented - extra, arr.usable)
     if bought is not None and arr.expand_max is not None:
@@ -50,6 +56,15 @@ def violations(
     units = x * arr.hours[t] * arr.throughput[s, p] * arr.mode_mult[cols.x_mode]
     served = np.zeros((S, T))
     np.add.at(served, (s, t), units)
+    if cols.n_rsv:
+        assert arr.res_max is not None
+        out["compatibility"] = max(
+            out["compatibility"],
+            float(np.abs(held[arr.throughput[ks, kp] <= 0]).max(initial=0.0)),
+        )
+        per_seg = np.zeros((S, T))
+        np.add.at(per_seg, (ks, kt), held)
+        out["reservation-limit"] = _rel(per_seg, arr.res_max)
     out["segment-demand"] = _rel(served, arr.demand)
     hard = arr.contract_hard[:, None] & (arr.contract_min > 0)
     out["segment-contract"] = _rel(
@@ -59,6 +74,7 @@ def violations(
     pol = sc.policy
     by_kind = np.zeros((len(KINDS), T))
     np.add.at(by_kind, (arr.kind[s], t), x)
+    np.add.at(by_kind, (arr.kind[ks], kt), held)
     if pol.rnd_min_share > 0:
         need = pol.rnd_min_share * arr.gpus.sum(axis=0)
         out["rnd-floor"] = _rel(need, by_kind[KINDS.index(Kind.RND)])
@@ -70,6 +86,7 @@ def violations(
     if pol.max_change_share is not None or pol.max_segment_share is not None:
         pair = np.zeros((S, P, T))
         np.add.at(pair, (s, p, t), x)
+        np.add.at(pair, (ks, kp, kt), held)
         cap = arr.usable + arr.rentable
         if pol.max_change_share is not None and T > 1:
             allowed = pol.max_change_share * np.maximum(cap[:, 1:], cap[:, :-1])

@@ -277,8 +277,14 @@ def cmd_stochastic(args: argparse.Namespace) -> int:
         )
     elif result.vss_note:
         lines.append(f"  {result.vss_note}")
-    rentals = result.first_stage["rentals"]
-    lines.append("  rentals (GPUs, decided now): " + (json.dumps(rentals) if rentals else "none"))
+    for key, what in (
+        ("rentals", "rentals (GPUs, decided now)"),
+        ("expansions", "GPUs bought (decided now)"),
+        ("reservations", "GPUs reserved for customers (decided now)"),
+    ):
+        value = result.first_stage.get(key)
+        if value or key == "rentals":
+            lines.append(f"  {what}: " + (json.dumps(value) if value else "none"))
     print("\n".join(lines))
     return 0
 

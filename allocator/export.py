@@ -74,7 +74,13 @@ def column_names(sc: Scenario, lp: LinearProgram) -> list[str]:
         f"e[{pool[p]},{per[t]}]"
         for p, t in zip(c.e_pool.tolist(), c.e_period.tolist(), strict=True)
     ]
-    return x + r + u + e
+    k = [
+        f"k[{seg[s]},{pool[p]},{per[t]}]"
+        for s, p, t in zip(
+            c.rsv_segment.tolist(), c.rsv_pool.tolist(), c.rsv_period.tolist(), strict=True
+        )
+    ]
+    return x + r + u + e + k
 
 
 def row_names(sc: Scenario, lp: LinearProgram) -> list[str]:

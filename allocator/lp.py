@@ -48,7 +48,9 @@ class ColumnIndex:
     they are ordered by (segment, mode, pool) and then by period, so the column of the
     same triple one period earlier is the previous column.
     ``r`` columns are rented GPUs per (pool, period); ``u`` columns are contract shortfall
-    in work units per (segment, period).
+    in work units per (segment, period); ``e`` columns GPUs bought (expansion mode);
+    ``rsv`` columns GPUs reserved for a segment's customer (take-or-pay). Families come in
+    that order: x, r, u, e, rsv.
     """
 
     x_segment: np.ndarray
@@ -65,6 +67,12 @@ class ColumnIndex:
     # from that period on
     e_pool: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     e_period: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # reservations: GPUs of pool rsv_pool reserved for segment rsv_segment's customer in
+    # period rsv_period (take-or-pay, dedicated to the customer), for every compatible pool
+    # of a segment with a reservation offer in that period
+    rsv_segment: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    rsv_pool: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    rsv_period: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def n_x(self) -> int:
@@ -93,6 +101,19 @@ class ColumnIndex:
     @property
     def e_offset(self) -> int:
         return self.n_x + self.n_r + self.n_u
+
+    @property
+    def n_rsv(self) -> int:
+        return int(self.rsv_segment.size)
+
+    @property
+    def rsv_offset(self) -> int:
+        return self.e_offset + self.n_e
+
+    @property
+    def n_columns(self) -> int:
+        """Columns of the scenario's own families (a derived model may append more)."""
+        return self.rsv_offset + self.n_rsv
 
 
 @dataclass

@@ -13,7 +13,7 @@ the GPUs another group leaves idle. How each requirement is shared out:
 * fleet-wide floors and caps (R&D floor, kind caps and floors) go to the groups in
   proportion to the demand they hold of that kind (in GPU-hours at the segments' best
   throughput), so a group without R&D segments carries no R&D floor;
-* contract minimums, demand, prices: per segment, unchanged.
+* contract minimums, reservation offers, demand, prices: per segment, unchanged.
 
 Groups are drawn stratified: segments sorted by kind and size, dealt round-robin (after a
 seeded shuffle within ties), so every group holds a similar mix. The merged plan has no
@@ -175,6 +175,7 @@ def solve_group(
         "status": plan.status.value,
         "allocations": [(a.segment, a.mode, a.pool, a.period, a.gpus) for a in plan.allocations],
         "shortfall": [(r.segment, r.period, r.shortfall) for r in plan.segments if r.shortfall > 0],
+        "reservations": [(r.segment, r.pool, r.period, r.gpus) for r in plan.reservations],
         "rented": rented,
         "bought": bought,
         "prices": prices,
@@ -240,6 +241,10 @@ def merge(sc: Scenario, parts: list[dict[str, Any]], solve_time_s: float = 0.0) 
         (int(s), int(t)): c.u_offset + n
         for n, (s, t) in enumerate(zip(c.u_segment, c.u_period, strict=True))
     }
+    rsv_col = {
+        (int(s), int(p), int(t)): c.rsv_offset + n
+        for n, (s, p, t) in enumerate(zip(c.rsv_segment, c.rsv_pool, c.rsv_period, strict=True))
+    }
     x = np.zeros(lp.num_cols)
     rented = np.zeros((len(sc.pools), T))
     bought = np.zeros((len(sc.pools), T))
@@ -252,6 +257,8 @@ def merge(sc: Scenario, parts: list[dict[str, Any]], solve_time_s: float = 0.0) 
             key = (seg_ix[seg], period_ix[period])
             if key in u_col:
                 x[u_col[key]] += short
+        for seg, pool, period, gpus in part["reservations"]:
+            x[rsv_col[(seg_ix[seg], pool_ix[pool], period_ix[period])]] += gpus
         rented += part["rented"]
         bought += part["bought"]
     x[c.r_offset : c.u_offset] = rented[c.r_pool, c.r_period]

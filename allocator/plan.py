@@ -49,6 +49,19 @@ class Allocation:
 
 
 @dataclass(frozen=True)
+class ReservationResult:
+    """GPUs of a pool reserved for a segment (take-or-pay) in a period, nominal money."""
+
+    segment: str
+    kind: str
+    pool: str
+    period: str
+    gpus: float  # GPUs reserved: dedicated to the customer, paid used or not
+    gpu_hours: float
+    revenue: float  # the fee: GPU-hours x price per GPU-hour
+
+
+@dataclass(frozen=True)
 class SegmentResult:
     segment: str
     kind: str
@@ -117,6 +130,7 @@ class Totals:
     churn_cost: float
     objective: float  # gross_margin + ltv_weight * ltv - churn_cost - expansion_cost
     expansion_cost: float = 0.0  # amortised capex of GPUs bought (expansion mode)
+    reservation_revenue: float = 0.0  # fees of reserved GPUs (part of revenue)
 
 
 @dataclass(frozen=True)
@@ -182,6 +196,7 @@ class Plan:
     max_violation: float
     violations: dict[str, float]
     warnings: list[str] = field(default_factory=list)
+    reservations: list[ReservationResult] = field(default_factory=list)
 
     # ------------------------------------------------------------------ shortcuts
     @property
@@ -247,6 +262,7 @@ class Plan:
             "max_violation": self.max_violation,
             "violations": dict(self.violations),
             "warnings": list(self.warnings),
+            "reservations": [asdict(r) for r in self.reservations],
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -279,6 +295,9 @@ class Plan:
                 d["segments"], columns=list(SegmentResult.__dataclass_fields__)
             ),
             "pools": pd.DataFrame(d["pools"], columns=list(PoolResult.__dataclass_fields__)),
+            "reservations": pd.DataFrame(
+                d["reservations"], columns=list(ReservationResult.__dataclass_fields__)
+            ),
             "binding": pd.DataFrame(binding),
             "by_kind": pd.DataFrame(kinds),
         }
@@ -308,6 +327,7 @@ class Plan:
             max_violation=d["max_violation"],
             violations=dict(d["violations"]),
             warnings=list(d["warnings"]),
+            reservations=rows(ReservationResult, d.get("reservations", [])),
         )
 
     # ------------------------------------------------------------------ building
@@ -353,23 +373,36 @@ class Plan:
         rev = units * arr.revenue[s] * arr.mode_rev_share[m]
         ltv = units * arr.ltv[s] * arr.mode_ltv_share[m]
         vcost = gpu_hours * arr.var_cost[p]
+        # reservations: k GPUs reserved for a customer (a fee every hour, dedicated to it)
+        ks, kp, kt = cols.rsv_segment, cols.rsv_pool, cols.rsv_period
+        k = np.maximum(sol.x[cols.rsv_offset : cols.rsv_offset + cols.n_rsv], 0.0)
+        k_hours = k * arr.hours[kt]
+        k_fee = np.zeros(cols.n_rsv)
+        if cols.n_rsv:
+            assert arr.res_price is not None
+            k_fee = k_hours * arr.res_price[ks]
+        k_vcost = k_hours * arr.var_cost[kp]
 
-        def by_st(v: np.ndarray) -> np.ndarray:
+        def by_st(v: np.ndarray, kv: np.ndarray | None = None) -> np.ndarray:
             out = np.zeros((S, T))
             np.add.at(out, (s, t), v)
+            if kv is not None and cols.n_rsv:
+                np.add.at(out, (ks, kt), kv)
             return out
 
-        def by_pt(v: np.ndarray) -> np.ndarray:
+        def by_pt(v: np.ndarray, kv: np.ndarray | None = None) -> np.ndarray:
             out = np.zeros((P, T))
             np.add.at(out, (p, t), v)
+            if kv is not None and cols.n_rsv:
+                np.add.at(out, (kp, kt), kv)
             return out
 
         served, seg_rev, seg_ltv, seg_cost, seg_gpus = (
             by_st(units),
-            by_st(rev),
+            by_st(rev, k_fee),
             by_st(ltv),
-            by_st(vcost),
-            by_st(x),
+            by_st(vcost, k_vcost),
+            by_st(x, k),
         )
         shortfall = np.maximum(arr.contract_min - served, 0.0)
         penalty = np.where(arr.contract_hard[:, None], 0.0, shortfall * arr.penalty[:, None])
@@ -377,8 +410,8 @@ class Plan:
         churn = unserved * arr.churn[:, None]
         seg_margin = seg_rev - seg_cost - penalty
 
-        used = by_pt(x)
-        pool_vcost = by_pt(vcost)
+        used = by_pt(x, k)
+        pool_vcost = by_pt(vcost, k_vcost)
         rental_cost = rented * arr.hours[None, :] * arr.rental_price[:, None]
         fixed = arr.gpus * arr.hours[None, :] * arr.fixed_cost[:, None]
 
@@ -419,6 +452,7 @@ class Plan:
             if sol.objective is not None
             else gm + w * totals_ltv - totals_churn - totals_expand,
             expansion_cost=totals_expand,
+            reservation_revenue=float(np.sum(k_fee * df[kt])),
         )
 
         by_kind: dict[str, KindResult] = {}
@@ -534,7 +568,28 @@ class Plan:
             for tt in range(T)
         ]
 
-        viol = violations(sc, arr, cols, x, rented, bought)
+        reservations = [
+            ReservationResult(
+                segment=seg_ids[si],
+                kind=kind_of[si],
+                pool=pool_ids[pi],
+                period=periods[ti],
+                gpus=kk,
+                gpu_hours=kh,
+                revenue=fee,
+            )
+            for si, pi, ti, kk, kh, fee in zip(
+                ks.tolist(),
+                kp.tolist(),
+                kt.tolist(),
+                k.tolist(),
+                k_hours.tolist(),
+                k_fee.tolist(),
+                strict=True,
+            )
+            if kk > ZERO
+        ]
+        viol = violations(sc, arr, cols, x, rented, bought, k)
         max_viol = max(viol.values(), default=0.0)
         warnings = list(lp.warnings)
         if max_viol > 1e-6:
@@ -581,6 +636,7 @@ class Plan:
             max_violation=max_viol,
             violations=viol,
             warnings=warnings,
+            reservations=reservations,
         )
 
 

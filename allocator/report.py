@@ -43,6 +43,21 @@ def summary(plan: Plan, top: int = 10) -> str:
             f"{money(k.ltv):>12}{f'{g0:,.0f} → {g1:,.0f}':>22}{f'{s0:.0%} → {s1:.0%}':>16}"
         )
 
+    if plan.reservations:
+        held: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+        for rs in plan.reservations:
+            held[rs.segment][0] += rs.gpus
+            held[rs.segment][1] += rs.revenue
+        n_t = len(plan.periods)
+        lines += [
+            "",
+            f"Reservations accepted (take-or-pay; fees {money(t.reservation_revenue)} {cur} "
+            "present value, part of revenue):",
+            f"  {'segment':<28}{'GPUs (average)':>16}{'fees (nominal)':>16}",
+        ]
+        for seg, (k_g, fee) in sorted(held.items(), key=lambda kv: -kv[1][1]):
+            lines.append(f"  {seg:<28}{k_g / n_t:>16,.1f}{money(fee):>16}")
+
     lines += [
         "",
         "Pools (average over the periods):",

@@ -137,6 +137,22 @@ class Mode(_Model):
 FULL_MODE = Mode(name="full")
 
 
+class Reservation(_Model):
+    """GPUs a segment's customer offers to reserve: a take-or-pay contract the plan may
+    accept, in whole or in part.
+
+    Each reserved GPU is dedicated to the customer for its period (it counts against its
+    pool's capacity, and as the segment's GPUs for caps, floors, shares and stability) and
+    pays ``price_per_gpu_hour`` for every hour, used or not. The customer runs its own work
+    on it: reserved GPUs do not serve the segment's on-demand ``demand``, which is planned
+    as before. In a stochastic plan reservations are decided before demand is known."""
+
+    max_gpus: list[NonNeg] | NonNeg = Field(
+        description="Most GPUs the customer would reserve: one number, or one per period."
+    )
+    price_per_gpu_hour: NonNeg = Field(description="Fee per reserved GPU-hour, used or not.")
+
+
 class Segment(_Model):
     """Demand of one kind, in its own work unit (million tokens, GPU-hours …)."""
 
@@ -160,6 +176,11 @@ class Segment(_Model):
     shortfall_penalty_per_unit: NonNeg = Field(0.0, description="SLA credit per unit short.")
     churn_cost_per_unit: NonNeg = Field(0.0, description="Cost per unit of demand left unserved.")
     modes: list[Mode] = Field(default_factory=lambda: [FULL_MODE], min_length=1)
+    reservation: Reservation | None = Field(
+        None,
+        description="Optional: GPUs the segment's customer would reserve (take-or-pay, "
+        "dedicated), which the plan may accept.",
+    )
 
     @field_validator("throughput")
     @classmethod
@@ -359,6 +380,8 @@ def cross_check(
         base = f"segments[{i}]"
         _check_len(seg.demand, T, f"{base}.demand", issues)
         _check_len(seg.contract_min, T, f"{base}.contract_min", issues)
+        if seg.reservation is not None and isinstance(seg.reservation.max_gpus, list):
+            _check_len(seg.reservation.max_gpus, T, f"{base}.reservation.max_gpus", issues)
         _dupes([m.name for m in seg.modes], f"{base}.modes", "name", issues)
         if seg.contract_min is not None and len(seg.contract_min) == T == len(seg.demand):
             for t, (m, d) in enumerate(zip(seg.contract_min, seg.demand, strict=True)):

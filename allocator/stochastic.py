@@ -16,9 +16,9 @@ block-diagonally and adds
   ``1 - alpha`` of outcomes, as ``eta - 1/(1-alpha) sum_k p_k s_k`` with
   ``s_k >= eta - Z_k``, ``s_k >= 0`` (Rockafellar-Uryasev).
 
-The first stage is rentals and GPUs bought (expansion mode, a pool's ``expansion``), plus
-the first period's allocations with ``first_period_allocations=True``. Contract
-reservations are not a decision of the scenario format, so they are not first-stage.
+The first stage is rentals, GPUs bought (expansion mode, a pool's ``expansion``) and GPUs
+reserved for customers (a segment's ``reservation``: take-or-pay GPUs dedicated to the
+customer), plus the first period's allocations with ``first_period_allocations=True``.
 The CVaR term is on the scenario objective (gross margin + w * LTV - churn), not gross margin alone.
 
 The value of the stochastic solution ``VSS = RP - EEV`` compares the stochastic optimum
@@ -120,8 +120,13 @@ class StochasticModel:
 
 def first_stage_columns(lp: LinearProgram, first_period_allocations: bool) -> np.ndarray:
     c = lp.columns
-    # rentals and GPUs bought (expansion mode) are decided before demand is known
-    cols = [c.r_offset + np.arange(c.n_r), c.e_offset + np.arange(c.n_e)]
+    # rentals, GPUs bought (expansion mode) and GPUs reserved for customers (take-or-pay)
+    # are decided before demand is known
+    cols = [
+        c.r_offset + np.arange(c.n_r),
+        c.e_offset + np.arange(c.n_e),
+        c.rsv_offset + np.arange(c.n_rsv),
+    ]
     if first_period_allocations:
         cols.insert(0, np.nonzero(c.x_period == 0)[0])
     return np.concatenate(cols).astype(np.int64)
@@ -142,6 +147,7 @@ def deterministic_equivalent(
     if any(p.num_cols != n for p in parts) or any(
         not np.array_equal(p.columns.x_pool, parts[0].columns.x_pool)
         or p.columns.n_u != parts[0].columns.n_u
+        or p.columns.n_rsv != parts[0].columns.n_rsv
         for p in parts
     ):
         raise ValueError(
@@ -335,7 +341,18 @@ def stochastic_plan(
         v = float(xs[r0.e_offset + j])
         if v > 1e-9:
             bought.setdefault(pool_ids[r0.e_pool[j]], {})[labels[r0.e_period[j]]] = v
-    first_stage: dict[str, Any] = {"rentals": rentals, "expansions": bought}
+    reserved: dict[str, dict[str, dict[str, float]]] = {}
+    seg_ids = [sg.id for sg in base.segments]
+    for j in range(r0.n_rsv):
+        v = float(xs[r0.rsv_offset + j])
+        if v > 1e-9:
+            by_pool = reserved.setdefault(seg_ids[r0.rsv_segment[j]], {})
+            by_pool.setdefault(pool_ids[r0.rsv_pool[j]], {})[labels[r0.rsv_period[j]]] = v
+    first_stage: dict[str, Any] = {
+        "rentals": rentals,
+        "expansions": bought,
+        "reservations": reserved,
+    }
     if first_period_allocations:
         first_stage["first_period_allocations"] = [
             {"segment": a.segment, "mode": a.mode, "pool": a.pool, "gpus": a.gpus}

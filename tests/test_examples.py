@@ -140,6 +140,7 @@ def test_plan_json_is_stable_and_complete(example_plan):
         "max_violation",
         "violations",
         "warnings",
+        "reservations",
     ]
     assert set(d["allocations"][0]) == {
         "segment",
@@ -157,7 +158,14 @@ def test_plan_json_is_stable_and_complete(example_plan):
 def test_frames(example_plan):
     pd = pytest.importorskip("pandas")
     frames = example_plan.to_frames()
-    assert set(frames) == {"allocations", "segments", "pools", "binding", "by_kind"}
+    assert set(frames) == {
+        "allocations",
+        "segments",
+        "pools",
+        "binding",
+        "by_kind",
+        "reservations",
+    }
     assert len(frames["allocations"]) == len(example_plan.allocations)
     assert frames["pools"]["used"].sum() == pytest.approx(sum(p.used for p in example_plan.pools))
     assert isinstance(frames["segments"], pd.DataFrame)

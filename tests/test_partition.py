@@ -98,3 +98,16 @@ def test_cli_solve_partitions(tmp_path, capsys) -> None:
     assert plan["max_violation"] <= 1e-6
     assert "partitioned into 2 groups" in out.err
     assert main(["solve", str(path), "--partitions", "0"]) == 2
+
+
+def test_merged_plan_carries_the_groups_reservations() -> None:
+    d = generate_dict(16, 4, 4, seed=5, compatibility=0.6, stability=0.3)
+    for seg in d["segments"]:
+        if seg["kind"] == "cloud":
+            seg["reservation"] = {"max_gpus": 60.0, "price_per_gpu_hour": 2.5}
+    sc = Scenario.from_dict(d)
+    with cf.ThreadPoolExecutor(2) as ex:
+        r = partitioned_solve(sc, 2, executor=ex)
+    assert r.plan.reservations and r.plan.max_violation <= 1e-6
+    assert r.objective == pytest.approx(sum(r.objectives), rel=1e-9)
+    assert r.objective <= solve(sc).objective * (1 + 1e-9)

@@ -530,8 +530,15 @@ class Labels:
         if j < c.u_offset:
             k = j - c.r_offset
             return f"rented[{n['pool'][c.r_pool[k]]},{n['period'][c.r_period[k]]}]"
-        k = j - c.u_offset
-        return f"shortfall[{n['segment'][c.u_segment[k]]},{n['period'][c.u_period[k]]}]"
+        if j < c.e_offset:
+            k = j - c.u_offset
+            return f"shortfall[{n['segment'][c.u_segment[k]]},{n['period'][c.u_period[k]]}]"
+        if j < c.rsv_offset:
+            k = j - c.e_offset
+            return f"bought[{n['pool'][c.e_pool[k]]},{n['period'][c.e_period[k]]}]"
+        k = j - c.rsv_offset
+        seg, pool = n["segment"][c.rsv_segment[k]], n["pool"][c.rsv_pool[k]]
+        return f"reserved[{seg}@{pool},{n['period'][c.rsv_period[k]]}]"
 
     def row(self, i: int) -> str:
         for b in self.lp.blocks:

@@ -87,8 +87,9 @@ def column_periods(lp: LinearProgram) -> np.ndarray:
     columns, and columns a derived model appends beyond the scenario's)."""
     c = lp.columns
     out = np.full(lp.num_cols, -1, dtype=np.int64)
-    known = np.concatenate([c.x_period, c.r_period, c.u_period])
-    out[: known.size] = known
+    out[: c.e_offset] = np.concatenate([c.x_period, c.r_period, c.u_period])
+    if c.n_rsv and lp.num_cols >= c.n_columns:
+        out[c.rsv_offset : c.n_columns] = c.rsv_period
     return out
 
 

@@ -88,3 +88,25 @@ def test_cors_closed_unless_configured(tmp_path):
     ) as c:
         r = c.options("/v1/solve", headers=pre)
         assert r.headers["access-control-allow-origin"] == "https://planner.example"
+
+
+def test_solve_with_a_reservation_offer(client):
+    from tests.test_reservations import fleet
+
+    r = client.post("/v1/solve", json=fleet(fee=3.0))
+    assert r.status_code == 200, r.text
+    plan = r.json()
+    assert plan["reservations"] == [
+        {
+            "segment": "c",
+            "kind": "cloud",
+            "pool": "h",
+            "period": "P1",
+            "gpus": pytest.approx(5.0),
+            "gpu_hours": pytest.approx(500.0),
+            "revenue": pytest.approx(1500.0),
+        }
+    ]
+    bad = fleet(fee=3.0, max_gpus=[1.0, 2.0])
+    body = assert_problem(client.post("/v1/solve", json=bad), 422)
+    assert body["errors"][0]["path"] == "segments[0].reservation.max_gpus"
