@@ -174,4 +174,5 @@ def test_bundled_stochastic_example_reserves_more_than_the_expected_demand_plan(
     reserved = out["first_stage"]["reservations"]["cloud-enterprise"]["h100-us-east"]
     assert reserved == pytest.approx({"2027-Q1": 440.1, "2027-Q2": 509.9}, abs=0.1)
     assert out["expected_objective"] == pytest.approx(17_203_120.8, rel=1e-6)
-    assert out["vss"] == pytest.approx(147_957.8, rel=1e-4)
+    assert out["vss"] == pytest.approx(145_440.5, rel=1e-4)
+    assert out["eev"] == pytest.approx(17_057_680.3, rel=1e-6)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from allocator import solve
 from allocator.build import build_lp
@@ -15,8 +16,10 @@ from allocator.planner import Planner
 from allocator.scenario import Scenario
 from allocator.solvers import rowgen
 from allocator.solvers.base import Solution, primal_violation
-from allocator.solvers.highs import HighsSolver
+from allocator.solvers.highs import SMALL_LP_COLUMNS, HighsSolver
 from allocator.solvers.rowgen import RowGenerationSolver, lazy_mask, split_by_period
+
+from .test_properties import fleets
 
 
 def assert_optimal_for_whole_lp(lp: LinearProgram, sol: Solution) -> None:
@@ -108,11 +111,26 @@ def test_time_limit_never_returns_an_infeasible_plan() -> None:
             assert sol.status is Status.TIME_LIMIT_NO_SOLUTION
 
 
-def test_engine_default_is_row_generation_on_every_example(example_scenario: Scenario) -> None:
-    plan = solve(example_scenario)
-    assert plan.solver.algorithm in ("row-generation", "ipm-fallback")
-    whole = solve(example_scenario, algorithm="simplex")
-    assert plan.objective == pytest.approx(whole.objective, rel=1e-9)
+def test_row_generation_on_every_example(example_scenario: Scenario) -> None:
+    lp = build_lp(example_scenario)
+    sol = RowGenerationSolver().solve(lp)
+    whole = HighsSolver(algorithm="simplex").solve(lp)
+    assert sol.objective == pytest.approx(whole.objective, rel=1e-9)
+    assert_optimal_for_whole_lp(lp, sol)
+    # auto: one simplex run below SMALL_LP_COLUMNS columns, the period split above
+    expected = "simplex" if lp.num_cols < SMALL_LP_COLUMNS else "row-generation"
+    assert solve(example_scenario).solver.algorithm == expected
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fleets())
+def test_random_fleets_row_generation_is_optimal_for_the_whole_lp(data: dict) -> None:
+    lp = build_lp(Scenario.from_dict(data))
+    sol = RowGenerationSolver().solve(lp)
+    whole = HighsSolver(algorithm="simplex").solve(lp)
+    assert sol.status is Status.OPTIMAL
+    assert sol.objective == pytest.approx(whole.objective, rel=1e-7, abs=1e-6)
+    assert_optimal_for_whole_lp(lp, sol)
 
 
 def test_planner_adds_stability_rows_a_change_violates() -> None:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -142,7 +142,6 @@ class LoadedModel:
     lazy_rows: np.ndarray  # every lazy row of the LP
     lazy_A: sp.csr_matrix  # their rows of the matrix (the model's structure never changes)
     full: bool = False  # the whole LP is loaded (the interior-point fallback)
-    stats: dict[str, float] = field(default_factory=dict)
 
     def violated(self, lp: LinearProgram, x: np.ndarray) -> np.ndarray:
         """The lazy rows not loaded yet that ``x`` violates (bounds read from ``lp``)."""
@@ -251,20 +250,18 @@ class RowGenerationSolver(Solver):
             model = self._load(
                 lp, split.base_rows, lazy_rows, lazy_A, (rel.col_status, rel.row_status)
             )
-            model.stats = stats
             iterations = rel.iterations
             # the relaxation's basis is optimal: add what it violates before the first run
             if self._too_many(violated.size, lazy_rows.size):
-                return self._fallback(lp, model, deadline, t0, iterations), model
+                return self._fallback(lp, model, deadline, t0, iterations, stats), model
             if violated.size:
                 model.add(violated, lp)
                 stats["rounds"] += 1
                 _devex(model.h)
         else:
             model = self._load(lp, np.nonzero(~lazy)[0], lazy_rows, lazy_A, None)
-            model.stats = stats
             iterations = 0
-        sol = self.resolve(model, lp, deadline=deadline, t0=t0, iterations=iterations)
+        sol = self.resolve(model, lp, deadline=deadline, t0=t0, iterations=iterations, stats=stats)
         return sol, model
 
     def resolve(
@@ -276,6 +273,7 @@ class RowGenerationSolver(Solver):
         deadline: float | None = None,
         t0: float | None = None,
         iterations: int = 0,
+        stats: dict[str, float] | None = None,
     ) -> Solution:
         """Dual simplex on the loaded model from its basis, adding violated lazy rows until
         none is; the whole LP by interior point past ``max_lazy_share`` of them."""
@@ -283,8 +281,9 @@ class RowGenerationSolver(Solver):
         if deadline is None and time_limit is not None:
             deadline = t0 + time_limit
         h = model.h
-        stats = model.stats
         n_lazy = model.lazy_rows.size
+        if stats is None:  # a re-solve of a kept model (Planner)
+            stats = {"lazy_rows": float(n_lazy), "rounds": 0.0}
         while True:
             _set_time_limit(h, deadline)
             t_run = time.perf_counter()
@@ -302,7 +301,7 @@ class RowGenerationSolver(Solver):
             loaded = int((model.hrow_of[model.lazy_rows] >= 0).sum())
             if self._too_many(loaded + violated.size, n_lazy) and not model.full:
                 stats["lazy_rows_added"] = float(loaded)
-                return self._fallback(lp, model, deadline, t0, iterations)
+                return self._fallback(lp, model, deadline, t0, iterations, stats)
             model.add(violated, lp)
             stats["rounds"] += 1
             _devex(h)
@@ -333,6 +332,7 @@ class RowGenerationSolver(Solver):
         deadline: float | None,
         t0: float,
         iterations: int,
+        stats: dict[str, float],
     ) -> Solution:
         """The whole LP by HiGHS interior point with crossover (tight coupling)."""
         h = new_highs()
@@ -344,7 +344,7 @@ class RowGenerationSolver(Solver):
         h.passModel(to_highs_lp(lp))
         t_run = time.perf_counter()
         h.run()
-        model.stats["fallback_ipm_s"] = time.perf_counter() - t_run
+        stats["fallback_ipm_s"] = time.perf_counter() - t_run
         model.h = h
         model.hrows = [np.arange(lp.num_rows)]
         model.hrow_of = np.arange(lp.num_rows)
@@ -352,7 +352,7 @@ class RowGenerationSolver(Solver):
         sol = read_solution(h, lp, "row-generation+ipm", 0.0)
         h.setOptionValue("solver", "simplex")  # later re-solves: dual simplex, warm
         h.setOptionValue("simplex_strategy", 1)
-        return self._finish(lp, sol, t0, model.stats, iterations + sol.iterations)
+        return self._finish(lp, sol, t0, stats, iterations + sol.iterations)
 
     def _finish(
         self,
