@@ -613,11 +613,21 @@ def summarise(size: str, info: dict, runs: dict[str, list[dict]]) -> dict:
 
 
 def markdown(results: dict) -> str:
+    runs = results.get("runs") or [
+        {
+            "sizes": [s["size"] for s in results["sizes"]],
+            "repeats": results["repeats"],
+            "time_limit_s": results["time_limit_s"],
+        }
+    ]
+    settings = "; ".join(
+        f"{', '.join(r['sizes'])}: {r['repeats']} repeat(s), time limit {r['time_limit_s']:g} s"
+        for r in runs
+    )
     lines = [
         f"Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores, "
         f"{results['machine']['memory_gb']} GB; highspy {results['machine']['highspy']}, "
-        f"PuLP {results['machine']['pulp']}. Repeats: {results['repeats']}; "
-        f"time limit per run: {results['time_limit_s']} s.",
+        f"PuLP {results['machine']['pulp']}. Runs: {settings}.",
         "",
         "| size | S×P×T | columns | rows | nnz | phase | median s | min–max s | peak MB "
         "| objective rel. diff | status |",
@@ -722,7 +732,16 @@ def merge(paths: Sequence[Path]) -> dict:
         if merged is None:
             merged = {k: v for k, v in res.items() if k != "sizes"}
             merged["merged_from"] = []
+            merged["runs"] = []
         merged["merged_from"].append(str(path))
+        merged["runs"].append(
+            {
+                "sizes": [s["size"] for s in res["sizes"]],
+                "repeats": res.get("repeats"),
+                "time_limit_s": res.get("time_limit_s"),
+                "started": res.get("started"),
+            }
+        )
         for s in res["sizes"]:
             entry = by_size.setdefault(
                 s["size"], {k: s[k] for k in ("shape", "columns", "rows", "nnz")} | {"raw": {}}

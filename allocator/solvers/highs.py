@@ -23,9 +23,9 @@ except ImportError:  # pragma: no cover - highspy is a hard dependency
     highspy = None  # type: ignore[assignment]
 
 # ``auto`` for an LP: the period split with lazy stability rows (solvers/rowgen.py). Measured
-# (BENCHMARKS.md, `make bench`): 4-17x faster than the fastest solver alone on the whole LP
-# (COIN-OR CLP's dual simplex) from 40k to 1M columns, and 20x or more faster than HiGHS'
-# own simplex and interior point. "clp", "simplex", "ipm", "pdlp" run that solver on the
+# (BENCHMARKS.md, `make bench`): 1.5-12x faster than the fastest solver alone on the whole
+# LP (COIN-OR CLP's dual simplex) from 10k to 1M columns, 9-12x from 100k, and 4-34x faster
+# than HiGHS' own simplex and interior point. "clp", "simplex", "ipm", "pdlp" run that solver on the
 # whole LP, as asked. Below this many columns one dual simplex run on the whole LP is
 # quicker (tiny.json 1.2 ms against 4.3 ms; equal at about 1,000 columns, hyperscaler.json).
 SMALL_LP_COLUMNS = 1_000
