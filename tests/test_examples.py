@@ -12,6 +12,8 @@ from allocator.build import ScenarioArrays
 from allocator.cli import main
 from allocator.solvers import HighsSolver
 
+from .certificates import assert_optimal
+
 TOL = 1e-6
 
 
@@ -72,21 +74,7 @@ def test_objective_is_the_sum_of_the_money_lines(example_scenario, example_plan)
 
 def test_strong_duality_and_complementary_slackness(example_scenario):
     lp = build_lp(example_scenario)
-    sol = HighsSolver().solve(lp)
-    x, y, d = sol.x, sol.row_dual, sol.col_dual
-    scale = max(1.0, np.abs(lp.c).max())
-    # stationarity: c = A'y + d
-    assert np.abs(lp.c - lp.A.T @ y - d).max() <= 1e-7 * scale
-    act = lp.A @ x
-    # a positive dual sits on an upper bound, a negative one on a lower bound
-    up, lo = y > 1e-9, y < -1e-9
-    assert np.allclose(act[up], lp.row_upper[up], rtol=1e-7, atol=1e-6)
-    assert np.allclose(act[lo], lp.row_lower[lo], rtol=1e-7, atol=1e-6)
-    # dual objective equals primal objective
-    bound = np.where(up, lp.row_upper, np.where(lo, lp.row_lower, 0.0))
-    col_b = np.where(d > 1e-9, lp.col_upper, np.where(d < -1e-9, lp.col_lower, 0.0))
-    dual_obj = lp.offset + bound @ y + col_b @ d
-    assert dual_obj == pytest.approx(sol.objective, rel=1e-7)
+    assert_optimal(lp, HighsSolver().solve(lp))
 
 
 def test_shadow_prices_are_finite_differences(example_scenario, example_plan):
