@@ -138,3 +138,14 @@ def test_planner_adds_stability_rows_a_change_violates() -> None:
     sol = planner.last_solution
     assert sol is not None
     assert_optimal_for_whole_lp(planner.lp, sol)
+
+
+def test_a_kept_model_forgets_an_earlier_time_limit() -> None:
+    sc = generate(40, 6, 10, seed=3, compatibility=0.4, stability=0.1)
+    planner = Planner(sc, time_limit=30.0)
+    planner.solve()
+    planner.time_limit = None  # the next re-solve has no limit: not the one left from before
+    planner.scale_demand(sc.segments[0].id, 1.1)
+    assert planner.last_solve is not None and planner.last_solve.status == "optimal"
+    h = planner._model.h
+    assert h.getOptionValue("time_limit")[1] >= 1e30

@@ -575,8 +575,9 @@ def _set_basis(h: Any, col_status: np.ndarray, row_status: np.ndarray) -> None:
 
 
 def _set_time_limit(h: Any, deadline: float | None) -> None:
-    if deadline is not None:
-        h.setOptionValue("time_limit", max(deadline - time.perf_counter(), 0.0))
+    """What is left until ``deadline``; none (a kept object may carry an earlier limit)."""
+    left = highspy.kHighsInf if deadline is None else max(deadline - time.perf_counter(), 0.0)
+    h.setOptionValue("time_limit", float(left))
 
 
 def _violated(
