@@ -67,6 +67,7 @@ class PeriodSplit:
     row_starts: np.ndarray  # (T + 1,) offsets into base_rows per period
     col_order: np.ndarray  # columns in period order
     col_starts: np.ndarray  # (T + 1,)
+    A: sp.csr_matrix  # the matrix rows of base_rows, in that order (sliced once)
 
     @property
     def periods(self) -> int:
@@ -113,11 +114,11 @@ def split_by_period(lp: LinearProgram, lazy: np.ndarray) -> PeriodSplit | None:
     T = int(max(col_period.max(initial=-1), row_period.max(initial=-1)) + 1)
     if T <= 0:
         return None
+    base = base[np.argsort(row_period[base], kind="stable")]
     sub = lp.A[base]
     nz_rows = np.repeat(row_period[base], np.diff(sub.indptr))
     if not np.array_equal(nz_rows, col_period[sub.indices]):
         return None
-    base = base[np.argsort(row_period[base], kind="stable")]
     col_order = np.argsort(col_period, kind="stable")
     return PeriodSplit(
         col_period=col_period,
@@ -125,6 +126,7 @@ def split_by_period(lp: LinearProgram, lazy: np.ndarray) -> PeriodSplit | None:
         row_starts=np.searchsorted(row_period[base], np.arange(T + 1)),
         col_order=col_order,
         col_starts=np.searchsorted(col_period[col_order], np.arange(T + 1)),
+        A=sub,
     )
 
 
@@ -248,7 +250,12 @@ class RowGenerationSolver(Solver):
             if violated.size == 0 and not keep:
                 return self._finish(lp, rel.solution(lp, split), t0, stats), None
             model = self._load(
-                lp, split.base_rows, lazy_rows, lazy_A, (rel.col_status, rel.row_status)
+                lp,
+                split.base_rows,
+                lazy_rows,
+                lazy_A,
+                (rel.col_status, rel.row_status),
+                split.A,
             )
             iterations = rel.iterations
             # the relaxation's basis is optimal: add what it violates before the first run
@@ -378,10 +385,12 @@ class RowGenerationSolver(Solver):
         lazy_rows: np.ndarray,
         lazy_A: sp.csr_matrix,
         basis: tuple[np.ndarray, np.ndarray] | None,
+        A: sp.csr_matrix | None = None,
     ) -> LoadedModel:
-        """One HiGHS object with the relaxation (rows ``base_rows``), from ``basis``
-        (column and row statuses, rows in ``base_rows`` order) when given."""
-        A = lp.A[base_rows]
+        """One HiGHS object with the relaxation (rows ``base_rows``, whose matrix rows are
+        ``A`` when already sliced), from ``basis`` (column and row statuses, rows in
+        ``base_rows`` order) when given."""
+        A = lp.A[base_rows] if A is None else A
         h = new_highs()
         h.setOptionValue("solver", "simplex")
         h.setOptionValue("simplex_strategy", 1)  # dual
@@ -410,9 +419,8 @@ class RowGenerationSolver(Solver):
         chains = min(self.chains, T)
         edges = np.linspace(0, T, chains + 1).round().astype(int)
         out = _Relaxed.empty(lp.num_cols, split.base_rows.size)
-        A = lp.A[split.base_rows]
         args = [
-            (lp, split, A, range(edges[k], edges[k + 1]), deadline, out, self.threads)
+            (lp, split, split.A, range(edges[k], edges[k + 1]), deadline, out, self.threads)
             for k in range(chains)
         ]
         if chains == 1:
