@@ -30,7 +30,7 @@ browser:  ## install Debian's Chromium for the browser tests (needs root; skippe
 
 bench: $(STAMP)  ## benchmark engine vs solvers alone vs PuLP/linopy (BENCH_SIZES=10k,40k,...); not part of test
 	$(PY) -m pip install --quiet -e '.[bench]'
-	$(PY) -m allocator.bench
+	$(PY) -m benchmarks
 
 lint: $(STAMP)  ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff check allocator api tests

@@ -8,9 +8,9 @@
 {'P1': 10.0, 'P2': 14.5}
 """
 
-from .build import build_lp
-from .engine import solve
-from .errors import (
+from allocator import _compat
+from allocator.engine import solve
+from allocator.errors import (
     AllocatorError,
     AllocatorWarning,
     InfeasibleError,
@@ -23,12 +23,23 @@ from .errors import (
     TimeLimitError,
     UnboundedError,
 )
-from .export import write_model
-from .lp import LinearProgram
-from .plan import Plan
-from .scenario import Kind, Mode, Period, Policy, Pool, Scenario, Segment, validate_scenario
+from allocator.lp import LinearProgram, build_lp
+from allocator.plan import Plan
+from allocator.scenario import (
+    Kind,
+    Mode,
+    Period,
+    Policy,
+    Pool,
+    Scenario,
+    Segment,
+    validate_scenario,
+)
+from allocator.solvers.export import write_model
+from allocator.version import __version__ as __version__
 
-__version__ = "0.1.0"
+_compat.install()
+
 
 __all__ = [
     "AllocatorError",

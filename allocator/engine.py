@@ -8,8 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .build import ScenarioArrays, build_lp
-from .errors import (
+from allocator.errors import (
     AllocatorWarning,
     InfeasibleError,
     NumericalError,
@@ -17,53 +16,15 @@ from .errors import (
     TimeLimitError,
     UnboundedError,
 )
-from .plan import Plan
-from .scenario import Scenario
-from .solvers.base import DEFAULT_MIP_GAP, Solver
-from .solvers.highs import ALGORITHMS, HighsSolver
+from allocator.lp.arrays import ScenarioArrays
+from allocator.lp.build import build_lp
+from allocator.plan import Plan
+from allocator.scenario import Scenario
+from allocator.scenario.load import as_scenario
+from allocator.solvers.base import Solver
+from allocator.solvers.registry import BACKENDS, make_solver
 
-BACKENDS = ("highs", "pulp")
-
-
-def as_scenario(scenario: Scenario | Mapping[str, Any] | str | Path) -> Scenario:
-    if isinstance(scenario, Scenario):
-        return scenario
-    if isinstance(scenario, Mapping):
-        return Scenario.from_dict(dict(scenario))
-    return Scenario.from_file(scenario)
-
-
-def make_solver(
-    backend: str = "highs",
-    solver: str | None = None,
-    *,
-    algorithm: str = "auto",
-    mip_gap: float | None = None,
-) -> Solver:
-    """The Solver for ``backend``: ``"highs"`` (highspy, the default and fastest path) or
-    ``"pulp"`` with the PuLP solver named ``solver`` (default ``"CBC"``, bundled with PuLP;
-    ``"HiGHS"``, ``"GUROBI"``, ``"CPLEX"`` … where installed). Raises
-    :class:`~allocator.errors.SolverUnavailableError` listing the available solvers when
-    the named one is not usable, ``ValueError`` for an unknown backend or an option that
-    does not apply to it."""
-    gap = DEFAULT_MIP_GAP if mip_gap is None else mip_gap
-    if backend == "highs":
-        if solver is not None and solver.lower() != "highs":
-            raise ValueError(
-                f"solver={solver!r} names a PuLP solver: use backend='pulp' (--backend pulp) "
-                "with it; the 'highs' backend is HiGHS itself"
-            )
-        return HighsSolver(algorithm=algorithm, mip_gap=gap)
-    if backend == "pulp":
-        if algorithm != "auto":
-            raise ValueError(
-                f"algorithm={algorithm!r} applies to the 'highs' backend only "
-                f"({', '.join(ALGORITHMS)}); the PuLP solver chooses its own"
-            )
-        from .solvers.pulp import PulpSolver  # PuLP loads only when asked for
-
-        return PulpSolver(solver or "CBC", mip_gap=gap)
-    raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+__all__ = ["BACKENDS", "as_scenario", "make_solver", "solve"]
 
 
 def solve(
@@ -140,7 +101,7 @@ def solve(
 def _diagnose(sc: Scenario) -> Any:
     """The infeasibility diagnosis, or None if it cannot be computed (never hides the
     original error)."""
-    from .analysis.infeasibility import diagnose
+    from allocator.analysis.infeasibility import diagnose
 
     try:
         return diagnose(sc)

@@ -31,7 +31,7 @@ from typing import Any
 
 from allocator import InfeasibleError, ScenarioError, SolveError, solve
 from allocator.errors import AllocatorWarning
-from allocator.planner import Planner
+from allocator.workflows.planner import Planner
 
 from .store import CANCELLED, DONE, FAILED, Store
 

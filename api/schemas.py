@@ -7,7 +7,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from allocator.whatif import Overrides
+from allocator.scenario.overrides import Overrides
 
 from .problems import Problem
 

@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 
 from allocator import Status, build_lp, solve
-from allocator.build import ScenarioArrays
 from allocator.cli import main
+from allocator.lp.arrays import ScenarioArrays
 from allocator.solvers import HighsSolver
-
-from .certificates import assert_optimal
+from tests.certificates import assert_optimal
 
 TOL = 1e-6
 

@@ -8,8 +8,7 @@ from hypothesis import strategies as st
 
 from allocator import Status, build_lp, solve
 from allocator.solvers import HighsSolver
-
-from .certificates import assert_optimal
+from tests.certificates import assert_optimal
 
 REL = 1e-7
 

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from allocator import ScenarioError, solve
-from allocator.build import build_lp
-from allocator.generate import generate_dict
+from allocator.lp.build import build_lp
 from allocator.scenario import Scenario
-from allocator.solvers.highs import HighsSolver
-from allocator.stochastic import stochastic_plan
+from allocator.scenario.generate import generate_dict
+from allocator.solvers.registry import HighsSolver
+from allocator.workflows.stochastic import stochastic_plan
 
 
 def fleet(fee: float, cloud_demand: float = 300.0, max_gpus: float | list = 5.0) -> dict:
@@ -143,7 +143,7 @@ def test_reservation_offers_are_validated() -> None:
 
 
 def test_reservation_per_period_offer_and_export_names() -> None:
-    from allocator.export import column_names
+    from allocator.solvers.export import column_names
 
     d = fleet(fee=3.0, max_gpus=[0.0, 4.0])
     d["periods"].append({"label": "P2", "hours": 100})

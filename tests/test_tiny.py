@@ -6,9 +6,8 @@ from __future__ import annotations
 import pytest
 
 from allocator import Status, solve
-from allocator.build import build_lp
-
-from .conftest import edit
+from allocator.lp.build import build_lp
+from tests.conftest import edit
 
 
 def gpus(plan, segment, pool, period):
@@ -95,7 +94,7 @@ def test_lp_has_a_column_per_compatible_combination(tiny_scenario):
 
 def test_count_columns_matches_the_built_lp(tiny_dict):
     from allocator import Scenario
-    from allocator.build import count_columns
+    from allocator.lp.build import count_columns
 
     d = edit(tiny_dict)
     d["pools"][0]["expansion"] = {"max_gpus": 4, "cost_per_gpu_hour": 1, "from_period": "P2"}

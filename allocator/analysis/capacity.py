@@ -40,9 +40,9 @@ from typing import Any
 
 import numpy as np
 
-from ..build import ScenarioArrays
-from ..plan import Plan
-from ..scenario import Scenario
+from allocator.lp.arrays import ScenarioArrays
+from allocator.plan import Plan
+from allocator.scenario import Scenario
 
 LEAVE_IDLE = "leave idle"
 RENT_MORE = "rent more"

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from ..build import ScenarioArrays
-from ..plan import Plan
-from ..scenario import Scenario
+from allocator.lp.arrays import ScenarioArrays
+from allocator.plan import Plan
+from allocator.scenario import Scenario
 
 TOL = 1e-6
 

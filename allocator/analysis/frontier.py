@@ -50,13 +50,14 @@ from typing import Any
 import highspy
 import numpy as np
 
-from ..build import ScenarioArrays, build_lp
-from ..lp import LinearProgram
-from ..plan import Plan
-from ..scenario import Scenario
-from ..solvers.base import Solution
-from ..solvers.highs import new_highs, read_solution, to_highs_lp
-from .sensitivity import OptimalBasis, check_optimal
+from allocator.analysis.sensitivity import OptimalBasis, check_optimal
+from allocator.lp import LinearProgram
+from allocator.lp.arrays import ScenarioArrays
+from allocator.lp.build import build_lp
+from allocator.plan import Plan
+from allocator.scenario import Scenario
+from allocator.solvers.base import Solution
+from allocator.solvers.highs_model import new_highs, read_solution, to_highs_lp
 
 SAME = 1e-9  # relative: two frontier values closer than this are the same
 GRID_PAST_LAST = 1.25

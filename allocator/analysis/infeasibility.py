@@ -50,11 +50,12 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
-from ..build import KINDS, ScenarioArrays, build_lp
-from ..errors import NumericalError
-from ..lp import LinearProgram
-from ..scenario import Scenario, per_period
-from ..solvers.highs import new_highs
+from allocator.errors import NumericalError
+from allocator.lp import LinearProgram
+from allocator.lp.arrays import KINDS, ScenarioArrays
+from allocator.lp.build import build_lp
+from allocator.scenario import Scenario, per_period
+from allocator.solvers.highs_model import new_highs
 
 # the requirements a relaxation may change, most protected first (the default order)
 REQUIREMENTS = ("contract_min", "rnd_min_share", "kind_floors", "max_change_share")

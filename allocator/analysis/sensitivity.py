@@ -58,11 +58,12 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
-from ..build import KINDS, ScenarioArrays, build_lp
-from ..errors import InfeasibleError, NumericalError, Status, UnboundedError
-from ..lp import LinearProgram
-from ..scenario import Scenario
-from ..solvers.highs import map_highs_status, new_highs, to_highs_lp
+from allocator.errors import InfeasibleError, NumericalError, Status, UnboundedError
+from allocator.lp import LinearProgram
+from allocator.lp.arrays import KINDS, ScenarioArrays
+from allocator.lp.build import build_lp
+from allocator.scenario import Scenario
+from allocator.solvers.highs_model import map_highs_status, new_highs, to_highs_lp
 
 # HighsBasisStatus values
 _LOWER, _BASIC, _UPPER, _ZERO = 0, 1, 2, 3

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..errors import Status
-from ..lp import LinearProgram
+from allocator.errors import Status
+from allocator.lp import LinearProgram
 
 DEFAULT_MIP_GAP = 1e-4  # relative; HiGHS' default, passed to every backend alike
 FEASIBILITY_TOL = 1e-6  # relative violation above which a "stopped early" point is rejected

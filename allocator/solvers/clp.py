@@ -13,40 +13,19 @@ throughout allocator.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from ..errors import Status
-from ..lp import LinearProgram
-from .base import FEASIBILITY_TOL, MESSAGES, Solution, Solver, primal_violation
-from .highs import new_highs, to_highs_lp
-from .pulp import read_cbc_binary_solution
+from allocator.errors import Status
+from allocator.lp import LinearProgram
+from allocator.solvers.base import FEASIBILITY_TOL, MESSAGES, Solution, Solver, primal_violation
+from allocator.solvers.cbc import cbc_binary, read_cbc_binary_solution
+from allocator.solvers.highs_model import new_highs, to_highs_lp
 
 _OPTIMAL = re.compile(r"^Optimal objective", re.MULTILINE)
-
-
-def cbc_binary() -> str | None:
-    """PuLP's bundled cbc, else a ``cbc`` on the PATH, else None. (PuLP 3.3 deprecates
-    its bundled binary, to be removed in PuLP 4; ``pip install pulp[cbc]`` or a system
-    ``cbc`` then takes over; without any, the engine stays with HiGHS.)"""
-    path: str | None = None
-    try:
-        import pulp
-
-        from .pulp import _quiet_deprecations
-
-        with _quiet_deprecations():
-            path = pulp.PULP_CBC_CMD().path
-    except Exception:
-        path = None
-    if path and os.path.exists(path) and os.access(path, os.X_OK):
-        return str(path)
-    return shutil.which("cbc")
 
 
 class ClpSolver(Solver):

@@ -22,20 +22,17 @@ that instead, falling back to PuLP's values if the file does not match the model
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import tempfile
 import time
-import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from ..errors import SolverUnavailableError, Status
-from ..lp import LinearProgram
-from .base import (
+from allocator.errors import SolverUnavailableError, Status
+from allocator.lp import LinearProgram
+from allocator.solvers.base import (
     DEFAULT_MIP_GAP,
     FEASIBILITY_TOL,
     MESSAGES,
@@ -45,7 +42,8 @@ from .base import (
     relative_gap,
     stationarity_error,
 )
-from .highs import check_mip_gap, map_highs_status, status_message
+from allocator.solvers.cbc import quiet_deprecations, read_cbc_binary_solution
+from allocator.solvers.highs_model import check_mip_gap, map_highs_status, status_message
 
 try:
     import pulp
@@ -68,15 +66,6 @@ DUAL_TOL = 1e-6  # stationarity error above which duals are dropped
 CBC_CLASSES = ("PULP_CBC_CMD", "COIN_CMD")
 
 
-@contextlib.contextmanager
-def _quiet_deprecations() -> Iterator[None]:
-    """PuLP 3.3 warns that PULP_CBC_CMD (the CBC bundled with it) goes away in PuLP 4;
-    that is PuLP's roadmap, not the user's problem. COIN_CMD is the fallback for "CBC"."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        yield
-
-
 def _solver_class(name: str) -> Any:
     return getattr(pulp, name, None) or pulp.apis.__dict__.get(name)
 
@@ -86,7 +75,7 @@ def _is_available(name: str) -> bool:
     if cls is None:
         return False
     try:
-        with _quiet_deprecations():
+        with quiet_deprecations():
             return bool(cls(msg=False).available())
     except Exception:  # a solver whose library is missing can fail in many ways
         return False
@@ -105,7 +94,7 @@ def available_solvers() -> list[str]:
             if _is_available(n):
                 out.append(_display(alias))
                 break
-    with _quiet_deprecations():
+    with quiet_deprecations():
         others = [n for n in pulp.listSolvers() if n not in seen]
     out += [n for n in dict.fromkeys(others) if _is_available(n)]
     return out
@@ -125,7 +114,7 @@ def resolve_solver(name: str) -> str:
     for n in candidates:
         if _is_available(n):
             return n
-    with _quiet_deprecations():
+    with quiet_deprecations():
         known = set(pulp.listSolvers()) | set(ALIASES)
     if name.lower() not in {k.lower() for k in known}:
         reason = f"PuLP has no solver called {name!r}"
@@ -178,7 +167,7 @@ class PulpSolver(Solver):
             # (no iterations) and writes the text file PuLP reads.
             extra = ["initialSolve", f"saveSolution {binary_solution}"]
             kwargs["options"] = list(kwargs.get("options") or []) + extra
-        with _quiet_deprecations():
+        with quiet_deprecations():
             return _solver_class(self.solver)(**kwargs)
 
     def run(self, lp: LinearProgram, time_limit: float | None = None) -> Solution:
@@ -259,29 +248,6 @@ def read_cbc_log_gap(path: str) -> float | None:
     except (IndexError, ValueError):
         return None
     return max(gap, 0.0) if np.isfinite(gap) else None
-
-
-def read_cbc_binary_solution(path: str) -> dict[str, np.ndarray] | None:
-    """CBC's ``saveSolution`` file: int rows, int columns, double objective, then row
-    activities, row duals, column values, reduced costs (doubles, in the order of the MPS
-    file PuLP wrote). None when the file is missing or malformed."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError:
-        return None
-    if len(raw) < 16:
-        return None
-    m, n = (int(v) for v in np.frombuffer(raw[:8], dtype=np.int32))
-    values = np.frombuffer(raw[16:], dtype=np.float64)
-    if m < 0 or n < 0 or values.size != 2 * m + 2 * n:
-        return None
-    return {
-        "row_activity": values[:m].copy(),
-        "pi": values[m : 2 * m].copy(),
-        "x": values[2 * m : 2 * m + n].copy(),
-        "dj": values[2 * m + n :].copy(),
-    }
 
 
 class PulpModel:

@@ -41,10 +41,17 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import Status
-from ..lp import LinearProgram
-from .base import MESSAGES, Solution, Solver
-from .highs import highs_lp, highspy, map_highs_status, new_highs, read_solution, to_highs_lp
+from allocator.errors import Status
+from allocator.lp import LinearProgram
+from allocator.solvers.base import MESSAGES, Solution, Solver
+from allocator.solvers.highs_model import (
+    highs_lp,
+    highspy,
+    map_highs_status,
+    new_highs,
+    read_solution,
+    to_highs_lp,
+)
 
 LAZY_BLOCKS = ("segment-stability",)
 # Share of the lazy rows added before the rounds give way to interior point on the whole

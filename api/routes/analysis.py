@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse
 
 from allocator import Plan, Scenario
 from allocator.analysis.capacity import capacity_value
-from allocator.analysis.counterfactuals import Counterfactual
 from allocator.analysis.explain import explain
+from allocator.workflows.counterfactuals import Counterfactual
 
 from ..deps import SettingsDep, StoreDep, SyncDep
 from ..jobs import analysis_payload

@@ -10,7 +10,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from allocator import Scenario
-from allocator.build import count_columns
+from allocator.lp.build import count_columns
 
 from ..config import Settings
 from ..problems import ApiError

@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse
 
 from allocator import Issue, Scenario, ScenarioError
 from allocator.scenario import ID_PATTERN
-from allocator.whatif import apply_overrides, compare
+from allocator.scenario.overrides import apply_overrides
+from allocator.workflows.whatif import compare
 
 from ..deps import PagingDep, RunnerDep, SettingsDep, StoreDep, SyncDep
 from ..problems import ApiError, responses

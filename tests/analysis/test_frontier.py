@@ -16,8 +16,9 @@ import pytest
 
 from allocator import Scenario, solve
 from allocator.analysis.frontier import Frontier, _Sweep, frontier
-from allocator.build import ScenarioArrays, build_lp
-from allocator.solvers.highs import new_highs, to_highs_lp
+from allocator.lp.arrays import ScenarioArrays
+from allocator.lp.build import build_lp
+from allocator.solvers.highs_model import new_highs, to_highs_lp
 
 from ..conftest import DATA, EXAMPLES, edit
 

@@ -26,9 +26,10 @@ from allocator.analysis.sensitivity import (
     sensitivity,
     solve_for_basis,
 )
-from allocator.build import ScenarioArrays, build_lp
 from allocator.lp import LinearProgram
-from allocator.solvers.highs import new_highs, to_highs_lp
+from allocator.lp.arrays import ScenarioArrays
+from allocator.lp.build import build_lp
+from allocator.solvers.highs_model import new_highs, to_highs_lp
 
 from ..conftest import DATA, edit
 

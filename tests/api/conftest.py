@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from allocator.generate import generate_dict
+from allocator.scenario.generate import generate_dict
 from api.config import Settings
 from api.main import create_app
 

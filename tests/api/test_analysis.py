@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import assert_problem, tiny, wait_done
+from tests.api.conftest import assert_problem, tiny, wait_done
 
 
 def test_explain_and_capacity_on_a_finished_plan(client):

@@ -7,8 +7,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-
-from .conftest import assert_problem, make_settings, slow_scenario, tiny, wait_done, wait_status
+from tests.api.conftest import (
+    assert_problem,
+    make_settings,
+    slow_scenario,
+    tiny,
+    wait_done,
+    wait_status,
+)
 
 
 def test_job_lifecycle_and_views(client):

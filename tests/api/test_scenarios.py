@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from .conftest import JSON, assert_problem, tiny
+from tests.api.conftest import JSON, assert_problem, tiny
 
 
 def test_examples_are_loaded_and_paginated(client):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import slow_scenario, tiny
+from tests.api.conftest import slow_scenario, tiny
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,8 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-
-from .conftest import JSON, assert_problem, make_settings, tiny
+from tests.api.conftest import JSON, assert_problem, make_settings, tiny
 
 
 def test_solve_returns_the_plan(client):

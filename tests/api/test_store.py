@@ -9,8 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from api.store import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Store, metadata
-
-from .conftest import tiny
+from tests.api.conftest import tiny
 
 URLS = ["sqlite"] + (
     [os.environ["ALLOCATOR_TEST_DATABASE_URL"]]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import assert_problem, wait_done
+from tests.api.conftest import assert_problem, wait_done
 
 
 def test_what_if_against_the_latest_plan(client):
@@ -52,7 +52,7 @@ def test_bad_overrides_name_the_field(client):
 
 def test_second_what_if_is_warm_and_equals_a_cold_solve(client):
     from allocator import Scenario, solve
-    from allocator.whatif import apply_overrides
+    from allocator.scenario.overrides import apply_overrides
 
     first = client.post("/v1/scenarios/hyperscaler/what-if", json={"demand_scale": {"cloud": 1.1}})
     assert first.status_code == 200, first.text

@@ -1,0 +1,253 @@
+"""CLI subcommands of the analytics: explain, counterfactual, sensitivity, frontier,
+capacity, diagnose. Each prints readable text, or JSON with ``--json``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from allocator.engine import solve
+from allocator.plan.money import money
+from allocator.scenario import Kind, Scenario
+
+KINDS = [k.value for k in Kind]
+
+
+class _Transform(argparse.Action):
+    """Collects counterfactual transforms in the order given on the command line."""
+
+    def __call__(self, parser: Any, ns: argparse.Namespace, value: Any, option: Any = None) -> None:
+        kind = self.const
+        items = list(getattr(ns, "transforms", None) or [])
+        if kind in ("priority", "new_capacity_to"):
+            items.append({"type": kind, "kind": value})
+        elif kind == "remove_segment":
+            items.append({"type": kind, "segment": value})
+        elif kind == "capacity":
+            parts = str(value).split(":")
+            if len(parts) not in (2, 3):
+                parser.error("--capacity takes POOL:GPUS or POOL:GPUS:FROM_PERIOD")
+            try:
+                gpus = float(parts[1])
+            except ValueError:
+                parser.error(f"--capacity: {parts[1]!r} is not a number of GPUs")
+            item: dict[str, Any] = {"type": "capacity", "pool": parts[0], "gpus": gpus}
+            if len(parts) == 3:
+                item["from_period"] = parts[2]
+            items.append(item)
+        else:  # scale_demand, price
+            target, _, factor = str(value).rpartition(":")
+            try:
+                items.append({"type": kind, "target": target, "factor": float(factor)})
+            except ValueError:
+                parser.error(f"--{kind.replace('_', '-')} takes TARGET:FACTOR")
+        ns.transforms = items
+
+
+def add_commands(sub: Any) -> None:
+    e = sub.add_parser("explain", help="why a segment gets the GPUs it gets")
+    e.add_argument("scenario")
+    e.add_argument("--segment", required=True, help="segment id")
+    e.add_argument("--json", action="store_true")
+
+    c = sub.add_parser(
+        "counterfactual",
+        help="solve a changed scenario and compare with the optimal plan",
+        description="Transforms apply in the order given. --seeds-case alone asks: had "
+        "every new GPU gone to cloud customers?",
+    )
+    c.add_argument("scenario")
+    c.add_argument(
+        "--priority", choices=KINDS, action=_Transform, const="priority", dest="transforms"
+    )
+    c.add_argument(
+        "--new-capacity-to",
+        choices=KINDS,
+        action=_Transform,
+        const="new_capacity_to",
+        dest="transforms",
+    )
+    c.add_argument(
+        "--remove-segment",
+        metavar="ID",
+        action=_Transform,
+        const="remove_segment",
+        dest="transforms",
+    )
+    c.add_argument(
+        "--capacity",
+        metavar="POOL:GPUS[:FROM]",
+        action=_Transform,
+        const="capacity",
+        dest="transforms",
+    )
+    c.add_argument(
+        "--scale-demand",
+        metavar="TARGET:FACTOR",
+        action=_Transform,
+        const="scale_demand",
+        dest="transforms",
+    )
+    c.add_argument(
+        "--price", metavar="TARGET:FACTOR", action=_Transform, const="price", dest="transforms"
+    )
+    c.add_argument(
+        "--seeds-case",
+        action="store_true",
+        help="cloud revenue growth: optimal vs all new capacity to cloud",
+    )
+    c.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("sensitivity", help="how far capacity and prices can move")
+    s.add_argument("scenario")
+    s.add_argument("--segment", action="append", help="only these segments' prices")
+    s.add_argument("--json", action="store_true")
+
+    f = sub.add_parser("frontier", help="the margin-LTV frontier over the LTV weight")
+    f.add_argument("scenario")
+    f.add_argument(
+        "--points", type=int, default=None, help="evenly spaced weights (default: every breakpoint)"
+    )
+    f.add_argument("--json", action="store_true")
+
+    k = sub.add_parser("capacity", help="buy, rent or leave idle: one more GPU's value")
+    k.add_argument("scenario")
+    k.add_argument(
+        "--purchase-price",
+        type=float,
+        default=None,
+        metavar="PER_GPU_HOUR",
+        help="amortised price of buying a GPU (default: its depreciation)",
+    )
+    k.add_argument("--json", action="store_true")
+
+    d = sub.add_parser("diagnose", help="why a scenario is infeasible, and what to relax")
+    d.add_argument("scenario")
+    d.add_argument("--json", action="store_true")
+
+
+def _emit(args: argparse.Namespace, data: dict[str, Any] | list[Any], text: str) -> None:
+    if args.json:
+        json.dump(data, sys.stdout, indent=2, allow_nan=False)
+        sys.stdout.write("\n")
+    else:
+        print(text)
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:+.1%}"
+
+
+def cmd_explain(args: argparse.Namespace, sc: Scenario) -> int:
+    from allocator.analysis.explain import explain
+
+    ex = explain(sc, args.segment, solve(sc))
+    _emit(args, ex.to_dict(), ex.text)
+    return 0
+
+
+def cmd_counterfactual(args: argparse.Namespace, sc: Scenario) -> int:
+    from allocator.workflows.counterfactuals import counterfactual, seeds_case
+
+    transforms = getattr(args, "transforms", None) or []
+    if args.seeds_case or not transforms:
+        r = seeds_case(sc)
+        g, h = r["growth_last_period"], r["revenue_growth_over_horizon"]
+        text = "\n".join(
+            [
+                f"Had every new GPU gone to {r['kind']} ({sc.name}):",
+                f"  {r['kind']} revenue growth in {r['last_period']}: {_pct(g['optimal'])} in the "
+                f"optimal plan, {_pct(g['counterfactual'])} with all new capacity to {r['kind']}",
+                f"  over the horizon: {_pct(h['optimal'])} against {_pct(h['counterfactual'])}",
+                f"  {r['rival']} gross margin would change by {money(r['rival_margin_change'])} "
+                f"{sc.currency}; the objective by {money(-r['opportunity_cost'])} (the optimum's "
+                "advantage)",
+            ]
+        )
+        _emit(args, r, text)
+        return 0
+    out = counterfactual(sc, {"name": "cli", "transforms": transforms})
+    lines = [
+        f"Counterfactual on {sc.name!r}: "
+        + ", then ".join(json.dumps(t, separators=(",", ":")) for t in out["transforms"])
+    ]
+    lines.append(f"  {'kind':<12}{'revenue':>14}{'gross margin':>16}{'LTV':>14}{'GPUs last':>14}")
+    for kind, row in out["by_kind"].items():
+        lines.append(
+            f"  {kind:<12}{money(row['revenue']['change']):>14}"
+            f"{money(row['gross_margin']['change']):>16}{money(row['ltv']['change']):>14}"
+            f"{row['gpus_by_period']['change'][-1]:>+14,.0f}"
+        )
+    lines.append(
+        f"  GPUs moved in the last period: {out['gpus_moved_by_period'][-1]:,.0f}; "
+        f"opportunity cost of the optimal choice: {money(out['opportunity_cost'])} {sc.currency}"
+    )
+    _emit(args, out, "\n".join(lines))
+    return 0
+
+
+def cmd_sensitivity(args: argparse.Namespace, sc: Scenario) -> int:
+    from allocator.analysis.sensitivity import sensitivity
+
+    res = sensitivity(sc, segments=args.segment)
+    d = res.to_dict()
+    lines = [f"Sensitivity of {sc.name!r} ({d.get('method', '')})", "Capacity:"]
+    for r in d["capacity"]:
+        lines.append("  " + ", ".join(f"{k}={_short(v)}" for k, v in r.items()))
+    lines.append("Prices:")
+    for r in d["prices"]:
+        lines.append("  " + ", ".join(f"{k}={_short(v)}" for k, v in r.items()))
+    _emit(args, d, "\n".join(lines))
+    return 0
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:,.4g}"
+    return str(v)
+
+
+def cmd_frontier(args: argparse.Namespace, sc: Scenario) -> int:
+    from allocator.analysis.frontier import frontier
+
+    res = frontier(sc, args.points)
+    d = res.to_dict()
+    lines = [
+        f"Margin-LTV frontier of {sc.name!r} ({len(d['points'])} points):",
+        f"  {'weights':<24}{'margin':>14}{'LTV':>14}",
+    ]
+    for p in d["points"]:
+        lo, hi = p.get("weight_low"), p.get("weight_high")
+        w = f"{_short(lo)} – {_short(hi)}" if hi is not None else f">= {_short(lo)}"
+        lines.append(f"  {w:<24}{money(p['margin']):>14}{money(p['ltv']):>14}")
+    _emit(args, d, "\n".join(lines))
+    return 0
+
+
+def cmd_capacity(args: argparse.Namespace, sc: Scenario) -> int:
+    from allocator.analysis.capacity import capacity_table, capacity_value
+
+    rows = capacity_value(solve(sc), sc, purchase_price_per_gpu_hour=args.purchase_price)
+    _emit(args, [r.to_dict() for r in rows], capacity_table(rows))
+    return 0
+
+
+def cmd_diagnose(args: argparse.Namespace, sc: Scenario) -> int:
+    from allocator.analysis.infeasibility import diagnose
+
+    d = diagnose(sc)
+    _emit(args, d.to_dict(), d.message or "the scenario is feasible")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Scenario], int]] = {
+    "explain": cmd_explain,
+    "counterfactual": cmd_counterfactual,
+    "sensitivity": cmd_sensitivity,
+    "frontier": cmd_frontier,
+    "capacity": cmd_capacity,
+    "diagnose": cmd_diagnose,
+}

@@ -1,0 +1,296 @@
+"""CLI subcommands of batch work: ``batch`` (sweeps and many scenario files, locally or on
+a Dask cluster), ``replan`` (rolling horizon with a migration cost) and ``stochastic``
+(two-stage plan over demand scenarios). See docs/batch.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from allocator.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    EXIT_USAGE,
+    HANDLED,
+    failure,
+    report_invalid,
+)
+from allocator.cli.common import err as _err
+from allocator.cli.common import positive_int as _positive_int
+from allocator.cli.common import seconds as _seconds
+from allocator.errors import AllocatorWarning, ScenarioError
+from allocator.solvers.registry import ALGORITHMS
+
+
+def add_commands(sub: Any) -> None:
+    b = sub.add_parser(
+        "batch",
+        help="run a sweep of what-ifs, or many scenario files; one results table",
+        description="INPUT is one sweep file (a JSON object with 'base' and 'grid' and/or "
+        "'runs'), or scenario files, directories and glob patterns. Re-running the same "
+        "command resumes: finished runs are skipped. See docs/batch.md.",
+    )
+    b.add_argument("inputs", nargs="+", metavar="INPUT")
+    b.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        metavar="DIR",
+        help="output directory (default: batch-results/<sweep name>)",
+    )
+    b.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run on a Dask distributed cluster, e.g. tcp://host:8786 (pip install "
+        "'allocator[dask]'); default: a local process pool",
+    )
+    b.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="local worker processes (default: all cores)",
+    )
+    b.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="run again the finished runs that ended without a plan",
+    )
+    b.add_argument("--time-limit", type=_seconds, default=None, metavar="SECONDS")
+    b.add_argument(
+        "--algorithm", default=None, choices=list(ALGORITHMS), help="see allocator solve"
+    )
+    b.add_argument("--quiet", action="store_true", help="no progress output")
+
+    r = sub.add_parser(
+        "replan",
+        help="re-plan from the current allocation with a cost per GPU moved",
+        description="CURRENT is {segment: {pool: gpus}} or a plan (allocator solve --json) "
+        "whose first period (or --period) is what runs now; SCENARIO has the new demand.",
+    )
+    r.add_argument("current", metavar="CURRENT")
+    r.add_argument("scenario", metavar="SCENARIO")
+    r.add_argument(
+        "--migration-cost",
+        type=float,
+        required=True,
+        metavar="PER_GPU",
+        help="cost of taking one GPU away from its segment (money of the first period)",
+    )
+    r.add_argument("--period", default=None, help="period of a CURRENT plan that runs now")
+    r.add_argument("--time-limit", type=_seconds, default=None, metavar="SECONDS")
+    r.add_argument("--no-keep", action="store_true", help="skip the keep-everything baseline")
+    r.add_argument("--json", action="store_true")
+
+    st = sub.add_parser(
+        "stochastic",
+        help="two-stage plan over demand scenarios: rentals first, allocations per scenario",
+        description="DEMAND is a JSON list of {name, probability, demand_scale, demand} (or "
+        "{'scenarios': [...]}); reports each scenario, the expectation and the VSS.",
+    )
+    st.add_argument("scenario", metavar="SCENARIO")
+    st.add_argument("demand", metavar="DEMAND")
+    st.add_argument(
+        "--first-period-allocations",
+        action="store_true",
+        help="also decide the first period's allocations before demand is known",
+    )
+    st.add_argument("--cvar-weight", type=float, default=0.0, metavar="LAMBDA")
+    st.add_argument("--cvar-level", type=float, default=0.9, metavar="ALPHA")
+    st.add_argument("--time-limit", type=_seconds, default=None, metavar="SECONDS")
+    st.add_argument("--json", action="store_true")
+
+
+# ----------------------------------------------------------------------------- batch
+def cmd_batch(args: argparse.Namespace) -> int:
+    from allocator.workflows.batch import Progress, load_batch, run_batch
+
+    try:
+        specs, name = load_batch(args.inputs, args.algorithm, args.time_limit)
+    except ScenarioError as exc:
+        _err(f"allocator batch: invalid base scenario: {len(exc.issues)} problem(s)")
+        for issue in exc.issues:
+            _err(f"  {issue}")
+        return EXIT_INVALID
+    except ValueError as exc:
+        _err(f"allocator batch: {exc}")
+        return EXIT_USAGE
+    out = Path(args.output) if args.output else Path("batch-results") / name
+    client = None
+    executor = None
+    where = f"{args.workers or 'all'} local processes"
+    if args.scheduler:
+        try:
+            from distributed import Client
+        except ImportError:
+            _err("allocator batch: --scheduler needs Dask: pip install 'allocator[dask]'")
+            return EXIT_USAGE
+        try:
+            client = Client(args.scheduler)
+        except OSError as exc:
+            _err(f"allocator batch: cannot reach the scheduler {args.scheduler}: {exc}")
+            return EXIT_USAGE
+        executor = client.get_executor(pure=False)
+        where = f"Dask cluster {args.scheduler}"
+    progress = None if args.quiet else Progress(len(specs))
+    if progress is not None:
+        progress.stream.write(f"{name}: {len(specs)} runs on {where} -> {out}\n")
+        progress.stream.flush()
+    done = 0
+    try:
+        result = run_batch(
+            specs,
+            out,
+            executor=executor,
+            max_workers=args.workers,
+            progress=progress,
+            retry_failed=args.retry_failed,
+            name=name,
+            on_record=None,
+        )
+        done = len(result.records)
+    except KeyboardInterrupt:
+        done = len(list((out / "runs").glob("*.json")))
+        _err(
+            f"\ninterrupted: {min(done, len(specs))} of {len(specs)} runs finished in {out}; "
+            "run the same command again to resume"
+        )
+        return EXIT_INTERRUPTED
+    finally:
+        if client is not None:
+            client.close()
+    failed = result.failed
+    print(
+        f"{done} of {len(specs)} runs finished ({result.ran} now, {result.skipped} before); "
+        f"{len(failed)} without a plan"
+    )
+    for rec in failed[:10]:
+        print(f"  {rec['run_id']} {rec['status']}: {rec.get('reason', '')[:200]}")
+    if len(failed) > 10:
+        print(f"  … and {len(failed) - 10} more (see results.csv)")
+    print("results: " + ", ".join(str(p) for p in result.files))
+    return 0
+
+
+# ----------------------------------------------------------------------------- replan
+def cmd_replan(args: argparse.Namespace) -> int:
+    from allocator.scenario import Scenario
+    from allocator.workflows.replan import read_current, replan
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AllocatorWarning)  # shown by `allocator solve`
+        try:
+            sc = Scenario.from_file(args.scenario)
+            current = read_current(Path(args.current), period=args.period)
+            result = replan(
+                sc,
+                current,
+                args.migration_cost,
+                time_limit=args.time_limit,
+                compare_keep=not args.no_keep,
+            )
+        except HANDLED as exc:
+            return failure(exc, "replan", args.scenario)
+    if args.json:
+        json.dump(result.to_dict(), sys.stdout, indent=2, allow_nan=False)
+        sys.stdout.write("\n")
+        return 0
+    cur = sc.currency
+    first = sc.period_labels[0]
+    lines = [
+        f"Re-plan of {sc.name!r} at {result.migration_cost_per_gpu:,.2f} {cur} per GPU moved "
+        f"(period {first}):",
+        f"  GPUs moved {result.gpus_moved:,.1f}, migration cost {result.migration_cost:,.2f} {cur}",
+        f"  objective {result.objective:,.2f} {cur} (net of migration cost)",
+    ]
+    if result.keep_objective is not None and result.margin_gained is not None:
+        lines.append(f"  keeping every GPU where it is: {result.keep_objective:,.2f} {cur}")
+        lines.append(f"  margin gained by moving: {result.margin_gained:,.2f} {cur}")
+    elif result.keep_reason:
+        lines.append(f"  {result.keep_reason}")
+    changed = [m for m in result.moves if abs(m.change) > 1e-6 or m.moved_gpus > 1e-6]
+    if changed:
+        lines.append("  segment / pool: GPUs now -> new (moved away, held idle)")
+        for m in sorted(changed, key=lambda m: -abs(m.change)):
+            lines.append(
+                f"    {m.segment} / {m.pool}: {m.current_gpus:,.1f} -> {m.new_gpus:,.1f} "
+                f"({m.moved_gpus:,.1f}, {m.held_idle_gpus:,.1f})"
+            )
+    else:
+        lines.append("  no change in the first period")
+    print("\n".join(lines))
+    return 0
+
+
+# ----------------------------------------------------------------------------- stochastic
+def cmd_stochastic(args: argparse.Namespace) -> int:
+    from allocator.scenario import Scenario
+    from allocator.workflows.stochastic import stochastic_plan
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AllocatorWarning)
+        try:
+            sc = Scenario.from_file(args.scenario)
+        except ScenarioError as exc:
+            return report_invalid(args.scenario, exc)
+        try:
+            demand = json.loads(Path(args.demand).read_text(encoding="utf-8"))
+            if isinstance(demand, dict):
+                demand = demand.get("scenarios", [])
+            result = stochastic_plan(
+                sc,
+                demand,
+                first_period_allocations=args.first_period_allocations,
+                cvar_weight=args.cvar_weight,
+                cvar_level=args.cvar_level,
+                time_limit=args.time_limit,
+            )
+        except HANDLED as exc:  # a bad demand file is the demand file's problem
+            return failure(exc, "stochastic", args.demand)
+    if args.json:
+        json.dump(result.to_dict(), sys.stdout, indent=2, allow_nan=False)
+        sys.stdout.write("\n")
+        return 0
+    cur = sc.currency
+    lines = [f"Two-stage plan of {sc.name!r} over {len(result.plans)} demand scenarios:"]
+    for name, p, plan in zip(result.names, result.probabilities, result.plans, strict=True):
+        lines.append(
+            f"  {name:<16} p={p:.3f}  objective {plan.objective:,.2f}  "
+            f"gross margin {plan.gross_margin:,.2f} {cur}"
+        )
+    lines.append(f"  expected objective {result.expected_objective:,.2f} {cur}")
+    if result.cvar is not None:
+        lines.append(
+            f"  CVaR({args.cvar_level:g}) {result.cvar:,.2f}; objective with the CVaR term "
+            f"{result.objective:,.2f}"
+        )
+    if result.vss is not None and result.eev is not None:
+        lines.append(
+            f"  expected-demand plan evaluated over the scenarios (EEV) {result.eev:,.2f}; "
+            f"VSS {result.vss:,.2f} {cur}"
+        )
+    elif result.vss_note:
+        lines.append(f"  {result.vss_note}")
+    for key, what in (
+        ("rentals", "rentals (GPUs, decided now)"),
+        ("expansions", "GPUs bought (decided now)"),
+        ("reservations", "GPUs reserved for customers (decided now)"),
+    ):
+        value = result.first_stage.get(key)
+        if value or key == "rentals":
+            lines.append(f"  {what}: " + (json.dumps(value) if value else "none"))
+    print("\n".join(lines))
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "batch": cmd_batch,
+    "replan": cmd_replan,
+    "stochastic": cmd_stochastic,
+}

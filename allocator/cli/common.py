@@ -1,0 +1,73 @@
+"""What every CLI subcommand shares: exit codes, argument types and the one mapping of
+errors to messages on stderr and exit codes.
+
+Exit codes: 0 success; 1 invalid scenario; 2 usage error (a bad option, an unknown id, a
+solver that is not available, an unreadable file); 3 infeasible; 4 time limit without a
+plan; 5 other solver failure; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from allocator.errors import InfeasibleError, ScenarioError, SolveError, TimeLimitError
+
+EXIT_INVALID, EXIT_USAGE, EXIT_INFEASIBLE, EXIT_TIME_LIMIT, EXIT_SOLVER = 1, 2, 3, 4, 5
+EXIT_INTERRUPTED = 130
+
+# errors a command turns into an exit code (anything else is a bug and shows its trace)
+HANDLED = (
+    ScenarioError,
+    SolveError,
+    OSError,
+    json.JSONDecodeError,
+    KeyError,
+    TypeError,
+    ValueError,
+)
+
+
+def err(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def report_invalid(where: str, exc: ScenarioError) -> int:
+    err(f"{where}: {len(exc.issues)} problem(s)")
+    for issue in exc.issues:
+        err(f"  {issue}")
+    return EXIT_INVALID
+
+
+def failure(exc: BaseException, command: str, where: str) -> int:
+    """Print ``exc`` for a planner and return its exit code. ``where`` names the input
+    (a file) for validation problems."""
+    if isinstance(exc, ScenarioError):
+        return report_invalid(where, exc)
+    if isinstance(exc, InfeasibleError):
+        err(f"infeasible: {exc}")
+        return EXIT_INFEASIBLE
+    if isinstance(exc, TimeLimitError):
+        err(f"time limit: {exc}")
+        return EXIT_TIME_LIMIT
+    if isinstance(exc, SolveError):
+        err(f"{exc.status.value}: {exc}")
+        return EXIT_SOLVER
+    msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    err(f"allocator {command}: {msg}")
+    return EXIT_USAGE
+
+
+def seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return value

@@ -1,0 +1,531 @@
+"""The scenario: periods, GPU pools, demand segments and policy (pydantic v2 models).
+
+Every per-period list has one entry per period. All money is in the scenario's currency,
+all capacity in GPUs (an average over the period), all work in the segment's own unit.
+
+Validation happens in two layers that report together:
+
+* field checks (types, signs, NaN/inf, ranges) by pydantic, item by item, so one bad pool
+  does not hide the problems of the next one;
+* cross checks (list lengths against the periods, duplicate ids, unknown accelerator
+  types or regions, segments no pool can serve, contract minimum above demand, floors
+  above caps).
+
+:func:`validate_scenario` returns every problem as an :class:`~allocator.errors.Issue`
+with a field path such as ``segments[3].demand[5]``; :meth:`Scenario.from_dict` and
+:meth:`Scenario.from_file` raise them all at once in a :class:`ScenarioError`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from allocator.errors import Issue, ScenarioError
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/+-]*$"
+Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=128)]
+NonNeg = Annotated[float, Field(ge=0)]
+Share = Annotated[float, Field(ge=0, le=1)]
+MAX_ALLOCATION_UNIT_GPUS = 1_000_000
+
+
+class Kind(StrEnum):
+    """What a segment of demand is."""
+
+    CLOUD = "cloud"  # external customers with contracts
+    FIRST_PARTY = "first_party"  # copilots, assistants
+    RND = "rnd"  # training and research
+    CONSUMER = "consumer"  # free tier
+
+
+class Ownership(StrEnum):
+    OWNED = "owned"
+    LEASED = "leased"
+    RENTED = "rented"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+class Period(_Model):
+    label: Id
+    hours: Annotated[float, Field(gt=0, le=1e6)] = Field(
+        description="Hours in the period (a quarter is about 2,190)."
+    )
+
+
+class Expansion(_Model):
+    """GPUs the plan may buy into a pool: a decision of the LP (expansion mode)."""
+
+    max_gpus: Annotated[float, Field(gt=0, le=1e9)] = Field(
+        description="Most GPUs that can be bought into the pool over the horizon."
+    )
+    cost_per_gpu_hour: NonNeg = Field(
+        description="Amortised capex per GPU-hour, paid every period once bought."
+    )
+    from_period: Id | None = Field(
+        None, description="First period GPUs can be bought (and used); the first by default."
+    )
+
+
+class Pool(_Model):
+    """GPUs of one accelerator type in one region under one ownership."""
+
+    id: Id
+    accelerator: Id = Field(description="Accelerator type, e.g. H100, B200, TPU-v5e.")
+    region: Id
+    ownership: Ownership = Ownership.OWNED
+    gpus: list[NonNeg] = Field(description="GPUs available per period (before headroom).")
+    variable_cost_per_gpu_hour: NonNeg = Field(
+        description="Marginal cost of running a GPU for an hour (power, operations)."
+    )
+    fixed_cost_per_gpu_hour: NonNeg = Field(
+        0.0, description="Depreciation or lease per GPU-hour: sunk, reported, not optimised."
+    )
+    rentable_gpus: list[NonNeg] | None = Field(
+        None, description="Extra GPUs that can be rented per period (neocloud capacity)."
+    )
+    rental_price_per_gpu_hour: NonNeg | None = Field(
+        None, description="Price of a rented GPU-hour, on top of the variable cost."
+    )
+    headroom: Share | None = Field(
+        None, description="Share of the pool's GPUs kept free; overrides policy.headroom."
+    )
+    expansion: Expansion | None = Field(
+        None, description="Optional: GPUs the plan may buy into this pool (expansion mode)."
+    )
+    allocation_unit_gpus: Annotated[int, Field(ge=1, le=MAX_ALLOCATION_UNIT_GPUS)] | None = Field(
+        None,
+        description="Allocate this pool's GPUs to a segment in whole multiples of this many "
+        "GPUs (1 = whole GPUs, 8 = whole 8-GPU nodes); absent = fractional GPUs. Any pool "
+        "with it makes the model a MILP.",
+    )
+
+    @field_validator("allocation_unit_gpus", mode="before")
+    @classmethod
+    def _whole_gpus(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        if isinstance(v, bool) or not isinstance(v, int | float) or not float(v).is_integer():
+            raise ValueError(f"must be a whole number of GPUs (e.g. 1 or 8), got {v!r}")
+        return int(v)
+
+
+class Mode(_Model):
+    """A way of serving a segment: full model, distilled, quantized …"""
+
+    name: Id
+    throughput_multiplier: Annotated[float, Field(gt=0, le=1e6)] = 1.0
+    revenue_share: Share = Field(1.0, description="Fraction of revenue per unit kept.")
+    ltv_share: Share = Field(1.0, description="Fraction of LTV per unit kept.")
+
+
+FULL_MODE = Mode(name="full")
+
+
+class Reservation(_Model):
+    """GPUs a segment's customer offers to reserve: a take-or-pay contract the plan may
+    accept, in whole or in part.
+
+    Each reserved GPU is dedicated to the customer for its period (it counts against its
+    pool's capacity, and as the segment's GPUs for caps, floors, shares and stability) and
+    pays ``price_per_gpu_hour`` for every hour, used or not. The customer runs its own work
+    on it: reserved GPUs do not serve the segment's on-demand ``demand``, which is planned
+    as before. In a stochastic plan reservations are decided before demand is known."""
+
+    max_gpus: list[NonNeg] | NonNeg = Field(
+        description="Most GPUs the customer would reserve: one number, or one per period."
+    )
+    price_per_gpu_hour: NonNeg = Field(description="Fee per reserved GPU-hour, used or not.")
+
+
+class Segment(_Model):
+    """Demand of one kind, in its own work unit (million tokens, GPU-hours …)."""
+
+    id: Id
+    kind: Kind
+    unit: str = Field("unit", max_length=64)
+    demand: list[NonNeg] = Field(description="Work units wanted per period.")
+    revenue_per_unit: NonNeg
+    ltv_per_unit: NonNeg = Field(0.0, description="Future value per unit served.")
+    throughput: dict[Id, Annotated[float, Field(gt=0)]] = Field(
+        description="Work units per GPU-hour by accelerator type; only these types serve it."
+    )
+    regions: list[Id] | None = Field(None, description="Allowed regions; all when absent.")
+    contract_min: list[NonNeg] | None = Field(
+        None, description="Contracted minimum work units per period."
+    )
+    contract_hard: bool = Field(
+        False,
+        description="If true the minimum must be met; otherwise a shortfall pays the penalty.",
+    )
+    shortfall_penalty_per_unit: NonNeg = Field(0.0, description="SLA credit per unit short.")
+    churn_cost_per_unit: NonNeg = Field(0.0, description="Cost per unit of demand left unserved.")
+    modes: list[Mode] = Field(default_factory=lambda: [FULL_MODE], min_length=1)
+    reservation: Reservation | None = Field(
+        None,
+        description="Optional: GPUs the segment's customer would reserve (take-or-pay, "
+        "dedicated), which the plan may accept.",
+    )
+
+    @field_validator("throughput")
+    @classmethod
+    def _some_throughput(cls, v: dict[str, float]) -> dict[str, float]:
+        if not v:
+            raise ValueError("must name at least one accelerator type")
+        return v
+
+
+PerPeriod = list[NonNeg] | NonNeg
+
+
+class Policy(_Model):
+    ltv_weight: NonNeg = Field(1.0, description="Weight of LTV against gross margin.")
+    rnd_min_share: Share = Field(0.0, description="Minimum share of the fleet's GPUs for R&D.")
+    headroom: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.0, description="Share of every pool's GPUs kept free."
+    )
+    max_change_share: Share | None = Field(
+        None,
+        description="Most a pool's allocation to a segment may change between consecutive "
+        "periods, as a share of the pool's GPUs.",
+    )
+    max_segment_share: Annotated[float, Field(gt=0, le=1)] | None = Field(
+        None, description="Most any one segment may take of a pool, as a share of its GPUs."
+    )
+    kind_caps: dict[Kind, PerPeriod] = Field(
+        default_factory=dict, description="Most GPUs per period a segment kind may use."
+    )
+    kind_floors: dict[Kind, PerPeriod] = Field(
+        default_factory=dict, description="Fewest GPUs per period a segment kind must get."
+    )
+
+
+class ScenarioHeader(_Model):
+    """The top-level fields of a scenario other than its item lists."""
+
+    name: str = Field("scenario", max_length=200)
+    description: str = ""
+    currency: str = Field("USD", max_length=8)
+    discount_rate: Annotated[float, Field(ge=0, le=10)] = Field(
+        0.0, description="Discount rate per period."
+    )
+    policy: Policy = Field(default_factory=Policy)
+
+
+class Scenario(ScenarioHeader):
+    periods: list[Period] = Field(min_length=1)
+    pools: list[Pool] = Field(min_length=1)
+    segments: list[Segment] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Scenario:
+        issues = cross_check(self)
+        if issues:
+            raise ValueError("; ".join(str(i) for i in issues))
+        return self
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_dict(cls, data: Any) -> Scenario:
+        """Validate ``data``; raise :class:`ScenarioError` listing every problem."""
+        scenario, issues = validate_scenario(data)
+        if issues or scenario is None:
+            raise ScenarioError(issues)
+        return scenario
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Scenario:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ScenarioError([Issue("", f"not valid JSON: {exc}")]) from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Scenario:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ScenarioError([Issue("", f"cannot read {path}: {exc.strerror}")]) from None
+        return cls.from_json(text)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+    # ------------------------------------------------------------- conveniences
+    @property
+    def period_labels(self) -> list[str]:
+        return [p.label for p in self.periods]
+
+    def segment(self, segment_id: str) -> Segment:
+        for s in self.segments:
+            if s.id == segment_id:
+                return s
+        raise KeyError(segment_id)
+
+    def pool(self, pool_id: str) -> Pool:
+        for p in self.pools:
+            if p.id == pool_id:
+                return p
+        raise KeyError(pool_id)
+
+    def compatible(self, segment: Segment, pool: Pool) -> bool:
+        """Can ``segment`` run on ``pool``: its type listed and its region allowed."""
+        return pool.accelerator in segment.throughput and (
+            segment.regions is None or pool.region in segment.regions
+        )
+
+
+# ---------------------------------------------------------------------- validation
+def _path(loc: tuple[int | str, ...], prefix: str = "") -> str:
+    out = prefix
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _pydantic_issues(exc: ValidationError, prefix: str = "") -> list[Issue]:
+    issues = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(p for p in err["loc"] if p not in ("function-after[_some_throughput()]",))
+        # list[float] | float unions add the member type to the path: drop it.
+        loc = tuple(
+            p
+            for p in loc
+            if not (isinstance(p, str) and (p.startswith(("list[", "float")) or p == "[key]"))
+        )
+        msg = err["msg"]
+        if err["type"] == "finite_number":
+            msg = "must be a finite number (NaN and infinity are not allowed)"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        issues.append(Issue(_path(loc, prefix), msg))
+    # a union reports once per member; keep each (path, message) once
+    return list(dict.fromkeys(issues))
+
+
+def _check_len(values: list[Any] | None, n: int, path: str, issues: list[Issue]) -> None:
+    if values is not None and len(values) != n:
+        issues.append(Issue(path, f"has {len(values)} entries, expected {n} (one per period)"))
+
+
+def _dupes(ids: list[str], path: str, what: str, issues: list[Issue]) -> None:
+    seen: dict[str, int] = {}
+    for i, x in enumerate(ids):
+        if x in seen:
+            issues.append(
+                Issue(f"{path}[{i}].{what}", f"duplicate {what} {x!r} (also at [{seen[x]}])")
+            )
+        else:
+            seen[x] = i
+
+
+def cross_check(
+    sc: Scenario,
+    pool_index: list[int] | None = None,
+    segment_index: list[int] | None = None,
+    check_segments: bool = True,
+) -> list[Issue]:
+    """Checks that span fields. ``*_index`` map items back to their original positions;
+    ``check_segments=False`` skips the checks of segments against pools."""
+    issues: list[Issue] = []
+    T = len(sc.periods)
+    pool_ix = pool_index or list(range(len(sc.pools)))
+    seg_ix = segment_index or list(range(len(sc.segments)))
+
+    labels = [p.label for p in sc.periods]
+    _dupes(labels, "periods", "label", issues)
+    _dupes([p.id for p in sc.pools], "pools", "id", issues)
+    _dupes([s.id for s in sc.segments], "segments", "id", issues)
+
+    types = sorted({p.accelerator for p in sc.pools})
+    regions = sorted({p.region for p in sc.pools})
+    for i, pool in zip(pool_ix, sc.pools, strict=True):
+        base = f"pools[{i}]"
+        _check_len(pool.gpus, T, f"{base}.gpus", issues)
+        _check_len(pool.rentable_gpus, T, f"{base}.rentable_gpus", issues)
+        exp = pool.expansion
+        if exp is not None and exp.from_period is not None and exp.from_period not in labels:
+            issues.append(
+                Issue(f"{base}.expansion.from_period", f"unknown period {exp.from_period!r}")
+            )
+        if (
+            pool.rentable_gpus
+            and any(pool.rentable_gpus)
+            and pool.rental_price_per_gpu_hour is None
+        ):
+            issues.append(
+                Issue(f"{base}.rental_price_per_gpu_hour", "required when rentable_gpus is given")
+            )
+
+    for i, seg in zip(seg_ix, sc.segments, strict=True):
+        base = f"segments[{i}]"
+        _check_len(seg.demand, T, f"{base}.demand", issues)
+        _check_len(seg.contract_min, T, f"{base}.contract_min", issues)
+        if seg.reservation is not None and isinstance(seg.reservation.max_gpus, list):
+            _check_len(seg.reservation.max_gpus, T, f"{base}.reservation.max_gpus", issues)
+        _dupes([m.name for m in seg.modes], f"{base}.modes", "name", issues)
+        if seg.contract_min is not None and len(seg.contract_min) == T == len(seg.demand):
+            for t, (m, d) in enumerate(zip(seg.contract_min, seg.demand, strict=True)):
+                if m > d * (1 + 1e-12):
+                    issues.append(
+                        Issue(
+                            f"{base}.contract_min[{t}]",
+                            f"contract minimum {m:g} is above demand {d:g} in period {labels[t]!r}",
+                        )
+                    )
+        if not check_segments:
+            continue
+        for acc in seg.throughput:
+            if acc not in types:
+                issues.append(
+                    Issue(
+                        f"{base}.throughput.{acc}",
+                        f"unknown accelerator type {acc!r} (pools have: {', '.join(types)})",
+                    )
+                )
+        for j, r in enumerate(seg.regions or []):
+            if r not in regions:
+                issues.append(
+                    Issue(
+                        f"{base}.regions[{j}]",
+                        f"unknown region {r!r} (pools are in: {', '.join(regions)})",
+                    )
+                )
+        if not any(sc.compatible(seg, p) for p in sc.pools):
+            issues.append(
+                Issue(
+                    base,
+                    f"segment {seg.id!r} cannot be served by any pool: it lists accelerator "
+                    f"types {sorted(seg.throughput)} in regions "
+                    f"{seg.regions if seg.regions is not None else 'any'}",
+                )
+            )
+
+    pol = sc.policy
+    caps = {k: _per_period(v, T) for k, v in pol.kind_caps.items()}
+    for attr in ("kind_caps", "kind_floors"):
+        for kind, v in getattr(pol, attr).items():
+            if isinstance(v, list):
+                _check_len(v, T, f"policy.{attr}.{kind.value}", issues)
+    for kind, v in pol.kind_floors.items():
+        floor = _per_period(v, T)
+        cap = caps.get(kind)
+        if cap is None or floor is None:
+            continue
+        for t in range(T):
+            if floor[t] > cap[t]:
+                issues.append(
+                    Issue(
+                        f"policy.kind_floors.{kind.value}",
+                        f"floor {floor[t]:g} is above the cap {cap[t]:g} in period {labels[t]!r}",
+                    )
+                )
+                break
+    return issues
+
+
+def _per_period(v: float | list[float], T: int) -> list[float] | None:
+    if isinstance(v, list):
+        return v if len(v) == T else None
+    return [float(v)] * T
+
+
+def per_period(v: float | list[float], T: int) -> list[float]:
+    """A scalar-or-list policy value as one float per period."""
+    out = _per_period(v, T)
+    assert out is not None
+    return out
+
+
+def validate_scenario(data: Any) -> tuple[Scenario | None, list[Issue]]:
+    """Validate raw data; return the scenario (or None) and every problem found.
+
+    Items of ``periods``, ``pools`` and ``segments`` are validated one by one so that
+    every bad item is reported; cross checks then run on the items that passed (the
+    checks against pools only when every pool passed, so as not to report a segment's
+    accelerator type as unknown because the pool naming it was itself invalid).
+    """
+    if not isinstance(data, dict):
+        return None, [Issue("", f"a scenario must be a JSON object, got {type(data).__name__}")]
+    issues: list[Issue] = []
+    items: dict[str, list[Any]] = {}
+    index: dict[str, list[int]] = {}
+    complete = True
+    for key, model in (("periods", Period), ("pools", Pool), ("segments", Segment)):
+        value = data.get(key)
+        items[key], index[key] = [], []
+        if value is None:
+            issues.append(Issue(key, "Field required"))
+        elif not isinstance(value, list):
+            issues.append(Issue(key, "must be a list"))
+        elif not value:
+            issues.append(Issue(key, "must have at least one entry"))
+        else:
+            for i, item in enumerate(value):
+                try:
+                    items[key].append(model.model_validate(item))
+                    index[key].append(i)
+                except ValidationError as exc:
+                    issues.extend(_pydantic_issues(exc, f"{key}[{i}]"))
+            continue
+        complete = False
+    complete = complete and all(
+        len(index[k]) == len(data[k]) for k in ("periods", "pools", "segments")
+    )
+    # the header and the policy separately, so that a bad name does not hide policy checks
+    header_data = {
+        k: v for k, v in data.items() if k not in ("periods", "pools", "segments", "policy")
+    }
+    header: ScenarioHeader | None = None
+    policy: Policy | None = None
+    try:
+        header = ScenarioHeader.model_validate(header_data)
+    except ValidationError as exc:
+        issues.extend(_pydantic_issues(exc))
+    try:
+        policy = Policy.model_validate(data.get("policy", {}))
+    except ValidationError as exc:
+        issues.extend(_pydantic_issues(exc, "policy"))
+    periods_ok = bool(items["periods"]) and len(index["periods"]) == len(data.get("periods") or [])
+    if periods_ok:
+        pools_ok = len(index["pools"]) == len(data.get("pools") or []) and bool(items["pools"])
+        base = header or ScenarioHeader()  # an invalid header is reported above; check the rest
+        fields = {name: getattr(base, name) for name in ScenarioHeader.model_fields}
+        fields["policy"] = policy or Policy()
+        sc = Scenario.model_construct(
+            **fields,
+            periods=items["periods"],
+            pools=items["pools"],
+            segments=items["segments"],
+        )
+        issues.extend(cross_check(sc, index["pools"], index["segments"], check_segments=pools_ok))
+    if issues or not complete or header is None or policy is None:
+        return None, issues
+    try:
+        return Scenario.model_validate(data), []
+    except ValidationError as exc:  # pragma: no cover - the layers above catch everything
+        return None, _pydantic_issues(exc)
+
+
+def discount_factors(sc: Scenario) -> list[float]:
+    """1 / (1 + r)^t for each period t (the first period is not discounted)."""
+    return [1.0 / math.pow(1.0 + sc.discount_rate, t) for t in range(len(sc.periods))]

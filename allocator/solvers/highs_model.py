@@ -1,0 +1,203 @@
+"""A LinearProgram as a highspy model, and a HiGHS run read back as a Solution: the CSR
+arrays go straight in, duals come back as arrays. No solver choice here: the adapters
+(highs.py, rowgen.py, clp.py, pulp.py) and the registry build on it."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import math
+import os
+import sys
+import threading
+
+import numpy as np
+import scipy.sparse as sp
+
+from allocator.errors import Status
+from allocator.lp import LinearProgram
+from allocator.solvers.base import MESSAGES, Solution, relative_gap
+
+try:
+    import highspy
+except ImportError:  # pragma: no cover - highspy is a hard dependency
+    highspy = None  # type: ignore[assignment]
+
+_banner_lock = threading.Lock()
+_banner_done = False
+
+
+def new_highs() -> highspy.Highs:
+    """A silent Highs object. highspy prints a banner to C stdout on the first
+    construction in a process; keep it off our stdout (``--json`` output must be pure)."""
+    global _banner_done
+    with _banner_lock:
+        if _banner_done:
+            h = highspy.Highs()
+        else:
+            sys.stdout.flush()
+            saved = os.dup(1)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, 1)
+                h = highspy.Highs()
+                with contextlib.suppress(OSError, AttributeError):  # non-glibc platforms
+                    ctypes.CDLL(None).fflush(None)
+            finally:
+                os.dup2(saved, 1)
+                os.close(saved)
+                os.close(devnull)
+            _banner_done = True
+    h.setOptionValue("output_flag", False)
+    return h
+
+
+def to_highs_lp(lp: LinearProgram) -> highspy.HighsLp:
+    """The model in minimisation form (cost -c), row-wise, infinities as kHighsInf, with
+    integrality when ``lp`` is a MILP."""
+    return highs_lp(
+        -lp.c,
+        lp.A,
+        lp.row_lower,
+        lp.row_upper,
+        lp.col_lower,
+        lp.col_upper,
+        offset=-lp.offset,
+        integrality=lp.integrality if lp.is_mip else None,
+    )
+
+
+def highs_lp(
+    cost: np.ndarray,
+    A: sp.csr_matrix,
+    row_lower: np.ndarray,
+    row_upper: np.ndarray,
+    col_lower: np.ndarray,
+    col_upper: np.ndarray,
+    *,
+    offset: float = 0.0,
+    integrality: np.ndarray | None = None,
+) -> highspy.HighsLp:
+    """A HighsLp (minimise ``cost @ x + offset``) from arrays and a CSR matrix."""
+    inf = highspy.kHighsInf
+
+    def fin(v: np.ndarray) -> np.ndarray:
+        return np.clip(v, -inf, inf)
+
+    h = highspy.HighsLp()
+    h.num_col_ = int(cost.size)
+    h.num_row_ = int(A.shape[0])
+    h.col_cost_ = cost
+    h.offset_ = offset
+    h.col_lower_ = fin(col_lower)
+    h.col_upper_ = fin(col_upper)
+    h.row_lower_ = fin(row_lower)
+    h.row_upper_ = fin(row_upper)
+    h.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+    h.a_matrix_.num_col_ = int(cost.size)
+    h.a_matrix_.num_row_ = int(A.shape[0])
+    h.a_matrix_.start_ = A.indptr.astype(np.int32)
+    h.a_matrix_.index_ = A.indices.astype(np.int32)
+    h.a_matrix_.value_ = A.data
+    if integrality is not None:
+        kinds = (highspy.HighsVarType.kContinuous, highspy.HighsVarType.kInteger)
+        h.integrality_ = [kinds[int(v)] for v in integrality]
+    return h
+
+
+def check_mip_gap(mip_gap: float) -> float:
+    if not (isinstance(mip_gap, int | float) and 0 <= mip_gap < 1):
+        raise ValueError(f"mip_gap must be a relative gap in [0, 1), got {mip_gap!r}")
+    return float(mip_gap)
+
+
+_STATUS = {
+    "kOptimal": Status.OPTIMAL,
+    "kInfeasible": Status.INFEASIBLE,
+    "kUnboundedOrInfeasible": Status.INFEASIBLE,  # every column of ours is bounded
+    "kUnbounded": Status.UNBOUNDED,
+    "kTimeLimit": Status.TIME_LIMIT,
+    # other limits stop early just the same: a plan if one is feasible, else none
+    "kIterationLimit": Status.TIME_LIMIT,
+    "kSolutionLimit": Status.TIME_LIMIT,
+    "kInterrupt": Status.TIME_LIMIT,
+    "kHighsInterrupt": Status.TIME_LIMIT,
+    "kModelEmpty": Status.OPTIMAL,
+}
+
+
+def map_highs_status(raw: str, primal_feasible: bool) -> Status:
+    """One HiGHS model status (its name, e.g. ``"kTimeLimit"``) in allocator's vocabulary.
+
+    A stop at a limit holds a plan only when HiGHS reports a feasible primal solution;
+    without one it is ``time_limit_no_solution``. Anything unknown is a numerical error.
+
+    >>> map_highs_status("kTimeLimit", primal_feasible=True).value
+    'time_limit'
+    >>> map_highs_status("kTimeLimit", primal_feasible=False).value
+    'time_limit_no_solution'
+    """
+    status = _STATUS.get(raw, Status.NUMERICAL_ERROR)
+    if status is Status.TIME_LIMIT and not primal_feasible:
+        return Status.TIME_LIMIT_NO_SOLUTION
+    return status
+
+
+def status_message(status: Status, raw: str) -> str:
+    msg = MESSAGES[status]
+    if status is Status.NUMERICAL_ERROR:
+        return msg + f" (HiGHS: {raw})"
+    if status in (Status.TIME_LIMIT, Status.TIME_LIMIT_NO_SOLUTION) and raw != "kTimeLimit":
+        return msg.replace("time limit", f"solver limit ({raw})")
+    return msg
+
+
+def read_solution(h: highspy.Highs, lp: LinearProgram, algorithm: str, elapsed: float) -> Solution:
+    """The HiGHS object's result as a Solution: duals negated into maximisation sign, a
+    MILP's dual bound likewise."""
+    ms = h.getModelStatus()
+    raw = ms.name if hasattr(ms, "name") else str(ms)
+    info = h.getInfo()
+    feasible = int(info.primal_solution_status) == 2
+    status = map_highs_status(raw, feasible)
+    iterations = int(
+        max(info.simplex_iteration_count, 0)
+        + max(info.ipm_iteration_count, 0)
+        + max(info.crossover_iteration_count, 0)
+        + max(info.pdlp_iteration_count, 0)
+    )
+    x = row_dual = col_dual = None
+    objective = bound = gap = None
+    extra: dict[str, float] = {}
+    if status in (Status.OPTIMAL, Status.TIME_LIMIT):
+        sol = h.getSolution()
+        x = np.asarray(sol.col_value, dtype=float) if lp.num_cols else np.zeros(0)
+        objective = -float(info.objective_function_value) if lp.num_cols else lp.offset
+        if sol.dual_valid and not lp.is_mip:
+            # minimisation duals of -c: the maximisation shadow price is their negative
+            row_dual = -np.asarray(sol.row_dual, dtype=float)
+            col_dual = -np.asarray(sol.col_dual, dtype=float)
+    if lp.is_mip:
+        extra["mip_nodes"] = float(max(info.mip_node_count, 0))
+        db = -float(info.mip_dual_bound)
+        if math.isfinite(db) and abs(db) < highspy.kHighsInf:
+            bound = db
+        if objective is not None:
+            gap = relative_gap(objective, bound)
+    return Solution(
+        status=status,
+        x=x,
+        row_dual=row_dual,
+        col_dual=col_dual,
+        objective=objective,
+        solver="highs",
+        algorithm=algorithm,
+        time_s=elapsed,
+        iterations=iterations,
+        message=status_message(status, raw),
+        raw_status=raw,
+        gap=gap,
+        bound=bound,
+        extra=extra,
+        backend="highs",
+    )

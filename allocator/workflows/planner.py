@@ -1,0 +1,381 @@
+"""Planner: a session that keeps the built LP and the HiGHS object between solves, so a
+small change (one segment's demand, one pool's GPUs) is re-solved warm from the previous
+optimal basis by dual simplex instead of from scratch.
+
+>>> from allocator.generate import generate
+>>> planner = Planner(generate(12, 4, 3, seed=1))
+>>> plan = planner.solve()
+>>> plan2 = planner.scale_demand(planner.scenario.segments[0].id, 1.05, period=1)
+>>> planner.last_solve.warm, planner.last_solve.status
+(True, 'optimal')
+
+Each change edits the LP in place (row bounds, the objective constant) and the scenario
+copy the planner holds (``planner.scenario``), so the plan's money lines are those of the
+changed scenario. The model's structure (its columns and matrix) never changes, so a
+change that would add or remove rows or columns (a contract minimum going from 0 to
+positive, a pool's GPUs when its rentable capacity is 0 …) is not offered here: build a
+new Planner for those. Only LPs: pools with ``allocation_unit_gpus`` (a MILP) are refused.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from allocator.errors import InfeasibleError, NumericalError, Status, TimeLimitError, UnboundedError
+from allocator.lp import LinearProgram
+from allocator.lp.arrays import ScenarioArrays
+from allocator.lp.build import build_lp
+from allocator.plan import Plan
+from allocator.scenario import Scenario
+from allocator.scenario.load import as_scenario
+from allocator.scenario.overrides import Overrides, apply_overrides
+from allocator.solvers.base import Solution
+from allocator.solvers.highs_model import highspy
+from allocator.solvers.rowgen import LoadedModel, RowGenerationSolver, load_whole
+
+
+@dataclass(frozen=True)
+class SolveStats:
+    """How the last solve went: ``warm`` is True when it started from the previous basis."""
+
+    warm: bool
+    status: str
+    algorithm: str
+    time_s: float
+    iterations: int
+    objective: float | None
+
+
+class Planner:
+    """A planning session over one scenario (see the module docstring).
+
+    ``algorithm`` is the first, cold solve's: ``auto`` is what :func:`allocator.solve`
+    does (the period split with lazy stability rows, solvers/rowgen.py), ``simplex`` or
+    ``ipm`` (with crossover) solve the whole LP in HiGHS. Every later solve is dual simplex
+    from the kept basis; a stability row the change makes violated is added and the model
+    re-solved, as in the cold solve.
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario | Mapping[str, Any] | str | Path,
+        *,
+        algorithm: str = "auto",
+        time_limit: float | None = None,
+        threads: int | None = None,
+    ):
+        if algorithm not in ("auto", "simplex", "ipm"):
+            raise ValueError(f"algorithm must be auto, simplex or ipm, got {algorithm!r}")
+        self.scenario: Scenario = as_scenario(scenario)
+        self.base: Scenario = self.scenario  # what-if overrides apply to this one
+        self.algorithm = algorithm
+        self.time_limit = time_limit
+        self.threads = threads
+        t0 = time.perf_counter()
+        self.arrays = ScenarioArrays.of(self.scenario)
+        self.lp: LinearProgram = build_lp(self.scenario)
+        self.build_time_s = time.perf_counter() - t0
+        if self.lp.is_mip:
+            raise ValueError(
+                "Planner re-solves LPs warm; this scenario has pools allocated in whole units "
+                "(allocation_unit_gpus), a MILP: use allocator.solve()"
+            )
+        self._model: LoadedModel | None = None
+        self._seg = {s.id: i for i, s in enumerate(self.scenario.segments)}
+        self._pool = {p.id: j for j, p in enumerate(self.scenario.pools)}
+        self._period = {label: t for t, label in enumerate(self.scenario.period_labels)}
+        self.last_solution: Solution | None = None
+        self.last_solve: SolveStats | None = None
+
+    # ------------------------------------------------------------------ solving
+    def solve(self) -> Plan:
+        """Solve the current model: cold the first time, warm from the last basis after."""
+        warm = self._model is not None
+        solver = RowGenerationSolver(threads=self.threads)
+        if self._model is None:
+            if self.algorithm == "auto":
+                sol, self._model = solver.run_loaded(self.lp, self.time_limit, keep=True)
+            else:
+                self._model = load_whole(self.lp, self.algorithm, self.threads)
+                sol = solver.resolve(self._model, self.lp, self.time_limit)
+        else:
+            sol = solver.resolve(self._model, self.lp, self.time_limit)
+        self.last_solution = sol
+        self.last_solve = SolveStats(
+            warm, sol.status.value, sol.algorithm, sol.time_s, sol.iterations, sol.objective
+        )
+        if sol.status not in (Status.OPTIMAL, Status.TIME_LIMIT):
+            self._raise(sol)
+        return Plan.from_solution(
+            self.scenario, self.lp, sol, build_time_s=self.build_time_s, arrays=self.arrays
+        )
+
+    def _raise(self, sol: Solution) -> None:
+        where = f"scenario {self.scenario.name!r}: "
+        if sol.status is Status.INFEASIBLE:
+            raise InfeasibleError(where + sol.message)
+        if sol.status is Status.TIME_LIMIT_NO_SOLUTION:
+            raise TimeLimitError(where + sol.message)
+        if sol.status is Status.UNBOUNDED:
+            raise UnboundedError(where + sol.message)
+        raise NumericalError(where + sol.message)
+
+    # ------------------------------------------------------------------ changes
+    def update_demand(self, segment: str, period: str | int, value: float) -> Plan:
+        """Set ``segment``'s demand in ``period`` (label or index) to ``value`` work units
+        and re-solve. The contract minimum stays; it may not exceed the new demand."""
+        s, t = self._segment_index(segment), self._period_index(period)
+        value = float(value)
+        if not (value >= 0 and np.isfinite(value)):
+            raise ValueError(f"demand must be a finite number >= 0, got {value!r}")
+        if self.arrays.contract_min[s, t] > value:
+            raise ValueError(
+                f"demand {value:g} of {segment!r} in period {t} is below its contract minimum "
+                f"{self.arrays.contract_min[s, t]:g}"
+            )
+        self._set_demand(s, np.array([t]), np.array([value]), None)
+        return self.solve()
+
+    def scale_demand(self, segment: str, factor: float, period: str | int | None = None) -> Plan:
+        """Multiply ``segment``'s demand (and its contract minimum, as the what-if
+        ``demand_scale`` does) by ``factor`` > 0 in ``period``, or in every period when
+        ``period`` is None, and re-solve."""
+        s = self._segment_index(segment)
+        factor = float(factor)
+        if not (factor > 0 and np.isfinite(factor)):
+            raise ValueError(f"factor must be a finite number > 0, got {factor!r}")
+        T = self.arrays.demand.shape[1]
+        ts = np.arange(T) if period is None else np.array([self._period_index(period)])
+        self._set_demand(
+            s, ts, self.arrays.demand[s, ts] * factor, self.arrays.contract_min[s, ts] * factor
+        )
+        return self.solve()
+
+    def set_capacity(self, pool: str, period: str | int, gpus: float) -> Plan:
+        """Set ``pool``'s GPUs (before headroom) in ``period`` to ``gpus`` and re-solve.
+        Updates every row whose bound depends on it: the pool's capacity, the R&D floor,
+        the stability limits of the pool in this period and the next, the segment shares."""
+        p, t = self._pool_index(pool), self._period_index(period)
+        gpus = float(gpus)
+        if not (gpus >= 0 and np.isfinite(gpus)):
+            raise ValueError(f"gpus must be a finite number >= 0, got {gpus!r}")
+        self._set_gpus(p, t, gpus)
+        return self.solve()
+
+    def what_if(self, overrides: Overrides | Mapping[str, Any]) -> Plan:
+        """Apply what-if ``overrides`` (:mod:`allocator.whatif`: demand and price factors,
+        capacity changes, kind caps and floors) to the planner's **base** scenario (the one
+        it was created with, not the last what-if) and re-solve, warm where the model keeps
+        its structure (see :meth:`set_scenario`)."""
+        ov = overrides if isinstance(overrides, Overrides) else dict(overrides)
+        return self.set_scenario(apply_overrides(self.base, ov))
+
+    def set_scenario(self, scenario: Scenario | Mapping[str, Any] | str | Path) -> Plan:
+        """Plan ``scenario``, a variant of the planner's (same pools, segments, periods),
+        warm from the kept basis: its LP is built and, when it has the same rows, columns
+        and matrix as the kept one, only what differs (objective, bounds, the constant) is
+        pushed into the kept HiGHS object. Prices, demand, capacity, contract minimums,
+        kind caps and floors that exist already all qualify. Otherwise (a new row or
+        column: a cap on a kind that had none, a contract minimum from zero …) the model is
+        rebuilt and solved cold; ``last_solve.warm`` says which happened."""
+        sc = as_scenario(scenario)
+        t0 = time.perf_counter()
+        lp = build_lp(sc)
+        if lp.is_mip:
+            raise ValueError("Planner re-solves LPs warm; this scenario is a MILP")
+        arrays = ScenarioArrays.of(sc)
+        build_time = time.perf_counter() - t0
+        if self._model is not None and _same_structure(self.lp, lp):
+            self._push(lp)
+        else:
+            self._model = None  # a new structure: the next solve is cold
+        self.scenario, self.lp, self.arrays, self.build_time_s = sc, lp, arrays, build_time
+        self._seg = {s.id: i for i, s in enumerate(sc.segments)}
+        self._pool = {p.id: j for j, p in enumerate(sc.pools)}
+        self._period = {label: t for t, label in enumerate(sc.period_labels)}
+        return self.solve()
+
+    # ------------------------------------------------------------------ internals
+    def _push(self, new: LinearProgram) -> None:
+        """Push what differs between the kept LP and ``new`` (same structure) into HiGHS."""
+        assert self._model is not None
+        h, old = self._model.h, self.lp
+        inf = highspy.kHighsInf
+        cols = np.nonzero(new.c != old.c)[0]
+        if cols.size:
+            h.changeColsCost(int(cols.size), cols.astype(np.int32), -new.c[cols])
+        cols = np.nonzero((new.col_lower != old.col_lower) | (new.col_upper != old.col_upper))[0]
+        if cols.size:
+            h.changeColsBounds(
+                int(cols.size),
+                cols.astype(np.int32),
+                np.clip(new.col_lower[cols], -inf, inf),
+                np.clip(new.col_upper[cols], -inf, inf),
+            )
+        rows = np.nonzero((new.row_lower != old.row_lower) | (new.row_upper != old.row_upper))[0]
+        self.lp = new  # _change_rows reads the bounds from self.lp
+        self._change_rows(rows)
+        h.changeObjectiveOffset(-new.offset)
+
+    def _segment_index(self, segment: str) -> int:
+        try:
+            return self._seg[segment]
+        except KeyError:
+            raise KeyError(f"unknown segment {segment!r}") from None
+
+    def _pool_index(self, pool: str) -> int:
+        try:
+            return self._pool[pool]
+        except KeyError:
+            raise KeyError(f"unknown pool {pool!r}") from None
+
+    def _period_index(self, period: str | int) -> int:
+        T = len(self._period)
+        if isinstance(period, int | np.integer) and not isinstance(period, bool):
+            if 0 <= period < T:
+                return int(period)
+            raise KeyError(f"period index {period} out of range 0..{T - 1}")
+        try:
+            return self._period[str(period)]
+        except KeyError:
+            raise KeyError(f"unknown period {period!r}") from None
+
+    def _change_rows(self, rows: np.ndarray) -> None:
+        """Push the LP's row bounds of ``rows`` to the kept HiGHS object (stability rows
+        not loaded in it are checked against the LP itself at the next solve)."""
+        if self._model is None or rows.size == 0:
+            return
+        hrows = self._model.hrow_of[rows]
+        loaded = hrows >= 0
+        rows, hrows = rows[loaded], hrows[loaded].astype(np.int32)
+        if rows.size == 0:
+            return
+        inf = highspy.kHighsInf
+        lo = np.clip(self.lp.row_lower[rows], -inf, inf)
+        hi = np.clip(self.lp.row_upper[rows], -inf, inf)
+        self._model.h.changeRowsBounds(int(rows.size), hrows, lo, hi)
+
+    def _set_demand(
+        self, s: int, ts: np.ndarray, demand: np.ndarray, contract: np.ndarray | None
+    ) -> None:
+        arr, lp = self.arrays, self.lp
+        T = arr.demand.shape[1]
+        old = arr.demand[s, ts].copy()
+        arr.demand[s, ts] = demand
+        # objective constant: - sum_t d_t churn_s demand_st
+        lp.offset -= float(np.sum(arr.discount[ts] * arr.churn[s] * (demand - old)))
+        changed: list[np.ndarray] = []
+        block = lp.block("segment-demand")
+        if block is not None:
+            rows = block.start + s * T + ts
+            lp.row_upper[rows] = demand
+            changed.append(rows)
+        if contract is not None:
+            arr.contract_min[s, ts] = contract
+            cb = lp.block("segment-contract")
+            if cb is not None:
+                ks, kt = cb.keys["segment"], cb.keys["period"]
+                hit = np.nonzero((ks == s) & np.isin(kt, ts))[0]
+                lp.row_lower[cb.start + hit] = arr.contract_min[s, kt[hit]]
+                changed.append(cb.start + hit)
+        if changed:
+            self._change_rows(np.concatenate(changed))
+        if self._model is not None:
+            self._model.h.changeObjectiveOffset(-lp.offset)
+        seg = self.scenario.segments[s]
+        update: dict[str, Any] = {"demand": arr.demand[s].tolist()}
+        if contract is not None and seg.contract_min is not None:
+            update["contract_min"] = arr.contract_min[s].tolist()
+        self._replace_item("segments", s, seg.model_copy(update=update))
+
+    def _set_gpus(self, p: int, t: int, gpus: float) -> None:
+        arr, lp, pol = self.arrays, self.lp, self.scenario.policy
+        T = arr.gpus.shape[1]
+        arr.gpus[p, t] = gpus
+        cap = arr.usable + arr.rentable
+        changed: list[np.ndarray] = []
+        b = lp.block("pool-capacity")
+        if b is not None:
+            row = b.start + p * T + t
+            lp.row_upper[row] = arr.usable[p, t]
+            changed.append(np.array([row]))
+        b = lp.block("rnd-floor")
+        if b is not None:
+            row = b.start + int(np.nonzero(b.keys["period"] == t)[0][0])
+            lp.row_lower[row] = pol.rnd_min_share * arr.gpus[:, t].sum()
+            changed.append(np.array([row]))
+        b = lp.block("segment-stability")
+        if b is not None and pol.max_change_share is not None:
+            kp, kt = b.keys["pool"], b.keys["period"]
+            hit = np.nonzero((kp == p) & ((kt == t) | (kt == t + 1)))[0]
+            bound = pol.max_change_share * np.maximum(cap[p, kt[hit]], cap[p, kt[hit] - 1])
+            lp.row_lower[b.start + hit] = -bound
+            lp.row_upper[b.start + hit] = bound
+            changed.append(b.start + hit)
+        b = lp.block("segment-share")
+        if b is not None and pol.max_segment_share is not None:
+            hit = np.nonzero((b.keys["pool"] == p) & (b.keys["period"] == t))[0]
+            lp.row_upper[b.start + hit] = pol.max_segment_share * cap[p, t]
+            changed.append(b.start + hit)
+        if changed:
+            self._change_rows(np.concatenate(changed))
+        pool = self.scenario.pools[p]
+        self._replace_item("pools", p, pool.model_copy(update={"gpus": arr.gpus[p].tolist()}))
+
+    def _replace_item(self, field: str, index: int, item: Any) -> None:
+        items = list(getattr(self.scenario, field))
+        items[index] = item
+        self.scenario = self.scenario.model_copy(update={field: items})
+
+    def check_consistent(self) -> float:
+        """Largest difference between the kept LP and a fresh ``build_lp`` of the planner's
+        scenario (bounds, costs, constant): 0 when every change was applied in full. For
+        tests; it rebuilds the model."""
+        fresh = build_lp(self.scenario)
+        if fresh.num_cols != self.lp.num_cols or fresh.num_rows != self.lp.num_rows:
+            return float("inf")
+
+        def diff(a: np.ndarray, b: np.ndarray) -> float:
+            both = np.isfinite(a) & np.isfinite(b)
+            if not np.array_equal(np.isfinite(a), np.isfinite(b)):
+                return float("inf")
+            return float(np.abs(a[both] - b[both]).max(initial=0.0))
+
+        return max(
+            diff(fresh.row_lower, self.lp.row_lower),
+            diff(fresh.row_upper, self.lp.row_upper),
+            diff(fresh.col_lower, self.lp.col_lower),
+            diff(fresh.col_upper, self.lp.col_upper),
+            diff(fresh.c, self.lp.c),
+            abs(fresh.offset - self.lp.offset) / max(1.0, abs(fresh.offset)),
+            float(abs(fresh.A - self.lp.A).max()) if fresh.nnz else 0.0,
+        )
+
+
+def _same_structure(a: LinearProgram, b: LinearProgram) -> bool:
+    """Same columns, rows (blocks and their keys) and matrix: only bounds and costs differ."""
+    if a.num_cols != b.num_cols or a.num_rows != b.num_rows or a.nnz != b.nnz:
+        return False
+    if [(x.name, x.start, x.stop) for x in a.blocks] != [
+        (x.name, x.start, x.stop) for x in b.blocks
+    ]:
+        return False
+    return (
+        np.array_equal(a.A.indptr, b.A.indptr)
+        and np.array_equal(a.A.indices, b.A.indices)
+        and np.array_equal(a.A.data, b.A.data)
+        and all(
+            np.array_equal(x.keys[k], y.keys[k])
+            for x, y in zip(a.blocks, b.blocks, strict=True)
+            for k in x.keys
+        )
+    )
+
+
+__all__ = ["Planner", "SolveStats"]

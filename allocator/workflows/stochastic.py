@@ -1,0 +1,446 @@
+"""Two-stage stochastic plan: decide rentals (and, optionally, the first period's
+allocations) before demand is known, the rest per demand scenario.
+
+Demand scenarios ``k`` with probabilities ``p_k`` each change the base scenario's demand
+(``demand_scale`` {segment id or kind: factor}, as in what-if, and/or ``demand``
+{segment id: [per period]}); contract minimums scale with demand as in what-if. Each
+scenario's LP comes from ``build_lp`` unchanged; the deterministic equivalent stacks them
+block-diagonally and adds
+
+* ``non-anticipativity`` rows ``y^k_j - y^1_j = 0`` for every first-stage column ``j``
+  (rentals r[p,t] in every period, and x[s,m,p,t0] when ``first_period_allocations``),
+  so those decisions are the same in every scenario;
+* objective ``sum_k p_k Z_k`` with ``Z_k = c_k y^k + offset_k`` (scenario k's objective:
+  gross margin + w * LTV - churn, present value);
+* with ``cvar_weight = lambda > 0``: ``+ lambda * CVaR_alpha(Z)``, the mean of the worst
+  ``1 - alpha`` of outcomes, as ``eta - 1/(1-alpha) sum_k p_k s_k`` with
+  ``s_k >= eta - Z_k``, ``s_k >= 0`` (Rockafellar-Uryasev).
+
+The first stage is rentals, GPUs bought (expansion mode, a pool's ``expansion``) and GPUs
+reserved for customers (a segment's ``reservation``: take-or-pay GPUs dedicated to the
+customer), plus the first period's allocations with ``first_period_allocations=True``.
+The CVaR term is on the scenario objective (gross margin + w * LTV - churn), not gross margin alone.
+
+The value of the stochastic solution ``VSS = RP - EEV`` compares the stochastic optimum
+(RP) with the plan made for expected demand (its first-stage decisions fixed, then every
+scenario re-optimised: EEV), on the same objective. It is >= 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from allocator.errors import InfeasibleError, NumericalError, SolveError, Status, TimeLimitError
+from allocator.lp import LinearProgram
+from allocator.lp.build import build_lp
+from allocator.plan import Plan
+from allocator.scenario import Scenario
+from allocator.scenario.load import as_scenario
+from allocator.scenario.overrides import apply_overrides
+from allocator.solvers.base import Solution, Solver
+from allocator.solvers.registry import HighsSolver
+
+
+@dataclass(frozen=True)
+class DemandScenario:
+    name: str
+    probability: float
+    demand_scale: dict[str, float] = field(default_factory=dict)
+    demand: dict[str, list[float]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, d: Mapping[str, Any]) -> DemandScenario:
+        unknown = set(d) - {"name", "probability", "demand_scale", "demand"}
+        if unknown:
+            raise ValueError(f"demand scenario: unknown field(s) {sorted(unknown)}")
+        return cls(
+            name=str(d.get("name", "")),
+            probability=float(d["probability"]),
+            demand_scale={str(k): float(v) for k, v in (d.get("demand_scale") or {}).items()},
+            demand={str(k): [float(x) for x in v] for k, v in (d.get("demand") or {}).items()},
+        )
+
+
+def scenario_for(base: Scenario, ds: DemandScenario) -> Scenario:
+    """``base`` with the demand of ``ds``."""
+    sc = apply_overrides(base, {"demand_scale": ds.demand_scale}) if ds.demand_scale else base
+    if ds.demand:
+        data = sc.to_dict()
+        ids = [s["id"] for s in data["segments"]]
+        for seg, values in ds.demand.items():
+            if seg not in ids:
+                raise ValueError(f"demand scenario {ds.name!r}: unknown segment {seg!r}")
+            data["segments"][ids.index(seg)]["demand"] = values
+        sc = Scenario.from_dict(data)
+    return sc
+
+
+def expected_scenario(base: Scenario, scenarios: Sequence[DemandScenario]) -> Scenario:
+    """``base`` with every segment's demand and contract minimum at their expected values."""
+    data = base.to_dict()
+    per = [scenario_for(base, ds).to_dict() for ds in scenarios]
+    for i, seg in enumerate(data["segments"]):
+        seg["demand"] = [
+            sum(
+                ds.probability * d["segments"][i]["demand"][t]
+                for ds, d in zip(scenarios, per, strict=True)
+            )
+            for t in range(len(seg["demand"]))
+        ]
+        if seg.get("contract_min") is not None:
+            seg["contract_min"] = [
+                min(
+                    seg["demand"][t],
+                    sum(
+                        ds.probability * d["segments"][i]["contract_min"][t]
+                        for ds, d in zip(scenarios, per, strict=True)
+                    ),
+                )
+                for t in range(len(seg["contract_min"]))
+            ]
+    data["name"] = f"{base.name} (expected demand)"
+    return Scenario.from_dict(data)
+
+
+@dataclass
+class StochasticModel:
+    lp: LinearProgram  # the deterministic equivalent
+    parts: list[LinearProgram]  # each scenario's own LP
+    col_start: list[int]  # where each scenario's block of columns starts
+    row_start: list[int]
+    first_stage: np.ndarray  # column indices (within one scenario's LP) of first-stage columns
+    eta: int | None  # the CVaR threshold column, when there is a CVaR term
+
+
+def first_stage_columns(lp: LinearProgram, first_period_allocations: bool) -> np.ndarray:
+    c = lp.columns
+    # rentals, GPUs bought (expansion mode) and GPUs reserved for customers (take-or-pay)
+    # are decided before demand is known
+    cols = [
+        c.r_offset + np.arange(c.n_r),
+        c.e_offset + np.arange(c.n_e),
+        c.rsv_offset + np.arange(c.n_rsv),
+    ]
+    if first_period_allocations:
+        cols.insert(0, np.nonzero(c.x_period == 0)[0])
+    return np.concatenate(cols).astype(np.int64)
+
+
+def deterministic_equivalent(
+    parts: Sequence[LinearProgram],
+    probabilities: Sequence[float] | np.ndarray,
+    first_stage: np.ndarray,
+    *,
+    cvar_weight: float = 0.0,
+    cvar_level: float = 0.9,
+    fixed: np.ndarray | None = None,
+) -> StochasticModel:
+    """Stack the scenario LPs (same columns) into one; see the module docstring.
+    ``fixed`` gives values for the first-stage columns (the EEV evaluation)."""
+    n = parts[0].num_cols
+    if any(p.num_cols != n for p in parts) or any(
+        not np.array_equal(p.columns.x_pool, parts[0].columns.x_pool)
+        or p.columns.n_u != parts[0].columns.n_u
+        or p.columns.n_rsv != parts[0].columns.n_rsv
+        for p in parts
+    ):
+        raise ValueError(
+            "demand scenarios must keep the model's columns (e.g. a contract minimum scaled "
+            "to zero removes its shortfall column)"
+        )
+    K = len(parts)
+    pr = np.asarray(probabilities, dtype=float)
+    col_start = [k * n for k in range(K)]
+    row_start = list(np.cumsum([0] + [p.num_rows for p in parts[:-1]]))
+    A = sp.block_diag([p.A for p in parts], format="csr")
+    c = np.concatenate([pk * p.c for pk, p in zip(pr, parts, strict=True)])
+    offset = float(sum(pk * p.offset for pk, p in zip(pr, parts, strict=True)))
+    lo = np.concatenate([p.row_lower for p in parts])
+    up = np.concatenate([p.row_upper for p in parts])
+    cl = np.concatenate([p.col_lower for p in parts])
+    cu = np.concatenate([p.col_upper for p in parts])
+    if fixed is not None:
+        for k in range(K):
+            cl[col_start[k] + first_stage] = fixed
+            cu[col_start[k] + first_stage] = fixed
+
+    extra_rows: list[sp.csr_matrix] = []
+    extra_lo: list[np.ndarray] = []
+    extra_up: list[np.ndarray] = []
+    F = first_stage.size
+    n_total = K * n
+    if K > 1 and F:
+        rows = np.arange((K - 1) * F)
+        ks = np.repeat(np.arange(1, K), F)
+        js = np.tile(first_stage, K - 1)
+        data = np.concatenate([np.ones(rows.size), -np.ones(rows.size)])
+        cols_ = np.concatenate([ks * n + js, js])
+        na = sp.csr_matrix(
+            (data, (np.concatenate([rows, rows]), cols_)), shape=(rows.size, n_total)
+        )
+        extra_rows.append(na)
+        extra_lo.append(np.zeros(rows.size))
+        extra_up.append(np.zeros(rows.size))
+
+    eta = None
+    n_extra_cols = 0
+    if cvar_weight > 0:
+        if not 0 <= cvar_level < 1:
+            raise ValueError(f"cvar_level must be in [0, 1), got {cvar_level!r}")
+        # columns: eta (free), s_1..s_K >= 0; rows: s_k - eta + c_k y^k >= -offset_k
+        eta = n_total
+        n_extra_cols = 1 + K
+        r = []
+        for k, p in enumerate(parts):
+            cols_k = col_start[k] + np.arange(n)
+            nz = p.c != 0
+            idx = np.concatenate([cols_k[nz], [eta, eta + 1 + k]])
+            val = np.concatenate([p.c[nz], [-1.0, 1.0]])
+            r.append((idx, val, -p.offset))
+        rr = np.concatenate([np.full(idx.size, k) for k, (idx, _v, _o) in enumerate(r)])
+        cc = np.concatenate([idx for idx, _v, _o in r])
+        vv = np.concatenate([v for _i, v, _o in r])
+        cv = sp.csr_matrix((vv, (rr, cc)), shape=(K, n_total + n_extra_cols))
+        extra_rows = [sp.hstack([m, sp.csr_matrix((m.shape[0], n_extra_cols))]) for m in extra_rows]
+        A = sp.hstack([A, sp.csr_matrix((A.shape[0], n_extra_cols))], format="csr")
+        extra_rows.append(cv)
+        extra_lo.append(np.array([o for _i, _v, o in r]))
+        extra_up.append(np.full(K, np.inf))
+        c = np.concatenate([c, [cvar_weight], -cvar_weight * pr / (1.0 - cvar_level)])
+        cl = np.concatenate([cl, [-np.inf], np.zeros(K)])
+        cu = np.concatenate([cu, [np.inf], np.full(K, np.inf)])
+
+    if extra_rows:
+        A = sp.vstack([A, *extra_rows], format="csr")
+        lo = np.concatenate([lo, *extra_lo])
+        up = np.concatenate([up, *extra_up])
+    integrality = None
+    if any(p.integrality is not None for p in parts):
+        ints = [
+            p.integrality if p.integrality is not None else np.zeros(n, dtype=bool) for p in parts
+        ]
+        integrality = np.concatenate([*ints, np.zeros(n_extra_cols, dtype=bool)])
+    lp = LinearProgram(
+        c=c,
+        A=A,
+        row_lower=lo,
+        row_upper=up,
+        col_lower=cl,
+        col_upper=cu,
+        columns=parts[0].columns,  # of the first block only: not for Plan.from_solution
+        blocks=[],
+        offset=offset,
+        integrality=integrality,
+    )
+    return StochasticModel(lp, list(parts), col_start, row_start, first_stage, eta)
+
+
+@dataclass
+class StochasticResult:
+    names: list[str]
+    probabilities: list[float]
+    plans: list[Plan]  # per scenario; objective = that scenario's Z_k
+    objective: float  # the stochastic program's optimum (RP), CVaR term included
+    expected_objective: float  # sum_k p_k Z_k
+    cvar: float | None  # CVaR_alpha of Z at the optimum, when a CVaR term is used
+    first_stage: dict[str, Any]  # rentals [pool][period] GPUs (and first-period allocations)
+    ev_objective: float | None  # the expected-demand problem's own optimum
+    eev: float | None  # the expected-demand plan evaluated over the scenarios
+    vss: float | None  # objective - eev
+    vss_note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "objective": self.objective,
+            "expected_objective": self.expected_objective,
+            "cvar": self.cvar,
+            "ev_objective": self.ev_objective,
+            "eev": self.eev,
+            "vss": self.vss,
+            "vss_note": self.vss_note,
+            "first_stage": self.first_stage,
+            "scenarios": [
+                {
+                    "name": n,
+                    "probability": p,
+                    "objective": plan.objective,
+                    "gross_margin": plan.gross_margin,
+                    "ltv": plan.ltv,
+                    "plan": plan.to_dict(),
+                }
+                for n, p, plan in zip(self.names, self.probabilities, self.plans, strict=True)
+            ],
+        }
+
+
+def _run(solver: Solver, lp: LinearProgram, time_limit: float | None, what: str) -> Solution:
+    sol = solver.solve(lp, time_limit=time_limit)
+    if sol.status in (Status.OPTIMAL, Status.TIME_LIMIT) and sol.x is not None:
+        return sol
+    if sol.status is Status.INFEASIBLE:
+        raise InfeasibleError(f"{what}: {sol.message}")
+    if sol.status is Status.TIME_LIMIT_NO_SOLUTION:
+        raise TimeLimitError(f"{what}: {sol.message}")
+    raise NumericalError(f"{what}: {sol.message}")
+
+
+def stochastic_plan(
+    scenario: Scenario | Mapping[str, Any] | str | Path,
+    demand_scenarios: Sequence[DemandScenario | Mapping[str, Any]],
+    *,
+    first_period_allocations: bool = False,
+    cvar_weight: float = 0.0,
+    cvar_level: float = 0.9,
+    time_limit: float | None = None,
+    solver: Solver | None = None,
+    compute_vss: bool = True,
+) -> StochasticResult:
+    """The two-stage plan of ``scenario`` over ``demand_scenarios`` (probabilities summing
+    to 1); see the module docstring. Raises ``ValueError`` for bad probabilities or
+    scenarios, and the solve errors of :func:`allocator.solve`."""
+    base = as_scenario(scenario)
+    scs = [d if isinstance(d, DemandScenario) else DemandScenario.of(d) for d in demand_scenarios]
+    if not scs:
+        raise ValueError("give at least one demand scenario")
+    pr = np.array([d.probability for d in scs])
+    if np.any(~np.isfinite(pr)) or np.any(pr < 0) or abs(pr.sum() - 1.0) > 1e-9:
+        raise ValueError(f"probabilities must be >= 0 and sum to 1, got {pr.tolist()}")
+    if cvar_weight < 0:
+        raise ValueError(f"cvar_weight must be >= 0, got {cvar_weight!r}")
+    backend = solver or HighsSolver()
+    scenarios = [scenario_for(base, d) for d in scs]
+    parts = [build_lp(s) for s in scenarios]
+    first = first_stage_columns(parts[0], first_period_allocations)
+    model = deterministic_equivalent(
+        parts, pr, first, cvar_weight=cvar_weight, cvar_level=cvar_level
+    )
+    sol = _run(backend, model.lp, time_limit, f"stochastic plan of {base.name!r}")
+    assert sol.x is not None and sol.objective is not None
+    plans, values = _plans(model, scenarios, pr, sol)
+    expected = float(pr @ values)
+    cvar = None
+    if model.eta is not None:
+        cvar = _cvar(values, pr, cvar_level)
+
+    r0 = parts[0].columns
+    xs = sol.x[: parts[0].num_cols]
+    pool_ids, labels = [p.id for p in base.pools], base.period_labels
+    rentals: dict[str, dict[str, float]] = {}
+    for j in range(r0.n_r):
+        v = float(xs[r0.r_offset + j])
+        if v > 1e-9:
+            rentals.setdefault(pool_ids[r0.r_pool[j]], {})[labels[r0.r_period[j]]] = v
+    bought: dict[str, dict[str, float]] = {}
+    for j in range(r0.n_e):
+        v = float(xs[r0.e_offset + j])
+        if v > 1e-9:
+            bought.setdefault(pool_ids[r0.e_pool[j]], {})[labels[r0.e_period[j]]] = v
+    reserved: dict[str, dict[str, dict[str, float]]] = {}
+    seg_ids = [sg.id for sg in base.segments]
+    for j in range(r0.n_rsv):
+        v = float(xs[r0.rsv_offset + j])
+        if v > 1e-9:
+            by_pool = reserved.setdefault(seg_ids[r0.rsv_segment[j]], {})
+            by_pool.setdefault(pool_ids[r0.rsv_pool[j]], {})[labels[r0.rsv_period[j]]] = v
+    first_stage: dict[str, Any] = {
+        "rentals": rentals,
+        "expansions": bought,
+        "reservations": reserved,
+    }
+    if first_period_allocations:
+        first_stage["first_period_allocations"] = [
+            {"segment": a.segment, "mode": a.mode, "pool": a.pool, "gpus": a.gpus}
+            for a in plans[0].allocations
+            if a.period == labels[0]
+        ]
+
+    ev_obj = eev = vss = None
+    note = ""
+    if compute_vss:
+        ev_sc = expected_scenario(base, scs)
+        ev_lp = build_lp(ev_sc)
+        try:
+            ev_sol = _run(backend, ev_lp, time_limit, "expected-demand plan")
+            assert ev_sol.x is not None and ev_sol.objective is not None
+            ev_obj = float(ev_sol.objective)
+            fixed_model = deterministic_equivalent(
+                parts,
+                pr,
+                first,
+                cvar_weight=cvar_weight,
+                cvar_level=cvar_level,
+                fixed=ev_sol.x[first],
+            )
+            eev_sol = _run(backend, fixed_model.lp, time_limit, "expected-demand plan")
+            assert eev_sol.objective is not None
+            eev = float(eev_sol.objective)
+            vss = float(sol.objective) - eev
+        except InfeasibleError:
+            note = (
+                "the expected-demand plan's first-stage decisions are infeasible in some "
+                "scenario (e.g. first-period allocations above a scenario's demand): "
+                "the VSS is unbounded"
+            )
+        except SolveError as exc:
+            note = f"no VSS: {exc}"
+    return StochasticResult(
+        names=[d.name or f"s{k}" for k, d in enumerate(scs)],
+        probabilities=pr.tolist(),
+        plans=plans,
+        objective=float(sol.objective),
+        expected_objective=expected,
+        cvar=cvar,
+        first_stage=first_stage,
+        ev_objective=ev_obj,
+        eev=eev,
+        vss=vss,
+        vss_note=note,
+    )
+
+
+def _plans(
+    model: StochasticModel, scenarios: Sequence[Scenario], pr: np.ndarray, sol: Solution
+) -> tuple[list[Plan], np.ndarray]:
+    """Each scenario's plan from its block of the solution: duals divided by the
+    scenario's probability (so shadow prices are those given that scenario)."""
+    assert sol.x is not None
+    plans, values = [], []
+    for k, (sc, lp) in enumerate(zip(scenarios, model.parts, strict=True)):
+        xs = sol.x[model.col_start[k] : model.col_start[k] + lp.num_cols]
+        z = float(lp.c @ xs + lp.offset)
+        duals = None
+        if sol.row_dual is not None and pr[k] > 0:
+            duals = sol.row_dual[model.row_start[k] : model.row_start[k] + lp.num_rows] / pr[k]
+        part = replace(
+            sol,
+            x=xs,
+            row_dual=duals,
+            col_dual=None,
+            objective=z,
+            duals_note="" if duals is not None else "scenario of probability 0",
+        )
+        plans.append(Plan.from_solution(sc, lp, part))
+        values.append(z)
+    return plans, np.array(values)
+
+
+def _cvar(values: np.ndarray, pr: np.ndarray, level: float) -> float:
+    """Lower-tail CVaR: the probability-weighted mean of the worst ``1 - level`` of
+    outcomes."""
+    order = np.argsort(values)
+    tail = 1.0 - level
+    acc = 0.0
+    total = 0.0
+    for i in order:
+        take = min(pr[i], tail - acc)
+        if take <= 0:
+            break
+        total += take * values[i]
+        acc += take
+    return float(total / tail) if tail > 0 else float(values.min())

@@ -1,0 +1,916 @@
+"""The benchmark behind ``make bench`` / ``python -m benchmarks`` / ``allocator bench``.
+
+For each size, one after another in one run:
+
+(a) ``engine``: the engine end to end, scenario JSON text -> validated Scenario -> LP ->
+    the default solver -> Plan with shadow prices (exactly what :func:`allocator.solve`
+    does, timed phase by phase);
+(b) the solvers alone, each handed the finished LP (the build is not timed):
+    ``highs-ipm`` (interior point with crossover), ``highs-ipm-nox`` (no crossover),
+    ``highs-simplex`` (dual simplex), ``highs-pdlp``, and ``clp`` (COIN-OR CLP dual simplex,
+    PuLP's bundled ``cbc`` binary run on an MPS file written by :mod:`allocator.export`;
+    writing the file is reported apart, not counted);
+(c) peers a user would pick instead: ``pulp-cbc`` (the same model written as PuLP users
+    write it, an ``LpVariable`` per variable and constraints summed in Python loops,
+    solved by PuLP's default CBC) and ``linopy-highs`` (the same model in linopy, solved
+    with its default HiGHS settings; only when linopy is installed:
+    ``pip install 'allocator[bench]'``);
+(d) ``warm``: a :class:`~allocator.planner.Planner` re-solve after a 5 % demand change in
+    one period, against its own cold solve and against b's cold solve of the whole LP;
+(e) ``pop-2``, ``pop-4``: the partitioned mode (:mod:`allocator.partition`, k groups with
+    1/k of every pool, in parallel): its objective gap to the engine's optimum and its
+    speed-up.
+
+Each run is a fresh subprocess (``--worker``), so its peak memory (``ru_maxrss``, the
+Python interpreter and imports included, about 70-150 MB) is its own; where a ``cbc``
+child runs, ``peak_mb`` is the larger of the Python process and the child (whose
+``ru_maxrss`` starts at the parent's size, as it forks), both also reported apart. Results go
+to ``benchmarks/results/results.json`` and a Markdown table to
+``benchmarks/results/results.md``. Sizes are named by
+their approximate number of variables (``10k`` … ``1m``); ``100k-tight`` is ``100k`` with
+a stability limit ten times tighter (0.01), where the engine's lazy rows give way to
+interior point. ``BENCH_SIZES=10k,40k`` or ``--sizes`` picks a subset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# name: (segments, pools, periods); compatibility 0.3, stability 0.1 (coupled periods)
+SIZES: dict[str, tuple[int, int, int]] = {
+    "tiny": (12, 4, 4),
+    "10k": (100, 8, 24),
+    "40k": (250, 16, 24),
+    "100k": (300, 16, 52),
+    "100k-tight": (300, 16, 52),
+    "300k": (800, 20, 52),
+    "1m": (2000, 32, 52),
+}
+ROOT = Path(__file__).resolve().parents[1]  # the checkout: workers run ``-m benchmarks`` there
+COMPATIBILITY = 0.3
+STABILITY = 0.1
+# sizes whose stability limit differs: "-tight" couples the periods hard (many stability
+# rows bind), the case where the engine's lazy rows give way to interior point
+STABILITY_OF = {"100k-tight": 0.01}
+SOLVERS_ALONE = ("highs-ipm", "highs-ipm-nox", "highs-simplex", "highs-pdlp", "clp")
+PEERS = ("pulp-cbc", "linopy-highs")
+PARTITIONED = ("pop-2", "pop-4")
+PHASES = ("engine", *SOLVERS_ALONE, *PEERS, "warm", *PARTITIONED)
+OBJ_TOL = 1e-6  # relative objective agreement counted as "the same optimum"
+
+
+def cbc_path() -> str:
+    """PuLP's bundled cbc binary (or a cbc on the PATH)."""
+    from allocator.solvers.cbc import cbc_binary
+
+    path = cbc_binary()
+    if path is None:
+        raise FileNotFoundError("PuLP's bundled cbc binary was not found")
+    return path
+
+
+def scenario_dict(size: str, seed: int = 0) -> dict:
+    from allocator.scenario.generate import generate_dict
+
+    S, P, T = SIZES[size]
+    stability = STABILITY_OF.get(size, STABILITY)
+    return generate_dict(S, P, T, seed=seed, compatibility=COMPATIBILITY, stability=stability)
+
+
+def peak_mb() -> tuple[float, float]:
+    """Peak resident MB of this process and of its largest child (cbc), Linux KiB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return own / 1024.0, kids / 1024.0
+
+
+# ------------------------------------------------------------------------------ workers
+def run_engine(path: Path, time_limit: float) -> dict:
+    """(a) JSON text -> Scenario -> LP -> default solver -> Plan, as allocator.solve does."""
+    from allocator.lp.arrays import ScenarioArrays
+    from allocator.lp.build import build_lp
+    from allocator.plan import Plan
+    from allocator.scenario import Scenario
+    from allocator.solvers.registry import make_solver
+
+    t0 = time.perf_counter()
+    sc = Scenario.from_dict(json.loads(path.read_text()))
+    t1 = time.perf_counter()
+    arrays = ScenarioArrays.of(sc)
+    lp = build_lp(sc)
+    t2 = time.perf_counter()
+    solver = make_solver()
+    sol = solver.solve(lp, time_limit=time_limit)
+    t3 = time.perf_counter()
+    if not sol.has_plan:
+        return {"status": sol.status.value, "wall_s": t3 - t0, "algorithm": sol.algorithm}
+    plan = Plan.from_solution(sc, lp, sol, build_time_s=t2 - t1, arrays=arrays)
+    t4 = time.perf_counter()
+    return {
+        "status": sol.status.value,
+        "objective": plan.objective,
+        "has_duals": plan.has_duals,
+        "algorithm": sol.algorithm,
+        "wall_s": t4 - t0,
+        "parse_validate_s": t1 - t0,
+        "build_s": t2 - t1,
+        "solve_s": t3 - t2,
+        "plan_s": t4 - t3,
+        "iterations": sol.iterations,
+        # the row generation's own account (solvers/rowgen.py): periods, rounds, rows added
+        "solver_stats": {k: v for k, v in sol.extra.items() if isinstance(v, int | float)},
+    }
+
+
+def _lp_of(path: Path) -> Any:
+    from allocator.lp.build import build_lp
+    from allocator.scenario import Scenario
+
+    sc = Scenario.from_file(path)
+    return sc, build_lp(sc)
+
+
+def run_highs(path: Path, time_limit: float, algorithm: str, crossover: bool = True) -> dict:
+    from allocator.solvers.highs_model import new_highs, read_solution, to_highs_lp
+
+    _, lp = _lp_of(path)
+    h = new_highs()
+    h.setOptionValue("solver", algorithm)
+    if algorithm == "ipm":
+        h.setOptionValue("run_crossover", "on" if crossover else "off")
+    h.setOptionValue("time_limit", float(time_limit))
+    t0 = time.perf_counter()
+    h.passModel(to_highs_lp(lp))
+    h.run()
+    elapsed = time.perf_counter() - t0
+    sol = read_solution(h, lp, algorithm, elapsed)
+    return {
+        "status": sol.status.value,
+        "objective": sol.objective,
+        "has_duals": sol.row_dual is not None,
+        "wall_s": elapsed,
+        "iterations": sol.iterations,
+    }
+
+
+def run_clp(path: Path, time_limit: float) -> dict:
+    """CLP dual simplex: the bundled cbc binary on the MPS file of allocator.export."""
+    from allocator.solvers.export import model_text
+
+    sc, lp = _lp_of(path)
+    with tempfile.TemporaryDirectory(prefix="allocator-bench-") as tmp:
+        mps, solu = Path(tmp) / "model.mps", Path(tmp) / "sol.txt"
+        t0 = time.perf_counter()
+        mps.write_text(model_text(sc, lp, "mps"))
+        t1 = time.perf_counter()
+        cmd = [cbc_path(), str(mps), "-sec", f"{time_limit:g}", "-dualS", "-solu", str(solu)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=time_limit + 120)
+        t2 = time.perf_counter()
+        head = solu.read_text().split("\n", 1)[0] if solu.exists() else proc.stdout[-300:]
+    status = "optimal" if head.startswith("Optimal") else head.strip()[:80]
+    objective = None
+    if "objective value" in head:
+        # the MPS file minimises -objective (see allocator.export)
+        objective = -float(head.rsplit("objective value", 1)[1].strip())
+    return {
+        "status": status,
+        "objective": objective,
+        "has_duals": True,  # CLP holds them; printed with -printingOptions all
+        "wall_s": t2 - t1,
+        "write_mps_s": t1 - t0,
+    }
+
+
+def pulp_model(sc: Any) -> tuple[Any, Any]:
+    """The allocator model written the way PuLP users usually write it: an LpVariable per
+    variable, constraints summed in Python loops over the scenario."""
+    import pulp
+
+    from allocator.lp.arrays import KINDS, ScenarioArrays
+    from allocator.scenario import Kind
+
+    a = ScenarioArrays.of(sc)
+    S, T = a.demand.shape
+    P = a.gpus.shape[0]
+    w = sc.policy.ltv_weight
+    prob = pulp.LpProblem("allocator", pulp.LpMaximize)
+    x: dict[tuple[int, int, int, int], Any] = {}
+    obj = []
+    for k, s in enumerate(a.mode_segment.tolist()):
+        value = a.revenue[s] * a.mode_rev_share[k] + w * a.ltv[s] * a.mode_ltv_share[k]
+        value += a.churn[s]
+        for p in range(P):
+            if a.throughput[s, p] <= 0:
+                continue
+            for t in range(T):
+                v = pulp.LpVariable(f"x_{s}_{k}_{p}_{t}", lowBound=0)
+                x[s, k, p, t] = v
+                units = a.hours[t] * a.throughput[s, p] * a.mode_mult[k]
+                obj.append(a.discount[t] * (units * value - a.hours[t] * a.var_cost[p]) * v)
+    r = {}
+    for p in range(P):
+        for t in range(T):
+            if a.rentable[p, t] > 0:
+                r[p, t] = pulp.LpVariable(f"r_{p}_{t}", 0, a.rentable[p, t])
+                obj.append(-a.discount[t] * a.hours[t] * a.rental_price[p] * r[p, t])
+    u = {}
+    for s in range(S):
+        for t in range(T):
+            if a.contract_min[s, t] > 0 and not a.contract_hard[s]:
+                u[s, t] = pulp.LpVariable(f"u_{s}_{t}", lowBound=0)
+                obj.append(-a.discount[t] * a.penalty[s] * u[s, t])
+    offset = -float(np.sum(a.discount[None, :] * a.churn[:, None] * a.demand))
+    prob += pulp.lpSum(obj) + offset
+    by_pool: dict[tuple[int, int], list] = {}
+    by_seg: dict[tuple[int, int], list] = {}
+    for (s, k, p, t), v in x.items():
+        units = a.hours[t] * a.throughput[s, p] * a.mode_mult[k]
+        by_pool.setdefault((p, t), []).append(v)
+        by_seg.setdefault((s, t), []).append(units * v)
+    for p in range(P):
+        for t in range(T):
+            rent = r.get((p, t), 0)
+            prob += pulp.lpSum(by_pool.get((p, t), [])) - rent <= a.usable[p, t], f"cap_{p}_{t}"
+    for s in range(S):
+        for t in range(T):
+            prob += pulp.lpSum(by_seg.get((s, t), [])) <= a.demand[s, t], f"dem_{s}_{t}"
+            if a.contract_min[s, t] > 0:
+                prob += (
+                    pulp.lpSum(by_seg.get((s, t), [])) + u.get((s, t), 0) >= a.contract_min[s, t],
+                    f"con_{s}_{t}",
+                )
+    pol = sc.policy
+    if pol.rnd_min_share > 0:
+        rnd = KINDS.index(Kind.RND)
+        for t in range(T):
+            prob += (
+                pulp.lpSum(v for (s, _, _, tt), v in x.items() if tt == t and a.kind[s] == rnd)
+                >= pol.rnd_min_share * a.gpus[:, t].sum(),
+                f"rnd_{t}",
+            )
+    cap = a.usable + a.rentable
+    if pol.max_change_share is not None and T >= 2:
+        pair_modes: dict[tuple[int, int], list[int]] = {}
+        for s, k, p, t in x:
+            if t == 0:
+                pair_modes.setdefault((s, p), []).append(k)
+        for (s, p), ks in pair_modes.items():
+            for t in range(1, T):
+                d = pol.max_change_share * max(cap[p, t], cap[p, t - 1])
+                change = pulp.lpSum(x[s, k, p, t] for k in ks) - pulp.lpSum(
+                    x[s, k, p, t - 1] for k in ks
+                )
+                prob += change <= d, f"up_{s}_{p}_{t}"
+                prob += change >= -d, f"down_{s}_{p}_{t}"
+    if pol.max_segment_share is not None or pol.kind_caps or pol.kind_floors:
+        raise NotImplementedError("the PuLP peer model covers the generated scenarios only")
+    return prob, x
+
+
+def run_pulp(path: Path, time_limit: float) -> dict:
+    import pulp
+
+    from allocator.scenario import Scenario
+
+    t0 = time.perf_counter()
+    sc = Scenario.from_dict(json.loads(path.read_text()))
+    t1 = time.perf_counter()
+    prob, x = pulp_model(sc)
+    t2 = time.perf_counter()
+    status = prob.solve(pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit))
+    t3 = time.perf_counter()
+    duals = [c.pi for c in list(prob.constraints.values())[:10]]
+    values = [v.varValue for v in x.values()]
+    t4 = time.perf_counter()
+    return {
+        "status": "optimal" if pulp.LpStatus[status] == "Optimal" else pulp.LpStatus[status],
+        "objective": pulp.value(prob.objective),
+        "has_duals": all(d is not None for d in duals) and bool(values),
+        "wall_s": t4 - t0,
+        "parse_validate_s": t1 - t0,
+        "build_s": t2 - t1,
+        "solve_s": t3 - t2,
+        "read_s": t4 - t3,
+    }
+
+
+def run_linopy(path: Path, time_limit: float) -> dict:
+    """The same model written in linopy over (pair, period) coordinates, solved with
+    linopy's default HiGHS settings."""
+    import linopy
+    import pandas as pd
+    import xarray as xr
+
+    from allocator.lp.arrays import KINDS, ScenarioArrays
+    from allocator.scenario import Kind, Scenario
+
+    t0 = time.perf_counter()
+    sc = Scenario.from_dict(json.loads(path.read_text()))
+    t1 = time.perf_counter()
+    a = ScenarioArrays.of(sc)
+    S, T = a.demand.shape
+    P = a.gpus.shape[0]
+    w = sc.policy.ltv_weight
+    comp = a.throughput[a.mode_segment] > 0
+    k_idx, p_idx = np.nonzero(comp)
+    s_idx = a.mode_segment[k_idx]
+    pairs = pd.RangeIndex(k_idx.size, name="pair")
+    period = pd.RangeIndex(T, name="period")
+    pool_c = pd.RangeIndex(P, name="pool")
+    seg_c = pd.RangeIndex(S, name="segment")
+    hours = xr.DataArray(a.hours, coords=[period])
+    disc = xr.DataArray(a.discount, coords=[period])
+    units = (
+        xr.DataArray(a.throughput[s_idx, p_idx] * a.mode_mult[k_idx], coords=[pairs]) * hours
+    )  # work units per GPU over the period
+    value = (
+        a.revenue[s_idx] * a.mode_rev_share[k_idx]
+        + w * a.ltv[s_idx] * a.mode_ltv_share[k_idx]
+        + a.churn[s_idx]
+    )
+    m = linopy.Model()
+    x = m.add_variables(lower=0, coords=[pairs, period], name="x")
+    rentable = xr.DataArray(a.rentable, coords=[pool_c, period])
+    r = m.add_variables(lower=0, upper=rentable, coords=[pool_c, period], name="r")
+    soft = (a.contract_min > 0) & ~a.contract_hard[:, None]
+    u = m.add_variables(
+        lower=0, coords=[seg_c, period], name="u", mask=xr.DataArray(soft, coords=[seg_c, period])
+    )
+    cx = disc * (
+        units * xr.DataArray(value, coords=[pairs])
+        - hours * xr.DataArray(a.var_cost[p_idx], coords=[pairs])
+    )
+    cr = -disc * hours * xr.DataArray(a.rental_price, coords=[pool_c])
+    cu = -disc * xr.DataArray(a.penalty, coords=[seg_c])
+    m.add_objective((cx * x).sum() + (cr * r).sum() + (cu * u).sum(), sense="max")
+    pool_of = xr.DataArray(p_idx, coords=[pairs], name="pool")
+    seg_of = xr.DataArray(s_idx, coords=[pairs], name="segment")
+    m.add_constraints(
+        x.groupby(pool_of).sum() - r <= xr.DataArray(a.usable, coords=[pool_c, period]),
+        name="pool-capacity",
+    )
+    served = (units * x).groupby(seg_of).sum()
+    m.add_constraints(served <= xr.DataArray(a.demand, coords=[seg_c, period]), name="demand")
+    has_contract = xr.DataArray(a.contract_min > 0, coords=[seg_c, period])
+    m.add_constraints(
+        served + u >= xr.DataArray(a.contract_min, coords=[seg_c, period]),
+        name="contract",
+        mask=has_contract,
+    )
+    pol = sc.policy
+    if pol.rnd_min_share > 0:
+        is_rnd = xr.DataArray(a.kind[s_idx] == KINDS.index(Kind.RND), coords=[pairs])
+        m.add_constraints(
+            x.where(is_rnd).sum("pair")
+            >= xr.DataArray(pol.rnd_min_share * a.gpus.sum(axis=0), coords=[period]),
+            name="rnd",
+        )
+    if pol.max_change_share is not None and T >= 2:
+        # stability per (segment, pool) pair of modes: sum the modes first
+        key = s_idx * P + p_idx
+        uniq, pair_of = np.unique(key, return_inverse=True)
+        sp_c = pd.RangeIndex(uniq.size, name="sp")
+        sp_of = xr.DataArray(pair_of, coords=[pairs], name="sp")
+        y = x.groupby(sp_of).sum()
+        cap = a.usable + a.rentable
+        d = pol.max_change_share * np.maximum(cap[:, 1:], cap[:, :-1])  # (P, T-1)
+        dd = np.zeros((uniq.size, T))
+        dd[:, 1:] = d[uniq % P]
+        bound = xr.DataArray(dd, coords=[sp_c, period])
+        later = xr.DataArray(np.arange(T) >= 1, coords=[period]).broadcast_like(bound)
+        change = y - y.shift(period=1)
+        m.add_constraints(change <= bound, name="up", mask=later)
+        m.add_constraints(change >= -bound, name="down", mask=later)
+    if pol.max_segment_share is not None or pol.kind_caps or pol.kind_floors:
+        raise NotImplementedError("the linopy peer model covers the generated scenarios only")
+    offset = -float(np.sum(a.discount[None, :] * a.churn[:, None] * a.demand))
+    t2 = time.perf_counter()
+    status, cond = m.solve(solver_name="highs", time_limit=time_limit)
+    t3 = time.perf_counter()
+    objective = None if m.objective.value is None else float(m.objective.value) + offset
+    return {
+        "status": "optimal" if cond == "optimal" else f"{status}/{cond}",
+        "objective": objective,
+        "has_duals": m.dual is not None,
+        "wall_s": t3 - t0,
+        "parse_validate_s": t1 - t0,
+        "build_s": t2 - t1,
+        "solve_s": t3 - t2,
+    }
+
+
+def run_warm(path: Path, time_limit: float) -> dict:
+    """A Planner: cold solve, then a 5 % demand change in one period re-solved warm."""
+    from allocator.scenario import Scenario
+    from allocator.workflows.planner import Planner
+
+    sc = Scenario.from_file(path)
+    planner = Planner(sc, time_limit=time_limit)
+    t0 = time.perf_counter()
+    planner.solve()
+    t1 = time.perf_counter()
+    cold = planner.last_solve
+    # the segment whose demand binds hardest in the middle period: a change that moves the plan
+    T = len(sc.periods)
+    t_mid = T // 2
+    block = planner.lp.block("segment-demand")
+    sol = planner.last_solution
+    assert block is not None and sol is not None and sol.row_dual is not None
+    duals = sol.row_dual[block.start : block.stop].reshape(-1, T)[:, t_mid]
+    seg = sc.segments[int(np.argmax(duals))]
+    t2 = time.perf_counter()
+    plan = planner.scale_demand(seg.id, 1.05, period=t_mid)
+    t3 = time.perf_counter()
+    warm = planner.last_solve
+    assert cold is not None and warm is not None
+    return {
+        "status": warm.status,
+        "objective": plan.objective,
+        "has_duals": plan.has_duals,
+        "wall_s": t3 - t2,
+        "cold_wall_s": t1 - t0,
+        "cold_solver_s": cold.time_s,
+        "cold_algorithm": cold.algorithm,
+        "warm_solver_s": warm.time_s,
+        "warm_iterations": warm.iterations,
+        "solver_speedup": cold.time_s / max(warm.time_s, 1e-9),
+        "end_to_end_speedup": (t1 - t0) / max(t3 - t2, 1e-9),
+    }
+
+
+def run_partitioned(path: Path, time_limit: float, k: int) -> dict:
+    """POP-style: k groups with 1/k of every pool, solved in parallel (a local process pool
+    over min(k, cores) processes) and merged (allocator.partition)."""
+    from allocator.scenario import Scenario
+    from allocator.workflows.partition import partitioned_solve
+
+    t0 = time.perf_counter()
+    sc = Scenario.from_dict(json.loads(path.read_text()))
+    r = partitioned_solve(sc, k, time_limit=time_limit)
+    return {
+        "status": r.plan.status.value,
+        "objective": r.objective,
+        "has_duals": False,
+        "wall_s": time.perf_counter() - t0,
+        "group_times_s": r.times_s,
+        "max_violation": r.plan.max_violation,
+        "price_spread": r.price_spread(),
+    }
+
+
+WORKERS: dict[str, Callable[[Path, float], dict]] = {
+    "engine": run_engine,
+    "highs-ipm": lambda p, tl: run_highs(p, tl, "ipm"),
+    "highs-ipm-nox": lambda p, tl: run_highs(p, tl, "ipm", crossover=False),
+    "highs-simplex": lambda p, tl: run_highs(p, tl, "simplex"),
+    "highs-pdlp": lambda p, tl: run_highs(p, tl, "pdlp"),
+    "clp": run_clp,
+    "pulp-cbc": run_pulp,
+    "linopy-highs": run_linopy,
+    "warm": run_warm,
+    "pop-2": lambda p, tl: run_partitioned(p, tl, 2),
+    "pop-4": lambda p, tl: run_partitioned(p, tl, 4),
+}
+
+
+def worker(phase: str, path: Path, time_limit: float) -> None:
+    import warnings
+
+    warnings.simplefilter("ignore")  # scaling notes etc.: not what is measured
+    out = WORKERS[phase](path, time_limit)
+    own, child = peak_mb()
+    # an upper bound on what was resident at once: the Python process plus the cbc child
+    # the child's ru_maxrss starts at the parent's size when it forks, so the larger of the
+    # two is the honest peak of one process; their sum bounds what was resident at once
+    out["peak_mb"], out["peak_python_mb"], out["peak_child_mb"] = max(own, child), own, child
+    sys.stdout.flush()
+    print("\nBENCH-RESULT " + json.dumps(out), flush=True)
+
+
+# ------------------------------------------------------------------------ orchestration
+def run_one(phase: str, path: Path, time_limit: float) -> dict:
+    cmd = [sys.executable, "-m", "benchmarks", "--worker", phase, str(path)]
+    cmd += ["--time-limit", str(time_limit)]
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=time_limit * 3 + 120, cwd=ROOT
+        )
+    except subprocess.TimeoutExpired:
+        return {"status": "killed (timeout)", "wall_s": time.perf_counter() - t0}
+    for line in proc.stdout.splitlines():
+        if line.startswith("BENCH-RESULT "):
+            return dict(json.loads(line[len("BENCH-RESULT ") :]))
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
+    return {"status": f"error: {tail[0][:200]}", "wall_s": time.perf_counter() - t0}
+
+
+def available_phases() -> list[str]:
+    phases = list(PHASES)
+    try:
+        import linopy  # noqa: F401
+    except ImportError:
+        phases.remove("linopy-highs")
+    return phases
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = None
+    with contextlib.suppress(ValueError, OSError):
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    from importlib.metadata import version
+
+    import pulp
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": None if mem is None else round(mem, 1),
+        "python": platform.python_version(),
+        "highspy": version("highspy"),
+        "pulp": pulp.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def _peak(r: dict) -> float:
+    if "peak_python_mb" in r:
+        return float(max(r["peak_python_mb"], r["peak_child_mb"]))
+    return float(r["peak_mb"])
+
+
+def summarise(size: str, info: dict, runs: dict[str, list[dict]]) -> dict:
+    """Medians per phase; b = the fastest solver alone that reached the engine's optimum;
+    ratios a/b and c/a."""
+    ref = next((r.get("objective") for r in runs.get("engine", []) if r.get("objective")), None)
+    phases: dict[str, Any] = {}
+    for phase, rs in runs.items():
+        ok = [r for r in rs if r.get("status") == "optimal" and r.get("objective") is not None]
+        agree = None
+        if ok and ref is not None and phase != "warm":  # warm solves a changed scenario
+            agree = max(abs(r["objective"] - ref) / max(1.0, abs(ref)) for r in ok)
+        phases[phase] = {
+            "runs": len(rs),
+            "optimal_runs": len(ok),
+            "median_wall_s": statistics.median(r["wall_s"] for r in ok) if ok else None,
+            "min_wall_s": min(r["wall_s"] for r in ok) if ok else None,
+            "max_wall_s": max(r["wall_s"] for r in ok) if ok else None,
+            "median_peak_mb": statistics.median(_peak(r) for r in ok) if ok else None,
+            "objective_rel_diff": agree,
+            "status": sorted({str(r.get("status")) for r in rs}),
+        }
+    alone = {
+        p: v["median_wall_s"]
+        for p, v in phases.items()
+        if p in SOLVERS_ALONE
+        and v["median_wall_s"] is not None
+        and (v["objective_rel_diff"] is None or v["objective_rel_diff"] <= OBJ_TOL)
+    }
+    b_phase = min(alone, key=lambda p: alone[p]) if alone else None
+    a = phases.get("engine", {}).get("median_wall_s")
+    ratios: dict[str, Any] = {"b": b_phase}
+    if a is not None and b_phase is not None:
+        ratios["a/b"] = a / alone[b_phase]
+    for peer in PEERS:
+        c = phases.get(peer, {}).get("median_wall_s")
+        if a is not None and c is not None:
+            ratios[f"{peer}/a"] = c / a
+    for pop in PARTITIONED:
+        c = phases.get(pop, {}).get("median_wall_s")
+        ok = [r for r in runs.get(pop, []) if r.get("objective") is not None]
+        if a is not None and c is not None and ok and ref:
+            ratios[f"{pop} speed-up"] = a / c
+            ratios[f"{pop} gap"] = (ref - ok[0]["objective"]) / abs(ref)
+    warm = [r for r in runs.get("warm", []) if r.get("status") == "optimal"]
+    if warm:
+        w = statistics.median(r["warm_solver_s"] for r in warm)
+        ratios["warm solver s"] = w
+        ratios["warm vs engine cold (solver)"] = statistics.median(
+            r["cold_solver_s"] for r in warm
+        ) / max(w, 1e-9)
+        if b_phase is not None:
+            ratios["warm vs b cold (solver)"] = alone[b_phase] / max(w, 1e-9)
+        ratios["warm end to end s"] = statistics.median(r["wall_s"] for r in warm)
+    return {"size": size, **info, "phases": phases, "ratios": ratios}
+
+
+def markdown(results: dict) -> str:
+    runs = results.get("runs") or [
+        {
+            "sizes": [s["size"] for s in results["sizes"]],
+            "repeats": results["repeats"],
+            "time_limit_s": results["time_limit_s"],
+        }
+    ]
+    settings = "; ".join(
+        f"{', '.join(r['sizes'])}: {r['repeats']} repeat(s), time limit {r['time_limit_s']:g} s"
+        for r in runs
+    )
+    lines = [
+        f"Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores, "
+        f"{results['machine']['memory_gb']} GB; highspy {results['machine']['highspy']}, "
+        f"PuLP {results['machine']['pulp']}. Runs: {settings}.",
+        "",
+        "| size | S×P×T | columns | rows | nnz | phase | median s | min–max s | peak MB "
+        "| objective rel. diff | status |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in results["sizes"]:
+        shape = "×".join(str(v) for v in s["shape"])
+        for phase, v in s["phases"].items():
+            med = "—" if v["median_wall_s"] is None else f"{v['median_wall_s']:.3g}"
+            rng = "—" if v["min_wall_s"] is None else f"{v['min_wall_s']:.3g}–{v['max_wall_s']:.3g}"
+            mem = "—" if v["median_peak_mb"] is None else f"{v['median_peak_mb']:.0f}"
+            diff = "—" if v["objective_rel_diff"] is None else f"{v['objective_rel_diff']:.1e}"
+            lines.append(
+                f"| {s['size']} | {shape} | {s['columns']:,} | {s['rows']:,} | {s['nnz']:,} "
+                f"| {phase} | {med} | {rng} | {mem} | {diff} | {', '.join(v['status'])} |"
+            )
+    lines += [
+        "",
+        "| size | b (fastest alone) | a/b | pulp-cbc/a | linopy-highs/a | warm solver s "
+        "| warm vs engine cold | warm vs b cold | pop-2 gap | pop-2 speed-up | pop-4 gap "
+        "| pop-4 speed-up |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in results["sizes"]:
+        r = s["ratios"]
+
+        def f(key: str, r: dict = r, fmt: str = ".2f") -> str:
+            return "—" if r.get(key) is None else format(r[key], fmt)
+
+        lines.append(
+            f"| {s['size']} | {r.get('b') or '—'} | {f('a/b')} | {f('pulp-cbc/a')} "
+            f"| {f('linopy-highs/a')} | {f('warm solver s', fmt='.3f')} "
+            f"| {f('warm vs engine cold (solver)', fmt='.0f')} "
+            f"| {f('warm vs b cold (solver)', fmt='.0f')} | {f('pop-2 gap', fmt='.2%')} "
+            f"| {f('pop-2 speed-up')} | {f('pop-4 gap', fmt='.2%')} | {f('pop-4 speed-up')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def run(
+    sizes: Sequence[str],
+    phases: Sequence[str],
+    repeats: int,
+    time_limit: float,
+    out_dir: Path,
+    log: Callable[[str], None] = print,
+) -> dict:
+    from allocator.lp.build import build_lp
+    from allocator.scenario import Scenario
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "repeats": repeats,
+        "time_limit_s": time_limit,
+        "compatibility": COMPATIBILITY,
+        "stability": STABILITY,
+        "sizes": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="allocator-bench-") as tmp:
+        for size in sizes:
+            data = scenario_dict(size)
+            path = Path(tmp) / f"{size}.json"
+            path.write_text(json.dumps(data))
+            lp = build_lp(Scenario.from_dict(data))
+            info = {
+                "shape": list(SIZES[size]),
+                "columns": lp.num_cols,
+                "rows": lp.num_rows,
+                "nnz": lp.nnz,
+            }
+            del lp
+            log(f"== {size}: {info}")
+            runs: dict[str, list[dict]] = {}
+            for phase in phases:
+                for k in range(repeats):
+                    r = run_one(phase, path, time_limit)
+                    runs.setdefault(phase, []).append(r)
+                    log(
+                        f"   {phase:14s} #{k + 1}: {r.get('status')} {r.get('wall_s', 0):.3f} s "
+                        f"obj={r.get('objective')} peak={r.get('peak_mb', 0):.0f} MB"
+                    )
+                    if r.get("status") != "optimal" and k == 0:
+                        break  # one failed or stopped run is enough evidence
+            s = summarise(size, info, runs)
+            s["raw"] = runs
+            results["sizes"].append(s)
+            log(f"   ratios: {s['ratios']}")
+            (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+            (out_dir / "results.md").write_text(markdown(results))
+    return results
+
+
+def merge(paths: Sequence[Path]) -> dict:
+    """One result set from several runs of the benchmark (e.g. slow phases run with fewer
+    repeats): the raw runs of each size and phase are pooled and summarised again."""
+    merged: dict[str, Any] | None = None
+    by_size: dict[str, dict[str, Any]] = {}
+    for path in paths:
+        res = json.loads(Path(path).read_text())
+        if merged is None:
+            merged = {k: v for k, v in res.items() if k != "sizes"}
+            merged["merged_from"] = []
+            merged["runs"] = []
+        merged["merged_from"].append(str(path))
+        merged["runs"].append(
+            {
+                "sizes": [s["size"] for s in res["sizes"]],
+                "repeats": res.get("repeats"),
+                "time_limit_s": res.get("time_limit_s"),
+                "started": res.get("started"),
+            }
+        )
+        for s in res["sizes"]:
+            entry = by_size.setdefault(
+                s["size"], {k: s[k] for k in ("shape", "columns", "rows", "nnz")} | {"raw": {}}
+            )
+            for phase, runs in s["raw"].items():
+                entry["raw"].setdefault(phase, []).extend(runs)
+    if merged is None:
+        raise ValueError("nothing to merge")
+    merged["sizes"] = []
+    for size in sorted(by_size, key=lambda k: by_size[k]["columns"]):
+        e = by_size[size]
+        raw = {p: e["raw"][p] for p in PHASES if p in e["raw"]}
+        info = {k: e[k] for k in ("shape", "columns", "rows", "nnz")}
+        merged["sizes"].append(summarise(size, info, raw) | {"raw": raw})
+    return merged
+
+
+def rest_latency(
+    clients: int = 20, requests_per_client: int = 25, scenario: str = "data/tiny.json"
+) -> dict:
+    """p50/p99 of ``POST /v1/solve`` (``scenario``) and of plan-job submission
+    (``POST /v1/scenarios/tiny/plans``) under ``clients`` concurrent clients against a real
+    uvicorn process (``python -m api``, default settings, a scratch SQLite store)."""
+    import socket
+    import threading
+    import urllib.error
+    import urllib.request
+
+    body = Path(scenario).read_bytes()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="allocator-rest-") as tmp:
+        env = {
+            **os.environ,
+            "ALLOCATOR_PORT": str(port),
+            "ALLOCATOR_DATABASE_URL": f"sqlite:///{tmp}/store.db",
+        }
+        server = subprocess.Popen(
+            [sys.executable, "-m", "api"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.time() + 60
+            while True:
+                try:
+                    urllib.request.urlopen(base + "/healthz", timeout=2).read()
+                    break
+                except (urllib.error.URLError, OSError):
+                    if time.time() > deadline or server.poll() is not None:
+                        raise RuntimeError("the API did not start") from None
+                    time.sleep(0.2)
+
+            def load(path: str, data: bytes) -> dict:
+                times: list[float] = []
+                codes: dict[str, int] = {}
+                lock = threading.Lock()
+
+                def client() -> None:
+                    for _ in range(requests_per_client):
+                        req = urllib.request.Request(
+                            base + path, data=data, headers={"content-type": "application/json"}
+                        )
+                        t0 = time.perf_counter()
+                        try:
+                            with urllib.request.urlopen(req, timeout=60) as resp:
+                                resp.read()
+                                code = resp.status
+                        except urllib.error.HTTPError as exc:
+                            code = exc.code
+                        dt = time.perf_counter() - t0
+                        with lock:
+                            times.append(dt)
+                            codes[str(code)] = codes.get(str(code), 0) + 1
+
+                threads = [threading.Thread(target=client) for _ in range(clients)]
+                t0 = time.perf_counter()
+                for th in threads:
+                    th.start()
+                for th in threads:
+                    th.join()
+                wall = time.perf_counter() - t0
+                ms = np.array(times) * 1000
+                return {
+                    "requests": len(times),
+                    "status_codes": codes,
+                    "p50_ms": float(np.percentile(ms, 50)),
+                    "p90_ms": float(np.percentile(ms, 90)),
+                    "p99_ms": float(np.percentile(ms, 99)),
+                    "max_ms": float(ms.max()),
+                    "throughput_rps": len(times) / wall,
+                }
+
+            load("/v1/solve", body)  # warm-up: imports, first HiGHS object
+            return {
+                "clients": clients,
+                "requests_per_client": requests_per_client,
+                "solve": load("/v1/solve", body),
+                "plan_job_submit": load("/v1/scenarios/tiny/plans", b""),
+            }
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="allocator bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--sizes",
+        default=os.environ.get("BENCH_SIZES", "10k,40k,100k"),
+        help=f"comma-separated, from {', '.join(SIZES)} (env BENCH_SIZES; default 10k,40k,100k)",
+    )
+    ap.add_argument(
+        "--phases",
+        default=os.environ.get("BENCH_PHASES", ""),
+        help=f"comma-separated subset of {', '.join(PHASES)} (default: all available)",
+    )
+    ap.add_argument("--repeats", type=int, default=int(os.environ.get("BENCH_REPEATS", "3")))
+    ap.add_argument(
+        "--time-limit", type=float, default=float(os.environ.get("BENCH_TIME_LIMIT", "300"))
+    )
+    ap.add_argument(
+        "--out", default="benchmarks/results", help="directory for results.json / results.md"
+    )
+    ap.add_argument(
+        "--rest",
+        action="store_true",
+        help="measure REST latency (POST /v1/solve on data/tiny.json, 20 clients) instead",
+    )
+    ap.add_argument("--merge", nargs="+", metavar="RESULTS_JSON", help="pool earlier runs")
+    ap.add_argument("--worker", nargs=2, metavar=("PHASE", "SCENARIO"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        worker(args.worker[0], Path(args.worker[1]), args.time_limit)
+        return 0
+    if args.merge:
+        res = merge([Path(p) for p in args.merge])
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "results.json").write_text(json.dumps(res, indent=2))
+        (Path(args.out) / "results.md").write_text(markdown(res))
+        print(markdown(res))
+        return 0
+    if args.rest:
+        out = rest_latency()
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "rest.json").write_text(json.dumps(out, indent=2))
+        print(json.dumps(out, indent=2))
+        return 0
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    unknown = [s for s in sizes if s not in SIZES]
+    phases = [p.strip() for p in args.phases.split(",") if p.strip()] or available_phases()
+    unknown += [p for p in phases if p not in PHASES]
+    if unknown or args.repeats < 1:
+        print(f"allocator bench: unknown size/phase {unknown} or repeats < 1", file=sys.stderr)
+        return 2
+    run(sizes, phases, args.repeats, args.time_limit, Path(args.out))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

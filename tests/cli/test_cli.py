@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from allocator import solve
+from allocator.cli import main
+from allocator.cli.common import EXIT_INFEASIBLE, EXIT_INVALID
+from tests.conftest import DATA
+
+
+def test_missing_file_is_a_clear_error(tmp_path, capsys):
+    assert main(["solve", str(tmp_path / "nope.json")]) == EXIT_INVALID
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_infeasible_exits_3_with_reason(tiny_dict, tmp_path, capsys):
+    tiny_dict["segments"][1]["contract_min"] = [1500, 3000]
+    tiny_dict["segments"][1]["contract_hard"] = True
+    tiny_dict["segments"][0]["contract_min"] = [20000, 35000]
+    tiny_dict["segments"][0]["contract_hard"] = True
+    f = tmp_path / "s.json"
+    f.write_text(json.dumps(tiny_dict))
+    assert main(["solve", str(f)]) == EXIT_INFEASIBLE
+    err = capsys.readouterr().err
+    assert "hard requirements conflict" in err and "Smallest relaxation" in err
+    assert "Lower the hard contract minimum of segment" in err
+
+
+def test_json_stdout_is_pure_json_in_a_fresh_process():
+    """highspy prints a banner on first use; it must not reach --json output."""
+    out = subprocess.run(
+        [sys.executable, "-m", "allocator", "solve", str(DATA / "tiny.json"), "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert json.loads(out)["totals"]["objective"] == pytest.approx(30950)
+
+
+def test_to_frames_without_pandas_says_how_to_install(tiny_scenario, monkeypatch):
+    plan = solve(tiny_scenario)
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    with pytest.raises(ImportError, match=r"allocator\[frames\]"):
+        plan.to_frames()
+
+
+def test_analysis_commands(capsys):
+    hyper, tiny = str(DATA / "hyperscaler.json"), str(DATA / "tiny.json")
+    assert main(["explain", tiny, "--segment", "chat"]) == 0
+    out = capsys.readouterr().out
+    assert "P1: chat (first_party) is served 20,000 of 20,000 Mtok" in out
+    assert main(["counterfactual", hyper, "--seeds-case", "--json"]) == 0
+    seeds = json.loads(capsys.readouterr().out)
+    assert seeds["growth_last_period"]["counterfactual"] > seeds["growth_last_period"]["optimal"]
+    assert main(["counterfactual", tiny, "--capacity", "b200:1:P2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["opportunity_cost"] == pytest.approx(-1450)
+    assert main(["capacity", tiny, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {(r["pool"], r["period"]): r["value_per_gpu"] for r in rows}[
+        ("b200", "P1")
+    ] == pytest.approx(1000)
+    assert main(["frontier", tiny]) == 0
+    assert "frontier of 'tiny'" in capsys.readouterr().out
+    assert main(["sensitivity", tiny, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["objective"] == pytest.approx(30950)
+    assert main(["diagnose", tiny]) == 0
+    assert "can all be met" in capsys.readouterr().out
+
+
+def test_analysis_errors_exit_codes(tmp_path, capsys):
+    tiny = str(DATA / "tiny.json")
+    assert main(["explain", tiny, "--segment", "nobody"]) == 2
+    assert "no segment 'nobody'" in capsys.readouterr().err
+    assert main(["counterfactual", tiny, "--remove-segment", "nobody"]) == EXIT_INVALID
+    assert "transforms[0].segment" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["counterfactual", tiny, "--capacity", "b200"])
