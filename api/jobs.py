@@ -42,7 +42,7 @@ def _context() -> Any:
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
         ctx.set_forkserver_preload(
-            ["allocator.engine", "allocator.planner", "allocator.analysis.explain", "api.jobs"]
+            ["allocator.engine", "allocator.workflows.planner", "allocator.analysis.explain", "api.jobs"]
         )
         return ctx
     return mp.get_context("spawn")  # pragma: no cover - platforms without fork
@@ -105,7 +105,7 @@ _SESSIONS: OrderedDict[str, Planner] = OrderedDict()
 
 def whatif_payload(key: str, scenario: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
     """Solve a what-if variant of a stored scenario revision (``key``) in a worker process,
-    warm from the session this worker keeps for that revision (allocator.planner); the
+    warm from the session this worker keeps for that revision (allocator.workflows.planner); the
     first what-if of a revision, or one that changes the model's structure, solves cold.
     Any failure drops the session, and the answer is what :func:`solve_payload` gives
     (an infeasible what-if gets its diagnosis)."""
@@ -140,7 +140,8 @@ def analysis_payload(name: str, scenario: dict[str, Any], params: dict[str, Any]
 
     def work() -> dict[str, Any]:
         from allocator import Plan, Scenario
-        from allocator.analysis import counterfactuals, frontier, sensitivity
+        from allocator.analysis import frontier, sensitivity
+        from allocator.workflows import counterfactuals
 
         sc = Scenario.from_dict(scenario)
         if name == "sensitivity":

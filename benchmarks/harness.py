@@ -8,16 +8,16 @@ For each size, one after another in one run:
 (b) the solvers alone, each handed the finished LP (the build is not timed):
     ``highs-ipm`` (interior point with crossover), ``highs-ipm-nox`` (no crossover),
     ``highs-simplex`` (dual simplex), ``highs-pdlp``, and ``clp`` (COIN-OR CLP dual simplex,
-    PuLP's bundled ``cbc`` binary run on an MPS file written by :mod:`allocator.export`;
+    PuLP's bundled ``cbc`` binary run on an MPS file written by :mod:`allocator.solvers.export`;
     writing the file is reported apart, not counted);
 (c) peers a user would pick instead: ``pulp-cbc`` (the same model written as PuLP users
     write it, an ``LpVariable`` per variable and constraints summed in Python loops,
     solved by PuLP's default CBC) and ``linopy-highs`` (the same model in linopy, solved
     with its default HiGHS settings; only when linopy is installed:
     ``pip install 'allocator[bench]'``);
-(d) ``warm``: a :class:`~allocator.planner.Planner` re-solve after a 5 % demand change in
+(d) ``warm``: a :class:`~allocator.workflows.planner.Planner` re-solve after a 5 % demand change in
     one period, against its own cold solve and against b's cold solve of the whole LP;
-(e) ``pop-2``, ``pop-4``: the partitioned mode (:mod:`allocator.partition`, k groups with
+(e) ``pop-2``, ``pop-4``: the partitioned mode (:mod:`allocator.workflows.partition`, k groups with
     1/k of every pool, in parallel): its objective gap to the engine's optimum and its
     speed-up.
 
@@ -169,7 +169,7 @@ def run_highs(path: Path, time_limit: float, algorithm: str, crossover: bool = T
 
 
 def run_clp(path: Path, time_limit: float) -> dict:
-    """CLP dual simplex: the bundled cbc binary on the MPS file of allocator.export."""
+    """CLP dual simplex: the bundled cbc binary on the MPS file of allocator.solvers.export."""
     from allocator.solvers.export import model_text
 
     sc, lp = _lp_of(path)
@@ -185,7 +185,7 @@ def run_clp(path: Path, time_limit: float) -> dict:
     status = "optimal" if head.startswith("Optimal") else head.strip()[:80]
     objective = None
     if "objective value" in head:
-        # the MPS file minimises -objective (see allocator.export)
+        # the MPS file minimises -objective (see allocator.solvers.export)
         objective = -float(head.rsplit("objective value", 1)[1].strip())
     return {
         "status": status,
@@ -455,7 +455,7 @@ def run_warm(path: Path, time_limit: float) -> dict:
 
 def run_partitioned(path: Path, time_limit: float, k: int) -> dict:
     """POP-style: k groups with 1/k of every pool, solved in parallel (a local process pool
-    over min(k, cores) processes) and merged (allocator.partition)."""
+    over min(k, cores) processes) and merged (allocator.workflows.partition)."""
     from allocator.scenario import Scenario
     from allocator.workflows.partition import partitioned_solve
 

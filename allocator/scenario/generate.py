@@ -139,7 +139,7 @@ def generate_dict(
             seg["throughput"] = {pool_list[0]["accelerator"]: 1.0}
     return {
         "name": f"generated-{segments}x{pools}x{periods}-seed{seed}",
-        "description": "synthetic scenario from allocator.generate",
+        "description": "synthetic scenario from allocator.scenario.generate",
         "periods": [{"label": f"W{t + 1:02d}", "hours": hours} for t in range(periods)],
         "discount_rate": 0.001,
         "pools": pool_list,

@@ -140,7 +140,7 @@ def split_by_period(lp: LinearProgram, lazy: np.ndarray) -> PeriodSplit | None:
 @dataclass
 class LoadedModel:
     """A HiGHS object holding the relaxation and the lazy rows added so far, with its
-    optimal basis: what a :class:`~allocator.planner.Planner` keeps between solves.
+    optimal basis: what a :class:`~allocator.workflows.planner.Planner` keeps between solves.
 
     ``hrow_of[i]`` is the HiGHS row of LP row ``i`` (-1 while a lazy row is not loaded).
     """

@@ -1,6 +1,6 @@
 """Batch runs and parameter sweeps: many solves, one results table, each plan stored.
 
-A **sweep** is a base scenario plus what-if overrides (:class:`allocator.whatif.Overrides`)
+A **sweep** is a base scenario plus what-if overrides (:class:`allocator.workflows.whatif.Overrides`)
 given as a grid (cartesian product of ``"field.key": [values]`` axes) and/or a list of
 runs. A **batch of files** is one run per scenario file. Either way every run gets a
 stable id (a hash of its scenario, overrides and solver options), so re-running the same

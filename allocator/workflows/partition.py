@@ -4,7 +4,7 @@ segments into k groups, give each group 1/k of every pool, plan the groups indep
 and add the plans up.
 
 For fleets too large for one solve. The merged plan is **feasible** for the whole scenario
-(checked by :mod:`allocator.check` like any plan) but not optimal: a group cannot borrow
+(checked by :mod:`allocator.lp.check` like any plan) but not optimal: a group cannot borrow
 the GPUs another group leaves idle. How each requirement is shared out:
 
 * pool GPUs, rentable GPUs and GPUs that may be bought: 1/k to each group;

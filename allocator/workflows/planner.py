@@ -2,7 +2,7 @@
 small change (one segment's demand, one pool's GPUs) is re-solved warm from the previous
 optimal basis by dual simplex instead of from scratch.
 
->>> from allocator.generate import generate
+>>> from allocator.scenario.generate import generate
 >>> planner = Planner(generate(12, 4, 3, seed=1))
 >>> plan = planner.solve()
 >>> plan2 = planner.scale_demand(planner.scenario.segments[0].id, 1.05, period=1)
@@ -169,7 +169,7 @@ class Planner:
         return self.solve()
 
     def what_if(self, overrides: Overrides | Mapping[str, Any]) -> Plan:
-        """Apply what-if ``overrides`` (:mod:`allocator.whatif`: demand and price factors,
+        """Apply what-if ``overrides`` (:mod:`allocator.workflows.whatif`: demand and price factors,
         capacity changes, kind caps and floors) to the planner's **base** scenario (the one
         it was created with, not the last what-if) and re-solve, warm where the model keeps
         its structure (see :meth:`set_scenario`)."""

@@ -237,7 +237,7 @@ async def what_if(
     base_plan = latest.result if latest is not None else None
     if base_plan is None:
         base_plan = await run_solve(sync, row.body, options)
-    # warm from this worker's session of the scenario revision (allocator.planner)
+    # warm from this worker's session of the scenario revision (allocator.workflows.planner)
     out = await sync.what_if(
         f"{scenario_id}@{row.revision}",
         new_sc.to_dict(),
