@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ def solve(
     solver: str | Solver | None = None,
     mip_gap: float | None = None,
     diagnose: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> Plan:
     """Plan the fleet for ``scenario`` (a Scenario, a dict, or a JSON file path).
 
@@ -53,7 +54,9 @@ def solve(
     ``mip_gap`` is the relative gap at which a MILP (a pool with ``allocation_unit_gpus``)
     stops, 1e-4 by default. When the scenario is infeasible and ``diagnose`` is true, the
     :class:`InfeasibleError` says which requirements conflict, in domain words, and carries
-    the smallest relaxation (``exc.diagnosis``; a few extra LP solves).
+    the smallest relaxation (``exc.diagnosis``; a few extra LP solves). ``progress``, if
+    given, is called with a line for each phase (building, solving, each round of the
+    row generation, reading out).
     """
     if time_limit is not None and not time_limit >= 0:
         raise ValueError(f"time_limit must be a number of seconds >= 0, got {time_limit!r}")
@@ -63,7 +66,11 @@ def solve(
         backend_solver = solver
     else:
         backend_solver = make_solver(backend, solver, algorithm=algorithm, mip_gap=mip_gap)
+        if progress is not None and hasattr(backend_solver, "progress"):
+            backend_solver.progress = progress
+    report = progress or _silent
     sc = as_scenario(scenario)
+    report(f"building the LP of {sc.name!r}")
     t0 = time.perf_counter()
     arrays = ScenarioArrays.of(sc)
     lp = build_lp(sc)
@@ -72,6 +79,7 @@ def solve(
         warnings.warn(w, AllocatorWarning, stacklevel=2)
     sol = backend_solver.solve(lp, time_limit=time_limit)
     if sol.status in (Status.OPTIMAL, Status.TIME_LIMIT):
+        report("reading out the plan")
         return Plan.from_solution(sc, lp, sol, build_time_s=build_time, arrays=arrays)
     where = f"scenario {sc.name!r}: "
     if sol.status is Status.INFEASIBLE:
@@ -86,6 +94,8 @@ def solve(
             + " (check hard contract minimums, the R&D floor, kind floors and the stability "
             f"limit against the capacity of the pools that can serve them{units})"
         )
+        if diagnose:
+            report("infeasible: finding the conflicting requirements")
         diagnosis = _diagnose(sc) if diagnose else None
         if diagnosis is not None and not diagnosis.feasible:
             raise InfeasibleError(diagnosis.message, diagnosis)
@@ -96,6 +106,10 @@ def solve(
     if sol.status is Status.UNBOUNDED:
         raise UnboundedError(where + sol.message)
     raise NumericalError(where + sol.message)
+
+
+def _silent(_: str) -> None:
+    """No progress asked for."""
 
 
 def _diagnose(sc: Scenario) -> Any:

@@ -6,11 +6,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 
+from allocator.cli.common import HANDLED, failure
 from allocator.engine import solve
+from allocator.errors import AllocatorWarning
 from allocator.plan.money import money
+from allocator.plan.text import number, table
 from allocator.scenario import Kind, Scenario
 
 KINDS = [k.value for k in Kind]
@@ -174,13 +178,19 @@ def cmd_counterfactual(args: argparse.Namespace, sc: Scenario) -> int:
         f"Counterfactual on {sc.name!r}: "
         + ", then ".join(json.dumps(t, separators=(",", ":")) for t in out["transforms"])
     ]
-    lines.append(f"  {'kind':<12}{'revenue':>14}{'gross margin':>16}{'LTV':>14}{'GPUs last':>14}")
-    for kind, row in out["by_kind"].items():
-        lines.append(
-            f"  {kind:<12}{money(row['revenue']['change']):>14}"
-            f"{money(row['gross_margin']['change']):>16}{money(row['ltv']['change']):>14}"
-            f"{row['gpus_by_period']['change'][-1]:>+14,.0f}"
-        )
+    cur = sc.currency
+    rows = [
+        [
+            kind,
+            money(row["revenue"]["change"]),
+            money(row["gross_margin"]["change"]),
+            money(row["ltv"]["change"]),
+            f"{row['gpus_by_period']['change'][-1]:+,.0f}",
+        ]
+        for kind, row in out["by_kind"].items()
+    ]
+    headers = ["kind", f"Δ revenue ({cur})", f"Δ gross margin ({cur})", f"Δ LTV ({cur})"]
+    lines += table([*headers, "Δ GPUs, last period"], rows, "lrrrr", "  ")
     lines.append(
         f"  GPUs moved in the last period: {out['gpus_moved_by_period'][-1]:,.0f}; "
         f"opportunity cost of the optimal choice: {money(out['opportunity_cost'])} {sc.currency}"
@@ -194,12 +204,55 @@ def cmd_sensitivity(args: argparse.Namespace, sc: Scenario) -> int:
 
     res = sensitivity(sc, segments=args.segment)
     d = res.to_dict()
-    lines = [f"Sensitivity of {sc.name!r} ({d.get('method', '')})", "Capacity:"]
-    for r in d["capacity"]:
-        lines.append("  " + ", ".join(f"{k}={_short(v)}" for k, v in r.items()))
-    lines.append("Prices:")
-    for r in d["prices"]:
-        lines.append("  " + ", ".join(f"{k}={_short(v)}" for k, v in r.items()))
+    cur = d["currency"]
+    cap = [
+        [
+            r["pool"],
+            r["period"],
+            number(r["shadow_price_per_gpu_hour"], 3),
+            number(r["usable_gpus"]),
+            _range(r["lower_gpus"], r["upper_gpus"]),
+            _range(r["price_holds_lower_gpus"], r["price_holds_upper_gpus"]),
+        ]
+        for r in d["capacity"]
+    ]
+    prices = [
+        [
+            r["segment"],
+            f"{cur}/{r['unit']}",
+            number(r["revenue_per_unit"], 4),
+            _range(r["lower"], r["upper"], 4),
+            _range(r["allocation_lower"], r["allocation_upper"], 4),
+        ]
+        for r in d["prices"]
+    ]
+    lines = [
+        f"Sensitivity of {sc.name!r} ({d.get('method', '')}); objective "
+        f"{money(d['objective'])} {cur}",
+        "",
+        "Capacity: the usable GPUs over which the pool's shadow price stays the same",
+        *table(
+            [
+                "pool",
+                "period",
+                f"price ({cur}/GPU-hour)",
+                "usable GPUs",
+                "basis holds (GPUs)",
+                "price holds (GPUs)",
+            ],
+            cap,
+            "llrrrr",
+            "  ",
+        ),
+        "",
+        "Prices: the revenue per unit over which the plan stays optimal",
+        *table(
+            ["segment", "unit", "revenue per unit", "plan optimal for", "allocation holds for"],
+            prices,
+            "llrrr",
+            "  ",
+        ),
+    ]
     _emit(args, d, "\n".join(lines))
     return 0
 
@@ -210,19 +263,28 @@ def _short(v: Any) -> str:
     return str(v)
 
 
+def _range(lo: float | None, hi: float | None, digits: int = 0) -> str:
+    """``lo – hi``; an open end shows as ``∞`` (no limit found)."""
+    low = "−∞" if lo is None else number(lo, digits)
+    high = "∞" if hi is None else number(hi, digits)
+    return f"{low} – {high}"
+
+
 def cmd_frontier(args: argparse.Namespace, sc: Scenario) -> int:
     from allocator.analysis.frontier import frontier
 
     res = frontier(sc, args.points)
     d = res.to_dict()
-    lines = [
-        f"Margin-LTV frontier of {sc.name!r} ({len(d['points'])} points):",
-        f"  {'weights':<24}{'margin':>14}{'LTV':>14}",
-    ]
+    rows = []
     for p in d["points"]:
         lo, hi = p.get("weight_low"), p.get("weight_high")
         w = f"{_short(lo)} – {_short(hi)}" if hi is not None else f">= {_short(lo)}"
-        lines.append(f"  {w:<24}{money(p['margin']):>14}{money(p['ltv']):>14}")
+        rows.append([w, money(p["margin"]), money(p["ltv"])])
+    cur = sc.currency
+    lines = [
+        f"Margin-LTV frontier of {sc.name!r} ({len(d['points'])} points; present value):",
+        *table(["LTV weight", f"gross margin ({cur})", f"LTV ({cur})"], rows, "lrr", "  "),
+    ]
     _emit(args, d, "\n".join(lines))
     return 0
 
@@ -243,7 +305,18 @@ def cmd_diagnose(args: argparse.Namespace, sc: Scenario) -> int:
     return 0
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace, Scenario], int]] = {
+def run(args: argparse.Namespace) -> int:
+    """Read the scenario, run the analysis, map its errors to an exit code."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AllocatorWarning)  # shown by `allocator solve`
+        try:
+            sc = Scenario.from_file(args.scenario)
+            return ANALYSES[args.command](args, sc)
+        except HANDLED as exc:  # an unknown segment, a bad option value, the engine's errors
+            return failure(exc, args.command, args.scenario)
+
+
+ANALYSES: dict[str, Callable[[argparse.Namespace, Scenario], int]] = {
     "explain": cmd_explain,
     "counterfactual": cmd_counterfactual,
     "sensitivity": cmd_sensitivity,
@@ -251,3 +324,5 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Scenario], int]] = {
     "capacity": cmd_capacity,
     "diagnose": cmd_diagnose,
 }
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = dict.fromkeys(ANALYSES, run)

@@ -24,6 +24,8 @@ from allocator.cli.common import err as _err
 from allocator.cli.common import positive_int as _positive_int
 from allocator.cli.common import seconds as _seconds
 from allocator.errors import AllocatorWarning, ScenarioError
+from allocator.plan.money import money
+from allocator.plan.text import number, table
 from allocator.solvers.registry import ALGORITHMS
 
 
@@ -257,36 +259,63 @@ def cmd_stochastic(args: argparse.Namespace) -> int:
         json.dump(result.to_dict(), sys.stdout, indent=2, allow_nan=False)
         sys.stdout.write("\n")
         return 0
-    cur = sc.currency
-    lines = [f"Two-stage plan of {sc.name!r} over {len(result.plans)} demand scenarios:"]
-    for name, p, plan in zip(result.names, result.probabilities, result.plans, strict=True):
-        lines.append(
-            f"  {name:<16} p={p:.3f}  objective {plan.objective:,.2f}  "
-            f"gross margin {plan.gross_margin:,.2f} {cur}"
-        )
-    lines.append(f"  expected objective {result.expected_objective:,.2f} {cur}")
-    if result.cvar is not None:
-        lines.append(
-            f"  CVaR({args.cvar_level:g}) {result.cvar:,.2f}; objective with the CVaR term "
-            f"{result.objective:,.2f}"
-        )
-    if result.vss is not None and result.eev is not None:
-        lines.append(
-            f"  expected-demand plan evaluated over the scenarios (EEV) {result.eev:,.2f}; "
-            f"VSS {result.vss:,.2f} {cur}"
-        )
-    elif result.vss_note:
-        lines.append(f"  {result.vss_note}")
-    for key, what in (
-        ("rentals", "rentals (GPUs, decided now)"),
-        ("expansions", "GPUs bought (decided now)"),
-        ("reservations", "GPUs reserved for customers (decided now)"),
-    ):
-        value = result.first_stage.get(key)
-        if value or key == "rentals":
-            lines.append(f"  {what}: " + (json.dumps(value) if value else "none"))
-    print("\n".join(lines))
+    print("\n".join(_stochastic_text(sc.name, sc.currency, result, args.cvar_level)))
     return 0
+
+
+FIRST_STAGE = (
+    ("rentals", "Rented GPUs (decided now)", ["pool", "period"]),
+    ("expansions", "GPUs bought (decided now)", ["pool", "period"]),
+    ("reservations", "GPUs reserved for customers (decided now)", ["segment", "pool", "period"]),
+)
+
+
+def _leaves(tree: Any, path: tuple[str, ...] = ()) -> list[list[Any]]:
+    """A nested {key: {key: value}} as rows [key, key, value]."""
+    if not isinstance(tree, dict):
+        return [[*path, tree]]
+    return [row for k, v in tree.items() for row in _leaves(v, (*path, str(k)))]
+
+
+def _stochastic_text(name: str, cur: str, result: Any, cvar_level: float) -> list[str]:
+    """Scenarios, the expected value and its bounds, then the first-stage decisions."""
+    rows = [
+        [n, f"{p:.3f}", money(plan.objective), money(plan.gross_margin)]
+        for n, p, plan in zip(result.names, result.probabilities, result.plans, strict=True)
+    ]
+    lines = [f"Two-stage plan of {name!r} over {len(result.plans)} demand scenarios:"]
+    lines += table(
+        ["scenario", "probability", f"objective ({cur})", f"gross margin ({cur})"],
+        rows,
+        "lrrr",
+        "  ",
+    )
+    summary = [["expected objective (RP)", money(result.expected_objective)]]
+    if result.cvar is not None:
+        summary.append([f"CVaR({cvar_level:g})", money(result.cvar)])
+        summary.append(["objective with the CVaR term", money(result.objective)])
+    if result.vss is not None and result.eev is not None:
+        summary.append(["expected-demand plan over the scenarios (EEV)", money(result.eev)])
+        summary.append(["value of the stochastic solution (VSS)", money(result.vss)])
+    lines += ["", *table(["measure", cur], summary, "lr", "  ")]
+    if result.vss is None and result.vss_note:
+        lines.append(f"  {result.vss_note}")
+    for key, what, keys in FIRST_STAGE:
+        value = result.first_stage.get(key)
+        if not value and key != "rentals":
+            continue
+        lines += ["", f"{what}:"]
+        leaves = _leaves(value) if value else []
+        if not leaves:
+            lines.append("  none")
+            continue
+        lines += table(
+            [*keys, "GPUs"],
+            [[*r[:-1], number(r[-1], 1)] for r in leaves],
+            "l" * len(keys) + "r",
+            "  ",
+        )
+    return lines
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

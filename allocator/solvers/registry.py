@@ -14,6 +14,8 @@ columns, hyperscaler.json).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from allocator.errors import Status
 from allocator.lp import LinearProgram
 from allocator.solvers.base import DEFAULT_MIP_GAP, Solution, Solver
@@ -59,6 +61,7 @@ class HighsSolver(Solver):
         threads: int | None = None,
         options: dict | None = None,
         mip_gap: float = DEFAULT_MIP_GAP,
+        progress: Callable[[str], None] | None = None,
     ):
         if algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
@@ -66,6 +69,7 @@ class HighsSolver(Solver):
         self.threads = threads
         self.options = dict(options or {})
         self.mip_gap = check_mip_gap(mip_gap)
+        self.progress = progress  # told of each phase of a long solve
 
     @classmethod
     def is_available(cls) -> bool:
@@ -76,8 +80,11 @@ class HighsSolver(Solver):
 
     def run(self, lp: LinearProgram, time_limit: float | None = None) -> Solution:
         algorithm = self.choose(lp)
+        if self.progress is not None:
+            self.progress(f"solving {lp.num_cols:,} columns × {lp.num_rows:,} rows ({algorithm})")
         if algorithm == "rowgen":
-            return RowGenerationSolver(threads=self.threads).run(lp, time_limit)
+            solver = RowGenerationSolver(threads=self.threads, progress=self.progress)
+            return solver.run(lp, time_limit)
         if algorithm == "clp":
             sol = ClpSolver().run(lp, time_limit)
             if sol.status is not Status.NUMERICAL_ERROR:

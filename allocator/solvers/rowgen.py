@@ -35,6 +35,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -215,8 +216,10 @@ class RowGenerationSolver(Solver):
         threads: int | None = None,
         max_lazy_share: float = MAX_LAZY_SHARE,
         chains: int | None = None,
+        progress: Callable[[str], None] | None = None,
     ):
         self.threads = threads
+        self.progress = progress  # told of each phase and round
         self.max_lazy_share = float(max_lazy_share)
         if chains is None:
             chains = 1 if threads == 1 else min(2, os.cpu_count() or 1)
@@ -249,6 +252,7 @@ class RowGenerationSolver(Solver):
         stats: dict[str, float] = {"lazy_rows": float(lazy_rows.size), "rounds": 0.0}
         if split is not None:
             stats["periods"] = float(split.periods)
+            self._report(f"solving {split.periods} periods without the stability rows")
             rel = self._periods(lp, split, deadline)
             stats["relaxation_s"] = time.perf_counter() - t0
             if rel.status is not Status.OPTIMAL:
@@ -271,6 +275,7 @@ class RowGenerationSolver(Solver):
             if violated.size:
                 model.add(violated, lp)
                 stats["rounds"] += 1
+                self._report(f"round 1: +{violated.size:,} stability rows of {lazy_rows.size:,}")
                 _devex(model.h)
         else:
             model = self._load(lp, np.nonzero(~lazy)[0], lazy_rows, lazy_A, None)
@@ -318,6 +323,10 @@ class RowGenerationSolver(Solver):
                 return self._fallback(lp, model, deadline, t0, iterations, stats)
             model.add(violated, lp)
             stats["rounds"] += 1
+            self._report(
+                f"round {int(stats['rounds'])}: +{violated.size:,} stability rows "
+                f"({loaded + violated.size:,} of {n_lazy:,})"
+            )
             _devex(h)
         sol = read_solution(h, lp, "row-generation", 0.0)
         if sol.status is Status.TIME_LIMIT and sol.x is not None and model.violated(lp, sol.x).size:
@@ -336,6 +345,10 @@ class RowGenerationSolver(Solver):
         )
         return self._finish(lp, _to_full(sol, lp, model), t0, stats, iterations)
 
+    def _report(self, message: str) -> None:
+        if self.progress is not None:
+            self.progress(message)
+
     def _too_many(self, added: int, n_lazy: int) -> bool:
         return added > max(self.max_lazy_share * n_lazy, MIN_LAZY_FOR_FALLBACK)
 
@@ -349,6 +362,7 @@ class RowGenerationSolver(Solver):
         stats: dict[str, float],
     ) -> Solution:
         """The whole LP by HiGHS interior point with crossover (tight coupling)."""
+        self._report("tightly coupled: the whole LP by interior point")
         h = new_highs()
         h.setOptionValue("solver", "ipm")
         h.setOptionValue("run_crossover", "on")

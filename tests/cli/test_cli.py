@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -79,3 +80,48 @@ def test_analysis_errors_exit_codes(tmp_path, capsys):
     assert "transforms[0].segment" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["counterfactual", tiny, "--capacity", "b200"])
+
+
+def test_json_through_pulp_highs_is_only_json():
+    """PuLP's HiGHS prints its banner on C stdout: --json must still print JSON alone."""
+    from allocator.solvers.pulp import available_solvers
+
+    if "HiGHS" not in available_solvers():
+        pytest.skip("PuLP's HiGHS interface is not available")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "allocator",
+            "solve",
+            str(DATA / "tiny.json"),
+            "--json",
+            "--backend",
+            "pulp",
+            "--solver",
+            "HiGHS",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(proc.stdout)["totals"]["objective"] == pytest.approx(30950.0)
+
+
+def test_stochastic_prints_tables_not_dicts(capsys):
+    scenario = DATA / "stochastic" / "neocloud-reservations.json"
+    demand = DATA / "stochastic" / "demand-growth.json"
+    assert main(["stochastic", str(scenario), str(demand)]) == 0
+    out = capsys.readouterr().out
+    assert "{" not in out and "}" not in out
+    assert re.search(r"scenario\s+probability\s+objective \(USD\)", out)
+    assert re.search(r"cloud-enterprise\s+h100-us-east\s+2027-Q1\s+440\.1", out)
+    assert re.search(r"value of the stochastic solution \(VSS\)\s+145\.\d\dk", out)
+
+
+def test_sensitivity_prints_aligned_tables_with_units(capsys):
+    assert main(["sensitivity", str(DATA / "tiny.json")]) == 0
+    out = capsys.readouterr().out
+    assert "=" not in out.replace("==", "")  # no key=value dump
+    assert re.search(r"h100\s+P1\s+3\.000\s+10\s+5 – 20", out)
+    assert re.search(r"cloud\s+USD/H100-hour\s+4\.0000\s+1\.0000 – 4\.5000", out)

@@ -1,0 +1,181 @@
+"""`allocator solve`, `validate` and `export`: one scenario in, a plan, a verdict or a model
+file out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from allocator.cli.common import EXIT_INVALID, EXIT_USAGE, err, failure, report_invalid, seconds
+from allocator.cli.progress import progress
+from allocator.errors import AllocatorWarning, ScenarioError, SolveError, SolverUnavailableError
+from allocator.scenario import Scenario
+from allocator.solvers.export import FORMATS
+from allocator.solvers.registry import ALGORITHMS, BACKENDS
+
+
+def add_commands(sub: Any) -> None:
+    s = sub.add_parser("solve", help="solve a scenario and print the plan")
+    s.add_argument("scenario", help="scenario JSON file")
+    s.add_argument("--json", action="store_true", help="print the whole plan as JSON")
+    s.add_argument("--time-limit", type=seconds, default=None, metavar="SECONDS")
+    s.add_argument(
+        "--algorithm",
+        default="auto",
+        choices=list(ALGORITHMS),
+        help="auto (default): the period split with lazy stability rows; or one solver on "
+        "the whole LP: simplex, ipm, pdlp (HiGHS), clp (COIN-OR CLP)",
+    )
+    s.add_argument(
+        "--backend",
+        default="highs",
+        choices=list(BACKENDS),
+        help="highs (default, fastest) or pulp (the same model through PuLP)",
+    )
+    s.add_argument(
+        "--solver",
+        default=None,
+        metavar="NAME",
+        help="PuLP solver for --backend pulp: CBC (default, bundled), HiGHS, GUROBI, CPLEX …",
+    )
+    s.add_argument(
+        "--mip-gap",
+        type=float,
+        default=None,
+        metavar="GAP",
+        help="relative gap at which a MILP (pools with allocation_unit_gpus) stops (default 1e-4)",
+    )
+    s.add_argument("--top", type=int, default=10, help="rows in each ranking of the summary")
+    s.add_argument(
+        "--partitions",
+        type=int,
+        default=None,
+        metavar="K",
+        help="plan K groups of segments in parallel, each with 1/K of every pool, and add "
+        "them up (POP-style: feasible, not optimal, no shadow prices; for fleets too large "
+        "for one solve)",
+    )
+
+    e = sub.add_parser("export", help="write the model as an MPS or LP file with readable names")
+    e.add_argument("scenario", help="scenario JSON file")
+    e.add_argument(
+        "--format",
+        choices=list(FORMATS),
+        default=None,
+        help="mps (minimisation form) or lp (maximisation); default: from -o's suffix",
+    )
+    e.add_argument(
+        "-o", "--output", default="-", metavar="FILE", help="output file (default: stdout)"
+    )
+
+    v = sub.add_parser("validate", help="check scenario files; print every problem")
+    v.add_argument("scenarios", nargs="+", help="scenario JSON files")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    paths = args.scenarios
+    bad = 0
+    for path in paths:
+        try:
+            sc = Scenario.from_file(path)
+        except ScenarioError as exc:
+            bad += 1
+            err(f"{path}: {len(exc.issues)} problem(s)")
+            for issue in exc.issues:
+                err(f"  {issue}")
+            continue
+        print(
+            f"{path}: ok ({len(sc.periods)} periods, {len(sc.pools)} pools, "
+            f"{len(sc.segments)} segments)"
+        )
+    return EXIT_INVALID if bad else 0
+
+
+def cmd_solve(args: argparse.Namespace) -> int:
+    from allocator.engine import solve
+    from allocator.plan.report import summary
+    from allocator.solvers.registry import make_solver
+
+    with warnings.catch_warnings(record=True) as caught, progress("reading the scenario") as report:
+        warnings.simplefilter("always", AllocatorWarning)
+        try:
+            backend = make_solver(
+                args.backend, args.solver, algorithm=args.algorithm, mip_gap=args.mip_gap
+            )
+        except (SolverUnavailableError, ValueError) as exc:  # unusable solver or option
+            err(f"allocator solve: {exc}")
+            return EXIT_USAGE
+        try:
+            if args.partitions is not None:
+                if args.partitions < 1:
+                    err(f"allocator solve: --partitions must be >= 1, got {args.partitions}")
+                    return EXIT_USAGE
+                from allocator.workflows.partition import partitioned_solve
+
+                report(f"solving {args.partitions} partitions")
+                part = partitioned_solve(args.scenario, args.partitions, time_limit=args.time_limit)
+                plan = part.plan
+                err(
+                    f"partitioned into {args.partitions} groups in {part.wall_s:.2f} s; the "
+                    f"groups' prices of a pool-period differ by up to "
+                    f"{part.price_spread():.4g} per GPU-hour"
+                )
+            else:
+                backend.progress = report  # rounds of the row generation, when it runs
+                plan = solve(args.scenario, time_limit=args.time_limit, solver=backend)
+        except (ScenarioError, SolveError) as exc:
+            return failure(exc, "solve", args.scenario)
+    for w in caught:
+        if not issubclass(w.category, AllocatorWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if args.json:
+        json.dump(plan.to_dict(), sys.stdout, indent=2, allow_nan=False)
+        sys.stdout.write("\n")
+    else:
+        print(summary(plan, top=args.top))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from allocator.lp import build_lp
+    from allocator.solvers.export import model_text
+
+    fmt = args.format
+    if fmt is None:
+        suffix = Path(args.output).suffix.lstrip(".").lower()
+        if suffix not in FORMATS:
+            err("allocator export: give --format mps|lp (or an -o file ending .mps or .lp)")
+            return EXIT_USAGE
+        fmt = suffix
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always", AllocatorWarning)  # scaling warnings: for solve
+        try:
+            sc = Scenario.from_file(args.scenario)
+        except ScenarioError as exc:
+            return report_invalid(args.scenario, exc)
+        lp = build_lp(sc)
+    text = model_text(sc, lp, fmt)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+    sense = "maximises the objective" if fmt == "lp" else "minimises -objective"
+    ints = f" ({lp.num_integer} integer)" if lp.is_mip else ""
+    where = "stdout" if args.output == "-" else args.output
+    err(
+        f"wrote {fmt.upper()} to {where}: {lp.num_cols:,} columns{ints}, {lp.num_rows:,} rows; "
+        f"it {sense}"
+    )
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "solve": cmd_solve,
+    "validate": cmd_validate,
+    "export": cmd_export,
+}

@@ -1,0 +1,559 @@
+"""The read-out of a solution, in the order it happens: the decisions (GPUs per column,
+rented, bought, reserved), the money they make per column, those sums by segment and by
+pool, the shadow prices, the totals and kind summaries, then the named rows. Every step is
+whole numpy arrays; only the last turns them into rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from allocator.lp import LinearProgram
+from allocator.lp.arrays import KINDS, ScenarioArrays
+from allocator.lp.check import violations
+from allocator.plan.rows import (
+    ZERO,
+    Allocation,
+    Binding,
+    KindResult,
+    PoolResult,
+    ReservationResult,
+    SegmentResult,
+    SolverInfo,
+    Totals,
+)
+from allocator.scenario import Scenario
+from allocator.solvers.base import Solution
+
+
+@dataclass
+class Decisions:
+    """What the solution decides, in GPUs: ``x`` per allocation column; ``rented``,
+    ``bought`` (the stock bought so far) per (pool, period); ``k`` per reservation column."""
+
+    x: np.ndarray
+    rented: np.ndarray
+    bought: np.ndarray
+    k: np.ndarray
+
+
+@dataclass
+class Flows:
+    """Per-column quantities and money (nominal, per period) of the decisions."""
+
+    gpu_hours: np.ndarray
+    units: np.ndarray
+    revenue: np.ndarray
+    ltv: np.ndarray
+    variable_cost: np.ndarray
+    k_hours: np.ndarray
+    k_fee: np.ndarray
+    k_variable_cost: np.ndarray
+
+
+@dataclass
+class SegmentSums:
+    """(S, T) arrays: what each segment was served and earned in each period."""
+
+    served: np.ndarray
+    revenue: np.ndarray
+    ltv: np.ndarray
+    compute_cost: np.ndarray
+    gpus: np.ndarray
+    shortfall: np.ndarray
+    penalty: np.ndarray
+    unserved: np.ndarray
+    churn: np.ndarray
+    margin: np.ndarray
+
+
+@dataclass
+class PoolSums:
+    """(P, T) arrays: how each pool was used and what it cost in each period."""
+
+    used: np.ndarray
+    variable_cost: np.ndarray
+    rental_cost: np.ndarray
+    fixed_cost: np.ndarray
+    expansion_cost: np.ndarray
+    price_pv: np.ndarray | None  # shadow price per GPU-hour, present value
+    price_nominal: np.ndarray | None
+
+
+def read_out(
+    sc: Scenario,
+    lp: LinearProgram,
+    sol: Solution,
+    build_time_s: float = 0.0,
+    arrays: ScenarioArrays | None = None,
+) -> dict[str, Any]:
+    """The fields of a Plan for ``sol``, a solution of ``lp`` built from ``sc``."""
+    if sol.x is None or not sol.has_plan:
+        raise ValueError(f"solution has no plan (status {sol.status.value})")
+    arr = arrays or ScenarioArrays.of(sc)
+    dec = decisions(lp, sol, arr)
+    flows = column_flows(lp, arr, dec)
+    seg = segment_sums(lp, arr, dec, flows)
+    pool = pool_sums(lp, sol, arr, dec, flows)
+    viol = violations(sc, arr, lp.columns, dec.x, dec.rented, dec.bought, dec.k)
+    return {
+        "scenario": sc.name,
+        "currency": sc.currency,
+        "status": sol.status,
+        "message": sol.message,
+        "periods": sc.period_labels,
+        "totals": totals(sc, lp, sol, arr, flows, seg, pool),
+        "by_kind": by_kind(arr, seg),
+        "allocations": allocation_rows(sc, lp, arr, dec, flows),
+        "segments": segment_rows(sc, arr, seg),
+        "pools": pool_rows(sc, arr, dec, pool),
+        "binding": binding_rows(sc, lp, sol, x_full=sol.x),
+        "solver": solver_info(lp, sol, build_time_s),
+        "has_duals": sol.row_dual is not None,
+        "max_violation": max(viol.values(), default=0.0),
+        "violations": viol,
+        "warnings": plan_warnings(lp, sol, viol),
+        "reservations": reservation_rows(sc, lp, arr, dec, flows),
+    }
+
+
+def decisions(lp: LinearProgram, sol: Solution, arr: ScenarioArrays) -> Decisions:
+    """The solution's columns as GPUs (whatever the column units), negatives clipped."""
+    assert sol.x is not None
+    cols = lp.columns
+    P, T = arr.gpus.shape
+    rented = np.zeros((P, T))
+    rented[cols.r_pool, cols.r_period] = np.maximum(sol.x[cols.r_offset : cols.u_offset], 0.0)
+    bought_in = np.zeros((P, T))  # expansion: GPUs bought per (pool, period)
+    if cols.n_e:
+        e = np.maximum(sol.x[cols.e_offset : cols.e_offset + cols.n_e], 0.0)
+        bought_in[cols.e_pool, cols.e_period] = e
+    return Decisions(
+        x=np.maximum(lp.x_gpus(sol.x), 0.0),
+        rented=rented,
+        bought=np.cumsum(bought_in, axis=1),
+        k=np.maximum(sol.x[cols.rsv_offset : cols.rsv_offset + cols.n_rsv], 0.0),
+    )
+
+
+def column_flows(lp: LinearProgram, arr: ScenarioArrays, dec: Decisions) -> Flows:
+    """Work, revenue, LTV and variable cost of every allocation column; GPU-hours, fees
+    and variable cost of every reservation column (a fee every hour, GPUs dedicated)."""
+    cols = lp.columns
+    s, m, p, t = cols.x_segment, cols.x_mode, cols.x_pool, cols.x_period
+    gpu_hours = dec.x * arr.hours[t]
+    units = dec.x * cols.x_units_per_gpu
+    k_hours = dec.k * arr.hours[cols.rsv_period]
+    k_fee = np.zeros(cols.n_rsv)
+    if cols.n_rsv:
+        assert arr.res_price is not None
+        k_fee = k_hours * arr.res_price[cols.rsv_segment]
+    return Flows(
+        gpu_hours=gpu_hours,
+        units=units,
+        revenue=units * arr.revenue[s] * arr.mode_rev_share[m],
+        ltv=units * arr.ltv[s] * arr.mode_ltv_share[m],
+        variable_cost=gpu_hours * arr.var_cost[p],
+        k_hours=k_hours,
+        k_fee=k_fee,
+        k_variable_cost=k_hours * arr.var_cost[cols.rsv_pool],
+    )
+
+
+def _sum_by(
+    lp: LinearProgram,
+    shape: tuple[int, int],
+    by: str,
+    v: np.ndarray,
+    kv: np.ndarray | None = None,
+) -> np.ndarray:
+    """Allocation column values ``v`` (and reservation column values ``kv``) summed by
+    (segment, period) when ``by == "segment"`` or by (pool, period)."""
+    cols = lp.columns
+    out = np.zeros(shape)
+    first = cols.x_segment if by == "segment" else cols.x_pool
+    np.add.at(out, (first, cols.x_period), v)
+    if kv is not None and cols.n_rsv:
+        k_first = cols.rsv_segment if by == "segment" else cols.rsv_pool
+        np.add.at(out, (k_first, cols.rsv_period), kv)
+    return out
+
+
+def segment_sums(
+    lp: LinearProgram, arr: ScenarioArrays, dec: Decisions, flows: Flows
+) -> SegmentSums:
+    """Served work, money, GPUs, contract shortfall and churn per (segment, period)."""
+    shape = arr.demand.shape
+    served = _sum_by(lp, shape, "segment", flows.units)
+    revenue = _sum_by(lp, shape, "segment", flows.revenue, flows.k_fee)
+    compute_cost = _sum_by(lp, shape, "segment", flows.variable_cost, flows.k_variable_cost)
+    shortfall = np.maximum(arr.contract_min - served, 0.0)
+    penalty = np.where(arr.contract_hard[:, None], 0.0, shortfall * arr.penalty[:, None])
+    unserved = np.maximum(arr.demand - served, 0.0)
+    return SegmentSums(
+        served=served,
+        revenue=revenue,
+        ltv=_sum_by(lp, shape, "segment", flows.ltv),
+        compute_cost=compute_cost,
+        gpus=_sum_by(lp, shape, "segment", dec.x, dec.k),
+        shortfall=shortfall,
+        penalty=penalty,
+        unserved=unserved,
+        churn=unserved * arr.churn[:, None],
+        margin=revenue - compute_cost - penalty,
+    )
+
+
+def shadow_prices(
+    lp: LinearProgram, sol: Solution, arr: ScenarioArrays
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """d objective / d (GPUs of a pool in a period) per GPU-hour, in present value and in
+    the period's own money; (None, None) without duals."""
+    if sol.row_dual is None:
+        return None, None
+    cap = lp.block("pool-capacity")
+    assert cap is not None
+    dual = sol.row_dual[cap.start : cap.stop].reshape(arr.gpus.shape)
+    price_pv = np.maximum(dual, 0.0) / arr.hours[None, :]
+    return price_pv, price_pv / arr.discount[None, :]
+
+
+def pool_sums(
+    lp: LinearProgram, sol: Solution, arr: ScenarioArrays, dec: Decisions, flows: Flows
+) -> PoolSums:
+    """GPUs used, costs and shadow prices per (pool, period)."""
+    shape = arr.gpus.shape
+    hours = arr.hours[None, :]
+    expansion = (
+        dec.bought * hours * arr.expand_cost[:, None]
+        if arr.expand_cost is not None
+        else np.zeros(shape)
+    )
+    price_pv, price_nominal = shadow_prices(lp, sol, arr)
+    return PoolSums(
+        used=_sum_by(lp, shape, "pool", dec.x, dec.k),
+        variable_cost=_sum_by(lp, shape, "pool", flows.variable_cost, flows.k_variable_cost),
+        rental_cost=dec.rented * hours * arr.rental_price[:, None],
+        fixed_cost=arr.gpus * hours * arr.fixed_cost[:, None],
+        expansion_cost=expansion,
+        price_pv=price_pv,
+        price_nominal=price_nominal,
+    )
+
+
+def totals(
+    sc: Scenario,
+    lp: LinearProgram,
+    sol: Solution,
+    arr: ScenarioArrays,
+    flows: Flows,
+    seg: SegmentSums,
+    pool: PoolSums,
+) -> Totals:
+    """Present values over the horizon; the objective is the solver's where it has one."""
+    df = arr.discount
+
+    def pv(a: np.ndarray) -> float:
+        return float(np.sum(a * df))  # a is (.., T) nominal by period
+
+    revenue, ltv, churn = pv(seg.revenue), pv(seg.ltv), pv(seg.churn)
+    gm = revenue - pv(pool.variable_cost) - pv(pool.rental_cost) - pv(seg.penalty)
+    fixed, expansion = pv(pool.fixed_cost), pv(pool.expansion_cost)
+    w = sc.policy.ltv_weight
+    objective = gm + w * ltv - churn - expansion if sol.objective is None else sol.objective
+    return Totals(
+        revenue=revenue,
+        variable_cost=pv(pool.variable_cost),
+        rental_cost=pv(pool.rental_cost),
+        shortfall_penalty=pv(seg.penalty),
+        gross_margin=gm,
+        fixed_cost=fixed,
+        margin_after_depreciation=gm - fixed - expansion,
+        ltv=ltv,
+        ltv_weight=w,
+        churn_cost=churn,
+        objective=float(objective),
+        expansion_cost=expansion,
+        reservation_revenue=float(np.sum(flows.k_fee * df[lp.columns.rsv_period])),
+    )
+
+
+def _share(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    """part / whole in [0, 1]; 1 where there is nothing to serve."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        out = np.divide(part, whole, out=np.ones_like(whole), where=whole > 0)
+    return np.clip(out, 0.0, 1.0)
+
+
+def _floats(a: np.ndarray) -> list[float]:
+    return [float(v) for v in a]
+
+
+def by_kind(arr: ScenarioArrays, seg: SegmentSums) -> dict[str, KindResult]:
+    """Money (present value) and GPUs, revenue and served share by period, per kind."""
+    df = arr.discount
+
+    def pv(a: np.ndarray) -> float:
+        return float(np.sum(a * df))
+
+    out: dict[str, KindResult] = {}
+    for k_ix, kind in enumerate(KINDS):
+        sel = arr.kind == k_ix
+        if not sel.any():
+            continue
+        out[kind.value] = KindResult(
+            kind=kind.value,
+            revenue=pv(seg.revenue[sel]),
+            compute_cost=pv(seg.compute_cost[sel]),
+            shortfall_penalty=pv(seg.penalty[sel]),
+            gross_margin=pv(seg.margin[sel]),
+            ltv=pv(seg.ltv[sel]),
+            churn_cost=pv(seg.churn[sel]),
+            revenue_by_period=_floats(seg.revenue[sel].sum(axis=0)),
+            gpus_by_period=_floats(seg.gpus[sel].sum(axis=0)),
+            served_share_by_period=_floats(
+                _share(seg.served[sel].sum(axis=0), arr.demand[sel].sum(axis=0))
+            ),
+        )
+    return out
+
+
+def _ids(sc: Scenario) -> tuple[list[str], list[str], list[str]]:
+    return [s.id for s in sc.segments], [p.id for p in sc.pools], sc.period_labels
+
+
+def _kind_names(arr: ScenarioArrays) -> list[str]:
+    return [KINDS[k].value for k in arr.kind.tolist()]
+
+
+def allocation_rows(
+    sc: Scenario, lp: LinearProgram, arr: ScenarioArrays, dec: Decisions, flows: Flows
+) -> list[Allocation]:
+    """One row per allocation column holding more than ZERO GPUs."""
+    cols = lp.columns
+    nz = np.nonzero(dec.x > ZERO)[0]
+    seg_ids, pool_ids, periods = (
+        [s.id for s in sc.segments],
+        [p.id for p in sc.pools],
+        sc.period_labels,
+    )
+    kind_of = _kind_names(arr)
+    return [
+        Allocation(
+            segment=seg_ids[si],
+            kind=kind_of[si],
+            mode=arr.mode_names[mi],
+            pool=pool_ids[pi],
+            period=periods[ti],
+            gpus=g,
+            gpu_hours=gh,
+            units=u,
+        )
+        for si, mi, pi, ti, g, gh, u in zip(
+            cols.x_segment[nz].tolist(),
+            cols.x_mode[nz].tolist(),
+            cols.x_pool[nz].tolist(),
+            cols.x_period[nz].tolist(),
+            dec.x[nz].tolist(),
+            flows.gpu_hours[nz].tolist(),
+            flows.units[nz].tolist(),
+            strict=True,
+        )
+    ]
+
+
+def segment_rows(sc: Scenario, arr: ScenarioArrays, seg: SegmentSums) -> list[SegmentResult]:
+    """One row per (segment, period), segments in scenario order."""
+    S, T = arr.demand.shape
+    seg_ids, periods = [s.id for s in sc.segments], sc.period_labels
+    kind_of, units_of = _kind_names(arr), [s.unit for s in sc.segments]
+    si_all, ti_all = np.divmod(np.arange(S * T), T)
+    columns = (
+        arr.demand,
+        seg.served,
+        seg.unserved,
+        seg.gpus,
+        seg.revenue,
+        seg.compute_cost,
+        seg.penalty,
+        seg.margin,
+        seg.ltv,
+        seg.churn,
+        arr.contract_min,
+        seg.shortfall,
+    )
+    return [
+        SegmentResult(
+            segment=seg_ids[i],
+            kind=kind_of[i],
+            period=periods[tt],
+            unit=units_of[i],
+            demand=dem,
+            served=srv,
+            unserved=uns,
+            gpus=g,
+            revenue=rv,
+            compute_cost=cc,
+            shortfall_penalty=pen,
+            gross_margin=gm,
+            ltv=lt,
+            churn_cost=ch,
+            contract_min=cm,
+            shortfall=sf,
+        )
+        for i, tt, dem, srv, uns, g, rv, cc, pen, gm, lt, ch, cm, sf in zip(
+            si_all.tolist(),
+            ti_all.tolist(),
+            *(a.ravel().tolist() for a in columns),
+            strict=True,
+        )
+    ]
+
+
+def pool_rows(
+    sc: Scenario, arr: ScenarioArrays, dec: Decisions, pool: PoolSums
+) -> list[PoolResult]:
+    """One row per (pool, period), pools in scenario order."""
+    P, T = arr.gpus.shape
+    own = arr.gpus + dec.bought
+    capacity = own + dec.rented
+    periods = sc.period_labels
+    nominal, pv = pool.price_nominal, pool.price_pv
+    return [
+        PoolResult(
+            pool=sc.pools[j].id,
+            accelerator=sc.pools[j].accelerator,
+            region=sc.pools[j].region,
+            period=periods[t],
+            gpus=float(arr.gpus[j, t]),
+            usable=float(arr.usable[j, t]),
+            rented=float(dec.rented[j, t]),
+            used=float(pool.used[j, t]),
+            idle=float(max(own[j, t] - (pool.used[j, t] - dec.rented[j, t]), 0.0)),
+            utilisation=float(pool.used[j, t] / capacity[j, t]) if capacity[j, t] > 0 else 0.0,
+            variable_cost=float(pool.variable_cost[j, t]),
+            rental_cost=float(pool.rental_cost[j, t]),
+            fixed_cost=float(pool.fixed_cost[j, t]),
+            shadow_price_per_gpu_hour=None if nominal is None else float(nominal[j, t]),
+            shadow_price_pv_per_gpu_hour=None if pv is None else float(pv[j, t]),
+            bought=float(dec.bought[j, t]),
+            expansion_cost=float(pool.expansion_cost[j, t]),
+        )
+        for j in range(P)
+        for t in range(T)
+    ]
+
+
+def reservation_rows(
+    sc: Scenario, lp: LinearProgram, arr: ScenarioArrays, dec: Decisions, flows: Flows
+) -> list[ReservationResult]:
+    """One row per reservation column holding more than ZERO GPUs."""
+    cols = lp.columns
+    seg_ids, pool_ids, periods = (
+        [s.id for s in sc.segments],
+        [p.id for p in sc.pools],
+        sc.period_labels,
+    )
+    kind_of = _kind_names(arr)
+    return [
+        ReservationResult(
+            segment=seg_ids[si],
+            kind=kind_of[si],
+            pool=pool_ids[pi],
+            period=periods[ti],
+            gpus=kk,
+            gpu_hours=kh,
+            revenue=fee,
+        )
+        for si, pi, ti, kk, kh, fee in zip(
+            cols.rsv_segment.tolist(),
+            cols.rsv_pool.tolist(),
+            cols.rsv_period.tolist(),
+            dec.k.tolist(),
+            flows.k_hours.tolist(),
+            flows.k_fee.tolist(),
+            strict=True,
+        )
+        if kk > ZERO
+    ]
+
+
+def plan_warnings(lp: LinearProgram, sol: Solution, viol: dict[str, float]) -> list[str]:
+    """The LP's scaling warnings, a violated requirement, missing duals."""
+    out = list(lp.warnings)
+    worst = max(viol.values(), default=0.0)
+    if worst > 1e-6:
+        out.append(
+            f"the plan violates a requirement by {worst:.2e} (relative): "
+            f"{max(viol, key=lambda k: viol[k])}"
+        )
+    if sol.row_dual is None:
+        out.append(
+            "the solver returned no duals: shadow prices are not available"
+            + (f" ({sol.duals_note})" if sol.duals_note else "")
+        )
+    return out
+
+
+def solver_info(lp: LinearProgram, sol: Solution, build_time_s: float) -> SolverInfo:
+    """How the plan was solved, and the model's size."""
+    return SolverInfo(
+        solver=sol.solver,
+        algorithm=sol.algorithm,
+        raw_status=sol.raw_status,
+        time_s=sol.time_s,
+        build_time_s=build_time_s,
+        iterations=sol.iterations,
+        columns=lp.num_cols,
+        rows=lp.num_rows,
+        nonzeros=lp.nnz,
+        backend=sol.backend,
+        integer_columns=lp.num_integer,
+        gap=sol.gap,
+        bound=sol.bound,
+        lp_relaxation_objective=sol.lp_bound,
+        duals_from=sol.duals_from if sol.row_dual is not None else "none",
+    )
+
+
+def binding_rows(
+    sc: Scenario, lp: LinearProgram, sol: Solution, x_full: np.ndarray
+) -> list[Binding]:
+    """Rows at one of their bounds, with a non-zero dual where duals exist; the largest
+    duals first."""
+    if lp.num_rows == 0:
+        return []
+    act = lp.A @ x_full
+    tol = 1e-7 * np.maximum(1.0, np.abs(act))
+    at_upper = np.isfinite(lp.row_upper) & (np.abs(act - lp.row_upper) <= tol)
+    at_lower = np.isfinite(lp.row_lower) & (np.abs(act - lp.row_lower) <= tol)
+    tight = at_upper | at_lower
+    if sol.row_dual is not None:
+        tight &= np.abs(sol.row_dual) > 1e-9
+    names = {
+        "pool": [p.id for p in sc.pools],
+        "segment": [s.id for s in sc.segments],
+        "period": sc.period_labels,
+        "kind": [k.value for k in KINDS],
+    }
+    out: list[Binding] = []
+    duals = None if sol.row_dual is None else sol.row_dual.tolist()
+    for b in lp.blocks:
+        rows = np.nonzero(tight[b.start : b.stop])[0]
+        if rows.size == 0:
+            continue
+        keys = [(dim, [names[dim][k] for k in ix[rows].tolist()]) for dim, ix in b.keys.items()]
+        upper = at_upper[b.start + rows].tolist()
+        for n, i in enumerate((b.start + rows).tolist()):
+            out.append(
+                Binding(
+                    constraint=b.name,
+                    key={dim: col[n] for dim, col in keys},
+                    bound="upper" if upper[n] else "lower",
+                    dual=None if duals is None else duals[i],
+                )
+            )
+    out.sort(key=lambda b: -abs(b.dual or 0.0))
+    return out

@@ -1,0 +1,151 @@
+"""The rows of a plan's tables (allocations, segments, pools, reservations, binding rows)
+and its summaries (totals, by kind, solver). Units are in the field names' comments; the
+conventions (nominal per period, present value in totals) are in tables.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ZERO = 1e-9  # allocations below this many GPUs are reported as none
+
+
+@dataclass(frozen=True)
+class Allocation:
+    segment: str
+    kind: str
+    mode: str
+    pool: str
+    period: str
+    gpus: float
+    gpu_hours: float
+    units: float
+
+
+@dataclass(frozen=True)
+class ReservationResult:
+    """GPUs of a pool reserved for a segment (take-or-pay) in a period, nominal money."""
+
+    segment: str
+    kind: str
+    pool: str
+    period: str
+    gpus: float  # GPUs reserved: dedicated to the customer, paid used or not
+    gpu_hours: float
+    revenue: float  # the fee: GPU-hours x price per GPU-hour
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    segment: str
+    kind: str
+    period: str
+    unit: str
+    demand: float
+    served: float
+    unserved: float
+    gpus: float
+    revenue: float
+    compute_cost: float
+    shortfall_penalty: float
+    gross_margin: float  # revenue - compute_cost - shortfall_penalty
+    ltv: float
+    churn_cost: float
+    contract_min: float
+    shortfall: float  # contract_min - served where positive
+
+
+@dataclass(frozen=True)
+class PoolResult:
+    pool: str
+    accelerator: str
+    region: str
+    period: str
+    gpus: float  # own GPUs
+    usable: float  # own GPUs less headroom
+    rented: float
+    used: float
+    idle: float  # own GPUs not used (headroom included)
+    utilisation: float  # used / (own GPUs + rented)
+    variable_cost: float
+    rental_cost: float
+    fixed_cost: float
+    shadow_price_per_gpu_hour: float | None
+    shadow_price_pv_per_gpu_hour: float | None
+    bought: float = 0.0  # GPUs bought into the pool so far (expansion mode), in use from then
+    expansion_cost: float = 0.0  # their amortised capex in the period
+
+
+@dataclass(frozen=True)
+class Binding:
+    constraint: str  # block name, e.g. "pool-capacity"
+    key: dict[str, str]
+    bound: str  # "upper" or "lower"
+    dual: float | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.constraint}[{','.join(self.key.values())}]"
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Present values over the horizon."""
+
+    revenue: float
+    variable_cost: float
+    rental_cost: float
+    shortfall_penalty: float
+    gross_margin: float  # revenue - variable_cost - rental_cost - shortfall_penalty
+    fixed_cost: float
+    margin_after_depreciation: float
+    ltv: float
+    ltv_weight: float
+    churn_cost: float
+    objective: float  # gross_margin + ltv_weight * ltv - churn_cost - expansion_cost
+    expansion_cost: float = 0.0  # amortised capex of GPUs bought (expansion mode)
+    reservation_revenue: float = 0.0  # fees of reserved GPUs (part of revenue)
+
+
+@dataclass(frozen=True)
+class KindResult:
+    kind: str
+    revenue: float  # present value
+    compute_cost: float
+    shortfall_penalty: float
+    gross_margin: float
+    ltv: float
+    churn_cost: float
+    revenue_by_period: list[float]  # nominal
+    gpus_by_period: list[float]
+    served_share_by_period: list[float]  # served / demand
+
+
+@dataclass(frozen=True)
+class SolverInfo:
+    """How the plan was solved.
+
+    For a MILP (a pool with ``allocation_unit_gpus``): ``integer_columns`` > 0, ``gap`` is
+    the relative gap ``(bound - objective) / |objective|`` of the returned plan, ``bound``
+    the best proven upper bound on the objective (the solver's MIP dual bound or the LP
+    relaxation, whichever is lower), ``lp_relaxation_objective`` the optimum with fractional
+    GPUs, and ``duals_from`` says where the shadow prices come from: ``"lp"`` (the LP
+    itself), ``"fixed_milp"`` (the LP left when the whole-unit allocations are fixed at the
+    plan's values: prices of the continuous decisions given those allocations) or
+    ``"none"``.
+    """
+
+    solver: str
+    algorithm: str
+    raw_status: str
+    time_s: float
+    build_time_s: float
+    iterations: int
+    columns: int
+    rows: int
+    nonzeros: int
+    backend: str = "highs"
+    integer_columns: int = 0
+    gap: float | None = None
+    bound: float | None = None
+    lp_relaxation_objective: float | None = None
+    duals_from: str = "lp"
