@@ -264,7 +264,7 @@ class JobRunner:
                 if t - last_beat >= min(2.0, self.stale_after_s / 3):
                     self.store.heartbeat(list(self._running))
                     last_beat = t
-                if t - last_sweep >= max(1.0, self.stale_after_s / 2):
+                if t - last_sweep >= max(1.0, min(5.0, self.stale_after_s / 4)):
                     self._sweep("the service running it stopped")
                     last_sweep = t
             except Exception:  # keep the dispatcher alive through a database hiccup

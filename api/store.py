@@ -491,10 +491,15 @@ class Store:
                         .where(plans.c.status.in_(PENDING))
                         .scalar_subquery()
                     )
-                    row_values = sa.select(
-                        *[sa.literal(v, plans.c[k].type).label(k) for k, v in values.items()]
-                    ).where(pending < max_pending)
-                    n = c.execute(plans.insert().from_select(list(values), row_values)).rowcount
+                    pg = self.engine.dialect.name == "postgresql"
+                    cols = []
+                    for k, v in values.items():
+                        lit = sa.literal(v, plans.c[k].type)
+                        cols.append((sa.cast(lit, plans.c[k].type) if pg else lit).label(k))
+                    row_values = sa.select(*cols).where(pending < max_pending)
+                    insert = plans.insert().from_select(list(values), row_values)
+                    # RETURNING counts the rows (psycopg gives no rowcount for this INSERT)
+                    n = len(c.execute(insert.returning(plans.c.id)).all())
         except sa.exc.IntegrityError:
             n = 0  # the same Idempotency-Key, inserted by a concurrent request
             if idempotency_key is None:

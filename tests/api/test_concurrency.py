@@ -41,12 +41,13 @@ def at_once(n: int, call: Callable[[int], Any]) -> list[Any]:
         return list(pool.map(run, range(n), timeout=120))
 
 
-@pytest.fixture(params=URLS)
-def served(request, tmp_path: Path) -> Iterator[tuple[Server, str]]:
-    if request.param == "sqlite":
-        url, env = f"sqlite:///{tmp_path / 'c.db'}", {}
+@contextlib.contextmanager
+def serve(param: str, tmp_path: Path, **env: str) -> Iterator[tuple[Server, str]]:
+    """A service on SQLite (``param`` "sqlite") or on the PostgreSQL URL ``param``."""
+    if param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'c.db'}"
     else:
-        url, env = request.param, {"ALLOCATOR_DATABASE_URL": request.param}
+        url, env = param, env | {"ALLOCATOR_DATABASE_URL": param}
         st = Store(url)
         metadata.drop_all(st.engine)
         st.close()
@@ -59,6 +60,12 @@ def served(request, tmp_path: Path) -> Iterator[tuple[Server, str]]:
             st = Store(url)
             metadata.drop_all(st.engine)
             st.close()
+
+
+@pytest.fixture(params=URLS)
+def served(request, tmp_path: Path) -> Iterator[tuple[Server, str]]:
+    with serve(request.param, tmp_path) as out:
+        yield out
 
 
 def put(s: Server, sid: str, name: str, headers: dict | None = None) -> tuple[int, dict, dict]:
@@ -116,12 +123,10 @@ def test_one_idempotency_key_sent_at_once_makes_one_job(served):
     assert json.loads(s.get("/v1/plans?scenario=c")[2])["total"] == 1
 
 
-def test_the_job_queue_limit_is_hard(tmp_path: Path):
+@pytest.mark.parametrize("param", URLS)
+def test_the_job_queue_limit_is_hard(param: str, tmp_path: Path):
     limit, n = 6, 30
-    s = Server(
-        tmp_path / "q.db", ALLOCATOR_LOAD_EXAMPLES="false", ALLOCATOR_MAX_PENDING_JOBS=str(limit)
-    ).start()
-    try:
+    with serve(param, tmp_path, ALLOCATOR_MAX_PENDING_JOBS=str(limit)) as (s, url):
         assert s.request("PUT", "/v1/scenarios/slow", slow_scenario())[0] == 201
 
         def submit(_: int) -> tuple[int, dict, dict]:
@@ -129,7 +134,7 @@ def test_the_job_queue_limit_is_hard(tmp_path: Path):
             return status, h, json.loads(body)
 
         results = at_once(n, submit)
-        store = Store(f"sqlite:///{tmp_path / 'q.db'}")
+        store = Store(url)
         try:
             pending = store.count_pending()
             finished = store.list_plans("slow", None, 1, 0)[1] - pending
@@ -145,8 +150,6 @@ def test_the_job_queue_limit_is_hard(tmp_path: Path):
             assert body["type"] == "/problems/queue-full" and headers["retry-after"]
         for _, _, body in accepted:  # stop the solves
             s.request("DELETE", f"/v1/plans/{body['id']}")
-    finally:
-        s.stop()
 
 
 def _procs() -> dict[int, tuple[int, str, str]]:
