@@ -39,7 +39,10 @@ class Settings(BaseSettings):
     job_time_limit_max_s: float = Field(3600.0, gt=0, description="Largest time limit allowed.")
     max_pending_jobs: int = Field(32, ge=1, description="Queued + running jobs before 503.")
     job_stale_after_s: float = Field(
-        30.0, gt=0, description="A running job without heartbeat this long is marked failed."
+        30.0,
+        gt=0,
+        description="A running job without heartbeat this long (its service died) is queued "
+        "again, once; interrupted twice it is marked failed. Found within a few seconds more.",
     )
     page_size_max: int = Field(100, ge=1, le=1000)
     load_examples: bool = Field(

@@ -33,6 +33,7 @@ from allocator import InfeasibleError, ScenarioError, SolveError, solve
 from allocator.errors import AllocatorWarning
 from allocator.workflows.planner import Planner
 
+from .lifeline import die_with_parent
 from .store import CANCELLED, DONE, FAILED, Store
 
 log = logging.getLogger("allocator.api.jobs")
@@ -42,7 +43,13 @@ def _context() -> Any:
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
         ctx.set_forkserver_preload(
-            ["allocator.engine", "allocator.workflows.planner", "allocator.analysis.explain", "api.jobs"]
+            [
+                "allocator.engine",
+                "allocator.workflows.planner",
+                "allocator.analysis.explain",
+                "api.jobs",
+                "api.lifeline",  # the forkserver ends when the service does
+            ]
         )
         return ctx
     return mp.get_context("spawn")  # pragma: no cover - platforms without fork
@@ -174,7 +181,18 @@ def interrupted(reason: str) -> dict[str, Any]:
     return _problem(503, "Job interrupted", reason + "; submit it again", "interrupted")["problem"]
 
 
+def interrupted_twice(reason: str) -> dict[str, Any]:
+    """A job interrupted a second time fails (the first time it is queued again)."""
+    return _problem(
+        503,
+        "Job interrupted twice",
+        reason + " (it had been interrupted once and re-queued); submit it again",
+        "interrupted",
+    )["problem"]
+
+
 def _job_main(conn: Connection, scenario: dict[str, Any], options: dict[str, Any]) -> None:
+    die_with_parent()
     try:
         conn.send(solve_payload(scenario, options))
     finally:
@@ -215,11 +233,7 @@ class JobRunner:
 
     # -------------------------------------------------------------- lifecycle
     def start(self) -> None:
-        n = self.store.fail_stale(
-            self.stale_after_s, interrupted("the service stopped while it ran")
-        )
-        if n:
-            log.warning("marked %d interrupted job(s) failed", n)
+        self._sweep("the service stopped while it ran")
         self._thread = threading.Thread(target=self._loop, name="plan-jobs", daemon=True)
         self._thread.start()
 
@@ -230,7 +244,8 @@ class JobRunner:
             self._thread.join(timeout=10)
         for pid, job in list(self._running.items()):
             self._kill(job)
-            self.store.finish(pid, FAILED, None, interrupted("the service shut down while it ran"))
+            reason = "the service shut down while it ran"
+            self.store.requeue_or_fail(pid, interrupted(reason), interrupted_twice(reason))
         self._running.clear()
 
     def alive(self) -> bool:
@@ -250,15 +265,23 @@ class JobRunner:
                 if t - last_beat >= min(2.0, self.stale_after_s / 3):
                     self.store.heartbeat(list(self._running))
                     last_beat = t
-                if t - last_sweep >= max(1.0, self.stale_after_s / 2):
-                    self.store.fail_stale(
-                        self.stale_after_s, interrupted("the service running it stopped")
-                    )
+                if t - last_sweep >= max(1.0, min(5.0, self.stale_after_s / 4)):
+                    self._sweep("the service running it stopped")
                     last_sweep = t
             except Exception:  # keep the dispatcher alive through a database hiccup
                 log.exception("job dispatcher error")
             self._wake.wait(self.poll_s)
             self._wake.clear()
+
+    def _sweep(self, reason: str) -> None:
+        requeued, failed = self.store.fail_stale(
+            self.stale_after_s, interrupted(reason), interrupted_twice(reason)
+        )
+        if requeued:
+            log.warning("re-queued %d interrupted job(s)", requeued)
+            self._wake.set()
+        if failed:
+            log.warning("marked %d job(s) interrupted twice failed", failed)
 
     def _start_more(self) -> None:
         while len(self._running) < self.workers and not self._stop.is_set():
@@ -339,7 +362,12 @@ class SyncSolver:
         self.workers = workers
         self._ctx = _context()
         self._lock = threading.Lock()
-        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=self._ctx)
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=self._ctx, initializer=die_with_parent
+        )
 
     async def solve(self, scenario: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
         return await self.run(solve_payload, scenario, options)
@@ -355,7 +383,7 @@ class SyncSolver:
             return await loop.run_in_executor(self._pool, fn, *args)  # type: ignore[no-any-return]
         except BrokenProcessPool:
             with self._lock:  # a worker died (e.g. killed by the OS): start a new pool
-                self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=self._ctx)
+                self._pool = self._new_pool()
             return _problem(
                 503, "Solver unavailable", "a solver process died; retry", "unavailable"
             )

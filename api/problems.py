@@ -15,6 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from allocator import InfeasibleError, ScenarioError, SolveError, validate_scenario
 from allocator.errors import Issue
 
+from .store import StoreFull, is_disk_full
+
 log = logging.getLogger("allocator.api")
 # routes whose body is a scenario: their 422s list what the library's validator finds
 SCENARIO_BODIES = {
@@ -131,6 +133,19 @@ async def _validation_issues(request: Request, exc: RequestValidationError) -> l
     return issues
 
 
+def _insufficient_storage(request: Request, reason: str) -> JSONResponse:
+    log.error("storage full on %s %s: %s", request.method, request.url.path, reason)
+    return problem_response(
+        request,
+        507,
+        "Insufficient storage",
+        f"the service's database cannot write: its storage is full ({reason}); nothing was "
+        "changed. Free space (or raise the database's size limit) and retry",
+        "insufficient-storage",
+        headers={"Retry-After": "60"},
+    )
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -197,8 +212,14 @@ def install(app: FastAPI) -> None:
             headers=dict(exc.headers) if exc.headers else None,
         )
 
+    @app.exception_handler(StoreFull)
+    async def _full(request: Request, exc: StoreFull) -> JSONResponse:
+        return _insufficient_storage(request, str(exc))
+
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
+        if is_disk_full(exc):  # e.g. ENOSPC writing anywhere else
+            return _insufficient_storage(request, str(exc))
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(
             request, 500, "Internal error", "the server failed; the error is logged", "internal"
@@ -216,8 +237,10 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         413: "Too large",
         415: "Unsupported media type",
         422: "Invalid input, or an infeasible scenario",
+        412: "If-Match names another revision than the current one",
         429: "Too many requests",
         503: "Job queue full or service not ready",
+        507: "The database's storage is full",
     }
     schema = {"$ref": "#/components/schemas/Problem"}
     return {

@@ -69,6 +69,9 @@ class PlanJobPublic(BaseModel):
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    attempts: int = Field(
+        0, description="Times a worker started it: a job interrupted once is queued again."
+    )
     error: Problem | None = Field(None, description="Why a failed job failed.")
     plan: dict[str, Any] | None = Field(
         None, description="The plan (Plan.to_dict()) once done.", examples=[PLAN_EXAMPLE]

@@ -6,8 +6,11 @@ URL by setting (PostgreSQL: ``postgresql+psycopg://…``). Every write is one tr
 
 from __future__ import annotations
 
+import errno
 import json
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -28,6 +31,25 @@ scenarios = sa.Table(
     sa.Column("updated_at", sa.DateTime(), nullable=False),
 )
 
+# every revision a scenario had, one row each: a PUT that got revision n wrote row n
+scenario_revisions = sa.Table(
+    "scenario_revisions",
+    metadata,
+    sa.Column("scenario_id", sa.String(128), primary_key=True),
+    sa.Column("revision", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+)  # the primary key makes (scenario_id, revision) unique: no revision is handed out twice
+
+# a row the readiness check writes and deletes to learn whether the store takes writes
+write_probe = sa.Table(
+    "write_probe",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("pad", sa.Text, nullable=False),
+)
+
 plans = sa.Table(
     "plans",
     metadata,
@@ -46,11 +68,46 @@ plans = sa.Table(
     sa.Column("finished_at", sa.DateTime()),
     sa.Column("heartbeat_at", sa.DateTime()),
     sa.Column("owner", sa.String(64)),
+    # how many times a worker claimed it; an interrupted job is re-queued once
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
 )
+# columns added after the first release: (table, column, DDL type and default), added to an
+# existing database at start
+_ADDED_COLUMNS = [("plans", "attempts", "INTEGER NOT NULL DEFAULT 0")]
+_QUEUE_LOCK = 0x616C6C6F  # PostgreSQL advisory lock serialising the queue-limit check
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 PENDING = (QUEUED, RUNNING)
 FINISHED = (DONE, FAILED, CANCELLED)
+
+
+class RevisionMismatch(Exception):
+    """A conditional replace found another revision (None: no such scenario)."""
+
+    def __init__(self, current: int | None):
+        self.current = current
+        super().__init__(f"current revision is {current}")
+
+
+class QueueFull(Exception):
+    """The queued + running jobs reached the limit; nothing was inserted."""
+
+
+class StoreFull(Exception):
+    """The database cannot write: its disk (or its size limit) is full."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """SQLite's "database or disk is full", PostgreSQL's disk_full (53100), or ENOSPC."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    if isinstance(exc, sa.exc.DBAPIError):
+        orig = exc.orig
+        if getattr(orig, "sqlstate", None) == "53100" or getattr(orig, "pgcode", None) == "53100":
+            return True
+        text = str(orig).lower()
+        return "database or disk is full" in text or "no space left on device" in text
+    return False
 
 
 def now() -> datetime:
@@ -86,6 +143,7 @@ class PlanRow:
     finished_at: datetime | None
     idempotency_key: str | None
     request_hash: str | None
+    attempts: int = 0
 
 
 def make_engine(url: str) -> Engine:
@@ -113,7 +171,67 @@ class Store:
     def __init__(self, url: str):
         self.url = url
         self.engine = make_engine(url)
+        # the last write that failed for want of space, until a write succeeds
+        self.write_error: str | None = None
         metadata.create_all(self.engine)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a database made by an earlier version up to this schema: add the columns
+        it lacks and give every scenario its current revision in the history."""
+        insp = sa.inspect(self.engine)
+        with self.engine.begin() as c:
+            for table, column, ddl in _ADDED_COLUMNS:
+                if column not in {col["name"] for col in insp.get_columns(table)}:
+                    c.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}"))
+            known = sa.select(scenario_revisions.c.scenario_id).where(
+                scenario_revisions.c.scenario_id == scenarios.c.id,
+                scenario_revisions.c.revision == scenarios.c.revision,
+            )
+            c.execute(
+                scenario_revisions.insert().from_select(
+                    ["scenario_id", "revision", "name", "body", "created_at"],
+                    sa.select(
+                        scenarios.c.id,
+                        scenarios.c.revision,
+                        scenarios.c.name,
+                        scenarios.c.body,
+                        scenarios.c.updated_at,
+                    ).where(~sa.exists(known)),
+                )
+            )
+
+    @contextmanager
+    def _tx(self) -> Iterator[sa.Connection]:
+        """A write transaction. A failure for want of space raises StoreFull and is
+        remembered (see :meth:`writable`) until a write succeeds."""
+        try:
+            with self.engine.begin() as c:
+                yield c
+        except (sa.exc.DBAPIError, OSError) as exc:
+            if is_disk_full(exc):
+                self.write_error = str(getattr(exc, "orig", exc)) or "disk full"
+                raise StoreFull(self.write_error) from exc
+            raise
+
+    def _wrote(self) -> None:
+        self.write_error = None
+
+    def writable(self) -> bool:
+        """False after a write failed for want of space, until a write (here: a probe of
+        a few kB, written and deleted) succeeds again."""
+        if self.write_error is None:
+            return True
+        key = str(uuid.uuid4())
+        try:
+            with self._tx() as c:
+                c.execute(write_probe.insert().values(id=key, pad="x" * 16384))
+            with self._tx() as c:
+                c.execute(write_probe.delete().where(write_probe.c.id == key))
+        except (StoreFull, sa.exc.SQLAlchemyError, OSError):
+            return False
+        self._wrote()
+        return True
 
     def ping(self) -> bool:
         try:
@@ -158,56 +276,96 @@ class Store:
             updated_at=t,
         )
 
+    @staticmethod
+    def _record(c: sa.Connection, sid: str) -> ScenarioRow:
+        """The row as this transaction left it, written to the history too."""
+        r = c.execute(sa.select(scenarios).where(scenarios.c.id == sid)).one()
+        c.execute(
+            scenario_revisions.insert().values(
+                scenario_id=sid,
+                revision=r.revision,
+                name=r.name,
+                body=r.body,
+                created_at=r.updated_at,
+            )
+        )
+        return Store._scenario(r)
+
     def create_scenario(self, sid: str, body: dict[str, Any]) -> ScenarioRow | None:
         """Insert; None if the id is taken."""
         try:
-            with self.engine.begin() as c:
+            with self._tx() as c:
                 c.execute(self._insert(sid, body))
+                row = self._record(c, sid)
         except sa.exc.IntegrityError:
             return None
-        return self.get_scenario(sid)
+        self._wrote()
+        return row
 
-    def replace_scenario(self, sid: str, body: dict[str, Any]) -> tuple[ScenarioRow, bool]:
-        """Replace (revision + 1) or create; returns the row and whether it was created."""
-        for attempt in (1, 2):
+    def replace_scenario(
+        self, sid: str, body: dict[str, Any], expected: int | None = None, must_exist: bool = False
+    ) -> tuple[ScenarioRow, bool]:
+        """Replace (revision + 1) or create; returns the row and whether it was created.
+
+        The revision is raised by the UPDATE itself (``revision = revision + 1``), the first
+        statement of the transaction: on SQLite it takes the write lock, on PostgreSQL the
+        row lock, so concurrent replaces queue up and each gets the next revision. With
+        ``expected`` only that revision is replaced, and ``must_exist`` refuses to create;
+        either raises :class:`RevisionMismatch` otherwise."""
+        for attempt in (1, 2, 3):
             try:
-                with self.engine.begin() as c:
-                    cur = c.execute(
-                        sa.select(scenarios.c.revision)
-                        .where(scenarios.c.id == sid)
-                        .with_for_update()
-                    ).first()
-                    created = cur is None
-                    if cur is None:
-                        c.execute(self._insert(sid, body))
-                    else:
-                        c.execute(
-                            scenarios.update()
-                            .where(scenarios.c.id == sid)
-                            .values(
-                                revision=cur.revision + 1,
-                                name=str(body.get("name", sid)),
-                                body=json.dumps(body),
-                                updated_at=now(),
-                            )
+                with self._tx() as c:
+                    q = scenarios.update().where(scenarios.c.id == sid)
+                    if expected is not None:
+                        q = q.where(scenarios.c.revision == expected)
+                    n = c.execute(
+                        q.values(
+                            revision=scenarios.c.revision + 1,
+                            name=str(body.get("name", sid)),
+                            body=json.dumps(body),
+                            updated_at=now(),
                         )
+                    ).rowcount
+                    created = not n
+                    if created:
+                        if expected is not None or must_exist:
+                            cur = c.execute(
+                                sa.select(scenarios.c.revision).where(scenarios.c.id == sid)
+                            ).first()
+                            raise RevisionMismatch(cur.revision if cur else None)
+                        c.execute(self._insert(sid, body))
+                    row = self._record(c, sid)
                 break
             except sa.exc.IntegrityError:  # a concurrent PUT created it first: replace that
-                if attempt == 2:
+                if attempt == 3:
                     raise
-        row = self.get_scenario(sid)
-        assert row is not None
+        self._wrote()
         return row, created
 
+    def scenario_history(self, sid: str) -> list[tuple[int, datetime]]:
+        """(revision, written at) of every revision the scenario had, oldest first."""
+        with self.engine.connect() as c:
+            rows = c.execute(
+                sa.select(scenario_revisions.c.revision, scenario_revisions.c.created_at)
+                .where(scenario_revisions.c.scenario_id == sid)
+                .order_by(scenario_revisions.c.revision)
+            ).all()
+        return [(r.revision, _utc(r.created_at)) for r in rows]  # type: ignore[misc]
+
     def delete_scenario(self, sid: str) -> bool:
-        with self.engine.begin() as c:
+        with self._tx() as c:
             n = c.execute(scenarios.delete().where(scenarios.c.id == sid)).rowcount
             if n:
+                c.execute(
+                    scenario_revisions.delete().where(scenario_revisions.c.scenario_id == sid)
+                )
                 c.execute(
                     plans.update()
                     .where(plans.c.scenario_id == sid, plans.c.status == QUEUED)
                     .values(status=CANCELLED, finished_at=now())
                 )
+        if n:
+            self._wrote()
         return bool(n)
 
     # ---------------------------------------------------------------------- plans
@@ -228,6 +386,7 @@ class Store:
             finished_at=_utc(m["finished_at"]),
             idempotency_key=m["idempotency_key"],
             request_hash=m["request_hash"],
+            attempts=int(m["attempts"] or 0),
         )
 
     _summary_cols: ClassVar[list[Any]] = [
@@ -297,28 +456,66 @@ class Store:
         options: dict[str, Any],
         idempotency_key: str | None,
         request_hash: str | None,
-    ) -> PlanRow:
+        max_pending: int | None = None,
+    ) -> tuple[PlanRow, bool]:
+        """Queue a job; returns it and whether it is new.
+
+        With ``max_pending`` the count of queued + running jobs and the insert are one
+        statement (``INSERT … SELECT … WHERE (SELECT count(*) …) < limit``), under SQLite's
+        write lock or, on PostgreSQL, a transaction-scoped advisory lock: the limit is hard;
+        over it :class:`QueueFull` is raised. A job with the same ``idempotency_key``
+        inserted by a concurrent request is returned instead (not new)."""
         pid = str(uuid.uuid4())
-        with self.engine.begin() as c:
-            c.execute(
-                plans.insert().values(
-                    id=pid,
-                    scenario_id=scenario.id,
-                    scenario_revision=scenario.revision,
-                    status=QUEUED,
-                    options=json.dumps(options),
-                    scenario_body=json.dumps(scenario.body),
-                    idempotency_key=idempotency_key,
-                    request_hash=request_hash,
-                    created_at=now(),
-                )
-            )
+        values: dict[str, Any] = {
+            "id": pid,
+            "scenario_id": scenario.id,
+            "scenario_revision": scenario.revision,
+            "status": QUEUED,
+            "options": json.dumps(options),
+            "scenario_body": json.dumps(scenario.body),
+            "idempotency_key": idempotency_key,
+            "request_hash": request_hash,
+            "created_at": now(),
+            "attempts": 0,
+        }
+        try:
+            with self._tx() as c:
+                if max_pending is None:
+                    n = c.execute(plans.insert().values(**values)).rowcount
+                else:
+                    if self.engine.dialect.name == "postgresql":
+                        c.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _QUEUE_LOCK})
+                    pending = (
+                        sa.select(sa.func.count())
+                        .select_from(plans)
+                        .where(plans.c.status.in_(PENDING))
+                        .scalar_subquery()
+                    )
+                    pg = self.engine.dialect.name == "postgresql"
+                    cols = []
+                    for k, v in values.items():
+                        lit = sa.literal(v, plans.c[k].type)
+                        cols.append((sa.cast(lit, plans.c[k].type) if pg else lit).label(k))
+                    row_values = sa.select(*cols).where(pending < max_pending)
+                    insert = plans.insert().from_select(list(values), row_values)
+                    # RETURNING counts the rows (psycopg gives no rowcount for this INSERT)
+                    n = len(c.execute(insert.returning(plans.c.id)).all())
+        except sa.exc.IntegrityError:
+            n = 0  # the same Idempotency-Key, inserted by a concurrent request
+            if idempotency_key is None:
+                raise
+        if not n:
+            prior = self.plan_by_key(idempotency_key) if idempotency_key is not None else None
+            if prior is None:
+                raise QueueFull
+            return prior, False
+        self._wrote()
         row = self.get_plan(pid, with_result=False)
         assert row is not None
-        return row
+        return row, True
 
     def delete_plan(self, pid: str) -> bool:
-        with self.engine.begin() as c:
+        with self._tx() as c:
             return bool(
                 c.execute(
                     plans.delete().where(plans.c.id == pid, plans.c.status.in_(FINISHED))
@@ -328,7 +525,7 @@ class Store:
     def cancel_plan(self, pid: str) -> str | None:
         """Mark a queued job cancelled, or ask a running one to stop; returns the status
         after the call (None if unknown)."""
-        with self.engine.begin() as c:
+        with self._tx() as c:
             r = c.execute(sa.select(plans.c.status).where(plans.c.id == pid)).first()
             if r is None:
                 return None
@@ -344,7 +541,7 @@ class Store:
     # ------------------------------------------------------------ worker side
     def claim_next(self, owner: str) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
         """Atomically move the oldest queued job to running; its id, scenario and options."""
-        with self.engine.begin() as c:
+        with self._tx() as c:
             r = c.execute(
                 sa.select(plans.c.id, plans.c.scenario_body, plans.c.options)
                 .where(plans.c.status == QUEUED)
@@ -357,7 +554,13 @@ class Store:
             n = c.execute(
                 plans.update()
                 .where(plans.c.id == r.id, plans.c.status == QUEUED)
-                .values(status=RUNNING, started_at=t, heartbeat_at=t, owner=owner)
+                .values(
+                    status=RUNNING,
+                    started_at=t,
+                    heartbeat_at=t,
+                    owner=owner,
+                    attempts=plans.c.attempts + 1,
+                )
             ).rowcount
         if not n:
             return None
@@ -366,7 +569,7 @@ class Store:
     def heartbeat(self, pids: list[str]) -> None:
         if not pids:
             return
-        with self.engine.begin() as c:
+        with self._tx() as c:
             c.execute(
                 plans.update()
                 .where(plans.c.id.in_(pids), plans.c.status == RUNNING)
@@ -376,7 +579,7 @@ class Store:
     def finish(
         self, pid: str, status: str, result: dict[str, Any] | None, error: dict[str, Any] | None
     ) -> None:
-        with self.engine.begin() as c:
+        with self._tx() as c:
             c.execute(
                 plans.update()
                 .where(plans.c.id == pid, plans.c.status == RUNNING)
@@ -388,17 +591,40 @@ class Store:
                 )
             )
 
-    def fail_stale(self, older_than_s: float, error: dict[str, Any]) -> int:
-        """Running jobs whose heartbeat stopped (their process died) become failed."""
+    def fail_stale(
+        self, older_than_s: float, error: dict[str, Any], twice: dict[str, Any] | None = None
+    ) -> tuple[int, int]:
+        """Running jobs whose heartbeat stopped (their process died): one interrupted for
+        the first time is queued again; one interrupted before fails (with ``twice`` if
+        given, else ``error``). Returns (re-queued, failed)."""
         cutoff_dt = now() - timedelta(seconds=older_than_s)
-        err = json.dumps(error)
-        with self.engine.begin() as c:
-            return int(
-                c.execute(
-                    plans.update()
-                    .where(plans.c.status == RUNNING, plans.c.heartbeat_at < cutoff_dt)
-                    .values(status=FAILED, error=err, finished_at=now())
-                ).rowcount
+        stale = sa.and_(plans.c.status == RUNNING, plans.c.heartbeat_at < cutoff_dt)
+        with self._tx() as c:
+            requeued = c.execute(
+                plans.update()
+                .where(stale, plans.c.attempts <= 1)
+                .values(status=QUEUED, started_at=None, heartbeat_at=None, owner=None)
+            ).rowcount
+            failed = c.execute(
+                plans.update()
+                .where(stale)
+                .values(status=FAILED, error=json.dumps(twice or error), finished_at=now())
+            ).rowcount
+        return int(requeued), int(failed)
+
+    def requeue_or_fail(self, pid: str, error: dict[str, Any], twice: dict[str, Any]) -> None:
+        """A running job this service stops without a result: queued again the first time,
+        failed (``twice``) if it was interrupted before."""
+        with self._tx() as c:
+            c.execute(
+                plans.update()
+                .where(plans.c.id == pid, plans.c.status == RUNNING, plans.c.attempts <= 1)
+                .values(status=QUEUED, started_at=None, heartbeat_at=None, owner=None)
+            )
+            c.execute(
+                plans.update()
+                .where(plans.c.id == pid, plans.c.status == RUNNING)
+                .values(status=FAILED, error=json.dumps(twice), finished_at=now())
             )
 
     def wants_cancel(self, pid: str) -> bool:
@@ -408,7 +634,7 @@ class Store:
 
     def request_cancel(self, pid: str) -> None:
         """A running job is marked cancelled; its worker sees it and stops the process."""
-        with self.engine.begin() as c:
+        with self._tx() as c:
             c.execute(
                 plans.update()
                 .where(plans.c.id == pid, plans.c.status == RUNNING)

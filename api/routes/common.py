@@ -62,6 +62,7 @@ def plan_public(row: PlanRow) -> PlanJobPublic:
         created_at=row.created_at,
         started_at=row.started_at,
         finished_at=row.finished_at,
+        attempts=row.attempts,
         error=row.error,
         plan=row.result,  # type: ignore[arg-type]
         links=PlanLinks(

@@ -26,6 +26,7 @@ from ..schemas import (
     WhatIfPublic,
     WhatIfRequest,
 )
+from ..store import QueueFull, RevisionMismatch
 from .common import check_size, plan_public, scenario_public, scenario_summary
 from .solve import TINY, raise_problem, run_solve
 
@@ -35,6 +36,35 @@ ScenarioId = Annotated[str, Path(pattern=ID_PATTERN, max_length=128, description
 
 def _not_found(sid: str) -> ApiError:
     return ApiError(404, "Not found", f"no scenario {sid!r}", "not-found")
+
+
+def etag(revision: int) -> str:
+    """The strong ETag of a scenario revision."""
+    return f'"{revision}"'
+
+
+def parse_if_match(value: str) -> set[int] | None:
+    """The revisions an If-Match header names; None for ``*`` (any current one). Weak
+    tags never match (If-Match compares strongly, RFC 9110 13.1.1)."""
+    if value.strip() == "*":
+        return None
+    out = set()
+    for part in value.split(","):
+        tag = part.strip()
+        if len(tag) >= 2 and tag[0] == tag[-1] == '"' and tag[1:-1].isdigit():
+            out.add(int(tag[1:-1]))
+    return out
+
+
+def _precondition_failed(sid: str, current: int | None) -> ApiError:
+    detail = (
+        f"scenario {sid!r} does not exist"
+        if current is None
+        else f"scenario {sid!r} is at revision {current} (ETag {etag(current)}); "
+        "GET it, merge, and PUT again with that If-Match"
+    )
+    headers = {"ETag": etag(current)} if current is not None else {}
+    return ApiError(412, "Precondition failed", detail, "precondition-failed", headers=headers)
 
 
 def _slug(name: str) -> str:
@@ -62,7 +92,7 @@ def list_scenarios(store: StoreDep, page: PagingDep) -> Page[ScenarioSummary]:
     summary="Store a new scenario",
     description="The body is a scenario (as in data/*.json). Its id is `?id=` or, "
     "without it, made from its name. Validated on the way in.",
-    responses=responses(400, 401, 409, 413, 415, 422),
+    responses=responses(400, 401, 409, 413, 415, 422, 507),
 )
 def create_scenario(
     scenario: Annotated[Scenario, Body(openapi_examples={"tiny": {"value": TINY}})],
@@ -75,6 +105,7 @@ def create_scenario(
     if row is None:
         raise ApiError(409, "Conflict", f"scenario {sid!r} exists; PUT replaces it", "conflict")
     response.headers["Location"] = f"/v1/scenarios/{sid}"
+    response.headers["ETag"] = etag(row.revision)
     return scenario_public(row)
 
 
@@ -84,10 +115,11 @@ def create_scenario(
     summary="Get a scenario",
     responses=responses(401, 404, 422),
 )
-def get_scenario(scenario_id: ScenarioId, store: StoreDep) -> ScenarioPublic:
+def get_scenario(scenario_id: ScenarioId, store: StoreDep, response: Response) -> ScenarioPublic:
     row = store.get_scenario(scenario_id)
     if row is None:
         raise _not_found(scenario_id)
+    response.headers["ETag"] = etag(row.revision)
     return scenario_public(row)
 
 
@@ -95,24 +127,42 @@ def get_scenario(scenario_id: ScenarioId, store: StoreDep) -> ScenarioPublic:
     "/{scenario_id}",
     response_model=ScenarioPublic,
     summary="Replace (or create) a scenario",
-    description="Replacing raises the revision by one; plans keep the revision they "
-    "were solved from.",
+    description="Replacing raises the revision by one, atomically: concurrent PUTs each "
+    "get their own revision; plans keep the revision they were solved from. The response's "
+    'ETag is the revision (`"3"`); send it back as `If-Match` to replace only that revision '
+    "(412 if the scenario has moved on); `If-Match: *` replaces only an existing scenario.",
     responses={
         201: {"model": ScenarioPublic, "description": "Created"},
-        **responses(400, 401, 413, 415, 422),
+        **responses(400, 401, 412, 413, 415, 422, 507),
     },
 )
 def replace_scenario(
     scenario_id: ScenarioId,
     scenario: Annotated[Scenario, Body(openapi_examples={"tiny": {"value": TINY}})],
     store: StoreDep,
+    if_match: Annotated[
+        str | None,
+        Header(max_length=1000, description='The ETag (revision, e.g. "3") to replace, or *.'),
+    ] = None,
 ) -> JSONResponse:
-    row, created = store.replace_scenario(scenario_id, scenario.to_dict())
+    expected: int | None = None
+    if if_match is not None:
+        tags = parse_if_match(if_match)
+        current = store.get_scenario(scenario_id)
+        if current is None or (tags is not None and current.revision not in tags):
+            raise _precondition_failed(scenario_id, current.revision if current else None)
+        expected = None if tags is None else current.revision
+    try:
+        row, created = store.replace_scenario(
+            scenario_id, scenario.to_dict(), expected, must_exist=if_match is not None
+        )
+    except RevisionMismatch as exc:
+        raise _precondition_failed(scenario_id, exc.current) from None
     body = scenario_public(row).model_dump(mode="json")
     return JSONResponse(
         body,
         status_code=201 if created else 200,
-        headers={"Location": f"/v1/scenarios/{scenario_id}"},
+        headers={"Location": f"/v1/scenarios/{scenario_id}", "ETag": etag(row.revision)},
     )
 
 
@@ -137,7 +187,7 @@ def delete_scenario(scenario_id: ScenarioId, store: StoreDep) -> Response:
     description="Answers 202 with the job and its Location; poll GET /v1/plans/{id} "
     "(Retry-After says when). An Idempotency-Key makes retries safe: the same key and body "
     "return the same job, the same key with another body answers 409.",
-    responses=responses(400, 401, 404, 409, 413, 415, 422, 503),
+    responses=responses(400, 401, 404, 409, 413, 415, 422, 503, 507),
 )
 def submit_plan(
     scenario_id: ScenarioId,
@@ -180,15 +230,29 @@ def submit_plan(
                 status_code=202,
                 headers=headers | {"Location": f"/v1/plans/{prior.id}"},
             )
-    if store.count_pending() >= settings.max_pending_jobs:
+    try:
+        plan, new = store.create_plan(
+            row,
+            options,
+            idempotency_key,
+            digest if idempotency_key else None,
+            max_pending=settings.max_pending_jobs,
+        )
+    except QueueFull:
         raise ApiError(
             503,
             "Job queue full",
             f"{settings.max_pending_jobs} jobs are queued or running; retry later",
             "queue-full",
             headers={"Retry-After": "10"},
+        ) from None
+    if not new and plan.request_hash != digest:  # a concurrent request took the key
+        raise ApiError(
+            409,
+            "Conflict",
+            "this Idempotency-Key was used with another request",
+            "idempotency-conflict",
         )
-    plan = store.create_plan(row, options, idempotency_key, digest if idempotency_key else None)
     runner.notify()
     return JSONResponse(
         plan_public(plan).model_dump(mode="json"),

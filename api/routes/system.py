@@ -22,12 +22,14 @@ def healthz() -> Health:
 @router.get(
     "/readyz",
     response_model=Ready,
-    summary="Database reachable and worker pool up",
+    summary="Database reachable and writable, worker pool up",
+    description="Not ready (503) while the database cannot write: after a write failed for "
+    "want of space, until a small probe write succeeds.",
     responses={503: {"model": Ready, "description": "Not ready"}},
 )
 def readyz(request: Request) -> JSONResponse:
     st = request.app.state
-    db = st.store.ping()
+    db = st.store.ping() and st.store.writable()
     workers = st.runner.alive() and st.sync.alive()
     ready = Ready(status="ready" if db and workers else "not ready", database=db, workers=workers)
     return JSONResponse(ready.model_dump(), status_code=200 if ready.status == "ready" else 503)

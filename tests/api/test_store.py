@@ -40,7 +40,7 @@ def test_revisions_and_plans(store):
     row2, created = store.replace_scenario("a", tiny() | {"name": "renamed"})
     assert not created and row2.revision == 2 and row2.name == "renamed"
     assert row2.created_at == row.created_at and row2.updated_at >= row.updated_at
-    plan = store.create_plan(row2, {"time_limit_s": 5}, "key-1", "hash-1")
+    plan = store.create_plan(row2, {"time_limit_s": 5}, "key-1", "hash-1")[0]
     assert plan.status == QUEUED and plan.scenario_revision == 2
     assert store.plan_by_key("key-1").id == plan.id
     assert store.count_pending() == 1
@@ -48,8 +48,8 @@ def test_revisions_and_plans(store):
 
 def test_claim_is_atomic_and_fifo(store):
     row = store.create_scenario("a", tiny())
-    first = store.create_plan(row, {}, None, None)
-    second = store.create_plan(row, {}, None, None)
+    first = store.create_plan(row, {}, None, None)[0]
+    second = store.create_plan(row, {}, None, None)[0]
     got = store.claim_next("w1")
     assert got is not None and got[0] == first.id and got[1]["name"] == "tiny"
     assert store.claim_next("w2")[0] == second.id
@@ -61,15 +61,21 @@ def test_claim_is_atomic_and_fifo(store):
 
 def test_stale_running_jobs_fail_and_cancel_wins(store):
     row = store.create_scenario("a", tiny())
-    p = store.create_plan(row, {}, None, None)
+    p = store.create_plan(row, {}, None, None)[0]
     store.claim_next("w")
     time.sleep(0.05)
-    assert store.fail_stale(10.0, {"title": "x", "status": 503}) == 0  # heartbeat is fresh
-    assert store.fail_stale(0.01, {"title": "Job interrupted", "status": 503}) == 1
+    err, twice = {"title": "Job interrupted"}, {"title": "Job interrupted twice"}
+    assert store.fail_stale(10.0, err, twice) == (0, 0)  # heartbeat is fresh
+    assert store.fail_stale(0.01, err, twice) == (1, 0)  # interrupted once: queued again
+    assert store.get_plan(p.id).status == QUEUED
+    assert store.claim_next("w2")[0] == p.id
+    time.sleep(0.05)
+    assert store.fail_stale(0.01, err, twice) == (0, 1)  # interrupted twice: failed
     assert store.get_plan(p.id).status == FAILED
-    q = store.create_plan(row, {}, None, None)
+    assert store.get_plan(p.id).error == twice
+    q = store.create_plan(row, {}, None, None)[0]
     assert store.cancel_plan(q.id) == CANCELLED
-    r = store.create_plan(row, {}, None, None)
+    r = store.create_plan(row, {}, None, None)[0]
     store.claim_next("w")
     store.request_cancel(r.id)
     store.finish(r.id, DONE, {"late": True}, None)  # a late result does not undo a cancel
