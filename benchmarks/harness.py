@@ -46,10 +46,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # the harness imports allocator lazily, inside each timed phase
+    from allocator.lp.arrays import ScenarioArrays
 
 # name: (segments, pools, periods); compatibility 0.3, stability 0.1 (coupled periods)
 SIZES: dict[str, tuple[int, int, int]] = {
@@ -201,14 +205,25 @@ def pulp_model(sc: Any) -> tuple[Any, Any]:
     variable, constraints summed in Python loops over the scenario."""
     import pulp
 
-    from allocator.lp.arrays import KINDS, ScenarioArrays
-    from allocator.scenario import Kind
+    from allocator.lp.arrays import ScenarioArrays
 
     a = ScenarioArrays.of(sc)
+    prob = pulp.LpProblem("allocator", pulp.LpMaximize)
+    x, r, u, obj = _pulp_variables(a, sc.policy.ltv_weight)
+    offset = -float(np.sum(a.discount[None, :] * a.churn[:, None] * a.demand))
+    prob += pulp.lpSum(obj) + offset
+    _pulp_balance_rows(prob, a, x, r, u)
+    _pulp_policy_rows(prob, a, sc.policy, x)
+    return prob, x
+
+
+def _pulp_variables(a: ScenarioArrays, w: float) -> tuple[dict, dict, dict, list]:
+    """The x (GPUs per segment, mode, pool, period), r (rentals) and u (contract shortfall)
+    variables, and the objective's terms (without its constant)."""
+    import pulp
+
     S, T = a.demand.shape
     P = a.gpus.shape[0]
-    w = sc.policy.ltv_weight
-    prob = pulp.LpProblem("allocator", pulp.LpMaximize)
     x: dict[tuple[int, int, int, int], Any] = {}
     obj = []
     for k, s in enumerate(a.mode_segment.tolist()):
@@ -234,8 +249,15 @@ def pulp_model(sc: Any) -> tuple[Any, Any]:
             if a.contract_min[s, t] > 0 and not a.contract_hard[s]:
                 u[s, t] = pulp.LpVariable(f"u_{s}_{t}", lowBound=0)
                 obj.append(-a.discount[t] * a.penalty[s] * u[s, t])
-    offset = -float(np.sum(a.discount[None, :] * a.churn[:, None] * a.demand))
-    prob += pulp.lpSum(obj) + offset
+    return x, r, u, obj
+
+
+def _pulp_balance_rows(prob: Any, a: ScenarioArrays, x: dict, r: dict, u: dict) -> None:
+    """Pool capacity, demand and contract-minimum rows."""
+    import pulp
+
+    S, T = a.demand.shape
+    P = a.gpus.shape[0]
     by_pool: dict[tuple[int, int], list] = {}
     by_seg: dict[tuple[int, int], list] = {}
     for (s, k, p, t), v in x.items():
@@ -254,7 +276,17 @@ def pulp_model(sc: Any) -> tuple[Any, Any]:
                     pulp.lpSum(by_seg.get((s, t), [])) + u.get((s, t), 0) >= a.contract_min[s, t],
                     f"con_{s}_{t}",
                 )
-    pol = sc.policy
+
+
+def _pulp_policy_rows(prob: Any, a: ScenarioArrays, pol: Any, x: dict) -> None:
+    """The R&D floor and stability rows; ``NotImplementedError`` for the policies the
+    generated scenarios do not use."""
+    import pulp
+
+    from allocator.lp.arrays import KINDS
+    from allocator.scenario import Kind
+
+    T = a.demand.shape[1]
     if pol.rnd_min_share > 0:
         rnd = KINDS.index(Kind.RND)
         for t in range(T):
@@ -279,7 +311,6 @@ def pulp_model(sc: Any) -> tuple[Any, Any]:
                 prob += change >= -d, f"down_{s}_{p}_{t}"
     if pol.max_segment_share is not None or pol.kind_caps or pol.kind_floors:
         raise NotImplementedError("the PuLP peer model covers the generated scenarios only")
-    return prob, x
 
 
 def run_pulp(path: Path, time_limit: float) -> dict:
@@ -313,19 +344,59 @@ def run_linopy(path: Path, time_limit: float) -> dict:
     """The same model written in linopy over (pair, period) coordinates, solved with
     linopy's default HiGHS settings."""
     import linopy
-    import pandas as pd
-    import xarray as xr
 
-    from allocator.lp.arrays import KINDS, ScenarioArrays
-    from allocator.scenario import Kind, Scenario
+    from allocator.lp.arrays import ScenarioArrays
+    from allocator.scenario import Scenario
 
     t0 = time.perf_counter()
     sc = Scenario.from_dict(json.loads(path.read_text()))
     t1 = time.perf_counter()
     a = ScenarioArrays.of(sc)
+    co = _linopy_coords(a, sc.policy.ltv_weight)
+    m = linopy.Model()
+    x, r, u = _linopy_objective(m, a, co)
+    _linopy_balance_rows(m, a, co, x, r, u)
+    _linopy_policy_rows(m, a, co, x, sc.policy)
+    offset = -float(np.sum(a.discount[None, :] * a.churn[:, None] * a.demand))
+    t2 = time.perf_counter()
+    status, cond = m.solve(solver_name="highs", time_limit=time_limit)
+    t3 = time.perf_counter()
+    objective = None if m.objective.value is None else float(m.objective.value) + offset
+    return {
+        "status": "optimal" if cond == "optimal" else f"{status}/{cond}",
+        "objective": objective,
+        "has_duals": m.dual is not None,
+        "wall_s": t3 - t0,
+        "parse_validate_s": t1 - t0,
+        "build_s": t2 - t1,
+        "solve_s": t3 - t2,
+    }
+
+
+@dataclass
+class _LinopyCoords:
+    """The linopy model's coordinates: every compatible (mode, pool) pair, the periods,
+    pools and segments, and the per-(pair, period) data over them."""
+
+    s_idx: np.ndarray  # the segment of each pair
+    p_idx: np.ndarray  # the pool of each pair
+    pairs: Any  # pandas RangeIndex "pair"
+    period: Any
+    pool_c: Any
+    seg_c: Any
+    hours: Any  # xarray DataArray over period
+    disc: Any
+    units: Any  # work units per GPU over the period, over (pair, period)
+    value: np.ndarray  # value per work unit of each pair
+
+
+def _linopy_coords(a: ScenarioArrays, w: float) -> _LinopyCoords:
+    """The coordinates and per-pair data of ``a`` (``w``: the LTV weight)."""
+    import pandas as pd
+    import xarray as xr
+
     S, T = a.demand.shape
     P = a.gpus.shape[0]
-    w = sc.policy.ltv_weight
     comp = a.throughput[a.mode_segment] > 0
     k_idx, p_idx = np.nonzero(comp)
     s_idx = a.mode_segment[k_idx]
@@ -343,7 +414,15 @@ def run_linopy(path: Path, time_limit: float) -> dict:
         + w * a.ltv[s_idx] * a.mode_ltv_share[k_idx]
         + a.churn[s_idx]
     )
-    m = linopy.Model()
+    return _LinopyCoords(s_idx, p_idx, pairs, period, pool_c, seg_c, hours, disc, units, value)
+
+
+def _linopy_objective(m: Any, a: ScenarioArrays, co: _LinopyCoords) -> tuple[Any, Any, Any]:
+    """Add the x (GPUs per pair and period), r (rentals) and u (contract shortfall)
+    variables and the objective (without its constant) to ``m``; return x, r, u."""
+    import xarray as xr
+
+    pairs, period, pool_c, seg_c = co.pairs, co.period, co.pool_c, co.seg_c
     x = m.add_variables(lower=0, coords=[pairs, period], name="x")
     rentable = xr.DataArray(a.rentable, coords=[pool_c, period])
     r = m.add_variables(lower=0, upper=rentable, coords=[pool_c, period], name="r")
@@ -351,20 +430,30 @@ def run_linopy(path: Path, time_limit: float) -> dict:
     u = m.add_variables(
         lower=0, coords=[seg_c, period], name="u", mask=xr.DataArray(soft, coords=[seg_c, period])
     )
-    cx = disc * (
-        units * xr.DataArray(value, coords=[pairs])
-        - hours * xr.DataArray(a.var_cost[p_idx], coords=[pairs])
+    cx = co.disc * (
+        co.units * xr.DataArray(co.value, coords=[pairs])
+        - co.hours * xr.DataArray(a.var_cost[co.p_idx], coords=[pairs])
     )
-    cr = -disc * hours * xr.DataArray(a.rental_price, coords=[pool_c])
-    cu = -disc * xr.DataArray(a.penalty, coords=[seg_c])
+    cr = -co.disc * co.hours * xr.DataArray(a.rental_price, coords=[pool_c])
+    cu = -co.disc * xr.DataArray(a.penalty, coords=[seg_c])
     m.add_objective((cx * x).sum() + (cr * r).sum() + (cu * u).sum(), sense="max")
-    pool_of = xr.DataArray(p_idx, coords=[pairs], name="pool")
-    seg_of = xr.DataArray(s_idx, coords=[pairs], name="segment")
+    return x, r, u
+
+
+def _linopy_balance_rows(
+    m: Any, a: ScenarioArrays, co: _LinopyCoords, x: Any, r: Any, u: Any
+) -> None:
+    """Pool capacity, demand and contract-minimum rows."""
+    import xarray as xr
+
+    pairs, period, pool_c, seg_c = co.pairs, co.period, co.pool_c, co.seg_c
+    pool_of = xr.DataArray(co.p_idx, coords=[pairs], name="pool")
+    seg_of = xr.DataArray(co.s_idx, coords=[pairs], name="segment")
     m.add_constraints(
         x.groupby(pool_of).sum() - r <= xr.DataArray(a.usable, coords=[pool_c, period]),
         name="pool-capacity",
     )
-    served = (units * x).groupby(seg_of).sum()
+    served = (co.units * x).groupby(seg_of).sum()
     m.add_constraints(served <= xr.DataArray(a.demand, coords=[seg_c, period]), name="demand")
     has_contract = xr.DataArray(a.contract_min > 0, coords=[seg_c, period])
     m.add_constraints(
@@ -372,7 +461,20 @@ def run_linopy(path: Path, time_limit: float) -> dict:
         name="contract",
         mask=has_contract,
     )
-    pol = sc.policy
+
+
+def _linopy_policy_rows(m: Any, a: ScenarioArrays, co: _LinopyCoords, x: Any, pol: Any) -> None:
+    """The R&D floor and stability rows; ``NotImplementedError`` for the policies the
+    generated scenarios do not use."""
+    import pandas as pd
+    import xarray as xr
+
+    from allocator.lp.arrays import KINDS
+    from allocator.scenario import Kind
+
+    T = a.demand.shape[1]
+    P = a.gpus.shape[0]
+    pairs, period, s_idx, p_idx = co.pairs, co.period, co.s_idx, co.p_idx
     if pol.rnd_min_share > 0:
         is_rnd = xr.DataArray(a.kind[s_idx] == KINDS.index(Kind.RND), coords=[pairs])
         m.add_constraints(
@@ -398,20 +500,6 @@ def run_linopy(path: Path, time_limit: float) -> dict:
         m.add_constraints(change >= -bound, name="down", mask=later)
     if pol.max_segment_share is not None or pol.kind_caps or pol.kind_floors:
         raise NotImplementedError("the linopy peer model covers the generated scenarios only")
-    offset = -float(np.sum(a.discount[None, :] * a.churn[:, None] * a.demand))
-    t2 = time.perf_counter()
-    status, cond = m.solve(solver_name="highs", time_limit=time_limit)
-    t3 = time.perf_counter()
-    objective = None if m.objective.value is None else float(m.objective.value) + offset
-    return {
-        "status": "optimal" if cond == "optimal" else f"{status}/{cond}",
-        "objective": objective,
-        "has_duals": m.dual is not None,
-        "wall_s": t3 - t0,
-        "parse_validate_s": t1 - t0,
-        "build_s": t2 - t1,
-        "solve_s": t3 - t2,
-    }
 
 
 def run_warm(path: Path, time_limit: float) -> dict:
@@ -770,92 +858,121 @@ def rest_latency(
     """p50/p99 of ``POST /v1/solve`` (``scenario``) and of plan-job submission
     (``POST /v1/scenarios/tiny/plans``) under ``clients`` concurrent clients against a real
     uvicorn process (``python -m api``, default settings, a scratch SQLite store)."""
+    body = Path(scenario).read_bytes()
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="allocator-rest-") as tmp:
+        server = _start_api(port, tmp)
+        try:
+            _wait_for_api(base, server)
+            _load(base, "/v1/solve", body, clients, requests_per_client)  # warm-up
+            return {
+                "clients": clients,
+                "requests_per_client": requests_per_client,
+                "solve": _load(base, "/v1/solve", body, clients, requests_per_client),
+                "plan_job_submit": _load(
+                    base, "/v1/scenarios/tiny/plans", b"", clients, requests_per_client
+                ),
+            }
+        finally:
+            _stop_api(server)
+
+
+def _free_port() -> int:
+    """A TCP port free on 127.0.0.1 (the OS's pick)."""
     import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_api(port: int, tmp: str) -> subprocess.Popen:
+    """``python -m api`` on ``port`` with a scratch SQLite store in ``tmp``."""
+    env = {
+        **os.environ,
+        "ALLOCATOR_PORT": str(port),
+        "ALLOCATOR_DATABASE_URL": f"sqlite:///{tmp}/store.db",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "api"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _wait_for_api(base: str, server: subprocess.Popen) -> None:
+    """Poll ``/healthz`` until the API answers; ``RuntimeError`` when it exits or has not
+    answered within 60 s."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.time() + 60
+    while True:
+        try:
+            urllib.request.urlopen(base + "/healthz", timeout=2).read()
+            break
+        except (urllib.error.URLError, OSError):
+            if time.time() > deadline or server.poll() is not None:
+                raise RuntimeError("the API did not start") from None
+            time.sleep(0.2)
+
+
+def _load(base: str, path: str, data: bytes, clients: int, requests_per_client: int) -> dict:
+    """``clients`` threads each POSTing ``data`` to ``path`` ``requests_per_client`` times:
+    latency percentiles, status codes and throughput."""
     import threading
     import urllib.error
     import urllib.request
 
-    body = Path(scenario).read_bytes()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    base = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory(prefix="allocator-rest-") as tmp:
-        env = {
-            **os.environ,
-            "ALLOCATOR_PORT": str(port),
-            "ALLOCATOR_DATABASE_URL": f"sqlite:///{tmp}/store.db",
-        }
-        server = subprocess.Popen(
-            [sys.executable, "-m", "api"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            deadline = time.time() + 60
-            while True:
-                try:
-                    urllib.request.urlopen(base + "/healthz", timeout=2).read()
-                    break
-                except (urllib.error.URLError, OSError):
-                    if time.time() > deadline or server.poll() is not None:
-                        raise RuntimeError("the API did not start") from None
-                    time.sleep(0.2)
+    times: list[float] = []
+    codes: dict[str, int] = {}
+    lock = threading.Lock()
 
-            def load(path: str, data: bytes) -> dict:
-                times: list[float] = []
-                codes: dict[str, int] = {}
-                lock = threading.Lock()
-
-                def client() -> None:
-                    for _ in range(requests_per_client):
-                        req = urllib.request.Request(
-                            base + path, data=data, headers={"content-type": "application/json"}
-                        )
-                        t0 = time.perf_counter()
-                        try:
-                            with urllib.request.urlopen(req, timeout=60) as resp:
-                                resp.read()
-                                code = resp.status
-                        except urllib.error.HTTPError as exc:
-                            code = exc.code
-                        dt = time.perf_counter() - t0
-                        with lock:
-                            times.append(dt)
-                            codes[str(code)] = codes.get(str(code), 0) + 1
-
-                threads = [threading.Thread(target=client) for _ in range(clients)]
-                t0 = time.perf_counter()
-                for th in threads:
-                    th.start()
-                for th in threads:
-                    th.join()
-                wall = time.perf_counter() - t0
-                ms = np.array(times) * 1000
-                return {
-                    "requests": len(times),
-                    "status_codes": codes,
-                    "p50_ms": float(np.percentile(ms, 50)),
-                    "p90_ms": float(np.percentile(ms, 90)),
-                    "p99_ms": float(np.percentile(ms, 99)),
-                    "max_ms": float(ms.max()),
-                    "throughput_rps": len(times) / wall,
-                }
-
-            load("/v1/solve", body)  # warm-up: imports, first HiGHS object
-            return {
-                "clients": clients,
-                "requests_per_client": requests_per_client,
-                "solve": load("/v1/solve", body),
-                "plan_job_submit": load("/v1/scenarios/tiny/plans", b""),
-            }
-        finally:
-            server.terminate()
+    def client() -> None:
+        for _ in range(requests_per_client):
+            req = urllib.request.Request(
+                base + path, data=data, headers={"content-type": "application/json"}
+            )
+            t0 = time.perf_counter()
             try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
+                with urllib.request.urlopen(req, timeout=60) as resp:
+                    resp.read()
+                    code = resp.status
+            except urllib.error.HTTPError as exc:
+                code = exc.code
+            dt = time.perf_counter() - t0
+            with lock:
+                times.append(dt)
+                codes[str(code)] = codes.get(str(code), 0) + 1
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    t0 = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    wall = time.perf_counter() - t0
+    ms = np.array(times) * 1000
+    return {
+        "requests": len(times),
+        "status_codes": codes,
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p90_ms": float(np.percentile(ms, 90)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "max_ms": float(ms.max()),
+        "throughput_rps": len(times) / wall,
+    }
+
+
+def _stop_api(server: subprocess.Popen) -> None:
+    """Terminate the API process (kill it after 20 s)."""
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,6 +23,7 @@ from allocator.cli.common import (
 from allocator.cli.common import err as _err
 from allocator.cli.common import positive_int as _positive_int
 from allocator.cli.common import seconds as _seconds
+from allocator.cli.progress import progress
 from allocator.errors import AllocatorWarning, ScenarioError
 from allocator.plan.money import money
 from allocator.plan.text import number, table
@@ -140,10 +141,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         executor = client.get_executor(pure=False)
         where = f"Dask cluster {args.scheduler}"
-    progress = None if args.quiet else Progress(len(specs))
-    if progress is not None:
-        progress.stream.write(f"{name}: {len(specs)} runs on {where} -> {out}\n")
-        progress.stream.flush()
+    bar = None if args.quiet else Progress(len(specs))
+    if bar is not None:
+        bar.stream.write(f"{name}: {len(specs)} runs on {where} -> {out}\n")
+        bar.stream.flush()
     done = 0
     try:
         result = run_batch(
@@ -151,7 +152,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
             out,
             executor=executor,
             max_workers=args.workers,
-            progress=progress,
+            progress=bar,
             retry_failed=args.retry_failed,
             name=name,
             on_record=None,
@@ -245,14 +246,16 @@ def cmd_stochastic(args: argparse.Namespace) -> int:
             demand = json.loads(Path(args.demand).read_text(encoding="utf-8"))
             if isinstance(demand, dict):
                 demand = demand.get("scenarios", [])
-            result = stochastic_plan(
-                sc,
-                demand,
-                first_period_allocations=args.first_period_allocations,
-                cvar_weight=args.cvar_weight,
-                cvar_level=args.cvar_level,
-                time_limit=args.time_limit,
-            )
+            with progress("two-stage plan") as report:
+                result = stochastic_plan(
+                    sc,
+                    demand,
+                    first_period_allocations=args.first_period_allocations,
+                    cvar_weight=args.cvar_weight,
+                    cvar_level=args.cvar_level,
+                    time_limit=args.time_limit,
+                    progress=report,
+                )
         except HANDLED as exc:  # a bad demand file is the demand file's problem
             return failure(exc, "stochastic", args.demand)
     if args.json:

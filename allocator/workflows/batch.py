@@ -1,10 +1,11 @@
 """Batch runs and parameter sweeps: many solves, one results table, each plan stored.
 
-A **sweep** is a base scenario plus what-if overrides (:class:`allocator.workflows.whatif.Overrides`)
-given as a grid (cartesian product of ``"field.key": [values]`` axes) and/or a list of
-runs. A **batch of files** is one run per scenario file. Either way every run gets a
-stable id (a hash of its scenario, overrides and solver options), so re-running the same
-batch into the same output directory skips what is already finished.
+A **sweep** is a base scenario plus what-if overrides
+(:class:`allocator.workflows.whatif.Overrides`) given as a grid (cartesian product of
+``"field.key": [values]`` axes) and/or a list of runs. A **batch of files** is one run
+per scenario file. Either way every run gets a stable id (a hash of its scenario,
+overrides and solver options), so re-running the same batch into the same output
+directory skips what is already finished.
 
 Output directory layout::
 
@@ -525,6 +526,13 @@ class Progress:
         bar = "#" * filled + "-" * (self.width - filled)
         self.stream.write(f"\r[{bar}] {self.done}/{self.total} {frac:4.0%}{failed}{eta}\x1b[K")
 
+    def begin(self) -> None:
+        """On a terminal, draw the bar before the first run finishes (the runs already
+        finished counted); nothing otherwise."""
+        if self.tty:
+            self._bar()
+            self.stream.flush()
+
     def close(self) -> None:
         if self.tty:
             self.stream.write("\n")
@@ -598,23 +606,11 @@ def run_batch(
     store = BatchStore(out_dir)
     store.root.mkdir(parents=True, exist_ok=True)
     store.write_manifest(specs, name)
-    done: dict[str, dict[str, Any]] = {}
-    todo: list[RunSpec] = []
-    for spec in specs:
-        rec = store.load(spec.run_id)
-        if rec is not None and (not retry_failed or rec["status"] in FINISHED_OK):
-            done[spec.run_id] = rec
-        else:
-            todo.append(spec)
+    done, todo = _resume(store, specs, retry_failed)
     skipped = len(done)
-    bar: Progress | None
-    if isinstance(progress, Progress):
-        bar = progress
-    elif progress is True:
-        bar = Progress(len(specs), done=skipped)
-    else:
-        bar = None
-
+    bar = _progress_bar(progress, len(specs), skipped)
+    if bar is not None:
+        bar.begin()
     owned = executor is None and bool(todo)
     ex = local_executor(max_workers) if owned else executor
     ran = 0
@@ -623,35 +619,7 @@ def run_batch(
     try:
         if todo:
             assert ex is not None
-            window = 2 * _workers_of(ex)
-            queue: Iterator[RunSpec] = iter(todo)
-            for spec in itertools.islice(queue, window):
-                in_flight[ex.submit(run_task, spec.task())] = spec
-            while in_flight:
-                finished, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
-                for fut in finished:
-                    spec = in_flight.pop(fut)
-                    try:
-                        result = fut.result()
-                    except Exception as exc:  # the worker itself died (not the run)
-                        result = {
-                            "record": {
-                                "run_id": spec.run_id,
-                                "status": "error",
-                                "reason": f"worker failed: {type(exc).__name__}: {exc}",
-                            },
-                            "plan_json": None,
-                        }
-                    rec = store.save(spec, result)
-                    done[spec.run_id] = rec
-                    ran += 1
-                    if bar is not None:
-                        bar.update(rec)
-                    if on_record is not None:
-                        on_record(rec)
-                    nxt = next(queue, None)
-                    if nxt is not None:
-                        in_flight[ex.submit(run_task, nxt.task())] = nxt
+            ran = _run_all(ex, todo, in_flight, store, done, bar, on_record)
     except KeyboardInterrupt:
         interrupted = True
         for fut in in_flight:
@@ -665,6 +633,81 @@ def run_batch(
         records = [done[s.run_id] for s in specs if s.run_id in done]
         files = write_table(table_rows(records), store.root)
     return BatchResult(store.root, records, ran, skipped, interrupted, files)
+
+
+def _resume(
+    store: BatchStore, specs: Sequence[RunSpec], retry_failed: bool
+) -> tuple[dict[str, dict[str, Any]], list[RunSpec]]:
+    """The records already finished in ``store`` (by run id) and the runs still to do."""
+    done: dict[str, dict[str, Any]] = {}
+    todo: list[RunSpec] = []
+    for spec in specs:
+        rec = store.load(spec.run_id)
+        if rec is not None and (not retry_failed or rec["status"] in FINISHED_OK):
+            done[spec.run_id] = rec
+        else:
+            todo.append(spec)
+    return done, todo
+
+
+def _progress_bar(progress: Progress | bool | None, total: int, skipped: int) -> Progress | None:
+    """The caller's :class:`Progress`, a new one on stdout for ``True``, else none."""
+    if isinstance(progress, Progress):
+        if progress.done == 0 and skipped:  # a resumed batch counts the runs already done
+            progress.done = progress.started_at = skipped
+        return progress
+    if progress is True:
+        return Progress(total, done=skipped)
+    return None
+
+
+def _run_all(
+    ex: cf.Executor,
+    todo: Sequence[RunSpec],
+    in_flight: dict[cf.Future[dict[str, Any]], RunSpec],
+    store: BatchStore,
+    done: dict[str, dict[str, Any]],
+    bar: Progress | None,
+    on_record: Callable[[dict[str, Any]], None] | None,
+) -> int:
+    """Run ``todo`` on ``ex``, at most twice as many as workers in ``in_flight`` at a time,
+    storing each result as it finishes (into ``store`` and ``done``); return how many
+    ran."""
+    ran = 0
+    window = 2 * _workers_of(ex)
+    queue: Iterator[RunSpec] = iter(todo)
+    for spec in itertools.islice(queue, window):
+        in_flight[ex.submit(run_task, spec.task())] = spec
+    while in_flight:
+        finished, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
+        for fut in finished:
+            spec = in_flight.pop(fut)
+            rec = store.save(spec, _result_of(fut, spec))
+            done[spec.run_id] = rec
+            ran += 1
+            if bar is not None:
+                bar.update(rec)
+            if on_record is not None:
+                on_record(rec)
+            nxt = next(queue, None)
+            if nxt is not None:
+                in_flight[ex.submit(run_task, nxt.task())] = nxt
+    return ran
+
+
+def _result_of(fut: cf.Future[dict[str, Any]], spec: RunSpec) -> dict[str, Any]:
+    """A finished task's result, or an error record when the worker itself died."""
+    try:
+        return fut.result()
+    except Exception as exc:  # the worker itself died (not the run)
+        return {
+            "record": {
+                "run_id": spec.run_id,
+                "status": "error",
+                "reason": f"worker failed: {type(exc).__name__}: {exc}",
+            },
+            "plan_json": None,
+        }
 
 
 def _stop(ex: cf.Executor, interrupted: bool) -> None:

@@ -28,7 +28,7 @@ scenario re-optimised: EEV), on the same objective. It is >= 0.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -143,6 +143,56 @@ def deterministic_equivalent(
 ) -> StochasticModel:
     """Stack the scenario LPs (same columns) into one; see the module docstring.
     ``fixed`` gives values for the first-stage columns (the EEV evaluation)."""
+    _check_same_columns(parts)
+    n = parts[0].num_cols
+    K = len(parts)
+    pr = np.asarray(probabilities, dtype=float)
+    col_start = [k * n for k in range(K)]
+    row_start = list(np.cumsum([0] + [p.num_rows for p in parts[:-1]]))
+    st = _stack_blocks(parts, pr, col_start, first_stage, fixed)
+    _add_non_anticipativity(st, K, n, first_stage)
+    eta = None
+    n_extra_cols = 0
+    if cvar_weight > 0:
+        eta, n_extra_cols = _add_cvar(st, parts, pr, col_start, cvar_weight, cvar_level)
+    if st.rows:
+        st.A = sp.vstack([st.A, *st.rows], format="csr")
+        st.lo = np.concatenate([st.lo, *st.rows_lo])
+        st.up = np.concatenate([st.up, *st.rows_up])
+    lp = LinearProgram(
+        c=st.c,
+        A=st.A,
+        row_lower=st.lo,
+        row_upper=st.up,
+        col_lower=st.cl,
+        col_upper=st.cu,
+        columns=parts[0].columns,  # of the first block only: not for Plan.from_solution
+        blocks=[],
+        offset=st.offset,
+        integrality=_stacked_integrality(parts, n_extra_cols),
+    )
+    return StochasticModel(lp, list(parts), col_start, row_start, first_stage, eta)
+
+
+@dataclass
+class _Stack:
+    """The deterministic equivalent under construction: the block-diagonal scenario LPs
+    and the rows still to append below them."""
+
+    A: Any  # scipy sparse matrix
+    c: np.ndarray
+    offset: float
+    lo: np.ndarray
+    up: np.ndarray
+    cl: np.ndarray
+    cu: np.ndarray
+    rows: list[Any] = field(default_factory=list)  # sparse blocks of extra rows
+    rows_lo: list[np.ndarray] = field(default_factory=list)
+    rows_up: list[np.ndarray] = field(default_factory=list)
+
+
+def _check_same_columns(parts: Sequence[LinearProgram]) -> None:
+    """Raise ``ValueError`` unless every scenario LP has the first one's columns."""
     n = parts[0].num_cols
     if any(p.num_cols != n for p in parts) or any(
         not np.array_equal(p.columns.x_pool, parts[0].columns.x_pool)
@@ -154,10 +204,17 @@ def deterministic_equivalent(
             "demand scenarios must keep the model's columns (e.g. a contract minimum scaled "
             "to zero removes its shortfall column)"
         )
-    K = len(parts)
-    pr = np.asarray(probabilities, dtype=float)
-    col_start = [k * n for k in range(K)]
-    row_start = list(np.cumsum([0] + [p.num_rows for p in parts[:-1]]))
+
+
+def _stack_blocks(
+    parts: Sequence[LinearProgram],
+    pr: np.ndarray,
+    col_start: Sequence[int],
+    first_stage: np.ndarray,
+    fixed: np.ndarray | None,
+) -> _Stack:
+    """The scenario LPs block-diagonally, costs weighted by probability, the first-stage
+    columns of every block fixed to ``fixed`` when given."""
     A = sp.block_diag([p.A for p in parts], format="csr")
     c = np.concatenate([pk * p.c for pk, p in zip(pr, parts, strict=True)])
     offset = float(sum(pk * p.offset for pk, p in zip(pr, parts, strict=True)))
@@ -166,79 +223,77 @@ def deterministic_equivalent(
     cl = np.concatenate([p.col_lower for p in parts])
     cu = np.concatenate([p.col_upper for p in parts])
     if fixed is not None:
-        for k in range(K):
+        for k in range(len(parts)):
             cl[col_start[k] + first_stage] = fixed
             cu[col_start[k] + first_stage] = fixed
+    return _Stack(A, c, offset, lo, up, cl, cu)
 
-    extra_rows: list[sp.csr_matrix] = []
-    extra_lo: list[np.ndarray] = []
-    extra_up: list[np.ndarray] = []
+
+def _add_non_anticipativity(st: _Stack, K: int, n: int, first_stage: np.ndarray) -> None:
+    """Rows ``y^k_j - y^1_j = 0`` for every later scenario ``k`` and first-stage column
+    ``j``."""
     F = first_stage.size
+    if not (K > 1 and F):
+        return
+    rows = np.arange((K - 1) * F)
+    ks = np.repeat(np.arange(1, K), F)
+    js = np.tile(first_stage, K - 1)
+    data = np.concatenate([np.ones(rows.size), -np.ones(rows.size)])
+    cols_ = np.concatenate([ks * n + js, js])
+    na = sp.csr_matrix((data, (np.concatenate([rows, rows]), cols_)), shape=(rows.size, K * n))
+    st.rows.append(na)
+    st.rows_lo.append(np.zeros(rows.size))
+    st.rows_up.append(np.zeros(rows.size))
+
+
+def _add_cvar(
+    st: _Stack,
+    parts: Sequence[LinearProgram],
+    pr: np.ndarray,
+    col_start: Sequence[int],
+    cvar_weight: float,
+    cvar_level: float,
+) -> tuple[int, int]:
+    """The Rockafellar-Uryasev CVaR term: columns ``eta`` (free) and ``s_1..s_K >= 0``,
+    rows ``s_k - eta + c_k y^k >= -offset_k``; returns ``eta``'s column and the number of
+    columns added."""
+    if not 0 <= cvar_level < 1:
+        raise ValueError(f"cvar_level must be in [0, 1), got {cvar_level!r}")
+    K = len(parts)
+    n = parts[0].num_cols
     n_total = K * n
-    if K > 1 and F:
-        rows = np.arange((K - 1) * F)
-        ks = np.repeat(np.arange(1, K), F)
-        js = np.tile(first_stage, K - 1)
-        data = np.concatenate([np.ones(rows.size), -np.ones(rows.size)])
-        cols_ = np.concatenate([ks * n + js, js])
-        na = sp.csr_matrix(
-            (data, (np.concatenate([rows, rows]), cols_)), shape=(rows.size, n_total)
-        )
-        extra_rows.append(na)
-        extra_lo.append(np.zeros(rows.size))
-        extra_up.append(np.zeros(rows.size))
+    eta = n_total
+    n_extra_cols = 1 + K
+    r = []
+    for k, p in enumerate(parts):
+        cols_k = col_start[k] + np.arange(n)
+        nz = p.c != 0
+        idx = np.concatenate([cols_k[nz], [eta, eta + 1 + k]])
+        val = np.concatenate([p.c[nz], [-1.0, 1.0]])
+        r.append((idx, val, -p.offset))
+    rr = np.concatenate([np.full(idx.size, k) for k, (idx, _v, _o) in enumerate(r)])
+    cc = np.concatenate([idx for idx, _v, _o in r])
+    vv = np.concatenate([v for _i, v, _o in r])
+    cv = sp.csr_matrix((vv, (rr, cc)), shape=(K, n_total + n_extra_cols))
+    st.rows = [sp.hstack([m, sp.csr_matrix((m.shape[0], n_extra_cols))]) for m in st.rows]
+    st.A = sp.hstack([st.A, sp.csr_matrix((st.A.shape[0], n_extra_cols))], format="csr")
+    st.rows.append(cv)
+    st.rows_lo.append(np.array([o for _i, _v, o in r]))
+    st.rows_up.append(np.full(K, np.inf))
+    st.c = np.concatenate([st.c, [cvar_weight], -cvar_weight * pr / (1.0 - cvar_level)])
+    st.cl = np.concatenate([st.cl, [-np.inf], np.zeros(K)])
+    st.cu = np.concatenate([st.cu, [np.inf], np.full(K, np.inf)])
+    return eta, n_extra_cols
 
-    eta = None
-    n_extra_cols = 0
-    if cvar_weight > 0:
-        if not 0 <= cvar_level < 1:
-            raise ValueError(f"cvar_level must be in [0, 1), got {cvar_level!r}")
-        # columns: eta (free), s_1..s_K >= 0; rows: s_k - eta + c_k y^k >= -offset_k
-        eta = n_total
-        n_extra_cols = 1 + K
-        r = []
-        for k, p in enumerate(parts):
-            cols_k = col_start[k] + np.arange(n)
-            nz = p.c != 0
-            idx = np.concatenate([cols_k[nz], [eta, eta + 1 + k]])
-            val = np.concatenate([p.c[nz], [-1.0, 1.0]])
-            r.append((idx, val, -p.offset))
-        rr = np.concatenate([np.full(idx.size, k) for k, (idx, _v, _o) in enumerate(r)])
-        cc = np.concatenate([idx for idx, _v, _o in r])
-        vv = np.concatenate([v for _i, v, _o in r])
-        cv = sp.csr_matrix((vv, (rr, cc)), shape=(K, n_total + n_extra_cols))
-        extra_rows = [sp.hstack([m, sp.csr_matrix((m.shape[0], n_extra_cols))]) for m in extra_rows]
-        A = sp.hstack([A, sp.csr_matrix((A.shape[0], n_extra_cols))], format="csr")
-        extra_rows.append(cv)
-        extra_lo.append(np.array([o for _i, _v, o in r]))
-        extra_up.append(np.full(K, np.inf))
-        c = np.concatenate([c, [cvar_weight], -cvar_weight * pr / (1.0 - cvar_level)])
-        cl = np.concatenate([cl, [-np.inf], np.zeros(K)])
-        cu = np.concatenate([cu, [np.inf], np.full(K, np.inf)])
 
-    if extra_rows:
-        A = sp.vstack([A, *extra_rows], format="csr")
-        lo = np.concatenate([lo, *extra_lo])
-        up = np.concatenate([up, *extra_up])
-    integrality = None
-    if any(p.integrality is not None for p in parts):
-        ints = [
-            p.integrality if p.integrality is not None else np.zeros(n, dtype=bool) for p in parts
-        ]
-        integrality = np.concatenate([*ints, np.zeros(n_extra_cols, dtype=bool)])
-    lp = LinearProgram(
-        c=c,
-        A=A,
-        row_lower=lo,
-        row_upper=up,
-        col_lower=cl,
-        col_upper=cu,
-        columns=parts[0].columns,  # of the first block only: not for Plan.from_solution
-        blocks=[],
-        offset=offset,
-        integrality=integrality,
-    )
-    return StochasticModel(lp, list(parts), col_start, row_start, first_stage, eta)
+def _stacked_integrality(parts: Sequence[LinearProgram], n_extra_cols: int) -> np.ndarray | None:
+    """The blocks' integrality side by side (the CVaR columns continuous), or ``None``
+    when every block is continuous."""
+    if not any(p.integrality is not None for p in parts):
+        return None
+    n = parts[0].num_cols
+    ints = [p.integrality if p.integrality is not None else np.zeros(n, dtype=bool) for p in parts]
+    return np.concatenate([*ints, np.zeros(n_extra_cols, dtype=bool)])
 
 
 @dataclass
@@ -300,11 +355,78 @@ def stochastic_plan(
     time_limit: float | None = None,
     solver: Solver | None = None,
     compute_vss: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> StochasticResult:
     """The two-stage plan of ``scenario`` over ``demand_scenarios`` (probabilities summing
     to 1); see the module docstring. Raises ``ValueError`` for bad probabilities or
-    scenarios, and the solve errors of :func:`allocator.solve`."""
+    scenarios, and the solve errors of :func:`allocator.solve`. ``progress``, when given,
+    is called with a one-line message as each step starts (default: silent)."""
+    say = progress or _silent
     base = as_scenario(scenario)
+    scs, pr = _checked_scenarios(demand_scenarios, cvar_weight)
+    backend = solver or HighsSolver()
+    say(f"building the LPs of {len(scs)} demand scenarios")
+    scenarios = [scenario_for(base, d) for d in scs]
+    parts = [build_lp(s) for s in scenarios]
+    first = first_stage_columns(parts[0], first_period_allocations)
+    model = deterministic_equivalent(
+        parts, pr, first, cvar_weight=cvar_weight, cvar_level=cvar_level
+    )
+    say(
+        f"extensive form: {len(parts)} scenarios, {model.lp.num_cols} columns, "
+        f"{model.lp.num_rows} rows ({first.size} first-stage columns per scenario)"
+    )
+    say("solving the extensive form")
+    sol = _run(backend, model.lp, time_limit, f"stochastic plan of {base.name!r}")
+    assert sol.x is not None and sol.objective is not None
+    say("reading each scenario's plan")
+    plans, values = _plans(model, scenarios, pr, sol)
+    expected = float(pr @ values)
+    cvar = None
+    if model.eta is not None:
+        cvar = _cvar(values, pr, cvar_level)
+    first_stage = _first_stage_decisions(
+        base, parts[0], sol.x[: parts[0].num_cols], plans[0], first_period_allocations
+    )
+    ev_obj = eev = vss = None
+    note = ""
+    if compute_vss:
+        ev_obj, eev, vss, note = _value_of_stochastic_solution(
+            backend,
+            base,
+            scs,
+            parts,
+            pr,
+            first,
+            float(sol.objective),
+            cvar_weight=cvar_weight,
+            cvar_level=cvar_level,
+            time_limit=time_limit,
+            say=say,
+        )
+    return StochasticResult(
+        names=[d.name or f"s{k}" for k, d in enumerate(scs)],
+        probabilities=pr.tolist(),
+        plans=plans,
+        objective=float(sol.objective),
+        expected_objective=expected,
+        cvar=cvar,
+        first_stage=first_stage,
+        ev_objective=ev_obj,
+        eev=eev,
+        vss=vss,
+        vss_note=note,
+    )
+
+
+def _silent(message: str) -> None:
+    """The default progress callback: report nothing."""
+
+
+def _checked_scenarios(
+    demand_scenarios: Sequence[DemandScenario | Mapping[str, Any]], cvar_weight: float
+) -> tuple[list[DemandScenario], np.ndarray]:
+    """The demand scenarios and their probabilities, checked (``ValueError`` if bad)."""
     scs = [d if isinstance(d, DemandScenario) else DemandScenario.of(d) for d in demand_scenarios]
     if not scs:
         raise ValueError("give at least one demand scenario")
@@ -313,23 +435,19 @@ def stochastic_plan(
         raise ValueError(f"probabilities must be >= 0 and sum to 1, got {pr.tolist()}")
     if cvar_weight < 0:
         raise ValueError(f"cvar_weight must be >= 0, got {cvar_weight!r}")
-    backend = solver or HighsSolver()
-    scenarios = [scenario_for(base, d) for d in scs]
-    parts = [build_lp(s) for s in scenarios]
-    first = first_stage_columns(parts[0], first_period_allocations)
-    model = deterministic_equivalent(
-        parts, pr, first, cvar_weight=cvar_weight, cvar_level=cvar_level
-    )
-    sol = _run(backend, model.lp, time_limit, f"stochastic plan of {base.name!r}")
-    assert sol.x is not None and sol.objective is not None
-    plans, values = _plans(model, scenarios, pr, sol)
-    expected = float(pr @ values)
-    cvar = None
-    if model.eta is not None:
-        cvar = _cvar(values, pr, cvar_level)
+    return scs, pr
 
-    r0 = parts[0].columns
-    xs = sol.x[: parts[0].num_cols]
+
+def _first_stage_decisions(
+    base: Scenario,
+    lp: LinearProgram,
+    xs: np.ndarray,
+    plan: Plan,
+    first_period_allocations: bool,
+) -> dict[str, Any]:
+    """The decisions taken before demand is known, read from the first scenario's block
+    ``xs`` (and its ``plan``): rentals, GPUs bought and reserved [pool][period] GPUs."""
+    r0 = lp.columns
     pool_ids, labels = [p.id for p in base.pools], base.period_labels
     rentals: dict[str, dict[str, float]] = {}
     for j in range(r0.n_r):
@@ -356,52 +474,59 @@ def stochastic_plan(
     if first_period_allocations:
         first_stage["first_period_allocations"] = [
             {"segment": a.segment, "mode": a.mode, "pool": a.pool, "gpus": a.gpus}
-            for a in plans[0].allocations
+            for a in plan.allocations
             if a.period == labels[0]
         ]
+    return first_stage
 
+
+def _value_of_stochastic_solution(
+    backend: Solver,
+    base: Scenario,
+    scs: Sequence[DemandScenario],
+    parts: Sequence[LinearProgram],
+    pr: np.ndarray,
+    first: np.ndarray,
+    rp: float,
+    *,
+    cvar_weight: float,
+    cvar_level: float,
+    time_limit: float | None,
+    say: Callable[[str], None],
+) -> tuple[float | None, float | None, float | None, str]:
+    """The expected-demand plan's own optimum (EV), its first stage evaluated over the
+    scenarios (EEV) and ``VSS = rp - EEV``, or a note saying why there is no VSS."""
     ev_obj = eev = vss = None
     note = ""
-    if compute_vss:
-        ev_sc = expected_scenario(base, scs)
-        ev_lp = build_lp(ev_sc)
-        try:
-            ev_sol = _run(backend, ev_lp, time_limit, "expected-demand plan")
-            assert ev_sol.x is not None and ev_sol.objective is not None
-            ev_obj = float(ev_sol.objective)
-            fixed_model = deterministic_equivalent(
-                parts,
-                pr,
-                first,
-                cvar_weight=cvar_weight,
-                cvar_level=cvar_level,
-                fixed=ev_sol.x[first],
-            )
-            eev_sol = _run(backend, fixed_model.lp, time_limit, "expected-demand plan")
-            assert eev_sol.objective is not None
-            eev = float(eev_sol.objective)
-            vss = float(sol.objective) - eev
-        except InfeasibleError:
-            note = (
-                "the expected-demand plan's first-stage decisions are infeasible in some "
-                "scenario (e.g. first-period allocations above a scenario's demand): "
-                "the VSS is unbounded"
-            )
-        except SolveError as exc:
-            note = f"no VSS: {exc}"
-    return StochasticResult(
-        names=[d.name or f"s{k}" for k, d in enumerate(scs)],
-        probabilities=pr.tolist(),
-        plans=plans,
-        objective=float(sol.objective),
-        expected_objective=expected,
-        cvar=cvar,
-        first_stage=first_stage,
-        ev_objective=ev_obj,
-        eev=eev,
-        vss=vss,
-        vss_note=note,
-    )
+    say("expected-value plan: solving for expected demand")
+    ev_sc = expected_scenario(base, scs)
+    ev_lp = build_lp(ev_sc)
+    try:
+        ev_sol = _run(backend, ev_lp, time_limit, "expected-demand plan")
+        assert ev_sol.x is not None and ev_sol.objective is not None
+        ev_obj = float(ev_sol.objective)
+        fixed_model = deterministic_equivalent(
+            parts,
+            pr,
+            first,
+            cvar_weight=cvar_weight,
+            cvar_level=cvar_level,
+            fixed=ev_sol.x[first],
+        )
+        say(f"evaluating the expected-value plan in the {len(parts)} scenarios (EEV)")
+        eev_sol = _run(backend, fixed_model.lp, time_limit, "expected-demand plan")
+        assert eev_sol.objective is not None
+        eev = float(eev_sol.objective)
+        vss = rp - eev
+    except InfeasibleError:
+        note = (
+            "the expected-demand plan's first-stage decisions are infeasible in some "
+            "scenario (e.g. first-period allocations above a scenario's demand): "
+            "the VSS is unbounded"
+        )
+    except SolveError as exc:
+        note = f"no VSS: {exc}"
+    return ev_obj, eev, vss, note
 
 
 def _plans(
