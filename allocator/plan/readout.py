@@ -5,6 +5,7 @@ whole numpy arrays; only the last turns them into rows."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ import numpy as np
 from allocator.lp import LinearProgram
 from allocator.lp.arrays import KINDS, ScenarioArrays
 from allocator.lp.check import violations
+from allocator.plan.columns import Labels, Table
 from allocator.plan.rows import (
     ZERO,
     Allocation,
@@ -324,160 +326,117 @@ def _ids(sc: Scenario) -> tuple[list[str], list[str], list[str]]:
     return [s.id for s in sc.segments], [p.id for p in sc.pools], sc.period_labels
 
 
-def _kind_names(arr: ScenarioArrays) -> list[str]:
-    return [KINDS[k].value for k in arr.kind.tolist()]
+KIND_NAMES = [k.value for k in KINDS]
 
 
 def allocation_rows(
     sc: Scenario, lp: LinearProgram, arr: ScenarioArrays, dec: Decisions, flows: Flows
-) -> list[Allocation]:
+) -> Table[Allocation]:
     """One row per allocation column holding more than ZERO GPUs."""
     cols = lp.columns
     nz = np.nonzero(dec.x > ZERO)[0]
-    seg_ids, pool_ids, periods = (
-        [s.id for s in sc.segments],
-        [p.id for p in sc.pools],
-        sc.period_labels,
+    seg_ids, pool_ids, periods = _ids(sc)
+    seg = cols.x_segment[nz]
+    return Table(
+        Allocation,
+        {
+            "segment": Labels(seg, seg_ids),
+            "kind": Labels(arr.kind[seg], KIND_NAMES),
+            "mode": Labels.encode(arr.mode_names).take(cols.x_mode[nz]),
+            "pool": Labels(cols.x_pool[nz], pool_ids),
+            "period": Labels(cols.x_period[nz], periods),
+            "gpus": dec.x[nz],
+            "gpu_hours": flows.gpu_hours[nz],
+            "units": flows.units[nz],
+        },
     )
-    kind_of = _kind_names(arr)
-    return [
-        Allocation(
-            segment=seg_ids[si],
-            kind=kind_of[si],
-            mode=arr.mode_names[mi],
-            pool=pool_ids[pi],
-            period=periods[ti],
-            gpus=g,
-            gpu_hours=gh,
-            units=u,
-        )
-        for si, mi, pi, ti, g, gh, u in zip(
-            cols.x_segment[nz].tolist(),
-            cols.x_mode[nz].tolist(),
-            cols.x_pool[nz].tolist(),
-            cols.x_period[nz].tolist(),
-            dec.x[nz].tolist(),
-            flows.gpu_hours[nz].tolist(),
-            flows.units[nz].tolist(),
-            strict=True,
-        )
-    ]
 
 
-def segment_rows(sc: Scenario, arr: ScenarioArrays, seg: SegmentSums) -> list[SegmentResult]:
+def segment_rows(sc: Scenario, arr: ScenarioArrays, seg: SegmentSums) -> Table[SegmentResult]:
     """One row per (segment, period), segments in scenario order."""
     S, T = arr.demand.shape
-    seg_ids, periods = [s.id for s in sc.segments], sc.period_labels
-    kind_of, units_of = _kind_names(arr), [s.unit for s in sc.segments]
-    si_all, ti_all = np.divmod(np.arange(S * T), T)
-    columns = (
-        arr.demand,
-        seg.served,
-        seg.unserved,
-        seg.gpus,
-        seg.revenue,
-        seg.compute_cost,
-        seg.penalty,
-        seg.margin,
-        seg.ltv,
-        seg.churn,
-        arr.contract_min,
-        seg.shortfall,
+    seg_ids, _, periods = _ids(sc)
+    si, ti = np.divmod(np.arange(S * T), T)
+    units = Labels.encode(s.unit for s in sc.segments)
+    return Table(
+        SegmentResult,
+        {
+            "segment": Labels(si, seg_ids),
+            "kind": Labels(arr.kind[si], KIND_NAMES),
+            "period": Labels(ti, periods),
+            "unit": units.take(si),
+            "demand": arr.demand.ravel(),
+            "served": seg.served.ravel(),
+            "unserved": seg.unserved.ravel(),
+            "gpus": seg.gpus.ravel(),
+            "revenue": seg.revenue.ravel(),
+            "compute_cost": seg.compute_cost.ravel(),
+            "shortfall_penalty": seg.penalty.ravel(),
+            "gross_margin": seg.margin.ravel(),
+            "ltv": seg.ltv.ravel(),
+            "churn_cost": seg.churn.ravel(),
+            "contract_min": arr.contract_min.ravel(),
+            "shortfall": seg.shortfall.ravel(),
+        },
     )
-    return [
-        SegmentResult(
-            segment=seg_ids[i],
-            kind=kind_of[i],
-            period=periods[tt],
-            unit=units_of[i],
-            demand=dem,
-            served=srv,
-            unserved=uns,
-            gpus=g,
-            revenue=rv,
-            compute_cost=cc,
-            shortfall_penalty=pen,
-            gross_margin=gm,
-            ltv=lt,
-            churn_cost=ch,
-            contract_min=cm,
-            shortfall=sf,
-        )
-        for i, tt, dem, srv, uns, g, rv, cc, pen, gm, lt, ch, cm, sf in zip(
-            si_all.tolist(),
-            ti_all.tolist(),
-            *(a.ravel().tolist() for a in columns),
-            strict=True,
-        )
-    ]
 
 
 def pool_rows(
     sc: Scenario, arr: ScenarioArrays, dec: Decisions, pool: PoolSums
-) -> list[PoolResult]:
+) -> Table[PoolResult]:
     """One row per (pool, period), pools in scenario order."""
     P, T = arr.gpus.shape
+    pj, pt = np.divmod(np.arange(P * T), T)
+    _, pool_ids, periods = _ids(sc)
     own = arr.gpus + dec.bought
     capacity = own + dec.rented
-    periods = sc.period_labels
+    with np.errstate(divide="ignore", invalid="ignore"):
+        utilisation = np.where(capacity > 0, pool.used / np.where(capacity > 0, capacity, 1), 0.0)
     nominal, pv = pool.price_nominal, pool.price_pv
-    return [
-        PoolResult(
-            pool=sc.pools[j].id,
-            accelerator=sc.pools[j].accelerator,
-            region=sc.pools[j].region,
-            period=periods[t],
-            gpus=float(arr.gpus[j, t]),
-            usable=float(arr.usable[j, t]),
-            rented=float(dec.rented[j, t]),
-            used=float(pool.used[j, t]),
-            idle=float(max(own[j, t] - (pool.used[j, t] - dec.rented[j, t]), 0.0)),
-            utilisation=float(pool.used[j, t] / capacity[j, t]) if capacity[j, t] > 0 else 0.0,
-            variable_cost=float(pool.variable_cost[j, t]),
-            rental_cost=float(pool.rental_cost[j, t]),
-            fixed_cost=float(pool.fixed_cost[j, t]),
-            shadow_price_per_gpu_hour=None if nominal is None else float(nominal[j, t]),
-            shadow_price_pv_per_gpu_hour=None if pv is None else float(pv[j, t]),
-            bought=float(dec.bought[j, t]),
-            expansion_cost=float(pool.expansion_cost[j, t]),
-        )
-        for j in range(P)
-        for t in range(T)
-    ]
+    return Table(
+        PoolResult,
+        {
+            "pool": Labels(pj, pool_ids),
+            "accelerator": Labels.encode(p.accelerator for p in sc.pools).take(pj),
+            "region": Labels.encode(p.region for p in sc.pools).take(pj),
+            "period": Labels(pt, periods),
+            "gpus": arr.gpus.ravel().astype(float),
+            "usable": arr.usable.ravel().astype(float),
+            "rented": dec.rented.ravel(),
+            "used": pool.used.ravel(),
+            "idle": np.maximum(own - (pool.used - dec.rented), 0.0).ravel(),
+            "utilisation": utilisation.ravel(),
+            "variable_cost": pool.variable_cost.ravel(),
+            "rental_cost": pool.rental_cost.ravel(),
+            "fixed_cost": pool.fixed_cost.ravel(),
+            "shadow_price_per_gpu_hour": None if nominal is None else nominal.ravel(),
+            "shadow_price_pv_per_gpu_hour": None if pv is None else pv.ravel(),
+            "bought": dec.bought.ravel(),
+            "expansion_cost": pool.expansion_cost.ravel(),
+        },
+    )
 
 
 def reservation_rows(
     sc: Scenario, lp: LinearProgram, arr: ScenarioArrays, dec: Decisions, flows: Flows
-) -> list[ReservationResult]:
+) -> Table[ReservationResult]:
     """One row per reservation column holding more than ZERO GPUs."""
     cols = lp.columns
-    seg_ids, pool_ids, periods = (
-        [s.id for s in sc.segments],
-        [p.id for p in sc.pools],
-        sc.period_labels,
+    keep = np.nonzero(dec.k > ZERO)[0]
+    seg_ids, pool_ids, periods = _ids(sc)
+    seg = cols.rsv_segment[keep]
+    return Table(
+        ReservationResult,
+        {
+            "segment": Labels(seg, seg_ids),
+            "kind": Labels(arr.kind[seg], KIND_NAMES),
+            "pool": Labels(cols.rsv_pool[keep], pool_ids),
+            "period": Labels(cols.rsv_period[keep], periods),
+            "gpus": dec.k[keep],
+            "gpu_hours": flows.k_hours[keep],
+            "revenue": flows.k_fee[keep],
+        },
     )
-    kind_of = _kind_names(arr)
-    return [
-        ReservationResult(
-            segment=seg_ids[si],
-            kind=kind_of[si],
-            pool=pool_ids[pi],
-            period=periods[ti],
-            gpus=kk,
-            gpu_hours=kh,
-            revenue=fee,
-        )
-        for si, pi, ti, kk, kh, fee in zip(
-            cols.rsv_segment.tolist(),
-            cols.rsv_pool.tolist(),
-            cols.rsv_period.tolist(),
-            dec.k.tolist(),
-            flows.k_hours.tolist(),
-            flows.k_fee.tolist(),
-            strict=True,
-        )
-        if kk > ZERO
-    ]
 
 
 def plan_warnings(lp: LinearProgram, sol: Solution, viol: dict[str, float]) -> list[str]:
@@ -520,12 +479,10 @@ def solver_info(lp: LinearProgram, sol: Solution, build_time_s: float) -> Solver
 
 def binding_rows(
     sc: Scenario, lp: LinearProgram, sol: Solution, x_full: np.ndarray
-) -> list[Binding]:
+) -> Table[Binding]:
     """Rows at one of their bounds, with a non-zero dual where duals exist; the largest
     duals first."""
-    if lp.num_rows == 0:
-        return []
-    act = lp.A @ x_full
+    act = lp.A @ x_full if lp.num_rows else np.zeros(0)
     tol = 1e-7 * np.maximum(1.0, np.abs(act))
     at_upper = np.isfinite(lp.row_upper) & (np.abs(act - lp.row_upper) <= tol)
     at_lower = np.isfinite(lp.row_lower) & (np.abs(act - lp.row_lower) <= tol)
@@ -536,24 +493,43 @@ def binding_rows(
         "pool": [p.id for p in sc.pools],
         "segment": [s.id for s in sc.segments],
         "period": sc.period_labels,
-        "kind": [k.value for k in KINDS],
+        "kind": KIND_NAMES,
     }
-    out: list[Binding] = []
-    duals = None if sol.row_dual is None else sol.row_dual.tolist()
+    block_names: list[str] = []
+    rows_of, block_of, keys = [], [], []
     for b in lp.blocks:
         rows = np.nonzero(tight[b.start : b.stop])[0]
         if rows.size == 0:
             continue
-        keys = [(dim, [names[dim][k] for k in ix[rows].tolist()]) for dim, ix in b.keys.items()]
-        upper = at_upper[b.start + rows].tolist()
-        for n, i in enumerate((b.start + rows).tolist()):
-            out.append(
-                Binding(
-                    constraint=b.name,
-                    key={dim: col[n] for dim, col in keys},
-                    bound="upper" if upper[n] else "lower",
-                    dual=None if duals is None else duals[i],
-                )
-            )
-    out.sort(key=lambda b: -abs(b.dual or 0.0))
-    return out
+        cols = [(dim, [names[dim][k] for k in ix[rows].tolist()]) for dim, ix in b.keys.items()]
+        keys += [dict(zip(dims, vals, strict=True)) for dims, vals in _key_rows(cols, rows.size)]
+        rows_of.append(b.start + rows)
+        block_of.append(np.full(rows.size, len(block_names), dtype=np.int32))
+        block_names.append(b.name)
+    rows = np.concatenate(rows_of) if rows_of else np.zeros(0, dtype=np.int64)
+    dual = None if sol.row_dual is None else sol.row_dual[rows]
+    order = np.argsort(-np.abs(dual), kind="stable") if dual is not None else np.arange(rows.size)
+    key_col = np.empty(rows.size, dtype=object)
+    key_col[:] = keys
+    return Table(
+        Binding,
+        {
+            "constraint": Labels(
+                np.concatenate(block_of)[order] if block_of else np.zeros(0), block_names
+            ),
+            "key": key_col[order],
+            "bound": Labels(np.where(at_upper[rows], 0, 1)[order], ["upper", "lower"]),
+            "dual": None if dual is None else dual[order],
+        },
+        n=rows.size,
+    )
+
+
+def _key_rows(
+    cols: list[tuple[str, list[str]]], n: int
+) -> Iterator[tuple[list[str], tuple[str, ...]]]:
+    """(dimension names, values) of each of ``n`` rows of a block."""
+    dims = [dim for dim, _ in cols]
+    if not cols:
+        return ((dims, ()) for _ in range(n))
+    return ((dims, vals) for vals in zip(*(v for _, v in cols), strict=True))

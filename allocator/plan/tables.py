@@ -21,13 +21,14 @@ Conventions (stated once, here and in the README):
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from allocator.errors import Status
 from allocator.lp import LinearProgram
 from allocator.lp.arrays import ScenarioArrays
+from allocator.plan import jsonio
+from allocator.plan.columns import Table
 from allocator.plan.readout import read_out
 from allocator.plan.rows import (
     ZERO,
@@ -66,16 +67,18 @@ class Plan:
     periods: list[str]
     totals: Totals
     by_kind: dict[str, KindResult]
-    allocations: list[Allocation]
-    segments: list[SegmentResult]
-    pools: list[PoolResult]
-    binding: list[Binding]
+    allocations: Table[Allocation]
+    segments: Table[SegmentResult]
+    pools: Table[PoolResult]
+    binding: Table[Binding]
     solver: SolverInfo
     has_duals: bool
     max_violation: float
     violations: dict[str, float]
     warnings: list[str] = field(default_factory=list)
-    reservations: list[ReservationResult] = field(default_factory=list)
+    reservations: Table[ReservationResult] = field(
+        default_factory=lambda: Table.from_rows(ReservationResult, [])
+    )
 
     # ------------------------------------------------------------------ shortcuts
     @property
@@ -119,8 +122,19 @@ class Plan:
         return plot(self, chart, by)
 
     # ------------------------------------------------------------------- exports
+    def tables(self) -> dict[str, Table[Any]]:
+        """The row tables by their JSON key."""
+        return {
+            "allocations": self.allocations,
+            "segments": self.segments,
+            "pools": self.pools,
+            "binding": self.binding,
+            "reservations": self.reservations,
+        }
+
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data; keys are stable (documented in the README)."""
+        """Plain JSON-ready data; keys are stable (documented in the README). The tables'
+        rows are made from their columns, with no dataclass per row."""
         return {
             "scenario": self.scenario,
             "currency": self.currency,
@@ -129,26 +143,65 @@ class Plan:
             "periods": list(self.periods),
             "totals": asdict(self.totals),
             "by_kind": {k: asdict(v) for k, v in self.by_kind.items()},
-            "allocations": [asdict(a) for a in self.allocations],
-            "segments": [asdict(s) for s in self.segments],
-            "pools": [asdict(p) for p in self.pools],
-            "binding": [
-                {"constraint": b.constraint, "key": b.key, "bound": b.bound, "dual": b.dual}
-                for b in self.binding
-            ],
+            "allocations": self.allocations.records(),
+            "segments": self.segments.records(),
+            "pools": self.pools.records(),
+            "binding": self.binding.records(),
             "solver": asdict(self.solver),
             "has_duals": self.has_duals,
             "max_violation": self.max_violation,
             "violations": dict(self.violations),
             "warnings": list(self.warnings),
-            "reservations": [asdict(r) for r in self.reservations],
+            "reservations": self.reservations.records(),
         }
 
-    def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+    def check_finite(self) -> None:
+        """Raise ValueError naming the first NaN or infinite number (JSON has none)."""
+        for name, table in self.tables().items():
+            bad = table.non_finite()
+            if bad is not None:
+                raise ValueError(f"plan {name}.{bad} holds a number that is not finite")
+        small = {"totals": asdict(self.totals), "max_violation": self.max_violation}
+        small["by_kind"] = {k: asdict(v) for k, v in self.by_kind.items()}
+        jsonio.assert_finite(small, "plan")
+
+    def to_json(self, indent: int | None = None) -> str:
+        """The plan as JSON text: compact, or indented by ``indent`` spaces."""
+        return self.to_json_bytes(indent).decode()
+
+    def to_json_bytes(self, indent: int | None = None) -> bytes:
+        """The plan as UTF-8 JSON (orjson; refuses NaN and infinities)."""
+        self.check_finite()
+        return jsonio.dumps(self.to_dict(), indent=indent, checked=True)
+
+    def to_arrow(self) -> dict[str, Any]:
+        """pyarrow Tables of allocations, segments, pools, reservations and binding
+        (numbers zero-copy, text as dictionary arrays; binding's key as a JSON string).
+        Needs pyarrow (``pip install 'allocator[arrow]'``)."""
+        try:
+            import pyarrow as pa
+        except ImportError:
+            raise ImportError(
+                "Plan.to_arrow() needs pyarrow: pip install 'allocator[arrow]'"
+            ) from None
+        out = {k: t.to_arrow() for k, t in self.tables().items() if k != "binding"}
+        b = self.binding
+        out["binding"] = pa.table(
+            {
+                "constraint": pa.array(b.columns["constraint"].tolist()),  # type: ignore[union-attr]
+                "key": pa.array([jsonio.dumps(k).decode() for k in _keys(b)], pa.string()),
+                "bound": pa.array(b.columns["bound"].tolist()),  # type: ignore[union-attr]
+                "dual": pa.array(
+                    b.columns["dual"] if b.columns["dual"] is not None else [None] * len(b),
+                    pa.float64(),
+                ),
+            }
+        )
+        return out
 
     def to_frames(self) -> dict[str, Any]:
-        """pandas DataFrames of allocations, segments, pools, binding and by_kind.
+        """pandas DataFrames of allocations, segments, pools, reservations, binding and
+        by_kind: number columns share the plan's arrays, text columns are categorical.
 
         Needs pandas (``pip install 'allocator[frames]'``)."""
         try:
@@ -157,37 +210,33 @@ class Plan:
             raise ImportError(
                 "Plan.to_frames() needs pandas: pip install 'allocator[frames]'"
             ) from None
-        d = self.to_dict()
-        binding = [
-            {"constraint": b["constraint"], **b["key"], "bound": b["bound"], "dual": b["dual"]}
-            for b in d["binding"]
-        ]
-        kinds = [
-            {"kind": k, **{f: v for f, v in r.items() if f != "kind" and not isinstance(v, list)}}
-            for k, r in d["by_kind"].items()
-        ]
-        return {
-            "allocations": pd.DataFrame(
-                d["allocations"], columns=list(Allocation.__dataclass_fields__)
-            ),
-            "segments": pd.DataFrame(
-                d["segments"], columns=list(SegmentResult.__dataclass_fields__)
-            ),
-            "pools": pd.DataFrame(d["pools"], columns=list(PoolResult.__dataclass_fields__)),
-            "reservations": pd.DataFrame(
-                d["reservations"], columns=list(ReservationResult.__dataclass_fields__)
-            ),
-            "binding": pd.DataFrame(binding),
-            "by_kind": pd.DataFrame(kinds),
-        }
+        frames = {k: t.to_frame() for k, t in self.tables().items() if k != "binding"}
+        b = self.binding
+        frames["binding"] = pd.DataFrame(
+            [{"constraint": r.constraint, **r.key, "bound": r.bound, "dual": r.dual} for r in b]
+        )
+        frames["by_kind"] = pd.DataFrame(
+            [
+                {
+                    "kind": k,
+                    **{
+                        f: v
+                        for f, v in asdict(r).items()
+                        if f != "kind" and not isinstance(v, list)
+                    },
+                }
+                for k, r in self.by_kind.items()
+            ]
+        )
+        return frames
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Plan:
         """The plan back from ``to_dict()`` data (a stored or downloaded plan)."""
 
-        def rows(kind: Any, items: list[dict[str, Any]]) -> list[Any]:
+        def known(kind: Any, item: dict[str, Any]) -> dict[str, Any]:
             names = kind.__dataclass_fields__
-            return [kind(**{k: v for k, v in item.items() if k in names}) for item in items]
+            return {k: v for k, v in item.items() if k in names}
 
         return cls(
             scenario=d["scenario"],
@@ -197,16 +246,16 @@ class Plan:
             periods=list(d["periods"]),
             totals=Totals(**d["totals"]),
             by_kind={k: KindResult(**v) for k, v in d["by_kind"].items()},
-            allocations=rows(Allocation, d["allocations"]),
-            segments=rows(SegmentResult, d["segments"]),
-            pools=rows(PoolResult, d["pools"]),
-            binding=rows(Binding, d["binding"]),
-            solver=rows(SolverInfo, [d["solver"]])[0],
+            allocations=Table.from_rows(Allocation, d["allocations"]),
+            segments=Table.from_rows(SegmentResult, d["segments"]),
+            pools=Table.from_rows(PoolResult, d["pools"]),
+            binding=Table.from_rows(Binding, d["binding"]),
+            solver=SolverInfo(**known(SolverInfo, d["solver"])),
             has_duals=d["has_duals"],
             max_violation=d["max_violation"],
             violations=dict(d["violations"]),
             warnings=list(d["warnings"]),
-            reservations=rows(ReservationResult, d.get("reservations", [])),
+            reservations=Table.from_rows(ReservationResult, d.get("reservations", [])),
         )
 
     # ------------------------------------------------------------------ building
@@ -222,3 +271,12 @@ class Plan:
         """The plan of ``sol``, a solution of ``lp`` (built from ``sc``): the only place raw
         solver values become named tables and prices (the steps are in readout.py)."""
         return cls(**read_out(sc, lp, sol, build_time_s, arrays))
+
+
+def _keys(binding: Table[Binding]) -> list[dict[str, str]]:
+    col = binding.columns["key"]
+    return [] if col is None else list(col.tolist())  # type: ignore[union-attr]
+
+
+def _scalar_field(name: str, value: Any) -> bool:
+    return name != "kind" and not isinstance(value, list)
