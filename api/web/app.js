@@ -19,7 +19,8 @@ function el(tag, attrs, ...children) {
 }
 
 // Plotly reads a few HTML-like tags (<b>, <a href>, <br>…) in titles, names and tick
-// labels; escaped, a scenario's text shows as it is.
+// labels; escaped, a scenario's text shows as it is. (Titles are { text }: plotly.js 3+
+// ignores a plain string.)
 const ptext = (s) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 const KINDS = ["cloud", "first_party", "rnd", "consumer"];
 const COLORS = { cloud: "#2563eb", first_party: "#f59e0b", rnd: "#10b981", consumer: "#a855f7" };
@@ -199,7 +200,7 @@ function renderGpus() {
     }
     traces = Object.entries(sums).map(([k, v]) => ({ x: p.periods, y: p.periods.map((x) => v[x]), name: ptext(k), type: "bar" }));
   }
-  Plotly.react("chart-gpus", traces, layout({ barmode: "stack", yaxis: { title: "GPUs" } }), config);
+  Plotly.react("chart-gpus", traces, layout({ barmode: "stack", yaxis: { title: { text: "GPUs" } } }), config);
 }
 
 function renderPrices() {
@@ -209,7 +210,7 @@ function renderPrices() {
     const r = p.pools.find((x) => x.pool === pool && x.period === per);
     return r.shadow_price_per_gpu_hour;
   }));
-  Plotly.react("chart-prices", [{ type: "heatmap", x: p.periods, y: pools, z, colorscale: "YlOrRd", reversescale: true, colorbar: { title: ptext(p.currency + "/GPU-h") } }],
+  Plotly.react("chart-prices", [{ type: "heatmap", x: p.periods, y: pools, z, colorscale: "YlOrRd", reversescale: true, colorbar: { title: { text: ptext(p.currency + "/GPU-h") } } }],
     layout({ margin: { l: 140, r: 10, t: 10, b: 40 } }), config);
 }
 
@@ -220,7 +221,7 @@ function renderUtil() {
     x: p.periods, y: p.periods.map((per) => p.pools.find((r) => r.pool === pool && r.period === per).utilisation * 100),
     name: ptext(pool), mode: "lines+markers", type: "scatter",
   }));
-  Plotly.react("chart-util", traces, layout({ yaxis: { title: "%", range: [0, 105] } }), config);
+  Plotly.react("chart-util", traces, layout({ yaxis: { title: { text: "%" }, range: [0, 105] } }), config);
 }
 
 function renderMoney() {
@@ -228,7 +229,7 @@ function renderMoney() {
   const kinds = Object.keys(p.by_kind);
   const trace = (field, name) => ({ x: kinds, y: kinds.map((k) => p.by_kind[k][field]), name, type: "bar" });
   Plotly.react("chart-money", [trace("revenue", "revenue"), trace("gross_margin", "gross margin"), trace("ltv", "LTV")],
-    layout({ barmode: "group", yaxis: { title: ptext(p.currency + " (PV)") } }), config);
+    layout({ barmode: "group", yaxis: { title: { text: ptext(p.currency + " (PV)") } } }), config);
 }
 
 async function renderFrontier() {
@@ -238,7 +239,7 @@ async function renderFrontier() {
     Plotly.react("chart-frontier", [{
       x: pts.map((q) => q.ltv), y: pts.map((q) => q.margin), mode: "lines+markers", type: "scatter",
       text: pts.map((q) => `weight ${q.weight_low}–${q.weight_high === null ? "∞" : q.weight_high}`), name: "frontier",
-    }], layout({ xaxis: { title: "LTV (PV)" }, yaxis: { title: "margin (PV)" } }), config);
+    }], layout({ xaxis: { title: { text: "LTV (PV)" } }, yaxis: { title: { text: "margin (PV)" } } }), config);
   } catch (e) {
     $("#chart-frontier").textContent = "frontier unavailable: " + e.message;
   }
@@ -296,7 +297,7 @@ async function whatIf(ev) {
     Plotly.react("chart-whatif", [
       { x: kinds, y: kinds.map((k) => last(diff.by_kind[k], "base")), name: "base", type: "bar" },
       { x: kinds, y: kinds.map((k) => last(diff.by_kind[k], diff.newKey)), name: "what-if", type: "bar" },
-    ], layout({ barmode: "group", yaxis: { title: "GPUs, last period" } }), config);
+    ], layout({ barmode: "group", yaxis: { title: { text: "GPUs, last period" } } }), config);
   } catch (e) {
     const d = e.problem && e.problem.diagnosis;
     out.replaceChildren(el("p", { class: "error" }, e.message), d ? el("pre", {}, d.message) : null);
