@@ -101,9 +101,7 @@ def docs_asset(name: str) -> Response:
     if name not in FILES:
         raise ApiError(404, "Not found", f"no file {name!r}", "not-found")
     if base is None or not (base / name).is_file():  # pragma: no cover
-        raise ApiError(
-            503, "Docs unavailable", "install fastapi-offline", "no-docs-assets"
-        )
+        raise ApiError(503, "Docs unavailable", "install fastapi-offline", "no-docs-assets")
     return FileResponse(
         base / name, media_type=FILES[name], headers={"Cache-Control": "public, max-age=86400"}
     )
