@@ -1,5 +1,5 @@
 """create_app(): the FastAPI application, its lifespan (store, job runner, solver pool)
-and its middleware (body size limit, content type, CORS)."""
+and its middleware (body size limit, content type, CORS, security headers)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from . import problems
 from .config import Settings, get_settings
 from .deps import require_api_key
 from .jobs import JobRunner, SyncSolver
-from .routes import analysis, plans, scenarios, solve, system, web
+from .routes import analysis, docs, plans, scenarios, solve, system, web
+from .security import SecurityHeaders
 from .store import Store
 
 log = logging.getLogger("allocator.api")
@@ -147,12 +148,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "consumer tiers; see the opportunity cost of every GPU-hour. Errors are RFC 9457 "
         "problem+json.",
         lifespan=lifespan,
+        # served by routes/docs.py from local files, under their own CSP
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     problems.install(app)
     key = [Depends(require_api_key)]
     app.include_router(system.router)
     app.include_router(web.router)
+    app.include_router(docs.router)
     for r in (solve.router, scenarios.router, plans.router, analysis.router):
         app.include_router(r, dependencies=key)
     if settings.cors_origins:
@@ -163,6 +168,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
         )
     app.add_middleware(BodyPolicy, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)  # outermost: its headers are on every response
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

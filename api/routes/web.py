@@ -1,5 +1,6 @@
 """The plan explorer page at `/`: static files of our own plus plotly's browser bundle,
-served from the plotly package installed with the service (no CDN: works offline)."""
+served from the plotly package installed with the service (no CDN: works offline), all
+under the page's Content-Security-Policy (api/security.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from ..problems import ApiError
+from ..security import PAGE_CSP
 
 router = APIRouter(include_in_schema=False)
 WEB = Path(__file__).resolve().parent.parent / "web"
@@ -26,7 +28,10 @@ def plotly_bundle() -> Path | None:
 
 @router.get("/")
 def index() -> HTMLResponse:
-    return HTMLResponse((WEB / "index.html").read_text(encoding="utf-8"))
+    return HTMLResponse(
+        (WEB / "index.html").read_text(encoding="utf-8"),
+        headers={"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-cache"},
+    )
 
 
 @router.get("/static/vendor/plotly.min.js")
@@ -35,7 +40,9 @@ def plotly_js() -> Response:
     if path is None:
         raise ApiError(503, "Charts unavailable", "install plotly: pip install plotly", "no-plotly")
     return FileResponse(
-        path, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"}
+        path,
+        media_type="text/javascript",
+        headers={"Cache-Control": "public, max-age=86400", "Content-Security-Policy": PAGE_CSP},
     )
 
 
@@ -43,4 +50,8 @@ def plotly_js() -> Response:
 def static(name: str) -> Response:
     if name not in FILES:
         raise ApiError(404, "Not found", f"no file {name!r}", "not-found")
-    return FileResponse(WEB / name, media_type=FILES[name], headers={"Cache-Control": "no-cache"})
+    return FileResponse(
+        WEB / name,
+        media_type=FILES[name],
+        headers={"Cache-Control": "no-cache", "Content-Security-Policy": PAGE_CSP},
+    )

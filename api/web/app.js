@@ -1,7 +1,27 @@
 // allocator plan explorer: talks to the service's own /v1 API; no third-party CDN.
+// Every value from a scenario or plan (names, ids, units, currency, messages) reaches the
+// page as text: the DOM is built with el() below, never from HTML strings (no innerHTML),
+// and the service's Content-Security-Policy allows no inline script.
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
+
+// el("td", { class: "pos" }, "text", child, …): an element whose string children are text
+// nodes, so markup inside them shows literally.
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  for (const c of children.flat()) {
+    if (c === null || c === undefined) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+// Plotly reads a few HTML-like tags (<b>, <a href>, <br>…) in titles, names and tick
+// labels; escaped, a scenario's text shows as it is. (Titles are { text }: plotly.js 3+
+// ignores a plain string.)
+const ptext = (s) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 const KINDS = ["cloud", "first_party", "rnd", "consumer"];
 const COLORS = { cloud: "#2563eb", first_party: "#f59e0b", rnd: "#10b981", consumer: "#a855f7" };
 const state = { scenario: null, plan: null, planId: null };
@@ -44,9 +64,9 @@ function money(v) {
   return f(v, "");
 }
 
-function signed(v) {
+function signed(v, attrs) {
   const cls = v > 0 ? "pos" : v < 0 ? "neg" : "";
-  return `<span class="${cls}">${v > 0 ? "+" : ""}${money(v)}</span>`;
+  return el("span", Object.assign({ class: cls }, attrs || {}), (v > 0 ? "+" : "") + money(v));
 }
 
 const layout = (extra) => Object.assign({
@@ -64,7 +84,8 @@ async function loadScenarios(select) {
   if (token !== loadToken) return; // a newer load (e.g. after a key change) wins
   const sel = $("#scenario");
   const keep = select || state.scenario;
-  sel.innerHTML = body.items.map((s) => `<option value="${s.id}">${s.id} (${s.segments} segments, ${s.pools} pools)</option>`).join("");
+  sel.replaceChildren(...body.items.map((s) =>
+    el("option", { value: s.id }, `${s.id} (${s.segments} segments, ${s.pools} pools)`)));
   if (keep && body.items.some((s) => s.id === keep)) sel.value = keep;
   if (sel.value && (select || sel.value !== state.scenario)) await chooseScenario(sel.value);
 }
@@ -122,7 +143,7 @@ async function runPlan() {
 }
 
 async function showPlan(planId, job) {
-  const j = job || (await api(`/v1/plans/${planId}`)).body;
+  const j = job || (await api(`/v1/plans/${encodeURIComponent(planId)}`)).body;
   state.plan = j.plan;
   state.planId = planId;
   if (!job) status(`plan ${planId.slice(0, 8)} (revision ${j.scenario_revision})`);
@@ -134,9 +155,9 @@ function clearCharts() {
   for (const id of ["chart-gpus", "chart-prices", "chart-util", "chart-money", "chart-frontier", "chart-whatif"]) {
     Plotly.purge(id);
   }
-  $("#kpis").innerHTML = "";
-  $("#explain").innerHTML = "";
-  $("#whatif-result").innerHTML = "";
+  $("#kpis").replaceChildren();
+  $("#explain").replaceChildren();
+  $("#whatif-result").replaceChildren();
 }
 
 function render() {
@@ -147,8 +168,10 @@ function render() {
     ["Objective (PV)", t.objective], ["Gross margin", t.gross_margin], ["Revenue", t.revenue],
     ["LTV", t.ltv], ["Rental cost", t.rental_cost], ["Max violation", null],
   ];
-  $("#kpis").innerHTML = kpis.map(([k, v]) => `<div class="kpi"><div class="label">${k}</div><div class="value" data-kpi="${k}">${
-    v === null ? p.max_violation.toExponential(1) : money(v) + " " + p.currency}</div></div>`).join("");
+  $("#kpis").replaceChildren(...kpis.map(([k, v]) => el("div", { class: "kpi" },
+    el("div", { class: "label" }, k),
+    el("div", { class: "value", "data-kpi": k },
+      v === null ? p.max_violation.toExponential(1) : money(v) + " " + p.currency))));
   renderGpus();
   renderPrices();
   renderUtil();
@@ -163,7 +186,7 @@ function renderGpus() {
   let traces;
   if (by === "kind") {
     traces = Object.values(p.by_kind).map((k) => ({
-      x: p.periods, y: k.gpus_by_period, name: k.kind, type: "bar", marker: { color: COLORS[k.kind] },
+      x: p.periods, y: k.gpus_by_period, name: ptext(k.kind), type: "bar", marker: { color: COLORS[k.kind] },
     }));
   } else {
     const key = by === "pool" ? "pool" : "region";
@@ -175,9 +198,9 @@ function renderGpus() {
       sums[k] = sums[k] || Object.fromEntries(p.periods.map((x) => [x, 0]));
       sums[k][a.period] += a.gpus;
     }
-    traces = Object.entries(sums).map(([k, v]) => ({ x: p.periods, y: p.periods.map((x) => v[x]), name: k, type: "bar" }));
+    traces = Object.entries(sums).map(([k, v]) => ({ x: p.periods, y: p.periods.map((x) => v[x]), name: ptext(k), type: "bar" }));
   }
-  Plotly.react("chart-gpus", traces, layout({ barmode: "stack", yaxis: { title: "GPUs" } }), config);
+  Plotly.react("chart-gpus", traces, layout({ barmode: "stack", yaxis: { title: { text: "GPUs" } } }), config);
 }
 
 function renderPrices() {
@@ -187,7 +210,7 @@ function renderPrices() {
     const r = p.pools.find((x) => x.pool === pool && x.period === per);
     return r.shadow_price_per_gpu_hour;
   }));
-  Plotly.react("chart-prices", [{ type: "heatmap", x: p.periods, y: pools, z, colorscale: "YlOrRd", reversescale: true, colorbar: { title: p.currency + "/GPU-h" } }],
+  Plotly.react("chart-prices", [{ type: "heatmap", x: p.periods, y: pools, z, colorscale: "YlOrRd", reversescale: true, colorbar: { title: { text: ptext(p.currency + "/GPU-h") } } }],
     layout({ margin: { l: 140, r: 10, t: 10, b: 40 } }), config);
 }
 
@@ -196,9 +219,9 @@ function renderUtil() {
   const pools = [...new Set(p.pools.map((r) => r.pool))];
   const traces = pools.map((pool) => ({
     x: p.periods, y: p.periods.map((per) => p.pools.find((r) => r.pool === pool && r.period === per).utilisation * 100),
-    name: pool, mode: "lines+markers", type: "scatter",
+    name: ptext(pool), mode: "lines+markers", type: "scatter",
   }));
-  Plotly.react("chart-util", traces, layout({ yaxis: { title: "%", range: [0, 105] } }), config);
+  Plotly.react("chart-util", traces, layout({ yaxis: { title: { text: "%" }, range: [0, 105] } }), config);
 }
 
 function renderMoney() {
@@ -206,7 +229,7 @@ function renderMoney() {
   const kinds = Object.keys(p.by_kind);
   const trace = (field, name) => ({ x: kinds, y: kinds.map((k) => p.by_kind[k][field]), name, type: "bar" });
   Plotly.react("chart-money", [trace("revenue", "revenue"), trace("gross_margin", "gross margin"), trace("ltv", "LTV")],
-    layout({ barmode: "group", yaxis: { title: p.currency + " (PV)" } }), config);
+    layout({ barmode: "group", yaxis: { title: { text: ptext(p.currency + " (PV)") } } }), config);
 }
 
 async function renderFrontier() {
@@ -216,7 +239,7 @@ async function renderFrontier() {
     Plotly.react("chart-frontier", [{
       x: pts.map((q) => q.ltv), y: pts.map((q) => q.margin), mode: "lines+markers", type: "scatter",
       text: pts.map((q) => `weight ${q.weight_low}–${q.weight_high === null ? "∞" : q.weight_high}`), name: "frontier",
-    }], layout({ xaxis: { title: "LTV (PV)" }, yaxis: { title: "margin (PV)" } }), config);
+    }], layout({ xaxis: { title: { text: "LTV (PV)" } }, yaxis: { title: { text: "margin (PV)" } } }), config);
   } catch (e) {
     $("#chart-frontier").textContent = "frontier unavailable: " + e.message;
   }
@@ -225,10 +248,10 @@ async function renderFrontier() {
 function fillSelects() {
   const p = state.plan;
   const pools = [...new Set(p.pools.map((r) => r.pool))];
-  document.querySelector("#whatif select[name=pool]").innerHTML = pools.map((x) => `<option>${x}</option>`).join("");
+  document.querySelector("#whatif select[name=pool]").replaceChildren(...pools.map((x) => el("option", { value: x }, x)));
   const segs = [...new Set(p.segments.map((s) => s.segment))];
   const sel = $("#segment");
-  sel.innerHTML = segs.map((x) => `<option>${x}</option>`).join("");
+  sel.replaceChildren(...segs.map((x) => el("option", { value: x }, x)));
   explain(sel.value);
 }
 
@@ -263,19 +286,21 @@ async function whatIf(ev) {
       diff = { totals: body.difference.totals, by_kind: body.difference.by_kind, newKey: "new" };
     }
     const t = diff.totals;
-    const rows = Object.entries(diff.by_kind).map(([k, v]) =>
-      `<tr><td>${k}</td><td>${signed(v.revenue.change)}</td><td>${signed(v.gross_margin.change)}</td><td>${signed(v.ltv.change)}</td></tr>`).join("");
-    out.innerHTML = `<p>Objective <b data-whatif="objective">${signed(t.objective.change)}</b>, gross margin ${signed(t.gross_margin.change)}</p>
-      <table><tr><th>kind</th><th>revenue</th><th>gross margin</th><th>LTV</th></tr>${rows}</table>`;
+    const rows = Object.entries(diff.by_kind).map(([k, v]) => el("tr", {}, el("td", {}, k),
+      el("td", {}, signed(v.revenue.change)), el("td", {}, signed(v.gross_margin.change)), el("td", {}, signed(v.ltv.change))));
+    out.replaceChildren(
+      el("p", {}, "Objective ", el("b", { "data-whatif": "objective" }, signed(t.objective.change)),
+        ", gross margin ", signed(t.gross_margin.change)),
+      el("table", {}, el("tr", {}, ["kind", "revenue", "gross margin", "LTV"].map((h) => el("th", {}, h))), rows));
     const kinds = Object.keys(diff.by_kind);
     const last = (v, key) => v.gpus_by_period[key][v.gpus_by_period[key].length - 1];
     Plotly.react("chart-whatif", [
       { x: kinds, y: kinds.map((k) => last(diff.by_kind[k], "base")), name: "base", type: "bar" },
       { x: kinds, y: kinds.map((k) => last(diff.by_kind[k], diff.newKey)), name: "what-if", type: "bar" },
-    ], layout({ barmode: "group", yaxis: { title: "GPUs, last period" } }), config);
+    ], layout({ barmode: "group", yaxis: { title: { text: "GPUs, last period" } } }), config);
   } catch (e) {
     const d = e.problem && e.problem.diagnosis;
-    out.innerHTML = `<p class="error">${e.message}</p>` + (d ? `<pre>${d.message}</pre>` : "");
+    out.replaceChildren(el("p", { class: "error" }, e.message), d ? el("pre", {}, d.message) : null);
   }
 }
 
@@ -283,11 +308,13 @@ async function whatIf(ev) {
 async function explain(segment) {
   if (!state.planId || !segment) return;
   try {
-    const { body } = await api(`/v1/plans/${state.planId}/explain?segment=${encodeURIComponent(segment)}`);
-    const rows = body.values.filter((v) => v.period === state.plan.periods[0]).map((v) =>
-      `<tr><td>${v.pool}</td><td>${v.value_per_gpu_hour.toFixed(2)}</td><td>${(v.shadow_price_per_gpu_hour || 0).toFixed(2)}</td><td>${v.gpus.toFixed(1)}</td></tr>`).join("");
-    $("#explain").innerHTML = `<table><tr><th>pool (${state.plan.periods[0]})</th><th>value/GPU-h</th><th>price/GPU-h</th><th>GPUs</th></tr>${rows}</table>` +
-      body.sentences.map((s) => `<p>${s}</p>`).join("");
+    const { body } = await api(`/v1/plans/${encodeURIComponent(state.planId)}/explain?segment=${encodeURIComponent(segment)}`);
+    const first = state.plan.periods[0];
+    const rows = body.values.filter((v) => v.period === first).map((v) => el("tr", {},
+      el("td", {}, v.pool), el("td", {}, v.value_per_gpu_hour.toFixed(2)),
+      el("td", {}, (v.shadow_price_per_gpu_hour || 0).toFixed(2)), el("td", {}, v.gpus.toFixed(1))));
+    const head = el("tr", {}, [`pool (${first})`, "value/GPU-h", "price/GPU-h", "GPUs"].map((h) => el("th", {}, h)));
+    $("#explain").replaceChildren(el("table", {}, head, rows), ...body.sentences.map((s) => el("p", {}, s)));
   } catch (e) { $("#explain").textContent = e.message; }
 }
 
@@ -319,7 +346,7 @@ window.addEventListener("DOMContentLoaded", () => {
   $("#gpus-by").addEventListener("change", () => state.plan && renderGpus());
   $("#whatif").addEventListener("submit", whatIf);
   $("#segment").addEventListener("change", (e) => explain(e.target.value));
-  $("#dl-json").addEventListener("click", () => state.planId && download(`/v1/plans/${state.planId}`, `plan-${state.scenario}.json`));
-  $("#dl-csv").addEventListener("click", () => state.planId && download(`/v1/plans/${state.planId}/allocations?format=csv`, `allocations-${state.scenario}.csv`));
+  $("#dl-json").addEventListener("click", () => state.planId && download(`/v1/plans/${encodeURIComponent(state.planId)}`, `plan-${state.scenario}.json`));
+  $("#dl-csv").addEventListener("click", () => state.planId && download(`/v1/plans/${encodeURIComponent(state.planId)}/allocations?format=csv`, `allocations-${state.scenario}.csv`));
   loadScenarios().catch((e) => status(e.message, true));
 });
