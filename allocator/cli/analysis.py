@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from allocator.cli.common import HANDLED, failure
-from allocator.engine import solve
+if TYPE_CHECKING:
+    from allocator.scenario import Scenario
+
+from allocator.cli.common import HANDLED, add_json_options, emit_json, failure
 from allocator.errors import AllocatorWarning
 from allocator.plan.money import money
 from allocator.plan.text import number, table
-from allocator.scenario import Kind, Scenario
 
-KINDS = [k.value for k in Kind]
+KINDS = ["cloud", "first_party", "rnd", "consumer"]  # allocator.scenario.Kind (tested)
 
 
 class _Transform(argparse.Action):
@@ -55,7 +55,7 @@ def add_commands(sub: Any) -> None:
     e = sub.add_parser("explain", help="why a segment gets the GPUs it gets")
     e.add_argument("scenario")
     e.add_argument("--segment", required=True, help="segment id")
-    e.add_argument("--json", action="store_true")
+    add_json_options(e)
 
     c = sub.add_parser(
         "counterfactual",
@@ -103,19 +103,19 @@ def add_commands(sub: Any) -> None:
         action="store_true",
         help="cloud revenue growth: optimal vs all new capacity to cloud",
     )
-    c.add_argument("--json", action="store_true")
+    add_json_options(c)
 
     s = sub.add_parser("sensitivity", help="how far capacity and prices can move")
     s.add_argument("scenario")
     s.add_argument("--segment", action="append", help="only these segments' prices")
-    s.add_argument("--json", action="store_true")
+    add_json_options(s)
 
     f = sub.add_parser("frontier", help="the margin-LTV frontier over the LTV weight")
     f.add_argument("scenario")
     f.add_argument(
         "--points", type=int, default=None, help="evenly spaced weights (default: every breakpoint)"
     )
-    f.add_argument("--json", action="store_true")
+    add_json_options(f)
 
     k = sub.add_parser("capacity", help="buy, rent or leave idle: one more GPU's value")
     k.add_argument("scenario")
@@ -126,17 +126,16 @@ def add_commands(sub: Any) -> None:
         metavar="PER_GPU_HOUR",
         help="amortised price of buying a GPU (default: its depreciation)",
     )
-    k.add_argument("--json", action="store_true")
+    add_json_options(k)
 
     d = sub.add_parser("diagnose", help="why a scenario is infeasible, and what to relax")
     d.add_argument("scenario")
-    d.add_argument("--json", action="store_true")
+    add_json_options(d)
 
 
 def _emit(args: argparse.Namespace, data: dict[str, Any] | list[Any], text: str) -> None:
     if args.json:
-        json.dump(data, sys.stdout, indent=2, allow_nan=False)
-        sys.stdout.write("\n")
+        emit_json(data, args.indent)
     else:
         print(text)
 
@@ -147,6 +146,7 @@ def _pct(v: float | None) -> str:
 
 def cmd_explain(args: argparse.Namespace, sc: Scenario) -> int:
     from allocator.analysis.explain import explain
+    from allocator.engine import solve
 
     ex = explain(sc, args.segment, solve(sc))
     _emit(args, ex.to_dict(), ex.text)
@@ -291,6 +291,7 @@ def cmd_frontier(args: argparse.Namespace, sc: Scenario) -> int:
 
 def cmd_capacity(args: argparse.Namespace, sc: Scenario) -> int:
     from allocator.analysis.capacity import capacity_table, capacity_value
+    from allocator.engine import solve
 
     rows = capacity_value(solve(sc), sc, purchase_price_per_gpu_hour=args.purchase_price)
     _emit(args, [r.to_dict() for r in rows], capacity_table(rows))
@@ -307,6 +308,8 @@ def cmd_diagnose(args: argparse.Namespace, sc: Scenario) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Read the scenario, run the analysis, map its errors to an exit code."""
+    from allocator.scenario import Scenario
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AllocatorWarning)  # shown by `allocator solve`
         try:

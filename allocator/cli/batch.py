@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +16,8 @@ from allocator.cli.common import (
     EXIT_INVALID,
     EXIT_USAGE,
     HANDLED,
+    add_json_options,
+    emit_json,
     failure,
     report_invalid,
 )
@@ -27,7 +28,7 @@ from allocator.cli.progress import progress
 from allocator.errors import AllocatorWarning, ScenarioError
 from allocator.plan.money import money
 from allocator.plan.text import number, table
-from allocator.solvers.registry import ALGORITHMS
+from allocator.solvers.names import ALGORITHMS
 
 
 def add_commands(sub: Any) -> None:
@@ -89,7 +90,7 @@ def add_commands(sub: Any) -> None:
     r.add_argument("--period", default=None, help="period of a CURRENT plan that runs now")
     r.add_argument("--time-limit", type=_seconds, default=None, metavar="SECONDS")
     r.add_argument("--no-keep", action="store_true", help="skip the keep-everything baseline")
-    r.add_argument("--json", action="store_true")
+    add_json_options(r)
 
     st = sub.add_parser(
         "stochastic",
@@ -107,7 +108,7 @@ def add_commands(sub: Any) -> None:
     st.add_argument("--cvar-weight", type=float, default=0.0, metavar="LAMBDA")
     st.add_argument("--cvar-level", type=float, default=0.9, metavar="ALPHA")
     st.add_argument("--time-limit", type=_seconds, default=None, metavar="SECONDS")
-    st.add_argument("--json", action="store_true")
+    add_json_options(st)
 
 
 # ----------------------------------------------------------------------------- batch
@@ -201,8 +202,7 @@ def cmd_replan(args: argparse.Namespace) -> int:
         except HANDLED as exc:
             return failure(exc, "replan", args.scenario)
     if args.json:
-        json.dump(result.to_dict(), sys.stdout, indent=2, allow_nan=False)
-        sys.stdout.write("\n")
+        emit_json(result.to_dict(), args.indent)
         return 0
     cur = sc.currency
     first = sc.period_labels[0]
@@ -259,8 +259,7 @@ def cmd_stochastic(args: argparse.Namespace) -> int:
         except HANDLED as exc:  # a bad demand file is the demand file's problem
             return failure(exc, "stochastic", args.demand)
     if args.json:
-        json.dump(result.to_dict(), sys.stdout, indent=2, allow_nan=False)
-        sys.stdout.write("\n")
+        emit_json(result.to_dict(), args.indent)
         return 0
     print("\n".join(_stochastic_text(sc.name, sc.currency, result, args.cvar_level)))
     return 0

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from allocator.cli.common import EXIT_USAGE, err
-from allocator.scenario.generate import generate_dict
 
 
 def _share(text: str) -> float:
@@ -92,6 +91,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from allocator.scenario.generate import generate_dict
+
     data = generate_dict(
         args.segments,
         args.pools,

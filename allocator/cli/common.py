@@ -71,3 +71,31 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
     return value
+
+
+def add_json_options(p: argparse.ArgumentParser, what: str = "the result") -> None:
+    """``--json`` (compact) and ``--indent N`` (pretty-printed, implies --json)."""
+    p.add_argument("--json", action="store_true", help=f"print {what} as JSON (compact)")
+    p.add_argument(
+        "--indent",
+        type=int,
+        nargs="?",
+        const=2,
+        default=None,
+        metavar="N",
+        help="indent the JSON by N spaces (default 2); implies --json",
+    )
+
+
+def emit_json(data: object, indent: int | None = None) -> None:
+    """``data`` as JSON on stdout (orjson; NaN and infinities refused)."""
+    from allocator.plan import jsonio
+
+    out = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else None
+    raw = jsonio.dumps(data, indent=indent) + b"\n"
+    if out is not None:
+        sys.stdout.flush()
+        out.write(raw)
+        out.flush()
+    else:  # a captured stream (tests, notebooks)
+        sys.stdout.write(raw.decode())

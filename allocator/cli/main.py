@@ -41,6 +41,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = COMMANDS[args.command]
+    if getattr(args, "indent", None) is not None:
+        args.json = True
     if getattr(args, "json", False):
         with machine_stdout():  # only the JSON reaches stdout
             return command(args)

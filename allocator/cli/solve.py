@@ -4,25 +4,39 @@ file out."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from allocator.cli.common import EXIT_INVALID, EXIT_USAGE, err, failure, report_invalid, seconds
+from allocator.cli.common import (
+    EXIT_INVALID,
+    EXIT_USAGE,
+    add_json_options,
+    emit_json,
+    err,
+    failure,
+    report_invalid,
+    seconds,
+)
 from allocator.cli.progress import progress
 from allocator.errors import AllocatorWarning, ScenarioError, SolveError, SolverUnavailableError
-from allocator.scenario import Scenario
-from allocator.solvers.export import FORMATS
-from allocator.solvers.registry import ALGORITHMS, BACKENDS
+from allocator.solvers.names import ALGORITHMS, BACKENDS, EXPORT_FORMATS
 
 
 def add_commands(sub: Any) -> None:
     s = sub.add_parser("solve", help="solve a scenario and print the plan")
     s.add_argument("scenario", help="scenario JSON file")
-    s.add_argument("--json", action="store_true", help="print the whole plan as JSON")
+    add_json_options(s, "the whole plan")
+    s.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        metavar="PATH",
+        help="also write the plan to PATH: .json, .parquet (a folder of Parquet files), "
+        ".xlsx (a workbook for people) or a folder ending / (one CSV per table)",
+    )
     s.add_argument("--time-limit", type=seconds, default=None, metavar="SECONDS")
     s.add_argument(
         "--algorithm",
@@ -65,7 +79,7 @@ def add_commands(sub: Any) -> None:
     e.add_argument("scenario", help="scenario JSON file")
     e.add_argument(
         "--format",
-        choices=list(FORMATS),
+        choices=list(EXPORT_FORMATS),
         default=None,
         help="mps (minimisation form) or lp (maximisation); default: from -o's suffix",
     )
@@ -78,6 +92,8 @@ def add_commands(sub: Any) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from allocator.scenario import Scenario
+
     paths = args.scenarios
     bad = 0
     for path in paths:
@@ -133,22 +149,32 @@ def cmd_solve(args: argparse.Namespace) -> int:
     for w in caught:
         if not issubclass(w.category, AllocatorWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if args.output is not None:
+        from allocator.plan.writers import write_plan
+
+        try:
+            files = write_plan(plan, args.output, indent=args.indent)
+        except (OSError, ValueError, ImportError) as exc:
+            err(f"allocator solve: cannot write {args.output}: {exc}")
+            return EXIT_USAGE
+        where = str(files[0]) if len(files) == 1 else f"{len(files)} files in {args.output}"
+        err(f"wrote the plan to {where}")
     if args.json:
-        json.dump(plan.to_dict(), sys.stdout, indent=2, allow_nan=False)
-        sys.stdout.write("\n")
-    else:
+        emit_json(plan.to_dict(), args.indent)
+    elif args.output is None:
         print(summary(plan, top=args.top))
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from allocator.lp import build_lp
+    from allocator.scenario import Scenario
     from allocator.solvers.export import model_text
 
     fmt = args.format
     if fmt is None:
         suffix = Path(args.output).suffix.lstrip(".").lower()
-        if suffix not in FORMATS:
+        if suffix not in EXPORT_FORMATS:
             err("allocator export: give --format mps|lp (or an -o file ending .mps or .lp)")
             return EXIT_USAGE
         fmt = suffix

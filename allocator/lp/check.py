@@ -31,50 +31,92 @@ def violations(
     ``reserved`` GPUs reserved per reservation column.
     Soft contract minimums are not requirements (a shortfall pays its penalty).
     """
-    P, T = arr.gpus.shape
-    S = arr.demand.shape[0]
-    s, p, t = cols.x_segment, cols.x_pool, cols.x_period
-    out: dict[str, float] = {}
-
-    out["nonnegative"] = float(max(0.0, -x.min(initial=0.0), -rented.min(initial=0.0)))
-    compatible = arr.throughput[s, p] > 0
-    out["compatibility"] = float(np.abs(x[~compatible]).max(initial=0.0))
-
-    ks, kp, kt = cols.rsv_segment, cols.rsv_pool, cols.rsv_period
     held = np.zeros(cols.n_rsv) if reserved is None else reserved
-    out["nonnegative"] = max(out["nonnegative"], float(max(0.0, -held.min(initial=0.0))))
+    return {
+        **_sign_and_compatibility(arr, cols, x, rented, held),
+        **_capacity_violations(arr, cols, x, rented, held, bought),
+        **_work_violations(arr, cols, x, held),
+        **_kind_violations(sc, arr, cols, x, held),
+        **_pair_violations(sc, arr, cols, x, held),
+    }
+
+
+def _sign_and_compatibility(
+    arr: ScenarioArrays, cols: ColumnIndex, x: np.ndarray, rented: np.ndarray, held: np.ndarray
+) -> dict[str, float]:
+    """GPUs below zero (allocated, rented or reserved), and GPUs allocated or reserved on a
+    pool the segment cannot use."""
+    s, p = cols.x_segment, cols.x_pool
+    nonnegative = float(max(0.0, -x.min(initial=0.0), -rented.min(initial=0.0)))
+    nonnegative = max(nonnegative, float(max(0.0, -held.min(initial=0.0))))
+    compatible = arr.throughput[s, p] > 0
+    compatibility = float(np.abs(x[~compatible]).max(initial=0.0))
+    if cols.n_rsv:
+        ks, kp = cols.rsv_segment, cols.rsv_pool
+        compatibility = max(
+            compatibility, float(np.abs(held[arr.throughput[ks, kp] <= 0]).max(initial=0.0))
+        )
+    return {"nonnegative": nonnegative, "compatibility": compatibility}
+
+
+def _capacity_violations(
+    arr: ScenarioArrays,
+    cols: ColumnIndex,
+    x: np.ndarray,
+    rented: np.ndarray,
+    held: np.ndarray,
+    bought: np.ndarray | None,
+) -> dict[str, float]:
+    """GPUs used (allocated or reserved) beyond a pool's usable, rented and bought GPUs;
+    GPUs bought beyond the expansion limit, rented beyond the rentable ones."""
+    P, T = arr.gpus.shape
+    out: dict[str, float] = {}
     used = np.zeros((P, T))
-    np.add.at(used, (p, t), x)
-    np.add.at(used, (kp, kt), held)  # reserved GPUs are held whether used or not
+    np.add.at(used, (cols.x_pool, cols.x_period), x)
+    np.add.at(used, (cols.rsv_pool, cols.rsv_period), held)  # held whether used or not
     extra = np.zeros_like(used) if bought is None else (1.0 - arr.headroom)[:, None] * bought
     out["pool-capacity"] = _rel(used - rented - extra, arr.usable)
     if bought is not None and arr.expand_max is not None:
         out["pool-expansion"] = _rel(bought[:, -1], arr.expand_max)
     out["rental-limit"] = _rel(rented, arr.rentable)
+    return out
 
-    # work units from the domain: hours * throughput * mode multiplier
+
+def _work_violations(
+    arr: ScenarioArrays, cols: ColumnIndex, x: np.ndarray, held: np.ndarray
+) -> dict[str, float]:
+    """Reservations beyond what a customer offers; work served (hours × throughput × mode
+    multiplier, from the domain) beyond demand, or short of a hard contract minimum."""
+    S, T = arr.demand.shape[0], arr.gpus.shape[1]
+    s, p, t = cols.x_segment, cols.x_pool, cols.x_period
+    out: dict[str, float] = {}
     units = x * arr.hours[t] * arr.throughput[s, p] * arr.mode_mult[cols.x_mode]
     served = np.zeros((S, T))
     np.add.at(served, (s, t), units)
     if cols.n_rsv:
         assert arr.res_max is not None
-        out["compatibility"] = max(
-            out["compatibility"],
-            float(np.abs(held[arr.throughput[ks, kp] <= 0]).max(initial=0.0)),
-        )
         per_seg = np.zeros((S, T))
-        np.add.at(per_seg, (ks, kt), held)
+        np.add.at(per_seg, (cols.rsv_segment, cols.rsv_period), held)
         out["reservation-limit"] = _rel(per_seg, arr.res_max)
     out["segment-demand"] = _rel(served, arr.demand)
     hard = arr.contract_hard[:, None] & (arr.contract_min > 0)
     out["segment-contract"] = _rel(
         np.where(hard, arr.contract_min, 0.0), np.where(hard, served, 0.0)
     )
+    return out
 
+
+def _kind_violations(
+    sc: Scenario, arr: ScenarioArrays, cols: ColumnIndex, x: np.ndarray, held: np.ndarray
+) -> dict[str, float]:
+    """GPUs per segment kind against the policy: the R&D floor (a share of the fleet),
+    the kind caps and the kind floors."""
+    T = arr.gpus.shape[1]
     pol = sc.policy
+    out: dict[str, float] = {}
     by_kind = np.zeros((len(KINDS), T))
-    np.add.at(by_kind, (arr.kind[s], t), x)
-    np.add.at(by_kind, (arr.kind[ks], kt), held)
+    np.add.at(by_kind, (arr.kind[cols.x_segment], cols.x_period), x)
+    np.add.at(by_kind, (arr.kind[cols.rsv_segment], cols.rsv_period), held)
     if pol.rnd_min_share > 0:
         need = pol.rnd_min_share * arr.gpus.sum(axis=0)
         out["rnd-floor"] = _rel(need, by_kind[KINDS.index(Kind.RND)])
@@ -82,19 +124,31 @@ def violations(
         out[f"kind-cap[{k.value}]"] = _rel(by_kind[KINDS.index(k)], np.array(per_period(v, T)))
     for k, v in pol.kind_floors.items():
         out[f"kind-floor[{k.value}]"] = _rel(np.array(per_period(v, T)), by_kind[KINDS.index(k)])
+    return out
 
-    if pol.max_change_share is not None or pol.max_segment_share is not None:
-        pair = np.zeros((S, P, T))
-        np.add.at(pair, (s, p, t), x)
-        np.add.at(pair, (ks, kp, kt), held)
-        cap = arr.usable + arr.rentable
-        if pol.max_change_share is not None and T > 1:
-            allowed = pol.max_change_share * np.maximum(cap[:, 1:], cap[:, :-1])
-            change = np.abs(np.diff(pair, axis=2))
-            out["segment-stability"] = _rel(change, np.broadcast_to(allowed[None], change.shape))
-        if pol.max_segment_share is not None:
-            limit = np.broadcast_to(pol.max_segment_share * cap[None], pair.shape)
-            out["segment-share"] = _rel(pair, limit)
+
+def _pair_violations(
+    sc: Scenario, arr: ScenarioArrays, cols: ColumnIndex, x: np.ndarray, held: np.ndarray
+) -> dict[str, float]:
+    """GPUs per (segment, pool) against the policy: the stability limit on their change
+    from one period to the next, and the largest share of a pool one segment may hold."""
+    pol = sc.policy
+    out: dict[str, float] = {}
+    if pol.max_change_share is None and pol.max_segment_share is None:
+        return out
+    P, T = arr.gpus.shape
+    S = arr.demand.shape[0]
+    pair = np.zeros((S, P, T))
+    np.add.at(pair, (cols.x_segment, cols.x_pool, cols.x_period), x)
+    np.add.at(pair, (cols.rsv_segment, cols.rsv_pool, cols.rsv_period), held)
+    cap = arr.usable + arr.rentable
+    if pol.max_change_share is not None and T > 1:
+        allowed = pol.max_change_share * np.maximum(cap[:, 1:], cap[:, :-1])
+        change = np.abs(np.diff(pair, axis=2))
+        out["segment-stability"] = _rel(change, np.broadcast_to(allowed[None], change.shape))
+    if pol.max_segment_share is not None:
+        limit = np.broadcast_to(pol.max_segment_share * cap[None], pair.shape)
+        out["segment-share"] = _rel(pair, limit)
     return out
 
 

@@ -99,7 +99,23 @@ class Table(Sequence[R], Generic[R]):
     @overload
     def __getitem__(self, i: slice) -> list[R]: ...
     def __getitem__(self, i: int | slice) -> R | list[R]:
-        return self.rows()[i]
+        if self._rows is not None:
+            return self._rows[i]
+        if isinstance(i, slice):  # e.g. the top rows of a large table: only those are made
+            return [self._row(k) for k in range(self._n)[i]]
+        k = range(self._n)[i]  # IndexError as a list gives it
+        return self._row(k)
+
+    def _row(self, k: int) -> R:
+        values = []
+        for col in self.columns.values():
+            if col is None:
+                values.append(None)
+            elif isinstance(col, Labels):
+                values.append(col.names[int(col.codes[k])])
+            else:
+                values.append(col[k].item() if col.dtype != object else col[k])
+        return self.row(*values)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Table | list | tuple):

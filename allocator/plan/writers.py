@@ -99,14 +99,21 @@ def write_parquet(plan: Plan, folder: Path) -> list[Path]:
 
 
 def table_csv(header: list[str], columns: list[list[Any]]) -> str:
-    """CSV text of columns (None as an empty cell, floats at full precision)."""
+    """CSV text of columns: None as an empty cell, floats to 12 significant digits (what a
+    spreadsheet shows, without last-bit noise such as 45600.00000000001)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
-    w.writerows(
-        ["" if v is None else v for v in row] for row in zip(*columns, strict=True)
-    )
+    w.writerows([_cell(v) for v in row] for row in zip(*columns, strict=True))
     return buf.getvalue()
+
+
+def _cell(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.12g}"
+    return v
 
 
 def write_csv(plan: Plan, folder: Path) -> list[Path]:
@@ -116,10 +123,14 @@ def write_csv(plan: Plan, folder: Path) -> list[Path]:
     written = []
     for name, table in plan.tables().items():
         if name == "binding":
-            rows = [{"constraint": b.constraint, **b.key, "bound": b.bound, "dual": b.dual}
-                    for b in table]
+            rows = [
+                {"constraint": b.constraint, **b.key, "bound": b.bound, "dual": b.dual}
+                for b in table
+            ]
             header: list[str] = list(dict.fromkeys(k for r in rows for k in r)) or [
-                "constraint", "bound", "dual"
+                "constraint",
+                "bound",
+                "dual",
             ]
             cols = [[r.get(h) for r in rows] for h in header]
         else:

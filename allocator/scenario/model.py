@@ -352,80 +352,121 @@ def cross_check(
     seg_ix = segment_index or list(range(len(sc.segments)))
 
     labels = [p.label for p in sc.periods]
+    _check_unique_ids(sc, labels, issues)
+    for i, pool in zip(pool_ix, sc.pools, strict=True):
+        _check_pool(pool, f"pools[{i}]", labels, issues)
+    types = sorted({p.accelerator for p in sc.pools})
+    regions = sorted({p.region for p in sc.pools})
+    for i, seg in zip(seg_ix, sc.segments, strict=True):
+        base = f"segments[{i}]"
+        _check_segment_lengths(seg, base, T, issues)
+        _check_contract_below_demand(seg, base, labels, issues)
+        if check_segments:
+            _check_segment_references(sc, seg, base, types, regions, issues)
+    _check_policy_lengths(sc.policy, T, issues)
+    _check_floors_below_caps(sc.policy, labels, issues)
+    return issues
+
+
+def _check_unique_ids(sc: Scenario, labels: list[str], issues: list[Issue]) -> None:
+    """Period labels, pool ids and segment ids are each unique."""
     _dupes(labels, "periods", "label", issues)
     _dupes([p.id for p in sc.pools], "pools", "id", issues)
     _dupes([s.id for s in sc.segments], "segments", "id", issues)
 
-    types = sorted({p.accelerator for p in sc.pools})
-    regions = sorted({p.region for p in sc.pools})
-    for i, pool in zip(pool_ix, sc.pools, strict=True):
-        base = f"pools[{i}]"
-        _check_len(pool.gpus, T, f"{base}.gpus", issues)
-        _check_len(pool.rentable_gpus, T, f"{base}.rentable_gpus", issues)
-        exp = pool.expansion
-        if exp is not None and exp.from_period is not None and exp.from_period not in labels:
-            issues.append(
-                Issue(f"{base}.expansion.from_period", f"unknown period {exp.from_period!r}")
-            )
-        if (
-            pool.rentable_gpus
-            and any(pool.rentable_gpus)
-            and pool.rental_price_per_gpu_hour is None
-        ):
-            issues.append(
-                Issue(f"{base}.rental_price_per_gpu_hour", "required when rentable_gpus is given")
-            )
 
-    for i, seg in zip(seg_ix, sc.segments, strict=True):
-        base = f"segments[{i}]"
-        _check_len(seg.demand, T, f"{base}.demand", issues)
-        _check_len(seg.contract_min, T, f"{base}.contract_min", issues)
-        if seg.reservation is not None and isinstance(seg.reservation.max_gpus, list):
-            _check_len(seg.reservation.max_gpus, T, f"{base}.reservation.max_gpus", issues)
-        _dupes([m.name for m in seg.modes], f"{base}.modes", "name", issues)
-        if seg.contract_min is not None and len(seg.contract_min) == T == len(seg.demand):
-            for t, (m, d) in enumerate(zip(seg.contract_min, seg.demand, strict=True)):
-                if m > d * (1 + 1e-12):
-                    issues.append(
-                        Issue(
-                            f"{base}.contract_min[{t}]",
-                            f"contract minimum {m:g} is above demand {d:g} in period {labels[t]!r}",
-                        )
-                    )
-        if not check_segments:
-            continue
-        for acc in seg.throughput:
-            if acc not in types:
-                issues.append(
-                    Issue(
-                        f"{base}.throughput.{acc}",
-                        f"unknown accelerator type {acc!r} (pools have: {', '.join(types)})",
-                    )
-                )
-        for j, r in enumerate(seg.regions or []):
-            if r not in regions:
-                issues.append(
-                    Issue(
-                        f"{base}.regions[{j}]",
-                        f"unknown region {r!r} (pools are in: {', '.join(regions)})",
-                    )
-                )
-        if not any(sc.compatible(seg, p) for p in sc.pools):
+def _check_pool(pool: Pool, base: str, labels: list[str], issues: list[Issue]) -> None:
+    """A pool has one GPU count (and rentable count) per period, its expansion starts in
+    a known period, and it has a rental price if it offers rentable GPUs."""
+    T = len(labels)
+    _check_len(pool.gpus, T, f"{base}.gpus", issues)
+    _check_len(pool.rentable_gpus, T, f"{base}.rentable_gpus", issues)
+    exp = pool.expansion
+    if exp is not None and exp.from_period is not None and exp.from_period not in labels:
+        issues.append(Issue(f"{base}.expansion.from_period", f"unknown period {exp.from_period!r}"))
+    if pool.rentable_gpus and any(pool.rentable_gpus) and pool.rental_price_per_gpu_hour is None:
+        issues.append(
+            Issue(f"{base}.rental_price_per_gpu_hour", "required when rentable_gpus is given")
+        )
+
+
+def _check_segment_lengths(seg: Segment, base: str, T: int, issues: list[Issue]) -> None:
+    """A segment's demand, contract minimums and reservation limits have one entry per
+    period, and its modes are named uniquely."""
+    _check_len(seg.demand, T, f"{base}.demand", issues)
+    _check_len(seg.contract_min, T, f"{base}.contract_min", issues)
+    if seg.reservation is not None and isinstance(seg.reservation.max_gpus, list):
+        _check_len(seg.reservation.max_gpus, T, f"{base}.reservation.max_gpus", issues)
+    _dupes([m.name for m in seg.modes], f"{base}.modes", "name", issues)
+
+
+def _check_contract_below_demand(
+    seg: Segment, base: str, labels: list[str], issues: list[Issue]
+) -> None:
+    """A segment's contract minimum is at most its demand in every period."""
+    T = len(labels)
+    if seg.contract_min is None or len(seg.contract_min) != T or len(seg.demand) != T:
+        return
+    for t, (m, d) in enumerate(zip(seg.contract_min, seg.demand, strict=True)):
+        if m > d * (1 + 1e-12):
             issues.append(
                 Issue(
-                    base,
-                    f"segment {seg.id!r} cannot be served by any pool: it lists accelerator "
-                    f"types {sorted(seg.throughput)} in regions "
-                    f"{seg.regions if seg.regions is not None else 'any'}",
+                    f"{base}.contract_min[{t}]",
+                    f"contract minimum {m:g} is above demand {d:g} in period {labels[t]!r}",
                 )
             )
 
-    pol = sc.policy
-    caps = {k: _per_period(v, T) for k, v in pol.kind_caps.items()}
+
+def _check_segment_references(
+    sc: Scenario,
+    seg: Segment,
+    base: str,
+    types: list[str],
+    regions: list[str],
+    issues: list[Issue],
+) -> None:
+    """A segment names only accelerator types and regions some pool has, and at least
+    one pool can serve it."""
+    for acc in seg.throughput:
+        if acc not in types:
+            issues.append(
+                Issue(
+                    f"{base}.throughput.{acc}",
+                    f"unknown accelerator type {acc!r} (pools have: {', '.join(types)})",
+                )
+            )
+    for j, r in enumerate(seg.regions or []):
+        if r not in regions:
+            issues.append(
+                Issue(
+                    f"{base}.regions[{j}]",
+                    f"unknown region {r!r} (pools are in: {', '.join(regions)})",
+                )
+            )
+    if not any(sc.compatible(seg, p) for p in sc.pools):
+        issues.append(
+            Issue(
+                base,
+                f"segment {seg.id!r} cannot be served by any pool: it lists accelerator "
+                f"types {sorted(seg.throughput)} in regions "
+                f"{seg.regions if seg.regions is not None else 'any'}",
+            )
+        )
+
+
+def _check_policy_lengths(pol: Policy, T: int, issues: list[Issue]) -> None:
+    """Kind caps and floors given per period have one entry per period."""
     for attr in ("kind_caps", "kind_floors"):
         for kind, v in getattr(pol, attr).items():
             if isinstance(v, list):
                 _check_len(v, T, f"policy.{attr}.{kind.value}", issues)
+
+
+def _check_floors_below_caps(pol: Policy, labels: list[str], issues: list[Issue]) -> None:
+    """A kind's floor is at most its cap in every period (the first period above it is
+    reported)."""
+    T = len(labels)
+    caps = {k: _per_period(v, T) for k, v in pol.kind_caps.items()}
     for kind, v in pol.kind_floors.items():
         floor = _per_period(v, T)
         cap = caps.get(kind)
@@ -440,7 +481,6 @@ def cross_check(
                     )
                 )
                 break
-    return issues
 
 
 def _per_period(v: float | list[float], T: int) -> list[float] | None:

@@ -3,18 +3,30 @@ the shared HiGHS model glue (highs_model.py) and CBC program glue (cbc.py), the 
 that names backends and chooses the algorithm (registry.py), and model export
 (export.py). Imports lp and errors; no adapter imports another."""
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from allocator.solvers.base import Solution, Solver
-from allocator.solvers.registry import HighsSolver
+__all__ = ["HighsSolver", "PulpSolver", "Solution", "Solver", "available_solvers"]
 
-__all__ = ["HighsSolver", "PulpSolver", "Solution", "Solver"]
+_LAZY = {
+    "HighsSolver": "allocator.solvers.registry",
+    "Solution": "allocator.solvers.base",
+    "Solver": "allocator.solvers.base",
+    # PuLP takes a quarter of a second to import: it loads only when asked for
+    "PulpSolver": "allocator.solvers.pulp",
+    "available_solvers": "allocator.solvers.pulp",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # PuLP takes a quarter of a second to import: load it only when asked for
-    if name in ("PulpSolver", "available_solvers"):
-        from allocator.solvers import pulp
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
 
-        return getattr(pulp, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+if TYPE_CHECKING:
+    from allocator.solvers.base import Solution, Solver
+    from allocator.solvers.pulp import PulpSolver, available_solvers
+    from allocator.solvers.registry import HighsSolver

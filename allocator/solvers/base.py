@@ -100,35 +100,15 @@ def solve_milp(solver: Solver, lp: LinearProgram, time_limit: float | None) -> S
     and the LP relaxation's optimum; ``gap`` is measured against it.
     """
     t0 = time.perf_counter()
-
-    def left() -> float | None:
-        if time_limit is None:
-            return None
-        return max(time_limit - (time.perf_counter() - t0), 0.0)
-
     relax = solver.run(lp.relaxed(), time_limit)
     if relax.status in (Status.INFEASIBLE, Status.UNBOUNDED, Status.NUMERICAL_ERROR):
         relax.message += " (in the LP relaxation, so also with whole allocation units)"
         relax.duals_from, relax.x = "none", None
         return relax
     lp_bound = relax.objective if relax.status is Status.OPTIMAL else None
-    remaining = left()
+    remaining = _time_left(time_limit, t0)
     if remaining is not None and remaining <= 0:
-        return Solution(
-            Status.TIME_LIMIT_NO_SOLUTION,
-            None,
-            None,
-            None,
-            None,
-            solver=relax.solver,
-            algorithm="mip",
-            time_s=time.perf_counter() - t0,
-            message=MESSAGES[Status.TIME_LIMIT_NO_SOLUTION],
-            raw_status=relax.raw_status,
-            backend=relax.backend,
-            lp_bound=lp_bound,
-            duals_from="none",
-        )
+        return _no_time_for_the_milp(relax, lp_bound, t0)
     mip = solver.run(lp, remaining)
     bounds = [b for b in (mip.bound, lp_bound) if b is not None]
     bound = min(bounds) if bounds else None
@@ -142,10 +122,53 @@ def solve_milp(solver: Solver, lp: LinearProgram, time_limit: float | None) -> S
             duals_from="none",
             extra={**mip.extra, **extra},
         )
-
-    fixed_limit = None if time_limit is None else max(left() or 0.0, 0.1 * time_limit)
+    fixed_limit = (
+        None if time_limit is None else max(_time_left(time_limit, t0) or 0.0, 0.1 * time_limit)
+    )
     fixed = solver.run(lp.with_integers_fixed(mip.x), fixed_limit)
     extra["fixed_lp_s"] = fixed.time_s
+    return _with_fixed_duals(lp, relax, mip, fixed, bound, lp_bound, extra, t0)
+
+
+def _time_left(time_limit: float | None, t0: float) -> float | None:
+    """Seconds left of ``time_limit`` since ``t0`` (never below 0); None without a limit."""
+    if time_limit is None:
+        return None
+    return max(time_limit - (time.perf_counter() - t0), 0.0)
+
+
+def _no_time_for_the_milp(relax: Solution, lp_bound: float | None, t0: float) -> Solution:
+    """The LP relaxation used up the time limit: no plan, only the relaxation's bound."""
+    return Solution(
+        Status.TIME_LIMIT_NO_SOLUTION,
+        None,
+        None,
+        None,
+        None,
+        solver=relax.solver,
+        algorithm="mip",
+        time_s=time.perf_counter() - t0,
+        message=MESSAGES[Status.TIME_LIMIT_NO_SOLUTION],
+        raw_status=relax.raw_status,
+        backend=relax.backend,
+        lp_bound=lp_bound,
+        duals_from="none",
+    )
+
+
+def _with_fixed_duals(
+    lp: LinearProgram,
+    relax: Solution,
+    mip: Solution,
+    fixed: Solution,
+    bound: float | None,
+    lp_bound: float | None,
+    extra: dict[str, float],
+    t0: float,
+) -> Solution:
+    """The MILP's plan with the fixed LP's values and duals (the MILP's own values, and no
+    duals, when the fixed LP did not solve to optimality), its bound and gap."""
+    assert mip.x is not None
     if fixed.status is Status.OPTIMAL and fixed.x is not None:
         x, objective = fixed.x, fixed.objective
         row_dual, col_dual = fixed.row_dual, fixed.col_dual

@@ -38,8 +38,9 @@ from allocator.lp.build import build_lp
 from allocator.scenario import Scenario
 from allocator.scenario.load import as_scenario
 from allocator.solvers.highs_model import highspy, new_highs, to_highs_lp
+from allocator.solvers.names import EXPORT_FORMATS
 
-FORMATS = ("mps", "lp")
+FORMATS = EXPORT_FORMATS
 _LP_ID = str.maketrans({"-": "~", "+": "&", ":": ";", "/": "%"})
 
 

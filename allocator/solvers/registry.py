@@ -22,11 +22,10 @@ from allocator.solvers.base import DEFAULT_MIP_GAP, Solution, Solver
 from allocator.solvers.clp import ClpSolver
 from allocator.solvers.highs import HighsDirectSolver
 from allocator.solvers.highs_model import check_mip_gap, highspy
+from allocator.solvers.names import ALGORITHMS, BACKENDS
 from allocator.solvers.rowgen import RowGenerationSolver
 
 SMALL_LP_COLUMNS = 1_000
-ALGORITHMS = ("auto", "rowgen", "simplex", "ipm", "pdlp", "clp")
-BACKENDS = ("highs", "pulp")
 
 
 def choose_algorithm(
