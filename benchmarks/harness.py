@@ -19,7 +19,12 @@ For each size, one after another in one run:
     one period, against its own cold solve and against b's cold solve of the whole LP;
 (e) ``pop-2``, ``pop-4``: the partitioned mode (:mod:`allocator.workflows.partition`, k groups with
     1/k of every pool, in parallel): its objective gap to the engine's optimum and its
-    speed-up.
+    speed-up;
+(f) ``plan-io``: the data path around a solve: the read-out and the plan's JSON against
+    the solve (target: <= 20 % at 1M), the former standard-library indented JSON, and the
+    Parquet, XLSX and CSV writers beside JSON;
+(g) ``cli-solve``: the whole ``allocator solve FILE -o plan.json`` process against the
+    engine phase (a) and against the ``cbc`` process on the same MPS (the ``clp`` phase).
 
 Each run is a fresh subprocess (``--worker``), so its peak memory (``ru_maxrss``, the
 Python interpreter and imports included, about 70-150 MB) is its own; where a ``cbc``
@@ -74,7 +79,8 @@ STABILITY_OF = {"100k-tight": 0.01}
 SOLVERS_ALONE = ("highs-ipm", "highs-ipm-nox", "highs-simplex", "highs-pdlp", "clp")
 PEERS = ("pulp-cbc", "linopy-highs")
 PARTITIONED = ("pop-2", "pop-4")
-PHASES = ("engine", *SOLVERS_ALONE, *PEERS, "warm", *PARTITIONED)
+DATA_PATH = ("plan-io", "cli-solve")
+PHASES = ("engine", *SOLVERS_ALONE, *PEERS, "warm", *PARTITIONED, *DATA_PATH)
 OBJ_TOL = 1e-6  # relative objective agreement counted as "the same optimum"
 
 
@@ -138,6 +144,78 @@ def run_engine(path: Path, time_limit: float) -> dict:
         "iterations": sol.iterations,
         # the row generation's own account (solvers/rowgen.py): periods, rounds, rows added
         "solver_stats": {k: v for k, v in sol.extra.items() if isinstance(v, int | float)},
+    }
+
+
+def run_plan_io(path: Path, time_limit: float) -> dict:
+    """(f) the data path around a solve: the read-out, plan.to_dict(), the plan's JSON
+    (orjson, compact) against the standard library's indented JSON of the same dict (the
+    former CLI), and the Parquet, XLSX and CSV writers."""
+    from allocator.lp.arrays import ScenarioArrays
+    from allocator.lp.build import build_lp
+    from allocator.plan import Plan
+    from allocator.plan.writers import write_plan
+    from allocator.scenario import Scenario
+    from allocator.solvers.registry import make_solver
+
+    sc = Scenario.from_dict(json.loads(path.read_text()))
+    arrays = ScenarioArrays.of(sc)
+    lp = build_lp(sc)
+    t0 = time.perf_counter()
+    sol = make_solver().solve(lp, time_limit=time_limit)
+    t1 = time.perf_counter()
+    if not sol.has_plan:
+        return {"status": sol.status.value, "wall_s": t1 - t0}
+    plan = Plan.from_solution(sc, lp, sol, arrays=arrays)
+    t2 = time.perf_counter()
+    raw = plan.to_json_bytes()
+    t3 = time.perf_counter()
+    d = plan.to_dict()
+    t4 = time.perf_counter()
+    json.dumps(d, indent=2, allow_nan=False)
+    t5 = time.perf_counter()
+    out: dict[str, Any] = {
+        "status": sol.status.value,
+        "objective": plan.objective,
+        "solve_s": t1 - t0,
+        "readout_s": t2 - t1,
+        "json_s": t3 - t2,
+        "json_mb": len(raw) / 1e6,
+        "to_dict_s": t4 - t3,
+        "stdlib_json_indent_s": t5 - t4,
+        "rows": {k: len(t) for k, t in plan.tables().items()},
+        "wall_s": t3 - t1,  # read-out plus JSON: what the target compares with the solve
+    }
+    with tempfile.TemporaryDirectory(prefix="allocator-bench-") as tmp:
+        for fmt, name in (("parquet", "plan.parquet"), ("xlsx", "plan.xlsx"), ("csv", "csv/")):
+            t = time.perf_counter()
+            try:
+                write_plan(plan, Path(tmp) / name)
+            except ImportError as exc:  # pyarrow is optional
+                out[f"{fmt}_s"] = f"skipped: {exc}"
+                continue
+            out[f"{fmt}_s"] = time.perf_counter() - t
+    return out
+
+
+def run_cli_solve(path: Path, time_limit: float) -> dict:
+    """(g) the whole command ``allocator solve FILE -o plan.json`` as a new process: start-up,
+    imports, parse, build, solve, read-out and the file written."""
+    with tempfile.TemporaryDirectory(prefix="allocator-bench-") as tmp:
+        out = Path(tmp) / "plan.json"
+        cmd = [sys.executable, "-m", "allocator", "solve", str(path), "-o", str(out)]
+        cmd += ["--time-limit", f"{time_limit:g}"]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=time_limit + 120)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0 or not out.exists():
+            return {"status": f"exit {proc.returncode}: {proc.stderr[-200:]}", "wall_s": wall}
+        plan = json.loads(out.read_bytes())
+    return {
+        "status": plan["status"],
+        "objective": plan["totals"]["objective"],
+        "wall_s": wall,
+        "json_mb": out.stat().st_size / 1e6 if out.exists() else None,
     }
 
 
@@ -573,6 +651,8 @@ WORKERS: dict[str, Callable[[Path, float], dict]] = {
     "warm": run_warm,
     "pop-2": lambda p, tl: run_partitioned(p, tl, 2),
     "pop-4": lambda p, tl: run_partitioned(p, tl, 4),
+    "plan-io": run_plan_io,
+    "cli-solve": run_cli_solve,
 }
 
 
@@ -692,6 +772,7 @@ def summarise(size: str, info: dict, runs: dict[str, list[dict]]) -> dict:
         if a is not None and c is not None and ok and ref:
             ratios[f"{pop} speed-up"] = a / c
             ratios[f"{pop} gap"] = (ref - ok[0]["objective"]) / abs(ref)
+    _data_path_ratios(ratios, runs, a)
     warm = [r for r in runs.get("warm", []) if r.get("status") == "optimal"]
     if warm:
         w = statistics.median(r["warm_solver_s"] for r in warm)
@@ -703,6 +784,31 @@ def summarise(size: str, info: dict, runs: dict[str, list[dict]]) -> dict:
             ratios["warm vs b cold (solver)"] = alone[b_phase] / max(w, 1e-9)
         ratios["warm end to end s"] = statistics.median(r["wall_s"] for r in warm)
     return {"size": size, **info, "phases": phases, "ratios": ratios}
+
+
+def _data_path_ratios(ratios: dict[str, Any], runs: dict[str, list[dict]], a: float | None) -> None:
+    """(read-out + JSON) / solve; the whole CLI process / the engine phase (a) and / the
+    cbc process on the same MPS (the clp phase); the writers beside JSON."""
+    io = [r for r in runs.get("plan-io", []) if r.get("status") == "optimal"]
+    if io:
+        ratios["(readout+json)/solve"] = statistics.median(
+            (r["readout_s"] + r["json_s"]) / r["solve_s"] for r in io
+        )
+        ratios["stdlib indented json / orjson"] = statistics.median(
+            (r["to_dict_s"] + r["stdlib_json_indent_s"]) / r["json_s"] for r in io
+        )
+        for fmt in ("parquet", "xlsx", "csv"):
+            vals = [r[f"{fmt}_s"] for r in io if isinstance(r.get(f"{fmt}_s"), float)]
+            if vals:
+                ratios[f"{fmt} write / json"] = statistics.median(vals) / statistics.median(
+                    r["json_s"] for r in io
+                )
+    cli = [r["wall_s"] for r in runs.get("cli-solve", []) if r.get("status") == "optimal"]
+    if cli and a is not None:
+        ratios["cli process / a"] = statistics.median(cli) / a
+    clp = [r["wall_s"] for r in runs.get("clp", []) if r.get("status") == "optimal"]
+    if cli and clp:
+        ratios["cli process / cbc process"] = statistics.median(cli) / statistics.median(clp)
 
 
 def markdown(results: dict) -> str:

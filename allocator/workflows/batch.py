@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from allocator.errors import AllocatorError, ScenarioError, SolveError, Status
+from allocator.plan.writers import write_atomic
 from allocator.scenario.overrides import Overrides
 
 OVERRIDE_FIELDS = tuple(Overrides.model_fields)
@@ -340,7 +341,7 @@ def run_task(task: Mapping[str, Any]) -> dict[str, Any]:
         record.update(status=plan.status.value, reason="" if ok else plan.message)
         record["figures"] = figures(d)
         record["warnings"] = sorted({str(w.message) for w in caught} | set(plan.warnings))
-        plan_json = json.dumps(d, allow_nan=False)
+        plan_json = plan.to_json_bytes()  # the same writer as `solve -o plan.json`
     except ScenarioError as exc:
         record.update(status=Status.INVALID_INPUT.value, reason="; ".join(map(str, exc.issues)))
     except SolveError as exc:
@@ -365,19 +366,6 @@ def _worker_init() -> None:
 
 
 # ------------------------------------------------------------------------ output files
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename:
-    a reader (or a resumed batch) never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    with open(tmp, "wb") as f:
-        f.write(raw)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 class BatchStore:
     """The output directory of a batch."""
 
