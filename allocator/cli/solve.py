@@ -21,7 +21,7 @@ from allocator.solvers.registry import ALGORITHMS, BACKENDS
 
 def add_commands(sub: Any) -> None:
     s = sub.add_parser("solve", help="solve a scenario and print the plan")
-    s.add_argument("scenario", help="scenario JSON file")
+    s.add_argument("scenario", help="scenario file (.json, or an .xlsx workbook)")
     s.add_argument("--json", action="store_true", help="print the whole plan as JSON")
     s.add_argument("--time-limit", type=seconds, default=None, metavar="SECONDS")
     s.add_argument(
@@ -62,7 +62,7 @@ def add_commands(sub: Any) -> None:
     )
 
     e = sub.add_parser("export", help="write the model as an MPS or LP file with readable names")
-    e.add_argument("scenario", help="scenario JSON file")
+    e.add_argument("scenario", help="scenario file (.json, or an .xlsx workbook)")
     e.add_argument(
         "--format",
         choices=list(FORMATS),
@@ -74,7 +74,7 @@ def add_commands(sub: Any) -> None:
     )
 
     v = sub.add_parser("validate", help="check scenario files; print every problem")
-    v.add_argument("scenarios", nargs="+", help="scenario JSON files")
+    v.add_argument("scenarios", nargs="+", help="scenario files (.json or .xlsx)")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

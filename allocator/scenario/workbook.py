@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,7 @@ KINDS = ("cloud", "first_party", "rnd", "consumer")
 OWNERSHIPS = ("owned", "leased", "rented")
 LIMITS = {"cap": "kind_caps", "floor": "kind_floors"}
 ALL_PERIODS = "all_periods"
+_SAVE_LOCK = threading.Lock()
 FULL = {"name": "full", "throughput_multiplier": 1.0, "revenue_share": 1.0, "ltv_share": 1.0}
 
 
@@ -86,7 +88,6 @@ PERIOD_COLS = (
     Col(
         "hours",
         "hours",
-        unit="hours",
         required=True,
         doc="Hours in the period (a quarter is about 2,190)",
     ),
@@ -1085,7 +1086,7 @@ def write_workbook(scenario: Scenario | Mapping[str, Any], path: str | Path) -> 
     """Write ``scenario`` (a Scenario, or scenario data as for ``Scenario.from_dict``) as a
     workbook at ``path``; :func:`read_workbook` gives the same scenario back."""
     data = scenario.to_dict() if hasattr(scenario, "to_dict") else dict(scenario)
-    _workbook(data, template=False).save(path)
+    _save(_workbook(data, template=False), path)
 
 
 def write_template(
@@ -1100,7 +1101,30 @@ def write_template(
         "pools": [],
         "segments": [],
     }
-    _workbook(data, template=True).save(path)
+    _save(_workbook(data, template=True), path)
+
+
+def _save(wb: Any, path: str | Path) -> None:
+    """Save ``wb`` with every float written exactly: openpyxl writes 16 significant digits
+    and a float needs up to 17 to read back the same (0.1 + 0.2), so its cell writer gets
+    ``repr`` for the duration (Excel itself writes 17)."""
+    from openpyxl.cell import _writer
+
+    original = getattr(_writer, "safe_string", None)
+
+    def exact(value: Any) -> Any:
+        if type(value) is float and math.isfinite(value):
+            return repr(value)
+        return original(value)  # type: ignore[misc]
+
+    with _SAVE_LOCK:
+        if original is not None:
+            _writer.safe_string = exact
+        try:
+            wb.save(path)
+        finally:
+            if original is not None:
+                _writer.safe_string = original
 
 
 def _workbook(data: Mapping[str, Any], template: bool) -> Any:
