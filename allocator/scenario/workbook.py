@@ -737,18 +737,18 @@ def sheets_to_dict(sheets: dict[str, list[tuple[Any, ...]]]) -> dict[str, Any]:
         rows = rd.table(g, MODE_COLS, "")
         first: dict[tuple[str, str], int] = {}
         for r, item in rows:
-            sid, name = item.pop("segment", None), item.get("name")
-            if sid is None or name is None:
+            sid, mode = item.pop("segment", None), item.get("name")
+            if sid is None or mode is None:
                 continue
             if sid not in seg_ids:
                 rd.bad(g.ref(r, 1), f"unknown segment {sid!r}")
-            elif (sid, name) in first:
+            elif (sid, mode) in first:
                 rd.bad(
                     g.ref(r, 2),
-                    f"duplicate mode {name!r} of segment {sid!r} (also in row {first[sid, name]})",
+                    f"duplicate mode {mode!r} of segment {sid!r} (also in row {first[sid, mode]})",
                 )
             else:
-                first[sid, name] = r
+                first[sid, mode] = r
                 segments[seg_ids[sid]].setdefault("modes", []).append(item)
     if (g := rd.grid("reservations")) is not None:
         _read_reservations(rd, g, labels, seg_ids, segments)
@@ -1203,7 +1203,7 @@ def _workbook(data: Mapping[str, Any], template: bool) -> Any:
     _widths(ws)
 
     ws = wb.create_sheet("modes")
-    mode_rows = []
+    mode_rows: list[dict[str, Any]] = []
     for s in segments:
         modes = [{**FULL, **m} for m in s.get("modes") or [FULL]]
         if modes != [FULL]:

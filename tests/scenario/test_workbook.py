@@ -176,6 +176,8 @@ def test_every_problem_at_once(hyper_xlsx: Path, tmp_path: Path) -> None:
         kind_limits__C2=5,
         pools__Z1="colour",
         pools__AA1="notes",
+        modes__A2="nobody",
+        modes__B3="quantized",
     )
     found = issues(bad)
     for want in (
@@ -186,6 +188,8 @@ def test_every_problem_at_once(hyper_xlsx: Path, tmp_path: Path) -> None:
         "periods!B4: not a number: 'long'",
         "policy!B3: not a number: 'a lot'",
         "kind_limits!A2: not a kind: 'robots' (one of cloud, first_party, rnd, consumer)",
+        "modes!A2: unknown segment 'nobody'",
+        "modes!B4: duplicate mode 'quantized' of segment '1p-coding-copilot' (also in row 3)",
     ):
         assert want in found
     for prefix in (
