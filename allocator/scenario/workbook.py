@@ -41,6 +41,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import threading
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -659,6 +660,12 @@ class _WorkbookReader(_Reader):
 
 
 def _load(path: str | Path) -> dict[str, list[tuple[Any, ...]]]:
+    with warnings.catch_warnings():  # about features we do not read (extensions, styles)
+        warnings.filterwarnings("ignore", category=UserWarning, module="openpyxl")
+        return _load_cells(path)
+
+
+def _load_cells(path: str | Path) -> dict[str, list[tuple[Any, ...]]]:
     import zipfile
 
     from openpyxl import load_workbook

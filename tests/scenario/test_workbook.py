@@ -11,6 +11,7 @@ import pytest
 from openpyxl import load_workbook
 
 from allocator import Scenario, ScenarioError
+from allocator.scenario.generate import generate
 from allocator.scenario.workbook import read_workbook, write_template, write_workbook
 from tests.conftest import DATA
 
@@ -76,6 +77,14 @@ def test_every_field_round_trips(tmp_path: Path) -> None:
     write_workbook(sc, tmp_path / "s.xlsx")
     assert Scenario.from_file(tmp_path / "s.xlsx").to_dict() == sc.to_dict()
     assert load_workbook(tmp_path / "s.xlsx")["pools"]["E1"].value == "variable_cost (EUR/GPU-hour)"
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_synthetic_fleets_round_trip(seed: int, tmp_path: Path) -> None:
+    """Random floats of every magnitude: written with all 17 digits, read back exactly."""
+    sc = generate(segments=30, pools=12, periods=6, seed=seed)
+    write_workbook(sc, tmp_path / "g.xlsx")
+    assert Scenario.from_file(tmp_path / "g.xlsx").to_dict() == sc.to_dict()
 
 
 def test_bundled_workbook_is_up_to_date() -> None:
