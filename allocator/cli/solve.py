@@ -27,7 +27,7 @@ from allocator.solvers.names import ALGORITHMS, BACKENDS, EXPORT_FORMATS
 
 def add_commands(sub: Any) -> None:
     s = sub.add_parser("solve", help="solve a scenario and print the plan")
-    s.add_argument("scenario", help="scenario JSON file")
+    s.add_argument("scenario", help="scenario file (.json, or an .xlsx workbook)")
     add_json_options(s, "the whole plan")
     s.add_argument(
         "-o",
@@ -76,7 +76,7 @@ def add_commands(sub: Any) -> None:
     )
 
     e = sub.add_parser("export", help="write the model as an MPS or LP file with readable names")
-    e.add_argument("scenario", help="scenario JSON file")
+    e.add_argument("scenario", help="scenario file (.json, or an .xlsx workbook)")
     e.add_argument(
         "--format",
         choices=list(EXPORT_FORMATS),
@@ -88,7 +88,7 @@ def add_commands(sub: Any) -> None:
     )
 
     v = sub.add_parser("validate", help="check scenario files; print every problem")
-    v.add_argument("scenarios", nargs="+", help="scenario JSON files")
+    v.add_argument("scenarios", nargs="+", help="scenario files (.json or .xlsx)")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -142,7 +142,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
                     f"{part.price_spread():.4g} per GPU-hour"
                 )
             else:
-                backend.progress = report  # rounds of the row generation, when it runs
+                if hasattr(backend, "progress"):  # rounds of the row generation
+                    backend.progress = report
                 plan = solve(args.scenario, time_limit=args.time_limit, solver=backend)
         except (ScenarioError, SolveError) as exc:
             return failure(exc, "solve", args.scenario)

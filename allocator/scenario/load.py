@@ -10,7 +10,8 @@ from allocator.scenario.model import Scenario
 
 
 def as_scenario(scenario: Scenario | Mapping[str, Any] | str | Path) -> Scenario:
-    """``scenario`` itself, validated from a dict, or read from a JSON file."""
+    """``scenario`` itself, validated from a dict, or read from a file (JSON, or an Excel
+    workbook by its suffix: .xlsx)."""
     if isinstance(scenario, Scenario):
         return scenario
     if isinstance(scenario, Mapping):

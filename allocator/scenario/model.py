@@ -258,6 +258,11 @@ class Scenario(ScenarioHeader):
 
     @classmethod
     def from_file(cls, path: str | Path) -> Scenario:
+        """A JSON file, or by its suffix an Excel workbook (.xlsx: see workbook.py)."""
+        if Path(path).suffix.lower() in (".xlsx", ".xlsm"):
+            from allocator.scenario.workbook import read_workbook
+
+            return cls.from_dict(read_workbook(path))
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:

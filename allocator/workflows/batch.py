@@ -146,6 +146,11 @@ def _axis(name: str) -> tuple[str, str]:
 
 
 def _read_json(path: Path) -> Any:
+    """A JSON file's data, or by its suffix a scenario workbook's (.xlsx)."""
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        from allocator.scenario.workbook import read_workbook
+
+        return read_workbook(path)  # a ScenarioError is a ValueError: unreadable
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:

@@ -1,0 +1,1240 @@
+"""Scenario workbooks: a scenario as an Excel workbook that planners edit, and back.
+
+One sheet per kind of thing, one row per entity; per-period values are grids with the
+period labels as column headers; units are in the header names (``variable_cost
+(USD/GPU-hour)``); header rows and id columns are frozen; an ``about`` sheet explains every
+sheet and column. The sheets, in order:
+
+=============  ====================================================================
+about          what each sheet and column holds (ignored when reading)
+scenario       name, description, currency, discount_rate (one setting per row)
+policy         ltv_weight, rnd_min_share, headroom, max_change_share, max_segment_share
+periods        one row per period: label, hours
+pools          one row per pool: id, accelerator, region, ownership, costs, headroom,
+               allocation unit, expansion (max GPUs, cost, first period)
+capacity       pool x period grid: GPUs per period
+rentable       pool x period grid: GPUs that can be rented (rows only for pools that can)
+segments       one row per segment: id, kind, unit, revenue, LTV, churn, shortfall
+               penalty, contract_hard, regions
+demand         segment x period grid: work units wanted
+contract_min   segment x period grid: contracted minimum work units (rows only where set)
+throughput     segment x accelerator grid: work units per GPU-hour (blank: cannot serve)
+modes          one row per (segment, mode); segments without rows have the one "full" mode
+reservations   one row per segment with a reservation offer: price, max GPUs (one value
+               for all periods or one per period)
+kind_limits    one row per (kind, cap|floor): GPUs, one value or one per period
+=============  ====================================================================
+
+:func:`read_workbook` returns the scenario as data for :meth:`Scenario.from_dict`; every
+problem of the workbook itself is reported at once, each with its sheet and cell
+(``demand!F7: not a number: 'n/a'``), in a :class:`~allocator.errors.ScenarioError`. The
+scenario's own validation then runs on the data as usual, with its field paths.
+:func:`write_workbook` writes a scenario so that reading it back gives the same scenario;
+:func:`write_template` writes an empty, documented workbook.
+
+This module does not import the scenario model: ``Scenario.from_file`` loads it for
+``.xlsx`` files.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import threading
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from allocator.errors import Issue, ScenarioError
+
+if TYPE_CHECKING:
+    from allocator.scenario.model import Scenario
+
+WORKBOOK_SUFFIXES = (".xlsx", ".xlsm")
+KINDS = ("cloud", "first_party", "rnd", "consumer")
+OWNERSHIPS = ("owned", "leased", "rented")
+LIMITS = {"cap": "kind_caps", "floor": "kind_floors"}
+ALL_PERIODS = "all_periods"
+_SAVE_LOCK = threading.Lock()
+FULL = {"name": "full", "throughput_multiplier": 1.0, "revenue_share": 1.0, "ltv_share": 1.0}
+
+
+# ------------------------------------------------------------------------ the layout
+@dataclass(frozen=True)
+class Col:
+    """One column of a one-row-per-entity sheet."""
+
+    key: str  # the header's name, before " (unit)"
+    field: str  # the field in the item (dotted: inside a sub-object)
+    kind: str = "number"  # number | text | bool | list
+    unit: str = ""  # shown in the header; {cur} is the scenario's currency
+    required: bool = False  # the column must be there and every row must fill it
+    doc: str = ""
+    choices: tuple[str, ...] = ()
+
+    def header(self, cur: str) -> str:
+        return f"{self.key} ({self.unit.format(cur=cur)})" if self.unit else self.key
+
+
+PERIOD_COLS = (
+    Col(
+        "label",
+        "label",
+        "text",
+        required=True,
+        doc="Period label, unique; the grids' column headers",
+    ),
+    Col(
+        "hours",
+        "hours",
+        required=True,
+        doc="Hours in the period (a quarter is about 2,190)",
+    ),
+)
+POOL_COLS = (
+    Col("id", "id", "text", required=True, doc="Pool id, unique; the grids' row labels"),
+    Col(
+        "accelerator",
+        "accelerator",
+        "text",
+        required=True,
+        doc="Accelerator type (H100, B200 ...); the throughput sheet's column headers",
+    ),
+    Col("region", "region", "text", required=True, doc="Region of the pool"),
+    Col(
+        "ownership",
+        "ownership",
+        "text",
+        unit="owned/leased/rented",
+        choices=OWNERSHIPS,
+        doc="Blank: owned",
+    ),
+    Col(
+        "variable_cost",
+        "variable_cost_per_gpu_hour",
+        unit="{cur}/GPU-hour",
+        required=True,
+        doc="Marginal cost of running a GPU for an hour (power, operations)",
+    ),
+    Col(
+        "fixed_cost",
+        "fixed_cost_per_gpu_hour",
+        unit="{cur}/GPU-hour",
+        doc="Depreciation or lease: sunk, reported, not optimised; blank: 0",
+    ),
+    Col(
+        "rental_price",
+        "rental_price_per_gpu_hour",
+        unit="{cur}/GPU-hour",
+        doc="Price of a rented GPU-hour on top of the variable cost (needed with a rentable row)",
+    ),
+    Col(
+        "headroom",
+        "headroom",
+        unit="share 0-1",
+        doc="Share of the pool kept free; blank: the policy's headroom",
+    ),
+    Col(
+        "allocation_unit",
+        "allocation_unit_gpus",
+        unit="GPUs",
+        doc="Allocate in whole multiples of this many GPUs (makes the model a MILP); "
+        "blank: fractional",
+    ),
+    Col(
+        "expansion_max",
+        "expansion.max_gpus",
+        unit="GPUs",
+        doc="Expansion: most GPUs the plan may buy into the pool; blank: no expansion",
+    ),
+    Col(
+        "expansion_cost",
+        "expansion.cost_per_gpu_hour",
+        unit="{cur}/GPU-hour",
+        doc="Expansion: amortised capex per bought GPU-hour",
+    ),
+    Col(
+        "expansion_from",
+        "expansion.from_period",
+        "text",
+        unit="period label",
+        doc="Expansion: first period GPUs can be bought; blank: the first",
+    ),
+)
+SEGMENT_COLS = (
+    Col("id", "id", "text", required=True, doc="Segment id, unique; the grids' row labels"),
+    Col(
+        "kind",
+        "kind",
+        "text",
+        unit="cloud/first_party/rnd/consumer",
+        required=True,
+        choices=KINDS,
+        doc="What the demand is",
+    ),
+    Col(
+        "unit",
+        "unit",
+        "text",
+        unit="work unit",
+        doc="The segment's work unit (million tokens, GPU-hours ...); blank: unit",
+    ),
+    Col(
+        "revenue",
+        "revenue_per_unit",
+        unit="{cur}/unit",
+        required=True,
+        doc="Revenue per work unit served",
+    ),
+    Col("ltv", "ltv_per_unit", unit="{cur}/unit", doc="Future value per unit served; blank: 0"),
+    Col(
+        "churn_cost",
+        "churn_cost_per_unit",
+        unit="{cur}/unit",
+        doc="Cost per unit of demand left unserved; blank: 0",
+    ),
+    Col(
+        "shortfall_penalty",
+        "shortfall_penalty_per_unit",
+        unit="{cur}/unit",
+        doc="SLA credit per unit short of the contract minimum; blank: 0",
+    ),
+    Col(
+        "contract_hard",
+        "contract_hard",
+        "bool",
+        unit="TRUE/FALSE",
+        choices=("TRUE", "FALSE"),
+        doc="TRUE: the contract minimum must be met; blank/FALSE: a shortfall pays the penalty",
+    ),
+    Col(
+        "regions",
+        "regions",
+        "list",
+        unit="comma-separated; blank = all",
+        doc="Regions allowed to serve the segment",
+    ),
+)
+MODE_COLS = (
+    Col("segment", "segment", "text", required=True, doc="Segment id"),
+    Col("mode", "name", "text", required=True, doc="Mode name (full, distilled ...)"),
+    Col(
+        "throughput_multiplier",
+        "throughput_multiplier",
+        unit="x full",
+        doc="Work units per GPU-hour against the full mode; blank: 1",
+    ),
+    Col("revenue_share", "revenue_share", unit="share 0-1", doc="Revenue kept; blank: 1"),
+    Col("ltv_share", "ltv_share", unit="share 0-1", doc="LTV kept; blank: 1"),
+)
+SCENARIO_ROWS = (
+    Col("name", "name", "text", doc="Name of the scenario"),
+    Col("description", "description", "text", doc="What it is"),
+    Col(
+        "currency",
+        "currency",
+        "text",
+        doc="Currency of every money figure (the headers show it); default USD",
+    ),
+    Col(
+        "discount_rate",
+        "discount_rate",
+        unit="per period",
+        doc="Discount rate per period; default 0",
+    ),
+)
+POLICY_ROWS = (
+    Col("ltv_weight", "ltv_weight", unit="x", doc="Weight of LTV against gross margin; default 1"),
+    Col(
+        "rnd_min_share",
+        "rnd_min_share",
+        unit="share 0-1",
+        doc="Minimum share of the fleet's GPUs for R&D; default 0",
+    ),
+    Col("headroom", "headroom", unit="share 0-1", doc="Share of every pool kept free; default 0"),
+    Col(
+        "max_change_share",
+        "max_change_share",
+        unit="share 0-1",
+        doc="Most an allocation "
+        "may change between periods, as a share of the pool; blank: no limit",
+    ),
+    Col(
+        "max_segment_share",
+        "max_segment_share",
+        unit="share 0-1",
+        doc="Most one segment may take of a pool; blank: no limit",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Sheet:
+    name: str
+    required: bool
+    doc: str
+
+
+SHEETS = (
+    Sheet("about", False, "This page: what each sheet and column holds. Ignored when read."),
+    Sheet(
+        "scenario",
+        False,
+        "One setting per row (field, value): name, description, currency, discount_rate.",
+    ),
+    Sheet("policy", False, "One setting per row (setting, value); blank value: the default."),
+    Sheet(
+        "periods",
+        True,
+        "One row per period, in order: label and hours. The labels "
+        "head the columns of every grid sheet.",
+    ),
+    Sheet("pools", True, "One row per GPU pool (accelerator type x region x ownership)."),
+    Sheet(
+        "capacity",
+        True,
+        "Grid: one row per pool, one column per period: GPUs "
+        "available (an average over the period, before headroom).",
+    ),
+    Sheet(
+        "rentable",
+        False,
+        "Grid: GPUs that can be rented per period (neocloud capacity); "
+        "rows only for pools that can rent (they need a rental_price).",
+    ),
+    Sheet("segments", True, "One row per demand segment."),
+    Sheet(
+        "demand",
+        True,
+        "Grid: one row per segment, one column per period: work units "
+        "wanted, in the segment's unit.",
+    ),
+    Sheet(
+        "contract_min",
+        False,
+        "Grid: contracted minimum work units per period; rows only for segments with a contract.",
+    ),
+    Sheet(
+        "throughput",
+        True,
+        "Grid: one row per segment, one column per accelerator type: "
+        "work units per GPU-hour. Blank: that type cannot serve the segment.",
+    ),
+    Sheet(
+        "modes",
+        False,
+        "One row per (segment, mode) for segments with several ways of "
+        "serving; a segment without rows has the one mode 'full'.",
+    ),
+    Sheet(
+        "reservations",
+        False,
+        "One row per segment whose customer offers to reserve GPUs "
+        "(take-or-pay): price and max GPUs, in all_periods or one per period.",
+    ),
+    Sheet(
+        "kind_limits",
+        False,
+        "One row per (kind, cap or floor): GPUs a kind of segment "
+        "may use at most / must get at least, in all_periods or one per period.",
+    ),
+)
+_REQUIRED_SHEETS = tuple(s.name for s in SHEETS if s.required)
+
+
+# ------------------------------------------------------------------------ cell values
+def _ref(sheet: str, row: int, col: int) -> str:
+    from openpyxl.utils import get_column_letter
+
+    return f"{sheet}!{get_column_letter(col)}{row}"
+
+
+def _blank(v: Any) -> bool:
+    return v is None or (isinstance(v, str) and not v.strip())
+
+
+def _text(v: Any) -> str | None:
+    if _blank(v):
+        return None
+    if isinstance(v, bool):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, _dt.datetime):
+        return v.date().isoformat() if v.time() == _dt.time() else v.isoformat()
+    if isinstance(v, _dt.date):
+        return v.isoformat()
+    return str(v).strip()
+
+
+class _Reader:
+    """Collects every problem of a workbook while turning its cells into values."""
+
+    def __init__(self) -> None:
+        self.issues: list[Issue] = []
+
+    def bad(self, where: str, msg: str) -> None:
+        self.issues.append(Issue(where, msg))
+
+    def number(self, v: Any, where: str, required: bool = False) -> float | int | None:
+        if _blank(v):
+            if required:
+                self.bad(where, "empty: enter a number")
+            return None
+        if isinstance(v, bool):
+            self.bad(where, f"not a number: {'TRUE' if v else 'FALSE'}")
+            return None
+        if isinstance(v, int | float):
+            x = v
+        else:
+            try:
+                x = float(str(v).strip().replace(",", ""))
+            except ValueError:
+                self.bad(where, f"not a number: {str(v).strip()!r}")
+                return None
+        if not math.isfinite(x):
+            self.bad(where, f"not a finite number: {v!r}")
+            return None
+        return x
+
+    def boolean(self, v: Any, where: str) -> bool | None:
+        if _blank(v):
+            return None
+        if isinstance(v, bool):
+            return v
+        t = str(v).strip().lower()
+        if isinstance(v, int | float) and v in (0, 1):
+            return bool(v)
+        if t in ("true", "yes", "y", "1"):
+            return True
+        if t in ("false", "no", "n", "0"):
+            return False
+        self.bad(where, f"not TRUE or FALSE: {str(v).strip()!r}")
+        return None
+
+    def value(self, col: Col, v: Any, where: str) -> Any:
+        if col.kind == "number":
+            return self.number(v, where, col.required)
+        if col.kind == "bool":
+            return self.boolean(v, where)
+        t = _text(v)
+        if t is None:
+            if col.required:
+                self.bad(where, "empty: enter a value")
+            return None
+        if col.kind == "list":
+            return [x.strip() for x in t.split(",") if x.strip()]
+        return t
+
+
+class _Grid:
+    """A sheet's cells: the header row and the non-blank rows below it."""
+
+    def __init__(self, name: str, rows: list[tuple[Any, ...]]):
+        self.name = name
+        width = max((len(r) for r in rows), default=0)
+        rows = [tuple(r) + (None,) * (width - len(r)) for r in rows]
+        self.header: tuple[Any, ...] = rows[0] if rows else ()
+        self.rows = [(i + 2, r) for i, r in enumerate(rows[1:]) if not all(map(_blank, r))]
+
+    def ref(self, row: int, col: int) -> str:  # 1-based
+        return _ref(self.name, row, col)
+
+    @property
+    def header_ref(self) -> str:
+        return f"{self.name}!1:1"
+
+    def columns(self) -> list[tuple[int, str]]:
+        """(1-based column, header text) of every non-blank header cell."""
+        return [(j + 1, t) for j, v in enumerate(self.header) if (t := _text(v)) is not None]
+
+
+def _key(header: str) -> str:
+    return header.split("(")[0].strip().lower().replace(" ", "_")
+
+
+def _ignored(header: str) -> bool:
+    return header.startswith("#") or _key(header) in ("note", "notes", "comment", "comments")
+
+
+def _set(item: dict[str, Any], field: str, value: Any) -> None:
+    head, dot, rest = field.partition(".")
+    if dot:
+        _set(item.setdefault(head, {}), rest, value)
+    else:
+        item[head] = value
+
+
+def _get(item: Mapping[str, Any], field: str) -> Any:
+    head, dot, rest = field.partition(".")
+    v = item.get(head)
+    return _get(v, rest) if dot and isinstance(v, Mapping) else (None if dot else v)
+
+
+# ------------------------------------------------------------------------ reading
+class _WorkbookReader(_Reader):
+    def __init__(self, sheets: dict[str, list[tuple[Any, ...]]]):
+        super().__init__()
+        self.sheets = {name.strip().lower(): name for name in sheets}
+        self.raw = sheets
+
+    def grid(self, name: str) -> _Grid | None:
+        actual = self.sheets.get(name)
+        if actual is None:
+            if name in _REQUIRED_SHEETS:
+                have = ", ".join(self.raw) or "none"
+                self.bad(name, f"missing sheet (the workbook has: {have})")
+            return None
+        return _Grid(name, self.raw[actual])
+
+    def table(self, g: _Grid, cols: Sequence[Col], what: str) -> list[tuple[int, dict[str, Any]]]:
+        """One dict per row of a one-row-per-entity sheet (row number, item)."""
+        by_key = {c.key: c for c in cols}
+        where: dict[str, int] = {}
+        for j, h in g.columns():
+            k = _key(h)
+            if _ignored(h):
+                continue
+            if k not in by_key:
+                known = ", ".join(by_key)
+                self.bad(g.ref(1, j), f"unknown column {h!r} (known: {known})")
+            elif k in where:
+                self.bad(g.ref(1, j), f"column {k!r} appears twice")
+            else:
+                where[k] = j
+        for c in cols:
+            if c.required and c.key not in where:
+                self.bad(g.header_ref, f"missing column {c.key!r}")
+        out = []
+        for r, row in g.rows:
+            item: dict[str, Any] = {}
+            for k, j in where.items():
+                c = by_key[k]
+                v = self.value(c, row[j - 1], g.ref(r, j))
+                if v is not None:
+                    _set(item, c.field, v)
+            out.append((r, item))
+        if not g.rows and what:
+            self.bad(g.name, f"no {what}s: add one row per {what} below the header")
+        return out
+
+    def unique(
+        self, g: _Grid, rows: list[tuple[int, dict[str, Any]]], field: str, what: str
+    ) -> dict[str, int]:
+        """id -> index of the rows' ``field``; a duplicate is reported at its cell."""
+        seen: dict[str, int] = {}
+        first: dict[str, int] = {}
+        col = 1
+        for j, h in g.columns():
+            if _key(h) in (field, "id"):
+                col = j
+                break
+        for i, (r, item) in enumerate(rows):
+            x = item.get(field)
+            if x is None:
+                continue
+            if x in seen:
+                self.bad(g.ref(r, col), f"duplicate {what} {x!r} (also in row {first[x]})")
+            else:
+                seen[x], first[x] = i, r
+        return seen
+
+    def settings(self, g: _Grid, cols: Sequence[Col]) -> dict[str, Any]:
+        """A sheet of (setting, value) rows."""
+        by_key = {c.key: c for c in cols}
+        out: dict[str, Any] = {}
+        first: dict[str, int] = {}
+        for r, row in g.rows:
+            k = _text(row[0])
+            if k is None or _ignored(k):
+                continue
+            key = _key(k)
+            if key not in by_key:
+                self.bad(g.ref(r, 1), f"unknown setting {k!r} (known: {', '.join(by_key)})")
+                continue
+            if key in first:
+                self.bad(g.ref(r, 1), f"setting {key!r} given twice (also in row {first[key]})")
+                continue
+            first[key] = r
+            v = self.value(by_key[key], row[1] if len(row) > 1 else None, g.ref(r, 2))
+            if v is not None:
+                out[by_key[key].field] = v
+        return out
+
+    def period_columns(
+        self, g: _Grid, labels: Sequence[str], fixed: Sequence[str], need_all: bool
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        """(fixed column key -> column, period label -> column) of a sheet's header."""
+        fixed_at: dict[str, int] = {}
+        period_at: dict[str, int] = {}
+        known = set(labels)
+        for j, h in g.columns():
+            if _ignored(h):
+                continue
+            if j == 1 and not fixed:
+                continue  # the row labels' header: free text
+            k = _key(h)
+            if k in fixed and k not in fixed_at:
+                fixed_at[k] = j
+            elif h in period_at or k in fixed_at:
+                self.bad(g.ref(1, j), f"column {h!r} appears twice")
+            elif h in known:
+                period_at[h] = j
+            else:
+                listed = ", ".join(labels) or "none yet"
+                self.bad(g.ref(1, j), f"unknown period {h!r} (the periods sheet has: {listed})")
+        if need_all:
+            for label in labels:
+                if label not in period_at:
+                    self.bad(g.header_ref, f"missing column for period {label!r}")
+        return fixed_at, period_at
+
+    def period_grid(
+        self,
+        g: _Grid,
+        labels: Sequence[str],
+        ids: Mapping[str, int],
+        what: str,
+        required: bool,
+    ) -> dict[int, list[Any]]:
+        """item index -> one value per period, from a grid with ids in column A."""
+        _, at = self.period_columns(g, labels, (), need_all=True)
+        out: dict[int, list[Any]] = {}
+        first: dict[str, int] = {}
+        for r, row in g.rows:
+            x = _text(row[0])
+            if x is None:
+                self.bad(g.ref(r, 1), f"empty: enter a {what} id")
+                continue
+            if x not in ids:
+                self.bad(
+                    g.ref(r, 1),
+                    f"unknown {what} {x!r} (the {what}s sheet has: {', '.join(ids) or 'none'})",
+                )
+                continue
+            if x in first:
+                self.bad(g.ref(r, 1), f"duplicate {what} {x!r} (also in row {first[x]})")
+                continue
+            first[x] = r
+            cells = [(label, at[label]) for label in labels if label in at]
+            if not required and all(_blank(row[j - 1]) for _, j in cells):
+                continue  # a blank row in an optional grid: none
+            values = [self.number(row[j - 1], g.ref(r, j), required=True) for _, j in cells]
+            out[ids[x]] = values
+        if required:
+            for x in ids:
+                if x not in first:
+                    self.bad(g.name, f"no row for {what} {x!r}")
+        return out
+
+    def per_period(
+        self,
+        g: _Grid,
+        r: int,
+        row: tuple[Any, ...],
+        all_col: int | None,
+        at: Mapping[str, int],
+        labels: Sequence[str],
+    ) -> float | int | list[Any] | None:
+        """One value for all periods, or one per period."""
+        one = row[all_col - 1] if all_col else None
+        cells = [(label, at[label]) for label in labels if label in at]
+        per = [j for _, j in cells if not _blank(row[j - 1])]
+        if not _blank(one) and per:
+            self.bad(
+                g.ref(r, all_col or 1), "give one value for all periods or one per period, not both"
+            )
+            return None
+        if not _blank(one):
+            return self.number(one, g.ref(r, all_col or 1))
+        if not per:
+            self.bad(g.ref(r, all_col or 1), f"empty: enter {ALL_PERIODS} or one value per period")
+            return None
+        missing = [label for label in labels if label not in at]
+        if missing:
+            self.bad(g.header_ref, f"missing column for period {missing[0]!r}")
+            return None
+        return [self.number(row[j - 1], g.ref(r, j), required=True) for _, j in cells]
+
+
+def _load(path: str | Path) -> dict[str, list[tuple[Any, ...]]]:
+    with warnings.catch_warnings():  # about features we do not read (extensions, styles)
+        warnings.filterwarnings("ignore", category=UserWarning, module="openpyxl")
+        return _load_cells(path)
+
+
+def _load_cells(path: str | Path) -> dict[str, list[tuple[Any, ...]]]:
+    import zipfile
+
+    from openpyxl import load_workbook
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        wb = load_workbook(path, data_only=True, read_only=True)
+    except OSError as exc:
+        raise ScenarioError([Issue("", f"cannot read {path}: {exc.strerror}")]) from None
+    except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise ScenarioError([Issue("", f"{path}: not an Excel workbook (.xlsx): {exc}")]) from None
+    try:
+        out = {}
+        for ws in wb.worksheets:
+            ws.reset_dimensions()  # some writers record a wrong used range: read every row
+            out[ws.title] = [tuple(r) for r in ws.iter_rows(values_only=True)]
+        return out
+    finally:
+        wb.close()
+
+
+def read_workbook(path: str | Path) -> dict[str, Any]:
+    """The scenario of a workbook as data for :meth:`Scenario.from_dict`.
+
+    Raises :class:`ScenarioError` listing every problem of the workbook (missing sheets and
+    columns, text in number cells, unknown or duplicate ids, ...) with its sheet and cell.
+    The data is not validated as a scenario: ``Scenario.from_file`` does that next."""
+    return sheets_to_dict(_load(path))
+
+
+def sheets_to_dict(sheets: dict[str, list[tuple[Any, ...]]]) -> dict[str, Any]:
+    """The scenario of a workbook given as {sheet name: rows of cell values}."""
+    rd = _WorkbookReader(sheets)
+    data: dict[str, Any] = {}
+    if (g := rd.grid("scenario")) is not None:
+        data.update(rd.settings(g, SCENARIO_ROWS))
+    policy: dict[str, Any] = {}
+    if (g := rd.grid("policy")) is not None:
+        policy.update(rd.settings(g, POLICY_ROWS))
+
+    periods: list[dict[str, Any]] = []
+    if (g := rd.grid("periods")) is not None:
+        rows = rd.table(g, PERIOD_COLS, "period")
+        rd.unique(g, rows, "label", "period")
+        periods = [item for _, item in rows]
+    labels = [str(p["label"]) for p in periods if "label" in p]
+
+    pools: list[dict[str, Any]] = []
+    pool_ids: dict[str, int] = {}
+    if (g := rd.grid("pools")) is not None:
+        rows = rd.table(g, POOL_COLS, "pool")
+        pool_ids = rd.unique(g, rows, "id", "pool")
+        pools = [item for _, item in rows]
+    for name, field, required in (("capacity", "gpus", True), ("rentable", "rentable_gpus", False)):
+        if (g := rd.grid(name)) is not None:
+            for i, values in rd.period_grid(g, labels, pool_ids, "pool", required).items():
+                pools[i][field] = values
+
+    segments: list[dict[str, Any]] = []
+    seg_ids: dict[str, int] = {}
+    if (g := rd.grid("segments")) is not None:
+        rows = rd.table(g, SEGMENT_COLS, "segment")
+        seg_ids = rd.unique(g, rows, "id", "segment")
+        segments = [item for _, item in rows]
+    for name, field, required in (
+        ("demand", "demand", True),
+        ("contract_min", "contract_min", False),
+    ):
+        if (g := rd.grid(name)) is not None:
+            for i, values in rd.period_grid(g, labels, seg_ids, "segment", required).items():
+                segments[i][field] = values
+
+    if (g := rd.grid("throughput")) is not None:
+        _read_throughput(rd, g, seg_ids, segments, {str(p.get("accelerator")) for p in pools})
+    if (g := rd.grid("modes")) is not None:
+        rows = rd.table(g, MODE_COLS, "")
+        first: dict[tuple[str, str], int] = {}
+        for r, item in rows:
+            sid, mode = item.pop("segment", None), item.get("name")
+            if sid is None or mode is None:
+                continue
+            if sid not in seg_ids:
+                rd.bad(g.ref(r, 1), f"unknown segment {sid!r}")
+            elif (sid, mode) in first:
+                rd.bad(
+                    g.ref(r, 2),
+                    f"duplicate mode {mode!r} of segment {sid!r} (also in row {first[sid, mode]})",
+                )
+            else:
+                first[sid, mode] = r
+                segments[seg_ids[sid]].setdefault("modes", []).append(item)
+    if (g := rd.grid("reservations")) is not None:
+        _read_reservations(rd, g, labels, seg_ids, segments)
+    if (g := rd.grid("kind_limits")) is not None:
+        _read_kind_limits(rd, g, labels, policy)
+
+    if rd.issues:
+        raise ScenarioError(rd.issues)
+    if policy:
+        data["policy"] = policy
+    data.update(periods=periods, pools=pools, segments=segments)
+    return data
+
+
+def _read_throughput(
+    rd: _WorkbookReader,
+    g: _Grid,
+    seg_ids: Mapping[str, int],
+    segments: list[dict[str, Any]],
+    accelerators: set[str],
+) -> None:
+    at: list[tuple[str, int]] = []
+    for j, h in g.columns():
+        if j == 1 or _ignored(h):
+            continue
+        if h in dict(at):
+            rd.bad(g.ref(1, j), f"column {h!r} appears twice")
+        elif h not in accelerators:
+            have = ", ".join(sorted(accelerators)) or "none"
+            rd.bad(g.ref(1, j), f"unknown accelerator type {h!r} (the pools have: {have})")
+        else:
+            at.append((h, j))
+    first: dict[str, int] = {}
+    for r, row in g.rows:
+        x = _text(row[0])
+        if x is None:
+            rd.bad(g.ref(r, 1), "empty: enter a segment id")
+        elif x not in seg_ids:
+            rd.bad(
+                g.ref(r, 1),
+                f"unknown segment {x!r} (the segments sheet has: {', '.join(seg_ids) or 'none'})",
+            )
+        elif x in first:
+            rd.bad(g.ref(r, 1), f"duplicate segment {x!r} (also in row {first[x]})")
+        else:
+            first[x] = r
+            tp: dict[str, Any] = {}
+            for acc, j in at:
+                v = rd.number(row[j - 1], g.ref(r, j))
+                if v is not None:
+                    tp[acc] = v
+            if not tp:
+                rd.bad(
+                    g.ref(r, 1),
+                    f"segment {x!r} has no throughput: enter work units per "
+                    "GPU-hour for at least one accelerator type",
+                )
+            segments[seg_ids[x]]["throughput"] = tp
+    for x in seg_ids:
+        if x not in first:
+            rd.bad(g.name, f"no row for segment {x!r}")
+
+
+def _read_reservations(
+    rd: _WorkbookReader,
+    g: _Grid,
+    labels: Sequence[str],
+    seg_ids: Mapping[str, int],
+    segments: list[dict[str, Any]],
+) -> None:
+    fixed, at = rd.period_columns(g, labels, ("segment", "price", ALL_PERIODS), need_all=False)
+    for k in ("segment", "price"):
+        if k not in fixed:
+            rd.bad(g.header_ref, f"missing column {k!r}")
+    if "segment" not in fixed:
+        return
+    first: dict[str, int] = {}
+    for r, row in g.rows:
+        x = _text(row[fixed["segment"] - 1])
+        cell = g.ref(r, fixed["segment"])
+        if x is None:
+            rd.bad(cell, "empty: enter a segment id")
+        elif x not in seg_ids:
+            rd.bad(cell, f"unknown segment {x!r}")
+        elif x in first:
+            rd.bad(cell, f"duplicate segment {x!r} (also in row {first[x]})")
+        else:
+            first[x] = r
+            res: dict[str, Any] = {}
+            if "price" in fixed:
+                price = rd.number(row[fixed["price"] - 1], g.ref(r, fixed["price"]), True)
+                if price is not None:
+                    res["price_per_gpu_hour"] = price
+            mx = rd.per_period(g, r, row, fixed.get(ALL_PERIODS), at, labels)
+            if mx is not None:
+                res["max_gpus"] = mx
+            segments[seg_ids[x]]["reservation"] = res
+
+
+def _read_kind_limits(
+    rd: _WorkbookReader, g: _Grid, labels: Sequence[str], policy: dict[str, Any]
+) -> None:
+    fixed, at = rd.period_columns(g, labels, ("kind", "limit", ALL_PERIODS), need_all=False)
+    for k in ("kind", "limit"):
+        if k not in fixed:
+            rd.bad(g.header_ref, f"missing column {k!r}")
+    if "kind" not in fixed or "limit" not in fixed:
+        return
+    first: dict[tuple[str, str], int] = {}
+    for r, row in g.rows:
+        kind = _text(row[fixed["kind"] - 1])
+        limit = _text(row[fixed["limit"] - 1])
+        if kind is None or kind not in KINDS:
+            rd.bad(g.ref(r, fixed["kind"]), f"not a kind: {kind!r} (one of {', '.join(KINDS)})")
+            continue
+        if limit is None or limit.lower() not in LIMITS:
+            rd.bad(g.ref(r, fixed["limit"]), f"not a limit: {limit!r} (cap or floor)")
+            continue
+        limit = limit.lower()
+        if (kind, limit) in first:
+            rd.bad(
+                g.ref(r, fixed["kind"]),
+                f"duplicate {limit} of {kind!r} (also in row {first[kind, limit]})",
+            )
+            continue
+        first[kind, limit] = r
+        v = rd.per_period(g, r, row, fixed.get(ALL_PERIODS), at, labels)
+        if v is not None:
+            policy.setdefault(LIMITS[limit], {})[kind] = v
+
+
+# ------------------------------------------------------------------------ writing
+def _style_header(ws: Any, ncols: int, freeze: str) -> None:
+    from openpyxl.styles import Alignment, Font, PatternFill
+
+    bold = Font(bold=True)
+    fill = PatternFill("solid", fgColor="DDE4EE")
+    for cell in ws[1][:ncols]:
+        cell.font = bold
+        cell.fill = fill
+        cell.alignment = Alignment(vertical="top")
+    ws.freeze_panes = freeze
+
+
+def _widths(ws: Any, cap: int = 48) -> None:
+    from openpyxl.utils import get_column_letter
+
+    widths: dict[int, int] = {}
+    for row in ws.iter_rows():
+        for c in row:
+            if c.value is not None:
+                n = len(str(c.value))
+                widths[c.column] = max(widths.get(c.column, 0), min(n, cap))
+    for j, w in widths.items():
+        ws.column_dimensions[get_column_letter(j)].width = max(8, w + 2)
+
+
+def _choices(ws: Any, col: int, choices: Sequence[str], rows: int) -> None:
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.datavalidation import DataValidation
+
+    dv = DataValidation(type="list", formula1='"' + ",".join(choices) + '"', allow_blank=True)
+    letter = get_column_letter(col)
+    dv.add(f"{letter}2:{letter}{max(rows, 1) + 200}")
+    ws.add_data_validation(dv)
+
+
+def _number_format(ws: Any, values: Iterable[Any], first: str, last: str) -> None:
+    vals = [v for v in values if isinstance(v, int | float)]
+    if vals and all(float(v).is_integer() for v in vals):
+        for row in ws[f"{first}:{last}"]:
+            for c in row:
+                c.number_format = "#,##0"
+
+
+def _colour_scale(ws: Any, first: str, last: str) -> None:
+    from openpyxl.formatting.rule import ColorScaleRule
+
+    ws.conditional_formatting.add(
+        f"{first}:{last}",
+        ColorScaleRule(start_type="min", start_color="FFFFFF", end_type="max", end_color="63BE7B"),
+    )
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
+        return int(v)  # 48000 rather than 48000.0; reads back the same
+    return v
+
+
+def _write_table(
+    ws: Any, cols: Sequence[Col], items: Sequence[Mapping[str, Any]], cur: str
+) -> None:
+    ws.append([c.header(cur) for c in cols])
+    for item in items:
+        row = []
+        for c in cols:
+            v = _get(item, c.field)
+            if c.kind == "list" and v is not None:
+                v = ", ".join(v)
+            row.append(_plain(v))
+        ws.append(row)
+    _style_header(ws, len(cols), "B2")
+    for j, c in enumerate(cols, start=1):
+        if c.choices and c.kind != "bool":
+            _choices(ws, j, c.choices, len(items))
+
+
+def _write_settings(
+    ws: Any, cols: Sequence[Col], values: Mapping[str, Any], cur: str, defaults: bool
+) -> None:
+    ws.append(["setting", "value", "unit", "meaning"])
+    for c in cols:
+        v = values.get(c.field) if not defaults else None
+        ws.append([c.key, _plain(v), c.unit.format(cur=cur), c.doc])
+    _style_header(ws, 4, "A2")
+
+
+def _write_grid(
+    ws: Any,
+    corner: str,
+    labels: Sequence[str],
+    rows: Sequence[tuple[str, Sequence[Any] | None]],
+    colour: bool = False,
+) -> None:
+    from openpyxl.utils import get_column_letter
+
+    ws.append([corner, *labels])
+    values: list[Any] = []
+    for rid, vals in rows:
+        vals = list(vals) if vals is not None else [None] * len(labels)
+        ws.append([rid, *map(_plain, vals)])
+        values.extend(vals)
+    _style_header(ws, len(labels) + 1, "B2")
+    if rows and labels:
+        first, last = "B2", f"{get_column_letter(len(labels) + 1)}{len(rows) + 1}"
+        _number_format(ws, values, first, last)
+        if colour:
+            _colour_scale(ws, first, last)
+
+
+def _write_per_period(
+    ws: Any,
+    fixed: Sequence[str],
+    labels: Sequence[str],
+    rows: Sequence[tuple[Sequence[Any], Any]],
+    choices: Mapping[int, Sequence[str]],
+) -> None:
+    """Rows of fixed cells, then one value (all_periods) or one per period."""
+    ws.append([*fixed, f"{ALL_PERIODS} (GPUs)", *labels])
+    for head, v in rows:
+        if isinstance(v, list):
+            ws.append([*map(_plain, head), None, *map(_plain, v)])
+        else:
+            ws.append([*map(_plain, head), _plain(v)])
+    _style_header(ws, len(fixed) + 1 + len(labels), "B2")
+    for j, ch in choices.items():
+        _choices(ws, j, ch, len(rows))
+
+
+def _write_about(ws: Any, data: Mapping[str, Any], cur: str) -> None:
+    from openpyxl.styles import Alignment, Font
+
+    lines: list[list[Any]] = [
+        [f"Scenario workbook: {data.get('name', 'scenario')}"],
+        [
+            "A GPU-fleet scenario for the allocator (allocator solve fleet.xlsx). One row per "
+            "pool, segment, period ...; per-period values as grids with the period labels as "
+            "column headers; units in the headers. Blank optional cells take the default."
+        ],
+        [
+            "Conventions: ids (periods, pools, segments, modes, accelerator types, regions) are "
+            "letters, digits and _ . : / + - (no spaces). Money is in the scenario's currency "
+            f"({cur}), capacity in GPUs (an average over the period), work in the segment's own "
+            "unit. Columns headed 'notes' or starting with '#' are ignored, as are extra sheets. "
+            "Formulas are read by their last computed value (save the file in Excel first)."
+        ],
+        [
+            "Convert: allocator convert fleet.xlsx fleet.json (and back); check: allocator "
+            "validate fleet.xlsx (every problem, with its sheet and cell)."
+        ],
+        [],
+        ["sheet", "required", "what it holds"],
+    ]
+    head_rows = [len(lines)]
+    for s in SHEETS:
+        lines.append([s.name, "yes" if s.required else "no", s.doc])
+    lines += [[], ["sheet", "column", "meaning"]]
+    head_rows.append(len(lines))
+    for sheet, cols in (
+        ("periods", PERIOD_COLS),
+        ("pools", POOL_COLS),
+        ("segments", SEGMENT_COLS),
+        ("modes", MODE_COLS),
+        ("scenario", SCENARIO_ROWS),
+        ("policy", POLICY_ROWS),
+    ):
+        for c in cols:
+            req = " (required)" if c.required and sheet not in ("scenario", "policy") else ""
+            lines.append([sheet, c.header(cur), c.doc + req])
+    lines += [
+        [
+            "reservations",
+            "segment / price (" + cur + "/GPU-hour)",
+            "The segment, the fee per reserved GPU-hour (used or not)",
+        ],
+        [
+            "reservations",
+            f"{ALL_PERIODS} (GPUs) / period columns",
+            "Most GPUs the customer would reserve: one value for every period, or one per period",
+        ],
+        ["kind_limits", "kind / limit (cap/floor)", "A segment kind and which limit"],
+        [
+            "kind_limits",
+            f"{ALL_PERIODS} (GPUs) / period columns",
+            "GPUs: one value for every period, or one per period",
+        ],
+    ]
+    for line in lines:
+        ws.append(line)
+    ws["A1"].font = Font(bold=True, size=14)
+    for r in head_rows:
+        for c in ws[r]:
+            c.font = Font(bold=True)
+    for r in range(2, 5):
+        ws.merge_cells(start_row=r, start_column=1, end_row=r, end_column=3)
+        ws.cell(r, 1).alignment = Alignment(wrap_text=True, vertical="top")
+        ws.row_dimensions[r].height = 48
+    ws.column_dimensions["A"].width = 16
+    ws.column_dimensions["B"].width = 40
+    ws.column_dimensions["C"].width = 100
+
+
+def write_workbook(scenario: Scenario | Mapping[str, Any], path: str | Path) -> None:
+    """Write ``scenario`` (a Scenario, or scenario data as for ``Scenario.from_dict``) as a
+    workbook at ``path``; :func:`read_workbook` gives the same scenario back."""
+    data = scenario.to_dict() if hasattr(scenario, "to_dict") else dict(scenario)
+    _save(_workbook(data, template=False), path)
+
+
+def write_template(
+    path: str | Path, periods: Sequence[str] = (), hours: float = 2190.0, currency: str = "USD"
+) -> None:
+    """Write an empty, documented workbook; ``periods`` (labels) fills the periods sheet
+    and heads the grids' columns."""
+    data = {
+        "name": "",
+        "currency": currency,
+        "periods": [{"label": p, "hours": hours} for p in periods],
+        "pools": [],
+        "segments": [],
+    }
+    _save(_workbook(data, template=True), path)
+
+
+def _save(wb: Any, path: str | Path) -> None:
+    """Save ``wb`` with every float written exactly: openpyxl writes 16 significant digits
+    and a float needs up to 17 to read back the same (0.1 + 0.2), so its cell writer gets
+    ``repr`` for the duration (Excel itself writes 17)."""
+    from openpyxl.cell import _writer
+
+    original = getattr(_writer, "safe_string", None)
+
+    def exact(value: Any) -> Any:
+        if type(value) is float and math.isfinite(value):
+            return repr(value)
+        return original(value)  # type: ignore[misc]
+
+    with _SAVE_LOCK:
+        if original is not None:
+            _writer.safe_string = exact
+        try:
+            wb.save(path)
+        finally:
+            if original is not None:
+                _writer.safe_string = original
+
+
+def _workbook(data: Mapping[str, Any], template: bool) -> Any:
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment
+
+    cur = str(data.get("currency") or "USD")
+    periods = list(data.get("periods") or [])
+    pools = list(data.get("pools") or [])
+    segments = list(data.get("segments") or [])
+    policy = dict(data.get("policy") or {})
+    labels = [str(p["label"]) for p in periods]
+
+    wb = Workbook()
+    about = wb.active
+    about.title = "about"
+    _write_about(about, data, cur)
+
+    ws = wb.create_sheet("scenario")
+    _write_settings(ws, SCENARIO_ROWS, data, cur, defaults=False)
+    ws.column_dimensions["A"].width = 16
+    ws.column_dimensions["B"].width = 60
+    ws.column_dimensions["D"].width = 70
+    ws["B3"].alignment = Alignment(wrap_text=True, vertical="top")
+    ws = wb.create_sheet("policy")
+    _write_settings(ws, POLICY_ROWS, policy, cur, defaults=template)
+    _widths(ws, cap=90)
+
+    ws = wb.create_sheet("periods")
+    _write_table(ws, PERIOD_COLS, periods, cur)
+    _widths(ws)
+    ws = wb.create_sheet("pools")
+    _write_table(ws, POOL_COLS, pools, cur)
+    _widths(ws)
+    ws = wb.create_sheet("capacity")
+    _write_grid(ws, "pool (GPUs)", labels, [(p["id"], p.get("gpus")) for p in pools], True)
+    _widths(ws)
+    ws = wb.create_sheet("rentable")
+    _write_grid(
+        ws,
+        "pool (rentable GPUs)",
+        labels,
+        [(p["id"], p["rentable_gpus"]) for p in pools if p.get("rentable_gpus") is not None],
+    )
+    _widths(ws)
+
+    ws = wb.create_sheet("segments")
+    _write_table(ws, SEGMENT_COLS, segments, cur)
+    _widths(ws)
+    ws = wb.create_sheet("demand")
+    _write_grid(
+        ws, "segment (work units)", labels, [(s["id"], s.get("demand")) for s in segments], True
+    )
+    _widths(ws)
+    ws = wb.create_sheet("contract_min")
+    _write_grid(
+        ws,
+        "segment (work units)",
+        labels,
+        [(s["id"], s["contract_min"]) for s in segments if s.get("contract_min") is not None],
+    )
+    _widths(ws)
+
+    ws = wb.create_sheet("throughput")
+    accs: dict[str, None] = {}
+    for s in segments:
+        accs.update(dict.fromkeys(s.get("throughput") or {}))
+    for p in pools:
+        accs.setdefault(str(p["accelerator"]))
+    _write_grid(
+        ws,
+        "segment (work units per GPU-hour)",
+        list(accs),
+        [(s["id"], [(s.get("throughput") or {}).get(a) for a in accs]) for s in segments],
+    )
+    _widths(ws)
+
+    ws = wb.create_sheet("modes")
+    mode_rows: list[dict[str, Any]] = []
+    for s in segments:
+        modes = [{**FULL, **m} for m in s.get("modes") or [FULL]]
+        if modes != [FULL]:
+            mode_rows.extend({"segment": s["id"], **m} for m in modes)
+    _write_table(ws, MODE_COLS, mode_rows, cur)
+    _widths(ws)
+
+    ws = wb.create_sheet("reservations")
+    res_rows = [
+        ((s["id"], s["reservation"].get("price_per_gpu_hour")), s["reservation"].get("max_gpus"))
+        for s in segments
+        if s.get("reservation") is not None
+    ]
+    _write_per_period(ws, ("segment", f"price ({cur}/GPU-hour)"), labels, res_rows, {})
+    _widths(ws)
+
+    ws = wb.create_sheet("kind_limits")
+    lim_rows = [
+        ((kind, limit), v)
+        for limit, field in LIMITS.items()
+        for kind, v in (policy.get(field) or {}).items()
+    ]
+    _write_per_period(
+        ws, ("kind", "limit (cap/floor)"), labels, lim_rows, {1: KINDS, 2: tuple(LIMITS)}
+    )
+    _widths(ws)
+    return wb
