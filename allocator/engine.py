@@ -66,7 +66,7 @@ def solve(
         backend_solver = solver
     else:
         backend_solver = make_solver(backend, solver, algorithm=algorithm, mip_gap=mip_gap)
-        if progress is not None and hasattr(backend_solver, "progress"):
+        if progress is not None:
             backend_solver.progress = progress
     report = progress or _silent
     sc = as_scenario(scenario)

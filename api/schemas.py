@@ -105,7 +105,8 @@ class WhatIfPublic(BaseModel):
     warm: bool = Field(
         False,
         description="Solved warm, from the basis of the previous what-if on this scenario "
-        "revision in the same worker (allocator.workflows.planner.Planner); false for the first one, "
+        "revision in the same worker (allocator.workflows.planner.Planner); false for the "
+        "first one, "
         "or when the overrides change the model's structure.",
     )
 

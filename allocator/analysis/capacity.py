@@ -42,7 +42,7 @@ import numpy as np
 
 from allocator.lp.arrays import ScenarioArrays
 from allocator.plan import Plan
-from allocator.scenario import Scenario
+from allocator.scenario import Pool, Scenario
 
 LEAVE_IDLE = "leave idle"
 RENT_MORE = "rent more"
@@ -144,11 +144,22 @@ def capacity_value(
     name fall back on their ``fixed_cost_per_gpu_hour`` (not for rented pools). ``buy``
     is recommended where buying pays in more than ``buy_share`` of the pool's periods.
     """
+    _check_plan(plan, scenario, buy_share)
+    m = _margins(plan, scenario, purchase_price_per_gpu_hour, buy_share)
+    return [
+        _capacity_row(m, pool, j, t, label)
+        for j, pool in enumerate(scenario.pools)
+        for t, label in enumerate(scenario.period_labels)
+    ]
+
+
+def _check_plan(plan: Plan, scenario: Scenario, buy_share: float) -> None:
+    """``buy_share`` is a share below 1, and ``plan`` is a plan of ``scenario`` (the same
+    pools and periods) with shadow prices."""
     if not 0 <= buy_share < 1:
         raise ValueError(f"buy_share must be in [0, 1), got {buy_share!r}")
     labels = scenario.period_labels
     pool_ids = [p.id for p in scenario.pools]
-    P, T = len(pool_ids), len(labels)
     if list(plan.periods) != labels or {r.pool for r in plan.pools} != set(pool_ids):
         raise ValueError(
             f"plan {plan.scenario!r} was not made from scenario {scenario.name!r}: its pools "
@@ -159,24 +170,77 @@ def capacity_value(
             "the plan has no shadow prices (the solver returned no duals): "
             "capacity value needs them"
         )
-    arr = ScenarioArrays.of(scenario)
+
+
+@dataclass
+class _Margins:
+    """What one more GPU of each pool is worth in each period, what renting or buying
+    one costs, and the conditions the recommendation reads: arrays of shape (P, T)
+    (per pool: ``purchase``, ``source``, ``has_price``, ``worth_periods``)."""
+
+    arr: ScenarioArrays
+    T: int
+    price: np.ndarray  # shadow price per GPU-hour, nominal, >= 0
+    used: np.ndarray
+    rented: np.ndarray
+    usable: np.ndarray
+    surplus: np.ndarray
+    value: np.ndarray  # one more usable GPU for the period
+    value_owned: np.ndarray  # one more owned GPU (headroom, R&D floor)
+    rent_price: np.ndarray
+    can_rent: np.ndarray
+    exhausted: np.ndarray
+    partly: np.ndarray
+    tol: np.ndarray  # price tolerance against the rental price
+    idle: np.ndarray
+    rent_more: np.ndarray
+    purchase: list[float | None]
+    source: list[str | None]
+    has_price: np.ndarray
+    purchase_cost: np.ndarray
+    worth_periods: np.ndarray
+    buy: np.ndarray
+
+
+def _plan_grid(plan: Plan, scenario: Scenario, attr: str) -> np.ndarray:
+    """One attribute of the plan's pool rows as a (P, T) array (None counts 0)."""
+    labels = scenario.period_labels
+    pool_ids = [p.id for p in scenario.pools]
     row_of = {(r.pool, r.period): r for r in plan.pools}
     rows = [[row_of[(p, t)] for t in labels] for p in pool_ids]
+    return np.array([[float(getattr(r, attr) or 0.0) for r in rs] for rs in rows]).reshape(
+        len(pool_ids), len(labels)
+    )
 
-    def grid(attr: str) -> np.ndarray:
-        return np.array([[float(getattr(r, attr) or 0.0) for r in rs] for rs in rows]).reshape(P, T)
 
-    hours = arr.hours[None, :]
-    price = np.maximum(grid("shadow_price_per_gpu_hour"), 0.0)  # (P, T) nominal
-    used, rented, usable = grid("used"), grid("rented"), grid("usable")
-    value = price * hours
-
-    # the R&D floor rises by rnd_min_share for every GPU added to the fleet
-    rnd_dual = np.zeros(T)  # nominal money per GPU of floor, <= 0 when it binds
+def _rnd_floor_dual(plan: Plan, scenario: Scenario, arr: ScenarioArrays) -> np.ndarray:
+    """The R&D floor's dual per period in nominal money per GPU of floor (<= 0 when it
+    binds): the floor rises by ``rnd_min_share`` for every GPU added to the fleet."""
+    labels = scenario.period_labels
+    rnd_dual = np.zeros(len(labels))
     for b in plan.binding:
         if b.constraint == "rnd-floor" and b.dual is not None and b.key.get("period") in labels:
             t = labels.index(b.key["period"])
             rnd_dual[t] = min(b.dual, 0.0) / arr.discount[t]
+    return rnd_dual
+
+
+def _margins(
+    plan: Plan,
+    scenario: Scenario,
+    purchase_price: float | Mapping[str, float] | None,
+    buy_share: float,
+) -> _Margins:
+    """The value of one more GPU from the plan's shadow prices, the state of renting
+    (exhausted, partly used) and where buying pays (in more than ``buy_share`` of the
+    periods)."""
+    T = len(scenario.period_labels)
+    arr = ScenarioArrays.of(scenario)
+    hours = arr.hours[None, :]
+    price = np.maximum(_plan_grid(plan, scenario, "shadow_price_per_gpu_hour"), 0.0)
+    used, rented, usable = (_plan_grid(plan, scenario, a) for a in ("used", "rented", "usable"))
+    value = price * hours
+    rnd_dual = _rnd_floor_dual(plan, scenario, arr)
     value_owned = value * (1.0 - arr.headroom)[:, None] + scenario.policy.rnd_min_share * rnd_dual
 
     rentable = arr.rentable
@@ -188,7 +252,7 @@ def capacity_value(
     idle = price <= PRICE_TOL
     rent_more = exhausted & (price > rent_price + tol)
 
-    purchase, source = _purchase_prices(scenario, purchase_price_per_gpu_hour)
+    purchase, source = _purchase_prices(scenario, purchase_price)
     has_price = np.array([v is not None for v in purchase])
     purchase_h = np.array([0.0 if v is None else v for v in purchase])[:, None] * np.ones((1, T))
     purchase_cost = purchase_h * hours
@@ -196,101 +260,136 @@ def capacity_value(
     worth_periods = pays.sum(axis=1)
     buy_pool = worth_periods > buy_share * T
     buy = buy_pool[:, None] & pays & ~idle
+    return _Margins(
+        arr=arr,
+        T=T,
+        price=price,
+        used=used,
+        rented=rented,
+        usable=usable,
+        surplus=np.maximum(usable + rented - used, 0.0),
+        value=value,
+        value_owned=value_owned,
+        rent_price=rent_price,
+        can_rent=can_rent,
+        exhausted=exhausted,
+        partly=partly,
+        tol=tol,
+        idle=idle,
+        rent_more=rent_more,
+        purchase=purchase,
+        source=source,
+        has_price=has_price,
+        purchase_cost=purchase_cost,
+        worth_periods=worth_periods,
+        buy=buy,
+    )
 
-    surplus = np.maximum(usable + rented - used, 0.0)
-    out: list[CapacityValue] = []
-    for j, pool in enumerate(scenario.pools):
-        for t, label in enumerate(labels):
-            v, h = float(value[j, t]), float(arr.hours[t])
-            rp = float(rent_price[j, t]) if can_rent[j, t] else None
-            pc = float(purchase_cost[j, t]) if has_price[j] else None
-            buy_net = float(value_owned[j, t]) - pc if pc is not None else None
-            rent_net = v - rp * h if rp is not None else None
-            buy_note = (
-                f"; buying also pays: an owned GPU earns {_money(float(value_owned[j, t]))} "
-                f"against {_money(pc or 0.0)} amortised"
-                if buy[j, t]
-                else ""
-            )
-            if idle[j, t]:
-                rec = LEAVE_IDLE
-                reason = (
-                    f"{surplus[j, t]:,.4g} usable GPUs idle: one more GPU adds nothing"
-                    if surplus[j, t] > GPU_TOL * max(1.0, float(usable[j, t]))
-                    else "fully used, but one more GPU would add nothing"
-                )
-            elif rent_more[j, t]:
-                assert rp is not None and rent_net is not None
-                rec = RENT_MORE
-                reason = (
-                    f"all {rentable[j, t]:,.4g} rentable GPUs are rented and one more is worth "
-                    f"{price[j, t]:,.4g} per GPU-hour against {rp:,.4g} rent: "
-                    f"{_money(rent_net)} per GPU over the period{buy_note}"
-                )
-            elif buy[j, t]:
-                assert pc is not None and buy_net is not None
-                rec = BUY
-                reason = (
-                    f"an owned GPU earns {_money(float(value_owned[j, t]))} over the period "
-                    f"against {_money(pc)} amortised ({int(worth_periods[j])} of {T} periods "
-                    f"pay): {_money(buy_net)} per GPU"
-                )
-            elif partly[j, t]:
-                rec = RENT_AS_NEEDED
-                reason = (
-                    f"{rented[j, t]:,.4g} of {rentable[j, t]:,.4g} rentable GPUs rented: "
-                    f"renting is the marginal supply, worth its price ({rp:,.4g} per GPU-hour)"
-                )
-            else:
-                rec = FULLY_USED
-                if rp is None:
-                    reason = (
-                        f"capacity binds ({price[j, t]:,.4g} per GPU-hour) and no rental is offered"
-                    )
-                else:
-                    even = abs(price[j, t] - rp) <= tol[j, t]
-                    reason = (
-                        f"one more GPU is worth {price[j, t]:,.4g} per GPU-hour, renting one "
-                        f"costs {rp:,.4g}" + (": renting more breaks even" if even else "")
-                    )
-                if pc is not None:
-                    reason += (
-                        f"; buying pays in {int(worth_periods[j])} of {T} periods"
-                        if worth_periods[j]
-                        else "; buying does not pay"
-                    )
-            out.append(
-                CapacityValue(
-                    pool=pool.id,
-                    accelerator=pool.accelerator,
-                    region=pool.region,
-                    ownership=pool.ownership.value,
-                    period=label,
-                    hours=h,
-                    gpus=float(arr.gpus[j, t]),
-                    usable=float(usable[j, t]),
-                    used=float(used[j, t]),
-                    rented=float(rented[j, t]),
-                    rentable=float(rentable[j, t]),
-                    surplus=float(surplus[j, t]),
-                    shadow_price_per_gpu_hour=float(price[j, t]),
-                    value_per_gpu=v,
-                    value_per_owned_gpu=float(value_owned[j, t]),
-                    rental_price_per_gpu_hour=rp,
-                    rental_cost_per_gpu=rp * h if rp is not None else None,
-                    rental_exhausted=bool(exhausted[j, t]),
-                    rent_more_value_per_gpu=rent_net if rent_more[j, t] else None,
-                    fixed_cost_per_gpu=float(arr.fixed_cost[j] * h),
-                    purchase_price_per_gpu_hour=purchase[j],
-                    purchase_price_source=source[j],
-                    purchase_cost_per_gpu=pc,
-                    buy_value_per_gpu=buy_net,
-                    periods_worth_buying=int(worth_periods[j]),
-                    recommendation=rec,
-                    reason=reason,
-                )
-            )
-    return out
+
+def _recommend(
+    m: _Margins,
+    j: int,
+    t: int,
+    rp: float | None,
+    pc: float | None,
+    rent_net: float | None,
+    buy_net: float | None,
+) -> tuple[str, str]:
+    """The recommendation for pool ``j`` in period ``t`` and the reason, in numbers:
+    leave idle, rent more, buy, rent as needed, or fully used (the first that holds)."""
+    T, price, rentable = m.T, m.price, m.arr.rentable
+    buy_note = (
+        f"; buying also pays: an owned GPU earns {_money(float(m.value_owned[j, t]))} "
+        f"against {_money(pc or 0.0)} amortised"
+        if m.buy[j, t]
+        else ""
+    )
+    if m.idle[j, t]:
+        return LEAVE_IDLE, (
+            f"{m.surplus[j, t]:,.4g} usable GPUs idle: one more GPU adds nothing"
+            if m.surplus[j, t] > GPU_TOL * max(1.0, float(m.usable[j, t]))
+            else "fully used, but one more GPU would add nothing"
+        )
+    if m.rent_more[j, t]:
+        assert rp is not None and rent_net is not None
+        return RENT_MORE, (
+            f"all {rentable[j, t]:,.4g} rentable GPUs are rented and one more is worth "
+            f"{price[j, t]:,.4g} per GPU-hour against {rp:,.4g} rent: "
+            f"{_money(rent_net)} per GPU over the period{buy_note}"
+        )
+    if m.buy[j, t]:
+        assert pc is not None and buy_net is not None
+        return BUY, (
+            f"an owned GPU earns {_money(float(m.value_owned[j, t]))} over the period "
+            f"against {_money(pc)} amortised ({int(m.worth_periods[j])} of {T} periods "
+            f"pay): {_money(buy_net)} per GPU"
+        )
+    if m.partly[j, t]:
+        return RENT_AS_NEEDED, (
+            f"{m.rented[j, t]:,.4g} of {rentable[j, t]:,.4g} rentable GPUs rented: "
+            f"renting is the marginal supply, worth its price ({rp:,.4g} per GPU-hour)"
+        )
+    return FULLY_USED, _fully_used_reason(m, j, t, rp, pc)
+
+
+def _fully_used_reason(m: _Margins, j: int, t: int, rp: float | None, pc: float | None) -> str:
+    """Why a pool whose capacity binds is not worth more rentals or purchases."""
+    price = m.price
+    if rp is None:
+        reason = f"capacity binds ({price[j, t]:,.4g} per GPU-hour) and no rental is offered"
+    else:
+        even = abs(price[j, t] - rp) <= m.tol[j, t]
+        reason = (
+            f"one more GPU is worth {price[j, t]:,.4g} per GPU-hour, renting one "
+            f"costs {rp:,.4g}" + (": renting more breaks even" if even else "")
+        )
+    if pc is not None:
+        reason += (
+            f"; buying pays in {int(m.worth_periods[j])} of {m.T} periods"
+            if m.worth_periods[j]
+            else "; buying does not pay"
+        )
+    return reason
+
+
+def _capacity_row(m: _Margins, pool: Pool, j: int, t: int, label: str) -> CapacityValue:
+    """The row of pool ``j`` (``pool``) in period ``t`` (``label``), in money of the period."""
+    arr = m.arr
+    v, h = float(m.value[j, t]), float(arr.hours[t])
+    rp = float(m.rent_price[j, t]) if m.can_rent[j, t] else None
+    pc = float(m.purchase_cost[j, t]) if m.has_price[j] else None
+    buy_net = float(m.value_owned[j, t]) - pc if pc is not None else None
+    rent_net = v - rp * h if rp is not None else None
+    rec, reason = _recommend(m, j, t, rp, pc, rent_net, buy_net)
+    return CapacityValue(
+        pool=pool.id,
+        accelerator=pool.accelerator,
+        region=pool.region,
+        ownership=pool.ownership.value,
+        period=label,
+        hours=h,
+        gpus=float(arr.gpus[j, t]),
+        usable=float(m.usable[j, t]),
+        used=float(m.used[j, t]),
+        rented=float(m.rented[j, t]),
+        rentable=float(arr.rentable[j, t]),
+        surplus=float(m.surplus[j, t]),
+        shadow_price_per_gpu_hour=float(m.price[j, t]),
+        value_per_gpu=v,
+        value_per_owned_gpu=float(m.value_owned[j, t]),
+        rental_price_per_gpu_hour=rp,
+        rental_cost_per_gpu=rp * h if rp is not None else None,
+        rental_exhausted=bool(m.exhausted[j, t]),
+        rent_more_value_per_gpu=rent_net if m.rent_more[j, t] else None,
+        fixed_cost_per_gpu=float(arr.fixed_cost[j] * h),
+        purchase_price_per_gpu_hour=m.purchase[j],
+        purchase_price_source=m.source[j],
+        purchase_cost_per_gpu=pc,
+        buy_value_per_gpu=buy_net,
+        periods_worth_buying=int(m.worth_periods[j]),
+        recommendation=rec,
+        reason=reason,
+    )
 
 
 def capacity_table(rows: list[CapacityValue]) -> str:

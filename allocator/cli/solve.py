@@ -142,8 +142,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
                     f"{part.price_spread():.4g} per GPU-hour"
                 )
             else:
-                if hasattr(backend, "progress"):  # rounds of the row generation
-                    backend.progress = report
+                backend.progress = report  # rounds of the row generation, when it runs
                 plan = solve(args.scenario, time_limit=args.time_limit, solver=backend)
         except (ScenarioError, SolveError) as exc:
             return failure(exc, "solve", args.scenario)

@@ -107,7 +107,7 @@ class Table(Sequence[R], Generic[R]):
         return self._row(k)
 
     def _row(self, k: int) -> R:
-        values = []
+        values: list[Any] = []
         for col in self.columns.values():
             if col is None:
                 values.append(None)

@@ -275,7 +275,10 @@ class Plan:
 
 def _keys(binding: Table[Binding]) -> list[dict[str, str]]:
     col = binding.columns["key"]
-    return [] if col is None else list(col.tolist())  # type: ignore[union-attr]
+    if col is None:
+        return []
+    keys: list[dict[str, str]] = list(col.tolist())  # type: ignore[arg-type]
+    return keys
 
 
 def _scalar_field(name: str, value: Any) -> bool:

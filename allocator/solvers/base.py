@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -71,6 +72,8 @@ class Solution:
 class Solver(ABC):
     name: str = "solver"
     mip_gap: float = DEFAULT_MIP_GAP
+    # told of each phase of a long solve (the row generation's rounds); None: silent
+    progress: Callable[[str], None] | None = None
 
     @classmethod
     def is_available(cls) -> bool:
