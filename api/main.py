@@ -21,6 +21,7 @@ from . import problems
 from .config import Settings, get_settings
 from .deps import require_api_key
 from .jobs import JobRunner, SyncSolver
+from .schemas import WhatIfRequest
 from .routes import analysis, plans, scenarios, solve, system, web
 from .store import Store
 
@@ -56,7 +57,7 @@ class BodyPolicy:
             await self.app(scope, receive, send)
             return
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        ctype = headers.get("content-type", "").split(";")[0].strip()
+        ctype = headers.get("content-type", "").split(";")[0].strip().lower()  # RFC 9110
         length = headers.get("content-length")
         has_body = (length is not None and length != "0") or "transfer-encoding" in headers
         if has_body and not (ctype == "application/json" or ctype.endswith("+json")):
@@ -153,7 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     key = [Depends(require_api_key)]
     app.include_router(system.router)
     app.include_router(web.router)
-    for r in (solve.router, scenarios.router, plans.router, analysis.router):
+    for r in (system.v1_router, solve.router, scenarios.router, plans.router, analysis.router):
         app.include_router(r, dependencies=key)
     if settings.cors_origins:
         app.add_middleware(
@@ -170,10 +171,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
             comps = schema.setdefault("components", {}).setdefault("schemas", {})
-            extra = problems.Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-            for name, sub in extra.pop("$defs", {}).items():
-                comps.setdefault(name, sub)
-            comps["Problem"] = extra
+            # bodies parsed off the event loop (api.bodies) are declared here, with every
+            # limit of their pydantic model
+            for model in (problems.Problem, Scenario, WhatIfRequest):
+                extra = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                for name, sub in extra.pop("$defs", {}).items():
+                    comps.setdefault(name, sub)
+                comps[model.__name__] = extra
             app.openapi_schema = schema
         return app.openapi_schema
 

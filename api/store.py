@@ -48,6 +48,18 @@ plans = sa.Table(
     sa.Column("owner", sa.String(64)),
 )
 
+class NonFiniteError(ValueError):
+    """A value to store holds NaN or infinity, which JSON cannot carry: nothing is written."""
+
+
+def dumps(obj: Any) -> str:
+    """JSON text of ``obj``; NonFiniteError for NaN or infinity (never stored as such)."""
+    try:
+        return json.dumps(obj, allow_nan=False)
+    except ValueError as exc:
+        raise NonFiniteError(f"non-finite number (NaN or infinity) refused: {exc}") from None
+
+
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 PENDING = (QUEUED, RUNNING)
 FINISHED = (DONE, FAILED, CANCELLED)
@@ -153,7 +165,7 @@ class Store:
             id=sid,
             revision=1,
             name=str(body.get("name", sid)),
-            body=json.dumps(body),
+            body=dumps(body),
             created_at=t,
             updated_at=t,
         )
@@ -187,7 +199,7 @@ class Store:
                             .values(
                                 revision=cur.revision + 1,
                                 name=str(body.get("name", sid)),
-                                body=json.dumps(body),
+                                body=dumps(body),
                                 updated_at=now(),
                             )
                         )
@@ -306,8 +318,8 @@ class Store:
                     scenario_id=scenario.id,
                     scenario_revision=scenario.revision,
                     status=QUEUED,
-                    options=json.dumps(options),
-                    scenario_body=json.dumps(scenario.body),
+                    options=dumps(options),
+                    scenario_body=dumps(scenario.body),
                     idempotency_key=idempotency_key,
                     request_hash=request_hash,
                     created_at=now(),
@@ -376,14 +388,24 @@ class Store:
     def finish(
         self, pid: str, status: str, result: dict[str, Any] | None, error: dict[str, Any] | None
     ) -> None:
+        try:
+            text = dumps(result) if result is not None else None
+        except NonFiniteError as exc:  # the job fails rather than store an unreadable plan
+            status, text = FAILED, None
+            error = {
+                "type": "/problems/non-finite",
+                "title": "Plan not stored",
+                "status": 500,
+                "detail": str(exc),
+            }
         with self.engine.begin() as c:
             c.execute(
                 plans.update()
                 .where(plans.c.id == pid, plans.c.status == RUNNING)
                 .values(
                     status=status,
-                    result=json.dumps(result) if result is not None else None,
-                    error=json.dumps(error) if error is not None else None,
+                    result=text,
+                    error=dumps(error) if error is not None else None,
                     finished_at=now(),
                 )
             )
@@ -391,7 +413,7 @@ class Store:
     def fail_stale(self, older_than_s: float, error: dict[str, Any]) -> int:
         """Running jobs whose heartbeat stopped (their process died) become failed."""
         cutoff_dt = now() - timedelta(seconds=older_than_s)
-        err = json.dumps(error)
+        err = dumps(error)
         with self.engine.begin() as c:
             return int(
                 c.execute(
