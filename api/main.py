@@ -118,6 +118,29 @@ async def _problem(
     await send({"type": "http.response.body", "body": body})
 
 
+def _require_discriminators(comps: dict[str, Any]) -> None:
+    """A tagged union's tag has a default in each member's schema, yet the server needs it to
+    pick the member: mark it required so the schema promises no more than the server takes."""
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            disc = node.get("discriminator")
+            if isinstance(disc, dict):
+                for ref in disc.get("mapping", {}).values():
+                    member = comps.get(ref.rsplit("/", 1)[-1])
+                    if member is not None:
+                        req = member.setdefault("required", [])
+                        if disc["propertyName"] not in req:
+                            req.insert(0, disc["propertyName"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(comps)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -178,6 +201,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 for name, sub in extra.pop("$defs", {}).items():
                     comps.setdefault(name, sub)
                 comps[model.__name__] = extra
+            _require_discriminators(comps)
+            # limits that are settings of this service
+            limit = comps["PlanRequest"]["properties"]["time_limit_s"]["anyOf"][0]
+            limit["maximum"] = settings.job_time_limit_max_s
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -156,3 +156,32 @@ def test_whatif_body_is_validated_in_a_thread_too(client):
     assert_problem(client.post("/v1/scenarios/tiny/what-if", content=b"{x", headers=JSON), 422)
     r = client.post("/v1/scenarios/tiny/what-if", json={"demand_scale": {"chat": 1.1}})
     assert r.status_code == 200 and r.json()["difference"]
+
+
+def test_openapi_states_the_servers_limits(client):
+    s = client.get("/openapi.json").json()
+    comps, paths = s["components"]["schemas"], s["paths"]
+    for path, method in [("/v1/solve", "post"), ("/v1/scenarios", "post")]:
+        body = paths[path][method]["requestBody"]
+        assert body["required"] is True
+        assert body["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/Scenario"
+        }
+    put = paths["/v1/scenarios/{scenario_id}"]["put"]
+    assert put["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/Scenario"
+    )
+    (sid,) = [p for p in put["parameters"] if p["name"] == "scenario_id"]
+    (qid,) = [p for p in paths["/v1/scenarios"]["post"]["parameters"] if p["name"] == "id"]
+    for p in (sid["schema"], qid["schema"]["anyOf"][0]):
+        assert p["pattern"] == r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+    gpus = comps["Pool"]["properties"]["gpus"]["items"]
+    assert gpus == {"type": "number", "minimum": 0, "maximum": 1e12}
+    assert comps["Segment"]["properties"]["contract_hard"]["type"] == "boolean"
+    assert "type" in comps["Capacity"]["required"]  # a tagged union's tag is required
+    limit = comps["PlanRequest"]["properties"]["time_limit_s"]["anyOf"][0]
+    assert limit["maximum"] == 3600
+    assert "errors_truncated" in comps["Problem"]["properties"]
+    what_if = paths["/v1/scenarios/{scenario_id}/what-if"]["post"]["requestBody"]
+    assert what_if["content"]["application/json"]["schema"]["$ref"].endswith("/WhatIfRequest")
+    assert paths["/v1/version"]["get"]["security"] == [{"APIKeyHeader": []}]
