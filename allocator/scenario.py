@@ -325,7 +325,9 @@ def _pydantic_issues(exc: ValidationError, prefix: str = "") -> list[Issue]:
             msg = "must be a finite number (NaN and infinity are not allowed)"
         elif err["type"] in ("float_type", "bool_type", "int_type"):
             want = "true or false" if err["type"] == "bool_type" else "a number"
-            msg = f"must be {want} (strict: no strings, no booleans as numbers), got {err['input']!r}"
+            msg = (
+                f"must be {want} (strict: no strings, no booleans as numbers), got {err['input']!r}"
+            )
         elif err["type"] == "less_than_equal" and err.get("ctx", {}).get("le") == MAX_AMOUNT:
             msg = (
                 f"must be at most {MAX_AMOUNT:g} (the limit on any amount; use a larger unit), "

@@ -34,7 +34,11 @@ def _limiter(request: Request) -> anyio.CapacityLimiter:
 
 def invalid(issues: list[Issue]) -> ApiError:
     return ApiError(
-        422, "Invalid request", f"{len(issues)} problem(s) in the request", "invalid-request", issues
+        422,
+        "Invalid request",
+        f"{len(issues)} problem(s) in the request",
+        "invalid-request",
+        issues,
     )
 
 

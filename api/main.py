@@ -21,8 +21,8 @@ from . import problems
 from .config import Settings, get_settings
 from .deps import require_api_key
 from .jobs import JobRunner, SyncSolver
-from .schemas import WhatIfRequest
 from .routes import analysis, plans, scenarios, solve, system, web
+from .schemas import WhatIfRequest
 from .store import Store
 
 log = logging.getLogger("allocator.api")

@@ -48,6 +48,7 @@ plans = sa.Table(
     sa.Column("owner", sa.String(64)),
 )
 
+
 class NonFiniteError(ValueError):
     """A value to store holds NaN or infinity, which JSON cannot carry: nothing is written."""
 

@@ -17,7 +17,6 @@ from allocator.whatif import apply_overrides, compare
 from ..bodies import body_openapi, model_body, scenario_body
 from ..deps import PagingDep, RunnerDep, SettingsDep, StoreDep, SyncDep
 from ..problems import ApiError, responses
-from ..store import ScenarioRow
 from ..schemas import (
     LEGACY_ID_PATTERN,
     SCENARIO_ID_PATTERN,
@@ -29,6 +28,7 @@ from ..schemas import (
     WhatIfPublic,
     WhatIfRequest,
 )
+from ..store import ScenarioRow
 from .common import check_size, plan_public, scenario_public, scenario_summary
 from .solve import TINY, raise_problem, run_solve
 

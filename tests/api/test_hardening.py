@@ -168,9 +168,7 @@ def test_openapi_states_the_servers_limits(client):
             "$ref": "#/components/schemas/Scenario"
         }
     put = paths["/v1/scenarios/{scenario_id}"]["put"]
-    assert put["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
-        "/Scenario"
-    )
+    assert put["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/Scenario")
     (sid,) = [p for p in put["parameters"] if p["name"] == "scenario_id"]
     (qid,) = [p for p in paths["/v1/scenarios"]["post"]["parameters"] if p["name"] == "id"]
     for p in (sid["schema"], qid["schema"]["anyOf"][0]):

@@ -85,11 +85,11 @@ CALLS: list[tuple[str, int]] = []
 
 
 class Workflow(schema.as_state_machine()):  # type: ignore[misc]
-    def after_call(self, response, case):  # noqa: ANN001
+    def after_call(self, response, case):
         super().after_call(response, case)
         CALLS.append((f"{case.method} {case.path}", response.status_code))
 
-    def validate_response(self, response, case, additional_checks=None, **kwargs):  # noqa: ANN001
+    def validate_response(self, response, case, additional_checks=None, **kwargs):
         case.validate_response(response, checks=CHECKS, transport_kwargs=kwargs or None)
 
 
