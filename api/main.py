@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import allocator
 from allocator import Scenario, ScenarioError
 
-from . import problems
+from . import bodies, problems
 from .config import Settings, get_settings
 from .deps import require_api_key
 from .jobs import JobRunner, SyncSolver
@@ -157,11 +157,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings, app.state.store = settings, store
         app.state.runner, app.state.sync = runner, sync
         runner.start()
+        bodies.start_validator(app)
         try:
             yield
         finally:
             runner.stop()
             sync.stop()
+            bodies.stop_validator(app)
             store.close()
 
     app = FastAPI(

@@ -183,3 +183,18 @@ def test_openapi_states_the_servers_limits(client):
     what_if = paths["/v1/scenarios/{scenario_id}/what-if"]["post"]["requestBody"]
     assert what_if["content"]["application/json"]["schema"]["$ref"].endswith("/WhatIfRequest")
     assert paths["/v1/version"]["get"]["security"] == [{"APIKeyHeader": []}]
+
+
+def test_big_bodies_are_validated_in_the_validator_process(client):
+    from api.bodies import BIG
+
+    raw = json.dumps(many_bad_pools(5000)).encode()
+    assert len(raw) > BIG
+    r = client.post("/v1/scenarios", content=raw, headers=JSON)
+    body = assert_problem(r, 422)
+    assert len(body["errors"]) == MAX_ERRORS and body["errors"][0]["path"] == "pools[0].gpus[0]"
+    assert body["errors_truncated"] == int(body["detail"].split()[0]) - MAX_ERRORS > 0
+    big = tiny() | {"description": "x" * BIG}
+    r = client.put("/v1/scenarios/big", json=big)
+    assert r.status_code == 201 and r.json()["scenario"]["description"] == big["description"]
+    assert client.post("/v1/solve", json=big).status_code == 200
