@@ -17,11 +17,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import allocator
 from allocator import Scenario, ScenarioError
 
-from . import problems
+from . import bodies, problems
 from .config import Settings, get_settings
 from .deps import require_api_key
 from .jobs import JobRunner, SyncSolver
 from .routes import analysis, docs, plans, scenarios, solve, system, web
+from .schemas import WhatIfRequest
 from .security import SecurityHeaders
 from .store import Store
 
@@ -57,7 +58,7 @@ class BodyPolicy:
             await self.app(scope, receive, send)
             return
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        ctype = headers.get("content-type", "").split(";")[0].strip()
+        ctype = headers.get("content-type", "").split(";")[0].strip().lower()  # RFC 9110
         length = headers.get("content-length")
         has_body = (length is not None and length != "0") or "transfer-encoding" in headers
         if has_body and not (ctype == "application/json" or ctype.endswith("+json")):
@@ -118,6 +119,29 @@ async def _problem(
     await send({"type": "http.response.body", "body": body})
 
 
+def _require_discriminators(comps: dict[str, Any]) -> None:
+    """A tagged union's tag has a default in each member's schema, yet the server needs it to
+    pick the member: mark it required so the schema promises no more than the server takes."""
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            disc = node.get("discriminator")
+            if isinstance(disc, dict):
+                for ref in disc.get("mapping", {}).values():
+                    member = comps.get(ref.rsplit("/", 1)[-1])
+                    if member is not None:
+                        req = member.setdefault("required", [])
+                        if disc["propertyName"] not in req:
+                            req.insert(0, disc["propertyName"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(comps)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -134,11 +158,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings, app.state.store = settings, store
         app.state.runner, app.state.sync = runner, sync
         runner.start()
+        bodies.start_validator(app)
         try:
             yield
         finally:
             runner.stop()
             sync.stop()
+            bodies.stop_validator(app)
             store.close()
 
     app = FastAPI(
@@ -158,7 +184,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(system.router)
     app.include_router(web.router)
     app.include_router(docs.router)
-    for r in (solve.router, scenarios.router, plans.router, analysis.router):
+    for r in (system.v1_router, solve.router, scenarios.router, plans.router, analysis.router):
         app.include_router(r, dependencies=key)
     if settings.cors_origins:
         app.add_middleware(
@@ -176,10 +202,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
             comps = schema.setdefault("components", {}).setdefault("schemas", {})
-            extra = problems.Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-            for name, sub in extra.pop("$defs", {}).items():
-                comps.setdefault(name, sub)
-            comps["Problem"] = extra
+            # bodies parsed off the event loop (api.bodies) are declared here, with every
+            # limit of their pydantic model
+            for model in (problems.Problem, Scenario, WhatIfRequest):
+                extra = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                for name, sub in extra.pop("$defs", {}).items():
+                    comps.setdefault(name, sub)
+                comps[model.__name__] = extra
+            _require_discriminators(comps)
+            # limits that are settings of this service
+            limit = comps["PlanRequest"]["properties"]["time_limit_s"]["anyOf"][0]
+            limit["maximum"] = settings.job_time_limit_max_s
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -12,19 +13,15 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from allocator import InfeasibleError, ScenarioError, SolveError, validate_scenario
+from allocator import InfeasibleError, ScenarioError, SolveError
 from allocator.errors import Issue
 
 from .store import StoreFull, is_disk_full
 
 log = logging.getLogger("allocator.api")
-# routes whose body is a scenario: their 422s list what the library's validator finds
-SCENARIO_BODIES = {
-    ("POST", "/v1/solve"),
-    ("POST", "/v1/scenarios"),
-    ("PUT", "/v1/scenarios/{scenario_id}"),
-}
 PROBLEM_JSON = "application/problem+json"
+HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+MAX_ERRORS = 100  # field errors listed in a problem; the rest are counted in errors_truncated
 
 
 class FieldError(BaseModel):
@@ -38,7 +35,12 @@ class Problem(BaseModel):
     status: int
     detail: str | None = None
     instance: str | None = None
-    errors: list[FieldError] | None = Field(None, description="Each bad field and why.")
+    errors: list[FieldError] | None = Field(
+        None, description=f"Each bad field and why: the first {MAX_ERRORS}."
+    )
+    errors_truncated: int | None = Field(
+        None, description=f"How many more problems there were beyond the {MAX_ERRORS} listed."
+    )
     diagnosis: dict[str, Any] | None = Field(
         None,
         description="For an infeasible scenario: the conflicting requirements in domain words "
@@ -85,11 +87,13 @@ def problem_response(
     if detail:
         body["detail"] = detail
     if errors is not None:
-        body["errors"] = [{"path": e.path, "message": e.message} for e in errors]
+        body["errors"] = [{"path": e.path, "message": e.message} for e in errors[:MAX_ERRORS]]
+        if len(errors) > MAX_ERRORS:
+            body["errors_truncated"] = len(errors) - MAX_ERRORS
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _loc_path(loc: tuple[Any, ...]) -> str:
+def loc_path(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
@@ -103,26 +107,13 @@ def _loc_path(loc: tuple[Any, ...]) -> str:
     return out
 
 
-async def _validation_issues(request: Request, exc: RequestValidationError) -> list[Issue]:
-    """Field paths for a rejected request. A scenario body is re-checked by the library's
-    own validator, which reports every problem (pydantic stops at the first cross check)."""
-    body_errors = [e for e in exc.errors() if e.get("loc", ("",))[0] == "body"]
-    route = request.scope.get("route")
-    takes_scenario = (request.method, getattr(route, "path", None)) in SCENARIO_BODIES
-    if body_errors and takes_scenario:
-        try:
-            data = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError):
-            data = None
-        if data is not None:
-            _, issues = validate_scenario(data)
-            if issues:
-                return issues
+def _validation_issues(exc: RequestValidationError) -> list[Issue]:
+    """Field paths for a rejected request (scenario bodies are validated by api.bodies)."""
     issues = []
     for e in exc.errors():
         loc = tuple(e.get("loc", ()))
         where = loc[0] if loc else ""
-        path = _loc_path(loc[1:]) if where == "body" else _loc_path(loc)
+        path = loc_path(loc[1:]) if where == "body" else loc_path(loc)
         msg = str(e.get("msg", "invalid"))
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
@@ -159,7 +150,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        issues = await _validation_issues(request, exc)
+        issues = _validation_issues(exc)
         return problem_response(
             request,
             422,
@@ -204,12 +195,24 @@ def install(app: FastAPI) -> None:
             406: "Not acceptable",
             413: "Request body too large",
         }
+        headers = dict(exc.headers) if exc.headers else {}
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request, headers.get("Allow", "")))
         return problem_response(
             request,
             exc.status_code,
             titles.get(exc.status_code, "HTTP error"),
             str(exc.detail) if exc.detail else None,
-            headers=dict(exc.headers) if exc.headers else None,
+            headers=headers or None,
+        )
+
+    from .store import NonFiniteError
+
+    @app.exception_handler(NonFiniteError)
+    async def _non_finite(request: Request, exc: NonFiniteError) -> JSONResponse:
+        log.error("refused to store a non-finite number on %s: %s", request.url.path, exc)
+        return problem_response(
+            request, 500, "Not stored", f"{exc}; nothing was stored", "non-finite"
         )
 
     @app.exception_handler(StoreFull)
@@ -224,6 +227,28 @@ def install(app: FastAPI) -> None:
         return problem_response(
             request, 500, "Internal error", "the server failed; the error is logged", "internal"
         )
+
+
+def allowed_methods(request: Request, fallback: str = "") -> list[str]:
+    """Every method the API answers on this path (a 405's Allow), from its OpenAPI paths."""
+    app = request.app
+    table = getattr(app.state, "allow_table", None)
+    if table is None:
+        table = []
+        for template, item in app.openapi().get("paths", {}).items():
+            rx = re.sub(r"\\\{[^}/]+\\\}", "[^/]+", re.escape(template))
+            methods = {m.upper() for m in item if m.upper() in HTTP_METHODS}
+            if "GET" in methods:
+                methods.add("HEAD")
+            table.append((re.compile(f"^{rx}$"), methods))
+        app.state.allow_table = table
+    found: set[str] = set()
+    for rx, methods in table:
+        if rx.match(request.url.path):
+            found |= methods
+    if not found:
+        found = {m.strip() for m in fallback.split(",") if m.strip()}
+    return sorted(found, key=lambda m: (HTTP_METHODS.index(m) if m in HTTP_METHODS else 99, m))
 
 
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -12,6 +12,10 @@ from allocator.scenario.overrides import Overrides
 from .problems import Problem
 
 T = TypeVar("T")
+# ids of scenarios created through the API: safe in a URL path segment, never "." or ".."
+SCENARIO_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+# what reads accept: also ":" and "+", which earlier versions allowed in new ids
+LEGACY_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}$"
 
 PLAN_EXAMPLE = {
     "scenario": "tiny",

@@ -7,7 +7,6 @@ URL by setting (PostgreSQL: ``postgresql+psycopg://…``). Every write is one tr
 from __future__ import annotations
 
 import errno
-import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +16,8 @@ from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+
+from allocator.plan import jsonio
 
 metadata = sa.MetaData()
 
@@ -75,6 +76,24 @@ plans = sa.Table(
 # existing database at start
 _ADDED_COLUMNS = [("plans", "attempts", "INTEGER NOT NULL DEFAULT 0")]
 _QUEUE_LOCK = 0x616C6C6F  # PostgreSQL advisory lock serialising the queue-limit check
+
+
+class NonFiniteError(ValueError):
+    """A value to store holds NaN or infinity, which JSON cannot carry: nothing is written."""
+
+
+def dumps(obj: Any) -> str:
+    """JSON text of ``obj`` (orjson, as the CLI and the API write it); NonFiniteError for
+    NaN or infinity (never stored as such)."""
+    try:
+        return jsonio.dumps(obj).decode()
+    except ValueError as exc:
+        raise NonFiniteError(f"non-finite number (NaN or infinity) refused: {exc}") from None
+
+
+def loads(text: str | bytes) -> Any:
+    return jsonio.loads(text)
+
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 PENDING = (QUEUED, RUNNING)
@@ -249,7 +268,7 @@ class Store:
     def _scenario(r: Any) -> ScenarioRow:
         created, updated = _utc(r.created_at), _utc(r.updated_at)
         assert created is not None and updated is not None
-        return ScenarioRow(r.id, r.revision, r.name, json.loads(r.body), created, updated)
+        return ScenarioRow(r.id, r.revision, r.name, loads(r.body), created, updated)
 
     def get_scenario(self, sid: str) -> ScenarioRow | None:
         with self.engine.connect() as c:
@@ -271,7 +290,7 @@ class Store:
             id=sid,
             revision=1,
             name=str(body.get("name", sid)),
-            body=json.dumps(body),
+            body=dumps(body),
             created_at=t,
             updated_at=t,
         )
@@ -322,7 +341,7 @@ class Store:
                         q.values(
                             revision=scenarios.c.revision + 1,
                             name=str(body.get("name", sid)),
-                            body=json.dumps(body),
+                            body=dumps(body),
                             updated_at=now(),
                         )
                     ).rowcount
@@ -378,9 +397,9 @@ class Store:
             scenario_id=m["scenario_id"],
             scenario_revision=m["scenario_revision"],
             status=m["status"],
-            options=json.loads(m["options"]),
-            result=json.loads(result) if result else None,
-            error=json.loads(m["error"]) if m["error"] else None,
+            options=loads(m["options"]),
+            result=loads(result) if result else None,
+            error=loads(m["error"]) if m["error"] else None,
             created_at=_utc(m["created_at"]),  # type: ignore[arg-type]
             started_at=_utc(m["started_at"]),
             finished_at=_utc(m["finished_at"]),
@@ -403,7 +422,7 @@ class Store:
         """The scenario exactly as the plan was solved from."""
         with self.engine.connect() as c:
             r = c.execute(sa.select(plans.c.scenario_body).where(plans.c.id == pid)).first()
-        return json.loads(r.scenario_body) if r else None
+        return loads(r.scenario_body) if r else None
 
     def plan_by_key(self, key: str) -> PlanRow | None:
         with self.engine.connect() as c:
@@ -471,8 +490,8 @@ class Store:
             "scenario_id": scenario.id,
             "scenario_revision": scenario.revision,
             "status": QUEUED,
-            "options": json.dumps(options),
-            "scenario_body": json.dumps(scenario.body),
+            "options": dumps(options),
+            "scenario_body": dumps(scenario.body),
             "idempotency_key": idempotency_key,
             "request_hash": request_hash,
             "created_at": now(),
@@ -564,7 +583,7 @@ class Store:
             ).rowcount
         if not n:
             return None
-        return r.id, json.loads(r.scenario_body), json.loads(r.options)
+        return r.id, loads(r.scenario_body), loads(r.options)
 
     def heartbeat(self, pids: list[str]) -> None:
         if not pids:
@@ -579,14 +598,24 @@ class Store:
     def finish(
         self, pid: str, status: str, result: dict[str, Any] | None, error: dict[str, Any] | None
     ) -> None:
+        try:
+            text = dumps(result) if result is not None else None
+        except NonFiniteError as exc:  # the job fails rather than store an unreadable plan
+            status, text = FAILED, None
+            error = {
+                "type": "/problems/non-finite",
+                "title": "Plan not stored",
+                "status": 500,
+                "detail": str(exc),
+            }
         with self._tx() as c:
             c.execute(
                 plans.update()
                 .where(plans.c.id == pid, plans.c.status == RUNNING)
                 .values(
                     status=status,
-                    result=json.dumps(result) if result is not None else None,
-                    error=json.dumps(error) if error is not None else None,
+                    result=text,
+                    error=dumps(error) if error is not None else None,
                     finished_at=now(),
                 )
             )
@@ -608,7 +637,7 @@ class Store:
             failed = c.execute(
                 plans.update()
                 .where(stale)
-                .values(status=FAILED, error=json.dumps(twice or error), finished_at=now())
+                .values(status=FAILED, error=dumps(twice or error), finished_at=now())
             ).rowcount
         return int(requeued), int(failed)
 
@@ -624,7 +653,7 @@ class Store:
             c.execute(
                 plans.update()
                 .where(plans.c.id == pid, plans.c.status == RUNNING)
-                .values(status=FAILED, error=json.dumps(twice), finished_at=now())
+                .values(status=FAILED, error=dumps(twice), finished_at=now())
             )
 
     def wants_cancel(self, pid: str) -> bool:

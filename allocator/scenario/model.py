@@ -37,8 +37,16 @@ from allocator.errors import Issue, ScenarioError
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/+-]*$"
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=128)]
-NonNeg = Annotated[float, Field(ge=0)]
-Share = Annotated[float, Field(ge=0, le=1)]
+# Every number is strict (an int is a number; a bool or a string is not) and bounded: amounts
+# (GPUs, work units, prices, weights) by MAX_AMOUNT, and the LP coefficients made of their
+# products (hours x throughput, hours x price …) by MAX_COEFFICIENT, below the 1e15 from
+# which HiGHS refuses matrix values (and the 1e20 from which it treats bounds as infinite).
+MAX_AMOUNT = 1e12
+MAX_COEFFICIENT = 1e15
+NonNeg = Annotated[float, Field(ge=0, le=MAX_AMOUNT, strict=True)]
+Positive = Annotated[float, Field(gt=0, le=MAX_AMOUNT, strict=True)]
+Share = Annotated[float, Field(ge=0, le=1, strict=True)]
+StrictBool = Annotated[bool, Field(strict=True)]
 MAX_ALLOCATION_UNIT_GPUS = 1_000_000
 
 
@@ -63,7 +71,7 @@ class _Model(BaseModel):
 
 class Period(_Model):
     label: Id
-    hours: Annotated[float, Field(gt=0, le=1e6)] = Field(
+    hours: Annotated[float, Field(gt=0, le=1e6, strict=True)] = Field(
         description="Hours in the period (a quarter is about 2,190)."
     )
 
@@ -71,7 +79,7 @@ class Period(_Model):
 class Expansion(_Model):
     """GPUs the plan may buy into a pool: a decision of the LP (expansion mode)."""
 
-    max_gpus: Annotated[float, Field(gt=0, le=1e9)] = Field(
+    max_gpus: Annotated[float, Field(gt=0, le=1e9, strict=True)] = Field(
         description="Most GPUs that can be bought into the pool over the horizon."
     )
     cost_per_gpu_hour: NonNeg = Field(
@@ -129,7 +137,7 @@ class Mode(_Model):
     """A way of serving a segment: full model, distilled, quantized …"""
 
     name: Id
-    throughput_multiplier: Annotated[float, Field(gt=0, le=1e6)] = 1.0
+    throughput_multiplier: Annotated[float, Field(gt=0, le=1e6, strict=True)] = 1.0
     revenue_share: Share = Field(1.0, description="Fraction of revenue per unit kept.")
     ltv_share: Share = Field(1.0, description="Fraction of LTV per unit kept.")
 
@@ -162,14 +170,14 @@ class Segment(_Model):
     demand: list[NonNeg] = Field(description="Work units wanted per period.")
     revenue_per_unit: NonNeg
     ltv_per_unit: NonNeg = Field(0.0, description="Future value per unit served.")
-    throughput: dict[Id, Annotated[float, Field(gt=0)]] = Field(
+    throughput: dict[Id, Positive] = Field(
         description="Work units per GPU-hour by accelerator type; only these types serve it."
     )
     regions: list[Id] | None = Field(None, description="Allowed regions; all when absent.")
     contract_min: list[NonNeg] | None = Field(
         None, description="Contracted minimum work units per period."
     )
-    contract_hard: bool = Field(
+    contract_hard: StrictBool = Field(
         False,
         description="If true the minimum must be met; otherwise a shortfall pays the penalty.",
     )
@@ -196,7 +204,7 @@ PerPeriod = list[NonNeg] | NonNeg
 class Policy(_Model):
     ltv_weight: NonNeg = Field(1.0, description="Weight of LTV against gross margin.")
     rnd_min_share: Share = Field(0.0, description="Minimum share of the fleet's GPUs for R&D.")
-    headroom: Annotated[float, Field(ge=0, lt=1)] = Field(
+    headroom: Annotated[float, Field(ge=0, lt=1, strict=True)] = Field(
         0.0, description="Share of every pool's GPUs kept free."
     )
     max_change_share: Share | None = Field(
@@ -204,7 +212,7 @@ class Policy(_Model):
         description="Most a pool's allocation to a segment may change between consecutive "
         "periods, as a share of the pool's GPUs.",
     )
-    max_segment_share: Annotated[float, Field(gt=0, le=1)] | None = Field(
+    max_segment_share: Annotated[float, Field(gt=0, le=1, strict=True)] | None = Field(
         None, description="Most any one segment may take of a pool, as a share of its GPUs."
     )
     kind_caps: dict[Kind, PerPeriod] = Field(
@@ -221,7 +229,7 @@ class ScenarioHeader(_Model):
     name: str = Field("scenario", max_length=200)
     description: str = ""
     currency: str = Field("USD", max_length=8)
-    discount_rate: Annotated[float, Field(ge=0, le=10)] = Field(
+    discount_rate: Annotated[float, Field(ge=0, le=10, strict=True)] = Field(
         0.0, description="Discount rate per period."
     )
     policy: Policy = Field(default_factory=Policy)
@@ -320,6 +328,16 @@ def _pydantic_issues(exc: ValidationError, prefix: str = "") -> list[Issue]:
         msg = err["msg"]
         if err["type"] == "finite_number":
             msg = "must be a finite number (NaN and infinity are not allowed)"
+        elif err["type"] in ("float_type", "bool_type", "int_type"):
+            want = "true or false" if err["type"] == "bool_type" else "a number"
+            msg = (
+                f"must be {want} (strict: no strings, no booleans as numbers), got {err['input']!r}"
+            )
+        elif err["type"] == "less_than_equal" and err.get("ctx", {}).get("le") == MAX_AMOUNT:
+            msg = (
+                f"must be at most {MAX_AMOUNT:g} (the limit on any amount; use a larger unit), "
+                f"got {err['input']:g}"
+            )
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
         issues.append(Issue(_path(loc, prefix), msg))
@@ -368,6 +386,7 @@ def cross_check(
         _check_contract_below_demand(seg, base, labels, issues)
         if check_segments:
             _check_segment_references(sc, seg, base, types, regions, issues)
+    _check_magnitudes(sc, pool_ix, seg_ix, issues)
     _check_policy_lengths(sc.policy, T, issues)
     _check_floors_below_caps(sc.policy, labels, issues)
     return issues
@@ -486,6 +505,67 @@ def _check_floors_below_caps(pol: Policy, labels: list[str], issues: list[Issue]
                     )
                 )
                 break
+
+
+def _check_magnitudes(
+    sc: Scenario, pool_ix: list[int], seg_ix: list[int], issues: list[Issue]
+) -> None:
+    """Products of amounts that become one LP coefficient stay below MAX_COEFFICIENT."""
+    hours = max(p.hours for p in sc.periods)
+
+    def check(value: float, path: str, what: str) -> None:
+        if not value < MAX_COEFFICIENT:  # also catches inf and nan
+            issues.append(
+                Issue(
+                    path,
+                    f"{what} is {value:.3g}, the limit is {MAX_COEFFICIENT:g} (HiGHS refuses "
+                    "larger coefficients); use a larger unit or shorter periods",
+                )
+            )
+
+    for i, pool in zip(pool_ix, sc.pools, strict=True):
+        for name in (
+            "variable_cost_per_gpu_hour",
+            "fixed_cost_per_gpu_hour",
+            "rental_price_per_gpu_hour",
+        ):
+            v = getattr(pool, name)
+            if v is not None:
+                check(hours * v, f"pools[{i}].{name}", "hours x price per GPU-hour")
+        if pool.expansion is not None:
+            check(
+                hours * len(sc.periods) * pool.expansion.cost_per_gpu_hour,
+                f"pools[{i}].expansion.cost_per_gpu_hour",
+                "hours over the horizon x price per GPU-hour",
+            )
+    weight = sc.policy.ltv_weight
+    for i, seg in zip(seg_ix, sc.segments, strict=True):
+        mult = max(m.throughput_multiplier for m in seg.modes)
+        value = (
+            seg.revenue_per_unit
+            + weight * seg.ltv_per_unit
+            + seg.churn_cost_per_unit
+            + seg.shortfall_penalty_per_unit
+        )
+        for acc, tp in seg.throughput.items():
+            units = hours * tp * mult
+            check(
+                units,
+                f"segments[{i}].throughput.{acc}",
+                "work units per GPU over a period (hours x throughput x mode multiplier)",
+            )
+            check(
+                units * value,
+                f"segments[{i}].revenue_per_unit",
+                "value per GPU over a period (work units x revenue, LTV, churn and penalty "
+                "per unit)",
+            )
+        if seg.reservation is not None:
+            check(
+                hours * seg.reservation.price_per_gpu_hour,
+                f"segments[{i}].reservation.price_per_gpu_hour",
+                "hours x price per GPU-hour",
+            )
 
 
 def _per_period(v: float | list[float], T: int) -> list[float] | None:

@@ -7,17 +7,20 @@ import json
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Path, Query, Response
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from allocator import Issue, Scenario, ScenarioError
-from allocator.scenario import ID_PATTERN
 from allocator.scenario.overrides import apply_overrides
 from allocator.workflows.whatif import compare
 
+from ..bodies import body_openapi, model_body, scenario_body
 from ..deps import PagingDep, RunnerDep, SettingsDep, StoreDep, SyncDep
 from ..problems import ApiError, responses
 from ..schemas import (
+    LEGACY_ID_PATTERN,
+    SCENARIO_ID_PATTERN,
     Page,
     PlanJobPublic,
     PlanRequest,
@@ -26,12 +29,21 @@ from ..schemas import (
     WhatIfPublic,
     WhatIfRequest,
 )
-from ..store import QueueFull, RevisionMismatch
+from ..store import QueueFull, RevisionMismatch, ScenarioRow
 from .common import check_size, plan_public, scenario_public, scenario_summary
 from .solve import TINY, raise_problem, run_solve
 
 router = APIRouter(prefix="/v1/scenarios", tags=["scenarios"])
-ScenarioId = Annotated[str, Path(pattern=ID_PATTERN, max_length=128, description="Scenario id.")]
+# a new scenario's id (PUT, POST ?id=) is URL-safe; reads also take the ids earlier versions
+# allowed (":" and "+"), so that such scenarios stay readable and deletable
+NewScenarioId = Annotated[
+    str, Path(pattern=SCENARIO_ID_PATTERN, max_length=128, description="Scenario id.")
+]
+ScenarioId = Annotated[
+    str, Path(pattern=LEGACY_ID_PATTERN, max_length=128, description="Scenario id.")
+]
+ScenarioBody = Annotated[Scenario, Depends(scenario_body)]
+SCENARIO_REQUEST = body_openapi("Scenario", examples={"tiny": {"value": TINY}})
 
 
 def _not_found(sid: str) -> ApiError:
@@ -68,7 +80,7 @@ def _precondition_failed(sid: str, current: int | None) -> ApiError:
 
 
 def _slug(name: str) -> str:
-    s = re.sub(r"[^A-Za-z0-9_.:-]+", "-", name).strip("-.:_")
+    s = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-._")
     return s[:128] or "scenario"
 
 
@@ -93,12 +105,20 @@ def list_scenarios(store: StoreDep, page: PagingDep) -> Page[ScenarioSummary]:
     description="The body is a scenario (as in data/*.json). Its id is `?id=` or, "
     "without it, made from its name. Validated on the way in.",
     responses=responses(400, 401, 409, 413, 415, 422, 507),
+    openapi_extra=SCENARIO_REQUEST,
 )
 def create_scenario(
-    scenario: Annotated[Scenario, Body(openapi_examples={"tiny": {"value": TINY}})],
+    scenario: ScenarioBody,
     store: StoreDep,
     response: Response,
-    id: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=128)] = None,
+    id: Annotated[
+        str | None,
+        Query(
+            pattern=SCENARIO_ID_PATTERN,
+            max_length=128,
+            description="Id of the new scenario: letters, digits, '.', '_', '-'.",
+        ),
+    ] = None,
 ) -> ScenarioPublic:
     sid = id or _slug(scenario.name)
     row = store.create_scenario(sid, scenario.to_dict())
@@ -135,10 +155,11 @@ def get_scenario(scenario_id: ScenarioId, store: StoreDep, response: Response) -
         201: {"model": ScenarioPublic, "description": "Created"},
         **responses(400, 401, 412, 413, 415, 422, 507),
     },
+    openapi_extra=SCENARIO_REQUEST,
 )
 def replace_scenario(
-    scenario_id: ScenarioId,
-    scenario: Annotated[Scenario, Body(openapi_examples={"tiny": {"value": TINY}})],
+    scenario_id: NewScenarioId,
+    scenario: ScenarioBody,
     store: StoreDep,
     if_match: Annotated[
         str | None,
@@ -272,32 +293,38 @@ def submit_plan(
     "what-if is solved warm from the previous what-if on the same revision where the model "
     "keeps its structure (`warm` says so).",
     responses=responses(400, 401, 404, 413, 415, 422, 503),
+    openapi_extra=body_openapi("WhatIfRequest"),
 )
 async def what_if(
     scenario_id: ScenarioId,
-    overrides: WhatIfRequest,
+    overrides: Annotated[WhatIfRequest, Depends(model_body(WhatIfRequest))],
     store: StoreDep,
     sync: SyncDep,
     settings: SettingsDep,
 ) -> WhatIfPublic:
-    row = store.get_scenario(scenario_id)
-    if row is None:
-        raise _not_found(scenario_id)
-    base_sc = Scenario.from_dict(row.body)
-    try:
-        new_sc = apply_overrides(base_sc, overrides.model_dump(exclude={"time_limit_s"}))
-    except ScenarioError as exc:
-        raise ApiError(
-            422,
-            "Invalid overrides",
-            f"{len(exc.issues)} problem(s)",
-            "invalid-overrides",
-            exc.issues,
-        ) from None
-    check_size(new_sc, settings, "what-if")
+    def prepare() -> tuple[ScenarioRow, Scenario]:
+        """The stored scenario with the overrides applied (validation: in a thread)."""
+        row = store.get_scenario(scenario_id)
+        if row is None:
+            raise _not_found(scenario_id)
+        base_sc = Scenario.from_dict(row.body)
+        try:
+            new_sc = apply_overrides(base_sc, overrides.model_dump(exclude={"time_limit_s"}))
+        except ScenarioError as exc:
+            raise ApiError(
+                422,
+                "Invalid overrides",
+                f"{len(exc.issues)} problem(s)",
+                "invalid-overrides",
+                exc.issues,
+            ) from None
+        check_size(new_sc, settings, "what-if")
+        return row, new_sc
+
+    row, new_sc = await run_in_threadpool(prepare)
     limit = min(overrides.time_limit_s or settings.sync_time_limit_s, settings.sync_time_limit_s)
     options = {"time_limit_s": limit}
-    latest = store.latest_done_plan(scenario_id, row.revision)
+    latest = await run_in_threadpool(store.latest_done_plan, scenario_id, row.revision)
     base_plan = latest.result if latest is not None else None
     if base_plan is None:
         base_plan = await run_solve(sync, row.body, options)

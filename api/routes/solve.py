@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from allocator import Issue, Scenario
 
+from ..bodies import body_openapi, scenario_body
 from ..deps import SettingsDep, SyncDep
 from ..problems import ApiError, responses
 from ..schemas import PLAN_EXAMPLE
@@ -73,16 +75,18 @@ async def run_solve(
         200: {"content": {"application/json": {"example": PLAN_EXAMPLE}}},
         **responses(400, 401, 413, 415, 422, 503),
     },
+    openapi_extra=body_openapi("Scenario", examples={"tiny": {"value": TINY}}),
 )
 async def solve_now(
-    scenario: Annotated[Scenario, Body(openapi_examples={"tiny": {"value": TINY}})],
+    scenario: Annotated[Scenario, Depends(scenario_body)],
     settings: SettingsDep,
     sync: SyncDep,
     time_limit_s: Annotated[
         float | None, Query(gt=0, le=3600, description="Solver time limit.")
     ] = None,
 ) -> JSONResponse:
-    check_size(scenario, settings, "POST /v1/solve")
+    await run_in_threadpool(check_size, scenario, settings, "POST /v1/solve")
     limit = min(time_limit_s or settings.sync_time_limit_s, settings.sync_time_limit_s)
-    plan = await run_solve(sync, scenario.to_dict(), {"time_limit_s": limit})
+    body = await run_in_threadpool(scenario.to_dict)
+    plan = await run_solve(sync, body, {"time_limit_s": limit})
     return JSONResponse(plan)

@@ -1,4 +1,4 @@
-"""Health, readiness, version."""
+"""Health and readiness (no key: for probes); version (under /v1: needs the key)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ from fastapi.responses import JSONResponse
 
 import allocator
 
+from ..problems import responses
 from ..schemas import Health, Ready, Version
 
 router = APIRouter(tags=["system"])
+v1_router = APIRouter(tags=["system"])  # included with the API key like every /v1 route
 
 
 @router.get("/healthz", response_model=Health, summary="The process is up")
-def healthz() -> Health:
+async def healthz() -> Health:  # in the event loop itself: no thread pool to wait for
     return Health(status="ok")
 
 
@@ -35,6 +37,11 @@ def readyz(request: Request) -> JSONResponse:
     return JSONResponse(ready.model_dump(), status_code=200 if ready.status == "ready" else 503)
 
 
-@router.get("/v1/version", response_model=Version, summary="Service and solver versions")
+@v1_router.get(
+    "/v1/version",
+    response_model=Version,
+    summary="Service and solver versions",
+    responses=responses(401),
+)
 def version() -> Version:
     return Version(version=allocator.__version__, api="v1", highs=metadata.version("highspy"))

@@ -1,129 +1,200 @@
-"""Optimistic concurrency (ETag / If-Match), a full disk (507, not ready), and a database
-made by the previous schema opening with everything in it."""
+"""Issue 18, hardening the service: bounded error lists, magnitude limits, strict types, safe
+ids, media types, the version route's key, 405's Allow, and no non-finite number stored."""
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
+import json
+import math
 
-import sqlalchemy as sa
+import pytest
+from fastapi.testclient import TestClient
 
-from api.store import QUEUED, Store
+from api.main import create_app
+from api.problems import MAX_ERRORS
+from api.store import DONE, FAILED, NonFiniteError, Store
 
-from .conftest import assert_problem, slow_scenario, tiny
-
-
-def test_etag_is_the_revision_and_if_match_guards_put(client):
-    r = client.post("/v1/scenarios?id=e", json=tiny())
-    assert r.status_code == 201 and r.headers["etag"] == '"1"'
-    assert client.get("/v1/scenarios/e").headers["etag"] == '"1"'
-    r = client.put("/v1/scenarios/e", json=tiny() | {"name": "two"}, headers={"If-Match": '"1"'})
-    assert r.status_code == 200 and r.json()["revision"] == 2 and r.headers["etag"] == '"2"'
-    stale = client.put("/v1/scenarios/e", json=tiny(), headers={"If-Match": '"1"'})
-    body = assert_problem(stale, 412)
-    assert body["type"] == "/problems/precondition-failed" and "revision 2" in body["detail"]
-    assert stale.headers["etag"] == '"2"'
-    weak = client.put("/v1/scenarios/e", json=tiny(), headers={"If-Match": 'W/"2"'})
-    assert_problem(weak, 412)  # If-Match compares strongly
-    r = client.put("/v1/scenarios/e", json=tiny(), headers={"If-Match": '"7", "2"'})
-    assert r.status_code == 200 and r.headers["etag"] == '"3"'
-    r = client.put("/v1/scenarios/e", json=tiny(), headers={"If-Match": "*"})
-    assert r.status_code == 200 and r.headers["etag"] == '"4"'
-    assert client.get("/v1/scenarios/e").json()["name"] == "tiny"
-    assert_problem(client.put("/v1/scenarios/new", json=tiny(), headers={"If-Match": "*"}), 412)
-    assert_problem(client.put("/v1/scenarios/new", json=tiny(), headers={"If-Match": '"1"'}), 412)
-    assert client.get("/v1/scenarios/new").status_code == 404  # a refused PUT creates nothing
-    r = client.put("/v1/scenarios/new", json=tiny())  # unconditional: creates
-    assert r.status_code == 201 and r.headers["etag"] == '"1"'
-    store = client.app.state.store
-    assert [rev for rev, _ in store.scenario_history("e")] == [1, 2, 3, 4]
+from .conftest import JSON, assert_problem, make_settings, tiny
 
 
-def _limit_pages(store: Store, extra: int | None) -> None:
-    """Every connection of the store may grow the file by ``extra`` pages (None: no cap)."""
-    with store.engine.connect() as c:
-        pages = c.execute(sa.text("PRAGMA page_count")).scalar_one()
-    store.engine.dispose()
-    cap = 1_073_741_823 if extra is None else pages + extra
-
-    def pragma(dbapi_conn, _record):  # type: ignore[no-untyped-def]
-        dbapi_conn.execute(f"PRAGMA max_page_count = {cap}")
-
-    if getattr(store, "_test_cap", None) is not None:
-        sa.event.remove(store.engine, "connect", store._test_cap)  # type: ignore[attr-defined]
-    sa.event.listen(store.engine, "connect", pragma)
-    store._test_cap = pragma  # type: ignore[attr-defined]
+def many_bad_pools(n: int) -> dict:
+    bad = {"id": "p", "accelerator": "H100", "region": "e", "gpus": [-1, -1]}
+    return tiny() | {"pools": [bad] * n}
 
 
-def test_a_full_disk_answers_507_and_is_not_ready(client):
-    assert client.get("/readyz").status_code == 200
-    store = client.app.state.store
-    _limit_pages(store, 0)  # the database cannot grow: "database or disk is full"
-    big = slow_scenario()
-    r = client.put("/v1/scenarios/big", json=big)
-    body = assert_problem(r, 507)
-    assert body["type"] == "/problems/insufficient-storage"
-    assert "full" in body["detail"] and "Traceback" not in r.text
-    assert_problem(client.post("/v1/scenarios?id=big2", json=big), 507)
-    ready = client.get("/readyz")
-    assert ready.status_code == 503 and ready.json()["database"] is False
-    assert client.get("/v1/scenarios/tiny").status_code == 200  # reads still work
-    _limit_pages(store, None)  # space again: the probe write succeeds
-    assert client.get("/readyz").status_code == 200
-    assert client.put("/v1/scenarios/big", json=big).status_code == 201
+def test_error_list_is_capped_and_counts_the_rest(client):
+    r = client.post("/v1/scenarios", json=many_bad_pools(1000))
+    body = assert_problem(r, 422)
+    assert len(body["errors"]) == MAX_ERRORS
+    total = int(body["detail"].split()[0])
+    assert total > MAX_ERRORS and body["errors_truncated"] == total - MAX_ERRORS
+    assert len(r.content) < 20_000
+    few = assert_problem(client.post("/v1/solve", json=many_bad_pools(2)), 422)
+    assert "errors_truncated" not in few and len(few["errors"]) == 4 + 2  # + the variable cost
 
 
-OLD_SCHEMA = """
-CREATE TABLE plans (
-    id VARCHAR(36) NOT NULL, scenario_id VARCHAR(128) NOT NULL,
-    scenario_revision INTEGER NOT NULL, status VARCHAR(16) NOT NULL, options TEXT NOT NULL,
-    scenario_body TEXT NOT NULL, result TEXT, error TEXT, idempotency_key VARCHAR(200),
-    request_hash VARCHAR(64), created_at DATETIME NOT NULL, started_at DATETIME,
-    finished_at DATETIME, heartbeat_at DATETIME, owner VARCHAR(64),
-    PRIMARY KEY (id), UNIQUE (idempotency_key));
-CREATE INDEX ix_plans_status ON plans (status);
-CREATE INDEX ix_plans_scenario_id ON plans (scenario_id);
-CREATE TABLE scenarios (
-    id VARCHAR(128) NOT NULL, revision INTEGER NOT NULL, name VARCHAR(200) NOT NULL,
-    body TEXT NOT NULL, created_at DATETIME NOT NULL, updated_at DATETIME NOT NULL,
-    PRIMARY KEY (id));
-"""
+@pytest.mark.parametrize("route", ["/v1/solve", "/v1/scenarios?id=huge", "/v1/scenarios/huge"])
+def test_huge_number_is_422_naming_field_and_limit_and_nothing_is_stored(client, route):
+    d = tiny()
+    d["pools"][0]["gpus"][0] = 1e308
+    method = client.put if route == "/v1/scenarios/huge" else client.post
+    body = assert_problem(method(route, json=d), 422)
+    assert any(
+        e["path"] == "pools[0].gpus[0]" and "1e+12" in e["message"] for e in body["errors"]
+    ), body
+    assert_problem(client.get("/v1/scenarios/huge"), 404)
 
 
-def test_a_database_of_the_previous_schema_opens_with_everything_kept(tmp_path: Path):
-    path = tmp_path / "old.db"
-    con = sqlite3.connect(path)
-    con.executescript(OLD_SCHEMA)
-    body = '{"name": "kept", "periods": []}'
-    t = "2026-01-02 03:04:05.000000"
-    con.execute("INSERT INTO scenarios VALUES ('old', 3, 'kept', ?, ?, ?)", (body, t, t))
-    con.execute(
-        "INSERT INTO plans (id, scenario_id, scenario_revision, status, options, scenario_body,"
-        " created_at, started_at, heartbeat_at, owner)"
-        " VALUES ('p1', 'old', 3, 'running', '{}', ?, ?, ?, ?, 'gone:1:x')",
-        (body, t, t, t),
+def test_product_overflow_is_refused(client):
+    d = tiny()
+    d["periods"][0]["hours"] = 1e6
+    d["pools"][0]["variable_cost_per_gpu_hour"] = 1e10  # each fine, the product 1e16 is not
+    body = assert_problem(client.post("/v1/solve", json=d), 422)
+    (e,) = body["errors"]
+    assert e["path"] == "pools[0].variable_cost_per_gpu_hour" and "1e+15" in e["message"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "path"),
+    [
+        (lambda d: d["pools"][0]["gpus"].__setitem__(0, True), "pools[0].gpus[0]"),
+        (lambda d: d["segments"][0]["demand"].__setitem__(1, "35000"), "segments[0].demand[1]"),
+        (lambda d: d["periods"][0].__setitem__("hours", "100"), "periods[0].hours"),
+        (lambda d: d["segments"][1].__setitem__("contract_hard", 0), "segments[1].contract_hard"),
+    ],
+)
+def test_strict_types(client, edit, path):
+    d = tiny()
+    edit(d)
+    body = assert_problem(client.post("/v1/scenarios?id=strict", json=d), 422)
+    assert [e["path"] for e in body["errors"]] == [path]
+    assert_problem(client.get("/v1/scenarios/strict"), 404)
+
+
+def test_ints_still_are_numbers(client):
+    d = tiny()
+    d["pools"][0]["variable_cost_per_gpu_hour"] = 1
+    assert client.post("/v1/solve", json=d).status_code == 200
+
+
+@pytest.mark.parametrize("sid", ["a/b", "..", ".hidden", "-x", "a b", "a:b", "x" * 129])
+def test_unsafe_ids_are_refused_on_create(client, sid):
+    body = assert_problem(client.post("/v1/scenarios", params={"id": sid}, json=tiny()), 422)
+    assert body["errors"][0]["path"] == "query.id"
+    assert client.get("/v1/scenarios", params={"limit": 100}).json()["total"] == 3
+
+
+def test_safe_ids_round_trip_and_names_become_safe_ids(client):
+    for sid in ("a.b_c-1", "X" * 128):
+        assert client.put(f"/v1/scenarios/{sid}", json=tiny()).status_code == 201
+        assert client.get(f"/v1/scenarios/{sid}").status_code == 200
+        assert client.delete(f"/v1/scenarios/{sid}").status_code == 204
+    assert_problem(client.put("/v1/scenarios/a:b", json=tiny()), 422)
+    r = client.post("/v1/scenarios", json=tiny() | {"name": "fleet/2026: q1"})
+    assert r.status_code == 201 and r.json()["id"] == "fleet-2026-q1"
+    assert client.get(r.headers["location"]).status_code == 200
+
+
+def test_media_type_is_case_insensitive(client):
+    for ctype in ("Application/JSON", "APPLICATION/JSON; charset=UTF-8"):
+        r = client.post("/v1/solve", content=json.dumps(tiny()), headers={"content-type": ctype})
+        assert r.status_code == 200, r.text
+    assert_problem(
+        client.post("/v1/solve", content=b"{}", headers={"content-type": "Text/Plain"}), 415
     )
-    con.commit()
-    con.close()
 
-    store = Store(f"sqlite:///{path}")
+
+def test_version_needs_the_key_like_every_v1_route(tmp_path):
+    with TestClient(create_app(make_settings(tmp_path, api_key="s3cret"))) as c:
+        assert_problem(c.get("/v1/version"), 401)
+        assert c.get("/v1/version", headers={"X-API-Key": "s3cret"}).json()["api"] == "v1"
+        assert c.get("/healthz").status_code == 200 and c.get("/readyz").status_code == 200
+    schema = create_app(make_settings(tmp_path, api_key="k")).openapi()
+    assert "401" in schema["paths"]["/v1/version"]["get"]["responses"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PATCH", "/v1/scenarios/tiny", {"GET", "HEAD", "PUT", "DELETE"}),
+        ("DELETE", "/v1/scenarios", {"GET", "HEAD", "POST"}),
+        ("PUT", "/v1/solve", {"POST"}),
+        ("POST", "/v1/plans/abc", {"GET", "HEAD", "DELETE"}),
+    ],
+)
+def test_405_allow_lists_every_method(client, method, path, allowed):
+    r = client.request(method, path, headers=JSON)
+    assert_problem(r, 405)
+    assert {m.strip() for m in r.headers["allow"].split(",")} == allowed
+
+
+def test_store_refuses_non_finite_numbers(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
     try:
-        row = store.get_scenario("old")
-        assert row is not None and row.revision == 3 and row.body == {"name": "kept", "periods": []}
-        assert [rev for rev, _ in store.scenario_history("old")] == [3]
-        plan = store.get_plan("p1")
-        assert plan is not None and plan.attempts == 0 and plan.status == "running"
-        # the old running job was interrupted: queued again, once
-        assert store.fail_stale(1.0, {"title": "x"}, {"title": "y"}) == (1, 0)
-        assert store.get_plan("p1").status == QUEUED
-        row2, created = store.replace_scenario("old", {"name": "next"})
-        assert not created and row2.revision == 4
-        assert [rev for rev, _ in store.scenario_history("old")] == [3, 4]
+        with pytest.raises(NonFiniteError):
+            store.create_scenario("nan", tiny() | {"discount_rate": math.nan})
+        assert store.get_scenario("nan") is None
+        with pytest.raises(NonFiniteError):
+            store.replace_scenario("inf", tiny() | {"discount_rate": math.inf})
+        assert store.get_scenario("inf") is None
+        row = store.create_scenario("ok", tiny())
+        plan, _ = store.create_plan(row, {}, None, None)
+        claimed = store.claim_next("me")
+        assert claimed is not None and claimed[0] == plan.id
+        store.finish(plan.id, DONE, {"totals": {"objective": math.inf}}, None)
+        got = store.get_plan(plan.id)
+        assert got.status == FAILED and got.result is None
+        assert got.error["type"] == "/problems/non-finite"
     finally:
         store.close()
-    reopened = Store(f"sqlite:///{path}")  # a second start changes nothing
-    try:
-        assert reopened.get_scenario("old").revision == 4
-        assert [rev for rev, _ in reopened.scenario_history("old")] == [3, 4]
-    finally:
-        reopened.close()
+
+
+def test_whatif_body_is_validated_in_a_thread_too(client):
+    body = assert_problem(
+        client.post("/v1/scenarios/tiny/what-if", json={"demand_scale": {"chat": "x"}}), 422
+    )
+    assert body["errors"][0]["path"] == "demand_scale.chat"
+    assert_problem(client.post("/v1/scenarios/tiny/what-if", content=b"{x", headers=JSON), 422)
+    r = client.post("/v1/scenarios/tiny/what-if", json={"demand_scale": {"chat": 1.1}})
+    assert r.status_code == 200 and r.json()["difference"]
+
+
+def test_openapi_states_the_servers_limits(client):
+    s = client.get("/openapi.json").json()
+    comps, paths = s["components"]["schemas"], s["paths"]
+    for path, method in [("/v1/solve", "post"), ("/v1/scenarios", "post")]:
+        body = paths[path][method]["requestBody"]
+        assert body["required"] is True
+        assert body["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/Scenario"
+        }
+    put = paths["/v1/scenarios/{scenario_id}"]["put"]
+    assert put["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/Scenario")
+    (sid,) = [p for p in put["parameters"] if p["name"] == "scenario_id"]
+    (qid,) = [p for p in paths["/v1/scenarios"]["post"]["parameters"] if p["name"] == "id"]
+    for p in (sid["schema"], qid["schema"]["anyOf"][0]):
+        assert p["pattern"] == r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+    gpus = comps["Pool"]["properties"]["gpus"]["items"]
+    assert gpus == {"type": "number", "minimum": 0, "maximum": 1e12}
+    assert comps["Segment"]["properties"]["contract_hard"]["type"] == "boolean"
+    assert "type" in comps["Capacity"]["required"]  # a tagged union's tag is required
+    limit = comps["PlanRequest"]["properties"]["time_limit_s"]["anyOf"][0]
+    assert limit["maximum"] == 3600
+    assert "errors_truncated" in comps["Problem"]["properties"]
+    what_if = paths["/v1/scenarios/{scenario_id}/what-if"]["post"]["requestBody"]
+    assert what_if["content"]["application/json"]["schema"]["$ref"].endswith("/WhatIfRequest")
+    assert paths["/v1/version"]["get"]["security"] == [{"APIKeyHeader": []}]
+
+
+def test_big_bodies_are_validated_in_the_validator_process(client):
+    from api.bodies import BIG
+
+    raw = json.dumps(many_bad_pools(5000)).encode()
+    assert len(raw) > BIG
+    r = client.post("/v1/scenarios", content=raw, headers=JSON)
+    body = assert_problem(r, 422)
+    assert len(body["errors"]) == MAX_ERRORS and body["errors"][0]["path"] == "pools[0].gpus[0]"
+    assert body["errors_truncated"] == int(body["detail"].split()[0]) - MAX_ERRORS > 0
+    big = tiny() | {"description": "x" * BIG}
+    r = client.put("/v1/scenarios/big", json=big)
+    assert r.status_code == 201 and r.json()["scenario"]["description"] == big["description"]
+    assert client.post("/v1/solve", json=big).status_code == 200

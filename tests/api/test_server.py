@@ -157,3 +157,52 @@ def test_a_crash_mid_solve_requeues_the_job_once_then_fails_it(db):
         assert s3.wait(headers["location"], ("done",))["plan"]["totals"]["objective"] == 30950
     finally:
         s3.stop()
+
+
+def test_healthz_answers_while_big_invalid_scenarios_are_validated(db):
+    """Four 8 MB invalid scenarios at once: they are parsed and validated off the event
+    loop, so /healthz stays fast, and each 422 lists 100 errors and counts the rest."""
+    import threading
+
+    bad = {"id": "p", "accelerator": "H100", "region": "e", "gpus": [-1, -1]}
+    body = json.dumps(tiny() | {"pools": [bad] * 115_000}).encode()
+    assert 7_000_000 < len(body) < 8 * 1024 * 1024
+    s = Server(db).start()
+    try:
+        results: list[tuple[int, int, dict]] = []
+
+        def post() -> None:
+            req = urllib.request.Request(
+                s.base + "/v1/scenarios",
+                data=body,
+                method="POST",
+                headers={"content-type": "application/json"},
+            )
+            try:
+                urllib.request.urlopen(req, timeout=60)
+            except urllib.error.HTTPError as e:
+                raw = e.read()
+                results.append((e.code, len(raw), json.loads(raw)))
+
+        threads = [threading.Thread(target=post) for _ in range(4)]
+        for t in threads:
+            t.start()
+        worst, probes = 0.0, 0
+        end = time.monotonic() + 60
+        while any(t.is_alive() for t in threads) and time.monotonic() < end and probes < 600:
+            t0 = time.monotonic()
+            assert s.get("/healthz")[0] == 200
+            worst = max(worst, time.monotonic() - t0)
+            probes += 1
+            time.sleep(0.05)
+        for t in threads:
+            t.join(timeout=60)
+        print(f"/healthz: {probes} probes under load, worst {worst:.3f} s")
+        assert probes >= 5, "the posts finished before /healthz was probed under load"
+        assert worst < 0.5, f"/healthz took {worst:.2f} s under load"
+        assert len(results) == 4
+        for status, size, problem in results:
+            assert status == 422 and size < 20_000
+            assert len(problem["errors"]) == 100 and problem["errors_truncated"] > 100_000
+    finally:
+        s.stop()

@@ -54,7 +54,33 @@ def break_rental(d):
     d["pools"][0]["rentable_gpus"] = [1, 1]
 
 
+def break_huge_gpus(d):
+    d["pools"][0]["gpus"][0] = 1e308
+
+
+def break_product(d):
+    d["segments"][0]["throughput"]["H100"] = 1e12  # x 100 hours: 1e14 ok; x 10 000: too big
+    d["periods"][1]["hours"] = 10_000
+
+
+def break_bool_number(d):
+    d["pools"][1]["gpus"][0] = True
+
+
+def break_string_number(d):
+    d["segments"][0]["revenue_per_unit"] = "0.5"
+
+
+def break_int_bool(d):
+    d["segments"][1]["contract_hard"] = 1
+
+
 CASES = [
+    (break_huge_gpus, "pools[0].gpus[0]", "at most 1e+12"),
+    (break_product, "segments[0].throughput.H100", "the limit is 1e+15"),
+    (break_bool_number, "pools[1].gpus[0]", "must be a number"),
+    (break_string_number, "segments[0].revenue_per_unit", "must be a number"),
+    (break_int_bool, "segments[1].contract_hard", "must be true or false"),
     (break_demand_nan, "segments[1].demand[1]", "finite"),
     (break_demand_inf, "pools[0].variable_cost_per_gpu_hour", "finite"),
     (break_negative, "segments[0].demand[0]", "greater than or equal to 0"),
@@ -86,6 +112,12 @@ def test_cli_validate_prints_field_and_exits_1(tiny_dict, tmp_path, capsys, brea
     assert main(["validate", str(f)]) == 1
     err = capsys.readouterr().err
     assert f"{path}: " in err and reason in err
+
+
+def test_ints_are_numbers_and_examples_satisfy_the_limits(tiny_dict):
+    tiny_dict["pools"][0]["variable_cost_per_gpu_hour"] = 1  # an int is a number
+    tiny_dict["pools"][0]["gpus"] = [10**12, 0]  # the limit itself is allowed
+    assert validate_scenario(tiny_dict)[1] == []
 
 
 def test_unservable_segment_is_named(tiny_dict):

@@ -31,6 +31,7 @@ class _System:
 
 
 def _highs(sys_: _System, cost: np.ndarray | None = None) -> highspy.Highs:
+    """A HiGHS instance holding ``sys_`` (row-wise), minimising ``cost`` (0 if None)."""
     inf = highspy.kHighsInf
     A = sp.csr_matrix(sys_.A)
     m, n = A.shape
@@ -68,6 +69,7 @@ def _run(h: highspy.Highs) -> bool:
 
 
 def _is_feasible(sys_: _System) -> bool:
+    """Whether ``sys_`` has a solution."""
     return _run(_highs(sys_))
 
 
@@ -95,6 +97,7 @@ def _iis(sys_: _System) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def _system(lp: LinearProgram) -> _System:
+    """The rows and bounds of ``lp`` as a feasibility system (the bounds copied: safe to change)."""
     return _System(
         sp.csr_matrix(lp.A),
         np.asarray(lp.row_lower, dtype=float).copy(),
