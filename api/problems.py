@@ -138,6 +138,25 @@ def _insufficient_storage(request: Request, reason: str) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
+    """Every error the service answers, as problem+json: request errors, the engine's
+    errors, storage errors and bugs."""
+    _install_request_errors(app)
+    _install_engine_errors(app)
+    _install_storage_errors(app)
+
+
+HTTP_TITLES = {
+    400: "Bad request",
+    404: "Not found",
+    405: "Method not allowed",
+    406: "Not acceptable",
+    413: "Request body too large",
+}
+
+
+def _install_request_errors(app: FastAPI) -> None:
+    """The service's own errors, invalid requests and HTTP errors (a 405 with Allow)."""
+
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         resp = problem_response(
@@ -159,6 +178,23 @@ def install(app: FastAPI) -> None:
             "invalid-request",
             issues,
         )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers) if exc.headers else {}
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request, headers.get("Allow", "")))
+        return problem_response(
+            request,
+            exc.status_code,
+            HTTP_TITLES.get(exc.status_code, "HTTP error"),
+            str(exc.detail) if exc.detail else None,
+            headers=headers or None,
+        )
+
+
+def _install_engine_errors(app: FastAPI) -> None:
+    """Invalid and infeasible scenarios, solver failures: 422 in the engine's words."""
 
     @app.exception_handler(ScenarioError)
     async def _scenario(request: Request, exc: ScenarioError) -> JSONResponse:
@@ -186,26 +222,9 @@ def install(app: FastAPI) -> None:
             request, 422, "Solve failed", str(exc), exc.status.value.replace("_", "-")
         )
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        titles = {
-            400: "Bad request",
-            404: "Not found",
-            405: "Method not allowed",
-            406: "Not acceptable",
-            413: "Request body too large",
-        }
-        headers = dict(exc.headers) if exc.headers else {}
-        if exc.status_code == 405:
-            headers["Allow"] = ", ".join(allowed_methods(request, headers.get("Allow", "")))
-        return problem_response(
-            request,
-            exc.status_code,
-            titles.get(exc.status_code, "HTTP error"),
-            str(exc.detail) if exc.detail else None,
-            headers=headers or None,
-        )
 
+def _install_storage_errors(app: FastAPI) -> None:
+    """Numbers JSON cannot hold, a full disk (507), and anything unforeseen (500)."""
     from .store import NonFiniteError
 
     @app.exception_handler(NonFiniteError)

@@ -42,6 +42,7 @@ import numpy as np
 
 from allocator.lp.arrays import ScenarioArrays
 from allocator.plan import Plan
+from allocator.plan.text import table
 from allocator.scenario import Pool, Scenario
 
 LEAVE_IDLE = "leave idle"
@@ -392,23 +393,23 @@ def _capacity_row(m: _Margins, pool: Pool, j: int, t: int, label: str) -> Capaci
     )
 
 
-def capacity_table(rows: list[CapacityValue]) -> str:
-    """The rows as a fixed-width text table: pool, period, value of one more usable GPU and
-    of one more owned GPU, rental and amortised purchase cost per GPU, recommendation."""
-    cols = ("value/GPU", "owned/GPU", "rent/GPU", "buy/GPU")
-    head = f"{'pool':<24} {'period':<10} " + " ".join(f"{c:>10}" for c in cols)
-    head += "  recommendation"
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        cells = (
+def capacity_table(rows: list[CapacityValue], currency: str = "") -> str:
+    """The rows as an aligned text table: pool, period, value of one more usable GPU and
+    of one more owned GPU, rental and amortised purchase cost per GPU (each for the whole
+    period, nominal), recommendation."""
+    unit = f" ({currency} per GPU, period)" if currency else " (per GPU, period)"
+    headers = ["pool", "period", "value" + unit, "owned GPU value", "rent", "buy"]
+    headers.append("recommendation")
+    cells = [
+        [
+            r.pool,
+            r.period,
             _money(r.value_per_gpu),
             _money(r.value_per_owned_gpu),
             "-" if r.rental_cost_per_gpu is None else _money(r.rental_cost_per_gpu),
             "-" if r.purchase_cost_per_gpu is None else _money(r.purchase_cost_per_gpu),
-        )
-        lines.append(
-            f"{r.pool:<24} {r.period:<10} "
-            + " ".join(f"{c:>10}" for c in cells)
-            + f"  {r.recommendation}"
-        )
-    return "\n".join(lines)
+            r.recommendation,
+        ]
+        for r in rows
+    ]
+    return "\n".join(table(headers, cells, "llrrrrl"))

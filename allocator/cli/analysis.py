@@ -294,7 +294,7 @@ def cmd_capacity(args: argparse.Namespace, sc: Scenario) -> int:
     from allocator.engine import solve
 
     rows = capacity_value(solve(sc), sc, purchase_price_per_gpu_hour=args.purchase_price)
-    _emit(args, [r.to_dict() for r in rows], capacity_table(rows))
+    _emit(args, [r.to_dict() for r in rows], capacity_table(rows, sc.currency))
     return 0
 
 

@@ -219,12 +219,18 @@ def cmd_replan(args: argparse.Namespace) -> int:
         lines.append(f"  {result.keep_reason}")
     changed = [m for m in result.moves if abs(m.change) > 1e-6 or m.moved_gpus > 1e-6]
     if changed:
-        lines.append("  segment / pool: GPUs now -> new (moved away, held idle)")
-        for m in sorted(changed, key=lambda m: -abs(m.change)):
-            lines.append(
-                f"    {m.segment} / {m.pool}: {m.current_gpus:,.1f} -> {m.new_gpus:,.1f} "
-                f"({m.moved_gpus:,.1f}, {m.held_idle_gpus:,.1f})"
-            )
+        rows = [
+            [m.segment, m.pool, m.current_gpus, m.new_gpus, m.moved_gpus, m.held_idle_gpus]
+            for m in sorted(changed, key=lambda m: -abs(m.change))
+        ]
+        fmt = [None, None] + [lambda v: number(v, 1)] * 4
+        lines += table(
+            ["segment", "pool", "GPUs now", "GPUs new", "moved away", "held idle"],
+            rows,
+            "llrrrr",
+            "  ",
+            formats=fmt,
+        )
     else:
         lines.append("  no change in the first period")
     print("\n".join(lines))

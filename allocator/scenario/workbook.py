@@ -1135,20 +1135,25 @@ def _save(wb: Any, path: str | Path) -> None:
 
 
 def _workbook(data: Mapping[str, Any], template: bool) -> Any:
+    """The whole workbook: about, settings, the pool sheets, the segment sheets, limits."""
     from openpyxl import Workbook
-    from openpyxl.styles import Alignment
 
     cur = str(data.get("currency") or "USD")
-    periods = list(data.get("periods") or [])
-    pools = list(data.get("pools") or [])
-    segments = list(data.get("segments") or [])
-    policy = dict(data.get("policy") or {})
-    labels = [str(p["label"]) for p in periods]
-
+    labels = [str(p["label"]) for p in data.get("periods") or []]
     wb = Workbook()
     about = wb.active
     about.title = "about"
     _write_about(about, data, cur)
+    _settings_sheets(wb, data, cur, template)
+    _pool_sheets(wb, data, labels, cur)
+    _segment_sheets(wb, data, labels, cur)
+    _limit_sheets(wb, data, labels, cur)
+    return wb
+
+
+def _settings_sheets(wb: Any, data: Mapping[str, Any], cur: str, template: bool) -> None:
+    """scenario (name, currency, discount rate...) and policy, as item/value rows."""
+    from openpyxl.styles import Alignment
 
     ws = wb.create_sheet("scenario")
     _write_settings(ws, SCENARIO_ROWS, data, cur, defaults=False)
@@ -1157,11 +1162,15 @@ def _workbook(data: Mapping[str, Any], template: bool) -> Any:
     ws.column_dimensions["D"].width = 70
     ws["B3"].alignment = Alignment(wrap_text=True, vertical="top")
     ws = wb.create_sheet("policy")
-    _write_settings(ws, POLICY_ROWS, policy, cur, defaults=template)
+    _write_settings(ws, POLICY_ROWS, dict(data.get("policy") or {}), cur, defaults=template)
     _widths(ws, cap=90)
 
+
+def _pool_sheets(wb: Any, data: Mapping[str, Any], labels: list[str], cur: str) -> None:
+    """periods, pools, and the capacity and rentable pool × period grids."""
+    pools = list(data.get("pools") or [])
     ws = wb.create_sheet("periods")
-    _write_table(ws, PERIOD_COLS, periods, cur)
+    _write_table(ws, PERIOD_COLS, list(data.get("periods") or []), cur)
     _widths(ws)
     ws = wb.create_sheet("pools")
     _write_table(ws, POOL_COLS, pools, cur)
@@ -1178,6 +1187,10 @@ def _workbook(data: Mapping[str, Any], template: bool) -> Any:
     )
     _widths(ws)
 
+
+def _segment_sheets(wb: Any, data: Mapping[str, Any], labels: list[str], cur: str) -> None:
+    """segments, the demand and contract-minimum grids, throughput and modes."""
+    segments = list(data.get("segments") or [])
     ws = wb.create_sheet("segments")
     _write_table(ws, SEGMENT_COLS, segments, cur)
     _widths(ws)
@@ -1194,12 +1207,11 @@ def _workbook(data: Mapping[str, Any], template: bool) -> Any:
         [(s["id"], s["contract_min"]) for s in segments if s.get("contract_min") is not None],
     )
     _widths(ws)
-
     ws = wb.create_sheet("throughput")
     accs: dict[str, None] = {}
     for s in segments:
         accs.update(dict.fromkeys(s.get("throughput") or {}))
-    for p in pools:
+    for p in data.get("pools") or []:
         accs.setdefault(str(p["accelerator"]))
     _write_grid(
         ws,
@@ -1208,7 +1220,6 @@ def _workbook(data: Mapping[str, Any], template: bool) -> Any:
         [(s["id"], [(s.get("throughput") or {}).get(a) for a in accs]) for s in segments],
     )
     _widths(ws)
-
     ws = wb.create_sheet("modes")
     mode_rows: list[dict[str, Any]] = []
     for s in segments:
@@ -1218,6 +1229,11 @@ def _workbook(data: Mapping[str, Any], template: bool) -> Any:
     _write_table(ws, MODE_COLS, mode_rows, cur)
     _widths(ws)
 
+
+def _limit_sheets(wb: Any, data: Mapping[str, Any], labels: list[str], cur: str) -> None:
+    """reservations offered by segments, and kind caps and floors."""
+    segments = list(data.get("segments") or [])
+    policy = dict(data.get("policy") or {})
     ws = wb.create_sheet("reservations")
     res_rows = [
         ((s["id"], s["reservation"].get("price_per_gpu_hour")), s["reservation"].get("max_gpus"))
@@ -1226,7 +1242,6 @@ def _workbook(data: Mapping[str, Any], template: bool) -> Any:
     ]
     _write_per_period(ws, ("segment", f"price ({cur}/GPU-hour)"), labels, res_rows, {})
     _widths(ws)
-
     ws = wb.create_sheet("kind_limits")
     lim_rows = [
         ((kind, limit), v)
@@ -1237,4 +1252,3 @@ def _workbook(data: Mapping[str, Any], template: bool) -> Any:
         ws, ("kind", "limit (cap/floor)"), labels, lim_rows, {1: KINDS, 2: tuple(LIMITS)}
     )
     _widths(ws)
-    return wb
