@@ -153,7 +153,9 @@ def test_random_milps_agree_and_allocate_whole_units(data, draw):
         assert s.bound <= s.lp_relaxation_objective + slack
     if "CBC" in AVAILABLE:
         c = solve(data, backend="pulp", solver="CBC", mip_gap=0)
-        assert c.objective == pytest.approx(h.objective, rel=1e-6, abs=1e-6)
+        # absolute 1e-4: an optimum of a few 1e-5 is inside the MIP solvers' tolerances
+        # (seen once: CBC 0 against HiGHS -3.1e-5 on money of 1e-7 per column)
+        assert c.objective == pytest.approx(h.objective, rel=1e-6, abs=1e-4)
 
 
 # --------------------------------------------------------------------- time limits
