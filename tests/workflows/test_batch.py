@@ -308,7 +308,7 @@ def test_dask_cluster_gives_the_same_results_as_local(tmp_path: Path, threads: c
     local = run_batch(specs, tmp_path / "local", executor=threads)
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
