@@ -17,6 +17,7 @@ from allocator.workflows.whatif import compare
 
 from ..bodies import body_openapi, model_body, scenario_or_workbook_body
 from ..deps import PagingDep, RunnerDep, SettingsDep, StoreDep, SyncDep
+from ..downloads import FastJSON
 from ..problems import ApiError, responses
 from ..schemas import (
     LEGACY_ID_PATTERN,
@@ -307,7 +308,7 @@ async def what_if(
     store: StoreDep,
     sync: SyncDep,
     settings: SettingsDep,
-) -> WhatIfPublic:
+) -> FastJSON:
     def prepare() -> tuple[ScenarioRow, Scenario]:
         """The stored scenario with the overrides applied (validation: in a thread)."""
         row = store.get_scenario(scenario_id)
@@ -342,12 +343,14 @@ async def what_if(
     )
     raise_problem(out)
     new_plan = out["plan"]
-    return WhatIfPublic(
+    body = WhatIfPublic(
         scenario_id=scenario_id,
         scenario_revision=row.revision,
         base_plan_id=latest.id if latest is not None else None,
         overrides=overrides.model_dump(exclude_none=True, exclude_defaults=True, mode="json"),
         difference=compare(base_plan, new_plan),
-        plan=new_plan,
+        plan={},
         warm=out["warm"],
-    )
+    ).model_dump(mode="json")
+    body["plan"] = new_plan  # as the worker made it, through orjson (NaN refused)
+    return FastJSON(body)
