@@ -96,9 +96,7 @@ def parse_workbook(raw: bytes) -> Scenario:
     except (zipfile.BadZipFile, ValueError) as exc:
         raise invalid([Issue("", f"not an Excel workbook (.xlsx): {exc}")]) from None
     if size > MAX_UNZIPPED:
-        raise invalid(
-            [Issue("", f"the workbook unpacks to {size:,} bytes, over {MAX_UNZIPPED:,}")]
-        )
+        raise invalid([Issue("", f"the workbook unpacks to {size:,} bytes, over {MAX_UNZIPPED:,}")])
     from allocator.scenario.workbook import read_workbook
 
     try:

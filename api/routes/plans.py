@@ -4,15 +4,16 @@ like the CSV views: a Parquet file is one table)."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from allocator.plan import jsonio
+
 from ..bodies import XLSX
 from ..deps import PagingDep, RunnerDep, StoreDep
-from ..downloads import PARQUET, ZIP, FastJSON, choose, plan_download, table_parquet
+from ..downloads import PARQUET, ZIP, choose, plan_download, table_parquet
 from ..problems import ApiError, responses
 from ..schemas import Page, PlanJobPublic
 from ..store import FINISHED, QUEUED, RUNNING
@@ -78,24 +79,33 @@ def list_plans(
     responses=responses(401, 404, 422),
 )
 def get_plan(plan_id: PlanId, store: StoreDep) -> Response:
-    row = _get(store, plan_id)
-    headers = {"Retry-After": "1"} if row.status in (QUEUED, RUNNING) else None
-    # the plan goes out as stored (read back from JSON: no NaN), through orjson; pydantic
-    # neither copies nor walks it
-    body = plan_public(dataclasses.replace(row, result=None)).model_dump(mode="json")
-    body["plan"] = row.result
-    return FastJSON(body, headers=headers, checked=True)
+    found = store.get_plan_text(plan_id)
+    if found is None:
+        raise ApiError(404, "Not found", f"no plan {plan_id!r}", "not-found")
+    row, text = found
+    headers = {"Retry-After": "1"} if row.status in (QUEUED, RUNNING) else {}
+    # the plan goes out as the JSON text the store holds (written by orjson, finite), spliced
+    # between the job's other fields: neither parsed nor written again
+    body = plan_public(row).model_dump(mode="json")
+    keys = list(body)
+    at = keys.index("plan")
+    head = jsonio.dumps({k: body[k] for k in keys[:at]})
+    tail = jsonio.dumps({k: body[k] for k in keys[at + 1 :]})
+    plan = text.encode() if text is not None else b"null"
+    data = b"".join((head[:-1], b',"plan":', plan, b",", tail[1:]))
+    return Response(data, media_type="application/json", headers=headers)
+
+
+def _not_done(status: str) -> ApiError:
+    return ApiError(
+        409, "Plan not available", f"the job is {status}; views exist once it is done", "not-done"
+    )
 
 
 def _done(store: StoreDep, pid: str):  # type: ignore[no-untyped-def]
     row = _get(store, pid)
     if row.result is None:
-        raise ApiError(
-            409,
-            "Plan not available",
-            f"the job is {row.status}; views exist once it is done",
-            "not-done",
-        )
+        raise _not_done(row.status)
     return row
 
 
@@ -123,6 +133,18 @@ def plan_file(
     plan_id: PlanId, request: Request, store: StoreDep, format: PlanFormat = None
 ) -> Response:
     fmt = choose(request, format, PLAN_FORMATS, media={"parquet": ZIP})
+    if fmt == "json":  # the stored text as it is
+        found = store.get_plan_text(plan_id)
+        if found is None:
+            raise ApiError(404, "Not found", f"no plan {plan_id!r}", "not-found")
+        row, text = found
+        if text is None:
+            raise _not_done(row.status)
+        return Response(
+            text.encode(),
+            media_type="application/json",
+            headers={"Content-Disposition": f'inline; filename="{plan_id}.json"'},
+        )
     row = _done(store, plan_id)
     return plan_download(row.result, fmt, plan_id)
 

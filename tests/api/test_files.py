@@ -161,9 +161,7 @@ def test_parquet_tables_and_the_whole_plan_as_a_zip(client, done) -> None:
 
     r = client.get(f"{base}/plan?format=parquet")
     assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
-    assert r.headers["content-disposition"] == (
-        f'attachment; filename="{done["id"]}.parquet.zip"'
-    )
+    assert r.headers["content-disposition"] == (f'attachment; filename="{done["id"]}.parquet.zip"')
     zf = zipfile.ZipFile(io.BytesIO(r.content))
     folder = f"{done['id']}.parquet"
     tables = ("allocations", "segments", "pools", "reservations", "binding")
@@ -216,7 +214,12 @@ def test_orjson_responses_carry_the_same_content_as_before(client, done) -> None
     assert r.status_code == 200, r.text
     body = r.json()
     assert set(body) == {
-        "scenario_id", "scenario_revision", "base_plan_id", "overrides", "difference", "plan",
+        "scenario_id",
+        "scenario_revision",
+        "base_plan_id",
+        "overrides",
+        "difference",
+        "plan",
         "warm",
     }
     assert body["overrides"] == {"demand_scale": {"cloud": 2.0}}

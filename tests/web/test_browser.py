@@ -160,9 +160,7 @@ def test_upload_a_workbook_and_download_the_plan_as_excel(page, tmp_path):
     f = tmp_path / "hyperscaler-book.xlsx"
     f.write_bytes((ROOT / "data" / "hyperscaler.xlsx").read_bytes())
     page.set_input_files("#upload", str(f))
-    page.wait_for_function(
-        "() => document.querySelector('#scenario').value === 'hyperscaler-book'"
-    )
+    page.wait_for_function("() => document.querySelector('#scenario').value === 'hyperscaler-book'")
     page.wait_for_function(
         "() => document.querySelector('#status').textContent.startsWith('no plan yet')"
     )
