@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -45,9 +46,14 @@ def load_examples(store: Store, settings: Settings) -> int:
     return n
 
 
+# (method, path) that also take a scenario workbook as the body
+WORKBOOK_ROUTES = re.compile(r"^(POST /v1/scenarios/?|PUT /v1/scenarios/[^/]+)$")
+
+
 class BodyPolicy:
-    """/v1 writes: 415 for a body that is not JSON; 413 for a body over the limit, by its
-    Content-Length or counted while it streams in (both as problem+json)."""
+    """/v1 writes: 415 for a body that is not JSON (or, where a scenario is stored, a
+    workbook); 413 for a body over the limit, by its Content-Length or counted while it
+    streams in (both as problem+json)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int):
         self.app = app
@@ -61,13 +67,16 @@ class BodyPolicy:
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()  # RFC 9110
         length = headers.get("content-length")
         has_body = (length is not None and length != "0") or "transfer-encoding" in headers
-        if has_body and not (ctype == "application/json" or ctype.endswith("+json")):
+        is_json = ctype == "application/json" or ctype.endswith("+json")
+        workbook_ok = WORKBOOK_ROUTES.match(f"{scope['method']} {scope['path']}") is not None
+        if has_body and not (is_json or (workbook_ok and ctype == bodies.XLSX)):
+            also = f" or {bodies.XLSX} (a scenario workbook)" if workbook_ok else ""
             await _problem(
                 scope,
                 send,
                 415,
                 "Unsupported media type",
-                "send the body as application/json",
+                f"send the body as application/json{also}",
                 "unsupported-media-type",
             )
             return

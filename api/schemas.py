@@ -59,6 +59,7 @@ class PlanRequest(BaseModel):
 class PlanLinks(BaseModel):
     self: str
     scenario: str
+    plan: str = Field(description="The plan itself: JSON, ?format=xlsx or ?format=parquet.")
     allocations: str
     segments: str
     pools: str

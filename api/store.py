@@ -418,6 +418,20 @@ class Store:
             r = c.execute(sa.select(*cols).where(plans.c.id == pid)).first()
         return self._plan(r) if r is not None else None
 
+    def get_plan_text(self, pid: str) -> tuple[PlanRow, str | None] | None:
+        """The job (``result`` None) and its plan as the JSON text stored, unparsed: GET
+        sends that text as it is rather than parse and write megabytes again."""
+        with self.engine.connect() as c:
+            r = c.execute(
+                sa.select(*self._summary_cols, plans.c.result.label("result_text")).where(
+                    plans.c.id == pid
+                )
+            ).first()
+        if r is None:
+            return None
+        text = r._mapping["result_text"]
+        return self._plan(r), text or None
+
     def plan_scenario(self, pid: str) -> dict[str, Any] | None:
         """The scenario exactly as the plan was solved from."""
         with self.engine.connect() as c:

@@ -78,24 +78,35 @@ def summary_dict(plan: Plan) -> dict[str, Any]:
 def write_parquet(plan: Plan, folder: Path) -> list[Path]:
     """``folder/<table>.parquet`` for every table (plan metadata in each schema under
     ``allocator.plan``) and ``folder/plan.json`` with the totals, by kind and solver."""
+    files = parquet_files(plan)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, data in files.items():
+        written.append(folder / name)
+        write_atomic(written[-1], data)
+    return written
+
+
+def parquet_files(plan: Plan, tables: tuple[str, ...] = TABLES) -> dict[str, bytes]:
+    """The files of :func:`write_parquet` in memory: ``{"<table>.parquet": bytes, ...,
+    "plan.json": bytes}`` (``tables`` picks the tables; the service sends one or all)."""
     try:
         import pyarrow.parquet as pq
     except ImportError:
         raise ImportError("Parquet output needs pyarrow: pip install 'allocator[arrow]'") from None
     import pyarrow as pa
 
-    folder.mkdir(parents=True, exist_ok=True)
     meta = jsonio.dumps(summary_dict(plan))
-    written = []
+    out = {}
     for name, table in plan.to_arrow().items():
+        if name not in tables:
+            continue
         table = table.replace_schema_metadata({b"allocator.plan": meta})
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink)
-        written.append(folder / f"{name}.parquet")
-        write_atomic(written[-1], sink.getvalue().to_pybytes())
-    written.append(folder / "plan.json")
-    write_atomic(written[-1], meta + b"\n")
-    return written
+        out[f"{name}.parquet"] = sink.getvalue().to_pybytes()
+    out["plan.json"] = meta + b"\n"
+    return out
 
 
 def table_csv(header: list[str], columns: list[list[Any]]) -> str:

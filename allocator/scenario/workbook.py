@@ -45,7 +45,7 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from allocator.errors import Issue, ScenarioError
 
@@ -659,14 +659,16 @@ class _WorkbookReader(_Reader):
         return [self.number(row[j - 1], g.ref(r, j), required=True) for _, j in cells]
 
 
-def _load(path: str | Path) -> dict[str, list[tuple[Any, ...]]]:
+def _load(path: str | Path | IO[bytes]) -> dict[str, list[tuple[Any, ...]]]:
     with warnings.catch_warnings():  # about features we do not read (extensions, styles)
         warnings.filterwarnings("ignore", category=UserWarning, module="openpyxl")
         return _load_cells(path)
 
 
-def _load_cells(path: str | Path) -> dict[str, list[tuple[Any, ...]]]:
+def _load_cells(path: str | Path | IO[bytes]) -> dict[str, list[tuple[Any, ...]]]:
     import zipfile
+
+    label = path if isinstance(path, str | Path) else "the workbook"
 
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
@@ -674,9 +676,9 @@ def _load_cells(path: str | Path) -> dict[str, list[tuple[Any, ...]]]:
     try:
         wb = load_workbook(path, data_only=True, read_only=True)
     except OSError as exc:
-        raise ScenarioError([Issue("", f"cannot read {path}: {exc.strerror}")]) from None
+        raise ScenarioError([Issue("", f"cannot read {label}: {exc.strerror}")]) from None
     except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise ScenarioError([Issue("", f"{path}: not an Excel workbook (.xlsx): {exc}")]) from None
+        raise ScenarioError([Issue("", f"{label}: not an Excel workbook (.xlsx): {exc}")]) from None
     try:
         out = {}
         for ws in wb.worksheets:
@@ -687,8 +689,9 @@ def _load_cells(path: str | Path) -> dict[str, list[tuple[Any, ...]]]:
         wb.close()
 
 
-def read_workbook(path: str | Path) -> dict[str, Any]:
-    """The scenario of a workbook as data for :meth:`Scenario.from_dict`.
+def read_workbook(path: str | Path | IO[bytes]) -> dict[str, Any]:
+    """The scenario of a workbook (a path, or a binary file object such as an uploaded
+    body in ``io.BytesIO``) as data for :meth:`Scenario.from_dict`.
 
     Raises :class:`ScenarioError` listing every problem of the workbook (missing sheets and
     columns, text in number cells, unknown or duplicate ids, ...) with its sheet and cell.

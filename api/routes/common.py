@@ -6,13 +6,13 @@ import csv
 import io
 from typing import Any
 
-from fastapi import Request
 from fastapi.responses import Response
 
 from allocator import Scenario
 from allocator.lp.build import count_columns
 
 from ..config import Settings
+from ..downloads import FastJSON
 from ..problems import ApiError
 from ..schemas import PlanJobPublic, PlanLinks, ScenarioPublic, ScenarioSummary
 from ..store import PlanRow, ScenarioRow
@@ -68,6 +68,7 @@ def plan_public(row: PlanRow) -> PlanJobPublic:
         links=PlanLinks(
             self=base,
             scenario=f"/v1/scenarios/{row.scenario_id}",
+            plan=f"{base}/plan",
             allocations=f"{base}/allocations",
             segments=f"{base}/segments",
             pools=f"{base}/pools",
@@ -75,18 +76,9 @@ def plan_public(row: PlanRow) -> PlanJobPublic:
     )
 
 
-def wants_csv(request: Request, fmt: str | None) -> bool:
-    if fmt is not None:
-        return fmt == "csv"
-    accept = request.headers.get("accept", "")
-    return CSV in accept and "application/json" not in accept
-
-
 def rows_response(rows: list[dict[str, Any]], as_csv: bool, filename: str) -> Response:
     if not as_csv:
-        from fastapi.responses import JSONResponse
-
-        return JSONResponse(rows)
+        return FastJSON(rows, checked=True)  # a stored plan's rows: read from JSON, finite
     buf = io.StringIO()
     if rows:
         writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")

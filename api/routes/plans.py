@@ -1,4 +1,6 @@
-"""Plan jobs: get, list, cancel; views of a finished plan as JSON or CSV."""
+"""Plan jobs: get, list, cancel; a finished plan as JSON, an Excel workbook or a zip of
+Parquet files (``/plan``), and its tables as JSON, CSV or Parquet (one table per request,
+like the CSV views: a Parquet file is one table)."""
 
 from __future__ import annotations
 
@@ -7,15 +9,39 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from allocator.plan import jsonio
+
+from ..bodies import XLSX
 from ..deps import PagingDep, RunnerDep, StoreDep
+from ..downloads import PARQUET, ZIP, choose, plan_download, table_parquet
 from ..problems import ApiError, responses
 from ..schemas import Page, PlanJobPublic
 from ..store import FINISHED, QUEUED, RUNNING
-from .common import CSV, plan_public, rows_response, wants_csv
+from .common import CSV, plan_public, rows_response
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
 PlanId = Annotated[str, Path(max_length=64, description="Plan job id.")]
-Format = Annotated[Literal["json", "csv"] | None, Query(description="Or send Accept: text/csv.")]
+VIEW_FORMATS = ("json", "csv", "parquet")
+PLAN_FORMATS = ("json", "xlsx", "parquet")
+Format = Annotated[
+    str | None,
+    Query(
+        max_length=16,
+        description="json, csv or parquet (one Parquet file); or send Accept: text/csv or "
+        f"{PARQUET}. Another value answers 400.",
+        json_schema_extra={"enum": list(VIEW_FORMATS)},
+    ),
+]
+PlanFormat = Annotated[
+    str | None,
+    Query(
+        max_length=16,
+        description="json (the plan itself, as `allocator replan` reads it), xlsx (the plan "
+        "workbook) or parquet (a zip of one Parquet file per table and plan.json); or send "
+        f"Accept: {XLSX} or {ZIP}. Another value answers 400.",
+        json_schema_extra={"enum": list(PLAN_FORMATS)},
+    ),
+]
 
 
 def _get(store: StoreDep, pid: str, with_result: bool = True):  # type: ignore[no-untyped-def]
@@ -52,11 +78,75 @@ def list_plans(
     summary="A plan job, with the plan when done",
     responses=responses(401, 404, 422),
 )
-def get_plan(plan_id: PlanId, store: StoreDep, response: Response) -> PlanJobPublic:
-    row = _get(store, plan_id)
-    if row.status in (QUEUED, RUNNING):
-        response.headers["Retry-After"] = "1"
-    return plan_public(row)
+def get_plan(plan_id: PlanId, store: StoreDep) -> Response:
+    found = store.get_plan_text(plan_id)
+    if found is None:
+        raise ApiError(404, "Not found", f"no plan {plan_id!r}", "not-found")
+    row, text = found
+    headers = {"Retry-After": "1"} if row.status in (QUEUED, RUNNING) else {}
+    # the plan goes out as the JSON text the store holds (written by orjson, finite), spliced
+    # between the job's other fields: neither parsed nor written again
+    body = plan_public(row).model_dump(mode="json")
+    keys = list(body)
+    at = keys.index("plan")
+    head = jsonio.dumps({k: body[k] for k in keys[:at]})
+    tail = jsonio.dumps({k: body[k] for k in keys[at + 1 :]})
+    plan = text.encode() if text is not None else b"null"
+    data = b"".join((head[:-1], b',"plan":', plan, b",", tail[1:]))
+    return Response(data, media_type="application/json", headers=headers)
+
+
+def _not_done(status: str) -> ApiError:
+    return ApiError(
+        409, "Plan not available", f"the job is {status}; views exist once it is done", "not-done"
+    )
+
+
+def _done(store: StoreDep, pid: str):  # type: ignore[no-untyped-def]
+    row = _get(store, pid)
+    if row.result is None:
+        raise _not_done(row.status)
+    return row
+
+
+@router.get(
+    "/{plan_id}/plan",
+    summary="The plan itself: JSON, Excel workbook or Parquet (zip)",
+    description="JSON is the plan (Plan.to_dict(), what `allocator replan` reads), without "
+    "the job around it; xlsx the plan workbook (Summary, By kind, prices, Allocations, "
+    "Segments, Pools, Reservations, Binding); parquet a zip of the folder `allocator solve -o "
+    "plan.parquet` writes. Parquet needs pyarrow on the service (else 501).",
+    responses={
+        200: {
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                XLSX: {"schema": {"type": "string", "format": "binary"}},
+                ZIP: {"schema": {"type": "string", "format": "binary"}},
+            },
+            "description": "The plan",
+        },
+        501: {"description": "Parquet asked for, and the service has no pyarrow"},
+        **responses(400, 401, 404, 406, 409, 422),
+    },
+)
+def plan_file(
+    plan_id: PlanId, request: Request, store: StoreDep, format: PlanFormat = None
+) -> Response:
+    fmt = choose(request, format, PLAN_FORMATS, media={"parquet": ZIP})
+    if fmt == "json":  # the stored text as it is
+        found = store.get_plan_text(plan_id)
+        if found is None:
+            raise ApiError(404, "Not found", f"no plan {plan_id!r}", "not-found")
+        row, text = found
+        if text is None:
+            raise _not_done(row.status)
+        return Response(
+            text.encode(),
+            media_type="application/json",
+            headers={"Content-Disposition": f'inline; filename="{plan_id}.json"'},
+        )
+    row = _done(store, plan_id)
+    return plan_download(row.result, fmt, plan_id)
 
 
 @router.delete(
@@ -83,15 +173,12 @@ def delete_plan(plan_id: PlanId, store: StoreDep, runner: RunnerDep) -> Response
 
 def _view(name: str):  # type: ignore[no-untyped-def]
     def view(plan_id: PlanId, request: Request, store: StoreDep, format: Format = None) -> Response:
-        row = _get(store, plan_id)
-        if row.result is None:
-            raise ApiError(
-                409,
-                "Plan not available",
-                f"the job is {row.status}; views exist once it is done",
-                "not-done",
-            )
-        return rows_response(row.result[name], wants_csv(request, format), f"{plan_id}-{name}")
+        hint = f"; the whole plan as xlsx is /v1/plans/{plan_id}/plan?format=xlsx"
+        fmt = choose(request, format, VIEW_FORMATS, hint)
+        row = _done(store, plan_id)
+        if fmt == "parquet":
+            return table_parquet(row.result, name, f"{plan_id}-{name}")
+        return rows_response(row.result[name], fmt == "csv", f"{plan_id}-{name}")
 
     view.__name__ = f"plan_{name}"
     return view
@@ -109,7 +196,13 @@ for _name, _summary in (
         summary=_summary,
         response_model=list[dict],
         responses={
-            200: {"content": {CSV: {"schema": {"type": "string"}}}},
-            **responses(401, 404, 409, 422),
+            200: {
+                "content": {
+                    CSV: {"schema": {"type": "string"}},
+                    PARQUET: {"schema": {"type": "string", "format": "binary"}},
+                }
+            },
+            501: {"description": "Parquet asked for, and the service has no pyarrow"},
+            **responses(400, 401, 404, 406, 409, 422),
         },
     )

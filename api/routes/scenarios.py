@@ -15,8 +15,9 @@ from allocator import Issue, Scenario, ScenarioError
 from allocator.scenario.overrides import apply_overrides
 from allocator.workflows.whatif import compare
 
-from ..bodies import body_openapi, model_body, scenario_body
+from ..bodies import body_openapi, model_body, scenario_or_workbook_body
 from ..deps import PagingDep, RunnerDep, SettingsDep, StoreDep, SyncDep
+from ..downloads import FastJSON
 from ..problems import ApiError, responses
 from ..schemas import (
     LEGACY_ID_PATTERN,
@@ -42,8 +43,13 @@ NewScenarioId = Annotated[
 ScenarioId = Annotated[
     str, Path(pattern=LEGACY_ID_PATTERN, max_length=128, description="Scenario id.")
 ]
-ScenarioBody = Annotated[Scenario, Depends(scenario_body)]
-SCENARIO_REQUEST = body_openapi("Scenario", examples={"tiny": {"value": TINY}})
+ScenarioBody = Annotated[Scenario, Depends(scenario_or_workbook_body)]
+SCENARIO_REQUEST = body_openapi("Scenario", examples={"tiny": {"value": TINY}}, workbook=True)
+WORKBOOK_NOTE = (
+    " The body may also be a scenario workbook (.xlsx) sent as "
+    "`application/vnd.openxmlformats-officedocument.spreadsheetml.sheet`: its problems name "
+    "their sheet and cell (`demand!F7`)."
+)
 
 
 def _not_found(sid: str) -> ApiError:
@@ -103,7 +109,7 @@ def list_scenarios(store: StoreDep, page: PagingDep) -> Page[ScenarioSummary]:
     response_model=ScenarioPublic,
     summary="Store a new scenario",
     description="The body is a scenario (as in data/*.json). Its id is `?id=` or, "
-    "without it, made from its name. Validated on the way in.",
+    "without it, made from its name. Validated on the way in." + WORKBOOK_NOTE,
     responses=responses(400, 401, 409, 413, 415, 422, 507),
     openapi_extra=SCENARIO_REQUEST,
 )
@@ -150,7 +156,8 @@ def get_scenario(scenario_id: ScenarioId, store: StoreDep, response: Response) -
     description="Replacing raises the revision by one, atomically: concurrent PUTs each "
     "get their own revision; plans keep the revision they were solved from. The response's "
     'ETag is the revision (`"3"`); send it back as `If-Match` to replace only that revision '
-    "(412 if the scenario has moved on); `If-Match: *` replaces only an existing scenario.",
+    "(412 if the scenario has moved on); `If-Match: *` replaces only an existing scenario."
+    + WORKBOOK_NOTE,
     responses={
         201: {"model": ScenarioPublic, "description": "Created"},
         **responses(400, 401, 412, 413, 415, 422, 507),
@@ -301,7 +308,7 @@ async def what_if(
     store: StoreDep,
     sync: SyncDep,
     settings: SettingsDep,
-) -> WhatIfPublic:
+) -> FastJSON:
     def prepare() -> tuple[ScenarioRow, Scenario]:
         """The stored scenario with the overrides applied (validation: in a thread)."""
         row = store.get_scenario(scenario_id)
@@ -336,12 +343,14 @@ async def what_if(
     )
     raise_problem(out)
     new_plan = out["plan"]
-    return WhatIfPublic(
+    body = WhatIfPublic(
         scenario_id=scenario_id,
         scenario_revision=row.revision,
         base_plan_id=latest.id if latest is not None else None,
         overrides=overrides.model_dump(exclude_none=True, exclude_defaults=True, mode="json"),
         difference=compare(base_plan, new_plan),
-        plan=new_plan,
+        plan={},
         warm=out["warm"],
-    )
+    ).model_dump(mode="json")
+    body["plan"] = new_plan  # as the worker made it, through orjson (NaN refused)
+    return FastJSON(body)

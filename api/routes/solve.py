@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from allocator import Issue, Scenario
 
 from ..bodies import body_openapi, scenario_body
 from ..deps import SettingsDep, SyncDep
+from ..downloads import FastJSON
 from ..problems import ApiError, responses
 from ..schemas import PLAN_EXAMPLE
 from .common import check_size
@@ -84,9 +84,9 @@ async def solve_now(
     time_limit_s: Annotated[
         float | None, Query(gt=0, le=3600, description="Solver time limit.")
     ] = None,
-) -> JSONResponse:
+) -> FastJSON:
     await run_in_threadpool(check_size, scenario, settings, "POST /v1/solve")
     limit = min(time_limit_s or settings.sync_time_limit_s, settings.sync_time_limit_s)
     body = await run_in_threadpool(scenario.to_dict)
     plan = await run_solve(sync, body, {"time_limit_s": limit})
-    return JSONResponse(plan)
+    return FastJSON(plan)  # orjson; NaN or infinity refused

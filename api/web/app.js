@@ -106,11 +106,33 @@ async function chooseScenario(id) {
 }
 
 async function upload(file) {
+  if (isWorkbook(file)) return uploadWorkbook(file);
   const text = await file.text();
   const id = file.name.replace(/\.json$/i, "").replace(/[^A-Za-z0-9_.:-]+/g, "-") || "uploaded";
   try {
     await api(`/v1/scenarios/${encodeURIComponent(id)}`, {
       method: "PUT", body: text, headers: { "content-type": "application/json" },
+    });
+    status(`stored ${id}`);
+    await loadScenarios(id);
+  } catch (e) {
+    const errs = (e.problem && e.problem.errors) || [];
+    status(e.message + " " + errs.slice(0, 3).map((x) => `${x.path}: ${x.message}`).join("; "), true);
+  }
+}
+
+const XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+function isWorkbook(file) {
+  return /\.xlsx$/i.test(file.name) || file.type === XLSX;
+}
+
+// a scenario workbook goes up as its raw bytes; its problems name sheet!cell
+async function uploadWorkbook(file) {
+  const id = file.name.replace(/\.xlsx$/i, "").replace(/[^A-Za-z0-9_.-]+/g, "-").replace(/^[^A-Za-z0-9]+/, "") || "uploaded";
+  try {
+    await api(`/v1/scenarios/${encodeURIComponent(id)}`, {
+      method: "PUT", body: await file.arrayBuffer(), headers: { "content-type": XLSX },
     });
     status(`stored ${id}`);
     await loadScenarios(id);
@@ -346,7 +368,8 @@ window.addEventListener("DOMContentLoaded", () => {
   $("#gpus-by").addEventListener("change", () => state.plan && renderGpus());
   $("#whatif").addEventListener("submit", whatIf);
   $("#segment").addEventListener("change", (e) => explain(e.target.value));
-  $("#dl-json").addEventListener("click", () => state.planId && download(`/v1/plans/${encodeURIComponent(state.planId)}`, `plan-${state.scenario}.json`));
+  $("#dl-json").addEventListener("click", () => state.planId && download(`/v1/plans/${encodeURIComponent(state.planId)}/plan`, `plan-${state.scenario}.json`));
+  $("#dl-xlsx").addEventListener("click", () => state.planId && download(`/v1/plans/${encodeURIComponent(state.planId)}/plan?format=xlsx`, `plan-${state.scenario}.xlsx`));
   $("#dl-csv").addEventListener("click", () => state.planId && download(`/v1/plans/${encodeURIComponent(state.planId)}/allocations?format=csv`, `allocations-${state.scenario}.csv`));
   loadScenarios().catch((e) => status(e.message, true));
 });

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from allocator import Plan, Scenario
+
 from ..api.test_server import ROOT, Server
 
 CHROMIUM = (
@@ -113,8 +115,9 @@ def test_plan_explorer_end_to_end(page, server):
 
     with page.expect_download() as dl:
         page.click("#dl-json")
-    job = json.loads(Path(dl.value.path()).read_text())
-    assert job["plan"]["totals"]["objective"] == pytest.approx(30950)
+    plan = json.loads(Path(dl.value.path()).read_text())  # the plan itself, not the job
+    assert plan["totals"]["objective"] == pytest.approx(30950)
+    assert Plan.from_dict(plan).objective == pytest.approx(30950)  # what replan reads
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "plan-explorer.png"), full_page=True)
@@ -145,6 +148,48 @@ def test_upload_a_scenario(page, tmp_path):
     page.set_input_files("#upload", str(f))
     page.wait_for_function("() => document.querySelector('#status').classList.contains('error')")
     assert "segments[0].demand[0]" in page.text_content("#status")
+
+
+def test_upload_a_workbook_and_download_the_plan_as_excel(page, tmp_path):
+    import io
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    seen = len(page.errors)  # type: ignore[attr-defined]
+    f = tmp_path / "hyperscaler-book.xlsx"
+    f.write_bytes((ROOT / "data" / "hyperscaler.xlsx").read_bytes())
+    page.set_input_files("#upload", str(f))
+    page.wait_for_function("() => document.querySelector('#scenario').value === 'hyperscaler-book'")
+    page.wait_for_function(
+        "() => document.querySelector('#status').textContent.startsWith('no plan yet')"
+    )
+    page.click("#run")
+    page.wait_for_function(
+        "() => document.querySelector('#status').textContent.startsWith('solved')",
+        timeout=60_000,
+    )
+    with page.expect_download() as dl:
+        page.click("#dl-xlsx")
+    assert dl.value.suggested_filename == "plan-hyperscaler-book.xlsx"
+    path = Path(dl.value.path())
+    assert path.read_bytes()[:2] == b"PK" and zipfile.is_zipfile(path)
+    book = load_workbook(io.BytesIO(path.read_bytes()), read_only=True)
+    assert "Allocations" in book.sheetnames
+    assert page.errors[seen:] == []  # type: ignore[attr-defined]
+
+    # a bad workbook: the problems name their sheet and cell
+    from allocator.scenario.workbook import write_workbook
+
+    bad = tmp_path / "bad-book.xlsx"
+    write_workbook(Scenario.from_file(ROOT / "data" / "tiny.json"), bad)
+    wb = load_workbook(bad)
+    wb["demand"]["B2"] = "n/a"
+    wb.save(bad)
+    page.set_input_files("#upload", str(bad))
+    page.wait_for_function("() => document.querySelector('#status').classList.contains('error')")
+    assert "demand!B2" in page.text_content("#status")
+    assert page.evaluate("window.__csp") == []
 
 
 # ---------------------------------------------------------------------------- XSS
