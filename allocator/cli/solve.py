@@ -4,6 +4,7 @@ file out."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import warnings
 from collections.abc import Callable
@@ -66,6 +67,15 @@ def add_commands(sub: Any) -> None:
     )
     s.add_argument("--top", type=int, default=10, help="rows in each ranking of the summary")
     s.add_argument(
+        "-v",
+        "--verbose",
+        "--log",
+        dest="verbose",
+        action="store_true",
+        help="show the solver's log on stderr: HiGHS' output (presolve, iterations, status) "
+        "and each round of the row generation",
+    )
+    s.add_argument(
         "--partitions",
         type=int,
         default=None,
@@ -117,7 +127,14 @@ def cmd_solve(args: argparse.Namespace) -> int:
     from allocator.plan.report import summary
     from allocator.solvers.registry import make_solver
 
-    with warnings.catch_warnings(record=True) as caught, progress("reading the scenario") as report:
+    verbose = getattr(args, "verbose", False)
+    with (
+        warnings.catch_warnings(record=True) as caught,
+        progress("reading the scenario", show=False if verbose else None) as report,
+        _solver_log(verbose),
+    ):
+        if verbose:  # each phase and round as a line of the log, not a transient line
+            report = _log_line
         warnings.simplefilter("always", AllocatorWarning)
         try:
             backend = make_solver(
@@ -164,6 +181,23 @@ def cmd_solve(args: argparse.Namespace) -> int:
     elif args.output is None:
         print(summary(plan, top=args.top))
     return 0
+
+
+def _log_line(message: str) -> None:
+    err(f"[allocator] {message}")
+
+
+def _solver_log(verbose: bool) -> contextlib.AbstractContextManager[None]:
+    """HiGHS' log on stderr while the block runs (``--verbose``); silence otherwise."""
+    if not verbose:
+        return contextlib.nullcontext()
+    from allocator.solvers.highs_model import highs_log
+
+    def write(text: str) -> None:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
+    return highs_log(write)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -32,3 +32,21 @@ def test_a_closed_pipe_ends_quietly():
     proc.stderr.close()
     assert proc.wait(timeout=60) == 0
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_solve_verbose_shows_the_solver_log_on_stderr(capsys):
+    assert main(["solve", str(DATA / "tiny.json"), "--verbose", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["status"] == "optimal"  # stdout stays the JSON alone
+    assert "Presolving model" in err or "Model status" in err  # HiGHS' own log
+    assert "[allocator] solving" in err  # the engine's phases
+    assert main(["solve", str(DATA / "tiny.json")]) == 0
+    assert "Model status" not in capsys.readouterr().err  # silent by default
+
+
+def test_time_limit_without_a_plan_says_what_to_try(capsys):
+    from allocator.cli.common import EXIT_TIME_LIMIT
+
+    assert main(["solve", str(DATA / "tiny.json"), "--time-limit", "0"]) == EXIT_TIME_LIMIT
+    err = capsys.readouterr().err
+    assert "longer --time-limit" in err and "--algorithm ipm" in err and "--partitions" in err
