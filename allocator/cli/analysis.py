@@ -149,7 +149,7 @@ def cmd_explain(args: argparse.Namespace, sc: Scenario) -> int:
     from allocator.engine import solve
 
     ex = explain(sc, args.segment, solve(sc))
-    _emit(args, ex.to_dict(), ex.text)
+    _emit(args, ex.to_dict(), ex.table_text)
     return 0
 
 

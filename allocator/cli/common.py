@@ -54,6 +54,8 @@ def time_limit_advice(command: str) -> str:
 def failure(exc: BaseException, command: str, where: str) -> int:
     """Print ``exc`` for a planner and return its exit code. ``where`` names the input
     (a file) for validation problems."""
+    if isinstance(exc, BrokenPipeError):  # the reader of stdout left: main() ends quietly
+        raise exc
     if isinstance(exc, ScenarioError):
         return report_invalid(where, exc)
     if isinstance(exc, InfeasibleError):

@@ -91,12 +91,18 @@ def plot(plan: Plan, chart: str = "allocation", by: str = "kind") -> Any:
         fig.update_layout(title="Opportunity cost of a GPU-hour (shadow price)")
     elif chart == "utilisation":
         pools = list(dict.fromkeys(r.pool for r in plan.pools))
-        util = {(r.pool, r.period): r.utilisation * 100 for r in plan.pools}
+        util = {  # share of usable capacity (after headroom), as the plan's summary
+            (r.pool, r.period): 100
+            * (r.utilisation if r.utilisation_of_usable is None else r.utilisation_of_usable)
+            for r in plan.pools
+        }
         for p in pools:
             fig.add_scatter(
                 x=periods, y=[util[(p, t)] for t in periods], name=p, mode="lines+markers"
             )
-        fig.update_layout(yaxis_title="%", yaxis_range=[0, 105], title="Pool utilisation")
+        fig.update_layout(
+            yaxis_title="%", yaxis_range=[0, 105], title="Pool use (share of usable capacity)"
+        )
     else:
         kinds = list(plan.by_kind)
         for field, name in (

@@ -50,3 +50,72 @@ def test_time_limit_without_a_plan_says_what_to_try(capsys):
     assert main(["solve", str(DATA / "tiny.json"), "--time-limit", "0"]) == EXIT_TIME_LIMIT
     err = capsys.readouterr().err
     assert "longer --time-limit" in err and "--algorithm ipm" in err and "--partitions" in err
+
+
+def _rule_columns(lines: list[str], header_start: str) -> list[str]:
+    """The header line of the first table whose header starts with ``header_start``."""
+    return [ln for ln in lines if ln.strip().startswith(header_start)]
+
+
+def test_explain_prints_a_table_per_period_with_effective_value_and_price(capsys):
+    assert main(["explain", str(DATA / "tiny.json"), "--segment", "cloud"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    headers = _rule_columns(lines, "pool")
+    assert len(headers) == 2  # one table per period (P1, P2)
+    for h in ("value (USD/GPU-h)", "with contract (USD/GPU-h)", "price (USD/GPU-h)"):
+        assert h in headers[0]
+    # P2: the contract minimum lifts h100's 3.00 to 4.50, exactly its price there
+    p2 = lines[lines.index(next(ln for ln in lines if ln.startswith("P2:"))) :]
+    h100 = next(ln for ln in p2 if ln.strip().startswith("h100"))
+    assert h100.split()[-4:] == ["3.00", "4.50", "4.50", "0.00"]
+    assert any("short of its contract minimum by 700 H100-hour" in ln for ln in p2)
+
+
+def test_explanation_keeps_its_sentences(tiny_scenario):
+    from allocator import solve
+    from allocator.analysis.explain import explain
+
+    ex = explain(tiny_scenario, "chat", solve(tiny_scenario))
+    assert ex.text.startswith("P1: chat (first_party) is served 20,000 of 20,000 Mtok")
+    assert "pool" in ex.table_text and ex.periods[0].demand == pytest.approx(20000)
+
+
+def test_capacity_headers_carry_units(capsys):
+    assert main(["capacity", str(DATA / "tiny.json")]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    for col in ("value", "owned GPU value", "rent", "buy"):
+        assert f"{col} (USD/GPU-period)" in header
+
+
+def test_solve_summary_shows_use_of_usable_capacity_and_no_echo(tiny_scenario, capsys):
+    from allocator import solve
+
+    plan = solve(tiny_scenario)
+    for r in plan.pools:  # the documented key keeps its meaning
+        assert r.utilisation == pytest.approx(r.used / (r.gpus + r.bought + r.rented))
+        assert r.utilisation_of_usable == pytest.approx(r.used / (r.usable + r.rented))
+    assert "utilisation_of_usable" in plan.to_dict()["pools"][0]
+    assert main(["solve", str(DATA / "tiny.json")]) == 0
+    out = capsys.readouterr().out
+    assert "used (% of usable)" in out
+    assert out.splitlines()[0] == "Plan for 'tiny': optimal"
+    assert "plan found" not in out
+
+
+def test_batch_ends_with_tables(tmp_path, capsys):
+    sweep = tmp_path / "sweep.json"
+    sweep.write_text(
+        json.dumps(
+            {
+                "base": str(DATA / "tiny.json"),
+                "grid": {"demand_scale.cloud": [1.0, 1.5]},
+            }
+        )
+    )
+    assert (
+        main(["batch", str(sweep), "-o", str(tmp_path / "out"), "--workers", "1", "--quiet"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "2 of 2 runs finished" in out
+    assert "figure (USD, present value)" in out and "median" in out
+    assert any(ln.split()[:2] == ["optimal", "2"] for ln in out.splitlines())
