@@ -119,3 +119,31 @@ def test_batch_ends_with_tables(tmp_path, capsys):
     assert "2 of 2 runs finished" in out
     assert "figure (USD, present value)" in out and "median" in out
     assert any(ln.split()[:2] == ["optimal", "2"] for ln in out.splitlines())
+
+
+def _infeasible_every_period(tiny_dict: dict) -> dict:
+    """tiny with the same hard contracts and capacity in both periods: one conflict, twice."""
+    tiny_dict["pools"][1]["gpus"] = [10, 10]
+    chat, cloud = tiny_dict["segments"]
+    chat.update(demand=[35000, 35000], contract_min=[35000, 35000], contract_hard=True)
+    cloud.update(demand=[3000, 3000], contract_min=[3000, 3000], contract_hard=True)
+    return tiny_dict
+
+
+def test_diagnose_exits_3_when_infeasible_and_tells_a_repeated_conflict_once(
+    tiny_dict, tmp_path, capsys
+):
+    from allocator.cli.common import EXIT_INFEASIBLE
+
+    f = tmp_path / "s.json"
+    f.write_text(json.dumps(_infeasible_every_period(tiny_dict)))
+    assert main(["diagnose", str(f)]) == EXIT_INFEASIBLE
+    out = capsys.readouterr().out
+    assert "Conflict 2" not in out
+    assert out.count("Segment chat (first_party) has a hard contract") == 1
+    assert "in each of P1 and P2" in out
+    assert out.count("Lower the hard contract minimum of segment chat") == 1
+    assert main(["diagnose", str(f), "--json"]) == EXIT_INFEASIBLE
+    d = json.loads(capsys.readouterr().out)
+    assert len(d["groups"]) == 2 and not d["feasible"]  # the data keeps every period
+    assert main(["diagnose", str(DATA / "tiny.json")]) == 0
