@@ -91,7 +91,12 @@ def _view(name: str):  # type: ignore[no-untyped-def]
                 f"the job is {row.status}; views exist once it is done",
                 "not-done",
             )
-        return rows_response(row.result[name], wants_csv(request, format), f"{plan_id}-{name}")
+        rows, as_csv = row.result[name], wants_csv(request, format)
+        if as_csv:  # floats as the CLI's CSV files write them: 12 significant digits
+            from allocator.plan.writers import csv_cell
+
+            rows = [{k: csv_cell(v) for k, v in r.items()} for r in rows]
+        return rows_response(rows, as_csv, f"{plan_id}-{name}")
 
     view.__name__ = f"plan_{name}"
     return view
