@@ -172,7 +172,13 @@ def explain(scenario: Scenario, segment: str, plan: Plan) -> Explanation:
     try:
         s_ix = [s.id for s in scenario.segments].index(segment)
     except ValueError:
-        raise KeyError(f"no segment {segment!r} in scenario {scenario.name!r}") from None
+        from allocator.scenario.model import id_hint
+
+        ids = [s.id for s in scenario.segments]
+        raise KeyError(
+            f"no segment {segment!r} in scenario {scenario.name!r}"
+            + id_hint("segment", segment, ids)
+        ) from None
     seg = scenario.segments[s_ix]
     arr = ScenarioArrays.of(scenario)
     periods = scenario.period_labels

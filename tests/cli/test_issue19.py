@@ -147,3 +147,80 @@ def test_diagnose_exits_3_when_infeasible_and_tells_a_repeated_conflict_once(
     d = json.loads(capsys.readouterr().out)
     assert len(d["groups"]) == 2 and not d["feasible"]  # the data keeps every period
     assert main(["diagnose", str(DATA / "tiny.json")]) == 0
+
+
+def _write(tmp_path, name: str, data: object) -> str:
+    f = tmp_path / name
+    f.write_text(json.dumps(data) if not isinstance(data, str) else data)
+    return str(f)
+
+
+def test_validation_reports_everything_with_names_and_suggestions(tiny_dict, tmp_path, capsys):
+    from allocator.scenario import validate_scenario
+
+    tiny_dict["segments"][0]["revenue_per_unt"] = 0.5  # a typo of a field
+    tiny_dict["segments"][1]["revenue_per_unit"] = "4"  # a type error …
+    tiny_dict["segments"][1]["throughput"] = {"H10": 1}  # … must not hide an unknown type
+    tiny_dict["segments"][1]["demand"] = [1500]  # … nor a list one period short
+    _, issues = validate_scenario(tiny_dict)
+    text = [str(i) for i in issues]
+    assert (
+        "segments[0] (chat).revenue_per_unt: unknown field 'revenue_per_unt'; "
+        "did you mean 'revenue_per_unit'?" in text
+    )
+    assert any(t.startswith("segments[1] (cloud).revenue_per_unit: must be a number") for t in text)
+    assert any(
+        t.startswith(
+            "segments[1] (cloud).throughput.H10: unknown accelerator type 'H10'; "
+            "did you mean 'H100'?"
+        )
+        for t in text
+    )
+    assert "segments[1] (cloud).demand: has 1 entries, expected 2 (one per period)" in text
+    assert {i.path for i in issues} >= {"segments[1].throughput.H10", "segments[0].revenue_per_unt"}
+    assert main(["validate", _write(tmp_path, "s.json", tiny_dict)]) == 1
+    assert "did you mean 'H100'?" in capsys.readouterr().err
+
+
+def test_json_syntax_errors_keep_line_and_column(tmp_path, capsys):
+    from allocator.errors import ScenarioError
+    from allocator.scenario import Scenario
+
+    bad = _write(tmp_path, "bad.json", '{"name": "x",\n  "periods": [1,]\n}')
+    with pytest.raises(ScenarioError, match="line 2, column 17"):
+        Scenario.from_file(bad)
+    assert main(["validate", bad]) == 1
+    assert "not valid JSON: Expecting value at line 2, column 17" in capsys.readouterr().err
+
+
+def test_validate_recognises_sweeps_and_demand_files(tmp_path, capsys):
+    sweeps = DATA / "sweeps" / "hyperscaler-growth.json"
+    demand = DATA / "stochastic" / "demand-growth.json"
+    assert main(["validate", str(sweeps), str(demand)]) == 0
+    out = capsys.readouterr().out
+    assert "ok (sweep: 36 runs" in out and "ok (3 demand scenarios)" in out
+    sweep = {"base": str(DATA / "tiny.json"), "grdi": {}}
+    assert main(["validate", _write(tmp_path, "a.json", sweep)]) == 1
+    assert "unknown sweep field 'grdi'; did you mean 'grid'?" in capsys.readouterr().err
+    sweep = {"base": str(DATA / "tiny.json"), "grid": {"capacity_change.h10": [0, 1]}}
+    assert main(["validate", _write(tmp_path, "b.json", sweep)]) == 1
+    assert "unknown pool 'h10'; did you mean 'h100'?" in capsys.readouterr().err
+    ds = {
+        "scenarios": [
+            {"name": "a", "probability": 0.5, "demand_scale": {"chatt": 1.2}},
+            {"name": "b", "probabilty": 0.5},
+        ]
+    }
+    path = _write(tmp_path, "d.json", ds)
+    assert main(["validate", path, "--scenario", str(DATA / "tiny.json")]) == 1
+    err = capsys.readouterr().err
+    assert "scenarios[1] (b).probabilty: unknown field 'probabilty'; did you mean" in err
+    assert (
+        "scenarios[0] (a).demand_scale.chatt: unknown segment or kind 'chatt'; did you mean 'chat'?"
+        in err
+    )
+
+
+def test_an_unknown_segment_lists_the_valid_ids(capsys):
+    assert main(["explain", str(DATA / "tiny.json"), "--segment", "chatt"]) == 2
+    assert "did you mean 'chat'? (segments: chat, cloud)" in capsys.readouterr().err
