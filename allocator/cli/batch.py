@@ -308,7 +308,12 @@ def cmd_stochastic(args: argparse.Namespace) -> int:
         except ScenarioError as exc:
             return report_invalid(args.scenario, exc)
         try:
-            demand = json.loads(Path(args.demand).read_text(encoding="utf-8"))
+            try:
+                demand = json.loads(Path(args.demand).read_text(encoding="utf-8"))
+            except json.JSONDecodeError as exc:
+                from allocator.scenario.model import json_error
+
+                raise ValueError(json_error(exc)) from None
             if isinstance(demand, dict):
                 demand = demand.get("scenarios", [])
             with progress("two-stage plan") as report:

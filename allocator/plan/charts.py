@@ -1,5 +1,5 @@
 """Plans in notebooks: a compact HTML summary (``Plan._repr_html_``) and the charts of the
-plan explorer page (``Plan.plot``), drawn with plotly (``pip install 'allocator[plot]'``)."""
+plan explorer page (``Plan.plot``), drawn with plotly (a core dependency of allocator)."""
 
 from __future__ import annotations
 
@@ -59,7 +59,9 @@ def plot(plan: Plan, chart: str = "allocation", by: str = "kind") -> Any:
     try:
         import plotly.graph_objects as go
     except ImportError:
-        raise ImportError("Plan.plot() needs plotly: pip install 'allocator[plot]'") from None
+        raise ImportError(
+            "Plan.plot() needs plotly, a dependency of allocator: pip install plotly"
+        ) from None
     if chart not in CHARTS:
         raise ValueError(f"chart must be one of {', '.join(CHARTS)}, got {chart!r}")
     periods = plan.periods
