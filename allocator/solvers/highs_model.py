@@ -11,6 +11,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -90,10 +91,10 @@ def run_highs(h: highspy.Highs) -> highspy.HighsStatus:
     """``h.run()``, first restarting HiGHS' process-wide scheduler when ``h`` asks for a
     thread count other than the one it runs with."""
     global _scheduler_threads
-    threads = h.getOptionValue("threads")
-    if isinstance(threads, tuple):  # highspy returns (status, value)
-        threads = threads[-1]
-    threads = int(threads)
+    option: Any = h.getOptionValue("threads")
+    if isinstance(option, tuple):  # highspy returns (status, value)
+        option = option[-1]
+    threads = int(option)
     if threads > 0:
         with _scheduler_lock:
             if threads != _scheduler_threads:

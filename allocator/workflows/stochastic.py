@@ -107,7 +107,7 @@ def validate_demand_scenarios(data: Any, base: Scenario | None = None) -> list[I
     targets = None
     if base is not None:
         targets = [s.id for s in base.segments] + sorted({s.kind.value for s in base.segments})
-    total, names = 0.0, {}
+    total, names = 0.0, dict[str, int]()
 
     def number(v: Any) -> bool:
         return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
@@ -126,7 +126,7 @@ def validate_demand_scenarios(data: Any, base: Scenario | None = None) -> list[I
             here.append(Issue(f"{at}.name", f"duplicate name {name!r} (also at [{names[name]}])"))
         elif isinstance(name, str):
             names[name] = i
-        p = ds.get("probability")
+        p: Any = ds.get("probability")
         if not number(p) or not 0 <= p <= 1:
             here.append(Issue(f"{at}.probability", f"must be a number in [0, 1], got {p!r}"))
         else:

@@ -119,9 +119,9 @@ def _by_period(
     once, "in each of P1, P2 and P3". Items about several periods, or none, stay as they
     are."""
     merged: dict[object, tuple[list[str], list[str]]] = {}
-    for n, (where, texts) in enumerate(items):
-        if len(where) == 1:
-            (p,) = where
+    for n, (about, texts) in enumerate(items):
+        if len(about) == 1:
+            (p,) = about
             pattern = re.compile(rf"(?<![\w.-]){re.escape(p)}(?![\w-])")
             generic = [pattern.sub(_PERIOD, t) for t in texts]
             key: object = tuple(generic)
@@ -139,7 +139,7 @@ def _by_period(
     return out
 
 
-def _periods_of(items: list[Conflict] | list[Relaxation]) -> set[str]:
+def _periods_of(items: Sequence[Conflict | Relaxation]) -> set[str]:
     return {c.key["period"] for c in items if c.key.get("period")}
 
 
@@ -155,10 +155,10 @@ def _conflict_lines(
         items.append((_periods_of(members), [grp.sentence, *(c.sentence for c in members)]))
     merged = _by_period(items, periods or [])
     lines: list[str] = []
-    for n, (_, (head, *members)) in enumerate(merged, start=1):
+    for n, (_, texts) in enumerate(merged, start=1):
         prefix = f"Conflict {n}: " if len(merged) > 1 else ""
-        lines.append(prefix + head)
-        lines.extend("  - " + m for m in members)
+        lines.append(prefix + texts[0])
+        lines.extend("  - " + m for m in texts[1:])
     return lines
 
 
