@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -27,13 +27,17 @@ class AllocatorError(Exception):
 
 @dataclass(frozen=True)
 class Issue:
-    """One problem found in a scenario: where (a field path) and why."""
+    """One problem found in a scenario: where (a field path) and why. ``where`` is the
+    path as a planner reads it, items named by id next to their index
+    (``segments[3] (chat).demand[5]``); ``path`` stays the bare field path."""
 
     path: str
     message: str
+    where: str = field(default="", compare=False)
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
+        at = self.where or self.path
+        return f"{at}: {self.message}" if at else self.message
 
 
 class ScenarioError(AllocatorError, ValueError):

@@ -15,7 +15,9 @@ def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    print(f"allocator API on http://{settings.host}:{settings.port}  (docs: /docs)", flush=True)
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    base = f"http://{host}:{settings.port}"
+    print(f"allocator: plan explorer page at {base}/  (API docs: {base}/docs)", flush=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
 
 

@@ -397,9 +397,9 @@ def capacity_table(rows: list[CapacityValue], currency: str = "") -> str:
     """The rows as an aligned text table: pool, period, value of one more usable GPU and
     of one more owned GPU, rental and amortised purchase cost per GPU (each for the whole
     period, nominal), recommendation."""
-    unit = f" ({currency} per GPU, period)" if currency else " (per GPU, period)"
-    headers = ["pool", "period", "value" + unit, "owned GPU value", "rent", "buy"]
-    headers.append("recommendation")
+    unit = f" ({currency}/GPU-period)" if currency else " (per GPU-period)"
+    headers = ["pool", "period", "value" + unit, "owned GPU value" + unit]
+    headers += ["rent" + unit, "buy" + unit, "recommendation"]
     cells = [
         [
             r.pool,

@@ -52,6 +52,18 @@ class BindingRow:
     meaning: str
 
 
+@dataclass(frozen=True)
+class PeriodService:
+    """What the plan gives the segment in one period."""
+
+    period: str
+    served: float  # work units
+    demand: float
+    gpus: float
+    shortfall: float  # below its contract minimum, work units
+    shortfall_penalty: float  # SLA credits (nominal)
+
+
 @dataclass
 class Explanation:
     segment: str
@@ -60,10 +72,73 @@ class Explanation:
     values: list[PoolValue]
     binding: list[BindingRow]
     sentences: list[str] = field(default_factory=list)
+    currency: str = "USD"
+    periods: list[PeriodService] = field(default_factory=list)
 
     @property
     def text(self) -> str:
+        """The explanation in sentences, one paragraph per period."""
         return "\n".join(self.sentences)
+
+    @property
+    def table_text(self) -> str:
+        """The explanation as one table per period: each pool the segment can use, what a
+        GPU-hour there earns it (and with what its contract minimum adds: the value the LP
+        weighs) against the pool's price (its shadow price), then the constraints that
+        bind. Columns in ``currency`` per GPU-hour."""
+        return "\n".join(self.table_lines())
+
+    def table_lines(self) -> list[str]:
+        from allocator.plan.text import number, table
+
+        cur = f"{self.currency}/GPU-h"
+        headers = [
+            "pool",
+            "mode",
+            "GPUs",
+            f"value ({cur})",
+            f"with contract ({cur})",
+            f"price ({cur})",
+            f"over price ({cur})",
+        ]
+        lines: list[str] = []
+        for r in self.periods:
+            if lines:
+                lines.append("")
+            lines.append(
+                f"{r.period}: {self.segment} ({self.kind}) is served {r.served:,.0f} of "
+                f"{r.demand:,.0f} {self.unit} with {r.gpus:,.1f} GPUs"
+            )
+            rows = sorted(
+                (v for v in self.values if v.period == r.period),
+                key=lambda v: (-v.gpus, -(v.margin_over_price or 0.0), v.pool),
+            )
+            lines += table(
+                headers,
+                [
+                    [
+                        v.pool,
+                        v.mode,
+                        number(v.gpus, 1),
+                        number(v.value_per_gpu_hour, 2),
+                        number(v.effective_value_per_gpu_hour, 2),
+                        number(v.shadow_price_per_gpu_hour, 2),
+                        number(v.margin_over_price, 2),
+                    ]
+                    for v in rows
+                ],
+                "llrrrrr",
+                "  ",
+            )
+            for b in self.binding:
+                if b.key.get("period") in (r.period, None):
+                    lines.append(f"  binds: {b.meaning}")
+            if r.shortfall > TOL:
+                lines.append(
+                    f"  short of its contract minimum by {r.shortfall:,.0f} {self.unit} "
+                    f"({r.shortfall_penalty:,.0f} {self.currency} in SLA credits)"
+                )
+        return lines
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -97,7 +172,13 @@ def explain(scenario: Scenario, segment: str, plan: Plan) -> Explanation:
     try:
         s_ix = [s.id for s in scenario.segments].index(segment)
     except ValueError:
-        raise KeyError(f"no segment {segment!r} in scenario {scenario.name!r}") from None
+        from allocator.scenario.model import id_hint
+
+        ids = [s.id for s in scenario.segments]
+        raise KeyError(
+            f"no segment {segment!r} in scenario {scenario.name!r}"
+            + id_hint("segment", segment, ids)
+        ) from None
     seg = scenario.segments[s_ix]
     arr = ScenarioArrays.of(scenario)
     periods = scenario.period_labels
@@ -163,7 +244,12 @@ def explain(scenario: Scenario, segment: str, plan: Plan) -> Explanation:
         )
         binding.append(BindingRow(b.constraint, dict(b.key), nominal, text))
 
-    ex = Explanation(segment, kind, seg.unit, values, binding)
+    ex = Explanation(segment, kind, seg.unit, values, binding, currency=scenario.currency)
+    ex.periods = [
+        PeriodService(r.period, r.served, r.demand, r.gpus, r.shortfall, r.shortfall_penalty)
+        for r in plan.segments
+        if r.segment == segment
+    ]
     ex.sentences = _sentences(scenario, ex, plan)
     return ex
 
@@ -215,4 +301,4 @@ def _sentences(sc: Scenario, ex: Explanation, plan: Plan) -> list[str]:
     return out
 
 
-__all__ = ["BindingRow", "Explanation", "PoolValue", "explain"]
+__all__ = ["BindingRow", "Explanation", "PeriodService", "PoolValue", "explain"]

@@ -607,7 +607,10 @@ def sensitivity(
     known = {s.id for s in scenario.segments}
     unknown = sorted(set(segments or ()) - known)
     if unknown:
-        raise ValueError(f"unknown segment(s): {', '.join(unknown)}")
+        from allocator.scenario.model import unknown_id
+
+        ids = [s.id for s in scenario.segments]
+        raise ValueError("; ".join(unknown_id("segment", u, ids) for u in unknown))
     t0 = time.perf_counter()
     arr = ScenarioArrays.of(scenario)
     lp = build_lp(scenario)

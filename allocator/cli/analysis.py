@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from allocator.scenario import Scenario
 
-from allocator.cli.common import HANDLED, add_json_options, emit_json, failure
+from allocator.cli.common import EXIT_INFEASIBLE, HANDLED, add_json_options, emit_json, failure
 from allocator.errors import AllocatorWarning
 from allocator.plan.money import money
 from allocator.plan.text import number, table
@@ -149,7 +149,7 @@ def cmd_explain(args: argparse.Namespace, sc: Scenario) -> int:
     from allocator.engine import solve
 
     ex = explain(sc, args.segment, solve(sc))
-    _emit(args, ex.to_dict(), ex.text)
+    _emit(args, ex.to_dict(), ex.table_text)
     return 0
 
 
@@ -303,7 +303,7 @@ def cmd_diagnose(args: argparse.Namespace, sc: Scenario) -> int:
 
     d = diagnose(sc)
     _emit(args, d.to_dict(), d.message or "the scenario is feasible")
-    return 0
+    return 0 if d.feasible else EXIT_INFEASIBLE
 
 
 def run(args: argparse.Namespace) -> int:

@@ -169,17 +169,76 @@ def cmd_batch(args: argparse.Namespace) -> int:
     finally:
         if client is not None:
             client.close()
-    failed = result.failed
-    print(
-        f"{done} of {len(specs)} runs finished ({result.ran} now, {result.skipped} before); "
-        f"{len(failed)} without a plan"
+    currencies = {str(sp.scenario.get("currency", "USD")) for sp in specs}
+    currency = currencies.pop() if len(currencies) == 1 else "currency of each run"
+    summary = batch_summary(
+        result.records, len(specs), result.ran, result.skipped, currency=currency
     )
-    for rec in failed[:10]:
-        print(f"  {rec['run_id']} {rec['status']}: {rec.get('reason', '')[:200]}")
-    if len(failed) > 10:
-        print(f"  … and {len(failed) - 10} more (see results.csv)")
+    print("\n".join(summary))
     print("results: " + ", ".join(str(p) for p in result.files))
     return 0
+
+
+SUMMARY_FIGURES = (  # (figure key, label): the key figures of a batch, present values
+    ("objective", "objective"),
+    ("gross_margin", "gross margin"),
+    ("revenue", "revenue"),
+    ("ltv", "LTV"),
+    ("price_mean", "mean price per GPU-hour (nominal)"),
+    ("price_max", "max price per GPU-hour (nominal)"),
+)
+
+
+def batch_summary(
+    records: list[dict[str, Any]],
+    total: int,
+    ran: int,
+    skipped: int,
+    *,
+    currency: str = "USD",
+    top: int = 10,
+) -> list[str]:
+    """The end of a batch as tables: the runs by status, the key figures over the runs
+    with a plan (min, median, max), and the runs without a plan with their reason."""
+    from statistics import median
+
+    from allocator.workflows.batch import FINISHED_OK
+
+    failed = [r for r in records if r["status"] not in FINISHED_OK]
+    lines = [
+        f"{len(records)} of {total} runs finished ({ran} now, {skipped} before); "
+        f"{len(failed)} without a plan"
+    ]
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    if counts:
+        lines += table(["status", "runs"], sorted(counts.items()), "lr", "  ")
+    rows = []
+    for key, label in SUMMARY_FIGURES:
+        values = [
+            float(v)
+            for r in records
+            if r["status"] in FINISHED_OK and (v := (r.get("figures") or {}).get(key)) is not None
+        ]
+        if values:
+            rows.append([label, money(min(values)), money(median(values)), money(max(values))])
+    if rows:
+        lines.append("")
+        lines += table(
+            [f"figure ({currency}, present value)", "min", "median", "max"], rows, "lrrr", "  "
+        )
+    if failed:
+        lines.append("")
+        lines += table(
+            ["run", "status", "reason"],
+            [[r["run_id"], r["status"], str(r.get("reason", ""))[:200]] for r in failed[:top]],
+            "lll",
+            "  ",
+        )
+        if len(failed) > top:
+            lines.append(f"  … and {len(failed) - top} more (see results.csv)")
+    return lines
 
 
 # ----------------------------------------------------------------------------- replan
@@ -249,7 +308,12 @@ def cmd_stochastic(args: argparse.Namespace) -> int:
         except ScenarioError as exc:
             return report_invalid(args.scenario, exc)
         try:
-            demand = json.loads(Path(args.demand).read_text(encoding="utf-8"))
+            try:
+                demand = json.loads(Path(args.demand).read_text(encoding="utf-8"))
+            except json.JSONDecodeError as exc:
+                from allocator.scenario.model import json_error
+
+                raise ValueError(json_error(exc)) from None
             if isinstance(demand, dict):
                 demand = demand.get("scenarios", [])
             with progress("two-stage plan") as report:

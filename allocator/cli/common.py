@@ -40,9 +40,22 @@ def report_invalid(where: str, exc: ScenarioError) -> int:
     return EXIT_INVALID
 
 
+def time_limit_advice(command: str) -> str:
+    """What to try when a time limit ends with no plan (``solve`` has the most options)."""
+    if command != "solve":
+        return "try a longer --time-limit"
+    return (
+        "try a longer --time-limit, --algorithm ipm (interior point on the whole LP, often "
+        "the fastest where periods are tightly coupled) or --partitions K (K smaller plans "
+        "in parallel: feasible, not optimal); --verbose shows where the time goes"
+    )
+
+
 def failure(exc: BaseException, command: str, where: str) -> int:
     """Print ``exc`` for a planner and return its exit code. ``where`` names the input
     (a file) for validation problems."""
+    if isinstance(exc, BrokenPipeError):  # the reader of stdout left: main() ends quietly
+        raise exc
     if isinstance(exc, ScenarioError):
         return report_invalid(where, exc)
     if isinstance(exc, InfeasibleError):
@@ -50,6 +63,7 @@ def failure(exc: BaseException, command: str, where: str) -> int:
         return EXIT_INFEASIBLE
     if isinstance(exc, TimeLimitError):
         err(f"time limit: {exc}")
+        err(f"  {time_limit_advice(command)}")
         return EXIT_TIME_LIMIT
     if isinstance(exc, SolveError):
         err(f"{exc.status.value}: {exc}")

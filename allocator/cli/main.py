@@ -12,6 +12,7 @@ not available); 3 infeasible; 4 time limit without a plan; 5 other solver failur
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -41,7 +42,33 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `allocator solve x | head`: the reader left; not an error
+        _quiet_stdout()
+        return 0
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush of a closed pipe does not
+    print a second BrokenPipeError at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # a captured stream (tests)
+        pass
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `bench` hands everything after it to the harness, `--help` included (argparse's
+    # REMAINDER does not take options that come first)
+    if "bench" in argv and all(a.startswith("-") for a in argv[: argv.index("bench")]):
+        cut = argv.index("bench") + 1
+        args = _parser().parse_args(argv[:cut])
+        args.bench_args = argv[cut:]
+    else:
+        args = _parser().parse_args(argv)
     command = COMMANDS[args.command]
     if getattr(args, "indent", None) is not None:
         args.json = True

@@ -4,6 +4,7 @@ file out."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import warnings
 from collections.abc import Callable
@@ -66,6 +67,15 @@ def add_commands(sub: Any) -> None:
     )
     s.add_argument("--top", type=int, default=10, help="rows in each ranking of the summary")
     s.add_argument(
+        "-v",
+        "--verbose",
+        "--log",
+        dest="verbose",
+        action="store_true",
+        help="show the solver's log on stderr: HiGHS' output (presolve, iterations, status) "
+        "and each round of the row generation",
+    )
+    s.add_argument(
         "--partitions",
         type=int,
         default=None,
@@ -87,29 +97,92 @@ def add_commands(sub: Any) -> None:
         "-o", "--output", default="-", metavar="FILE", help="output file (default: stdout)"
     )
 
-    v = sub.add_parser("validate", help="check scenario files; print every problem")
-    v.add_argument("scenarios", nargs="+", help="scenario files (.json or .xlsx)")
+    v = sub.add_parser(
+        "validate",
+        help="check scenario, sweep or demand-scenario files; print every problem",
+        description="Each file is recognised by its content: a scenario (.json or .xlsx), a "
+        "sweep (a 'base' scenario and overrides, as for `allocator batch`) or demand "
+        "scenarios (a list of {name, probability, demand_scale, demand}, or "
+        "{'scenarios': [...]}, as for `allocator stochastic`).",
+    )
+    v.add_argument("scenarios", nargs="+", metavar="FILE", help="files to check")
+    v.add_argument(
+        "--scenario",
+        dest="base",
+        default=None,
+        metavar="SCENARIO",
+        help="the scenario demand-scenario files are for: also check their segment ids and "
+        "demand lengths against it",
+    )
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from allocator.scenario import Scenario
 
-    paths = args.scenarios
-    bad = 0
-    for path in paths:
+    base = None
+    if args.base is not None:
         try:
-            sc = Scenario.from_file(path)
+            base = Scenario.from_file(args.base)
+        except ScenarioError as exc:
+            return report_invalid(args.base, exc)
+    bad = 0
+    for path in args.scenarios:
+        try:
+            verdict = _validate_one(path, base)
         except ScenarioError as exc:
             bad += 1
-            err(f"{path}: {len(exc.issues)} problem(s)")
-            for issue in exc.issues:
-                err(f"  {issue}")
+            report_invalid(path, exc)
             continue
-        print(
-            f"{path}: ok ({len(sc.periods)} periods, {len(sc.pools)} pools, "
-            f"{len(sc.segments)} segments)"
-        )
+        print(f"{path}: ok ({verdict})")
     return EXIT_INVALID if bad else 0
+
+
+def _validate_one(path: str, base: Any) -> str:
+    """What ``path`` holds, checked as what it is (a scenario, a sweep, demand scenarios);
+    raises :class:`ScenarioError` with every problem."""
+    from allocator.scenario import Scenario
+
+    if Path(path).suffix.lower() in (".xlsx", ".xlsm"):
+        sc = Scenario.from_file(path)
+    else:
+        data = _read_json(path)
+        from allocator.workflows.batch import is_sweep, validate_sweep
+        from allocator.workflows.stochastic import is_demand_file, validate_demand_scenarios
+
+        if is_sweep(data):
+            specs, issues = validate_sweep(data, Path(path).parent)
+            if issues:
+                raise ScenarioError(issues)
+            on = data["base"] if isinstance(data["base"], str) else "an inline base"
+            return f"sweep: {len(specs)} runs on {on}"
+        if is_demand_file(data):
+            issues = validate_demand_scenarios(data, base)
+            if issues:
+                raise ScenarioError(issues)
+            n = len(data["scenarios"] if isinstance(data, dict) else data)
+            against = f", checked against {base.name!r}" if base is not None else ""
+            return f"{n} demand scenarios{against}"
+        sc = Scenario.from_dict(data)
+    return f"{len(sc.periods)} periods, {len(sc.pools)} pools, {len(sc.segments)} segments"
+
+
+def _read_json(path: str) -> Any:
+    """A JSON file's data; :class:`ScenarioError` (with the line and column of a syntax
+    error) if it cannot be read."""
+    import json
+
+    from allocator.errors import Issue
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError([Issue("", f"cannot read {path}: {exc.strerror}")]) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        from allocator.scenario.model import json_error
+
+        raise ScenarioError([Issue("", json_error(exc))]) from None
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
@@ -117,7 +190,14 @@ def cmd_solve(args: argparse.Namespace) -> int:
     from allocator.plan.report import summary
     from allocator.solvers.registry import make_solver
 
-    with warnings.catch_warnings(record=True) as caught, progress("reading the scenario") as report:
+    verbose = getattr(args, "verbose", False)
+    with (
+        warnings.catch_warnings(record=True) as caught,
+        progress("reading the scenario", show=False if verbose else None) as report,
+        _solver_log(verbose),
+    ):
+        if verbose:  # each phase and round as a line of the log, not a transient line
+            report = _log_line
         warnings.simplefilter("always", AllocatorWarning)
         try:
             backend = make_solver(
@@ -164,6 +244,23 @@ def cmd_solve(args: argparse.Namespace) -> int:
     elif args.output is None:
         print(summary(plan, top=args.top))
     return 0
+
+
+def _log_line(message: str) -> None:
+    err(f"[allocator] {message}")
+
+
+def _solver_log(verbose: bool) -> contextlib.AbstractContextManager[None]:
+    """HiGHS' log on stderr while the block runs (``--verbose``); silence otherwise."""
+    if not verbose:
+        return contextlib.nullcontext()
+    from allocator.solvers.highs_model import highs_log
+
+    def write(text: str) -> None:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
+    return highs_log(write)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -1,5 +1,5 @@
 """Plans in notebooks: a compact HTML summary (``Plan._repr_html_``) and the charts of the
-plan explorer page (``Plan.plot``), drawn with plotly (``pip install 'allocator[plot]'``)."""
+plan explorer page (``Plan.plot``), drawn with plotly (a core dependency of allocator)."""
 
 from __future__ import annotations
 
@@ -59,7 +59,9 @@ def plot(plan: Plan, chart: str = "allocation", by: str = "kind") -> Any:
     try:
         import plotly.graph_objects as go
     except ImportError:
-        raise ImportError("Plan.plot() needs plotly: pip install 'allocator[plot]'") from None
+        raise ImportError(
+            "Plan.plot() needs plotly, a dependency of allocator: pip install plotly"
+        ) from None
     if chart not in CHARTS:
         raise ValueError(f"chart must be one of {', '.join(CHARTS)}, got {chart!r}")
     periods = plan.periods
@@ -91,12 +93,18 @@ def plot(plan: Plan, chart: str = "allocation", by: str = "kind") -> Any:
         fig.update_layout(title="Opportunity cost of a GPU-hour (shadow price)")
     elif chart == "utilisation":
         pools = list(dict.fromkeys(r.pool for r in plan.pools))
-        util = {(r.pool, r.period): r.utilisation * 100 for r in plan.pools}
+        util = {  # share of usable capacity (after headroom), as the plan's summary
+            (r.pool, r.period): 100
+            * (r.utilisation if r.utilisation_of_usable is None else r.utilisation_of_usable)
+            for r in plan.pools
+        }
         for p in pools:
             fig.add_scatter(
                 x=periods, y=[util[(p, t)] for t in periods], name=p, mode="lines+markers"
             )
-        fig.update_layout(yaxis_title="%", yaxis_range=[0, 105], title="Pool utilisation")
+        fig.update_layout(
+            yaxis_title="%", yaxis_range=[0, 105], title="Pool use (share of usable capacity)"
+        )
     else:
         kinds = list(plan.by_kind)
         for field, name in (

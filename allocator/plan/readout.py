@@ -390,8 +390,10 @@ def pool_rows(
     _, pool_ids, periods = _ids(sc)
     own = arr.gpus + dec.bought
     capacity = own + dec.rented
+    usable = arr.usable + (1.0 - arr.headroom[:, None]) * dec.bought + dec.rented
     with np.errstate(divide="ignore", invalid="ignore"):
         utilisation = np.where(capacity > 0, pool.used / np.where(capacity > 0, capacity, 1), 0.0)
+        of_usable = np.where(usable > 0, pool.used / np.where(usable > 0, usable, 1), 0.0)
     nominal, pv = pool.price_nominal, pool.price_pv
     return Table(
         PoolResult,
@@ -413,6 +415,7 @@ def pool_rows(
             "shadow_price_pv_per_gpu_hour": None if pv is None else pv.ravel(),
             "bought": dec.bought.ravel(),
             "expansion_cost": pool.expansion_cost.ravel(),
+            "utilisation_of_usable": of_usable.ravel(),
         },
     )
 

@@ -19,13 +19,22 @@ def summary(plan: Plan, top: int = 10) -> str:
     return "\n".join(lines)
 
 
+def status_note(plan: Plan) -> str:
+    """The solver's message when it says more than the status ("" for an optimal plan: no
+    "optimal — optimal plan found" echo)."""
+    status = plan.status.value
+    message = (plan.message or "").strip()
+    if not message or message.lower() in (status, f"{status} plan found"):
+        return ""
+    return message
+
+
 def _headline(plan: Plan) -> list[str]:
     """Status, the objective's terms and the money lines."""
     cur, t = plan.currency, plan.totals
-    status = plan.status.value
-    head = f"Plan for {plan.scenario!r}: {status}"
-    if plan.message and plan.message.lower() not in (status, f"{status} plan found"):
-        head += f" — {plan.message}"
+    head = f"Plan for {plan.scenario!r}: {plan.status.value}"
+    if note := status_note(plan):
+        head += f" — {note}"
     return [
         head,
         f"  objective {money(t.objective)} {cur} (present value) = gross margin "
@@ -85,6 +94,13 @@ def _reservation_table(plan: Plan) -> list[str]:
     ]
 
 
+def _share_of_usable(rs: list) -> str:
+    """Mean over the periods of used / usable capacity (n/a for a plan stored before
+    ``utilisation_of_usable``)."""
+    shares = [r.utilisation_of_usable for r in rs]
+    return "n/a" if None in shares else percent(sum(shares) / len(shares))
+
+
 def _pool_table(plan: Plan) -> list[str]:
     acc: dict[str, list] = defaultdict(list)
     for r in plan.pools:
@@ -98,12 +114,12 @@ def _pool_table(plan: Plan) -> list[str]:
             [
                 pool,
                 number(sum(r.gpus for r in rs) / n),
-                percent(sum(r.utilisation for r in rs) / n),
+                _share_of_usable(rs),
                 number(sum(r.rented for r in rs) / n),
                 "n/a" if price is None else number(price, 2),
             ]
         )
-    headers = ["pool", "GPUs", "utilisation", "rented GPUs"]
+    headers = ["pool", "GPUs", "used (% of usable)", "rented GPUs"]
     headers.append(f"price ({plan.currency}/GPU-hour)")
     return ["Pools (average over the periods):", *table(headers, rows, "lrrrr", "  ")]
 

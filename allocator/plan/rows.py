@@ -73,6 +73,9 @@ class PoolResult:
     shadow_price_pv_per_gpu_hour: float | None
     bought: float = 0.0  # GPUs bought into the pool so far (expansion mode), in use from then
     expansion_cost: float = 0.0  # their amortised capex in the period
+    # used / usable capacity (own GPUs after headroom, bought ones too, plus rented): how
+    # full the pool is against what the plan may use; None in plans stored before it
+    utilisation_of_usable: float | None = None
 
 
 @dataclass(frozen=True)

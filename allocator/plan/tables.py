@@ -116,7 +116,7 @@ class Plan:
 
     def plot(self, chart: str = "allocation", by: str = "kind") -> Any:
         """A plotly Figure of the plan: ``allocation`` (by kind, pool or region),
-        ``prices``, ``utilisation`` or ``margins``. Needs ``allocator[plot]``."""
+        ``prices``, ``utilisation`` or ``margins``. Uses plotly (a core dependency)."""
         from allocator.plan.charts import plot
 
         return plot(self, chart, by)

@@ -56,7 +56,8 @@ POOLS = [
     ("rented", "rented GPUs", GPUS),
     ("used", "used GPUs", GPUS),
     ("idle", "idle GPUs", GPUS),
-    ("utilisation", "utilisation", SHARE),
+    ("utilisation", "utilisation (of own + rented GPUs)", SHARE),
+    ("utilisation_of_usable", "use of usable capacity", SHARE),
     ("variable_cost", "variable cost ({cur})", MONEY),
     ("rental_cost", "rental cost ({cur})", MONEY),
     ("fixed_cost", "depreciation ({cur})", MONEY),
@@ -141,12 +142,14 @@ class _Book:
 
 
 def _summary(book: _Book, plan: Plan) -> None:
+    from allocator.plan.report import status_note
+
     cur = plan.currency
     ws = book.sheet("Summary", ["item", "value", "unit"], [None, MONEY, None])
     ws.set_column(0, 0, 58)
     rows: list[tuple[str, Any, str]] = [
         ("scenario", plan.scenario, ""),
-        ("status", plan.status.value, plan.message),
+        ("status", plan.status.value, status_note(plan)),
         ("periods", f"{plan.periods[0]} … {plan.periods[-1]} ({len(plan.periods)})", ""),
     ]
     totals = asdict(plan.totals)

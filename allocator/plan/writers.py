@@ -119,12 +119,17 @@ def table_csv(header: list[str], columns: list[list[Any]]) -> str:
     return buf.getvalue()
 
 
-def _cell(v: Any) -> Any:
+def csv_cell(v: Any) -> Any:
+    """A value as a CSV cell: floats to 12 significant digits (no last-bit noise such as
+    ``45600.00000000001``), None as an empty cell."""
     if v is None:
         return ""
     if isinstance(v, float):
         return f"{v:.12g}"
     return v
+
+
+_cell = csv_cell
 
 
 def write_csv(plan: Plan, folder: Path) -> list[Path]:

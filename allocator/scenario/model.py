@@ -18,8 +18,12 @@ with a field path such as ``segments[3].demand[5]``; :meth:`Scenario.from_dict` 
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
+import re
+import typing
+from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -261,7 +265,7 @@ class Scenario(ScenarioHeader):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ScenarioError([Issue("", f"not valid JSON: {exc}")]) from None
+            raise ScenarioError([Issue("", json_error(exc))]) from None
         return cls.from_dict(data)
 
     @classmethod
@@ -315,7 +319,70 @@ def _path(loc: tuple[int | str, ...], prefix: str = "") -> str:
     return out
 
 
-def _pydantic_issues(exc: ValidationError, prefix: str = "") -> list[Issue]:
+def json_error(exc: json.JSONDecodeError) -> str:
+    """A JSON syntax error with its line and column (where an editor goes)."""
+    return f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+
+
+def unknown_id(what: str, value: Any, ids: Iterable[str], limit: int = 40) -> str:
+    """``unknown segment 'chatt'; did you mean 'chat'? (segments: chat, cloud)``: the
+    closest id and the valid ones (the first ``limit``)."""
+    return f"unknown {what} {value!r}{id_hint(what, value, ids, limit)}"
+
+
+def id_hint(what: str, value: Any, ids: Iterable[str], limit: int = 40) -> str:
+    """``"; did you mean 'chat'? (segments: chat, cloud)"``: what follows an unknown id."""
+    ids = list(dict.fromkeys(ids))
+    shown = ", ".join(ids[:limit]) + (f", … ({len(ids)} in all)" if len(ids) > limit else "")
+    return f"{did_you_mean(value, ids)} ({what}s: {shown or 'none'})"
+
+
+def did_you_mean(word: Any, choices: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the choice closest to ``word`` (difflib), or ``""``."""
+    if not isinstance(word, str):
+        return ""
+    close = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _model_in(tp: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation (``Pool``, ``list[Mode]``, ``X | None``)."""
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return tp
+    for arg in typing.get_args(tp):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _fields_at(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> list[str]:
+    """The field names of the model found at ``loc`` below ``model`` ([] if none)."""
+    for part in loc:
+        if model is None:
+            return []
+        if isinstance(part, int):
+            continue
+        info = model.model_fields.get(part)
+        model = None if info is None else _model_in(info.annotation)
+    return [] if model is None else list(model.model_fields)
+
+
+def _unknown_field(loc: tuple[int | str, ...], model: type[BaseModel] | None) -> str:
+    """The message for a field the model does not have, with the closest one."""
+    name = loc[-1] if loc else ""
+    fields = _fields_at(model, loc[:-1])
+    hint = did_you_mean(name, fields)
+    if not hint and fields:
+        hint = f" (fields here: {', '.join(fields)})"
+    return f"unknown field {name!r}{hint}"
+
+
+def _pydantic_issues(
+    exc: ValidationError, prefix: str = "", model: type[BaseModel] | None = None
+) -> list[Issue]:
+    """Pydantic's errors as issues under ``prefix``; ``model`` (the model validated) lets
+    an unknown field name the closest field it has."""
     issues = []
     for err in exc.errors(include_url=False):
         loc = tuple(p for p in err["loc"] if p not in ("function-after[_some_throughput()]",))
@@ -338,6 +405,11 @@ def _pydantic_issues(exc: ValidationError, prefix: str = "") -> list[Issue]:
                 f"must be at most {MAX_AMOUNT:g} (the limit on any amount; use a larger unit), "
                 f"got {err['input']:g}"
             )
+        elif err["type"] == "extra_forbidden":
+            msg = _unknown_field(loc, model)
+        elif err["type"] == "enum":
+            expected = re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))
+            msg += did_you_mean(err.get("input"), expected)
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
         issues.append(Issue(_path(loc, prefix), msg))
@@ -407,7 +479,12 @@ def _check_pool(pool: Pool, base: str, labels: list[str], issues: list[Issue]) -
     _check_len(pool.rentable_gpus, T, f"{base}.rentable_gpus", issues)
     exp = pool.expansion
     if exp is not None and exp.from_period is not None and exp.from_period not in labels:
-        issues.append(Issue(f"{base}.expansion.from_period", f"unknown period {exp.from_period!r}"))
+        issues.append(
+            Issue(
+                f"{base}.expansion.from_period",
+                f"unknown period {exp.from_period!r}{did_you_mean(exp.from_period, labels)}",
+            )
+        )
     if pool.rentable_gpus and any(pool.rentable_gpus) and pool.rental_price_per_gpu_hour is None:
         issues.append(
             Issue(f"{base}.rental_price_per_gpu_hour", "required when rentable_gpus is given")
@@ -451,22 +528,7 @@ def _check_segment_references(
 ) -> None:
     """A segment names only accelerator types and regions some pool has, and at least
     one pool can serve it."""
-    for acc in seg.throughput:
-        if acc not in types:
-            issues.append(
-                Issue(
-                    f"{base}.throughput.{acc}",
-                    f"unknown accelerator type {acc!r} (pools have: {', '.join(types)})",
-                )
-            )
-    for j, r in enumerate(seg.regions or []):
-        if r not in regions:
-            issues.append(
-                Issue(
-                    f"{base}.regions[{j}]",
-                    f"unknown region {r!r} (pools are in: {', '.join(regions)})",
-                )
-            )
+    _check_names(list(seg.throughput), list(seg.regions or []), base, types, regions, issues)
     if not any(sc.compatible(seg, p) for p in sc.pools):
         issues.append(
             Issue(
@@ -476,6 +538,36 @@ def _check_segment_references(
                 f"{seg.regions if seg.regions is not None else 'any'}",
             )
         )
+
+
+def _check_names(
+    accelerators: list[str],
+    wanted_regions: list[str],
+    base: str,
+    types: list[str],
+    regions: list[str],
+    issues: list[Issue],
+) -> None:
+    """Accelerator types and regions a segment names are among the pools' (the closest
+    one suggested for a typo)."""
+    for acc in accelerators:
+        if acc not in types:
+            issues.append(
+                Issue(
+                    f"{base}.throughput.{acc}",
+                    f"unknown accelerator type {acc!r}{did_you_mean(acc, types)} "
+                    f"(pools have: {', '.join(types)})",
+                )
+            )
+    for j, r in enumerate(wanted_regions):
+        if r not in regions:
+            issues.append(
+                Issue(
+                    f"{base}.regions[{j}]",
+                    f"unknown region {r!r}{did_you_mean(r, regions)} "
+                    f"(pools are in: {', '.join(regions)})",
+                )
+            )
 
 
 def _check_policy_lengths(pol: Policy, T: int, issues: list[Issue]) -> None:
@@ -610,7 +702,7 @@ def validate_scenario(data: Any) -> tuple[Scenario | None, list[Issue]]:
                     items[key].append(model.model_validate(item))
                     index[key].append(i)
                 except ValidationError as exc:
-                    issues.extend(_pydantic_issues(exc, f"{key}[{i}]"))
+                    issues.extend(_pydantic_issues(exc, f"{key}[{i}]", model))
             continue
         complete = False
     complete = complete and all(
@@ -625,11 +717,11 @@ def validate_scenario(data: Any) -> tuple[Scenario | None, list[Issue]]:
     try:
         header = ScenarioHeader.model_validate(header_data)
     except ValidationError as exc:
-        issues.extend(_pydantic_issues(exc))
+        issues.extend(_pydantic_issues(exc, "", Scenario))
     try:
         policy = Policy.model_validate(data.get("policy", {}))
     except ValidationError as exc:
-        issues.extend(_pydantic_issues(exc, "policy"))
+        issues.extend(_pydantic_issues(exc, "policy", Policy))
     periods_ok = bool(items["periods"]) and len(index["periods"]) == len(data.get("periods") or [])
     if periods_ok:
         pools_ok = len(index["pools"]) == len(data.get("pools") or []) and bool(items["pools"])
@@ -643,12 +735,73 @@ def validate_scenario(data: Any) -> tuple[Scenario | None, list[Issue]]:
             segments=items["segments"],
         )
         issues.extend(cross_check(sc, index["pools"], index["segments"], check_segments=pools_ok))
+        issues.extend(_check_the_rest(data, sc, index, pools_ok))
     if issues or not complete or header is None or policy is None:
-        return None, issues
+        return None, _named(issues, data)
     try:
         return Scenario.model_validate(data), []
     except ValidationError as exc:  # pragma: no cover - the layers above catch everything
-        return None, _pydantic_issues(exc)
+        return None, _named(_pydantic_issues(exc, "", Scenario), data)
+
+
+PER_PERIOD_FIELDS = {"pools": ("gpus", "rentable_gpus"), "segments": ("demand", "contract_min")}
+
+
+def _check_the_rest(
+    data: dict[str, Any], sc: Scenario, index: dict[str, list[int]], pools_ok: bool
+) -> list[Issue]:
+    """The cross checks that can run on what the field checks refused, from its raw data:
+    the per-period lists' lengths of pools and segments that failed, and the accelerator
+    types and regions of failed segments (and, when a pool failed, of every segment)
+    against those of every pool that names one. So a type error does not hide an unknown
+    accelerator or a list one period short."""
+    issues: list[Issue] = []
+    T = len(sc.periods)
+    for key, names in PER_PERIOD_FIELDS.items():
+        passed = set(index[key])
+        for i, raw in enumerate(data.get(key) or []):
+            if i in passed or not isinstance(raw, dict):
+                continue
+            for name in names:
+                value = raw.get(name)
+                if isinstance(value, list):
+                    _check_len(value, T, f"{key}[{i}].{name}", issues)
+    raw_pools = [p for p in data.get("pools") or [] if isinstance(p, dict)]
+    types = sorted({a for p in raw_pools if isinstance(a := p.get("accelerator"), str)})
+    regions = sorted({r for p in raw_pools if isinstance(r := p.get("region"), str)})
+    if not types:
+        return issues
+    checked = set(index["segments"]) if pools_ok else set()
+    for i, raw in enumerate(data.get("segments") or []):
+        if i in checked or not isinstance(raw, dict):
+            continue
+        tp, allowed = raw.get("throughput"), raw.get("regions")
+        accelerators = [k for k in tp if isinstance(k, str)] if isinstance(tp, dict) else []
+        wanted = [r for r in allowed if isinstance(r, str)] if isinstance(allowed, list) else []
+        _check_names(accelerators, wanted, f"segments[{i}]", types, regions, issues)
+    return issues
+
+
+_ITEM_PATH = re.compile(r"^(periods|pools|segments)\[(\d+)\]")
+
+
+def _named(issues: list[Issue], data: dict[str, Any]) -> list[Issue]:
+    """Each issue under an item with the item's id (or period label) next to its index:
+    ``segments[3] (chat).demand[5]``."""
+    out = []
+    for issue in issues:
+        m = _ITEM_PATH.match(issue.path)
+        items = data.get(m.group(1)) if m else None
+        name = None
+        if m and isinstance(items, list) and int(m.group(2)) < len(items):
+            item = items[int(m.group(2))]
+            if isinstance(item, dict):
+                name = item.get("label" if m.group(1) == "periods" else "id")
+        if m and isinstance(name, str) and name:
+            where = f"{m.group(0)} ({name}){issue.path[m.end() :]}"
+            issue = Issue(issue.path, issue.message, where=where)
+        out.append(issue)
+    return out
 
 
 def discount_factors(sc: Scenario) -> list[float]:

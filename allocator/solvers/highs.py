@@ -14,6 +14,7 @@ from allocator.solvers.highs_model import (
     map_highs_status,
     new_highs,
     read_solution,
+    run_highs,
     to_highs_lp,
 )
 
@@ -67,6 +68,6 @@ class HighsDirectSolver(Solver):
             h.setOptionValue(k, v)
         t0 = time.perf_counter()
         h.passModel(to_highs_lp(lp))
-        h.run()
+        run_highs(h)
         elapsed = time.perf_counter() - t0
         return read_solution(h, lp, algorithm, elapsed)

@@ -10,6 +10,8 @@ import math
 import os
 import sys
 import threading
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -48,8 +50,57 @@ def new_highs() -> highspy.Highs:
                 os.close(saved)
                 os.close(devnull)
             _banner_done = True
-    h.setOptionValue("output_flag", False)
+    if _log_sink is None:
+        h.setOptionValue("output_flag", False)
+    else:  # the solver's log, line by line, to the sink (never C stdout)
+        h.setOptionValue("log_to_console", False)
+        sink = _log_sink
+        h.cbLogging.subscribe(lambda event: sink(event.message))
     return h
+
+
+_log_sink: Callable[[str], None] | None = None
+
+
+@contextlib.contextmanager
+def highs_log(sink: Callable[[str], None] | None) -> Iterator[None]:
+    """HiGHS objects made inside the block send their log (presolve, iterations, the model
+    status) to ``sink`` (e.g. ``sys.stderr.write``); ``None`` keeps them silent (the
+    default). Process-wide, like HiGHS' own output settings: meant for a CLI run."""
+    global _log_sink
+    saved, _log_sink = _log_sink, sink
+    try:
+        yield
+    finally:
+        _log_sink = saved
+
+
+# HiGHS runs every solve of a process on one task scheduler, started with the thread count
+# of the first run; a later run that asks for another count fails at once (HighsStatus
+# kError, model status kNotset), and so, before this, did solve(sc, solver=HighsSolver(
+# threads=1)) after a default solve. run_highs restarts the scheduler when the count asked
+# for differs from the one it was started with. The restart must not happen while another
+# thread is solving: solves running at the same time should ask for the same count (the row
+# generation's two chains do); a run that leaves ``threads`` at 0 (HiGHS' default) uses
+# whatever scheduler there is.
+_scheduler_lock = threading.Lock()
+_scheduler_threads: int | None = None  # the count we last started it with (None: HiGHS' own)
+
+
+def run_highs(h: highspy.Highs) -> highspy.HighsStatus:
+    """``h.run()``, first restarting HiGHS' process-wide scheduler when ``h`` asks for a
+    thread count other than the one it runs with."""
+    global _scheduler_threads
+    option: Any = h.getOptionValue("threads")
+    if isinstance(option, tuple):  # highspy returns (status, value)
+        option = option[-1]
+    threads = int(option)
+    if threads > 0:
+        with _scheduler_lock:
+            if threads != _scheduler_threads:
+                highspy.Highs.resetGlobalScheduler(True)
+                _scheduler_threads = threads
+    return h.run()
 
 
 def to_highs_lp(lp: LinearProgram) -> highspy.HighsLp:

@@ -51,6 +51,7 @@ from allocator.solvers.highs_model import (
     map_highs_status,
     new_highs,
     read_solution,
+    run_highs,
     to_highs_lp,
 )
 
@@ -203,8 +204,9 @@ def load_whole(lp: LinearProgram, algorithm: str, threads: int | None = None) ->
 
 class RowGenerationSolver(Solver):
     """HiGHS on the period split with lazy stability rows (see the module docstring).
-    LPs only. ``threads`` is HiGHS' thread option (1 in batch workers: one core each; like
-    any HiGHS thread setting it must be the same for every solve in a process);
+    LPs only. ``threads`` is HiGHS' thread option (1 in batch workers: one core each; HiGHS
+    runs one scheduler per process, restarted by ``run_highs`` when a solve asks for
+    another count, so solves running at the same time in threads should ask for the same);
     ``chains`` the number of period chains run in parallel (default: 2 on two or more cores,
     1 when ``threads`` is 1). ``max_lazy_share`` is the share of lazy rows added after
     which the whole LP goes to interior point."""
@@ -306,7 +308,7 @@ class RowGenerationSolver(Solver):
         while True:
             _set_time_limit(h, deadline)
             t_run = time.perf_counter()
-            h.run()
+            run_highs(h)
             stats["rounds_s"] = stats.get("rounds_s", 0.0) + time.perf_counter() - t_run
             h.setOptionValue("solver", "simplex")  # the next run starts from this basis
             h.setOptionValue("simplex_strategy", 1)
@@ -371,7 +373,7 @@ class RowGenerationSolver(Solver):
         _set_time_limit(h, deadline)
         h.passModel(to_highs_lp(lp))
         t_run = time.perf_counter()
-        h.run()
+        run_highs(h)
         stats["fallback_ipm_s"] = time.perf_counter() - t_run
         model.h = h
         model.hrows = [np.arange(lp.num_rows)]
@@ -546,7 +548,7 @@ def _chain(
         )
         if prev is not None and prev[0].size == cols.size and prev[1].size == rows.size:
             _set_basis(h, *prev)
-        h.run()
+        run_highs(h)
         info = h.getInfo()
         iterations += int(max(info.simplex_iteration_count, 0))
         ms = h.getModelStatus()

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from allocator.errors import AllocatorError, ScenarioError, SolveError, Status
+from allocator.errors import AllocatorError, Issue, ScenarioError, SolveError, Status
 from allocator.plan.writers import write_atomic
 from allocator.scenario.overrides import Overrides
 
@@ -156,7 +156,9 @@ def _read_json(path: Path) -> Any:
     except OSError as exc:
         raise ValueError(f"cannot read {path}: {exc.strerror}") from None
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON: {exc}") from None
+        from allocator.scenario.model import json_error
+
+        raise ValueError(f"{path}: {json_error(exc)}") from None
 
 
 def _canonical_scenario(data: Any) -> dict[str, Any]:
@@ -233,6 +235,73 @@ def expand_sweep(sweep: Mapping[str, Any], base_dir: str | Path = ".") -> list[R
                 )
             )
     return specs
+
+
+SWEEP_FIELDS = (
+    "name",
+    "description",
+    "base",
+    "overrides",
+    "runs",
+    "grid",
+    "algorithm",
+    "time_limit",
+)
+
+
+def is_sweep(data: Any) -> bool:
+    """Does ``data`` look like a sweep description (a ``base`` and no scenario items)?"""
+    return isinstance(data, Mapping) and "base" in data and "segments" not in data
+
+
+def validate_sweep(
+    sweep: Mapping[str, Any], base_dir: str | Path = "."
+) -> tuple[list[RunSpec], list[Issue]]:
+    """The runs of a sweep and every problem found: its own fields, its base scenario
+    (paths under ``base``), and each run's overrides applied to the base (unknown
+    segments, kinds or pools), each problem once."""
+    from pydantic import ValidationError
+
+    from allocator.scenario import Scenario
+    from allocator.scenario.model import _pydantic_issues, did_you_mean
+    from allocator.scenario.overrides import apply_overrides
+
+    issues: list[Issue] = []
+    for key in sorted(set(sweep) - set(SWEEP_FIELDS)):
+        issues.append(Issue(key, f"unknown sweep field {key!r}{did_you_mean(key, SWEEP_FIELDS)}"))
+    if issues:
+        return [], issues
+    try:
+        specs = expand_sweep(sweep, base_dir)
+    except ScenarioError as exc:
+        where = "base" if isinstance(sweep.get("base"), Mapping) else f"base ({sweep['base']})"
+        return [], [
+            Issue(f"base.{i.path}" if i.path else "base", i.message, where=f"{where}: {i}")
+            for i in exc.issues
+        ]
+    except ValidationError as exc:  # overrides of the wrong type
+        return [], _pydantic_issues(exc, "overrides")
+    except ValueError as exc:
+        return [], [Issue("", str(exc))]
+    if specs:
+        base = Scenario.model_validate(specs[0].scenario)
+        pools = [p.id for p in base.pools]
+        targets = [s.id for s in base.segments] + sorted({s.kind.value for s in base.segments})
+        for spec in specs:
+            try:
+                apply_overrides(base, spec.overrides)
+            except ScenarioError as exc:
+                for i in exc.issues:
+                    field, _, key = i.path.partition(".")
+                    hint = (
+                        ""
+                        if "did you mean" in i.message
+                        else did_you_mean(key, pools if field == "capacity_change" else targets)
+                    )
+                    issues.append(Issue(i.path, i.message + hint))
+            except ValueError as exc:
+                issues.append(Issue("", str(exc)))
+    return specs, list(dict.fromkeys(issues))
 
 
 def scenario_files(inputs: Sequence[str]) -> list[Path]:

@@ -123,7 +123,10 @@ def apply(sc: Scenario, transforms: list[Any], base: Plan | None = None) -> Scen
         elif isinstance(tr, RemoveSegment):
             ids = [s["id"] for s in data["segments"]]
             if tr.segment not in ids:
-                raise ScenarioError([Issue(f"{where}.segment", f"unknown segment {tr.segment!r}")])
+                from allocator.scenario.model import unknown_id
+
+                msg = unknown_id("segment", tr.segment, ids)
+                raise ScenarioError([Issue(f"{where}.segment", msg)])
             data["segments"] = [s for s in data["segments"] if s["id"] != tr.segment]
             out = Scenario.from_dict(data)
         elif isinstance(tr, Capacity):

@@ -28,6 +28,7 @@ scenario re-optimised: EEV), on the same objective. It is >= 0.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,7 +37,14 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from allocator.errors import InfeasibleError, NumericalError, SolveError, Status, TimeLimitError
+from allocator.errors import (
+    InfeasibleError,
+    Issue,
+    NumericalError,
+    SolveError,
+    Status,
+    TimeLimitError,
+)
 from allocator.lp import LinearProgram
 from allocator.lp.build import build_lp
 from allocator.plan import Plan
@@ -65,6 +73,106 @@ class DemandScenario:
             demand_scale={str(k): float(v) for k, v in (d.get("demand_scale") or {}).items()},
             demand={str(k): [float(x) for x in v] for k, v in (d.get("demand") or {}).items()},
         )
+
+
+DEMAND_FIELDS = ("name", "probability", "demand_scale", "demand")
+
+
+def is_demand_file(data: Any) -> bool:
+    """Does ``data`` look like demand scenarios (a list of them, or ``{"scenarios": …}``)?"""
+    if isinstance(data, Mapping):
+        return "scenarios" in data and "segments" not in data
+    return isinstance(data, list) and all(
+        isinstance(d, Mapping) and "probability" in d for d in data
+    )
+
+
+def validate_demand_scenarios(data: Any, base: Scenario | None = None) -> list[Issue]:
+    """Every problem of a demand-scenario file (a list of ``{name, probability,
+    demand_scale, demand}``, or ``{"scenarios": [...]}``): unknown fields (the closest
+    one suggested), probabilities that are not numbers in [0, 1] or do not sum to 1,
+    factors and demands that are not numbers >= 0, duplicate names; with ``base``, also
+    segment ids or kinds it does not have and demand lists of the wrong length."""
+    from allocator.scenario.model import did_you_mean
+
+    prefix = ""
+    if isinstance(data, Mapping):
+        unknown = sorted(set(data) - {"scenarios"})
+        issues = [Issue(k, f"unknown field {k!r}{did_you_mean(k, ['scenarios'])}") for k in unknown]
+        data, prefix = data.get("scenarios"), "scenarios"
+    else:
+        issues = []
+    if not isinstance(data, list) or not data:
+        return [*issues, Issue(prefix, "must be a non-empty list of demand scenarios")]
+    targets = None
+    if base is not None:
+        targets = [s.id for s in base.segments] + sorted({s.kind.value for s in base.segments})
+    total, names = 0.0, dict[str, int]()
+
+    def number(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+    for i, ds in enumerate(data):
+        at = f"{prefix}[{i}]"
+        if not isinstance(ds, Mapping):
+            issues.append(Issue(at, "must be an object {name, probability, demand_scale, demand}"))
+            continue
+        name = ds.get("name")
+        where = f"{at} ({name})" if isinstance(name, str) and name else at
+        here: list[Issue] = []
+        for k in sorted(set(ds) - set(DEMAND_FIELDS)):
+            here.append(Issue(f"{at}.{k}", f"unknown field {k!r}{did_you_mean(k, DEMAND_FIELDS)}"))
+        if isinstance(name, str) and name in names:
+            here.append(Issue(f"{at}.name", f"duplicate name {name!r} (also at [{names[name]}])"))
+        elif isinstance(name, str):
+            names[name] = i
+        p: Any = ds.get("probability")
+        if not number(p) or not 0 <= p <= 1:
+            here.append(Issue(f"{at}.probability", f"must be a number in [0, 1], got {p!r}"))
+        else:
+            total += float(p)
+        scale = ds.get("demand_scale") or {}
+        if not isinstance(scale, Mapping):
+            here.append(
+                Issue(f"{at}.demand_scale", "must be an object {segment id or kind: factor}")
+            )
+            scale = {}
+        for k, v in scale.items():
+            if not number(v) or v < 0:
+                here.append(Issue(f"{at}.demand_scale.{k}", f"must be a number >= 0, got {v!r}"))
+            if targets is not None and k not in targets:
+                here.append(
+                    Issue(
+                        f"{at}.demand_scale.{k}",
+                        f"unknown segment or kind {k!r}{did_you_mean(k, targets)}",
+                    )
+                )
+        demand = ds.get("demand") or {}
+        if not isinstance(demand, Mapping):
+            here.append(
+                Issue(f"{at}.demand", "must be an object {segment id: [demand per period]}")
+            )
+            demand = {}
+        for k, v in demand.items():
+            if not isinstance(v, list) or not all(number(x) and x >= 0 for x in v):
+                here.append(Issue(f"{at}.demand.{k}", "must be a list of numbers >= 0"))
+            if base is not None:
+                ids = [s.id for s in base.segments]
+                if k not in ids:
+                    here.append(
+                        Issue(f"{at}.demand.{k}", f"unknown segment {k!r}{did_you_mean(k, ids)}")
+                    )
+                elif isinstance(v, list) and len(v) != len(base.periods):
+                    here.append(
+                        Issue(
+                            f"{at}.demand.{k}",
+                            f"has {len(v)} entries, expected {len(base.periods)} (one per period)",
+                        )
+                    )
+        issues += [Issue(x.path, x.message, where=where + x.path[len(at) :]) for x in here]
+    if not any(x.path.endswith(".probability") for x in issues) and abs(total - 1.0) > 1e-9:
+        issues.append(Issue(prefix, f"the probabilities sum to {total:g}, not 1"))
+    return issues
 
 
 def scenario_for(base: Scenario, ds: DemandScenario) -> Scenario:

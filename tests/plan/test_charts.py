@@ -39,5 +39,5 @@ def test_plot_by_pool_and_region_and_errors(example_plan, monkeypatch):
     with pytest.raises(ValueError, match="chart must be"):
         example_plan.plot("pie")
     monkeypatch.setitem(sys.modules, "plotly.graph_objects", None)
-    with pytest.raises(ImportError, match=r"allocator\[plot\]"):
+    with pytest.raises(ImportError, match=r"needs plotly"):
         example_plan.plot()

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 
 from allocator import Scenario, ScenarioError, validate_scenario
 from allocator.cli import main
 from tests.conftest import edit
+
+
+def _unnamed(text: str) -> str:
+    """The printed issues without the ids shown next to item indexes."""
+    return re.sub(r"(\]) \([^)]*\)", r"\1", text)
 
 
 def break_demand_nan(d):
@@ -100,7 +106,7 @@ def test_library_names_field_and_reason(tiny_dict, breaker, path, reason):
     with pytest.raises(ScenarioError) as info:
         Scenario.from_dict(tiny_dict)
     assert any(i.path == path and reason in i.message for i in info.value.issues), info.value.issues
-    assert path in str(info.value)
+    assert path in _unnamed(str(info.value))
 
 
 @pytest.mark.parametrize(("breaker", "path", "reason"), CASES, ids=[c[0].__name__ for c in CASES])
@@ -111,7 +117,7 @@ def test_cli_validate_prints_field_and_exits_1(tiny_dict, tmp_path, capsys, brea
     f.write_text(json.dumps(tiny_dict))
     assert main(["validate", str(f)]) == 1
     err = capsys.readouterr().err
-    assert f"{path}: " in err and reason in err
+    assert f"{path}: " in _unnamed(err) and reason in err
 
 
 def test_ints_are_numbers_and_examples_satisfy_the_limits(tiny_dict):
@@ -162,7 +168,10 @@ def test_missing_and_malformed_top_level(tmp_path, capsys):
 def test_unknown_field_is_rejected_not_ignored(tiny_dict):
     tiny_dict["pools"][0]["gpu"] = [1, 2]  # a typo of "gpus" must not pass silently
     _, issues = validate_scenario(tiny_dict)
-    assert any(i.path == "pools[0].gpu" and "Extra inputs" in i.message for i in issues)
+    assert any(
+        i.path == "pools[0].gpu" and "unknown field 'gpu'; did you mean 'gpus'?" in i.message
+        for i in issues
+    )
 
 
 def test_pydantic_path_also_validates(tiny_dict):

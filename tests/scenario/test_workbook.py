@@ -25,7 +25,7 @@ SCENARIOS = sorted(
 def issues(path: Path) -> list[str]:
     with pytest.raises(ScenarioError) as exc:
         Scenario.from_file(path)
-    return [str(i) for i in exc.value.issues]
+    return [f"{i.path}: {i.message}" if i.path else i.message for i in exc.value.issues]
 
 
 def edited(src: Path, dst: Path, **cells: object) -> Path:

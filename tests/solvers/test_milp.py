@@ -254,4 +254,4 @@ def test_cli_validate_reports_the_allocation_unit(tiny_dict, tmp_path, capsys):
     f = tmp_path / "bad.json"
     f.write_text(json.dumps(tiny_dict))
     assert main(["validate", str(f)]) == EXIT_INVALID
-    assert "pools[0].allocation_unit_gpus" in capsys.readouterr().err
+    assert "pools[0] (h100).allocation_unit_gpus" in capsys.readouterr().err

@@ -3,6 +3,7 @@ relaxation, in one message; and the relaxation written into a copy of the scenar
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -66,8 +67,9 @@ def diagnose(
         lines.append("(Diagnosed with fractional GPUs: allocation_unit_gpus is left out.)")
     if iis_failed:
         lines.append("HiGHS could not isolate a minimal conflicting set.")
-    lines.extend(_conflict_lines(conflicts, groups))
-    lines.extend(_relaxation_lines(order, el, x, relaxation))
+    periods = list(sc.period_labels)
+    lines.extend(_conflict_lines(conflicts, groups, periods))
+    lines.extend(_relaxation_lines(order, el, x, relaxation, periods))
     return Diagnosis(
         scenario=sc.name,
         feasible=False,
@@ -106,18 +108,66 @@ def _feasible(sc: Scenario, whole_units: bool, order: tuple[str, ...]) -> Diagno
     return Diagnosis(sc.name, True, order=order, message=msg)
 
 
-def _conflict_lines(conflicts: list[Conflict], groups: list[ConflictGroup]) -> list[str]:
-    """The message's conflicts: each group's headline, then its constraints."""
-    lines: list[str] = []
+_PERIOD = "\x00"  # stands for the period in a text compared across periods
+
+
+def _by_period(
+    items: list[tuple[set[str], list[str]]], periods: list[str]
+) -> list[tuple[list[str], list[str]]]:
+    """Items (the periods their keys name, their texts) merged where they say the same
+    but for the one period they are about: the same conflict in P1, P2 and P3 is told
+    once, "in each of P1, P2 and P3". Items about several periods, or none, stay as they
+    are."""
+    merged: dict[object, tuple[list[str], list[str]]] = {}
+    for n, (about, texts) in enumerate(items):
+        if len(about) == 1:
+            (p,) = about
+            pattern = re.compile(rf"(?<![\w.-]){re.escape(p)}(?![\w-])")
+            generic = [pattern.sub(_PERIOD, t) for t in texts]
+            key: object = tuple(generic)
+            if key in merged:
+                merged[key][0].append(p)
+                continue
+            merged[key] = ([p], generic)
+        else:
+            merged[("item", n)] = ([], texts)
+    out = []
+    for found, texts in merged.values():
+        found.sort(key=lambda p: periods.index(p) if p in periods else len(periods))
+        where = _join(found) if len(found) < 2 else "each of " + _join(found)
+        out.append((found, [t.replace(_PERIOD, where) for t in texts]))
+    return out
+
+
+def _periods_of(items: Sequence[Conflict | Relaxation]) -> set[str]:
+    return {c.key["period"] for c in items if c.key.get("period")}
+
+
+def _conflict_lines(
+    conflicts: list[Conflict], groups: list[ConflictGroup], periods: list[str] | None = None
+) -> list[str]:
+    """The message's conflicts: each group's headline, then its constraints; a conflict
+    that repeats in several periods (the same requirements and limits, the same numbers)
+    is told once, naming its periods."""
+    items = []
     for grp in groups:
-        prefix = f"Conflict {grp.group}: " if len(groups) > 1 else ""
-        lines.append(prefix + grp.sentence)
-        lines.extend("  - " + c.sentence for c in conflicts if c.group == grp.group)
+        members = [c for c in conflicts if c.group == grp.group]
+        items.append((_periods_of(members), [grp.sentence, *(c.sentence for c in members)]))
+    merged = _by_period(items, periods or [])
+    lines: list[str] = []
+    for n, (_, texts) in enumerate(merged, start=1):
+        prefix = f"Conflict {n}: " if len(merged) > 1 else ""
+        lines.append(prefix + texts[0])
+        lines.extend("  - " + m for m in texts[1:])
     return lines
 
 
 def _relaxation_lines(
-    order: tuple[str, ...], el: _Elastic, x: np.ndarray | None, relaxation: list[Relaxation]
+    order: tuple[str, ...],
+    el: _Elastic,
+    x: np.ndarray | None,
+    relaxation: list[Relaxation],
+    periods: list[str] | None = None,
 ) -> list[str]:
     """The message's relaxation: the changes, or why there are none."""
     if x is None:
@@ -128,7 +178,10 @@ def _relaxation_lines(
         ]
     tried = [r for r in reversed(order) if el.cols.get(r) is not None]
     how = f" (changing {' before '.join(tried)})" if len(tried) > 1 else ""
-    return [f"Smallest relaxation{how}:", *("  - " + r.sentence for r in relaxation)]
+    changes = _by_period([(_periods_of([r]), [r.sentence]) for r in relaxation], periods or [])
+    lines = [f"Smallest relaxation{how}:"]
+    lines += ["  - " + sentence for _, (sentence,) in changes]
+    return lines
 
 
 def apply_relaxation(
