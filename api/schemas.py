@@ -102,8 +102,11 @@ class WhatIfPublic(BaseModel):
     )
     overrides: dict[str, Any]
     difference: dict[str, Any] = Field(
-        description="totals and by_kind (revenue, gross_margin, ltv, gpus_by_period): "
-        "base, new and change."
+        description="totals (every term of the objective: objective, revenue, "
+        "variable_cost, rental_cost, shortfall_penalty, gross_margin, ltv, ltv_weight, "
+        "weighted_ltv, churn_cost, expansion_cost), check (objective = gross_margin + "
+        "weighted_ltv - churn_cost - expansion_cost: the terms' change and the residual) and "
+        "by_kind (revenue, gross_margin, ltv, gpus_by_period): base, new and change."
     )
     plan: dict[str, Any] = Field(description="The what-if plan.")
     warm: bool = Field(
