@@ -64,6 +64,13 @@ class PlanLinks(BaseModel):
     pools: str
 
 
+class JobProgress(BaseModel):
+    message: str = Field(description="The engine's progress line, as the CLI shows it.")
+    phase: str = Field(description="building, solving, row generation, reading out, diagnosing")
+    round: int | None = Field(None, description="Row-generation round, when in one.")
+    elapsed_s: float = Field(description="Seconds since the job's solver process started.")
+
+
 class PlanJobPublic(BaseModel):
     id: str
     scenario_id: str
@@ -77,6 +84,11 @@ class PlanJobPublic(BaseModel):
         0, description="Times a worker started it: a job interrupted once is queued again."
     )
     error: Problem | None = Field(None, description="Why a failed job failed.")
+    progress: JobProgress | None = Field(
+        None,
+        description="The solver's latest progress line, stored with the job's heartbeat "
+        "(every 2 s while it runs; the last one once it finished); null before it starts.",
+    )
     plan: dict[str, Any] | None = Field(
         None, description="The plan (Plan.to_dict()) once done.", examples=[PLAN_EXAMPLE]
     )

@@ -101,11 +101,17 @@ async function chooseScenario(id) {
   state.planId = null;
   const { body } = await api(`/v1/plans?scenario=${encodeURIComponent(id)}&status=done&limit=1`);
   if (token !== chooseToken) return; // the user picked another scenario meanwhile
+  const pending = await pendingJob(id);
+  if (token !== chooseToken) return;
   if (body.items.length) {
     await showPlan(body.items[0].id);
   } else {
     clearCharts();
     status("no plan yet: press Run plan");
+  }
+  if (pending) {
+    $("#run").disabled = true;
+    try { await followJob(pending.links.self, id); } finally { $("#run").disabled = false; }
   }
 }
 
@@ -130,22 +136,44 @@ async function runPlan() {
   $("#run").disabled = true;
   try {
     const { response } = await api(`/v1/scenarios/${encodeURIComponent(state.scenario)}/plans`, { method: "POST" });
-    const loc = response.headers.get("location");
-    const started = Date.now();
-    for (;;) {
-      const { body } = await api(loc);
-      const secs = ((Date.now() - started) / 1000).toFixed(1);
-      if (body.status === "done") { status(`solved in ${body.plan.solver.time_s.toFixed(2)} s`); await showPlan(body.id, body); break; }
-      if (body.status === "failed" || body.status === "cancelled") {
-        status(`${body.status}: ${body.error ? body.error.detail || body.error.title : ""}`, true);
-        if (body.error) showProblem(body.error);
-        break;
-      }
-      status(`${body.status}… ${secs} s`);
-      await new Promise((r) => setTimeout(r, 300));
-    }
+    await followJob(response.headers.get("location"), state.scenario);
   } catch (e) { status(e.message, true); if (e.problem) showProblem(e.problem); }
   $("#run").disabled = false;
+}
+
+// Poll a plan job until it finishes, showing its progress (phase, round, elapsed) from the
+// job's JSON; stops quietly when the user picks another scenario meanwhile.
+async function followJob(loc, scenario) {
+  const started = Date.now();
+  for (;;) {
+    if (state.scenario !== scenario) return;
+    const { body } = await api(loc);
+    if (state.scenario !== scenario) return;
+    if (body.status === "done") { status(`solved in ${body.plan.solver.time_s.toFixed(2)} s`); await showPlan(body.id, body); return; }
+    if (body.status === "failed" || body.status === "cancelled") {
+      status(`${body.status}: ${body.error ? body.error.detail || body.error.title : ""}`, true);
+      if (body.error) showProblem(body.error);
+      return;
+    }
+    status(progressText(body, started));
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+function progressText(job, started) {
+  const pr = job.progress;
+  const secs = pr ? pr.elapsed_s : (Date.now() - started) / 1000;
+  const what = pr ? `${pr.phase}${pr.round ? ", round " + pr.round : ""}: ${pr.message}` : "";
+  return `job ${job.id.slice(0, 8)} ${job.status}… ${secs.toFixed(1)} s${what ? " · " + what : ""}`;
+}
+
+// a scenario whose plan job is still queued or running: show that job (no second one)
+async function pendingJob(id) {
+  for (const st of ["running", "queued"]) {
+    const { body } = await api(`/v1/plans?scenario=${encodeURIComponent(id)}&status=${st}&limit=1`);
+    if (body.items.length) return body.items[0];
+  }
+  return null;
 }
 
 async function showPlan(planId, job) {
@@ -271,7 +299,7 @@ async function renderFrontier() {
     const t = state.plan.totals;
     Plotly.react("chart-frontier", [{
       x: pts.map((q) => q.ltv), y: pts.map((q) => q.margin), mode: "lines+markers", type: "scatter",
-      text: pts.map((q) => `weight ${q.weight_low}–${q.weight_high === null ? "∞" : q.weight_high}`), name: "frontier",
+      text: pts.map((q) => `weight ${q.weight_low}–${q.weight_high === null ? "∞" : q.weight_high}`), name: body.exact ? "frontier" : `frontier (${pts.length} weights sampled)`,
     }, {
       x: [t.ltv], y: [t.gross_margin - t.churn_cost], mode: "markers", type: "scatter",
       name: ptext(`this plan (LTV weight ${t.ltv_weight})`), marker: { size: 14, symbol: "star", color: "#b42318" },

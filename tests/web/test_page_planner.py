@@ -25,7 +25,10 @@ def server(tmp_path_factory):
     from allocator.scenario.generate import generate
 
     long = generate(segments=12, pools=6, periods=52, seed=3).to_dict()
-    for sid, body in (("tiny-empty", empty), ("tiny-hard", hard), ("weekly", long)):
+    from ..api.conftest import slow_scenario
+
+    bodies = (("tiny-empty", empty), ("tiny-hard", hard), ("weekly", long), ("slow", slow_scenario()))
+    for sid, body in bodies:
         status, _, out = s.request("PUT", f"/v1/scenarios/{sid}", body, headers=KEY)
         assert status == 201, out
     yield s
@@ -186,4 +189,22 @@ def test_phone_width_has_no_horizontal_scroll(browser, server):
         "[...document.querySelectorAll('.chart')].map(c => c.getBoundingClientRect().right)"
     )
     assert max(charts) <= 390
+    pg.context.close()
+
+
+def test_a_running_job_is_shown_with_its_progress(browser, server):
+    pg = open_page(browser, server)
+    status, _, job = server.request("POST", "/v1/scenarios/slow/plans", {}, headers=KEY)
+    assert status == 202, job
+    job = json.loads(job)
+    pg.select_option("#scenario", "slow")
+    # the page follows the job already running instead of offering a second one
+    pg.wait_for_function("() => document.querySelector('#status').textContent.startsWith('job ')")
+    assert pg.is_disabled("#run")
+    pg.wait_for_function(
+        "() => document.querySelector('#status').textContent.startsWith('solved')",
+        timeout=120_000,
+    )
+    status, _, jobs = server.request("GET", "/v1/plans?scenario=slow", headers=KEY)
+    assert [j["id"] for j in json.loads(jobs)["items"]] == [job["id"]]
     pg.context.close()
