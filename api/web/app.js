@@ -462,6 +462,8 @@ window.addEventListener("DOMContentLoaded", () => {
   $("#whatif").addEventListener("submit", whatIf);
   $("#segment").addEventListener("change", (e) => explain(e.target.value));
   $("#explain-period").addEventListener("change", renderExplain);
+  $("#editor").addEventListener("toggle", () => $("#editor").open && loadEditor().catch((e) => editorStatus(e.message, true)));
+  $("#editor-save").addEventListener("click", () => saveEditor().catch((e) => editorStatus(e, true)));
   $("#dl-json").addEventListener("click", () => state.planId && download(`/v1/plans/${encodeURIComponent(state.planId)}`, `plan-${state.scenario}.json`));
   $("#dl-csv").addEventListener("click", () => state.planId && download(`/v1/plans/${encodeURIComponent(state.planId)}/allocations?format=csv`, `allocations-${state.scenario}.csv`));
   loadScenarios().catch((e) => status(e.message, true));
@@ -503,4 +505,62 @@ function renderExplain() {
     el("div", { class: "table-wrap" }, el("table", { class: "explain" }, head, rows)),
     bind,
     el("details", {}, el("summary", {}, "In words"), body.sentences.map((x) => el("p", {}, x))));
+}
+
+// ------------------------------------------------------------ scenario editor
+// The stored scenario's numbers (pools' GPUs, segments' demand and revenue per unit) as
+// inputs; saving PUTs the scenario with If-Match: the revision it was loaded at, so a
+// revision saved by someone else meanwhile is not overwritten (412).
+const editor = { id: null, etag: null, scenario: null };
+const listText = (xs) => xs.map((x) => String(x)).join(", ");
+
+function editorStatus(msg, isError) {
+  const e = $("#editor-status");
+  if (msg instanceof Error) {
+    e.replaceChildren(problemView(msg));
+  } else {
+    e.textContent = msg;
+  }
+  e.className = isError ? "error" : "";
+}
+
+async function loadEditor() {
+  if (!state.scenario) return;
+  const { body, response } = await api(`/v1/scenarios/${encodeURIComponent(state.scenario)}`);
+  Object.assign(editor, { id: state.scenario, etag: response.headers.get("etag"), scenario: body.scenario });
+  const sc = body.scenario;
+  const input = (attrs) => el("input", Object.assign({ type: "text" }, attrs));
+  const pools = sc.pools.map((q, i) => el("tr", {}, el("td", {}, q.id),
+    el("td", {}, input({ "data-pool": i, value: listText(q.gpus), "aria-label": `${q.id} GPUs` }))));
+  const segs = sc.segments.map((g, i) => el("tr", {}, el("td", {}, g.id),
+    el("td", {}, input({ "data-demand": i, value: listText(g.demand), "aria-label": `${g.id} demand` })),
+    el("td", {}, input({ "data-price": i, value: String(g.revenue_per_unit), "aria-label": `${g.id} revenue per unit`, class: "num" }))));
+  $("#editor-body").replaceChildren(
+    el("div", { class: "table-wrap" }, el("table", { class: "editor" },
+      el("caption", {}, `Pools (GPUs per period: ${sc.periods.map((x) => x.label).join(", ")})`),
+      el("tr", {}, el("th", {}, "pool"), el("th", {}, "GPUs")), pools)),
+    el("div", { class: "table-wrap" }, el("table", { class: "editor" },
+      el("caption", {}, `Segments (${sc.currency || "USD"} per unit)`),
+      el("tr", {}, el("th", {}, "segment"), el("th", {}, "demand"), el("th", {}, "revenue per unit")), segs)));
+  editorStatus(`revision ${body.revision}`);
+}
+
+function editedScenario() {
+  const sc = JSON.parse(JSON.stringify(editor.scenario));
+  const nums = (text) => text.split(",").map((x) => x.trim()).filter((x) => x !== "").map(Number);
+  for (const i of document.querySelectorAll("#editor-body input[data-pool]")) sc.pools[+i.dataset.pool].gpus = nums(i.value);
+  for (const i of document.querySelectorAll("#editor-body input[data-demand]")) sc.segments[+i.dataset.demand].demand = nums(i.value);
+  for (const i of document.querySelectorAll("#editor-body input[data-price]")) sc.segments[+i.dataset.price].revenue_per_unit = Number(i.value);
+  return sc;
+}
+
+async function saveEditor() {
+  if (!editor.scenario) return;
+  const { body, response } = await api(`/v1/scenarios/${encodeURIComponent(editor.id)}`, {
+    method: "PUT", body: JSON.stringify(editedScenario()),
+    headers: { "content-type": "application/json", "If-Match": editor.etag },
+  });
+  editor.etag = response.headers.get("etag");
+  editorStatus(`saved: revision ${body.revision}; press Run plan for its plan`);
+  if (editor.id === state.scenario) await chooseScenario(editor.id);
 }
