@@ -93,7 +93,9 @@ def apply_overrides(sc: Scenario, overrides: Overrides | dict[str, Any]) -> Scen
             )
             continue
         pool = data["pools"][pool_ids.index(pool_id)]
-        short = [t for t, (g, d) in enumerate(zip(pool["gpus"], deltas, strict=True)) if g + d < -1e-9]
+        short = [
+            t for t, (g, d) in enumerate(zip(pool["gpus"], deltas, strict=True)) if g + d < -1e-9
+        ]
         for t in short:
             where = f"capacity_change.{pool_id}" + (f"[{t}]" if isinstance(change, list) else "")
             issues.append(

@@ -27,7 +27,13 @@ def server(tmp_path_factory):
     long = generate(segments=12, pools=6, periods=52, seed=3).to_dict()
     from ..api.conftest import slow_scenario
 
-    bodies = (("tiny-empty", empty), ("tiny-hard", hard), ("weekly", long), ("slow", slow_scenario()), ("edit-me", tiny))
+    bodies = (
+        ("tiny-empty", empty),
+        ("tiny-hard", hard),
+        ("weekly", long),
+        ("slow", slow_scenario()),
+        ("edit-me", tiny),
+    )
     for sid, body in bodies:
         status, _, out = s.request("PUT", f"/v1/scenarios/{sid}", body, headers=KEY)
         assert status == 201, out
@@ -124,7 +130,9 @@ def test_what_if_shows_every_term_and_refuses_the_impossible(browser, server):
     pg.fill("#whatif input[name=cloud]", "2")
     pg.click("#whatif button[type=submit]")
     pg.wait_for_selector("[data-whatif=objective]")
-    terms = pg.eval_on_selector_all("#whatif-result tr[data-term]", "r => r.map(x => x.dataset.term)")
+    terms = pg.eval_on_selector_all(
+        "#whatif-result tr[data-term]", "r => r.map(x => x.dataset.term)"
+    )
     for t in ("gross_margin", "weighted_ltv", "churn_cost", "expansion_cost", "objective"):
         assert t in terms
     assert pg.text_content("[data-whatif=objective]") == "-1.8k"
@@ -213,13 +221,17 @@ def test_a_running_job_is_shown_with_its_progress(browser, server):
 def test_edit_a_scenario_and_save_it_with_if_match(browser, server):
     pg = open_page(browser, server)
     pg.select_option("#scenario", "edit-me")
-    pg.wait_for_function("() => document.querySelector('#status').textContent.startsWith('no plan')")
+    pg.wait_for_function(
+        "() => document.querySelector('#status').textContent.startsWith('no plan')"
+    )
     pg.click("#editor summary")
     pg.wait_for_selector("#editor-body input[data-pool='1']")
     pg.fill("#editor-body input[data-pool='1']", "6, 10")
     pg.fill("#editor-body input[data-price='0']", "1.5")
     pg.click("#editor-save")
-    pg.wait_for_function("() => document.querySelector('#editor-status').textContent.startsWith('saved')")
+    pg.wait_for_function(
+        "() => document.querySelector('#editor-status').textContent.startsWith('saved')"
+    )
     status, _, body = server.request("GET", "/v1/scenarios/edit-me", headers=KEY)
     out = json.loads(body)
     assert out["revision"] == 2 and out["scenario"]["pools"][1]["gpus"] == [6, 10]
@@ -230,7 +242,9 @@ def test_edit_a_scenario_and_save_it_with_if_match(browser, server):
     pg.fill("#editor-body input[data-pool='1']", "7, 10")
     pg.click("#editor-save")
     pg.wait_for_selector("#editor-status .error")
-    assert "412" in pg.text_content("#editor-status") or "revision" in pg.text_content("#editor-status")
+    assert "412" in pg.text_content("#editor-status") or "revision" in pg.text_content(
+        "#editor-status"
+    )
     status, _, body = server.request("GET", "/v1/scenarios/edit-me", headers=KEY)
     assert json.loads(body)["scenario"]["pools"][1]["gpus"] == [6, 10]
     pg.context.close()
