@@ -463,6 +463,8 @@ window.addEventListener("DOMContentLoaded", () => {
   $("#segment").addEventListener("change", (e) => explain(e.target.value));
   $("#explain-period").addEventListener("change", renderExplain);
   $("#editor").addEventListener("toggle", () => $("#editor").open && loadEditor().catch((e) => editorStatus(e.message, true)));
+  $("#compare").addEventListener("toggle", () => $("#compare").open && loadCompare().catch((e) => $("#compare-result").replaceChildren(problemView(e))));
+  $("#compare-go").addEventListener("click", () => comparePlans().catch((e) => $("#compare-result").replaceChildren(problemView(e))));
   $("#editor-save").addEventListener("click", () => saveEditor().catch((e) => editorStatus(e, true)));
   $("#dl-json").addEventListener("click", () => state.planId && download(`/v1/plans/${encodeURIComponent(state.planId)}`, `plan-${state.scenario}.json`));
   $("#dl-csv").addEventListener("click", () => state.planId && download(`/v1/plans/${encodeURIComponent(state.planId)}/allocations?format=csv`, `allocations-${state.scenario}.csv`));
@@ -563,4 +565,56 @@ async function saveEditor() {
   editor.etag = response.headers.get("etag");
   editorStatus(`saved: revision ${body.revision}; press Run plan for its plan`);
   if (editor.id === state.scenario) await chooseScenario(editor.id);
+}
+
+// ------------------------------------------------------------- compare plans
+// Two finished plans (of any scenarios) side by side: GPUs, revenue and gross margin by
+// kind, GPUs used by pool or by period, each with the difference.
+async function loadCompare() {
+  const { body } = await api("/v1/plans?status=done&limit=100");
+  const opts = () => body.items.map((j) => el("option", { value: j.id },
+    `${j.scenario_id} r${j.scenario_revision} · ${j.id.slice(0, 8)} · ${j.finished_at || ""}`));
+  $("#compare-a").replaceChildren(...opts());
+  $("#compare-b").replaceChildren(...opts());
+  if (state.planId) $("#compare-a").value = state.planId;
+  if (body.items.length > 1) $("#compare-b").value = body.items.find((j) => j.id !== $("#compare-a").value).id;
+}
+
+function planRows(p, by) {
+  const out = {};
+  const add = (k, f, v) => { out[k] = out[k] || {}; out[k][f] = (out[k][f] || 0) + v; };
+  if (by === "kind") {
+    for (const [k, v] of Object.entries(p.by_kind)) {
+      add(k, "GPUs (last period)", v.gpus_by_period[v.gpus_by_period.length - 1]);
+      add(k, "revenue", v.revenue); add(k, "gross margin", v.gross_margin); add(k, "LTV", v.ltv);
+    }
+  } else {
+    for (const r of p.pools) {
+      const k = by === "pool" ? r.pool : r.period;
+      add(k, "GPUs", r.gpus); add(k, "GPUs used", r.used);
+    }
+  }
+  return out;
+}
+
+async function comparePlans() {
+  const [a, b] = [$("#compare-a").value, $("#compare-b").value];
+  if (!a || !b) return;
+  const by = $("#compare-by").value;
+  const [pa, pb] = await Promise.all([a, b].map(async (id) => (await api(`/v1/plans/${encodeURIComponent(id)}`)).body.plan));
+  const ra = planRows(pa, by), rb = planRows(pb, by);
+  const keys = [...new Set([...Object.keys(ra), ...Object.keys(rb)])];
+  if (by !== "period") keys.sort();
+  const fields = [...new Set(Object.values(ra).concat(Object.values(rb)).flatMap((r) => Object.keys(r)))];
+  const fmt = (v) => (v === undefined ? "n/a" : money(v));
+  const head = el("tr", {}, el("th", {}, by), fields.flatMap((f) => [el("th", {}, `${f}: base`), el("th", {}, "other"), el("th", {}, "change")]));
+  const rows = keys.map((k) => el("tr", { "data-key": k }, el("td", {}, k), fields.flatMap((f) => {
+    const x = (ra[k] || {})[f], y = (rb[k] || {})[f];
+    return [el("td", {}, fmt(x)), el("td", {}, fmt(y)), el("td", {}, signed((y || 0) - (x || 0)))];
+  })));
+  const t = (p, k) => p.totals[k];
+  $("#compare-result").replaceChildren(
+    el("p", {}, `objective ${money(t(pa, "objective"))} → ${money(t(pb, "objective"))} (`, signed(t(pb, "objective") - t(pa, "objective")),
+      `), ${pa.currency} present value`),
+    el("div", { class: "table-wrap" }, el("table", { class: "compare" }, head, rows)));
 }

@@ -248,3 +248,25 @@ def test_edit_a_scenario_and_save_it_with_if_match(browser, server):
     status, _, body = server.request("GET", "/v1/scenarios/edit-me", headers=KEY)
     assert json.loads(body)["scenario"]["pools"][1]["gpus"] == [6, 10]
     pg.context.close()
+
+
+def test_compare_two_plans_side_by_side(browser, server):
+    pg = open_page(browser, server)
+    run_plan(pg, "tiny")
+    run_plan(pg, "tiny-empty")
+    pg.click("#compare summary")
+    pg.wait_for_function("() => document.querySelectorAll('#compare-b option').length >= 2")
+    for by in ("kind", "pool", "period"):
+        pg.select_option("#compare-by", by)
+        pg.click("#compare-go")
+        pg.wait_for_function(
+            "(by) => document.querySelector('#compare-result th')?.textContent === by", arg=by
+        )
+        keys = pg.eval_on_selector_all(
+            "#compare-result tr[data-key]", "r => r.map(x => x.dataset.key)"
+        )
+        want = {"kind": ["cloud", "first_party"], "pool": ["b200", "h100"], "period": ["P1", "P2"]}
+        assert keys == want[by]
+    assert "change" in pg.text_content("#compare-result")
+    assert pg.errors == []  # type: ignore[attr-defined]
+    pg.context.close()
