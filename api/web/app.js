@@ -350,10 +350,12 @@ async function whatIf(ev) {
         method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(overrides),
       });
       diff = { totals: body.difference.totals, by_kind: body.difference.by_kind, newKey: "new" };
+      state.whatIf = { scenario: state.scenario, overrides };
     }
     const rows = Object.entries(diff.by_kind).map(([k, v]) => el("tr", {}, el("td", {}, k),
       el("td", {}, signed(v.revenue.change)), el("td", {}, signed(v.gross_margin.change)), el("td", {}, signed(v.ltv.change))));
     out.replaceChildren(
+      priority ? null : saveWhatIfForm(),
       whatIfTerms(diff.totals, diff.newKey),
       el("div", { class: "table-wrap" }, el("table", {},
         el("tr", {}, ["kind", "revenue", "gross margin", "LTV"].map((h) => el("th", {}, h))), rows)));
@@ -617,4 +619,39 @@ async function comparePlans() {
     el("p", {}, `objective ${money(t(pa, "objective"))} → ${money(t(pb, "objective"))} (`, signed(t(pb, "objective") - t(pa, "objective")),
       `), ${pa.currency} present value`),
     el("div", { class: "table-wrap" }, el("table", { class: "compare" }, head, rows)));
+}
+
+// ------------------------------------------------------ save a what-if as a scenario
+// The page's what-if overrides (demand × factor by kind, GPUs added to one pool) applied
+// to the stored scenario as the service applies them, stored under a new id (POST ?id=:
+// an id that exists is refused, nothing is overwritten).
+function saveWhatIfForm() {
+  const id = el("input", { type: "text", id: "whatif-save-id", value: `${state.scenario}-whatif`, "aria-label": "new scenario id" });
+  const btn = el("button", { type: "button", id: "whatif-save" }, "Save as new scenario");
+  const msg = el("span", { id: "whatif-save-status", role: "status" });
+  btn.addEventListener("click", () => saveWhatIf(id.value.trim(), msg).catch((e) => msg.replaceChildren(problemView(e))));
+  return el("p", { class: "save-whatif" }, id, " ", btn, " ", msg);
+}
+
+async function saveWhatIf(newId, msg) {
+  const w = state.whatIf;
+  if (!w || !newId) return;
+  const { body } = await api(`/v1/scenarios/${encodeURIComponent(w.scenario)}`);
+  const sc = JSON.parse(JSON.stringify(body.scenario));
+  for (const [kind, f] of Object.entries(w.overrides.demand_scale || {})) {
+    for (const g of sc.segments.filter((x) => x.kind === kind || x.id === kind)) {
+      g.demand = g.demand.map((d) => d * f);
+      if (g.contract_min) g.contract_min = g.contract_min.map((d) => d * f);
+    }
+  }
+  for (const [pool, add] of Object.entries(w.overrides.capacity_change || {})) {
+    const q = sc.pools.find((x) => x.id === pool);
+    q.gpus = q.gpus.map((g, t) => g + (Array.isArray(add) ? add[t] : add));
+  }
+  sc.name = `${sc.name} (what-if)`;
+  await api(`/v1/scenarios?id=${encodeURIComponent(newId)}`, {
+    method: "POST", body: JSON.stringify(sc), headers: { "content-type": "application/json" },
+  });
+  msg.textContent = `stored as ${newId}`;
+  await loadScenarios(newId);
 }

@@ -270,3 +270,24 @@ def test_compare_two_plans_side_by_side(browser, server):
     assert "change" in pg.text_content("#compare-result")
     assert pg.errors == []  # type: ignore[attr-defined]
     pg.context.close()
+
+
+def test_save_a_what_if_as_a_new_scenario(browser, server):
+    pg = open_page(browser, server)
+    run_plan(pg, "tiny")
+    pg.fill("#whatif input[name=cloud]", "2")
+    pg.select_option("#whatif select[name=pool]", "b200")
+    pg.fill("#whatif input[name=gpus]", "1")
+    pg.click("#whatif button[type=submit]")
+    pg.wait_for_selector("#whatif-save")
+    pg.fill("#whatif-save-id", "tiny-cloud2")
+    pg.click("#whatif-save")
+    pg.wait_for_function("() => document.querySelector('#scenario').value === 'tiny-cloud2'")
+    _, _, body = server.request("GET", "/v1/scenarios/tiny-cloud2", headers=KEY)
+    sc = json.loads(body)["scenario"]
+    tiny = json.loads((ROOT / "data" / "tiny.json").read_text())
+    assert sc["pools"][1]["gpus"] == [g + 1 for g in tiny["pools"][1]["gpus"]]
+    cloud = next(s for s in sc["segments"] if s["kind"] == "cloud")
+    want = next(s for s in tiny["segments"] if s["kind"] == "cloud")["demand"]
+    assert cloud["demand"] == [2 * d for d in want]
+    pg.context.close()
