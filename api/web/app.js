@@ -299,7 +299,7 @@ async function renderFrontier() {
     const t = state.plan.totals;
     Plotly.react("chart-frontier", [{
       x: pts.map((q) => q.ltv), y: pts.map((q) => q.margin), mode: "lines+markers", type: "scatter",
-      text: pts.map((q) => `weight ${q.weight_low}–${q.weight_high === null ? "∞" : q.weight_high}`), name: body.exact ? "frontier" : `frontier (${pts.length} weights sampled)`,
+      text: pts.map((q) => `weight ${q.weight_low}–${q.weight_high === null ? "∞" : q.weight_high}`), name: body.exact ? "frontier" : `frontier (${pts.length} point${pts.length === 1 ? "" : "s"}, sampled)`,
     }, {
       x: [t.ltv], y: [t.gross_margin - t.churn_cost], mode: "markers", type: "scatter",
       name: ptext(`this plan (LTV weight ${t.ltv_weight})`), marker: { size: 14, symbol: "star", color: "#b42318" },
@@ -396,10 +396,11 @@ function whatIfTerms(t, newKey) {
 // smallest relaxation, each a list.
 function problemView(e) {
   const p = e.problem || {};
-  const parts = [el("p", { class: "error-title" }, e.message)];
+  const d = p.diagnosis;
+  // with a diagnosis the detail is its message, laid out below: the title alone here
+  const parts = [el("p", { class: "error-title" }, d && d.message && p.title ? p.title : e.message)];
   const errs = p.errors || [];
   if (errs.length) parts.push(el("ul", {}, errs.map((x) => el("li", {}, `${x.path}: ${x.message}`))));
-  const d = p.diagnosis;
   if (d && d.message) {
     let list = null;
     for (const line of d.message.split("\n")) {
