@@ -17,6 +17,7 @@ import asyncio
 import logging
 import multiprocessing as mp
 import os
+import re
 import socket
 import threading
 import time
@@ -88,14 +89,18 @@ def _guarded(work: Any) -> dict[str, Any]:
         )
 
 
-def solve_payload(scenario: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
-    """Solve in a worker process (see :func:`_guarded`); the plan is under "plan"."""
+def solve_payload(
+    scenario: dict[str, Any], options: dict[str, Any], progress: Any = None
+) -> dict[str, Any]:
+    """Solve in a worker process (see :func:`_guarded`); the plan is under "plan".
+    ``progress`` gets the engine's progress lines (``solve(..., progress=)``)."""
 
     def work() -> dict[str, Any]:
         plan = solve(
             scenario,
             time_limit=options.get("time_limit_s"),
             algorithm=options.get("algorithm", "auto"),
+            progress=progress,
         )
         return plan.to_dict()
 
@@ -191,10 +196,41 @@ def interrupted_twice(reason: str) -> dict[str, Any]:
     )["problem"]
 
 
+_ROUND = re.compile(r"\bround (\d+)")
+
+
+def progress_line(message: str, elapsed_s: float) -> dict[str, Any]:
+    """A progress message of the engine as the job JSON shows it: the message, its phase,
+    the row-generation round if any, and the time since the job started."""
+    low = message.lower()
+    m = _ROUND.search(low)
+    if m:
+        phase = "row generation"
+    elif low.startswith("building"):
+        phase = "building"
+    elif low.startswith("reading"):
+        phase = "reading out"
+    elif low.startswith("infeasible"):
+        phase = "diagnosing"
+    else:
+        phase = "solving"
+    return {
+        "message": message,
+        "phase": phase,
+        "round": int(m.group(1)) if m else None,
+        "elapsed_s": round(elapsed_s, 2),
+    }
+
+
 def _job_main(conn: Connection, scenario: dict[str, Any], options: dict[str, Any]) -> None:
     die_with_parent()
+    t0 = time.monotonic()
+
+    def progress(message: str) -> None:
+        conn.send({"progress": progress_line(message, time.monotonic() - t0)})
+
     try:
-        conn.send(solve_payload(scenario, options))
+        conn.send(solve_payload(scenario, options, progress))
     finally:
         conn.close()
 
@@ -204,6 +240,7 @@ class _Running:
     proc: Any
     conn: Connection
     deadline: float
+    progress: dict[str, Any] | None = None  # the latest line, not yet stored
 
 
 class JobRunner:
@@ -263,7 +300,7 @@ class JobRunner:
                 self._start_more()
                 t = time.monotonic()
                 if t - last_beat >= min(2.0, self.stale_after_s / 3):
-                    self.store.heartbeat(list(self._running))
+                    self.store.heartbeat(list(self._running), self._progress())
                     last_beat = t
                 if t - last_sweep >= max(1.0, min(5.0, self.stale_after_s / 4)):
                     self._sweep("the service running it stopped")
@@ -302,15 +339,35 @@ class JobRunner:
             deadline = time.monotonic() + float(options["time_limit_s"]) + self.grace_s
             self._running[pid] = _Running(proc, recv, deadline)
 
+    @staticmethod
+    def _progress_of(job: _Running, pid: str) -> dict[str, dict[str, Any]]:
+        line, job.progress = job.progress, None
+        return {pid: line} if line is not None else {}
+
+    def _progress(self) -> dict[str, dict[str, Any]]:
+        """The progress lines received since the last heartbeat, by job."""
+        out = {}
+        for pid, job in self._running.items():
+            if job.progress is not None:
+                out[pid], job.progress = job.progress, None
+        return out
+
     def _reap(self) -> None:
         for pid, job in list(self._running.items()):
             result: dict[str, Any] | None = None
             try:
-                if job.conn.poll():
-                    result = job.conn.recv()
+                while job.conn.poll():
+                    msg = job.conn.recv()
+                    if "progress" in msg:
+                        job.progress = msg["progress"]
+                        continue
+                    result = msg
+                    break
             except (EOFError, OSError):
                 result = None
             if result is not None:
+                if job.progress is not None:  # the last line stays with the finished job
+                    self.store.heartbeat([pid], self._progress_of(job, pid))
                 job.proc.join(timeout=5)
                 if result["ok"]:
                     self.store.finish(pid, DONE, result["plan"], None)

@@ -65,6 +65,13 @@ class PlanLinks(BaseModel):
     pools: str
 
 
+class JobProgress(BaseModel):
+    message: str = Field(description="The engine's progress line, as the CLI shows it.")
+    phase: str = Field(description="building, solving, row generation, reading out, diagnosing")
+    round: int | None = Field(None, description="Row-generation round, when in one.")
+    elapsed_s: float = Field(description="Seconds since the job's solver process started.")
+
+
 class PlanJobPublic(BaseModel):
     id: str
     scenario_id: str
@@ -78,6 +85,11 @@ class PlanJobPublic(BaseModel):
         0, description="Times a worker started it: a job interrupted once is queued again."
     )
     error: Problem | None = Field(None, description="Why a failed job failed.")
+    progress: JobProgress | None = Field(
+        None,
+        description="The solver's latest progress line, stored with the job's heartbeat "
+        "(every 2 s while it runs; the last one once it finished); null before it starts.",
+    )
     plan: dict[str, Any] | None = Field(
         None, description="The plan (Plan.to_dict()) once done.", examples=[PLAN_EXAMPLE]
     )
@@ -103,8 +115,11 @@ class WhatIfPublic(BaseModel):
     )
     overrides: dict[str, Any]
     difference: dict[str, Any] = Field(
-        description="totals and by_kind (revenue, gross_margin, ltv, gpus_by_period): "
-        "base, new and change."
+        description="totals (every term of the objective: objective, revenue, "
+        "variable_cost, rental_cost, shortfall_penalty, gross_margin, ltv, ltv_weight, "
+        "weighted_ltv, churn_cost, expansion_cost), check (objective = gross_margin + "
+        "weighted_ltv - churn_cost - expansion_cost: the terms' change and the residual) and "
+        "by_kind (revenue, gross_margin, ltv, gpus_by_period): base, new and change."
     )
     plan: dict[str, Any] = Field(description="The what-if plan.")
     warm: bool = Field(

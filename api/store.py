@@ -71,10 +71,15 @@ plans = sa.Table(
     sa.Column("owner", sa.String(64)),
     # how many times a worker claimed it; an interrupted job is re-queued once
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    # the running job's latest progress line (JSON: message, phase, round, elapsed_s)
+    sa.Column("progress", sa.Text),
 )
 # columns added after the first release: (table, column, DDL type and default), added to an
 # existing database at start
-_ADDED_COLUMNS = [("plans", "attempts", "INTEGER NOT NULL DEFAULT 0")]
+_ADDED_COLUMNS = [
+    ("plans", "attempts", "INTEGER NOT NULL DEFAULT 0"),
+    ("plans", "progress", "TEXT"),
+]
 _QUEUE_LOCK = 0x616C6C6F  # PostgreSQL advisory lock serialising the queue-limit check
 
 
@@ -163,6 +168,7 @@ class PlanRow:
     idempotency_key: str | None
     request_hash: str | None
     attempts: int = 0
+    progress: dict[str, Any] | None = None
 
 
 def make_engine(url: str) -> Engine:
@@ -406,6 +412,7 @@ class Store:
             idempotency_key=m["idempotency_key"],
             request_hash=m["request_hash"],
             attempts=int(m["attempts"] or 0),
+            progress=loads(m["progress"]) if m.get("progress") else None,
         )
 
     _summary_cols: ClassVar[list[Any]] = [
@@ -599,15 +606,26 @@ class Store:
             return None
         return r.id, loads(r.scenario_body), loads(r.options)
 
-    def heartbeat(self, pids: list[str]) -> None:
+    def heartbeat(self, pids: list[str], progress: dict[str, dict[str, Any]] | None = None) -> None:
+        """Mark running jobs alive; ``progress`` {job id: latest progress line} is stored
+        with the heartbeat (shown in the job's JSON)."""
         if not pids:
             return
+        progress = progress or {}
         with self._tx() as c:
-            c.execute(
-                plans.update()
-                .where(plans.c.id.in_(pids), plans.c.status == RUNNING)
-                .values(heartbeat_at=now())
-            )
+            quiet = [p for p in pids if p not in progress]
+            if quiet:
+                c.execute(
+                    plans.update()
+                    .where(plans.c.id.in_(quiet), plans.c.status == RUNNING)
+                    .values(heartbeat_at=now())
+                )
+            for pid, line in progress.items():
+                c.execute(
+                    plans.update()
+                    .where(plans.c.id == pid, plans.c.status == RUNNING)
+                    .values(heartbeat_at=now(), progress=dumps(line))
+                )
 
     def finish(
         self, pid: str, status: str, result: dict[str, Any] | None, error: dict[str, Any] | None
@@ -646,7 +664,9 @@ class Store:
             requeued = c.execute(
                 plans.update()
                 .where(stale, plans.c.attempts <= 1)
-                .values(status=QUEUED, started_at=None, heartbeat_at=None, owner=None)
+                .values(
+                    status=QUEUED, started_at=None, heartbeat_at=None, owner=None, progress=None
+                )
             ).rowcount
             failed = c.execute(
                 plans.update()
@@ -662,7 +682,9 @@ class Store:
             c.execute(
                 plans.update()
                 .where(plans.c.id == pid, plans.c.status == RUNNING, plans.c.attempts <= 1)
-                .values(status=QUEUED, started_at=None, heartbeat_at=None, owner=None)
+                .values(
+                    status=QUEUED, started_at=None, heartbeat_at=None, owner=None, progress=None
+                )
             )
             c.execute(
                 plans.update()

@@ -4,7 +4,8 @@ Overrides (all optional, all applied to a copy; the stored scenario is never tou
 
 * ``demand_scale``  {segment id or kind: factor}: demand (and contract minimums) × factor;
 * ``capacity_change`` {pool id: GPUs added (negative removes), one number for every
-  period or a list per period}; a pool cannot go below zero;
+  period or a list per period}; removing more GPUs than a pool has in a period is refused
+  (an error naming ``capacity_change.<pool>[period]``), never clamped at zero;
 * ``price_change`` {segment id or kind: factor}: revenue per unit × factor;
 * ``kind_caps`` / ``kind_floors`` {kind: GPUs or a list per period}: replace the policy's.
 
@@ -92,6 +93,20 @@ def apply_overrides(sc: Scenario, overrides: Overrides | dict[str, Any]) -> Scen
             )
             continue
         pool = data["pools"][pool_ids.index(pool_id)]
+        short = [
+            t for t, (g, d) in enumerate(zip(pool["gpus"], deltas, strict=True)) if g + d < -1e-9
+        ]
+        for t in short:
+            where = f"capacity_change.{pool_id}" + (f"[{t}]" if isinstance(change, list) else "")
+            issues.append(
+                Issue(
+                    where,
+                    f"removes {-deltas[t]:g} GPUs from pool {pool_id!r}, which has "
+                    f"{pool['gpus'][t]:g} in {sc.periods[t].label}",
+                )
+            )
+            if not isinstance(change, list):
+                break
         pool["gpus"] = [max(0.0, g + d) for g, d in zip(pool["gpus"], deltas, strict=True)]
     for name in ("kind_caps", "kind_floors"):
         value = getattr(ov, name)

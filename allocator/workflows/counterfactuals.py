@@ -211,8 +211,13 @@ def compare_plans(base: Plan, other: Plan, name: str = "counterfactual") -> dict
             "rental_cost",
             "shortfall_penalty",
             "churn_cost",
+            "expansion_cost",
+            "ltv_weight",
         )
     }
+    # every term of the objective, so that the changes add up (as in whatif.compare)
+    wb, wo = tb.ltv_weight * tb.ltv, to.ltv_weight * to.ltv
+    totals["weighted_ltv"] = {"base": wb, "counterfactual": wo, "change": wo - wb}
     return {
         "name": name,
         "totals": totals,

@@ -7,20 +7,39 @@ from typing import Any
 
 from allocator.scenario.overrides import Overrides, apply_overrides
 
-__all__ = ["Overrides", "apply_overrides", "compare"]
+__all__ = ["TERMS", "Overrides", "apply_overrides", "compare"]
 
 
 def compare(base: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
     """Differences ``other - base`` between two plans given as ``Plan.to_dict()`` data:
-    totals, and revenue, gross margin, LTV and GPUs by segment kind."""
-    keys = ("objective", "revenue", "gross_margin", "ltv", "variable_cost", "rental_cost")
-    totals = {
-        k: {
-            "base": base["totals"][k],
-            "new": other["totals"][k],
-            "change": other["totals"][k] - base["totals"][k],
-        }
-        for k in keys
+    totals, and revenue, gross margin, LTV and GPUs by segment kind.
+
+    ``totals`` holds every term of the objective, so that the changes add up:
+    objective = gross_margin + weighted_ltv - churn_cost - expansion_cost, where
+    weighted_ltv = ltv_weight × ltv (``check`` gives the sum of the terms and what is left
+    over: the solver's objective against the one computed from the plan, ~0)."""
+    keys = (
+        "objective",
+        "revenue",
+        "gross_margin",
+        "ltv",
+        "variable_cost",
+        "rental_cost",
+        "shortfall_penalty",
+        "ltv_weight",
+        "weighted_ltv",
+        "churn_cost",
+        "expansion_cost",
+    )
+    bt, ot = _with_weighted(base["totals"]), _with_weighted(other["totals"])
+    totals = {k: {"base": bt[k], "new": ot[k], "change": ot[k] - bt[k]} for k in keys}
+    terms = {k: totals[k]["change"] for k in TERMS}
+    total = sum(sign * terms[k] for k, sign in TERMS.items())
+    check = {
+        "formula": "objective = gross_margin + weighted_ltv - churn_cost - expansion_cost",
+        "terms_change": total,
+        "objective_change": totals["objective"]["change"],
+        "residual": totals["objective"]["change"] - total,
     }
     kinds = sorted(set(base["by_kind"]) | set(other["by_kind"]))
     by_kind: dict[str, Any] = {}
@@ -38,4 +57,18 @@ def compare(base: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
             "change": [y - x for x, y in zip(bg, og, strict=False)],
         }
         by_kind[k] = row
-    return {"totals": totals, "by_kind": by_kind}
+    return {"totals": totals, "check": check, "by_kind": by_kind}
+
+
+# the objective's terms and their signs: objective = Σ sign × term
+TERMS = {"gross_margin": 1.0, "weighted_ltv": 1.0, "churn_cost": -1.0, "expansion_cost": -1.0}
+
+
+def _with_weighted(t: dict[str, Any]) -> dict[str, float]:
+    """A plan's totals with the terms an older plan may lack (0) and weighted_ltv."""
+    out = {k: float(t.get(k, 0.0)) for k in t if isinstance(t.get(k), (int, float))}
+    for k in ("shortfall_penalty", "churn_cost", "expansion_cost"):
+        out.setdefault(k, 0.0)
+    out.setdefault("ltv_weight", 1.0)
+    out["weighted_ltv"] = out["ltv_weight"] * out["ltv"]
+    return out

@@ -64,6 +64,7 @@ def plan_public(row: PlanRow) -> PlanJobPublic:
         finished_at=row.finished_at,
         attempts=row.attempts,
         error=row.error,
+        progress=row.progress,  # type: ignore[arg-type]
         plan=row.result,  # type: ignore[arg-type]
         links=PlanLinks(
             self=base,

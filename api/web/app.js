@@ -52,6 +52,7 @@ function status(text, isError) {
   const el = $("#status");
   el.textContent = text;
   el.className = isError ? "error" : "";
+  el.setAttribute("role", isError ? "alert" : "status");
 }
 
 function money(v) {
@@ -70,9 +71,12 @@ function signed(v, attrs) {
 }
 
 const layout = (extra) => Object.assign({
-  margin: { l: 50, r: 10, t: 10, b: 40 }, legend: { orientation: "h" }, font: { size: 11 },
+  margin: { l: 50, r: 10, t: 30, b: 40 }, font: { size: 11 },
+  legend: { orientation: "h", x: 0, y: 1.02, xanchor: "left", yanchor: "bottom" },
 }, extra || {});
 const config = { displaylogo: false, responsive: true };
+const axis = (text, extra) => Object.assign({ title: { text: ptext(text) }, automargin: true }, extra || {});
+const cur = () => (state.plan && state.plan.currency) || "USD";
 
 // ------------------------------------------------------------------ scenarios
 let loadToken = 0;
@@ -97,11 +101,17 @@ async function chooseScenario(id) {
   state.planId = null;
   const { body } = await api(`/v1/plans?scenario=${encodeURIComponent(id)}&status=done&limit=1`);
   if (token !== chooseToken) return; // the user picked another scenario meanwhile
+  const pending = await pendingJob(id);
+  if (token !== chooseToken) return;
   if (body.items.length) {
     await showPlan(body.items[0].id);
   } else {
     clearCharts();
     status("no plan yet: press Run plan");
+  }
+  if (pending) {
+    $("#run").disabled = true;
+    try { await followJob(pending.links.self, id); } finally { $("#run").disabled = false; }
   }
 }
 
@@ -148,31 +158,62 @@ async function runPlan() {
   $("#run").disabled = true;
   try {
     const { response } = await api(`/v1/scenarios/${encodeURIComponent(state.scenario)}/plans`, { method: "POST" });
-    const loc = response.headers.get("location");
-    const started = Date.now();
-    for (;;) {
-      const { body } = await api(loc);
-      const secs = ((Date.now() - started) / 1000).toFixed(1);
-      if (body.status === "done") { status(`solved in ${body.plan.solver.time_s.toFixed(2)} s`); await showPlan(body.id, body); break; }
-      if (body.status === "failed" || body.status === "cancelled") {
-        status(`${body.status}: ${body.error ? body.error.detail || body.error.title : ""}`, true); break;
-      }
-      status(`${body.status}… ${secs} s`);
-      await new Promise((r) => setTimeout(r, 300));
-    }
-  } catch (e) { status(e.message, true); }
+    await followJob(response.headers.get("location"), state.scenario);
+  } catch (e) { status(e.message, true); if (e.problem) showProblem(e.problem); }
   $("#run").disabled = false;
+}
+
+// Poll a plan job until it finishes, showing its progress (phase, round, elapsed) from the
+// job's JSON; stops quietly when the user picks another scenario meanwhile.
+async function followJob(loc, scenario) {
+  const started = Date.now();
+  for (;;) {
+    if (state.scenario !== scenario) return;
+    const { body } = await api(loc);
+    if (state.scenario !== scenario) return;
+    if (body.status === "done") { status(`solved in ${body.plan.solver.time_s.toFixed(2)} s`); await showPlan(body.id, body); return; }
+    if (body.status === "failed" || body.status === "cancelled") {
+      status(`${body.status}: ${body.error ? body.error.detail || body.error.title : ""}`, true);
+      if (body.error) showProblem(body.error);
+      return;
+    }
+    status(progressText(body, started));
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+function progressText(job, started) {
+  const pr = job.progress;
+  const secs = pr ? pr.elapsed_s : (Date.now() - started) / 1000;
+  const what = pr ? `${pr.phase}${pr.round ? ", round " + pr.round : ""}: ${pr.message}` : "";
+  return `job ${job.id.slice(0, 8)} ${job.status}… ${secs.toFixed(1)} s${what ? " · " + what : ""}`;
+}
+
+// a scenario whose plan job is still queued or running: show that job (no second one)
+async function pendingJob(id) {
+  for (const st of ["running", "queued"]) {
+    const { body } = await api(`/v1/plans?scenario=${encodeURIComponent(id)}&status=${st}&limit=1`);
+    if (body.items.length) return body.items[0];
+  }
+  return null;
 }
 
 async function showPlan(planId, job) {
   const j = job || (await api(`/v1/plans/${encodeURIComponent(planId)}`)).body;
   state.plan = j.plan;
   state.planId = planId;
+  $("#problem").replaceChildren();
   if (!job) status(`plan ${planId.slice(0, 8)} (revision ${j.scenario_revision})`);
   render();
 }
 
 // --------------------------------------------------------------------- charts
+// a failed job's or request's problem, laid out under the header (cleared by the next plan)
+function showProblem(problem) {
+  const msg = problem.title + ": " + (problem.detail || "");
+  $("#problem").replaceChildren(problemView(Object.assign(new Error(msg), { problem })));
+}
+
 function clearCharts() {
   for (const id of ["chart-gpus", "chart-prices", "chart-util", "chart-money", "chart-frontier", "chart-whatif"]) {
     Plotly.purge(id);
@@ -220,9 +261,16 @@ function renderGpus() {
       sums[k] = sums[k] || Object.fromEntries(p.periods.map((x) => [x, 0]));
       sums[k][a.period] += a.gpus;
     }
-    traces = Object.entries(sums).map(([k, v]) => ({ x: p.periods, y: p.periods.map((x) => v[x]), name: ptext(k), type: "bar" }));
+    const keys = Object.keys(sums).sort();
+    traces = keys.map((k, i) => ({
+      x: p.periods, y: p.periods.map((x) => sums[k][x]), name: ptext(k), type: "bar",
+      marker: { color: palette(i, keys.length) },
+    }));
   }
-  Plotly.react("chart-gpus", traces, layout({ barmode: "stack", yaxis: { title: { text: "GPUs" } } }), config);
+  $("#gpus-title").textContent = { kind: "GPUs by segment kind", pool: "GPUs by pool", region: "GPUs by region" }[by];
+  Plotly.react("chart-gpus", traces, layout({
+    barmode: "stack", xaxis: axis("period"), yaxis: axis("GPUs"),
+  }), config);
 }
 
 function renderPrices() {
@@ -232,18 +280,29 @@ function renderPrices() {
     const r = p.pools.find((x) => x.pool === pool && x.period === per);
     return r.shadow_price_per_gpu_hour;
   }));
-  Plotly.react("chart-prices", [{ type: "heatmap", x: p.periods, y: pools, z, colorscale: "YlOrRd", reversescale: true, colorbar: { title: { text: ptext(p.currency + "/GPU-h") } } }],
-    layout({ margin: { l: 140, r: 10, t: 10, b: 40 } }), config);
+  sizeToRows("chart-prices", pools.length);
+  Plotly.react("chart-prices", [{
+    type: "heatmap", x: p.periods, y: pools.map(ptext), z, colorscale: "YlOrRd", reversescale: true,
+    colorbar: { title: { text: ptext(p.currency + "/GPU-h"), side: "right" } },
+    hovertemplate: "%{y}, %{x}: %{z:.2f} " + ptext(p.currency) + " per GPU-hour<extra></extra>",
+  }], layout({ margin: { l: 10, r: 10, t: 10, b: 40 }, xaxis: axis("period"), yaxis: axis("pool") }), config);
 }
 
 function renderUtil() {
   const p = state.plan;
   const pools = [...new Set(p.pools.map((r) => r.pool))];
-  const traces = pools.map((pool) => ({
-    x: p.periods, y: p.periods.map((per) => p.pools.find((r) => r.pool === pool && r.period === per).utilisation * 100),
-    name: ptext(pool), mode: "lines+markers", type: "scatter",
+  // a heatmap like the prices (readable with many pools); a pool with no GPUs in a period
+  // has no utilisation: a gap (null), not 0 %
+  const z = pools.map((pool) => p.periods.map((per) => {
+    const r = p.pools.find((x) => x.pool === pool && x.period === per);
+    return r && (r.gpus + (r.rented || 0) + (r.bought || 0)) > 0 ? r.utilisation * 100 : null;
   }));
-  Plotly.react("chart-util", traces, layout({ yaxis: { title: { text: "%" }, range: [0, 105] } }), config);
+  sizeToRows("chart-util", pools.length);
+  Plotly.react("chart-util", [{
+    type: "heatmap", x: p.periods, y: pools.map(ptext), z, zmin: 0, zmax: 100, colorscale: "Blues", reversescale: true,
+    colorbar: { title: { text: "%", side: "right" } }, hoverongaps: false,
+    hovertemplate: "%{y}, %{x}: %{z:.1f} % used<extra></extra>",
+  }], layout({ margin: { l: 10, r: 10, t: 10, b: 40 }, xaxis: axis("period"), yaxis: axis("pool") }), config);
 }
 
 function renderMoney() {
@@ -251,17 +310,24 @@ function renderMoney() {
   const kinds = Object.keys(p.by_kind);
   const trace = (field, name) => ({ x: kinds, y: kinds.map((k) => p.by_kind[k][field]), name, type: "bar" });
   Plotly.react("chart-money", [trace("revenue", "revenue"), trace("gross_margin", "gross margin"), trace("ltv", "LTV")],
-    layout({ barmode: "group", yaxis: { title: { text: ptext(p.currency + " (PV)") } } }), config);
+    layout({ barmode: "group", xaxis: axis("segment kind"), yaxis: axis(p.currency + " (PV)") }), config);
 }
 
 async function renderFrontier() {
   try {
     const { body } = await api(`/v1/scenarios/${encodeURIComponent(state.scenario)}/frontier?points=12`);
     const pts = body.points;
+    const c = body.currency || cur();
+    const t = state.plan.totals;
     Plotly.react("chart-frontier", [{
       x: pts.map((q) => q.ltv), y: pts.map((q) => q.margin), mode: "lines+markers", type: "scatter",
-      text: pts.map((q) => `weight ${q.weight_low}–${q.weight_high === null ? "∞" : q.weight_high}`), name: "frontier",
-    }], layout({ xaxis: { title: { text: "LTV (PV)" } }, yaxis: { title: { text: "margin (PV)" } } }), config);
+      text: pts.map((q) => `weight ${q.weight_low}–${q.weight_high === null ? "∞" : q.weight_high}`), name: body.exact ? "frontier" : `frontier (${pts.length} point${pts.length === 1 ? "" : "s"}, sampled)`,
+    }, {
+      x: [t.ltv], y: [t.gross_margin - t.churn_cost], mode: "markers", type: "scatter",
+      name: ptext(`this plan (LTV weight ${t.ltv_weight})`), marker: { size: 14, symbol: "star", color: "#b42318" },
+    }], layout({
+      xaxis: axis(`LTV (${c}, PV)`), yaxis: axis(`gross margin − churn cost (${c}, PV)`),
+    }), config);
   } catch (e) {
     $("#chart-frontier").textContent = "frontier unavailable: " + e.message;
   }
@@ -306,24 +372,80 @@ async function whatIf(ev) {
         method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(overrides),
       });
       diff = { totals: body.difference.totals, by_kind: body.difference.by_kind, newKey: "new" };
+      state.whatIf = { scenario: state.scenario, overrides };
     }
-    const t = diff.totals;
     const rows = Object.entries(diff.by_kind).map(([k, v]) => el("tr", {}, el("td", {}, k),
       el("td", {}, signed(v.revenue.change)), el("td", {}, signed(v.gross_margin.change)), el("td", {}, signed(v.ltv.change))));
     out.replaceChildren(
-      el("p", {}, "Objective ", el("b", { "data-whatif": "objective" }, signed(t.objective.change)),
-        ", gross margin ", signed(t.gross_margin.change)),
-      el("table", {}, el("tr", {}, ["kind", "revenue", "gross margin", "LTV"].map((h) => el("th", {}, h))), rows));
+      priority ? null : saveWhatIfForm(),
+      whatIfTerms(diff.totals, diff.newKey),
+      el("div", { class: "table-wrap" }, el("table", {},
+        el("tr", {}, ["kind", "revenue", "gross margin", "LTV"].map((h) => el("th", {}, h))), rows)));
     const kinds = Object.keys(diff.by_kind);
     const last = (v, key) => v.gpus_by_period[key][v.gpus_by_period[key].length - 1];
     Plotly.react("chart-whatif", [
       { x: kinds, y: kinds.map((k) => last(diff.by_kind[k], "base")), name: "base", type: "bar" },
       { x: kinds, y: kinds.map((k) => last(diff.by_kind[k], diff.newKey)), name: "what-if", type: "bar" },
-    ], layout({ barmode: "group", yaxis: { title: { text: "GPUs, last period" } } }), config);
+    ], layout({ barmode: "group", xaxis: axis("segment kind"), yaxis: axis("GPUs, last period") }), config);
   } catch (e) {
-    const d = e.problem && e.problem.diagnosis;
-    out.replaceChildren(el("p", { class: "error" }, e.message), d ? el("pre", {}, d.message) : null);
+    out.replaceChildren(problemView(e));
   }
+}
+
+// Every term of the objective, base, what-if and change, so the numbers add up on screen:
+// objective = gross margin + LTV weight × LTV − churn cost − expansion cost, and
+// gross margin = revenue − variable cost − rental cost − shortfall penalty.
+function whatIfTerms(t, newKey) {
+  const c = cur();
+  const w = t.ltv_weight ? t.ltv_weight[newKey] : 1;
+  const lines = [
+    ["revenue", "", "revenue"], ["variable_cost", "−", "variable cost"], ["rental_cost", "−", "rental cost"],
+    ["shortfall_penalty", "−", "shortfall penalty"], ["gross_margin", "=", "gross margin", "sub"],
+    ["weighted_ltv", "+", `LTV × weight ${w}`], ["churn_cost", "−", "churn cost"],
+    ["expansion_cost", "−", "expansion cost"], ["objective", "=", "objective", "total"],
+  ];
+  const cell = (v) => el("td", {}, v === undefined ? "n/a" : money(v));
+  const rows = lines.filter(([k]) => t[k]).map(([k, op, label, cls]) => el("tr", { class: cls || "", "data-term": k },
+    el("td", {}, (op ? op + " " : "") + label), cell(t[k].base), cell(t[k][newKey]),
+    el("td", {}, k === "objective" ? el("b", { "data-whatif": "objective" }, signed(t[k].change)) : signed(t[k].change))));
+  return el("div", { class: "table-wrap" }, el("table", { class: "terms" },
+    el("caption", {}, `What-if against the base plan (${c}, present value)`),
+    el("tr", {}, ["term", "base", "what-if", "change"].map((h) => el("th", {}, h))), rows));
+}
+
+// A problem (RFC 9457 body) as an error block: the title and detail, the fields named in
+// errors[] as a list, and an infeasibility diagnosis laid out as its conflicts and the
+// smallest relaxation, each a list.
+function problemView(e) {
+  const p = e.problem || {};
+  const d = p.diagnosis;
+  // with a diagnosis the detail is its message, laid out below: the title alone here
+  const parts = [el("p", { class: "error-title" }, d && d.message && p.title ? p.title : e.message)];
+  const errs = p.errors || [];
+  if (errs.length) parts.push(el("ul", {}, errs.map((x) => el("li", {}, `${x.path}: ${x.message}`))));
+  if (d && d.message) {
+    let list = null;
+    for (const line of d.message.split("\n")) {
+      const item = line.match(/^\s+-\s+(.*)$/);
+      if (item && list) { list.append(el("li", {}, item[1])); continue; }
+      parts.push(el("p", { class: "diag-head" }, line.trim()));
+      list = el("ul", {});
+      parts.push(list);
+    }
+  }
+  return el("div", { class: "error", role: "alert" }, parts.filter((x) => x.tagName !== "UL" || x.childNodes.length));
+}
+
+// n distinct colours: plotly's ten, then evenly spaced hues
+const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+function palette(i, n) {
+  if (n <= PALETTE.length) return PALETTE[i];
+  return `hsl(${Math.round((i * 360) / n)}, ${60 + 15 * (i % 2)}%, ${45 + 10 * (i % 3)}%)`;
+}
+
+// a heatmap with one row per pool gets the height its rows need
+function sizeToRows(id, rows) {
+  document.getElementById(id).style.height = Math.max(320, Math.min(1400, 80 + 18 * rows)) + "px";
 }
 
 // -------------------------------------------------------------------- explain
@@ -331,13 +453,9 @@ async function explain(segment) {
   if (!state.planId || !segment) return;
   try {
     const { body } = await api(`/v1/plans/${encodeURIComponent(state.planId)}/explain?segment=${encodeURIComponent(segment)}`);
-    const first = state.plan.periods[0];
-    const rows = body.values.filter((v) => v.period === first).map((v) => el("tr", {},
-      el("td", {}, v.pool), el("td", {}, v.value_per_gpu_hour.toFixed(2)),
-      el("td", {}, (v.shadow_price_per_gpu_hour || 0).toFixed(2)), el("td", {}, v.gpus.toFixed(1))));
-    const head = el("tr", {}, [`pool (${first})`, "value/GPU-h", "price/GPU-h", "GPUs"].map((h) => el("th", {}, h)));
-    $("#explain").replaceChildren(el("table", {}, head, rows), ...body.sentences.map((s) => el("p", {}, s)));
-  } catch (e) { $("#explain").textContent = e.message; }
+    state.explained = body;
+    renderExplain();
+  } catch (e) { $("#explain").replaceChildren(problemView(e)); }
 }
 
 // ------------------------------------------------------------------ downloads
@@ -368,8 +486,196 @@ window.addEventListener("DOMContentLoaded", () => {
   $("#gpus-by").addEventListener("change", () => state.plan && renderGpus());
   $("#whatif").addEventListener("submit", whatIf);
   $("#segment").addEventListener("change", (e) => explain(e.target.value));
+  $("#explain-period").addEventListener("change", renderExplain);
+  $("#editor").addEventListener("toggle", () => $("#editor").open && loadEditor().catch((e) => editorStatus(e.message, true)));
+  $("#compare").addEventListener("toggle", () => $("#compare").open && loadCompare().catch((e) => $("#compare-result").replaceChildren(problemView(e))));
+  $("#compare-go").addEventListener("click", () => comparePlans().catch((e) => $("#compare-result").replaceChildren(problemView(e))));
+  $("#editor-save").addEventListener("click", () => saveEditor().catch((e) => editorStatus(e, true)));
   $("#dl-json").addEventListener("click", () => state.planId && download(`/v1/plans/${encodeURIComponent(state.planId)}/plan`, `plan-${state.scenario}.json`));
   $("#dl-xlsx").addEventListener("click", () => state.planId && download(`/v1/plans/${encodeURIComponent(state.planId)}/plan?format=xlsx`, `plan-${state.scenario}.xlsx`));
   $("#dl-csv").addEventListener("click", () => state.planId && download(`/v1/plans/${encodeURIComponent(state.planId)}/allocations?format=csv`, `allocations-${state.scenario}.csv`));
   loadScenarios().catch((e) => status(e.message, true));
 });
+
+// Explain, one period at a time: per pool the value of a GPU-hour to the segment (its
+// best mode), the effective value with its contract minimum, the pool's price and the
+// margin over it, and the GPUs the plan gives; the binding constraints as a table; the
+// sentences folded away.
+function renderExplain() {
+  const body = state.explained;
+  if (!body || !state.plan) return;
+  const periods = state.plan.periods;
+  const sel = $("#explain-period");
+  if (sel.options.length !== periods.length || [...sel.options].some((o, i) => o.value !== periods[i])) {
+    const keep = sel.value;
+    sel.replaceChildren(...periods.map((x) => el("option", { value: x }, x)));
+    if (periods.includes(keep)) sel.value = keep;
+  }
+  const per = sel.value || periods[0];
+  const c = cur();
+  const f = (v) => (v === null || v === undefined ? "n/a" : v.toFixed(2));
+  const rows = body.values.filter((v) => v.period === per).map((v) => {
+    const m = v.margin_over_price;
+    return el("tr", {}, el("td", {}, v.pool), el("td", {}, v.mode), el("td", {}, f(v.value_per_gpu_hour)),
+      el("td", {}, f(v.effective_value_per_gpu_hour)), el("td", {}, f(v.shadow_price_per_gpu_hour)),
+      el("td", { class: m > 1e-9 ? "pos" : m < -1e-9 ? "neg" : "" }, f(m)), el("td", {}, v.gpus.toFixed(1)));
+  });
+  const head = el("tr", {}, ["pool", "mode", `value (${c}/GPU-h)`, `with contract min (${c}/GPU-h)`,
+    `price (${c}/GPU-h)`, `margin (${c}/GPU-h)`, "GPUs"].map((h) => el("th", {}, h)));
+  const binding = body.binding.filter((b) => !b.key.period || b.key.period === per);
+  const bind = binding.length ? el("div", { class: "table-wrap" }, el("table", { class: "binding" },
+    el("caption", {}, `What binds in ${per}`),
+    el("tr", {}, ["constraint", "meaning", `dual (${c})`].map((h) => el("th", {}, h))),
+    binding.map((b) => el("tr", {}, el("td", {}, `${b.constraint} ${Object.values(b.key).join(" ")}`),
+      el("td", {}, b.meaning), el("td", {}, f(b.dual)))))) : el("p", {}, `Nothing binds for it in ${per}.`);
+  $("#explain").replaceChildren(
+    el("p", { class: "explain-head" }, `${body.segment} (${body.kind}), demand in ${body.unit}: ${per}`),
+    el("div", { class: "table-wrap" }, el("table", { class: "explain" }, head, rows)),
+    bind,
+    el("details", {}, el("summary", {}, "In words"), body.sentences.map((x) => el("p", {}, x))));
+}
+
+// ------------------------------------------------------------ scenario editor
+// The stored scenario's numbers (pools' GPUs, segments' demand and revenue per unit) as
+// inputs; saving PUTs the scenario with If-Match: the revision it was loaded at, so a
+// revision saved by someone else meanwhile is not overwritten (412).
+const editor = { id: null, etag: null, scenario: null };
+const listText = (xs) => xs.map((x) => String(x)).join(", ");
+
+function editorStatus(msg, isError) {
+  const e = $("#editor-status");
+  if (msg instanceof Error) {
+    e.replaceChildren(problemView(msg));
+  } else {
+    e.textContent = msg;
+  }
+  e.className = isError ? "error" : "";
+}
+
+async function loadEditor() {
+  if (!state.scenario) return;
+  const { body, response } = await api(`/v1/scenarios/${encodeURIComponent(state.scenario)}`);
+  Object.assign(editor, { id: state.scenario, etag: response.headers.get("etag"), scenario: body.scenario });
+  const sc = body.scenario;
+  const input = (attrs) => el("input", Object.assign({ type: "text" }, attrs));
+  const pools = sc.pools.map((q, i) => el("tr", {}, el("td", {}, q.id),
+    el("td", {}, input({ "data-pool": i, value: listText(q.gpus), "aria-label": `${q.id} GPUs` }))));
+  const segs = sc.segments.map((g, i) => el("tr", {}, el("td", {}, g.id),
+    el("td", {}, input({ "data-demand": i, value: listText(g.demand), "aria-label": `${g.id} demand` })),
+    el("td", {}, input({ "data-price": i, value: String(g.revenue_per_unit), "aria-label": `${g.id} revenue per unit`, class: "num" }))));
+  $("#editor-body").replaceChildren(
+    el("div", { class: "table-wrap" }, el("table", { class: "editor" },
+      el("caption", {}, `Pools (GPUs per period: ${sc.periods.map((x) => x.label).join(", ")})`),
+      el("tr", {}, el("th", {}, "pool"), el("th", {}, "GPUs")), pools)),
+    el("div", { class: "table-wrap" }, el("table", { class: "editor" },
+      el("caption", {}, `Segments (${sc.currency || "USD"} per unit)`),
+      el("tr", {}, el("th", {}, "segment"), el("th", {}, "demand"), el("th", {}, "revenue per unit")), segs)));
+  editorStatus(`revision ${body.revision}`);
+}
+
+function editedScenario() {
+  const sc = JSON.parse(JSON.stringify(editor.scenario));
+  const nums = (text) => text.split(",").map((x) => x.trim()).filter((x) => x !== "").map(Number);
+  for (const i of document.querySelectorAll("#editor-body input[data-pool]")) sc.pools[+i.dataset.pool].gpus = nums(i.value);
+  for (const i of document.querySelectorAll("#editor-body input[data-demand]")) sc.segments[+i.dataset.demand].demand = nums(i.value);
+  for (const i of document.querySelectorAll("#editor-body input[data-price]")) sc.segments[+i.dataset.price].revenue_per_unit = Number(i.value);
+  return sc;
+}
+
+async function saveEditor() {
+  if (!editor.scenario) return;
+  const { body, response } = await api(`/v1/scenarios/${encodeURIComponent(editor.id)}`, {
+    method: "PUT", body: JSON.stringify(editedScenario()),
+    headers: { "content-type": "application/json", "If-Match": editor.etag },
+  });
+  editor.etag = response.headers.get("etag");
+  editorStatus(`saved: revision ${body.revision}; press Run plan for its plan`);
+  if (editor.id === state.scenario) await chooseScenario(editor.id);
+}
+
+// ------------------------------------------------------------- compare plans
+// Two finished plans (of any scenarios) side by side: GPUs, revenue and gross margin by
+// kind, GPUs used by pool or by period, each with the difference.
+async function loadCompare() {
+  const { body } = await api("/v1/plans?status=done&limit=100");
+  const opts = () => body.items.map((j) => el("option", { value: j.id },
+    `${j.scenario_id} r${j.scenario_revision} · ${j.id.slice(0, 8)} · ${j.finished_at || ""}`));
+  $("#compare-a").replaceChildren(...opts());
+  $("#compare-b").replaceChildren(...opts());
+  if (state.planId) $("#compare-a").value = state.planId;
+  if (body.items.length > 1) $("#compare-b").value = body.items.find((j) => j.id !== $("#compare-a").value).id;
+}
+
+function planRows(p, by) {
+  const out = {};
+  const add = (k, f, v) => { out[k] = out[k] || {}; out[k][f] = (out[k][f] || 0) + v; };
+  if (by === "kind") {
+    for (const [k, v] of Object.entries(p.by_kind)) {
+      add(k, "GPUs (last period)", v.gpus_by_period[v.gpus_by_period.length - 1]);
+      add(k, "revenue", v.revenue); add(k, "gross margin", v.gross_margin); add(k, "LTV", v.ltv);
+    }
+  } else {
+    for (const r of p.pools) {
+      const k = by === "pool" ? r.pool : r.period;
+      add(k, "GPUs", r.gpus); add(k, "GPUs used", r.used);
+    }
+  }
+  return out;
+}
+
+async function comparePlans() {
+  const [a, b] = [$("#compare-a").value, $("#compare-b").value];
+  if (!a || !b) return;
+  const by = $("#compare-by").value;
+  const [pa, pb] = await Promise.all([a, b].map(async (id) => (await api(`/v1/plans/${encodeURIComponent(id)}`)).body.plan));
+  const ra = planRows(pa, by), rb = planRows(pb, by);
+  const keys = [...new Set([...Object.keys(ra), ...Object.keys(rb)])];
+  if (by !== "period") keys.sort();
+  const fields = [...new Set(Object.values(ra).concat(Object.values(rb)).flatMap((r) => Object.keys(r)))];
+  const fmt = (v) => (v === undefined ? "n/a" : money(v));
+  const head = el("tr", {}, el("th", {}, by), fields.flatMap((f) => [el("th", {}, `${f}: base`), el("th", {}, "other"), el("th", {}, "change")]));
+  const rows = keys.map((k) => el("tr", { "data-key": k }, el("td", {}, k), fields.flatMap((f) => {
+    const x = (ra[k] || {})[f], y = (rb[k] || {})[f];
+    return [el("td", {}, fmt(x)), el("td", {}, fmt(y)), el("td", {}, signed((y || 0) - (x || 0)))];
+  })));
+  const t = (p, k) => p.totals[k];
+  $("#compare-result").replaceChildren(
+    el("p", {}, `objective ${money(t(pa, "objective"))} → ${money(t(pb, "objective"))} (`, signed(t(pb, "objective") - t(pa, "objective")),
+      `), ${pa.currency} present value`),
+    el("div", { class: "table-wrap" }, el("table", { class: "compare" }, head, rows)));
+}
+
+// ------------------------------------------------------ save a what-if as a scenario
+// The page's what-if overrides (demand × factor by kind, GPUs added to one pool) applied
+// to the stored scenario as the service applies them, stored under a new id (POST ?id=:
+// an id that exists is refused, nothing is overwritten).
+function saveWhatIfForm() {
+  const id = el("input", { type: "text", id: "whatif-save-id", value: `${state.scenario}-whatif`, "aria-label": "new scenario id" });
+  const btn = el("button", { type: "button", id: "whatif-save" }, "Save as new scenario");
+  const msg = el("span", { id: "whatif-save-status", role: "status" });
+  btn.addEventListener("click", () => saveWhatIf(id.value.trim(), msg).catch((e) => msg.replaceChildren(problemView(e))));
+  return el("p", { class: "save-whatif" }, id, " ", btn, " ", msg);
+}
+
+async function saveWhatIf(newId, msg) {
+  const w = state.whatIf;
+  if (!w || !newId) return;
+  const { body } = await api(`/v1/scenarios/${encodeURIComponent(w.scenario)}`);
+  const sc = JSON.parse(JSON.stringify(body.scenario));
+  for (const [kind, f] of Object.entries(w.overrides.demand_scale || {})) {
+    for (const g of sc.segments.filter((x) => x.kind === kind || x.id === kind)) {
+      g.demand = g.demand.map((d) => d * f);
+      if (g.contract_min) g.contract_min = g.contract_min.map((d) => d * f);
+    }
+  }
+  for (const [pool, add] of Object.entries(w.overrides.capacity_change || {})) {
+    const q = sc.pools.find((x) => x.id === pool);
+    q.gpus = q.gpus.map((g, t) => g + (Array.isArray(add) ? add[t] : add));
+  }
+  sc.name = `${sc.name} (what-if)`;
+  await api(`/v1/scenarios?id=${encodeURIComponent(newId)}`, {
+    method: "POST", body: JSON.stringify(sc), headers: { "content-type": "application/json" },
+  });
+  msg.textContent = `stored as ${newId}`;
+  await loadScenarios(newId);
+}

@@ -133,3 +133,32 @@ def test_deleting_a_scenario_cancels_its_queued_jobs(tmp_path):
         assert c.delete("/v1/scenarios/tiny").status_code == 204
         assert c.get(queued).json()["status"] == "cancelled"
         c.delete(running)
+
+
+def test_a_job_reports_its_progress(client):
+    """Issue 19: the engine's progress (phase, round, elapsed) is stored with the job."""
+    loc = client.post("/v1/scenarios/hyperscaler/plans").headers["location"]
+    seen = []
+    job = client.get(loc).json()
+    while job["status"] in ("queued", "running"):
+        if job.get("progress"):
+            seen.append(job["progress"])
+        job = client.get(loc).json()
+    assert job["status"] == "done"
+    last = job["progress"]
+    assert set(last) == {"message", "phase", "round", "elapsed_s"}
+    assert last["phase"] == "reading out" and last["elapsed_s"] >= 0
+    assert all(p["phase"] in ("building", "solving", "row generation", "reading out") for p in seen)
+
+
+def test_progress_lines():
+    from api.jobs import progress_line
+
+    line = progress_line("round 2: +12 stability rows of 3,000", 1.234)
+    assert line == {
+        "message": "round 2: +12 stability rows of 3,000",
+        "phase": "row generation",
+        "round": 2,
+        "elapsed_s": 1.23,
+    }
+    assert progress_line("building the LP of 'x'", 0)["phase"] == "building"

@@ -82,3 +82,39 @@ def test_infeasible_what_if_keeps_its_diagnosis(client):
     assert "diagnosis" in body
     ok = client.post("/v1/scenarios/tiny/what-if", json={"demand_scale": {"cloud": 1.2}})
     assert ok.status_code == 200
+
+
+def test_what_if_difference_reconciles(client):
+    """Issue 19: cloud × 1.2 and +2,000 GPUs showed objective −140.65M, gross margin
+    +123.79M with the churn term hidden; every term is in the totals and they add up."""
+    r = client.post(
+        "/v1/scenarios/hyperscaler/what-if",
+        json={"demand_scale": {"cloud": 1.2}, "capacity_change": {"gb200-eastus": 2000}},
+    )
+    assert r.status_code == 200, r.text
+    d = r.json()["difference"]
+    t = {k: v["change"] for k, v in d["totals"].items()}
+    for k in ("ltv", "churn_cost", "expansion_cost", "weighted_ltv", "ltv_weight"):
+        assert k in t
+    terms = t["gross_margin"] + t["weighted_ltv"] - t["churn_cost"] - t["expansion_cost"]
+    assert t["objective"] == pytest.approx(terms, rel=1e-6, abs=1.0)
+    assert d["check"]["terms_change"] == pytest.approx(terms)
+    assert abs(d["check"]["residual"]) <= 1e-6 * max(1.0, abs(t["objective"])) + 1.0
+    assert d["totals"]["churn_cost"]["change"] != 0  # more cloud demand: more churn
+
+
+def test_impossible_capacity_change_is_refused(client):
+    body = assert_problem(
+        client.post(
+            "/v1/scenarios/hyperscaler/what-if",
+            json={"capacity_change": {"h100-eastus": -999_999}},
+        ),
+        422,
+    )
+    assert body["errors"][0]["path"] == "capacity_change.h100-eastus"
+    assert "999999" in body["errors"][0]["message"] and "48000" in body["errors"][0]["message"]
+    body = assert_problem(
+        client.post("/v1/scenarios/tiny/what-if", json={"capacity_change": {"b200": [0, -99]}}),
+        422,
+    )
+    assert [e["path"] for e in body["errors"]] == ["capacity_change.b200[1]"]

@@ -1,0 +1,299 @@
+"""Issue 19, "What a planner sees": the plan explorer's charts, what-if terms, errors,
+explain table and phone layout, in headless Chromium (see test_browser.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ..api.test_server import ROOT, Server
+from .test_browser import ARGS, ARTIFACTS, CHROMIUM, pytestmark  # noqa: F401
+
+KEY = {"X-API-Key": "page-key"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    s = Server(tmp_path_factory.mktemp("web19") / "web.db", ALLOCATOR_API_KEY="page-key").start()
+    tiny = json.loads((ROOT / "data" / "tiny.json").read_text())
+    # a pool with no GPUs in P2, and a hard contract a what-if can break
+    empty = json.loads(json.dumps(tiny))
+    empty["pools"][1]["gpus"] = [5, 0]
+    hard = json.loads(json.dumps(tiny))
+    hard["segments"][1]["contract_hard"], hard["segments"][1]["contract_min"] = True, [1100, 1200]
+    from allocator.scenario.generate import generate
+
+    long = generate(segments=12, pools=6, periods=52, seed=3).to_dict()
+    from ..api.conftest import slow_scenario
+
+    bodies = (
+        ("tiny-empty", empty),
+        ("tiny-hard", hard),
+        ("weekly", long),
+        ("slow", slow_scenario()),
+        ("edit-me", tiny),
+    )
+    for sid, body in bodies:
+        status, _, out = s.request("PUT", f"/v1/scenarios/{sid}", body, headers=KEY)
+        assert status == 201, out
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM, "Chromium is required in CI: .ci/run installs it"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def open_page(browser, server, width=1400, height=1800):
+    context = browser.new_context(viewport={"width": width, "height": height})
+    context.add_init_script("localStorage.setItem('allocator-api-key', 'page-key')")
+    context.add_init_script(
+        "window.__csp = []; document.addEventListener('securitypolicyviolation',"
+        " (e) => window.__csp.push(e.effectiveDirective + ' ' + e.blockedURI))"
+    )
+    pg = context.new_page()
+    pg.errors = []  # type: ignore[attr-defined]
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))  # type: ignore[attr-defined]
+    pg.goto(server.base + "/")
+    pg.wait_for_function("() => document.querySelectorAll('#scenario option').length >= 3")
+    return pg
+
+
+def run_plan(pg, scenario):
+    pg.select_option("#scenario", scenario)
+    pg.wait_for_function(
+        "() => /^(no plan|plan )/.test(document.querySelector('#status').textContent)"
+    )
+    if pg.text_content("#status").startswith("no plan"):
+        pg.click("#run")
+        pg.wait_for_function(
+            "() => document.querySelector('#status').textContent.startsWith('solved')",
+            timeout=60_000,
+        )
+    pg.wait_for_function(
+        "() => (document.getElementById('chart-frontier').data || []).length > 1", timeout=90_000
+    )
+
+
+def titles(pg, chart):
+    return pg.evaluate(
+        """(id) => { const c = document.getElementById(id); const t = (s) =>
+            [...c.querySelectorAll(s)].map(e => e.textContent);
+            return {x: t('.xtitle'), y: t('.ytitle'), cb: t('.cbtitle')}; }""",
+        chart,
+    )
+
+
+def test_every_chart_names_its_axes_and_units(browser, server):
+    pg = open_page(browser, server)
+    run_plan(pg, "tiny-empty")
+    assert titles(pg, "chart-gpus") == {"x": ["period"], "y": ["GPUs"], "cb": []}
+    prices = titles(pg, "chart-prices")
+    assert prices["x"] == ["period"] and prices["y"] == ["pool"]
+    assert prices["cb"] == ["USD/GPU-h"]
+    util = titles(pg, "chart-util")
+    assert util["y"] == ["pool"] and util["cb"] == ["%"]
+    assert titles(pg, "chart-money") == {"x": ["segment kind"], "y": ["USD (PV)"], "cb": []}
+    frontier = titles(pg, "chart-frontier")
+    assert frontier["x"] == ["LTV (USD, PV)"]
+    assert frontier["y"] == ["gross margin − churn cost (USD, PV)"]
+    # the frontier marks the scenario's own plan
+    own = pg.evaluate("document.getElementById('chart-frontier').data[1]")
+    assert own["name"].startswith("this plan")
+    assert own["x"] == [pytest.approx(pg.evaluate("state.plan.totals.ltv"))]
+
+    # a pool with no GPUs (b200 in P2) is a gap, not 0 %
+    z = pg.evaluate("document.getElementById('chart-util').data[0].z")
+    ys = pg.evaluate("document.getElementById('chart-util').data[0].y")
+    assert z[ys.index("b200")][1] is None and z[ys.index("b200")][0] is not None
+
+    # by pool: the title follows the choice, one colour per pool
+    pg.select_option("#gpus-by", "pool")
+    assert pg.text_content("#gpus-title") == "GPUs by pool"
+    colours = pg.evaluate("document.getElementById('chart-gpus').data.map(t => t.marker.color)")
+    assert len(colours) == 2 and len(set(colours)) == 2
+    pg.select_option("#gpus-by", "region")
+    assert pg.text_content("#gpus-title") == "GPUs by region"
+    assert pg.errors == [] and pg.evaluate("window.__csp") == []  # type: ignore[attr-defined]
+    pg.context.close()
+
+
+def test_what_if_shows_every_term_and_refuses_the_impossible(browser, server):
+    pg = open_page(browser, server)
+    run_plan(pg, "tiny")
+    pg.fill("#whatif input[name=cloud]", "2")
+    pg.click("#whatif button[type=submit]")
+    pg.wait_for_selector("[data-whatif=objective]")
+    terms = pg.eval_on_selector_all(
+        "#whatif-result tr[data-term]", "r => r.map(x => x.dataset.term)"
+    )
+    for t in ("gross_margin", "weighted_ltv", "churn_cost", "expansion_cost", "objective"):
+        assert t in terms
+    assert pg.text_content("[data-whatif=objective]") == "-1.8k"
+    # impossible: more GPUs removed than the pool has
+    pg.fill("#whatif input[name=cloud]", "1")
+    pg.select_option("#whatif select[name=pool]", "h100")
+    pg.fill("#whatif input[name=gpus]", "-999999")
+    pg.click("#whatif button[type=submit]")
+    pg.wait_for_selector("#whatif-result .error li")
+    assert "capacity_change.h100" in pg.text_content("#whatif-result .error li")
+    pg.context.close()
+
+
+def test_errors_look_like_errors_and_a_diagnosis_is_a_list(browser, server):
+    pg = open_page(browser, server)
+    run_plan(pg, "tiny-hard")
+    pg.select_option("#whatif select[name=pool]", "h100")
+    pg.fill("#whatif input[name=gpus]", "-10")
+    pg.click("#whatif button[type=submit]")
+    pg.wait_for_selector("#whatif-result .error")
+    items = pg.eval_on_selector_all("#whatif-result .error li", "l => l.map(x => x.textContent)")
+    assert len(items) >= 2 and any("contract" in x.lower() for x in items)
+    red = "rgb(180, 35, 24)"
+    assert pg.eval_on_selector("#whatif-result .error", "e => getComputedStyle(e).color") == red
+    pg.evaluate("() => { const s = document.querySelector('#status'); s.textContent = 'x'; }")
+    pg.evaluate("() => status('failed: something', true)")
+    assert pg.eval_on_selector("#status", "e => getComputedStyle(e).color") == red
+    pg.screenshot(path=str(ARTIFACTS / "plan-explorer-error.png"), full_page=True)
+    pg.context.close()
+
+
+def test_explain_is_a_table_per_period_and_a_long_scenario_fits(browser, server):
+    pg = open_page(browser, server)
+    run_plan(pg, "weekly")
+    pg.wait_for_selector("#explain table.explain tr td")
+    heads = pg.eval_on_selector_all("#explain table.explain th", "h => h.map(x => x.textContent)")
+    assert any("with contract min" in h for h in heads) and any("price" in h for h in heads)
+    periods = pg.eval_on_selector_all("#explain-period option", "o => o.map(x => x.value)")
+    assert len(periods) == 52
+    pg.select_option("#explain-period", periods[30])
+    assert periods[30] in pg.text_content("#explain .explain-head")
+    height = pg.evaluate("document.scrollingElement.scrollHeight")
+    ARTIFACTS.mkdir(exist_ok=True)
+    pg.screenshot(path=str(ARTIFACTS / "plan-explorer-52.png"), full_page=True)
+    assert height < 3500, height
+    pg.context.close()
+
+
+def test_phone_width_has_no_horizontal_scroll(browser, server):
+    pg = open_page(browser, server, width=390, height=844)
+    run_plan(pg, "tiny")
+    pg.fill("#whatif input[name=cloud]", "2")
+    pg.click("#whatif button[type=submit]")
+    pg.wait_for_selector("[data-whatif=objective]")
+    pg.wait_for_selector("#explain table.explain tr td")
+    pg.wait_for_timeout(300)
+    ARTIFACTS.mkdir(exist_ok=True)
+    pg.screenshot(path=str(ARTIFACTS / "plan-explorer-phone.png"), full_page=True)
+    width = pg.evaluate("document.scrollingElement.scrollWidth")
+    assert width <= 390, width
+    charts = pg.evaluate(
+        "[...document.querySelectorAll('.chart')].map(c => c.getBoundingClientRect().right)"
+    )
+    assert max(charts) <= 390
+    pg.context.close()
+
+
+def test_edit_a_scenario_and_save_it_with_if_match(browser, server):
+    pg = open_page(browser, server)
+    pg.select_option("#scenario", "edit-me")
+    pg.wait_for_function(
+        "() => document.querySelector('#status').textContent.startsWith('no plan')"
+    )
+    pg.click("#editor summary")
+    pg.wait_for_selector("#editor-body input[data-pool='1']")
+    pg.fill("#editor-body input[data-pool='1']", "6, 10")
+    pg.fill("#editor-body input[data-price='0']", "1.5")
+    pg.click("#editor-save")
+    pg.wait_for_function(
+        "() => document.querySelector('#editor-status').textContent.startsWith('saved')"
+    )
+    status, _, body = server.request("GET", "/v1/scenarios/edit-me", headers=KEY)
+    out = json.loads(body)
+    assert out["revision"] == 2 and out["scenario"]["pools"][1]["gpus"] == [6, 10]
+    assert out["scenario"]["segments"][0]["revenue_per_unit"] == 1.5
+    # someone else saves revision 3: the page's save (If-Match: "2") is refused, visibly
+    status, _, _ = server.request("PUT", "/v1/scenarios/edit-me", out["scenario"], headers=KEY)
+    assert status == 200
+    pg.fill("#editor-body input[data-pool='1']", "7, 10")
+    pg.click("#editor-save")
+    pg.wait_for_selector("#editor-status .error")
+    assert "412" in pg.text_content("#editor-status") or "revision" in pg.text_content(
+        "#editor-status"
+    )
+    status, _, body = server.request("GET", "/v1/scenarios/edit-me", headers=KEY)
+    assert json.loads(body)["scenario"]["pools"][1]["gpus"] == [6, 10]
+    pg.context.close()
+
+
+def test_compare_two_plans_side_by_side(browser, server):
+    pg = open_page(browser, server)
+    run_plan(pg, "tiny")
+    run_plan(pg, "tiny-empty")
+    pg.click("#compare summary")
+    pg.wait_for_function("() => document.querySelectorAll('#compare-b option').length >= 2")
+    for by in ("kind", "pool", "period"):
+        pg.select_option("#compare-by", by)
+        pg.click("#compare-go")
+        pg.wait_for_function(
+            "(by) => document.querySelector('#compare-result th')?.textContent === by",
+            arg=by,
+            timeout=60_000,
+        )
+        keys = pg.eval_on_selector_all(
+            "#compare-result tr[data-key]", "r => r.map(x => x.dataset.key)"
+        )
+        want = {"kind": ["cloud", "first_party"], "pool": ["b200", "h100"], "period": ["P1", "P2"]}
+        assert keys == want[by]
+    assert "change" in pg.text_content("#compare-result")
+    assert pg.errors == []  # type: ignore[attr-defined]
+    pg.context.close()
+
+
+def test_save_a_what_if_as_a_new_scenario(browser, server):
+    pg = open_page(browser, server)
+    run_plan(pg, "tiny")
+    pg.fill("#whatif input[name=cloud]", "2")
+    pg.select_option("#whatif select[name=pool]", "b200")
+    pg.fill("#whatif input[name=gpus]", "1")
+    pg.click("#whatif button[type=submit]")
+    pg.wait_for_selector("#whatif-save")
+    pg.fill("#whatif-save-id", "tiny-cloud2")
+    pg.click("#whatif-save")
+    pg.wait_for_function("() => document.querySelector('#scenario').value === 'tiny-cloud2'")
+    _, _, body = server.request("GET", "/v1/scenarios/tiny-cloud2", headers=KEY)
+    sc = json.loads(body)["scenario"]
+    tiny = json.loads((ROOT / "data" / "tiny.json").read_text())
+    assert sc["pools"][1]["gpus"] == [g + 1 for g in tiny["pools"][1]["gpus"]]
+    cloud = next(s for s in sc["segments"] if s["kind"] == "cloud")
+    want = next(s for s in tiny["segments"] if s["kind"] == "cloud")["demand"]
+    assert cloud["demand"] == [2 * d for d in want]
+    pg.context.close()
+
+
+# last: the page then asks for the frontier of this larger scenario, which keeps the
+# synchronous worker busy for a while after the test
+def test_a_running_job_is_shown_with_its_progress(browser, server):
+    pg = open_page(browser, server)
+    status, _, job = server.request("POST", "/v1/scenarios/slow/plans", {}, headers=KEY)
+    assert status == 202, job
+    job = json.loads(job)
+    pg.select_option("#scenario", "slow")
+    # the page follows the job already running instead of offering a second one
+    pg.wait_for_function("() => document.querySelector('#status').textContent.startsWith('job ')")
+    assert pg.is_disabled("#run")
+    pg.wait_for_function(
+        "() => document.querySelector('#status').textContent.startsWith('solved')",
+        timeout=120_000,
+    )
+    status, _, jobs = server.request("GET", "/v1/plans?scenario=slow", headers=KEY)
+    assert [j["id"] for j in json.loads(jobs)["items"]] == [job["id"]]
+    pg.context.close()
