@@ -61,6 +61,13 @@ def amount(hi: float) -> st.SearchStrategy[float]:
 money = amount(10.0)
 
 
+def per_unit(draw, strategy: st.SearchStrategy[float], T: int) -> float | list[float]:
+    """One number, or sometimes one per period (issue 15: economics that move)."""
+    if T > 1 and draw(st.integers(0, 3)) == 0:
+        return draw(st.lists(strategy, min_size=T, max_size=T))
+    return draw(strategy)
+
+
 @st.composite
 def fleets(draw):
     T = draw(st.integers(1, 3))
@@ -73,35 +80,37 @@ def fleets(draw):
             "accelerator": TYPES[j % 3],
             "region": draw(st.sampled_from(["r1", "r2"])),
             "gpus": draw(st.lists(amount(100), min_size=T, max_size=T)),
-            "variable_cost_per_gpu_hour": draw(amount(2)),
+            "variable_cost_per_gpu_hour": per_unit(draw, amount(2), T),
         }
         if draw(st.booleans()):
             pool["rentable_gpus"] = draw(st.lists(amount(20), min_size=T, max_size=T))
-            pool["rental_price_per_gpu_hour"] = draw(amount(6))
+            pool["rental_price_per_gpu_hour"] = per_unit(draw, amount(6), T)
         pools.append(pool)
     types = sorted({p["accelerator"] for p in pools})
     segments = []
     for i in range(S):
-        thr = {t: draw(st.floats(0.1, 20)) for t in types if draw(st.booleans())} or {types[0]: 1.0}
+        thr = {t: per_unit(draw, st.floats(0.1, 20), T) for t in types if draw(st.booleans())} or {
+            types[0]: 1.0
+        }
         demand = draw(st.lists(amount(5000), min_size=T, max_size=T))
         seg = {
             "id": f"s{i}",
             "kind": draw(st.sampled_from(KINDS)),
             "demand": demand,
-            "revenue_per_unit": draw(money),
-            "ltv_per_unit": draw(money),
+            "revenue_per_unit": per_unit(draw, money, T),
+            "ltv_per_unit": per_unit(draw, money, T),
             "throughput": thr,
-            "churn_cost_per_unit": draw(amount(1)),
+            "churn_cost_per_unit": per_unit(draw, amount(1), T),
         }
         if draw(st.booleans()):
             seg["contract_min"] = [d * draw(st.floats(0, 1)) for d in demand]
-            seg["shortfall_penalty_per_unit"] = draw(money)
+            seg["shortfall_penalty_per_unit"] = per_unit(draw, money, T)
         if draw(st.booleans()):
             seg["modes"] = [
                 {"name": "full"},
                 {
                     "name": "small",
-                    "throughput_multiplier": draw(st.floats(1, 4)),
+                    "throughput_multiplier": per_unit(draw, st.floats(1, 4), T),
                     "revenue_share": draw(st.floats(0, 1)),
                 },
             ]

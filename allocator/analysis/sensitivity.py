@@ -132,6 +132,9 @@ class PriceRange:
     allocation_upper: float | None = None
     allocation_lower_pct: float | None = None
     allocation_upper_pct: float | None = None
+    # a price that moves over the horizon: its value per period; ``revenue_per_unit`` is
+    # then their mean and every range is of one shift added to every period's price
+    revenue_per_unit_by_period: list[float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _json_ready(asdict(self))
@@ -734,7 +737,9 @@ def _price_ranges(
     for k, s in enumerate(chosen):
         seg, d = scenario.segments[s], directions[s]
         down, up, b_dn, b_up = basis.cost_range(-d)  # min form: the cost -c moves by -d
-        rev = seg.revenue_per_unit
+        given = seg.revenue_per_unit
+        path = list(given) if isinstance(given, list) else None
+        rev = float(np.mean(given)) if isinstance(given, list) else float(given)
         lower, upper = max(rev - down, 0.0) + 0.0, rev + up
         slope = float(d @ basis.x)
         alloc_lo = alloc_up = None
@@ -762,6 +767,7 @@ def _price_ranges(
                 allocation_upper=alloc_up,
                 allocation_lower_pct=_pct(alloc_lo, rev),
                 allocation_upper_pct=_pct(alloc_up, rev),
+                revenue_per_unit_by_period=path,
             )
         )
     return out

@@ -91,14 +91,18 @@ def define_columns(arr: ScenarioArrays) -> ColumnIndex:
     u where a soft contract minimum is positive."""
     T = arr.hours.size
     M = arr.mode_segment.size
-    comp = arr.throughput[arr.mode_segment] > 0  # (M, P)
+    comp = arr.compatible[arr.mode_segment]  # (M, P)
     m_idx, p_idx = np.nonzero(comp)
     n_pairs = m_idx.size
     x_mode = np.repeat(m_idx, T)
     x_pool = np.repeat(p_idx, T)
     x_period = np.tile(np.arange(T), n_pairs)
     x_segment = arr.mode_segment[x_mode]
-    units = arr.hours[x_period] * arr.throughput[x_segment, x_pool] * arr.mode_mult[x_mode]
+    units = (
+        arr.hours[x_period]
+        * arr.throughput[x_segment, x_pool, x_period]
+        * arr.mode_mult[x_mode, x_period]
+    )
     r_pool, r_period = np.nonzero(arr.rentable > 0)
     soft = (arr.contract_min > 0) & ~arr.contract_hard[:, None]
     u_segment, u_period = np.nonzero(soft)
@@ -108,7 +112,7 @@ def define_columns(arr: ScenarioArrays) -> ColumnIndex:
     # reservations: (segment, compatible pool, period with an offer)
     res = arr.res_max if arr.res_max is not None else np.zeros((0, T))
     k_seg, k_per = np.nonzero(res > 0)
-    o_idx, k_pool = np.nonzero(arr.throughput[k_seg] > 0)  # (offers, P)
+    o_idx, k_pool = np.nonzero(arr.compatible[k_seg])  # (offers, P)
     k_seg, k_per = k_seg[o_idx], k_per[o_idx]
     return ColumnIndex(
         x_segment,
@@ -143,28 +147,32 @@ def _expansion_columns(arr: ScenarioArrays, T: int) -> tuple[np.ndarray, np.ndar
 def define_objective(ctx: _Ctx) -> tuple[np.ndarray, float]:
     """max sum_t d_t [ sum x*a*((rev*rs + w*ltv*ls + churn)) - x*h_t*varcost
     - r*h_t*rent - u*penalty + k*h_t*(fee - varcost) ] - capex of e
-    - sum_t d_t churn*demand  (the last term is the offset; k GPUs reserved)."""
+    - sum_t d_t churn*demand  (the last term is the offset; k GPUs reserved).
+    Every per-unit number is the one of the column's period (rev[s,t], varcost[p,t] …);
+    a GPU bought in tau pays the capex of tau in every period from tau on."""
     a, c, w = ctx.arr, ctx.cols, ctx.sc.policy.ltv_weight
     s, m, p, t = c.x_segment, c.x_mode, c.x_pool, c.x_period
     value_per_unit = (
-        a.revenue[s] * a.mode_rev_share[m] + w * a.ltv[s] * a.mode_ltv_share[m] + a.churn[s]
+        a.revenue[s, t] * a.mode_rev_share[m]
+        + w * a.ltv[s, t] * a.mode_ltv_share[m]
+        + a.churn[s, t]
     )
-    cx = a.discount[t] * (c.x_units_per_gpu * value_per_unit - a.hours[t] * a.var_cost[p])
-    cr = -a.discount[c.r_period] * a.hours[c.r_period] * a.rental_price[c.r_pool]
-    cu = -a.discount[c.u_period] * a.penalty[c.u_segment]
+    cx = a.discount[t] * (c.x_units_per_gpu * value_per_unit - a.hours[t] * a.var_cost[p, t])
+    cr = -a.discount[c.r_period] * a.hours[c.r_period] * a.rental_price[c.r_pool, c.r_period]
+    cu = -a.discount[c.u_period] * a.penalty[c.u_segment, c.u_period]
     # a GPU bought in period tau costs its amortised capex in every period from tau on
     ce = np.zeros(c.n_e)
     if c.n_e:
         assert a.expand_cost is not None
         tail = np.cumsum((a.discount * a.hours)[::-1])[::-1]  # sum_{t >= tau} d_t h_t
-        ce = -a.expand_cost[c.e_pool] * tail[c.e_period]
+        ce = -a.expand_cost[c.e_pool, c.e_period] * tail[c.e_period]
     # a reserved GPU earns its fee every hour and runs the customer's work (variable cost)
     ks, kp, kt = c.rsv_segment, c.rsv_pool, c.rsv_period
     ck = np.zeros(c.n_rsv)
     if c.n_rsv:
         assert a.res_price is not None
-        ck = a.discount[kt] * a.hours[kt] * (a.res_price[ks] - a.var_cost[kp])
-    offset = -float(np.sum(a.discount[None, :] * a.churn[:, None] * a.demand))
+        ck = a.discount[kt] * a.hours[kt] * (a.res_price[ks] - a.var_cost[kp, kt])
+    offset = -float(np.sum(a.discount[None, :] * a.churn * a.demand))
     return np.concatenate([cx, cr, cu, ce, ck]), offset
 
 

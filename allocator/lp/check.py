@@ -49,12 +49,12 @@ def _sign_and_compatibility(
     s, p = cols.x_segment, cols.x_pool
     nonnegative = float(max(0.0, -x.min(initial=0.0), -rented.min(initial=0.0)))
     nonnegative = max(nonnegative, float(max(0.0, -held.min(initial=0.0))))
-    compatible = arr.throughput[s, p] > 0
+    compatible = arr.compatible[s, p]
     compatibility = float(np.abs(x[~compatible]).max(initial=0.0))
     if cols.n_rsv:
         ks, kp = cols.rsv_segment, cols.rsv_pool
         compatibility = max(
-            compatibility, float(np.abs(held[arr.throughput[ks, kp] <= 0]).max(initial=0.0))
+            compatibility, float(np.abs(held[~arr.compatible[ks, kp]]).max(initial=0.0))
         )
     return {"nonnegative": nonnegative, "compatibility": compatibility}
 
@@ -90,7 +90,7 @@ def _work_violations(
     S, T = arr.demand.shape[0], arr.gpus.shape[1]
     s, p, t = cols.x_segment, cols.x_pool, cols.x_period
     out: dict[str, float] = {}
-    units = x * arr.hours[t] * arr.throughput[s, p] * arr.mode_mult[cols.x_mode]
+    units = x * arr.hours[t] * arr.throughput[s, p, t] * arr.mode_mult[cols.x_mode, t]
     served = np.zeros((S, T))
     np.add.at(served, (s, t), units)
     if cols.n_rsv:

@@ -155,12 +155,12 @@ def column_flows(lp: LinearProgram, arr: ScenarioArrays, dec: Decisions) -> Flow
     return Flows(
         gpu_hours=gpu_hours,
         units=units,
-        revenue=units * arr.revenue[s] * arr.mode_rev_share[m],
-        ltv=units * arr.ltv[s] * arr.mode_ltv_share[m],
-        variable_cost=gpu_hours * arr.var_cost[p],
+        revenue=units * arr.revenue[s, t] * arr.mode_rev_share[m],
+        ltv=units * arr.ltv[s, t] * arr.mode_ltv_share[m],
+        variable_cost=gpu_hours * arr.var_cost[p, t],
         k_hours=k_hours,
         k_fee=k_fee,
-        k_variable_cost=k_hours * arr.var_cost[cols.rsv_pool],
+        k_variable_cost=k_hours * arr.var_cost[cols.rsv_pool, cols.rsv_period],
     )
 
 
@@ -192,7 +192,7 @@ def segment_sums(
     revenue = _sum_by(lp, shape, "segment", flows.revenue, flows.k_fee)
     compute_cost = _sum_by(lp, shape, "segment", flows.variable_cost, flows.k_variable_cost)
     shortfall = np.maximum(arr.contract_min - served, 0.0)
-    penalty = np.where(arr.contract_hard[:, None], 0.0, shortfall * arr.penalty[:, None])
+    penalty = np.where(arr.contract_hard[:, None], 0.0, shortfall * arr.penalty)
     unserved = np.maximum(arr.demand - served, 0.0)
     return SegmentSums(
         served=served,
@@ -203,7 +203,7 @@ def segment_sums(
         shortfall=shortfall,
         penalty=penalty,
         unserved=unserved,
-        churn=unserved * arr.churn[:, None],
+        churn=unserved * arr.churn,
         margin=revenue - compute_cost - penalty,
     )
 
@@ -228,8 +228,9 @@ def pool_sums(
     """GPUs used, costs and shadow prices per (pool, period)."""
     shape = arr.gpus.shape
     hours = arr.hours[None, :]
+    # a GPU bought in tau pays the capex per GPU-hour of tau in every period from tau on
     expansion = (
-        dec.bought * hours * arr.expand_cost[:, None]
+        np.cumsum(np.diff(dec.bought, axis=1, prepend=0.0) * arr.expand_cost, axis=1) * hours
         if arr.expand_cost is not None
         else np.zeros(shape)
     )
@@ -237,8 +238,8 @@ def pool_sums(
     return PoolSums(
         used=_sum_by(lp, shape, "pool", dec.x, dec.k),
         variable_cost=_sum_by(lp, shape, "pool", flows.variable_cost, flows.k_variable_cost),
-        rental_cost=dec.rented * hours * arr.rental_price[:, None],
-        fixed_cost=arr.gpus * hours * arr.fixed_cost[:, None],
+        rental_cost=dec.rented * hours * arr.rental_price,
+        fixed_cost=arr.gpus * hours * arr.fixed_cost,
         expansion_cost=expansion,
         price_pv=price_pv,
         price_nominal=price_nominal,

@@ -21,6 +21,7 @@ from allocator.scenario.model import (
     cross_check,
     discount_factors,
     per_period,
+    top,
     validate_scenario,
 )
 
@@ -43,5 +44,6 @@ __all__ = [
     "cross_check",
     "discount_factors",
     "per_period",
+    "top",
     "validate_scenario",
 ]

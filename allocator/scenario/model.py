@@ -47,6 +47,10 @@ NonNeg = Annotated[float, Field(ge=0, le=MAX_AMOUNT, strict=True)]
 Positive = Annotated[float, Field(gt=0, le=MAX_AMOUNT, strict=True)]
 Share = Annotated[float, Field(ge=0, le=1, strict=True)]
 StrictBool = Annotated[bool, Field(strict=True)]
+# a per-unit economic number (price, cost, throughput, multiplier): one value for every
+# period, or a list with one value per period (issue 15: economics that move)
+NonNegPP = list[NonNeg] | NonNeg
+PositivePP = list[Positive] | Positive
 MAX_ALLOCATION_UNIT_GPUS = 1_000_000
 
 
@@ -82,8 +86,9 @@ class Expansion(_Model):
     max_gpus: Annotated[float, Field(gt=0, le=1e9, strict=True)] = Field(
         description="Most GPUs that can be bought into the pool over the horizon."
     )
-    cost_per_gpu_hour: NonNeg = Field(
-        description="Amortised capex per GPU-hour, paid every period once bought."
+    cost_per_gpu_hour: NonNegPP = Field(
+        description="Amortised capex per GPU-hour, paid every period once bought: one "
+        "number, or one per period (the price of a GPU bought in that period)."
     )
     from_period: Id | None = Field(
         None, description="First period GPUs can be bought (and used); the first by default."
@@ -98,16 +103,17 @@ class Pool(_Model):
     region: Id
     ownership: Ownership = Ownership.OWNED
     gpus: list[NonNeg] = Field(description="GPUs available per period (before headroom).")
-    variable_cost_per_gpu_hour: NonNeg = Field(
-        description="Marginal cost of running a GPU for an hour (power, operations)."
+    variable_cost_per_gpu_hour: NonNegPP = Field(
+        description="Marginal cost of running a GPU for an hour (power, operations): one "
+        "number or one per period."
     )
-    fixed_cost_per_gpu_hour: NonNeg = Field(
+    fixed_cost_per_gpu_hour: NonNegPP = Field(
         0.0, description="Depreciation or lease per GPU-hour: sunk, reported, not optimised."
     )
     rentable_gpus: list[NonNeg] | None = Field(
         None, description="Extra GPUs that can be rented per period (neocloud capacity)."
     )
-    rental_price_per_gpu_hour: NonNeg | None = Field(
+    rental_price_per_gpu_hour: NonNegPP | None = Field(
         None, description="Price of a rented GPU-hour, on top of the variable cost."
     )
     headroom: Share | None = Field(
@@ -137,7 +143,10 @@ class Mode(_Model):
     """A way of serving a segment: full model, distilled, quantized …"""
 
     name: Id
-    throughput_multiplier: Annotated[float, Field(gt=0, le=1e6, strict=True)] = 1.0
+    throughput_multiplier: (
+        list[Annotated[float, Field(gt=0, le=1e6, strict=True)]]
+        | Annotated[float, Field(gt=0, le=1e6, strict=True)]
+    ) = 1.0
     revenue_share: Share = Field(1.0, description="Fraction of revenue per unit kept.")
     ltv_share: Share = Field(1.0, description="Fraction of LTV per unit kept.")
 
@@ -168,9 +177,9 @@ class Segment(_Model):
     kind: Kind
     unit: str = Field("unit", max_length=64)
     demand: list[NonNeg] = Field(description="Work units wanted per period.")
-    revenue_per_unit: NonNeg
-    ltv_per_unit: NonNeg = Field(0.0, description="Future value per unit served.")
-    throughput: dict[Id, Positive] = Field(
+    revenue_per_unit: NonNegPP
+    ltv_per_unit: NonNegPP = Field(0.0, description="Future value per unit served.")
+    throughput: dict[Id, PositivePP] = Field(
         description="Work units per GPU-hour by accelerator type; only these types serve it."
     )
     regions: list[Id] | None = Field(None, description="Allowed regions; all when absent.")
@@ -181,8 +190,8 @@ class Segment(_Model):
         False,
         description="If true the minimum must be met; otherwise a shortfall pays the penalty.",
     )
-    shortfall_penalty_per_unit: NonNeg = Field(0.0, description="SLA credit per unit short.")
-    churn_cost_per_unit: NonNeg = Field(0.0, description="Cost per unit of demand left unserved.")
+    shortfall_penalty_per_unit: NonNegPP = Field(0.0, description="SLA credit per unit short.")
+    churn_cost_per_unit: NonNegPP = Field(0.0, description="Cost per unit of demand left unserved.")
     modes: list[Mode] = Field(default_factory=lambda: [FULL_MODE], min_length=1)
     reservation: Reservation | None = Field(
         None,
@@ -192,7 +201,7 @@ class Segment(_Model):
 
     @field_validator("throughput")
     @classmethod
-    def _some_throughput(cls, v: dict[str, float]) -> dict[str, float]:
+    def _some_throughput(cls, v: dict[str, Any]) -> dict[str, Any]:
         if not v:
             raise ValueError("must name at least one accelerator type")
         return v
@@ -323,7 +332,10 @@ def _pydantic_issues(exc: ValidationError, prefix: str = "") -> list[Issue]:
         loc = tuple(
             p
             for p in loc
-            if not (isinstance(p, str) and (p.startswith(("list[", "float")) or p == "[key]"))
+            if not (
+                isinstance(p, str)
+                and (p.startswith(("list[", "float", "constrained-float")) or p == "[key]")
+            )
         )
         msg = err["msg"]
         if err["type"] == "finite_number":
@@ -342,7 +354,24 @@ def _pydantic_issues(exc: ValidationError, prefix: str = "") -> list[Issue]:
             msg = msg[len("Value error, ") :]
         issues.append(Issue(_path(loc, prefix), msg))
     # a union reports once per member; keep each (path, message) once
-    return list(dict.fromkeys(issues))
+    issues = list(dict.fromkeys(issues))
+    return _union_issues(exc, issues)
+
+
+def _union_issues(exc: ValidationError, issues: list[Issue]) -> list[Issue]:
+    """A one-number-or-a-list field reports a bad value once per member of the union:
+    keep the member that fits what was given (a list's bad entries, or the bad number)."""
+    paths = [i.path for i in issues]
+    drop: set[int] = set()
+    for k, issue in enumerate(issues):
+        others = [q for j, q in enumerate(paths) if j != k]
+        if issue.message == "Input should be a valid list" and issue.path in others:
+            drop.add(k)  # the number member explains it
+        elif issue.message.startswith("must be a number") and any(
+            q.startswith(issue.path + "[") for q in others
+        ):
+            drop.add(k)  # a list was given: its entries explain it
+    return [i for k, i in enumerate(issues) if k not in drop]
 
 
 def _check_len(values: list[Any] | None, n: int, path: str, issues: list[Issue]) -> None:
@@ -378,11 +407,13 @@ def cross_check(
     _check_unique_ids(sc, labels, issues)
     for i, pool in zip(pool_ix, sc.pools, strict=True):
         _check_pool(pool, f"pools[{i}]", labels, issues)
+        _check_pool_economics(pool, f"pools[{i}]", T, issues)
     types = sorted({p.accelerator for p in sc.pools})
     regions = sorted({p.region for p in sc.pools})
     for i, seg in zip(seg_ix, sc.segments, strict=True):
         base = f"segments[{i}]"
         _check_segment_lengths(seg, base, T, issues)
+        _check_segment_economics(seg, base, T, issues)
         _check_contract_below_demand(seg, base, labels, issues)
         if check_segments:
             _check_segment_references(sc, seg, base, types, regions, issues)
@@ -422,6 +453,57 @@ def _check_segment_lengths(seg: Segment, base: str, T: int, issues: list[Issue])
     if seg.reservation is not None and isinstance(seg.reservation.max_gpus, list):
         _check_len(seg.reservation.max_gpus, T, f"{base}.reservation.max_gpus", issues)
     _dupes([m.name for m in seg.modes], f"{base}.modes", "name", issues)
+
+
+POOL_ECONOMICS = (
+    "variable_cost_per_gpu_hour",
+    "fixed_cost_per_gpu_hour",
+    "rental_price_per_gpu_hour",
+)
+SEGMENT_ECONOMICS = (
+    "revenue_per_unit",
+    "ltv_per_unit",
+    "shortfall_penalty_per_unit",
+    "churn_cost_per_unit",
+)
+
+
+def _check_pool_economics(pool: Pool, base: str, T: int, issues: list[Issue]) -> None:
+    """A pool's per-unit numbers given as lists have one entry per period."""
+    for name in POOL_ECONOMICS:
+        v = getattr(pool, name)
+        if isinstance(v, list):
+            _check_len(v, T, f"{base}.{name}", issues)
+    if pool.expansion is not None and isinstance(pool.expansion.cost_per_gpu_hour, list):
+        _check_len(
+            pool.expansion.cost_per_gpu_hour, T, f"{base}.expansion.cost_per_gpu_hour", issues
+        )
+
+
+def _check_segment_economics(seg: Segment, base: str, T: int, issues: list[Issue]) -> None:
+    """A segment's per-unit numbers (prices, costs, throughputs, mode multipliers) given as
+    lists have one entry per period."""
+    for name in SEGMENT_ECONOMICS:
+        v = getattr(seg, name)
+        if isinstance(v, list):
+            _check_len(v, T, f"{base}.{name}", issues)
+    for acc, v in seg.throughput.items():
+        if isinstance(v, list):
+            _check_len(v, T, f"{base}.throughput.{acc}", issues)
+    for j, m in enumerate(seg.modes):
+        if isinstance(m.throughput_multiplier, list):
+            _check_len(
+                m.throughput_multiplier, T, f"{base}.modes[{j}].throughput_multiplier", issues
+            )
+
+
+def top(v: float | list[float] | None) -> float:
+    """The largest value of a scalar-or-per-period number (0 for None or an empty list)."""
+    if v is None:
+        return 0.0
+    if isinstance(v, list):
+        return max(v, default=0.0)
+    return float(v)
 
 
 def _check_contract_below_demand(
@@ -531,24 +613,24 @@ def _check_magnitudes(
         ):
             v = getattr(pool, name)
             if v is not None:
-                check(hours * v, f"pools[{i}].{name}", "hours x price per GPU-hour")
+                check(hours * top(v), f"pools[{i}].{name}", "hours x price per GPU-hour")
         if pool.expansion is not None:
             check(
-                hours * len(sc.periods) * pool.expansion.cost_per_gpu_hour,
+                hours * len(sc.periods) * top(pool.expansion.cost_per_gpu_hour),
                 f"pools[{i}].expansion.cost_per_gpu_hour",
                 "hours over the horizon x price per GPU-hour",
             )
     weight = sc.policy.ltv_weight
     for i, seg in zip(seg_ix, sc.segments, strict=True):
-        mult = max(m.throughput_multiplier for m in seg.modes)
+        mult = max(top(m.throughput_multiplier) for m in seg.modes)
         value = (
-            seg.revenue_per_unit
-            + weight * seg.ltv_per_unit
-            + seg.churn_cost_per_unit
-            + seg.shortfall_penalty_per_unit
+            top(seg.revenue_per_unit)
+            + weight * top(seg.ltv_per_unit)
+            + top(seg.churn_cost_per_unit)
+            + top(seg.shortfall_penalty_per_unit)
         )
         for acc, tp in seg.throughput.items():
-            units = hours * tp * mult
+            units = hours * top(tp) * mult
             check(
                 units,
                 f"segments[{i}].throughput.{acc}",

@@ -39,7 +39,7 @@ from allocator.errors import Status
 from allocator.lp.arrays import KINDS, ScenarioArrays
 from allocator.lp.build import build_lp
 from allocator.plan import Plan
-from allocator.scenario import Kind, Scenario, per_period
+from allocator.scenario import Kind, Scenario, per_period, top
 from allocator.scenario.load import as_scenario
 from allocator.solvers.base import Solution
 
@@ -97,7 +97,8 @@ def _gpu_hours(sc: Scenario) -> np.ndarray:
     """Each segment's demand over the horizon in GPU-hours at its best throughput."""
     best = np.array(
         [
-            max(s.throughput.values()) * max(m.throughput_multiplier for m in s.modes)
+            max(top(v) for v in s.throughput.values())
+            * max(top(m.throughput_multiplier) for m in s.modes)
             for s in sc.segments
         ]
     )
