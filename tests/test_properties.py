@@ -114,6 +114,23 @@ def fleets(draw):
                     "revenue_share": draw(st.floats(0, 1)),
                 },
             ]
+        if "modes" not in seg and "contract_min" not in seg and draw(st.integers(0, 5)) == 0:
+            # a demand curve: tiers in falling price instead of one price (issue 15)
+            prices = sorted(draw(st.lists(money, min_size=1, max_size=3)), reverse=True)
+            seg["tiers"] = [
+                {"units": draw(st.lists(amount(2000), min_size=T, max_size=T)), "price": p}
+                for p in prices
+            ]
+            del seg["demand"], seg["revenue_per_unit"]
+        elif "contract_min" not in seg and draw(st.integers(0, 5)) == 0:
+            seg["subscription"] = {
+                "subscribers": draw(st.lists(amount(1000), min_size=T, max_size=T)),
+                "fee_per_subscriber": draw(money),
+                "usage_per_subscriber": draw(st.floats(0.1, 5)),
+                "ltv_loss_per_unit": draw(money),
+                "min_service_share": draw(st.one_of(st.none(), st.floats(0, 1))),
+            }
+            del seg["demand"]
         segments.append(seg)
     policy = {"headroom": draw(st.floats(0, 0.3)), "ltv_weight": draw(st.floats(0, 2))}
     if T > 1 and draw(st.booleans()):

@@ -540,6 +540,10 @@ class Labels:
         if j < c.rsv_offset:
             k = j - c.e_offset
             return f"bought[{n['pool'][c.e_pool[k]]},{n['period'][c.e_period[k]]}]"
+        if j >= c.tier_offset:
+            k = j - c.tier_offset
+            seg = n["segment"][c.tier_segment[k]]
+            return f"tier[{seg}#{c.tier_rank[k]},{n['period'][c.tier_period[k]]}]"
         k = j - c.rsv_offset
         seg, pool = n["segment"][c.rsv_segment[k]], n["pool"][c.rsv_pool[k]]
         return f"reserved[{seg}@{pool},{n['period'][c.rsv_period[k]]}]"

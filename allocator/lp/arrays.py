@@ -48,6 +48,18 @@ class ScenarioArrays:
     # (S,) fee per reserved GPU-hour
     res_max: np.ndarray | None = None
     res_price: np.ndarray | None = None
+    # price tiers, one entry per tier of every segment with tiers (N,): its segment and its
+    # rank within the segment; (N, T) units offered, price and LTV per unit
+    tier_segment: np.ndarray | None = None
+    tier_rank: np.ndarray | None = None
+    tier_units: np.ndarray | None = None
+    tier_price: np.ndarray | None = None
+    tier_ltv: np.ndarray | None = None
+    # subscriptions: (S, T) fees earned (subscribers x fee, 0 without a subscription),
+    # minimum service share (S,) (-1: none); the loss of usage not served is in churn or,
+    # with a minimum service share, in contract_min/penalty (a soft minimum)
+    sub_fees: np.ndarray | None = None
+    sub_min_share: np.ndarray | None = None
 
     @property
     def compatible(self) -> np.ndarray:
@@ -76,7 +88,8 @@ class ScenarioArrays:
             return np.array(out, dtype=float).reshape(len(values), T)
 
         modes = [(i, m) for i, s in enumerate(segs) for m in s.modes]
-        return cls(
+        tiers = [(i, r, tr) for i, s in enumerate(segs) for r, tr in enumerate(s.tiers or [])]
+        out = cls(
             hours=np.array([p.hours for p in sc.periods], dtype=float),
             discount=np.array(discount_factors(sc)),
             gpus=np.array([p.gpus for p in pools], dtype=float).reshape(len(pools), T),
@@ -131,4 +144,34 @@ class ScenarioArrays:
             res_price=np.array(
                 [s.reservation.price_per_gpu_hour if s.reservation else 0.0 for s in segs]
             ),
+            tier_segment=np.array([i for i, _, _ in tiers], dtype=np.int64),
+            tier_rank=np.array([r for _, r, _ in tiers], dtype=np.int64),
+            tier_units=pp([tr.units for _, _, tr in tiers]),
+            tier_price=pp([tr.price for _, _, tr in tiers]),
+            tier_ltv=pp([tr.ltv_per_unit for _, _, tr in tiers]),
         )
+        out._subscriptions(sc)
+        return out
+
+    def _subscriptions(self, sc: Scenario) -> None:
+        """Subscribers' fees, and what under-serving their usage costs: with a minimum
+        service share sigma, a soft minimum sigma * demand with the loss as its penalty;
+        without, the loss on every unit not served (churn)."""
+        T = self.hours.size
+        S = len(sc.segments)
+        self.sub_fees = np.zeros((S, T))
+        self.sub_min_share = np.full(S, -1.0)
+        for i, s in enumerate(sc.segments):
+            sub = s.subscription
+            if sub is None:
+                continue
+            n = np.array(per_period(sub.subscribers, T), dtype=float)
+            self.sub_fees[i] = n * np.array(per_period(sub.fee_per_subscriber, T))
+            loss = np.array(per_period(sub.ltv_loss_per_unit, T), dtype=float)
+            if sub.min_service_share is None:
+                self.churn[i] = self.churn[i] + loss
+            else:
+                self.sub_min_share[i] = sub.min_service_share
+                self.contract_min[i] = sub.min_service_share * self.demand[i]
+                self.contract_hard[i] = False
+                self.penalty[i] = loss

@@ -170,6 +170,88 @@ class Reservation(_Model):
     price_per_gpu_hour: NonNeg = Field(description="Fee per reserved GPU-hour, used or not.")
 
 
+class Tier(_Model):
+    """One step of a segment's demand curve: this many work units per period are bought at
+    this price (and bring this LTV per unit). Tiers come in falling price; the plan chooses
+    how much of each to serve (concave revenue)."""
+
+    units: list[NonNeg] | NonNeg = Field(
+        description="Work units wanted at this price per period: one number or one per period."
+    )
+    price: NonNegPP = Field(description="Revenue per unit of this tier: one or one per period.")
+    ltv_per_unit: NonNegPP = Field(0.0, description="Future value per unit served in the tier.")
+
+
+class Subscription(_Model):
+    """Subscribers who pay a fee per period whether their usage is served or not; their
+    usage is the segment's demand, and serving less of it costs lifetime value."""
+
+    subscribers: list[NonNeg] | NonNeg = Field(
+        description="Subscribers per period: one number or one per period."
+    )
+    fee_per_subscriber: NonNegPP = Field(
+        description="Fee per subscriber per period, earned whether usage is served or not."
+    )
+    usage_per_subscriber: PositivePP = Field(
+        description="Work units a subscriber uses per period (at full service)."
+    )
+    ltv_loss_per_unit: NonNegPP = Field(
+        description="Lifetime value lost (churn) per unit of usage not served (below the "
+        "minimum service share, when one is given)."
+    )
+    min_service_share: Share | None = Field(
+        None,
+        description="Share of usage below which the loss applies; absent: every unit of "
+        "usage not served costs the loss.",
+    )
+
+
+def _fill_from_tiers_or_subscription(data: Any) -> Any:
+    """A segment with tiers or a subscription may leave out ``demand`` (the tiers' units
+    summed, or subscribers x usage) and ``revenue_per_unit`` (0: its revenue comes from the
+    tiers, or is the usage price on top of the fee)."""
+    if not isinstance(data, dict) or not (data.get("tiers") or data.get("subscription")):
+        return data
+    out = dict(data)
+    out.setdefault("revenue_per_unit", 0.0)
+    if "demand" in out:
+        return out
+    try:
+        if out.get("tiers"):
+            units = [t["units"] for t in out["tiers"]]
+            T = max((len(u) for u in units if isinstance(u, list)), default=1)
+            out["demand"] = [
+                float(sum(u[t] if isinstance(u, list) else u for u in units)) for t in range(T)
+            ]
+        else:
+            sub = out["subscription"]
+            n, use = sub["subscribers"], sub["usage_per_subscriber"]
+            T = (
+                max(len(v) for v in (n, use) if isinstance(v, list))
+                if any(isinstance(v, list) for v in (n, use))
+                else 1
+            )
+            out["demand"] = [
+                float(
+                    (n[t] if isinstance(n, list) else n)
+                    * (use[t] if isinstance(use, list) else use)
+                )
+                for t in range(T)
+            ]
+    except (KeyError, TypeError, IndexError, ValueError):
+        return out  # the field checks report what is wrong
+    if len(out["demand"]) == 1 and not _any_list(out):
+        out.pop("demand")  # one number: cannot tell the periods; reported as missing
+    return out
+
+
+def _any_list(seg: dict[str, Any]) -> bool:
+    if seg.get("tiers"):
+        return any(isinstance(t.get("units"), list) for t in seg["tiers"] if isinstance(t, dict))
+    sub = seg.get("subscription") or {}
+    return any(isinstance(sub.get(k), list) for k in ("subscribers", "usage_per_subscriber"))
+
+
 class Segment(_Model):
     """Demand of one kind, in its own work unit (million tokens, GPU-hours …)."""
 
@@ -198,6 +280,22 @@ class Segment(_Model):
         description="Optional: GPUs the segment's customer would reserve (take-or-pay, "
         "dedicated), which the plan may accept.",
     )
+    tiers: list[Tier] | None = Field(
+        None,
+        min_length=1,
+        description="Optional: the demand as price tiers (a demand curve), in falling price; "
+        "demand defaults to the tiers' units summed and revenue_per_unit to 0.",
+    )
+    subscription: Subscription | None = Field(
+        None,
+        description="Optional: subscribers paying a fee per period; demand defaults to "
+        "subscribers x usage, revenue_per_unit (a usage price on top of the fee) to 0.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_from_tiers(cls, data: Any) -> Any:
+        return _fill_from_tiers_or_subscription(data)
 
     @field_validator("throughput")
     @classmethod
@@ -414,6 +512,8 @@ def cross_check(
         base = f"segments[{i}]"
         _check_segment_lengths(seg, base, T, issues)
         _check_segment_economics(seg, base, T, issues)
+        _check_tiers(seg, base, labels, issues)
+        _check_subscription(seg, base, labels, issues)
         _check_contract_below_demand(seg, base, labels, issues)
         if check_segments:
             _check_segment_references(sc, seg, base, types, regions, issues)
@@ -495,6 +595,110 @@ def _check_segment_economics(seg: Segment, base: str, T: int, issues: list[Issue
             _check_len(
                 m.throughput_multiplier, T, f"{base}.modes[{j}].throughput_multiplier", issues
             )
+
+
+def _equal(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+
+
+def _check_tiers(seg: Segment, base: str, labels: list[str], issues: list[Issue]) -> None:
+    """Tiers: one entry per period where lists, prices falling from tier to tier, units
+    adding up to the demand; revenue comes from the tiers alone (revenue_per_unit 0, every
+    mode keeping the whole price)."""
+    if not seg.tiers:
+        return
+    T = len(labels)
+    ok = True
+    for j, tier in enumerate(seg.tiers):
+        for name in ("units", "price", "ltv_per_unit"):
+            v = getattr(tier, name)
+            if isinstance(v, list) and len(v) != T:
+                _check_len(v, T, f"{base}.tiers[{j}].{name}", issues)
+                ok = False
+    if seg.subscription is not None:
+        issues.append(Issue(f"{base}.tiers", "a segment has tiers or a subscription, not both"))
+    if top(seg.revenue_per_unit) > 0:
+        issues.append(
+            Issue(
+                f"{base}.revenue_per_unit",
+                "must be 0 (or left out) with tiers: the tiers' prices are the revenue",
+            )
+        )
+    for j, m in enumerate(seg.modes):
+        if m.revenue_share != 1.0:
+            issues.append(
+                Issue(
+                    f"{base}.modes[{j}].revenue_share",
+                    "must be 1 with tiers (a tier's price is per unit served, in any mode)",
+                )
+            )
+    if not ok:
+        return
+    units = [per_period(t.units, T) for t in seg.tiers]
+    prices = [per_period(t.price, T) for t in seg.tiers]
+    for j in range(1, len(seg.tiers)):
+        for t in range(T):
+            if prices[j][t] > prices[j - 1][t]:
+                issues.append(
+                    Issue(
+                        f"{base}.tiers[{j}].price",
+                        f"tiers come in falling price: {prices[j][t]:g} is above the "
+                        f"previous tier's {prices[j - 1][t]:g} in period {labels[t]!r}",
+                    )
+                )
+                break
+    if len(seg.demand) == T:
+        for t in range(T):
+            total = sum(u[t] for u in units)
+            if not _equal(total, seg.demand[t]):
+                issues.append(
+                    Issue(
+                        f"{base}.demand[{t}]",
+                        f"demand {seg.demand[t]:g} is not the tiers' units {total:g} in period "
+                        f"{labels[t]!r} (leave demand out to take the tiers')",
+                    )
+                )
+                break
+
+
+def _check_subscription(seg: Segment, base: str, labels: list[str], issues: list[Issue]) -> None:
+    """A subscription: lists of one entry per period, demand = subscribers x usage, and a
+    minimum service share only without a contract minimum (both are the same kind of row)."""
+    sub = seg.subscription
+    if sub is None:
+        return
+    T = len(labels)
+    ok = True
+    for name in (
+        "subscribers",
+        "fee_per_subscriber",
+        "usage_per_subscriber",
+        "ltv_loss_per_unit",
+    ):
+        v = getattr(sub, name)
+        if isinstance(v, list) and len(v) != T:
+            _check_len(v, T, f"{base}.subscription.{name}", issues)
+            ok = False
+    if sub.min_service_share is not None and seg.contract_min is not None:
+        issues.append(
+            Issue(
+                f"{base}.subscription.min_service_share",
+                "a subscription's minimum service share and a contract minimum cannot be combined",
+            )
+        )
+    if not ok or len(seg.demand) != T:
+        return
+    n, use = per_period(sub.subscribers, T), per_period(sub.usage_per_subscriber, T)
+    for t in range(T):
+        if not _equal(n[t] * use[t], seg.demand[t]):
+            issues.append(
+                Issue(
+                    f"{base}.demand[{t}]",
+                    f"demand {seg.demand[t]:g} is not subscribers x usage {n[t] * use[t]:g} in "
+                    f"period {labels[t]!r} (leave demand out to take it)",
+                )
+            )
+            break
 
 
 def top(v: float | list[float] | None) -> float:
@@ -628,6 +832,11 @@ def _check_magnitudes(
             + weight * top(seg.ltv_per_unit)
             + top(seg.churn_cost_per_unit)
             + top(seg.shortfall_penalty_per_unit)
+            + max(
+                (top(t.price) + weight * top(t.ltv_per_unit) for t in seg.tiers or []),
+                default=0.0,
+            )
+            + (top(seg.subscription.ltv_loss_per_unit) if seg.subscription else 0.0)
         )
         for acc, tp in seg.throughput.items():
             units = hours * top(tp) * mult

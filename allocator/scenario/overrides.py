@@ -6,7 +6,9 @@ Overrides (all optional, all applied to a copy; the stored scenario is never tou
   a factor is one number or a list with one per period (also for the scales below);
 * ``capacity_change`` {pool id: GPUs added (negative removes), one number for every
   period or a list per period}; a pool cannot go below zero;
-* ``price_change`` {segment id or kind: factor}: revenue per unit × factor;
+* ``price_change`` {segment id or kind: factor}: revenue per unit × factor (and every
+  tier's price, and a subscription's fee; ``demand_scale`` scales tiers' units and
+  subscribers too);
 * ``throughput_scale`` {segment id or kind: factor}: every throughput of the segment ×
   factor (serving improvements);
 * ``cost_change`` {pool id or accelerator type: factor}: variable cost per GPU-hour × factor;
@@ -134,6 +136,11 @@ def apply_overrides(sc: Scenario, overrides: Overrides | dict[str, Any]) -> Scen
             seg["demand"] = _scaled(seg["demand"], f)
             if seg.get("contract_min") is not None:
                 seg["contract_min"] = _scaled(seg["contract_min"], f)
+            for tier in seg.get("tiers") or []:  # the demand curve moves with the demand
+                tier["units"] = _scaled(tier["units"], f)
+            if seg.get("subscription"):  # as many more subscribers
+                sub = seg["subscription"]
+                sub["subscribers"] = _scaled(sub["subscribers"], f)
     for key, factor in ov.price_change.items():
         f = _factors(factor, T, f"price_change.{key}", issues)
         if f is None:
@@ -141,6 +148,11 @@ def apply_overrides(sc: Scenario, overrides: Overrides | dict[str, Any]) -> Scen
         for i in _targets(sc, key, "price_change", issues):
             seg = data["segments"][i]
             seg["revenue_per_unit"] = _scaled(seg["revenue_per_unit"], f)
+            for tier in seg.get("tiers") or []:  # every tier's price
+                tier["price"] = _scaled(tier["price"], f)
+            if seg.get("subscription"):  # and the subscription fee
+                sub = seg["subscription"]
+                sub["fee_per_subscriber"] = _scaled(sub["fee_per_subscriber"], f)
     for key, factor in ov.throughput_scale.items():
         f = _factors(factor, T, f"throughput_scale.{key}", issues)
         if f is None:

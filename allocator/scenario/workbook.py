@@ -1280,6 +1280,17 @@ def _workbook(data: Mapping[str, Any], template: bool) -> Any:
     _write_about(about, data, cur)
     _settings_sheets(wb, data, cur, template)
     data, by_period = split_by_period(data)
+    odd = [s["id"] for s in data.get("segments") or [] if s.get("tiers") or s.get("subscription")]
+    if odd:
+        raise ScenarioError(
+            [
+                Issue(
+                    "segments",
+                    f"workbooks do not hold price tiers or subscriptions yet (segments "
+                    f"{', '.join(odd)}): keep this scenario as JSON",
+                )
+            ]
+        )
     _pool_sheets(wb, data, labels, cur)
     _segment_sheets(wb, data, labels, cur)
     _limit_sheets(wb, data, labels, cur)
