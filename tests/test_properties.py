@@ -42,7 +42,10 @@ def test_higher_price_never_lowers_what_a_segment_is_served(example_scenario):
     for i in sorted({0, len(sc.segments) // 2, len(sc.segments) - 1}):
         d = sc.to_dict()
         seg = d["segments"][i]
-        seg["revenue_per_unit"] = seg["revenue_per_unit"] * 1.5 + 0.01
+        rev = seg["revenue_per_unit"]  # one number, or one per period
+        seg["revenue_per_unit"] = (
+            [r * 1.5 + 0.01 for r in rev] if isinstance(rev, list) else rev * 1.5 + 0.01
+        )
         before = served_pv(base, seg["id"], sc.discount_rate)
         after = served_pv(solve(d), seg["id"], sc.discount_rate)
         assert after >= before * (1 - 1e-7) - 1e-6

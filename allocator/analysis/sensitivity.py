@@ -744,12 +744,14 @@ def _price_ranges(
         given = seg.revenue_per_unit
         path = list(given) if isinstance(given, list) else None
         rev = float(np.mean(given)) if isinstance(given, list) else float(given)
-        lower, upper = max(rev - down, 0.0) + 0.0, rev + up
+        # a price path shifts as a whole: it reaches 0 when its lowest period does
+        floor = rev - min(path) if path else 0.0
+        lower, upper = max(rev - down, floor) + 0.0, rev + up
         slope = float(d @ basis.x)
         alloc_lo = alloc_up = None
         if holds is not None:
             a_dn, a_up = holds.range(k)
-            alloc_lo = min(max(rev - a_dn, 0.0), lower)
+            alloc_lo = min(max(rev - a_dn, floor), lower)
             alloc_up = max(rev + a_up, upper)
         obj_up = objective + (upper - rev) * slope if math.isfinite(upper) else math.inf
         out.append(
@@ -765,7 +767,9 @@ def _price_ranges(
                 units_sold_pv=slope,
                 objective_at_lower=objective + (lower - rev) * slope,
                 objective_at_upper=obj_up if slope > 0 else objective,
-                lower_limit=labels.entering(b_dn) if rev - down > 0 else "none above a price of 0",
+                lower_limit=(
+                    labels.entering(b_dn) if rev - down > floor else "none above a price of 0"
+                ),
                 upper_limit=labels.entering(b_up),
                 allocation_lower=alloc_lo,
                 allocation_upper=alloc_up,
