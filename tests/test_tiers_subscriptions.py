@@ -234,3 +234,18 @@ def test_tiers_and_subscriptions_keep_the_period_split():
 
     lp = build_lp(Scenario.from_dict(fleet([10.0, 5.0], [API_TIERS, CHAT, subscribers()])))
     assert split_by_period(lp, np.zeros(lp.num_rows, dtype=bool)) is not None
+
+
+def test_a_partitioned_plan_keeps_the_tiers_revenue():
+    from allocator.workflows.partition import partitioned_solve
+
+    plus = subscribers(subscribers=5.0)
+    plus["demand"] = [5.0, 5.0]
+    data = fleet([10.0, 5.0], [API_TIERS, CHAT, plus])
+    res = partitioned_solve(Scenario.from_dict(data), 2)
+    plan = res.plan if hasattr(res, "plan") else res
+    assert plan.max_violation <= 1e-9
+    sold = sum(r.served for r in plan.tiers)
+    served = sum(s.served for s in plan.segments if s.segment == "api")
+    assert sold == pytest.approx(served) and sold > 0
+    assert plan.objective == pytest.approx(plan.totals.objective)
