@@ -249,3 +249,13 @@ def test_a_partitioned_plan_keeps_the_tiers_revenue():
     served = sum(s.served for s in plan.segments if s.segment == "api")
     assert sold == pytest.approx(served) and sold > 0
     assert plan.objective == pytest.approx(plan.totals.objective)
+
+
+def test_column_count_and_workbooks(tmp_path):
+    from allocator.lp.build import count_columns
+    from allocator.scenario.workbook import write_workbook
+
+    sc = Scenario.from_dict(fleet([10.0, 5.0], [API_TIERS, CHAT, subscribers()]))
+    assert count_columns(sc) == build_lp(sc).num_cols
+    with pytest.raises(ScenarioError, match="do not hold price tiers or subscriptions"):
+        write_workbook(sc, tmp_path / "never.xlsx")
