@@ -64,15 +64,19 @@ def amount(hi: float) -> st.SearchStrategy[float]:
 money = amount(10.0)
 
 
-def per_unit(draw, strategy: st.SearchStrategy[float], T: int) -> float | list[float]:
+def per_unit(
+    draw, strategy: st.SearchStrategy[float], T: int, moving: bool = True
+) -> float | list[float]:
     """One number, or sometimes one per period (issue 15: economics that move)."""
-    if T > 1 and draw(st.integers(0, 3)) == 0:
+    if moving and T > 1 and draw(st.integers(0, 3)) == 0:
         return draw(st.lists(strategy, min_size=T, max_size=T))
     return draw(strategy)
 
 
 @st.composite
-def fleets(draw):
+def fleets(draw, moving: bool = True):
+    """Random small fleets; ``moving`` also draws per-period economics, price tiers and
+    subscriptions sometimes (issue 15)."""
     T = draw(st.integers(1, 3))
     P = draw(st.integers(1, 3))
     S = draw(st.integers(1, 4))
@@ -83,41 +87,43 @@ def fleets(draw):
             "accelerator": TYPES[j % 3],
             "region": draw(st.sampled_from(["r1", "r2"])),
             "gpus": draw(st.lists(amount(100), min_size=T, max_size=T)),
-            "variable_cost_per_gpu_hour": per_unit(draw, amount(2), T),
+            "variable_cost_per_gpu_hour": per_unit(draw, amount(2), T, moving),
         }
         if draw(st.booleans()):
             pool["rentable_gpus"] = draw(st.lists(amount(20), min_size=T, max_size=T))
-            pool["rental_price_per_gpu_hour"] = per_unit(draw, amount(6), T)
+            pool["rental_price_per_gpu_hour"] = per_unit(draw, amount(6), T, moving)
         pools.append(pool)
     types = sorted({p["accelerator"] for p in pools})
     segments = []
     for i in range(S):
-        thr = {t: per_unit(draw, st.floats(0.1, 20), T) for t in types if draw(st.booleans())} or {
-            types[0]: 1.0
-        }
+        thr = {
+            t: per_unit(draw, st.floats(0.1, 20), T, moving) for t in types if draw(st.booleans())
+        } or {types[0]: 1.0}
         demand = draw(st.lists(amount(5000), min_size=T, max_size=T))
         seg = {
             "id": f"s{i}",
             "kind": draw(st.sampled_from(KINDS)),
             "demand": demand,
-            "revenue_per_unit": per_unit(draw, money, T),
-            "ltv_per_unit": per_unit(draw, money, T),
+            "revenue_per_unit": per_unit(draw, money, T, moving),
+            "ltv_per_unit": per_unit(draw, money, T, moving),
             "throughput": thr,
-            "churn_cost_per_unit": per_unit(draw, amount(1), T),
+            "churn_cost_per_unit": per_unit(draw, amount(1), T, moving),
         }
         if draw(st.booleans()):
             seg["contract_min"] = [d * draw(st.floats(0, 1)) for d in demand]
-            seg["shortfall_penalty_per_unit"] = per_unit(draw, money, T)
+            seg["shortfall_penalty_per_unit"] = per_unit(draw, money, T, moving)
         if draw(st.booleans()):
             seg["modes"] = [
                 {"name": "full"},
                 {
                     "name": "small",
-                    "throughput_multiplier": per_unit(draw, st.floats(1, 4), T),
+                    "throughput_multiplier": per_unit(draw, st.floats(1, 4), T, moving),
                     "revenue_share": draw(st.floats(0, 1)),
                 },
             ]
-        if "modes" not in seg and "contract_min" not in seg and draw(st.integers(0, 5)) == 0:
+        if not moving:
+            pass
+        elif "modes" not in seg and "contract_min" not in seg and draw(st.integers(0, 5)) == 0:
             # a demand curve: tiers in falling price instead of one price (issue 15)
             prices = sorted(draw(st.lists(money, min_size=1, max_size=3)), reverse=True)
             seg["tiers"] = [
