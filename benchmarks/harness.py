@@ -288,7 +288,7 @@ def pulp_model(sc: Any) -> tuple[Any, Any]:
     a = ScenarioArrays.of(sc)
     prob = pulp.LpProblem("allocator", pulp.LpMaximize)
     x, r, u, obj = _pulp_variables(a, sc.policy.ltv_weight)
-    offset = -float(np.sum(a.discount[None, :] * a.churn[:, None] * a.demand))
+    offset = -float(np.sum(a.discount[None, :] * a.churn * a.demand))
     prob += pulp.lpSum(obj) + offset
     _pulp_balance_rows(prob, a, x, r, u)
     _pulp_policy_rows(prob, a, sc.policy, x)
@@ -305,28 +305,29 @@ def _pulp_variables(a: ScenarioArrays, w: float) -> tuple[dict, dict, dict, list
     x: dict[tuple[int, int, int, int], Any] = {}
     obj = []
     for k, s in enumerate(a.mode_segment.tolist()):
+        # per-unit numbers per period (issue 15): (T,)
         value = a.revenue[s] * a.mode_rev_share[k] + w * a.ltv[s] * a.mode_ltv_share[k]
-        value += a.churn[s]
+        value = value + a.churn[s]
         for p in range(P):
-            if a.throughput[s, p] <= 0:
+            if not a.compatible[s, p]:
                 continue
             for t in range(T):
                 v = pulp.LpVariable(f"x_{s}_{k}_{p}_{t}", lowBound=0)
                 x[s, k, p, t] = v
-                units = a.hours[t] * a.throughput[s, p] * a.mode_mult[k]
-                obj.append(a.discount[t] * (units * value - a.hours[t] * a.var_cost[p]) * v)
+                units = a.hours[t] * a.throughput[s, p, t] * a.mode_mult[k, t]
+                obj.append(a.discount[t] * (units * value[t] - a.hours[t] * a.var_cost[p, t]) * v)
     r = {}
     for p in range(P):
         for t in range(T):
             if a.rentable[p, t] > 0:
                 r[p, t] = pulp.LpVariable(f"r_{p}_{t}", 0, a.rentable[p, t])
-                obj.append(-a.discount[t] * a.hours[t] * a.rental_price[p] * r[p, t])
+                obj.append(-a.discount[t] * a.hours[t] * a.rental_price[p, t] * r[p, t])
     u = {}
     for s in range(S):
         for t in range(T):
             if a.contract_min[s, t] > 0 and not a.contract_hard[s]:
                 u[s, t] = pulp.LpVariable(f"u_{s}_{t}", lowBound=0)
-                obj.append(-a.discount[t] * a.penalty[s] * u[s, t])
+                obj.append(-a.discount[t] * a.penalty[s, t] * u[s, t])
     return x, r, u, obj
 
 
@@ -339,7 +340,7 @@ def _pulp_balance_rows(prob: Any, a: ScenarioArrays, x: dict, r: dict, u: dict) 
     by_pool: dict[tuple[int, int], list] = {}
     by_seg: dict[tuple[int, int], list] = {}
     for (s, k, p, t), v in x.items():
-        units = a.hours[t] * a.throughput[s, p] * a.mode_mult[k]
+        units = a.hours[t] * a.throughput[s, p, t] * a.mode_mult[k, t]
         by_pool.setdefault((p, t), []).append(v)
         by_seg.setdefault((s, t), []).append(units * v)
     for p in range(P):
@@ -435,7 +436,7 @@ def run_linopy(path: Path, time_limit: float) -> dict:
     x, r, u = _linopy_objective(m, a, co)
     _linopy_balance_rows(m, a, co, x, r, u)
     _linopy_policy_rows(m, a, co, x, sc.policy)
-    offset = -float(np.sum(a.discount[None, :] * a.churn[:, None] * a.demand))
+    offset = -float(np.sum(a.discount[None, :] * a.churn * a.demand))
     t2 = time.perf_counter()
     status, cond = m.solve(solver_name="highs", time_limit=time_limit)
     t3 = time.perf_counter()
@@ -465,7 +466,7 @@ class _LinopyCoords:
     hours: Any  # xarray DataArray over period
     disc: Any
     units: Any  # work units per GPU over the period, over (pair, period)
-    value: np.ndarray  # value per work unit of each pair
+    value: np.ndarray  # value per work unit of each pair, (pair, period)
 
 
 def _linopy_coords(a: ScenarioArrays, w: float) -> _LinopyCoords:
@@ -475,7 +476,7 @@ def _linopy_coords(a: ScenarioArrays, w: float) -> _LinopyCoords:
 
     S, T = a.demand.shape
     P = a.gpus.shape[0]
-    comp = a.throughput[a.mode_segment] > 0
+    comp = a.compatible[a.mode_segment]
     k_idx, p_idx = np.nonzero(comp)
     s_idx = a.mode_segment[k_idx]
     pairs = pd.RangeIndex(k_idx.size, name="pair")
@@ -485,11 +486,12 @@ def _linopy_coords(a: ScenarioArrays, w: float) -> _LinopyCoords:
     hours = xr.DataArray(a.hours, coords=[period])
     disc = xr.DataArray(a.discount, coords=[period])
     units = (
-        xr.DataArray(a.throughput[s_idx, p_idx] * a.mode_mult[k_idx], coords=[pairs]) * hours
+        xr.DataArray(a.throughput[s_idx, p_idx] * a.mode_mult[k_idx], coords=[pairs, period])
+        * hours
     )  # work units per GPU over the period
     value = (
-        a.revenue[s_idx] * a.mode_rev_share[k_idx]
-        + w * a.ltv[s_idx] * a.mode_ltv_share[k_idx]
+        a.revenue[s_idx] * a.mode_rev_share[k_idx][:, None]
+        + w * a.ltv[s_idx] * a.mode_ltv_share[k_idx][:, None]
         + a.churn[s_idx]
     )
     return _LinopyCoords(s_idx, p_idx, pairs, period, pool_c, seg_c, hours, disc, units, value)
@@ -509,11 +511,11 @@ def _linopy_objective(m: Any, a: ScenarioArrays, co: _LinopyCoords) -> tuple[Any
         lower=0, coords=[seg_c, period], name="u", mask=xr.DataArray(soft, coords=[seg_c, period])
     )
     cx = co.disc * (
-        co.units * xr.DataArray(co.value, coords=[pairs])
-        - co.hours * xr.DataArray(a.var_cost[co.p_idx], coords=[pairs])
+        co.units * xr.DataArray(co.value, coords=[pairs, period])
+        - co.hours * xr.DataArray(a.var_cost[co.p_idx], coords=[pairs, period])
     )
-    cr = -co.disc * co.hours * xr.DataArray(a.rental_price, coords=[pool_c])
-    cu = -co.disc * xr.DataArray(a.penalty, coords=[seg_c])
+    cr = -co.disc * co.hours * xr.DataArray(a.rental_price, coords=[pool_c, period])
+    cu = -co.disc * xr.DataArray(a.penalty, coords=[seg_c, period])
     m.add_objective((cx * x).sum() + (cr * r).sum() + (cu * u).sum(), sense="max")
     return x, r, u
 

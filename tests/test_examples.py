@@ -128,6 +128,8 @@ def test_plan_json_is_stable_and_complete(example_plan):
         "violations",
         "warnings",
         "reservations",
+        "tiers",
+        "subscriptions",
     ]
     assert set(d["allocations"][0]) == {
         "segment",
@@ -152,6 +154,8 @@ def test_frames(example_plan):
         "binding",
         "by_kind",
         "reservations",
+        "tiers",
+        "subscriptions",
     }
     assert len(frames["allocations"]) == len(example_plan.allocations)
     assert frames["pools"]["used"].sum() == pytest.approx(sum(p.used for p in example_plan.pools))

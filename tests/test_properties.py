@@ -42,7 +42,10 @@ def test_higher_price_never_lowers_what_a_segment_is_served(example_scenario):
     for i in sorted({0, len(sc.segments) // 2, len(sc.segments) - 1}):
         d = sc.to_dict()
         seg = d["segments"][i]
-        seg["revenue_per_unit"] = seg["revenue_per_unit"] * 1.5 + 0.01
+        rev = seg["revenue_per_unit"]  # one number, or one per period
+        seg["revenue_per_unit"] = (
+            [r * 1.5 + 0.01 for r in rev] if isinstance(rev, list) else rev * 1.5 + 0.01
+        )
         before = served_pv(base, seg["id"], sc.discount_rate)
         after = served_pv(solve(d), seg["id"], sc.discount_rate)
         assert after >= before * (1 - 1e-7) - 1e-6
@@ -61,8 +64,19 @@ def amount(hi: float) -> st.SearchStrategy[float]:
 money = amount(10.0)
 
 
+def per_unit(
+    draw, strategy: st.SearchStrategy[float], T: int, moving: bool = True
+) -> float | list[float]:
+    """One number, or sometimes one per period (issue 15: economics that move)."""
+    if moving and T > 1 and draw(st.integers(0, 3)) == 0:
+        return draw(st.lists(strategy, min_size=T, max_size=T))
+    return draw(strategy)
+
+
 @st.composite
-def fleets(draw):
+def fleets(draw, moving: bool = True):
+    """Random small fleets; ``moving`` also draws per-period economics, price tiers and
+    subscriptions sometimes (issue 15)."""
     T = draw(st.integers(1, 3))
     P = draw(st.integers(1, 3))
     S = draw(st.integers(1, 4))
@@ -73,38 +87,59 @@ def fleets(draw):
             "accelerator": TYPES[j % 3],
             "region": draw(st.sampled_from(["r1", "r2"])),
             "gpus": draw(st.lists(amount(100), min_size=T, max_size=T)),
-            "variable_cost_per_gpu_hour": draw(amount(2)),
+            "variable_cost_per_gpu_hour": per_unit(draw, amount(2), T, moving),
         }
         if draw(st.booleans()):
             pool["rentable_gpus"] = draw(st.lists(amount(20), min_size=T, max_size=T))
-            pool["rental_price_per_gpu_hour"] = draw(amount(6))
+            pool["rental_price_per_gpu_hour"] = per_unit(draw, amount(6), T, moving)
         pools.append(pool)
     types = sorted({p["accelerator"] for p in pools})
     segments = []
     for i in range(S):
-        thr = {t: draw(st.floats(0.1, 20)) for t in types if draw(st.booleans())} or {types[0]: 1.0}
+        thr = {
+            t: per_unit(draw, st.floats(0.1, 20), T, moving) for t in types if draw(st.booleans())
+        } or {types[0]: 1.0}
         demand = draw(st.lists(amount(5000), min_size=T, max_size=T))
         seg = {
             "id": f"s{i}",
             "kind": draw(st.sampled_from(KINDS)),
             "demand": demand,
-            "revenue_per_unit": draw(money),
-            "ltv_per_unit": draw(money),
+            "revenue_per_unit": per_unit(draw, money, T, moving),
+            "ltv_per_unit": per_unit(draw, money, T, moving),
             "throughput": thr,
-            "churn_cost_per_unit": draw(amount(1)),
+            "churn_cost_per_unit": per_unit(draw, amount(1), T, moving),
         }
         if draw(st.booleans()):
             seg["contract_min"] = [d * draw(st.floats(0, 1)) for d in demand]
-            seg["shortfall_penalty_per_unit"] = draw(money)
+            seg["shortfall_penalty_per_unit"] = per_unit(draw, money, T, moving)
         if draw(st.booleans()):
             seg["modes"] = [
                 {"name": "full"},
                 {
                     "name": "small",
-                    "throughput_multiplier": draw(st.floats(1, 4)),
+                    "throughput_multiplier": per_unit(draw, st.floats(1, 4), T, moving),
                     "revenue_share": draw(st.floats(0, 1)),
                 },
             ]
+        if not moving:
+            pass
+        elif "modes" not in seg and "contract_min" not in seg and draw(st.integers(0, 5)) == 0:
+            # a demand curve: tiers in falling price instead of one price (issue 15)
+            prices = sorted(draw(st.lists(money, min_size=1, max_size=3)), reverse=True)
+            seg["tiers"] = [
+                {"units": draw(st.lists(amount(2000), min_size=T, max_size=T)), "price": p}
+                for p in prices
+            ]
+            del seg["demand"], seg["revenue_per_unit"]
+        elif "contract_min" not in seg and draw(st.integers(0, 5)) == 0:
+            seg["subscription"] = {
+                "subscribers": draw(st.lists(amount(1000), min_size=T, max_size=T)),
+                "fee_per_subscriber": draw(money),
+                "usage_per_subscriber": draw(st.floats(0.1, 5)),
+                "ltv_loss_per_unit": draw(money),
+                "min_service_share": draw(st.one_of(st.none(), st.floats(0, 1))),
+            }
+            del seg["demand"]
         segments.append(seg)
     policy = {"headroom": draw(st.floats(0, 0.3)), "ltv_weight": draw(st.floats(0, 2))}
     if T > 1 and draw(st.booleans()):

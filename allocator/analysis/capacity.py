@@ -43,7 +43,7 @@ import numpy as np
 from allocator.lp.arrays import ScenarioArrays
 from allocator.plan import Plan
 from allocator.plan.text import table
-from allocator.scenario import Pool, Scenario
+from allocator.scenario import Pool, Scenario, per_period, top
 
 LEAVE_IDLE = "leave idle"
 RENT_MORE = "rent more"
@@ -95,9 +95,9 @@ class CapacityValue:
 
 def _purchase_prices(
     sc: Scenario, price: float | Mapping[str, float] | None
-) -> tuple[list[float | None], list[str | None]]:
+) -> tuple[list[float | list[float] | None], list[str | None]]:
     """Amortised purchase price per GPU-hour of every pool, and where it came from."""
-    prices: list[float | None] = []
+    prices: list[float | list[float] | None] = []
     sources: list[str | None] = []
     if isinstance(price, Mapping):
         known = {p.id for p in sc.pools} | {p.accelerator for p in sc.pools}
@@ -117,8 +117,9 @@ def _purchase_prices(
                 )
             prices.append(float(given))
             sources.append("input")
-        elif p.fixed_cost_per_gpu_hour > 0 and p.ownership.value != "rented":
-            prices.append(float(p.fixed_cost_per_gpu_hour))
+        elif top(p.fixed_cost_per_gpu_hour) > 0 and p.ownership.value != "rented":
+            fc = p.fixed_cost_per_gpu_hour  # one number, or one per period
+            prices.append(list(fc) if isinstance(fc, list) else float(fc))
             sources.append("fixed_cost")
         else:
             prices.append(None)
@@ -195,7 +196,7 @@ class _Margins:
     tol: np.ndarray  # price tolerance against the rental price
     idle: np.ndarray
     rent_more: np.ndarray
-    purchase: list[float | None]
+    purchase: list[float | list[float] | None]
     source: list[str | None]
     has_price: np.ndarray
     purchase_cost: np.ndarray
@@ -245,7 +246,7 @@ def _margins(
     value_owned = value * (1.0 - arr.headroom)[:, None] + scenario.policy.rnd_min_share * rnd_dual
 
     rentable = arr.rentable
-    rent_price = arr.rental_price[:, None] * np.ones((1, T))
+    rent_price = arr.rental_price  # (P, T)
     can_rent = rentable > 0
     exhausted = can_rent & (rented >= rentable * (1 - GPU_TOL) - GPU_TOL)
     partly = can_rent & ~exhausted & (rented > GPU_TOL * np.maximum(1.0, rentable))
@@ -255,7 +256,9 @@ def _margins(
 
     purchase, source = _purchase_prices(scenario, purchase_price)
     has_price = np.array([v is not None for v in purchase])
-    purchase_h = np.array([0.0 if v is None else v for v in purchase])[:, None] * np.ones((1, T))
+    purchase_h = np.array([per_period(0.0 if v is None else v, T) for v in purchase]).reshape(
+        len(purchase), T
+    )
     purchase_cost = purchase_h * hours
     pays = has_price[:, None] & (value_owned > purchase_cost * (1 + PRICE_TOL) + PRICE_TOL)
     worth_periods = pays.sum(axis=1)
@@ -382,8 +385,8 @@ def _capacity_row(m: _Margins, pool: Pool, j: int, t: int, label: str) -> Capaci
         rental_cost_per_gpu=rp * h if rp is not None else None,
         rental_exhausted=bool(m.exhausted[j, t]),
         rent_more_value_per_gpu=rent_net if m.rent_more[j, t] else None,
-        fixed_cost_per_gpu=float(arr.fixed_cost[j] * h),
-        purchase_price_per_gpu_hour=m.purchase[j],
+        fixed_cost_per_gpu=float(arr.fixed_cost[j, t] * h),
+        purchase_price_per_gpu_hour=float(m.purchase_cost[j, t] / h) if m.has_price[j] else None,
         purchase_price_source=m.source[j],
         purchase_cost_per_gpu=pc,
         buy_value_per_gpu=buy_net,

@@ -198,20 +198,22 @@ def explain(scenario: Scenario, segment: str, plan: Plan) -> Explanation:
     }
 
     modes = np.nonzero(arr.mode_segment == s_ix)[0]
+    # per-unit numbers may move over the horizon: everything below is per (mode, period)
     per_unit = (
-        arr.revenue[s_ix] * arr.mode_rev_share[modes]
-        + w * arr.ltv[s_ix] * arr.mode_ltv_share[modes]
-        + arr.churn[s_ix]
-    )  # (M_s,)
+        arr.revenue[s_ix][None, :] * arr.mode_rev_share[modes][:, None]
+        + w * arr.ltv[s_ix][None, :] * arr.mode_ltv_share[modes][:, None]
+        + arr.churn[s_ix][None, :]
+    )  # (M_s, T)
     values: list[PoolValue] = []
     for j, pool in enumerate(scenario.pools):
-        if arr.throughput[s_ix, j] <= 0:
+        if not arr.compatible[s_ix, j]:
             continue
-        v_modes = per_unit * arr.throughput[s_ix, j] * arr.mode_mult[modes] - arr.var_cost[j]
-        best = int(np.argmax(v_modes))
-        units_per_gpu_hour = arr.throughput[s_ix, j] * arr.mode_mult[modes[best]]
+        tp = arr.throughput[s_ix, j][None, :] * arr.mode_mult[modes]  # (M_s, T)
+        v_modes = per_unit * tp - arr.var_cost[j][None, :]
         for t in range(T):
-            v = float(v_modes[best])
+            best = int(np.argmax(v_modes[:, t]))
+            units_per_gpu_hour = tp[best, t]
+            v = float(v_modes[best, t])
             eff = v - contract.get(periods[t], 0.0) * units_per_gpu_hour
             p = price.get((pool.id, periods[t]))
             values.append(

@@ -224,11 +224,11 @@ class _Sweep:
         s, m, t = cols.x_segment, cols.x_mode, cols.x_period
         per_unit = arr.discount[t] * cols.x_units_per_gpu
         self.c_ltv = np.zeros(lp.num_cols)
-        self.c_ltv[: cols.n_x] = per_unit * arr.ltv[s] * arr.mode_ltv_share[m]
+        self.c_ltv[: cols.n_x] = per_unit * arr.ltv[s, t] * arr.mode_ltv_share[m]
         self.c_margin = lp.c - ltv_weight * self.c_ltv  # the objective at weight 0
         self.offset = lp.offset
         if not count_churn:
-            self.c_margin[: cols.n_x] -= per_unit * arr.churn[s]
+            self.c_margin[: cols.n_x] -= per_unit * arr.churn[s, t]
             self.offset = 0.0
         self.lp = replace(lp, c=self.c_margin.copy(), offset=self.offset)
         self.cols = np.nonzero(self.c_ltv)[0].astype(np.int32)

@@ -132,6 +132,9 @@ class PriceRange:
     allocation_upper: float | None = None
     allocation_lower_pct: float | None = None
     allocation_upper_pct: float | None = None
+    # a price that moves over the horizon: its value per period; ``revenue_per_unit`` is
+    # then their mean and every range is of one shift added to every period's price
+    revenue_per_unit_by_period: list[float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _json_ready(asdict(self))
@@ -537,6 +540,10 @@ class Labels:
         if j < c.rsv_offset:
             k = j - c.e_offset
             return f"bought[{n['pool'][c.e_pool[k]]},{n['period'][c.e_period[k]]}]"
+        if j >= c.tier_offset:
+            k = j - c.tier_offset
+            seg = n["segment"][c.tier_segment[k]]
+            return f"tier[{seg}#{c.tier_rank[k]},{n['period'][c.tier_period[k]]}]"
         k = j - c.rsv_offset
         seg, pool = n["segment"][c.rsv_segment[k]], n["pool"][c.rsv_pool[k]]
         return f"reserved[{seg}@{pool},{n['period'][c.rsv_period[k]]}]"
@@ -737,13 +744,17 @@ def _price_ranges(
     for k, s in enumerate(chosen):
         seg, d = scenario.segments[s], directions[s]
         down, up, b_dn, b_up = basis.cost_range(-d)  # min form: the cost -c moves by -d
-        rev = seg.revenue_per_unit
-        lower, upper = max(rev - down, 0.0) + 0.0, rev + up
+        given = seg.revenue_per_unit
+        path = list(given) if isinstance(given, list) else None
+        rev = float(np.mean(given)) if isinstance(given, list) else float(given)
+        # a price path shifts as a whole: it reaches 0 when its lowest period does
+        floor = rev - min(path) if path else 0.0
+        lower, upper = max(rev - down, floor) + 0.0, rev + up
         slope = float(d @ basis.x)
         alloc_lo = alloc_up = None
         if holds is not None:
             a_dn, a_up = holds.range(k)
-            alloc_lo = min(max(rev - a_dn, 0.0), lower)
+            alloc_lo = min(max(rev - a_dn, floor), lower)
             alloc_up = max(rev + a_up, upper)
         obj_up = objective + (upper - rev) * slope if math.isfinite(upper) else math.inf
         out.append(
@@ -759,12 +770,15 @@ def _price_ranges(
                 units_sold_pv=slope,
                 objective_at_lower=objective + (lower - rev) * slope,
                 objective_at_upper=obj_up if slope > 0 else objective,
-                lower_limit=labels.entering(b_dn) if rev - down > 0 else "none above a price of 0",
+                lower_limit=(
+                    labels.entering(b_dn) if rev - down > floor else "none above a price of 0"
+                ),
                 upper_limit=labels.entering(b_up),
                 allocation_lower=alloc_lo,
                 allocation_upper=alloc_up,
                 allocation_lower_pct=_pct(alloc_lo, rev),
                 allocation_upper_pct=_pct(alloc_up, rev),
+                revenue_per_unit_by_period=path,
             )
         )
     return out

@@ -44,10 +44,12 @@ class _Transform(argparse.Action):
             items.append(item)
         else:  # scale_demand, price
             target, _, factor = str(value).rpartition(":")
-            try:
-                items.append({"type": kind, "target": target, "factor": float(factor)})
+            try:  # one factor, or one per period separated by commas
+                fs = [float(x) for x in factor.split(",")]
+                f: Any = fs if "," in factor else fs[0]
+                items.append({"type": kind, "target": target, "factor": f})
             except ValueError:
-                parser.error(f"--{kind.replace('_', '-')} takes TARGET:FACTOR")
+                parser.error(f"--{kind.replace('_', '-')} takes TARGET:FACTOR or TARGET:F1,F2,…")
         ns.transforms = items
 
 

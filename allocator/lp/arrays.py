@@ -20,27 +20,27 @@ class ScenarioArrays:
     discount: np.ndarray  # (T,)
     gpus: np.ndarray  # (P, T)
     rentable: np.ndarray  # (P, T)
-    rental_price: np.ndarray  # (P,)
+    rental_price: np.ndarray  # (P, T)
     headroom: np.ndarray  # (P,)
-    var_cost: np.ndarray  # (P,)
-    fixed_cost: np.ndarray  # (P,)
+    var_cost: np.ndarray  # (P, T)
+    fixed_cost: np.ndarray  # (P, T)
     demand: np.ndarray  # (S, T)
     contract_min: np.ndarray  # (S, T), zeros where none
     contract_hard: np.ndarray  # (S,) bool
-    revenue: np.ndarray  # (S,)
-    ltv: np.ndarray  # (S,)
-    penalty: np.ndarray  # (S,)
-    churn: np.ndarray  # (S,)
+    revenue: np.ndarray  # (S, T)
+    ltv: np.ndarray  # (S, T)
+    penalty: np.ndarray  # (S, T)
+    churn: np.ndarray  # (S, T)
     kind: np.ndarray  # (S,) index into KINDS
-    throughput: np.ndarray  # (S, P): units per GPU-hour of s on p, 0 where incompatible
+    throughput: np.ndarray  # (S, P, T): units per GPU-hour of s on p, 0 where incompatible
     mode_segment: np.ndarray  # (M,) segment of each global mode
-    mode_mult: np.ndarray  # (M,)
+    mode_mult: np.ndarray  # (M, T)
     mode_rev_share: np.ndarray  # (M,)
     mode_ltv_share: np.ndarray  # (M,)
     mode_names: list[str] = field(default_factory=list)
     alloc_unit: np.ndarray | None = None  # (P,) GPUs per allocation unit, 0 = fractional
-    # expansion mode, (P,) each: GPUs that may be bought, capex per GPU-hour, first period
-    # (-1 where the pool cannot be expanded)
+    # expansion mode: (P,) GPUs that may be bought, (P, T) capex per GPU-hour of a GPU
+    # bought in each period, (P,) first period (-1 where the pool cannot be expanded)
     expand_max: np.ndarray | None = None
     expand_cost: np.ndarray | None = None
     expand_from: np.ndarray | None = None
@@ -48,6 +48,23 @@ class ScenarioArrays:
     # (S,) fee per reserved GPU-hour
     res_max: np.ndarray | None = None
     res_price: np.ndarray | None = None
+    # price tiers, one entry per tier of every segment with tiers (N,): its segment and its
+    # rank within the segment; (N, T) units offered, price and LTV per unit
+    tier_segment: np.ndarray | None = None
+    tier_rank: np.ndarray | None = None
+    tier_units: np.ndarray | None = None
+    tier_price: np.ndarray | None = None
+    tier_ltv: np.ndarray | None = None
+    # subscriptions: (S, T) fees earned (subscribers x fee, 0 without a subscription),
+    # minimum service share (S,) (-1: none); the loss of usage not served is in churn or,
+    # with a minimum service share, in contract_min/penalty (a soft minimum)
+    sub_fees: np.ndarray | None = None
+    sub_min_share: np.ndarray | None = None
+
+    @property
+    def compatible(self) -> np.ndarray:
+        """(S, P) bool: pool p can serve segment s."""
+        return self.throughput[:, :, 0] > 0
 
     @property
     def usable(self) -> np.ndarray:
@@ -59,46 +76,51 @@ class ScenarioArrays:
         T = len(sc.periods)
         pol = sc.policy
         pools, segs = sc.pools, sc.segments
-        throughput = np.zeros((len(segs), len(pools)))
+        throughput = np.zeros((len(segs), len(pools), T))
         for i, s in enumerate(segs):
             for j, p in enumerate(pools):
                 if sc.compatible(s, p):
-                    throughput[i, j] = s.throughput[p.accelerator]
+                    throughput[i, j] = per_period(s.throughput[p.accelerator], T)
+
+        def pp(values: list[float | list[float] | None]) -> np.ndarray:
+            """One row per item of scalar-or-per-period numbers (None = 0): (n, T)."""
+            out = [per_period(0.0 if v is None else v, T) for v in values]
+            return np.array(out, dtype=float).reshape(len(values), T)
+
         modes = [(i, m) for i, s in enumerate(segs) for m in s.modes]
-        return cls(
+        tiers = [(i, r, tr) for i, s in enumerate(segs) for r, tr in enumerate(s.tiers or [])]
+        out = cls(
             hours=np.array([p.hours for p in sc.periods], dtype=float),
             discount=np.array(discount_factors(sc)),
             gpus=np.array([p.gpus for p in pools], dtype=float).reshape(len(pools), T),
             rentable=np.array([p.rentable_gpus or [0.0] * T for p in pools], dtype=float).reshape(
                 len(pools), T
             ),
-            rental_price=np.array([p.rental_price_per_gpu_hour or 0.0 for p in pools]),
+            rental_price=pp([p.rental_price_per_gpu_hour for p in pools]),
             headroom=np.array(
                 [pol.headroom if p.headroom is None else p.headroom for p in pools], dtype=float
             ),
-            var_cost=np.array([p.variable_cost_per_gpu_hour for p in pools]),
-            fixed_cost=np.array([p.fixed_cost_per_gpu_hour for p in pools]),
+            var_cost=pp([p.variable_cost_per_gpu_hour for p in pools]),
+            fixed_cost=pp([p.fixed_cost_per_gpu_hour for p in pools]),
             demand=np.array([s.demand for s in segs], dtype=float).reshape(len(segs), T),
             contract_min=np.array([s.contract_min or [0.0] * T for s in segs], dtype=float).reshape(
                 len(segs), T
             ),
             contract_hard=np.array([s.contract_hard for s in segs], dtype=bool),
-            revenue=np.array([s.revenue_per_unit for s in segs]),
-            ltv=np.array([s.ltv_per_unit for s in segs]),
-            penalty=np.array([s.shortfall_penalty_per_unit for s in segs]),
-            churn=np.array([s.churn_cost_per_unit for s in segs]),
+            revenue=pp([s.revenue_per_unit for s in segs]),
+            ltv=pp([s.ltv_per_unit for s in segs]),
+            penalty=pp([s.shortfall_penalty_per_unit for s in segs]),
+            churn=pp([s.churn_cost_per_unit for s in segs]),
             kind=np.array([KINDS.index(s.kind) for s in segs], dtype=np.int64),
             throughput=throughput,
             mode_segment=np.array([i for i, _ in modes], dtype=np.int64),
-            mode_mult=np.array([m.throughput_multiplier for _, m in modes]),
+            mode_mult=pp([m.throughput_multiplier for _, m in modes]),
             mode_rev_share=np.array([m.revenue_share for _, m in modes]),
             mode_ltv_share=np.array([m.ltv_share for _, m in modes]),
             mode_names=[m.name for _, m in modes],
             alloc_unit=np.array([p.allocation_unit_gpus or 0 for p in pools], dtype=float),
             expand_max=np.array([p.expansion.max_gpus if p.expansion else 0.0 for p in pools]),
-            expand_cost=np.array(
-                [p.expansion.cost_per_gpu_hour if p.expansion else 0.0 for p in pools]
-            ),
+            expand_cost=pp([p.expansion.cost_per_gpu_hour if p.expansion else 0.0 for p in pools]),
             expand_from=np.array(
                 [
                     -1
@@ -122,4 +144,34 @@ class ScenarioArrays:
             res_price=np.array(
                 [s.reservation.price_per_gpu_hour if s.reservation else 0.0 for s in segs]
             ),
+            tier_segment=np.array([i for i, _, _ in tiers], dtype=np.int64),
+            tier_rank=np.array([r for _, r, _ in tiers], dtype=np.int64),
+            tier_units=pp([tr.units for _, _, tr in tiers]),
+            tier_price=pp([tr.price for _, _, tr in tiers]),
+            tier_ltv=pp([tr.ltv_per_unit for _, _, tr in tiers]),
         )
+        out._subscriptions(sc)
+        return out
+
+    def _subscriptions(self, sc: Scenario) -> None:
+        """Subscribers' fees, and what under-serving their usage costs: with a minimum
+        service share sigma, a soft minimum sigma * demand with the loss as its penalty;
+        without, the loss on every unit not served (churn)."""
+        T = self.hours.size
+        S = len(sc.segments)
+        self.sub_fees = np.zeros((S, T))
+        self.sub_min_share = np.full(S, -1.0)
+        for i, s in enumerate(sc.segments):
+            sub = s.subscription
+            if sub is None:
+                continue
+            n = np.array(per_period(sub.subscribers, T), dtype=float)
+            self.sub_fees[i] = n * np.array(per_period(sub.fee_per_subscriber, T))
+            loss = np.array(per_period(sub.ltv_loss_per_unit, T), dtype=float)
+            if sub.min_service_share is None:
+                self.churn[i] = self.churn[i] + loss
+            else:
+                self.sub_min_share[i] = sub.min_service_share
+                self.contract_min[i] = sub.min_service_share * self.demand[i]
+                self.contract_hard[i] = False
+                self.penalty[i] = loss

@@ -91,14 +91,18 @@ def define_columns(arr: ScenarioArrays) -> ColumnIndex:
     u where a soft contract minimum is positive."""
     T = arr.hours.size
     M = arr.mode_segment.size
-    comp = arr.throughput[arr.mode_segment] > 0  # (M, P)
+    comp = arr.compatible[arr.mode_segment]  # (M, P)
     m_idx, p_idx = np.nonzero(comp)
     n_pairs = m_idx.size
     x_mode = np.repeat(m_idx, T)
     x_pool = np.repeat(p_idx, T)
     x_period = np.tile(np.arange(T), n_pairs)
     x_segment = arr.mode_segment[x_mode]
-    units = arr.hours[x_period] * arr.throughput[x_segment, x_pool] * arr.mode_mult[x_mode]
+    units = (
+        arr.hours[x_period]
+        * arr.throughput[x_segment, x_pool, x_period]
+        * arr.mode_mult[x_mode, x_period]
+    )
     r_pool, r_period = np.nonzero(arr.rentable > 0)
     soft = (arr.contract_min > 0) & ~arr.contract_hard[:, None]
     u_segment, u_period = np.nonzero(soft)
@@ -108,8 +112,9 @@ def define_columns(arr: ScenarioArrays) -> ColumnIndex:
     # reservations: (segment, compatible pool, period with an offer)
     res = arr.res_max if arr.res_max is not None else np.zeros((0, T))
     k_seg, k_per = np.nonzero(res > 0)
-    o_idx, k_pool = np.nonzero(arr.throughput[k_seg] > 0)  # (offers, P)
+    o_idx, k_pool = np.nonzero(arr.compatible[k_seg])  # (offers, P)
     k_seg, k_per = k_seg[o_idx], k_per[o_idx]
+    y_tier, y_period = _tier_columns(arr, T)
     return ColumnIndex(
         x_segment,
         x_mode,
@@ -126,7 +131,19 @@ def define_columns(arr: ScenarioArrays) -> ColumnIndex:
         k_seg.astype(np.int64),
         k_pool.astype(np.int64),
         k_per.astype(np.int64),
+        arr.tier_segment[y_tier] if arr.tier_segment is not None else y_tier,
+        y_tier,
+        y_period,
+        arr.tier_rank[y_tier] if arr.tier_rank is not None else y_tier,
     )
+
+
+def _tier_columns(arr: ScenarioArrays, T: int) -> tuple[np.ndarray, np.ndarray]:
+    """One column per (tier, period) with units on offer: work units served in the tier."""
+    if arr.tier_units is None or arr.tier_units.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    n, t = np.nonzero(arr.tier_units > 0)
+    return n.astype(np.int64), t.astype(np.int64)
 
 
 def _expansion_columns(arr: ScenarioArrays, T: int) -> tuple[np.ndarray, np.ndarray]:
@@ -143,29 +160,44 @@ def _expansion_columns(arr: ScenarioArrays, T: int) -> tuple[np.ndarray, np.ndar
 def define_objective(ctx: _Ctx) -> tuple[np.ndarray, float]:
     """max sum_t d_t [ sum x*a*((rev*rs + w*ltv*ls + churn)) - x*h_t*varcost
     - r*h_t*rent - u*penalty + k*h_t*(fee - varcost) ] - capex of e
-    - sum_t d_t churn*demand  (the last term is the offset; k GPUs reserved)."""
+    + y*(tier price + w*tier ltv) - sum_t d_t churn*demand + sum_t d_t fees
+    (the last two terms are the offset; k GPUs reserved; y units served in a price tier;
+    fees of subscribers, earned whether served or not).
+    Every per-unit number is the one of the column's period (rev[s,t], varcost[p,t] …);
+    a GPU bought in tau pays the capex of tau in every period from tau on."""
     a, c, w = ctx.arr, ctx.cols, ctx.sc.policy.ltv_weight
     s, m, p, t = c.x_segment, c.x_mode, c.x_pool, c.x_period
     value_per_unit = (
-        a.revenue[s] * a.mode_rev_share[m] + w * a.ltv[s] * a.mode_ltv_share[m] + a.churn[s]
+        a.revenue[s, t] * a.mode_rev_share[m]
+        + w * a.ltv[s, t] * a.mode_ltv_share[m]
+        + a.churn[s, t]
     )
-    cx = a.discount[t] * (c.x_units_per_gpu * value_per_unit - a.hours[t] * a.var_cost[p])
-    cr = -a.discount[c.r_period] * a.hours[c.r_period] * a.rental_price[c.r_pool]
-    cu = -a.discount[c.u_period] * a.penalty[c.u_segment]
+    cx = a.discount[t] * (c.x_units_per_gpu * value_per_unit - a.hours[t] * a.var_cost[p, t])
+    cr = -a.discount[c.r_period] * a.hours[c.r_period] * a.rental_price[c.r_pool, c.r_period]
+    cu = -a.discount[c.u_period] * a.penalty[c.u_segment, c.u_period]
     # a GPU bought in period tau costs its amortised capex in every period from tau on
     ce = np.zeros(c.n_e)
     if c.n_e:
         assert a.expand_cost is not None
         tail = np.cumsum((a.discount * a.hours)[::-1])[::-1]  # sum_{t >= tau} d_t h_t
-        ce = -a.expand_cost[c.e_pool] * tail[c.e_period]
+        ce = -a.expand_cost[c.e_pool, c.e_period] * tail[c.e_period]
     # a reserved GPU earns its fee every hour and runs the customer's work (variable cost)
     ks, kp, kt = c.rsv_segment, c.rsv_pool, c.rsv_period
     ck = np.zeros(c.n_rsv)
     if c.n_rsv:
         assert a.res_price is not None
-        ck = a.discount[kt] * a.hours[kt] * (a.res_price[ks] - a.var_cost[kp])
-    offset = -float(np.sum(a.discount[None, :] * a.churn[:, None] * a.demand))
-    return np.concatenate([cx, cr, cu, ce, ck]), offset
+        ck = a.discount[kt] * a.hours[kt] * (a.res_price[ks] - a.var_cost[kp, kt])
+    offset = -float(np.sum(a.discount[None, :] * a.churn * a.demand))
+    # price tiers: a unit served in tier i earns its price (and LTV) in its period
+    cy = np.zeros(c.n_tier)
+    if c.n_tier:
+        assert a.tier_price is not None and a.tier_ltv is not None
+        i, ty = c.tier_index, c.tier_period
+        cy = a.discount[ty] * (a.tier_price[i, ty] + w * a.tier_ltv[i, ty])
+    # subscribers' fees are earned whether usage is served or not: a constant
+    if a.sub_fees is not None:
+        offset += float(np.sum(a.discount[None, :] * a.sub_fees))
+    return np.concatenate([cx, cr, cu, ce, ck, cy]), offset
 
 
 def define_bounds(ctx: _Ctx) -> tuple[np.ndarray, np.ndarray]:
@@ -180,8 +212,13 @@ def define_bounds(ctx: _Ctx) -> tuple[np.ndarray, np.ndarray]:
     uu = np.full(c.n_u, INF)
     ue = np.full(c.n_e, INF)  # limited by the pool-expansion row
     uk = np.full(c.n_rsv, INF)  # limited by the reservation-limit row
+    uy = (
+        a.tier_units[c.tier_index, c.tier_period]
+        if a.tier_units is not None and c.n_tier
+        else np.zeros(0)
+    )  # 0 <= y <= units of the tier
     n = c.n_columns
-    return np.zeros(n), np.concatenate([ux, ur, uu, ue, uk])
+    return np.zeros(n), np.concatenate([ux, ur, uu, ue, uk, uy])
 
 
 # ------------------------------------------------------------------------- constraints
@@ -464,6 +501,31 @@ def define_reservations(ctx: _Ctx) -> None:
     )
 
 
+def define_segment_tiers(ctx: _Ctx) -> None:
+    """segment-tiers[s,t]:  sum_i y[s,i,t] - sum_{m,p} a[s,m,p,t] * x[s,m,p,t] <= 0
+    (units sold in the price tiers are units served; tiers fill in falling price since
+    the LP maximises: revenue concave in what is served). Its dual is the clearing price."""
+    a, c, T = ctx.arr, ctx.cols, ctx.T
+    if c.n_tier == 0:
+        return
+    uniq, row = np.unique(c.tier_segment * T + c.tier_period, return_inverse=True)
+    ss, tt = np.divmod(uniq, T)
+    row_of = np.full(a.demand.size, -1, dtype=np.int64)
+    row_of[uniq] = np.arange(uniq.size)
+    xr = row_of[c.x_segment * T + c.x_period]
+    keep = xr >= 0
+    ctx.rows.add(
+        "segment-tiers",
+        define_segment_tiers.__doc__,
+        {"segment": ss, "period": tt},
+        np.concatenate([row, xr[keep]]),
+        np.concatenate([c.tier_offset + np.arange(c.n_tier), np.nonzero(keep)[0]]),
+        np.concatenate([np.ones(c.n_tier), -c.x_units_per_gpu[keep]]),
+        np.full(uniq.size, -INF),
+        np.zeros(uniq.size),
+    )
+
+
 CONSTRAINTS = (
     define_pool_capacity,
     define_pool_expansion,
@@ -475,6 +537,7 @@ CONSTRAINTS = (
     define_kind_caps,
     define_kind_floors,
     define_reservations,
+    define_segment_tiers,
 )
 
 
@@ -559,10 +622,20 @@ def count_columns(sc: Scenario) -> int:
     x = sum(len(s.modes) * sum(1 for p in sc.pools if sc.compatible(s, p)) for s in sc.segments) * T
     r = sum(1 for p in sc.pools for g in (p.rentable_gpus or []) if g > 0)
     u = sum(1 for s in sc.segments if not s.contract_hard for m in (s.contract_min or []) if m > 0)
+    u += sum(
+        1
+        for s in sc.segments
+        if s.subscription is not None and s.subscription.min_service_share
+        for d in s.demand
+        if d > 0
+    )
     labels = sc.period_labels
     e = sum(
         T - (labels.index(p.expansion.from_period) if p.expansion.from_period else 0)
         for p in sc.pools
         if p.expansion is not None
     )
-    return x + r + u + e
+    y = sum(
+        1 for s in sc.segments for tr in s.tiers or [] for v in per_period(tr.units, T) if v > 0
+    )
+    return x + r + u + e + y

@@ -22,13 +22,15 @@ def violations(
     rented: np.ndarray,
     bought: np.ndarray | None = None,
     reserved: np.ndarray | None = None,
+    tiers: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Largest violation per requirement, relative to the size of its bound:
     ``max(0, lhs - rhs) / max(1, |rhs|)``, so 1e-6 means one part in a million.
 
     ``x`` holds GPUs per allocation column, ``rented`` GPUs rented per (pool, period),
     ``bought`` GPUs bought so far per (pool, period) in expansion mode (usable less headroom),
-    ``reserved`` GPUs reserved per reservation column.
+    ``reserved`` GPUs reserved per reservation column, ``tiers`` work units sold per
+    price-tier column.
     Soft contract minimums are not requirements (a shortfall pays its penalty).
     """
     held = np.zeros(cols.n_rsv) if reserved is None else reserved
@@ -38,6 +40,7 @@ def violations(
         **_work_violations(arr, cols, x, held),
         **_kind_violations(sc, arr, cols, x, held),
         **_pair_violations(sc, arr, cols, x, held),
+        **_tier_violations(arr, cols, x, tiers),
     }
 
 
@@ -49,12 +52,12 @@ def _sign_and_compatibility(
     s, p = cols.x_segment, cols.x_pool
     nonnegative = float(max(0.0, -x.min(initial=0.0), -rented.min(initial=0.0)))
     nonnegative = max(nonnegative, float(max(0.0, -held.min(initial=0.0))))
-    compatible = arr.throughput[s, p] > 0
+    compatible = arr.compatible[s, p]
     compatibility = float(np.abs(x[~compatible]).max(initial=0.0))
     if cols.n_rsv:
         ks, kp = cols.rsv_segment, cols.rsv_pool
         compatibility = max(
-            compatibility, float(np.abs(held[arr.throughput[ks, kp] <= 0]).max(initial=0.0))
+            compatibility, float(np.abs(held[~arr.compatible[ks, kp]]).max(initial=0.0))
         )
     return {"nonnegative": nonnegative, "compatibility": compatibility}
 
@@ -90,7 +93,7 @@ def _work_violations(
     S, T = arr.demand.shape[0], arr.gpus.shape[1]
     s, p, t = cols.x_segment, cols.x_pool, cols.x_period
     out: dict[str, float] = {}
-    units = x * arr.hours[t] * arr.throughput[s, p] * arr.mode_mult[cols.x_mode]
+    units = x * arr.hours[t] * arr.throughput[s, p, t] * arr.mode_mult[cols.x_mode, t]
     served = np.zeros((S, T))
     np.add.at(served, (s, t), units)
     if cols.n_rsv:
@@ -150,6 +153,27 @@ def _pair_violations(
         limit = np.broadcast_to(pol.max_segment_share * cap[None], pair.shape)
         out["segment-share"] = _rel(pair, limit)
     return out
+
+
+def _tier_violations(
+    arr: ScenarioArrays, cols: ColumnIndex, x: np.ndarray, tiers: np.ndarray | None
+) -> dict[str, float]:
+    """Units sold in price tiers beyond the units served (hours x throughput x multiplier
+    from the domain), or beyond what a tier offers."""
+    if tiers is None or cols.n_tier == 0 or arr.tier_units is None:
+        return {}
+    S, T = arr.demand.shape
+    s, p, t = cols.x_segment, cols.x_pool, cols.x_period
+    served = np.zeros((S, T))
+    np.add.at(
+        served, (s, t), x * arr.hours[t] * arr.throughput[s, p, t] * arr.mode_mult[cols.x_mode, t]
+    )
+    sold = np.zeros((S, T))
+    np.add.at(sold, (cols.tier_segment, cols.tier_period), tiers)
+    offered = arr.tier_units[cols.tier_index, cols.tier_period]
+    return {
+        "segment-tiers": max(_rel(sold, served), _rel(tiers, offered)),
+    }
 
 
 def _rel(lhs: np.ndarray, rhs: np.ndarray) -> float:

@@ -49,8 +49,8 @@ class ColumnIndex:
     same triple one period earlier is the previous column.
     ``r`` columns are rented GPUs per (pool, period); ``u`` columns are contract shortfall
     in work units per (segment, period); ``e`` columns GPUs bought (expansion mode);
-    ``rsv`` columns GPUs reserved for a segment's customer (take-or-pay). Families come in
-    that order: x, r, u, e, rsv.
+    ``rsv`` columns GPUs reserved for a segment's customer (take-or-pay); ``tier`` columns
+    work units served in a price tier. Families come in that order: x, r, u, e, rsv, tier.
     """
 
     x_segment: np.ndarray
@@ -73,6 +73,12 @@ class ColumnIndex:
     rsv_segment: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     rsv_pool: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     rsv_period: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # price tiers: work units of tier tier_index (into ScenarioArrays' tiers) of segment
+    # tier_segment served in period tier_period (a segment with a demand curve)
+    tier_segment: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    tier_index: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    tier_period: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    tier_rank: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # in s
 
     @property
     def n_x(self) -> int:
@@ -111,9 +117,17 @@ class ColumnIndex:
         return self.e_offset + self.n_e
 
     @property
+    def n_tier(self) -> int:
+        return int(self.tier_segment.size)
+
+    @property
+    def tier_offset(self) -> int:
+        return self.rsv_offset + self.n_rsv
+
+    @property
     def n_columns(self) -> int:
         """Columns of the scenario's own families (a derived model may append more)."""
-        return self.rsv_offset + self.n_rsv
+        return self.tier_offset + self.n_tier
 
 
 @dataclass

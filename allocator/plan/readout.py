@@ -24,9 +24,11 @@ from allocator.plan.rows import (
     ReservationResult,
     SegmentResult,
     SolverInfo,
+    SubscriptionResult,
+    TierResult,
     Totals,
 )
-from allocator.scenario import Scenario
+from allocator.scenario import Scenario, per_period
 from allocator.solvers.base import Solution
 
 
@@ -39,6 +41,7 @@ class Decisions:
     rented: np.ndarray
     bought: np.ndarray
     k: np.ndarray
+    y: np.ndarray | None = None  # work units served per tier column (price tiers)
 
 
 @dataclass
@@ -99,7 +102,7 @@ def read_out(
     flows = column_flows(lp, arr, dec)
     seg = segment_sums(lp, arr, dec, flows)
     pool = pool_sums(lp, sol, arr, dec, flows)
-    viol = violations(sc, arr, lp.columns, dec.x, dec.rented, dec.bought, dec.k)
+    viol = violations(sc, arr, lp.columns, dec.x, dec.rented, dec.bought, dec.k, dec.y)
     return {
         "scenario": sc.name,
         "currency": sc.currency,
@@ -118,6 +121,8 @@ def read_out(
         "violations": viol,
         "warnings": plan_warnings(lp, sol, viol),
         "reservations": reservation_rows(sc, lp, arr, dec, flows),
+        "tiers": tier_rows(sc, lp, arr, dec),
+        "subscriptions": subscription_rows(sc, arr, seg, pool),
     }
 
 
@@ -137,6 +142,7 @@ def decisions(lp: LinearProgram, sol: Solution, arr: ScenarioArrays) -> Decision
         rented=rented,
         bought=np.cumsum(bought_in, axis=1),
         k=np.maximum(sol.x[cols.rsv_offset : cols.rsv_offset + cols.n_rsv], 0.0),
+        y=np.maximum(sol.x[cols.tier_offset : cols.tier_offset + cols.n_tier], 0.0),
     )
 
 
@@ -155,12 +161,12 @@ def column_flows(lp: LinearProgram, arr: ScenarioArrays, dec: Decisions) -> Flow
     return Flows(
         gpu_hours=gpu_hours,
         units=units,
-        revenue=units * arr.revenue[s] * arr.mode_rev_share[m],
-        ltv=units * arr.ltv[s] * arr.mode_ltv_share[m],
-        variable_cost=gpu_hours * arr.var_cost[p],
+        revenue=units * arr.revenue[s, t] * arr.mode_rev_share[m],
+        ltv=units * arr.ltv[s, t] * arr.mode_ltv_share[m],
+        variable_cost=gpu_hours * arr.var_cost[p, t],
         k_hours=k_hours,
         k_fee=k_fee,
-        k_variable_cost=k_hours * arr.var_cost[cols.rsv_pool],
+        k_variable_cost=k_hours * arr.var_cost[cols.rsv_pool, cols.rsv_period],
     )
 
 
@@ -191,21 +197,164 @@ def segment_sums(
     served = _sum_by(lp, shape, "segment", flows.units)
     revenue = _sum_by(lp, shape, "segment", flows.revenue, flows.k_fee)
     compute_cost = _sum_by(lp, shape, "segment", flows.variable_cost, flows.k_variable_cost)
+    extra_rev, extra_ltv = tier_money(lp, arr, dec)
+    if arr.sub_fees is not None:
+        extra_rev = extra_rev + arr.sub_fees  # subscribers pay whether served or not
+    revenue = revenue + extra_rev
     shortfall = np.maximum(arr.contract_min - served, 0.0)
-    penalty = np.where(arr.contract_hard[:, None], 0.0, shortfall * arr.penalty[:, None])
+    penalty = np.where(arr.contract_hard[:, None], 0.0, shortfall * arr.penalty)
     unserved = np.maximum(arr.demand - served, 0.0)
     return SegmentSums(
         served=served,
         revenue=revenue,
-        ltv=_sum_by(lp, shape, "segment", flows.ltv),
+        ltv=_sum_by(lp, shape, "segment", flows.ltv) + extra_ltv,
         compute_cost=compute_cost,
         gpus=_sum_by(lp, shape, "segment", dec.x, dec.k),
         shortfall=shortfall,
         penalty=penalty,
         unserved=unserved,
-        churn=unserved * arr.churn[:, None],
+        churn=unserved * arr.churn,
         margin=revenue - compute_cost - penalty,
     )
+
+
+def tier_money(
+    lp: LinearProgram, arr: ScenarioArrays, dec: Decisions
+) -> tuple[np.ndarray, np.ndarray]:
+    """Revenue and LTV of the units served in price tiers, per (segment, period)."""
+    cols = lp.columns
+    rev, ltv = np.zeros(arr.demand.shape), np.zeros(arr.demand.shape)
+    if cols.n_tier and dec.y is not None:
+        assert arr.tier_price is not None and arr.tier_ltv is not None
+        i, t = cols.tier_index, cols.tier_period
+        np.add.at(rev, (cols.tier_segment, t), dec.y * arr.tier_price[i, t])
+        np.add.at(ltv, (cols.tier_segment, t), dec.y * arr.tier_ltv[i, t])
+    return rev, ltv
+
+
+def tier_rows(
+    sc: Scenario, lp: LinearProgram, arr: ScenarioArrays, dec: Decisions
+) -> Table[TierResult]:
+    """One row per (segment with tiers, tier, period): units offered and served, the
+    tier's price and revenue, and the clearing price of the segment in the period: the
+    price of its marginal tier (the cheapest tier served; the first when none is)."""
+    if arr.tier_segment is None or arr.tier_segment.size == 0:
+        return Table.from_rows(TierResult, [])
+    assert arr.tier_units is not None and arr.tier_price is not None
+    assert arr.tier_rank is not None
+    cols = lp.columns
+    N, T = arr.tier_units.shape
+    served = np.zeros((N, T))
+    if cols.n_tier and dec.y is not None:
+        served[cols.tier_index, cols.tier_period] = dec.y
+    seg = arr.tier_segment
+    # the marginal tier: the last (cheapest) tier of the segment with units served
+    on = served > ZERO * np.maximum(1.0, arr.tier_units)
+    rank_on = np.where(on, arr.tier_rank[:, None], -1)
+    S = arr.demand.shape[0]
+    last = np.full((S, T), -1, dtype=np.int64)
+    np.maximum.at(last, seg, rank_on)
+    last = np.maximum(last, 0)  # none served: the first tier's price
+    first_of = np.full(S, 0, dtype=np.int64)
+    starts = np.nonzero(arr.tier_rank == 0)[0]
+    first_of[seg[starts]] = starts
+    marginal = first_of[:, None] + last  # (S, T) global tier index
+    clearing = arr.tier_price[marginal, np.arange(T)[None, :]]  # (S, T)
+    ni, ti = np.divmod(np.arange(N * T), T)
+    seg_ids, _, periods = _ids(sc)
+    return Table(
+        TierResult,
+        {
+            "segment": Labels(seg[ni], seg_ids),
+            "kind": Labels(arr.kind[seg[ni]], KIND_NAMES),
+            "tier": arr.tier_rank[ni].astype(float),
+            "period": Labels(ti, periods),
+            "price": arr.tier_price.ravel(),
+            "units": arr.tier_units.ravel(),
+            "served": served.ravel(),
+            "revenue": (served * arr.tier_price).ravel(),
+            "clearing_price": clearing[seg[ni], ti],
+        },
+    )
+
+
+def subscription_rows(
+    sc: Scenario, arr: ScenarioArrays, seg: SegmentSums, pool: PoolSums
+) -> Table[SubscriptionResult]:
+    """One row per (subscription segment, period): see :class:`SubscriptionResult`. The
+    value of a GPU-hour is that of the segment's best mode on each compatible pool
+    (usage price, weighted LTV and churn per unit x units per GPU-hour, less the variable
+    cost), the loss per unit added below the minimum share; the pool kept is the one
+    where serving below the floor beats the pool's shadow price by the most."""
+    rows: list[SubscriptionResult] = []
+    T = arr.hours.size
+    w = sc.policy.ltv_weight
+    price = pool.price_nominal if pool.price_nominal is not None else np.zeros(arr.gpus.shape)
+    labels = sc.period_labels
+    for i, s in enumerate(sc.segments):
+        sub = s.subscription
+        if sub is None:
+            continue
+        n = per_period(sub.subscribers, T)
+        loss = np.array(per_period(sub.ltv_loss_per_unit, T), dtype=float)
+        share = sub.min_service_share
+        modes = np.nonzero(arr.mode_segment == i)[0]
+        base_churn = arr.churn[i] - (loss if share is None else 0.0)
+        per_unit = (
+            arr.revenue[i][None, :] * arr.mode_rev_share[modes][:, None]
+            + w * arr.ltv[i][None, :] * arr.mode_ltv_share[modes][:, None]
+            + base_churn[None, :]
+        )  # (M_s, T)
+        pools = np.nonzero(arr.compatible[i])[0]
+        for t in range(T):
+            best: tuple[float, float, float, int] | None = None
+            for jj in pools.tolist():
+                j = int(jj)
+                tp = arr.throughput[i, j, t] * arr.mode_mult[modes, t]  # (M_s,)
+                above = float(np.max(per_unit[:, t] * tp) - arr.var_cost[j, t])
+                below = float(np.max((per_unit[:, t] + loss[t]) * tp) - arr.var_cost[j, t])
+                if share is None:  # the loss applies to every unit not served
+                    above = below
+                key = below - float(price[j, t])
+                if best is None or key > best[0]:
+                    best = (key, above, below, int(j))
+            assert best is not None  # a segment has a compatible pool (validated)
+            _, above, below, j = best
+            p = float(price[j, t])
+            floor = share if share is not None else 0.0
+            # strictly above a value: throttling pays (a tie keeps the service)
+            if p > below + PRICE_TOL * max(1.0, abs(below)):
+                throttle = 0.0
+            elif p > above + PRICE_TOL * max(1.0, abs(above)):
+                throttle = floor
+            else:
+                throttle = 1.0
+            usage = float(arr.demand[i, t])
+            served = float(seg.served[i, t])
+            lost_units = max(floor * usage - served, 0.0) if share is not None else usage - served
+            rows.append(
+                SubscriptionResult(
+                    segment=s.id,
+                    kind=s.kind.value,
+                    period=labels[t],
+                    subscribers=float(n[t]),
+                    fees=float(arr.sub_fees[i, t]) if arr.sub_fees is not None else 0.0,
+                    usage=usage,
+                    served=served,
+                    served_share=served / usage if usage > 0 else 1.0,
+                    min_service_share=floor,
+                    ltv_lost=float(loss[t] * max(lost_units, 0.0)),
+                    value_above_floor_per_gpu_hour=above,
+                    value_below_floor_per_gpu_hour=below,
+                    pool=sc.pools[j].id,
+                    gpu_price_elsewhere=p,
+                    throttle_to=throttle,
+                )
+            )
+    return Table.from_rows(SubscriptionResult, rows)
+
+
+PRICE_TOL = 1e-7
 
 
 def shadow_prices(
@@ -228,8 +377,9 @@ def pool_sums(
     """GPUs used, costs and shadow prices per (pool, period)."""
     shape = arr.gpus.shape
     hours = arr.hours[None, :]
+    # a GPU bought in tau pays the capex per GPU-hour of tau in every period from tau on
     expansion = (
-        dec.bought * hours * arr.expand_cost[:, None]
+        np.cumsum(np.diff(dec.bought, axis=1, prepend=0.0) * arr.expand_cost, axis=1) * hours
         if arr.expand_cost is not None
         else np.zeros(shape)
     )
@@ -237,8 +387,8 @@ def pool_sums(
     return PoolSums(
         used=_sum_by(lp, shape, "pool", dec.x, dec.k),
         variable_cost=_sum_by(lp, shape, "pool", flows.variable_cost, flows.k_variable_cost),
-        rental_cost=dec.rented * hours * arr.rental_price[:, None],
-        fixed_cost=arr.gpus * hours * arr.fixed_cost[:, None],
+        rental_cost=dec.rented * hours * arr.rental_price,
+        fixed_cost=arr.gpus * hours * arr.fixed_cost,
         expansion_cost=expansion,
         price_pv=price_pv,
         price_nominal=price_nominal,

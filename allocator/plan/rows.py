@@ -35,6 +35,46 @@ class ReservationResult:
 
 
 @dataclass(frozen=True)
+class TierResult:
+    """Units of one price tier of a segment in a period (a demand curve), nominal money."""
+
+    segment: str
+    kind: str
+    tier: float  # rank in the segment's tiers, from 0 (the highest price)
+    period: str
+    price: float  # per unit
+    units: float  # offered at that price
+    served: float
+    revenue: float  # served x price
+    clearing_price: float  # the segment's marginal tier's price in the period
+
+
+@dataclass(frozen=True)
+class SubscriptionResult:
+    """A subscription segment in a period: fees, how much of its usage is served, and how
+    hard it can be throttled before that costs more than its GPUs are worth elsewhere."""
+
+    segment: str
+    kind: str
+    period: str
+    subscribers: float
+    fees: float  # subscribers x fee: earned whether usage is served or not
+    usage: float  # work units wanted (the demand)
+    served: float
+    served_share: float  # served / usage (1 when there is no usage)
+    min_service_share: float  # below it the loss applies (0: on every unit not served)
+    ltv_lost: float  # loss per unit x units not served (below the minimum share)
+    # what a GPU-hour of its best pool earns serving usage above / below the minimum share
+    value_above_floor_per_gpu_hour: float
+    value_below_floor_per_gpu_hour: float
+    pool: str  # that pool
+    gpu_price_elsewhere: float  # the pool's shadow price per GPU-hour (0 without duals)
+    # the lowest served share worth keeping at that price: 1 (serve it all), the minimum
+    # share (throttle down to it), or 0 (the GPUs are worth more even with the loss)
+    throttle_to: float
+
+
+@dataclass(frozen=True)
 class SegmentResult:
     segment: str
     kind: str

@@ -39,6 +39,8 @@ from allocator.plan.rows import (
     ReservationResult,
     SegmentResult,
     SolverInfo,
+    SubscriptionResult,
+    TierResult,
     Totals,
 )
 from allocator.scenario import Scenario
@@ -54,6 +56,7 @@ __all__ = [
     "ReservationResult",
     "SegmentResult",
     "SolverInfo",
+    "TierResult",
     "Totals",
 ]
 
@@ -78,6 +81,10 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     reservations: Table[ReservationResult] = field(
         default_factory=lambda: Table.from_rows(ReservationResult, [])
+    )
+    tiers: Table[TierResult] = field(default_factory=lambda: Table.from_rows(TierResult, []))
+    subscriptions: Table[SubscriptionResult] = field(
+        default_factory=lambda: Table.from_rows(SubscriptionResult, [])
     )
 
     # ------------------------------------------------------------------ shortcuts
@@ -130,6 +137,8 @@ class Plan:
             "pools": self.pools,
             "binding": self.binding,
             "reservations": self.reservations,
+            "tiers": self.tiers,
+            "subscriptions": self.subscriptions,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -153,6 +162,8 @@ class Plan:
             "violations": dict(self.violations),
             "warnings": list(self.warnings),
             "reservations": self.reservations.records(),
+            "tiers": self.tiers.records(),
+            "subscriptions": self.subscriptions.records(),
         }
 
     def check_finite(self) -> None:
@@ -256,6 +267,8 @@ class Plan:
             violations=dict(d["violations"]),
             warnings=list(d["warnings"]),
             reservations=Table.from_rows(ReservationResult, d.get("reservations", [])),
+            tiers=Table.from_rows(TierResult, d.get("tiers", [])),
+            subscriptions=Table.from_rows(SubscriptionResult, d.get("subscriptions", [])),
         )
 
     # ------------------------------------------------------------------ building

@@ -18,9 +18,12 @@ from allocator.scenario.model import (
     Scenario,
     ScenarioHeader,
     Segment,
+    Subscription,
+    Tier,
     cross_check,
     discount_factors,
     per_period,
+    top,
     validate_scenario,
 )
 
@@ -39,9 +42,12 @@ __all__ = [
     "Scenario",
     "ScenarioHeader",
     "Segment",
+    "Subscription",
+    "Tier",
     "as_scenario",
     "cross_check",
     "discount_factors",
     "per_period",
+    "top",
     "validate_scenario",
 ]

@@ -51,6 +51,10 @@ NonNeg = Annotated[float, Field(ge=0, le=MAX_AMOUNT, strict=True)]
 Positive = Annotated[float, Field(gt=0, le=MAX_AMOUNT, strict=True)]
 Share = Annotated[float, Field(ge=0, le=1, strict=True)]
 StrictBool = Annotated[bool, Field(strict=True)]
+# a per-unit economic number (price, cost, throughput, multiplier): one value for every
+# period, or a list with one value per period (issue 15: economics that move)
+NonNegPP = list[NonNeg] | NonNeg
+PositivePP = list[Positive] | Positive
 MAX_ALLOCATION_UNIT_GPUS = 1_000_000
 
 
@@ -86,8 +90,9 @@ class Expansion(_Model):
     max_gpus: Annotated[float, Field(gt=0, le=1e9, strict=True)] = Field(
         description="Most GPUs that can be bought into the pool over the horizon."
     )
-    cost_per_gpu_hour: NonNeg = Field(
-        description="Amortised capex per GPU-hour, paid every period once bought."
+    cost_per_gpu_hour: NonNegPP = Field(
+        description="Amortised capex per GPU-hour, paid every period once bought: one "
+        "number, or one per period (the price of a GPU bought in that period)."
     )
     from_period: Id | None = Field(
         None, description="First period GPUs can be bought (and used); the first by default."
@@ -102,16 +107,17 @@ class Pool(_Model):
     region: Id
     ownership: Ownership = Ownership.OWNED
     gpus: list[NonNeg] = Field(description="GPUs available per period (before headroom).")
-    variable_cost_per_gpu_hour: NonNeg = Field(
-        description="Marginal cost of running a GPU for an hour (power, operations)."
+    variable_cost_per_gpu_hour: NonNegPP = Field(
+        description="Marginal cost of running a GPU for an hour (power, operations): one "
+        "number or one per period."
     )
-    fixed_cost_per_gpu_hour: NonNeg = Field(
+    fixed_cost_per_gpu_hour: NonNegPP = Field(
         0.0, description="Depreciation or lease per GPU-hour: sunk, reported, not optimised."
     )
     rentable_gpus: list[NonNeg] | None = Field(
         None, description="Extra GPUs that can be rented per period (neocloud capacity)."
     )
-    rental_price_per_gpu_hour: NonNeg | None = Field(
+    rental_price_per_gpu_hour: NonNegPP | None = Field(
         None, description="Price of a rented GPU-hour, on top of the variable cost."
     )
     headroom: Share | None = Field(
@@ -141,7 +147,10 @@ class Mode(_Model):
     """A way of serving a segment: full model, distilled, quantized …"""
 
     name: Id
-    throughput_multiplier: Annotated[float, Field(gt=0, le=1e6, strict=True)] = 1.0
+    throughput_multiplier: (
+        list[Annotated[float, Field(gt=0, le=1e6, strict=True)]]
+        | Annotated[float, Field(gt=0, le=1e6, strict=True)]
+    ) = 1.0
     revenue_share: Share = Field(1.0, description="Fraction of revenue per unit kept.")
     ltv_share: Share = Field(1.0, description="Fraction of LTV per unit kept.")
 
@@ -165,6 +174,88 @@ class Reservation(_Model):
     price_per_gpu_hour: NonNeg = Field(description="Fee per reserved GPU-hour, used or not.")
 
 
+class Tier(_Model):
+    """One step of a segment's demand curve: this many work units per period are bought at
+    this price (and bring this LTV per unit). Tiers come in falling price; the plan chooses
+    how much of each to serve (concave revenue)."""
+
+    units: list[NonNeg] | NonNeg = Field(
+        description="Work units wanted at this price per period: one number or one per period."
+    )
+    price: NonNegPP = Field(description="Revenue per unit of this tier: one or one per period.")
+    ltv_per_unit: NonNegPP = Field(0.0, description="Future value per unit served in the tier.")
+
+
+class Subscription(_Model):
+    """Subscribers who pay a fee per period whether their usage is served or not; their
+    usage is the segment's demand, and serving less of it costs lifetime value."""
+
+    subscribers: list[NonNeg] | NonNeg = Field(
+        description="Subscribers per period: one number or one per period."
+    )
+    fee_per_subscriber: NonNegPP = Field(
+        description="Fee per subscriber per period, earned whether usage is served or not."
+    )
+    usage_per_subscriber: PositivePP = Field(
+        description="Work units a subscriber uses per period (at full service)."
+    )
+    ltv_loss_per_unit: NonNegPP = Field(
+        description="Lifetime value lost (churn) per unit of usage not served (below the "
+        "minimum service share, when one is given)."
+    )
+    min_service_share: Share | None = Field(
+        None,
+        description="Share of usage below which the loss applies; absent: every unit of "
+        "usage not served costs the loss.",
+    )
+
+
+def _fill_from_tiers_or_subscription(data: Any) -> Any:
+    """A segment with tiers or a subscription may leave out ``demand`` (the tiers' units
+    summed, or subscribers x usage) and ``revenue_per_unit`` (0: its revenue comes from the
+    tiers, or is the usage price on top of the fee)."""
+    if not isinstance(data, dict) or not (data.get("tiers") or data.get("subscription")):
+        return data
+    out = dict(data)
+    out.setdefault("revenue_per_unit", 0.0)
+    if "demand" in out:
+        return out
+    try:
+        if out.get("tiers"):
+            units = [t["units"] for t in out["tiers"]]
+            T = max((len(u) for u in units if isinstance(u, list)), default=1)
+            out["demand"] = [
+                float(sum(u[t] if isinstance(u, list) else u for u in units)) for t in range(T)
+            ]
+        else:
+            sub = out["subscription"]
+            n, use = sub["subscribers"], sub["usage_per_subscriber"]
+            T = (
+                max(len(v) for v in (n, use) if isinstance(v, list))
+                if any(isinstance(v, list) for v in (n, use))
+                else 1
+            )
+            out["demand"] = [
+                float(
+                    (n[t] if isinstance(n, list) else n)
+                    * (use[t] if isinstance(use, list) else use)
+                )
+                for t in range(T)
+            ]
+    except (KeyError, TypeError, IndexError, ValueError):
+        return out  # the field checks report what is wrong
+    if len(out["demand"]) == 1 and not _any_list(out):
+        out.pop("demand")  # one number: cannot tell the periods; reported as missing
+    return out
+
+
+def _any_list(seg: dict[str, Any]) -> bool:
+    if seg.get("tiers"):
+        return any(isinstance(t.get("units"), list) for t in seg["tiers"] if isinstance(t, dict))
+    sub = seg.get("subscription") or {}
+    return any(isinstance(sub.get(k), list) for k in ("subscribers", "usage_per_subscriber"))
+
+
 class Segment(_Model):
     """Demand of one kind, in its own work unit (million tokens, GPU-hours …)."""
 
@@ -172,9 +263,9 @@ class Segment(_Model):
     kind: Kind
     unit: str = Field("unit", max_length=64)
     demand: list[NonNeg] = Field(description="Work units wanted per period.")
-    revenue_per_unit: NonNeg
-    ltv_per_unit: NonNeg = Field(0.0, description="Future value per unit served.")
-    throughput: dict[Id, Positive] = Field(
+    revenue_per_unit: NonNegPP
+    ltv_per_unit: NonNegPP = Field(0.0, description="Future value per unit served.")
+    throughput: dict[Id, PositivePP] = Field(
         description="Work units per GPU-hour by accelerator type; only these types serve it."
     )
     regions: list[Id] | None = Field(None, description="Allowed regions; all when absent.")
@@ -185,18 +276,34 @@ class Segment(_Model):
         False,
         description="If true the minimum must be met; otherwise a shortfall pays the penalty.",
     )
-    shortfall_penalty_per_unit: NonNeg = Field(0.0, description="SLA credit per unit short.")
-    churn_cost_per_unit: NonNeg = Field(0.0, description="Cost per unit of demand left unserved.")
+    shortfall_penalty_per_unit: NonNegPP = Field(0.0, description="SLA credit per unit short.")
+    churn_cost_per_unit: NonNegPP = Field(0.0, description="Cost per unit of demand left unserved.")
     modes: list[Mode] = Field(default_factory=lambda: [FULL_MODE], min_length=1)
     reservation: Reservation | None = Field(
         None,
         description="Optional: GPUs the segment's customer would reserve (take-or-pay, "
         "dedicated), which the plan may accept.",
     )
+    tiers: list[Tier] | None = Field(
+        None,
+        min_length=1,
+        description="Optional: the demand as price tiers (a demand curve), in falling price; "
+        "demand defaults to the tiers' units summed and revenue_per_unit to 0.",
+    )
+    subscription: Subscription | None = Field(
+        None,
+        description="Optional: subscribers paying a fee per period; demand defaults to "
+        "subscribers x usage, revenue_per_unit (a usage price on top of the fee) to 0.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_from_tiers(cls, data: Any) -> Any:
+        return _fill_from_tiers_or_subscription(data)
 
     @field_validator("throughput")
     @classmethod
-    def _some_throughput(cls, v: dict[str, float]) -> dict[str, float]:
+    def _some_throughput(cls, v: dict[str, Any]) -> dict[str, Any]:
         if not v:
             raise ValueError("must name at least one accelerator type")
         return v
@@ -390,7 +497,10 @@ def _pydantic_issues(
         loc = tuple(
             p
             for p in loc
-            if not (isinstance(p, str) and (p.startswith(("list[", "float")) or p == "[key]"))
+            if not (
+                isinstance(p, str)
+                and (p.startswith(("list[", "float", "constrained-float")) or p == "[key]")
+            )
         )
         msg = err["msg"]
         if err["type"] == "finite_number":
@@ -414,7 +524,24 @@ def _pydantic_issues(
             msg = msg[len("Value error, ") :]
         issues.append(Issue(_path(loc, prefix), msg))
     # a union reports once per member; keep each (path, message) once
-    return list(dict.fromkeys(issues))
+    issues = list(dict.fromkeys(issues))
+    return _union_issues(exc, issues)
+
+
+def _union_issues(exc: ValidationError, issues: list[Issue]) -> list[Issue]:
+    """A one-number-or-a-list field reports a bad value once per member of the union:
+    keep the member that fits what was given (a list's bad entries, or the bad number)."""
+    paths = [i.path for i in issues]
+    drop: set[int] = set()
+    for k, issue in enumerate(issues):
+        others = [q for j, q in enumerate(paths) if j != k]
+        if issue.message == "Input should be a valid list" and issue.path in others:
+            drop.add(k)  # the number member explains it
+        elif issue.message.startswith("must be a number") and any(
+            q.startswith(issue.path + "[") for q in others
+        ):
+            drop.add(k)  # a list was given: its entries explain it
+    return [i for k, i in enumerate(issues) if k not in drop]
 
 
 def _check_len(values: list[Any] | None, n: int, path: str, issues: list[Issue]) -> None:
@@ -450,11 +577,15 @@ def cross_check(
     _check_unique_ids(sc, labels, issues)
     for i, pool in zip(pool_ix, sc.pools, strict=True):
         _check_pool(pool, f"pools[{i}]", labels, issues)
+        _check_pool_economics(pool, f"pools[{i}]", T, issues)
     types = sorted({p.accelerator for p in sc.pools})
     regions = sorted({p.region for p in sc.pools})
     for i, seg in zip(seg_ix, sc.segments, strict=True):
         base = f"segments[{i}]"
         _check_segment_lengths(seg, base, T, issues)
+        _check_segment_economics(seg, base, T, issues)
+        _check_tiers(seg, base, labels, issues)
+        _check_subscription(seg, base, labels, issues)
         _check_contract_below_demand(seg, base, labels, issues)
         if check_segments:
             _check_segment_references(sc, seg, base, types, regions, issues)
@@ -499,6 +630,161 @@ def _check_segment_lengths(seg: Segment, base: str, T: int, issues: list[Issue])
     if seg.reservation is not None and isinstance(seg.reservation.max_gpus, list):
         _check_len(seg.reservation.max_gpus, T, f"{base}.reservation.max_gpus", issues)
     _dupes([m.name for m in seg.modes], f"{base}.modes", "name", issues)
+
+
+POOL_ECONOMICS = (
+    "variable_cost_per_gpu_hour",
+    "fixed_cost_per_gpu_hour",
+    "rental_price_per_gpu_hour",
+)
+SEGMENT_ECONOMICS = (
+    "revenue_per_unit",
+    "ltv_per_unit",
+    "shortfall_penalty_per_unit",
+    "churn_cost_per_unit",
+)
+
+
+def _check_pool_economics(pool: Pool, base: str, T: int, issues: list[Issue]) -> None:
+    """A pool's per-unit numbers given as lists have one entry per period."""
+    for name in POOL_ECONOMICS:
+        v = getattr(pool, name)
+        if isinstance(v, list):
+            _check_len(v, T, f"{base}.{name}", issues)
+    if pool.expansion is not None and isinstance(pool.expansion.cost_per_gpu_hour, list):
+        _check_len(
+            pool.expansion.cost_per_gpu_hour, T, f"{base}.expansion.cost_per_gpu_hour", issues
+        )
+
+
+def _check_segment_economics(seg: Segment, base: str, T: int, issues: list[Issue]) -> None:
+    """A segment's per-unit numbers (prices, costs, throughputs, mode multipliers) given as
+    lists have one entry per period."""
+    for name in SEGMENT_ECONOMICS:
+        v = getattr(seg, name)
+        if isinstance(v, list):
+            _check_len(v, T, f"{base}.{name}", issues)
+    for acc, v in seg.throughput.items():
+        if isinstance(v, list):
+            _check_len(v, T, f"{base}.throughput.{acc}", issues)
+    for j, m in enumerate(seg.modes):
+        if isinstance(m.throughput_multiplier, list):
+            _check_len(
+                m.throughput_multiplier, T, f"{base}.modes[{j}].throughput_multiplier", issues
+            )
+
+
+def _equal(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+
+
+def _check_tiers(seg: Segment, base: str, labels: list[str], issues: list[Issue]) -> None:
+    """Tiers: one entry per period where lists, prices falling from tier to tier, units
+    adding up to the demand; revenue comes from the tiers alone (revenue_per_unit 0, every
+    mode keeping the whole price)."""
+    if not seg.tiers:
+        return
+    T = len(labels)
+    ok = True
+    for j, tier in enumerate(seg.tiers):
+        for name in ("units", "price", "ltv_per_unit"):
+            v = getattr(tier, name)
+            if isinstance(v, list) and len(v) != T:
+                _check_len(v, T, f"{base}.tiers[{j}].{name}", issues)
+                ok = False
+    if seg.subscription is not None:
+        issues.append(Issue(f"{base}.tiers", "a segment has tiers or a subscription, not both"))
+    if top(seg.revenue_per_unit) > 0:
+        issues.append(
+            Issue(
+                f"{base}.revenue_per_unit",
+                "must be 0 (or left out) with tiers: the tiers' prices are the revenue",
+            )
+        )
+    for j, m in enumerate(seg.modes):
+        if m.revenue_share != 1.0:
+            issues.append(
+                Issue(
+                    f"{base}.modes[{j}].revenue_share",
+                    "must be 1 with tiers (a tier's price is per unit served, in any mode)",
+                )
+            )
+    if not ok:
+        return
+    units = [per_period(t.units, T) for t in seg.tiers]
+    prices = [per_period(t.price, T) for t in seg.tiers]
+    for j in range(1, len(seg.tiers)):
+        for t in range(T):
+            if prices[j][t] > prices[j - 1][t]:
+                issues.append(
+                    Issue(
+                        f"{base}.tiers[{j}].price",
+                        f"tiers come in falling price: {prices[j][t]:g} is above the "
+                        f"previous tier's {prices[j - 1][t]:g} in period {labels[t]!r}",
+                    )
+                )
+                break
+    if len(seg.demand) == T:
+        for t in range(T):
+            total = sum(u[t] for u in units)
+            if not _equal(total, seg.demand[t]):
+                issues.append(
+                    Issue(
+                        f"{base}.demand[{t}]",
+                        f"demand {seg.demand[t]:g} is not the tiers' units {total:g} in period "
+                        f"{labels[t]!r} (leave demand out to take the tiers')",
+                    )
+                )
+                break
+
+
+def _check_subscription(seg: Segment, base: str, labels: list[str], issues: list[Issue]) -> None:
+    """A subscription: lists of one entry per period, demand = subscribers x usage, and a
+    minimum service share only without a contract minimum (both are the same kind of row)."""
+    sub = seg.subscription
+    if sub is None:
+        return
+    T = len(labels)
+    ok = True
+    for name in (
+        "subscribers",
+        "fee_per_subscriber",
+        "usage_per_subscriber",
+        "ltv_loss_per_unit",
+    ):
+        v = getattr(sub, name)
+        if isinstance(v, list) and len(v) != T:
+            _check_len(v, T, f"{base}.subscription.{name}", issues)
+            ok = False
+    if sub.min_service_share is not None and seg.contract_min is not None:
+        issues.append(
+            Issue(
+                f"{base}.subscription.min_service_share",
+                "a subscription's minimum service share and a contract minimum cannot be combined",
+            )
+        )
+    if not ok or len(seg.demand) != T:
+        return
+    n, use = per_period(sub.subscribers, T), per_period(sub.usage_per_subscriber, T)
+    for t in range(T):
+        if not _equal(n[t] * use[t], seg.demand[t]):
+            issues.append(
+                Issue(
+                    f"{base}.demand[{t}]",
+                    f"demand {seg.demand[t]:g} is not subscribers x usage {n[t] * use[t]:g} in "
+                    f"period {labels[t]!r} (leave demand out to take it)",
+                )
+            )
+            break
+
+
+def top(v: float | list[float] | None) -> float:
+    """The largest value of a scalar-or-per-period number (0 for None or an empty list)."""
+    if v is None:
+        return 0.0
+    if isinstance(v, list):
+        return max(v, default=0.0)
+    return float(v)
 
 
 def _check_contract_below_demand(
@@ -623,24 +909,29 @@ def _check_magnitudes(
         ):
             v = getattr(pool, name)
             if v is not None:
-                check(hours * v, f"pools[{i}].{name}", "hours x price per GPU-hour")
+                check(hours * top(v), f"pools[{i}].{name}", "hours x price per GPU-hour")
         if pool.expansion is not None:
             check(
-                hours * len(sc.periods) * pool.expansion.cost_per_gpu_hour,
+                hours * len(sc.periods) * top(pool.expansion.cost_per_gpu_hour),
                 f"pools[{i}].expansion.cost_per_gpu_hour",
                 "hours over the horizon x price per GPU-hour",
             )
     weight = sc.policy.ltv_weight
     for i, seg in zip(seg_ix, sc.segments, strict=True):
-        mult = max(m.throughput_multiplier for m in seg.modes)
+        mult = max(top(m.throughput_multiplier) for m in seg.modes)
         value = (
-            seg.revenue_per_unit
-            + weight * seg.ltv_per_unit
-            + seg.churn_cost_per_unit
-            + seg.shortfall_penalty_per_unit
+            top(seg.revenue_per_unit)
+            + weight * top(seg.ltv_per_unit)
+            + top(seg.churn_cost_per_unit)
+            + top(seg.shortfall_penalty_per_unit)
+            + max(
+                (top(t.price) + weight * top(t.ltv_per_unit) for t in seg.tiers or []),
+                default=0.0,
+            )
+            + (top(seg.subscription.ltv_loss_per_unit) if seg.subscription else 0.0)
         )
         for acc, tp in seg.throughput.items():
-            units = hours * tp * mult
+            units = hours * top(tp) * mult
             check(
                 units,
                 f"segments[{i}].throughput.{acc}",

@@ -3,10 +3,16 @@
 Overrides (all optional, all applied to a copy; the stored scenario is never touched):
 
 * ``demand_scale``  {segment id or kind: factor}: demand (and contract minimums) × factor;
+  a factor is one number or a list with one per period (also for the scales below);
 * ``capacity_change`` {pool id: GPUs added (negative removes), one number for every
   period or a list per period}; removing more GPUs than a pool has in a period is refused
   (an error naming ``capacity_change.<pool>[period]``), never clamped at zero;
-* ``price_change`` {segment id or kind: factor}: revenue per unit × factor;
+* ``price_change`` {segment id or kind: factor}: revenue per unit × factor (and every
+  tier's price, and a subscription's fee; ``demand_scale`` scales tiers' units and
+  subscribers too);
+* ``throughput_scale`` {segment id or kind: factor}: every throughput of the segment ×
+  factor (serving improvements);
+* ``cost_change`` {pool id or accelerator type: factor}: variable cost per GPU-hour × factor;
 * ``kind_caps`` / ``kind_floors`` {kind: GPUs or a list per period}: replace the policy's.
 
 A segment id is matched first; otherwise the key must be a kind (``cloud``,
@@ -23,20 +29,25 @@ from allocator.errors import Issue, ScenarioError
 from allocator.scenario.model import Kind, Scenario
 
 PerPeriod = list[Annotated[float, Field(ge=0)]] | Annotated[float, Field(ge=0)]
+Factor = Annotated[float, Field(ge=0, le=1e6)]
+# one factor for every period, or one per period
+Factors = list[Factor] | Factor
 
 
 class Overrides(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    demand_scale: dict[str, Annotated[float, Field(ge=0, le=1e6)]] = Field(
-        default_factory=dict, description="Demand × factor, by segment id or kind."
+    demand_scale: dict[str, Factors] = Field(
+        default_factory=dict,
+        description="Demand × factor (one, or one per period), by segment id or kind.",
     )
     capacity_change: dict[str, list[float] | float] = Field(
         default_factory=dict,
         description="GPUs added to a pool (negative removes): one number or one per period.",
     )
-    price_change: dict[str, Annotated[float, Field(ge=0, le=1e6)]] = Field(
-        default_factory=dict, description="Revenue per unit × factor, by segment id or kind."
+    price_change: dict[str, Factors] = Field(
+        default_factory=dict,
+        description="Revenue per unit × factor (one, or one per period), by segment id or kind.",
     )
     kind_caps: dict[Kind, PerPeriod] | None = Field(
         None, description="Replace the policy's caps (GPUs per kind)."
@@ -45,12 +56,24 @@ class Overrides(BaseModel):
         None, description="Replace the policy's floors (GPUs per kind)."
     )
 
+    throughput_scale: dict[str, Factors] = Field(
+        default_factory=dict,
+        description="Every throughput × factor (one, or one per period), by segment id or kind.",
+    )
+    cost_change: dict[str, Factors] = Field(
+        default_factory=dict,
+        description="Variable cost per GPU-hour × factor (one, or one per period), by pool id "
+        "or accelerator type.",
+    )
+
     @property
     def is_empty(self) -> bool:
         return not (
             self.demand_scale
             or self.capacity_change
             or self.price_change
+            or self.throughput_scale
+            or self.cost_change
             or self.kind_caps is not None
             or self.kind_floors is not None
         )
@@ -66,6 +89,39 @@ def _targets(sc: Scenario, key: str, field: str, issues: list[Issue]) -> list[in
     return []
 
 
+def _pool_targets(sc: Scenario, key: str, issues: list[Issue]) -> list[int]:
+    ids = [p.id for p in sc.pools]
+    if key in ids:
+        return [ids.index(key)]
+    hit = [j for j, p in enumerate(sc.pools) if p.accelerator == key]
+    if not hit:
+        issues.append(
+            Issue(f"cost_change.{key}", f"{key!r} is neither a pool id nor an accelerator type")
+        )
+    return hit
+
+
+def _factors(
+    factor: float | list[float], T: int, path: str, issues: list[Issue]
+) -> float | list[float] | None:
+    """A factor as given (one number), or its list checked to have one entry per period."""
+    if isinstance(factor, list) and len(factor) != T:
+        issues.append(Issue(path, f"has {len(factor)} entries, expected {T} (one per period)"))
+        return None
+    return factor
+
+
+def _scaled(value: float | list[float], factor: float | list[float]) -> float | list[float]:
+    """A scalar-or-per-period number times a scalar-or-per-period factor: a scalar stays a
+    scalar (so one factor on one number gives exactly what it gave before)."""
+    if not isinstance(value, list) and not isinstance(factor, list):
+        return value * factor
+    T = len(value) if isinstance(value, list) else len(factor)  # type: ignore[arg-type]
+    v = value if isinstance(value, list) else [value] * T
+    f = factor if isinstance(factor, list) else [factor] * T
+    return [a * b for a, b in zip(v, f, strict=True)]
+
+
 def apply_overrides(sc: Scenario, overrides: Overrides | dict[str, Any]) -> Scenario:
     """A validated copy of ``sc`` with ``overrides`` applied."""
     ov = overrides if isinstance(overrides, Overrides) else Overrides.model_validate(overrides)
@@ -73,14 +129,45 @@ def apply_overrides(sc: Scenario, overrides: Overrides | dict[str, Any]) -> Scen
     issues: list[Issue] = []
     T = len(sc.periods)
     for key, factor in ov.demand_scale.items():
+        f = _factors(factor, T, f"demand_scale.{key}", issues)
+        if f is None:
+            continue
         for i in _targets(sc, key, "demand_scale", issues):
             seg = data["segments"][i]
-            seg["demand"] = [d * factor for d in seg["demand"]]
+            seg["demand"] = _scaled(seg["demand"], f)
             if seg.get("contract_min") is not None:
-                seg["contract_min"] = [m * factor for m in seg["contract_min"]]
+                seg["contract_min"] = _scaled(seg["contract_min"], f)
+            for tier in seg.get("tiers") or []:  # the demand curve moves with the demand
+                tier["units"] = _scaled(tier["units"], f)
+            if seg.get("subscription"):  # as many more subscribers
+                sub = seg["subscription"]
+                sub["subscribers"] = _scaled(sub["subscribers"], f)
     for key, factor in ov.price_change.items():
+        f = _factors(factor, T, f"price_change.{key}", issues)
+        if f is None:
+            continue
         for i in _targets(sc, key, "price_change", issues):
-            data["segments"][i]["revenue_per_unit"] *= factor
+            seg = data["segments"][i]
+            seg["revenue_per_unit"] = _scaled(seg["revenue_per_unit"], f)
+            for tier in seg.get("tiers") or []:  # every tier's price
+                tier["price"] = _scaled(tier["price"], f)
+            if seg.get("subscription"):  # and the subscription fee
+                sub = seg["subscription"]
+                sub["fee_per_subscriber"] = _scaled(sub["fee_per_subscriber"], f)
+    for key, factor in ov.throughput_scale.items():
+        f = _factors(factor, T, f"throughput_scale.{key}", issues)
+        if f is None:
+            continue
+        for i in _targets(sc, key, "throughput_scale", issues):
+            seg = data["segments"][i]
+            seg["throughput"] = {a: _scaled(v, f) for a, v in seg["throughput"].items()}
+    for key, factor in ov.cost_change.items():
+        f = _factors(factor, T, f"cost_change.{key}", issues)
+        if f is None:
+            continue
+        for j in _pool_targets(sc, key, issues):
+            pool = data["pools"][j]
+            pool["variable_cost_per_gpu_hour"] = _scaled(pool["variable_cost_per_gpu_hour"], f)
     pool_ids = [p.id for p in sc.pools]
     for pool_id, change in ov.capacity_change.items():
         if pool_id not in pool_ids:

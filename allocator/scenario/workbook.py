@@ -23,6 +23,9 @@ modes          one row per (segment, mode); segments without rows have the one "
 reservations   one row per segment with a reservation offer: price, max GPUs (one value
                for all periods or one per period)
 kind_limits    one row per (kind, cap|floor): GPUs, one value or one per period
+by_period      one row per (pool or segment, per-unit field) that moves over the
+               horizon: one value per period (it replaces the one value of the field
+               elsewhere, which the writer sets to the first period's)
 =============  ====================================================================
 
 :func:`read_workbook` returns the scenario as data for :meth:`Scenario.from_dict`; every
@@ -340,6 +343,28 @@ SHEETS = (
         "One row per (kind, cap or floor): GPUs a kind of segment "
         "may use at most / must get at least, in all_periods or one per period.",
     ),
+    Sheet(
+        "by_period",
+        False,
+        "One row per per-unit number that moves over the horizon: item (pool or segment), "
+        "id, field (variable_cost_per_gpu_hour, fixed_cost_per_gpu_hour, "
+        "rental_price_per_gpu_hour, expansion.cost_per_gpu_hour; revenue_per_unit, "
+        "ltv_per_unit, churn_cost_per_unit, shortfall_penalty_per_unit, throughput.<type>, "
+        "modes.<mode>.throughput_multiplier), one value per period. It replaces the "
+        "field's one value on the other sheets.",
+    ),
+)
+POOL_BY_PERIOD = (
+    "variable_cost_per_gpu_hour",
+    "fixed_cost_per_gpu_hour",
+    "rental_price_per_gpu_hour",
+    "expansion.cost_per_gpu_hour",
+)
+SEGMENT_BY_PERIOD = (
+    "revenue_per_unit",
+    "ltv_per_unit",
+    "churn_cost_per_unit",
+    "shortfall_penalty_per_unit",
 )
 _REQUIRED_SHEETS = tuple(s.name for s in SHEETS if s.required)
 
@@ -764,6 +789,8 @@ def sheets_to_dict(sheets: dict[str, list[tuple[Any, ...]]]) -> dict[str, Any]:
         _read_reservations(rd, g, labels, seg_ids, segments)
     if (g := rd.grid("kind_limits")) is not None:
         _read_kind_limits(rd, g, labels, policy)
+    if (g := rd.grid("by_period")) is not None:
+        _read_by_period(rd, g, labels, pools, pool_ids, segments, seg_ids)
 
     if rd.issues:
         raise ScenarioError(rd.issues)
@@ -771,6 +798,113 @@ def sheets_to_dict(sheets: dict[str, list[tuple[Any, ...]]]) -> dict[str, Any]:
         data["policy"] = policy
     data.update(periods=periods, pools=pools, segments=segments)
     return data
+
+
+def _read_by_period(
+    rd: _WorkbookReader,
+    g: _Grid,
+    labels: Sequence[str],
+    pools: list[dict[str, Any]],
+    pool_ids: Mapping[str, int],
+    segments: list[dict[str, Any]],
+    seg_ids: Mapping[str, int],
+) -> None:
+    """Per-unit numbers that move over the horizon: each row replaces one field's value."""
+    fixed, at = rd.period_columns(g, labels, ("item", "id", "field"), need_all=True)
+    for k in ("item", "id", "field"):
+        if k not in fixed:
+            rd.bad(g.header_ref, f"missing column {k!r}")
+    if len(fixed) < 3 or len(at) < len(labels):
+        return
+    first: dict[tuple[str, str, str], int] = {}
+    for r, row in g.rows:
+        item, rid, fld = (_text(row[fixed[k] - 1]) for k in ("item", "id", "field"))
+        if item not in ("pool", "segment"):
+            rd.bad(g.ref(r, fixed["item"]), f"not an item: {item!r} (pool or segment)")
+            continue
+        ids = pool_ids if item == "pool" else seg_ids
+        if rid is None or rid not in ids:
+            rd.bad(g.ref(r, fixed["id"]), f"unknown {item} {rid!r}")
+            continue
+        target = (pools if item == "pool" else segments)[ids[rid]]
+        fld = fld or ""
+        if (item, rid, fld) in first:
+            rd.bad(
+                g.ref(r, fixed["field"]),
+                f"duplicate field {fld!r} of {item} {rid!r} (also in row {first[item, rid, fld]})",
+            )
+            continue
+        first[item, rid, fld] = r
+        values = [rd.number(row[at[lb] - 1], g.ref(r, at[lb]), required=True) for lb in labels]
+        if not _place_by_period(target, item, fld, values):
+            rd.bad(
+                g.ref(r, fixed["field"]),
+                f"not a per-period field of a {item}: {fld!r} (see the about sheet)",
+            )
+
+
+def _place_by_period(target: dict[str, Any], item: str, fld: str, values: list[Any]) -> bool:
+    """Put ``values`` into the field ``fld`` of a pool or segment; False if it has none."""
+    if item == "pool" and fld in POOL_BY_PERIOD:
+        if fld.startswith("expansion."):
+            exp = target.get("expansion")
+            if not isinstance(exp, dict):
+                return False
+            exp["cost_per_gpu_hour"] = values
+        else:
+            target[fld] = values
+        return True
+    if item != "segment":
+        return False
+    if fld in SEGMENT_BY_PERIOD:
+        target[fld] = values
+        return True
+    head, _, rest = fld.partition(".")
+    if head == "throughput" and rest in (target.get("throughput") or {}):
+        target["throughput"][rest] = values
+        return True
+    mode, _, attr = rest.rpartition(".")
+    if head == "modes" and attr == "throughput_multiplier":
+        for m in target.get("modes") or []:
+            if m.get("name") == mode:
+                m["throughput_multiplier"] = values
+                return True
+        if mode == FULL["name"] and not target.get("modes"):  # the default mode only
+            target["modes"] = [{**FULL, "throughput_multiplier": values}]
+            return True
+    return False
+
+
+def split_by_period(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
+    """A copy of scenario data with every per-period per-unit number replaced by its first
+    period's value, and the by_period rows (item, id, field, values) that restore them."""
+    import copy
+
+    out = copy.deepcopy(dict(data))
+    rows: list[tuple[Any, ...]] = []
+
+    def take(obj: dict[str, Any], key: str, item: str, rid: str, fld: str) -> None:
+        v = obj.get(key)
+        if isinstance(v, list):
+            rows.append((item, rid, fld, list(v)))
+            obj[key] = v[0] if v else None
+
+    for p in out.get("pools") or []:
+        for fld in POOL_BY_PERIOD:
+            if fld.startswith("expansion."):
+                if isinstance(p.get("expansion"), dict):
+                    take(p["expansion"], "cost_per_gpu_hour", "pool", p["id"], fld)
+            else:
+                take(p, fld, "pool", p["id"], fld)
+    for s in out.get("segments") or []:
+        for fld in SEGMENT_BY_PERIOD:
+            take(s, fld, "segment", s["id"], fld)
+        for acc in list(s.get("throughput") or {}):
+            take(s["throughput"], acc, "segment", s["id"], f"throughput.{acc}")
+        for m in s.get("modes") or []:
+            fld = f"modes.{m.get('name')}.throughput_multiplier"
+            take(m, "throughput_multiplier", "segment", s["id"], fld)
+    return out, rows
 
 
 def _read_throughput(
@@ -1148,10 +1282,34 @@ def _workbook(data: Mapping[str, Any], template: bool) -> Any:
     about.title = "about"
     _write_about(about, data, cur)
     _settings_sheets(wb, data, cur, template)
+    data, by_period = split_by_period(data)
+    odd = [s["id"] for s in data.get("segments") or [] if s.get("tiers") or s.get("subscription")]
+    if odd:
+        raise ScenarioError(
+            [
+                Issue(
+                    "segments",
+                    f"workbooks do not hold price tiers or subscriptions yet (segments "
+                    f"{', '.join(odd)}): keep this scenario as JSON",
+                )
+            ]
+        )
     _pool_sheets(wb, data, labels, cur)
     _segment_sheets(wb, data, labels, cur)
     _limit_sheets(wb, data, labels, cur)
+    _by_period_sheet(wb, by_period, labels)
     return wb
+
+
+def _by_period_sheet(wb: Any, rows: Sequence[tuple[Any, ...]], labels: list[str]) -> None:
+    """Per-unit numbers that move over the horizon, one row per (item, field)."""
+    ws = wb.create_sheet("by_period")
+    ws.append(["item", "id", "field", *labels])
+    for item, rid, fld, values in rows:
+        ws.append([item, rid, fld, *map(_plain, values)])
+    _style_header(ws, 3 + len(labels), "D2")
+    _choices(ws, 1, ("pool", "segment"), len(rows))
+    _widths(ws)
 
 
 def _settings_sheets(wb: Any, data: Mapping[str, Any], cur: str, template: bool) -> None:

@@ -82,7 +82,13 @@ def column_names(sc: Scenario, lp: LinearProgram) -> list[str]:
             c.rsv_segment.tolist(), c.rsv_pool.tolist(), c.rsv_period.tolist(), strict=True
         )
     ]
-    return x + r + u + e + k
+    y = [
+        f"y[{seg[s]},{i},{per[t]}]"
+        for s, i, t in zip(
+            c.tier_segment.tolist(), c.tier_rank.tolist(), c.tier_period.tolist(), strict=True
+        )
+    ]
+    return x + r + u + e + k + y
 
 
 def row_names(sc: Scenario, lp: LinearProgram) -> list[str]:

@@ -99,7 +99,9 @@ def column_periods(lp: LinearProgram) -> np.ndarray:
     out = np.full(lp.num_cols, -1, dtype=np.int64)
     out[: c.e_offset] = np.concatenate([c.x_period, c.r_period, c.u_period])
     if c.n_rsv and lp.num_cols >= c.n_columns:
-        out[c.rsv_offset : c.n_columns] = c.rsv_period
+        out[c.rsv_offset : c.tier_offset] = c.rsv_period
+    if c.n_tier and lp.num_cols >= c.n_columns:
+        out[c.tier_offset : c.n_columns] = c.tier_period
     return out
 
 

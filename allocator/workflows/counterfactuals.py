@@ -12,7 +12,8 @@ Transforms (applied in order to a copy of the scenario):
 * ``remove_segment`` {segment}.
 * ``capacity`` {pool, gpus, from_period}: add (or, negative, remove) GPUs in a pool from a
   period on.
-* ``scale_demand`` {target, factor} and ``price`` {target, factor}: a segment id or a kind.
+* ``scale_demand`` {target, factor} and ``price`` {target, factor}: a segment id or a kind;
+  the factor is one number or a list with one per period.
 
 The comparison reports, for base and counterfactual: money lines by kind (present value),
 revenue per period and its growth period over period by kind, GPUs moved between kinds,
@@ -60,16 +61,19 @@ class Capacity(_T):
     from_period: str | None = Field(None, description="First period affected (default: all).")
 
 
+Factor = Annotated[float, Field(ge=0, le=1e6)]
+
+
 class ScaleDemand(_T):
     type: Literal["scale_demand"] = "scale_demand"
     target: str = Field(description="Segment id or kind.")
-    factor: Annotated[float, Field(ge=0, le=1e6)]
+    factor: list[Factor] | Factor = Field(description="One factor, or one per period.")
 
 
 class Price(_T):
     type: Literal["price"] = "price"
     target: str = Field(description="Segment id or kind.")
-    factor: Annotated[float, Field(ge=0, le=1e6)]
+    factor: list[Factor] | Factor = Field(description="One factor, or one per period.")
 
 
 Transform = Annotated[

@@ -39,7 +39,7 @@ from allocator.errors import Status
 from allocator.lp.arrays import KINDS, ScenarioArrays
 from allocator.lp.build import build_lp
 from allocator.plan import Plan
-from allocator.scenario import Kind, Scenario, per_period
+from allocator.scenario import Kind, Scenario, per_period, top
 from allocator.scenario.load import as_scenario
 from allocator.solvers.base import Solution
 
@@ -97,7 +97,8 @@ def _gpu_hours(sc: Scenario) -> np.ndarray:
     """Each segment's demand over the horizon in GPU-hours at its best throughput."""
     best = np.array(
         [
-            max(s.throughput.values()) * max(m.throughput_multiplier for m in s.modes)
+            max(top(v) for v in s.throughput.values())
+            * max(top(m.throughput_multiplier) for m in s.modes)
             for s in sc.segments
         ]
     )
@@ -177,6 +178,7 @@ def solve_group(
         "allocations": [(a.segment, a.mode, a.pool, a.period, a.gpus) for a in plan.allocations],
         "shortfall": [(r.segment, r.period, r.shortfall) for r in plan.segments if r.shortfall > 0],
         "reservations": [(r.segment, r.pool, r.period, r.gpus) for r in plan.reservations],
+        "tiers": [(r.segment, int(r.tier), r.period, r.served) for r in plan.tiers if r.served],
         "rented": rented,
         "bought": bought,
         "prices": prices,
@@ -246,6 +248,10 @@ def merge(sc: Scenario, parts: list[dict[str, Any]], solve_time_s: float = 0.0) 
         (int(s), int(p), int(t)): c.rsv_offset + n
         for n, (s, p, t) in enumerate(zip(c.rsv_segment, c.rsv_pool, c.rsv_period, strict=True))
     }
+    tier_col = {
+        (int(s), int(r), int(t)): c.tier_offset + n
+        for n, (s, r, t) in enumerate(zip(c.tier_segment, c.tier_rank, c.tier_period, strict=True))
+    }
     x = np.zeros(lp.num_cols)
     rented = np.zeros((len(sc.pools), T))
     bought = np.zeros((len(sc.pools), T))
@@ -260,6 +266,8 @@ def merge(sc: Scenario, parts: list[dict[str, Any]], solve_time_s: float = 0.0) 
                 x[u_col[key]] += short
         for seg, pool, period, gpus in part["reservations"]:
             x[rsv_col[(seg_ix[seg], pool_ix[pool], period_ix[period])]] += gpus
+        for seg, rank, period, units in part.get("tiers", []):  # units sold per price tier
+            x[tier_col[(seg_ix[seg], rank, period_ix[period])]] += units
         rented += part["rented"]
         bought += part["bought"]
     x[c.r_offset : c.u_offset] = rented[c.r_pool, c.r_period]

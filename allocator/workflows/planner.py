@@ -269,7 +269,7 @@ class Planner:
         old = arr.demand[s, ts].copy()
         arr.demand[s, ts] = demand
         # objective constant: - sum_t d_t churn_s demand_st
-        lp.offset -= float(np.sum(arr.discount[ts] * arr.churn[s] * (demand - old)))
+        lp.offset -= float(np.sum(arr.discount[ts] * arr.churn[s, ts] * (demand - old)))
         changed: list[np.ndarray] = []
         block = lp.block("segment-demand")
         if block is not None:

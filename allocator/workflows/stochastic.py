@@ -59,7 +59,7 @@ from allocator.solvers.registry import HighsSolver
 class DemandScenario:
     name: str
     probability: float
-    demand_scale: dict[str, float] = field(default_factory=dict)
+    demand_scale: dict[str, float | list[float]] = field(default_factory=dict)
     demand: dict[str, list[float]] = field(default_factory=dict)
 
     @classmethod
@@ -70,7 +70,10 @@ class DemandScenario:
         return cls(
             name=str(d.get("name", "")),
             probability=float(d["probability"]),
-            demand_scale={str(k): float(v) for k, v in (d.get("demand_scale") or {}).items()},
+            demand_scale={
+                str(k): [float(x) for x in v] if isinstance(v, list) else float(v)
+                for k, v in (d.get("demand_scale") or {}).items()
+            },
             demand={str(k): [float(x) for x in v] for k, v in (d.get("demand") or {}).items()},
         )
 

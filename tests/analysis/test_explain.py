@@ -44,6 +44,13 @@ def test_gpus_only_where_worth_the_price(path):
         ex = explain(sc, seg.id, plan)
         coupled = {b.key.get("period") for b in ex.binding if b.constraint in COUPLING}
         coupled |= {None} if any("period" not in b.key for b in ex.binding) else set()
+        # a stability row of period t also holds the allocation of t - 1
+        labels = sc.period_labels
+        coupled |= {
+            labels[labels.index(b.key["period"]) - 1]
+            for b in ex.binding
+            if b.constraint == "segment-stability" and b.key.get("period") in labels[1:]
+        }
         demand_binds = {b.key["period"] for b in ex.binding if b.constraint == "segment-demand"}
         for v in ex.values:
             if v.period in coupled or v.shadow_price_per_gpu_hour is None:

@@ -196,7 +196,7 @@ def check_wider_prices(sc: Scenario, s: Sensitivity) -> None:
                 changed = json.loads(json.dumps(data))
                 for seg in changed["segments"]:
                     if seg["id"] == p.segment:
-                        seg["revenue_per_unit"] = price
+                        seg["revenue_per_unit"] = shifted(seg["revenue_per_unit"], p, price)
                 v = optimum(build_lp(Scenario.from_dict(changed)))
                 gap = v - (s.objective + p.units_sold_pv * (price - p.revenue_per_unit))
                 tol = REL_TOL * abs(s.objective)
@@ -212,6 +212,14 @@ def tiny() -> Scenario:
 @pytest.fixture(scope="module")
 def tiny_sensitivity(tiny: Scenario) -> Sensitivity:
     return sensitivity(tiny)
+
+
+def shifted(rev, p, price):
+    """The segment's price moved to ``price``: a price path moves as a whole (its mean is
+    what the ranging reports)."""
+    if isinstance(rev, list):
+        return [r + (price - p.revenue_per_unit) for r in rev]
+    return price
 
 
 def test_tiny_capacity_ranges_by_hand(tiny_sensitivity):
