@@ -123,3 +123,63 @@ class ScenarioArrays:
                 [s.reservation.price_per_gpu_hour if s.reservation else 0.0 for s in segs]
             ),
         )
+
+
+@dataclass
+class GpuLimitArrays:
+    """Segments' GPU limits (``segments[].gpu_limits``), one entry per limit (L of them)."""
+
+    accelerators: list[str]  # the fleet's accelerator types, sorted
+    pool_accelerator: np.ndarray  # (P,) index into accelerators
+    segment: np.ndarray  # (L,)
+    accelerator: np.ndarray  # (L,) index into accelerators, -1 = every type
+    lower: np.ndarray  # (L, T) GPUs, 0 where no floor
+    upper: np.ndarray  # (L, T) GPUs, inf where no cap
+
+    @classmethod
+    def of(cls, sc: Scenario) -> GpuLimitArrays:
+        T = len(sc.periods)
+        types = sorted({p.accelerator for p in sc.pools})
+        lims = [(i, lim) for i, s in enumerate(sc.segments) for lim in s.gpu_limits]
+
+        def grid(name: str, default: float) -> np.ndarray:
+            rows = [
+                per_period(v, T) if (v := getattr(lim, name)) is not None else [default] * T
+                for _, lim in lims
+            ]
+            return np.array(rows, dtype=float).reshape(len(lims), T)
+
+        return cls(
+            accelerators=types,
+            pool_accelerator=np.array(
+                [types.index(p.accelerator) for p in sc.pools], dtype=np.int64
+            ),
+            segment=np.array([i for i, _ in lims], dtype=np.int64),
+            accelerator=np.array(
+                [
+                    -1 if lim.accelerator is None else types.index(lim.accelerator)
+                    for _, lim in lims
+                ],
+                dtype=np.int64,
+            ),
+            lower=grid("min_gpus", 0.0),
+            upper=grid("max_gpus", np.inf),
+        )
+
+    def held(self, seg: np.ndarray, pool: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For columns of segment ``seg`` on pool ``pool``: (column position, limit index)
+        of every (column, limit) pair where the limit counts the column."""
+        S = int(max(seg.max(initial=-1), self.segment.max(initial=-1))) + 1
+        A = len(self.accelerators)
+        of_all = np.full(S, -1, dtype=np.int64)
+        of_type = np.full((S, A), -1, dtype=np.int64)
+        every = self.accelerator < 0
+        of_all[self.segment[every]] = np.nonzero(every)[0]
+        of_type[self.segment[~every], self.accelerator[~every]] = np.nonzero(~every)[0]
+        la = of_all[seg]
+        lt = of_type[seg, self.pool_accelerator[pool]]
+        pos = np.arange(seg.size)
+        return (
+            np.concatenate([pos[la >= 0], pos[lt >= 0]]),
+            np.concatenate([la[la >= 0], lt[lt >= 0]]),
+        )

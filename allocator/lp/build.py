@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from allocator.lp.arrays import KINDS, ScenarioArrays
+from allocator.lp.arrays import KINDS, GpuLimitArrays, ScenarioArrays
 from allocator.lp.program import ColumnIndex, LinearProgram, RowBlock
 from allocator.scenario import Kind, Scenario, per_period
 
@@ -464,6 +464,35 @@ def define_reservations(ctx: _Ctx) -> None:
     )
 
 
+def define_segment_gpu_limits(ctx: _Ctx) -> None:
+    """segment-gpus[s,a,t]:  min_gpus[s,a,t] <= sum_{m, p of type a} x[s,m,p,t] (+ k reserved)
+    <= max_gpus[s,a,t]  (a = one accelerator type, or every type: "any"); one ranged row."""
+    if not any(s.gpu_limits for s in ctx.sc.segments):
+        return
+    c, T = ctx.cols, ctx.T
+    lim = GpuLimitArrays.of(ctx.sc)
+    cols, seg, per = _held(c)
+    pool = np.concatenate([c.x_pool, c.rsv_pool])
+    pos, which = lim.held(seg, pool)
+    L = lim.segment.size
+    acc = np.where(lim.accelerator < 0, len(lim.accelerators), lim.accelerator)
+    lower = np.where(lim.lower > 0, lim.lower, -INF).ravel()
+    ctx.rows.add(
+        "segment-gpus",
+        define_segment_gpu_limits.__doc__,
+        {
+            "segment": np.repeat(lim.segment, T),
+            "accelerator": np.repeat(acc, T),
+            "period": np.tile(np.arange(T), L),
+        },
+        which * T + per[pos],
+        cols[pos],
+        np.ones(pos.size),
+        lower,
+        lim.upper.ravel(),
+    )
+
+
 CONSTRAINTS = (
     define_pool_capacity,
     define_pool_expansion,
@@ -475,6 +504,7 @@ CONSTRAINTS = (
     define_kind_caps,
     define_kind_floors,
     define_reservations,
+    define_segment_gpu_limits,
 )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from allocator.lp.arrays import KINDS, ScenarioArrays
+from allocator.lp.arrays import KINDS, GpuLimitArrays, ScenarioArrays
 from allocator.lp.program import ColumnIndex
 from allocator.scenario import Kind, Scenario, per_period
 
@@ -38,6 +38,7 @@ def violations(
         **_work_violations(arr, cols, x, held),
         **_kind_violations(sc, arr, cols, x, held),
         **_pair_violations(sc, arr, cols, x, held),
+        **_segment_gpu_violations(sc, cols, x, held),
     }
 
 
@@ -150,6 +151,26 @@ def _pair_violations(
         limit = np.broadcast_to(pol.max_segment_share * cap[None], pair.shape)
         out["segment-share"] = _rel(pair, limit)
     return out
+
+
+def _segment_gpu_violations(
+    sc: Scenario, cols: ColumnIndex, x: np.ndarray, held: np.ndarray
+) -> dict[str, float]:
+    """GPUs a segment holds (of one accelerator type or of all) against its gpu_limits."""
+    if not any(s.gpu_limits for s in sc.segments):
+        return {}
+    lim = GpuLimitArrays.of(sc)
+    seg = np.concatenate([cols.x_segment, cols.rsv_segment])
+    pool = np.concatenate([cols.x_pool, cols.rsv_pool])
+    per = np.concatenate([cols.x_period, cols.rsv_period])
+    gpus = np.concatenate([x, held])
+    pos, which = lim.held(seg, pool)
+    total = np.zeros(lim.lower.shape)
+    np.add.at(total, (which, per[pos]), gpus[pos])
+    upper = np.where(np.isfinite(lim.upper), lim.upper, np.inf)
+    return {
+        "segment-gpus": max(_rel(total, upper), _rel(lim.lower, total)),
+    }
 
 
 def _rel(lhs: np.ndarray, rhs: np.ndarray) -> float:

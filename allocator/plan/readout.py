@@ -494,6 +494,7 @@ def binding_rows(
         "segment": [s.id for s in sc.segments],
         "period": sc.period_labels,
         "kind": KIND_NAMES,
+        "accelerator": [*sorted({p.accelerator for p in sc.pools}), "any"],
     }
     block_names: list[str] = []
     rows_of, block_of, keys = [], [], []

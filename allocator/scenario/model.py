@@ -161,6 +161,21 @@ class Reservation(_Model):
     price_per_gpu_hour: NonNeg = Field(description="Fee per reserved GPU-hour, used or not.")
 
 
+class GpuLimit(_Model):
+    """Most and/or fewest GPUs a segment holds per period over all its pools (a customer's
+    cap, a team's guaranteed minimum), of one accelerator type or of every type."""
+
+    accelerator: Id | None = Field(
+        None, description="Count only this accelerator type's pools; all pools when absent."
+    )
+    max_gpus: list[NonNeg] | NonNeg | None = Field(
+        None, description="Most GPUs per period: one number, or one per period."
+    )
+    min_gpus: list[NonNeg] | NonNeg | None = Field(
+        None, description="Fewest GPUs per period (a hard floor): one number, or one per period."
+    )
+
+
 class Segment(_Model):
     """Demand of one kind, in its own work unit (million tokens, GPU-hours …)."""
 
@@ -188,6 +203,11 @@ class Segment(_Model):
         None,
         description="Optional: GPUs the segment's customer would reserve (take-or-pay, "
         "dedicated), which the plan may accept.",
+    )
+    gpu_limits: list[GpuLimit] = Field(
+        default_factory=list,
+        description="Most/fewest GPUs the segment holds per period over its pools, "
+        "optionally of one accelerator type (rows segment-gpus).",
     )
 
     @field_validator("throughput")
@@ -386,6 +406,7 @@ def cross_check(
         _check_contract_below_demand(seg, base, labels, issues)
         if check_segments:
             _check_segment_references(sc, seg, base, types, regions, issues)
+        _check_gpu_limits(seg, base, labels, types, issues)
     _check_magnitudes(sc, pool_ix, seg_ix, issues)
     _check_policy_lengths(sc.policy, T, issues)
     _check_floors_below_caps(sc.policy, labels, issues)
@@ -422,6 +443,55 @@ def _check_segment_lengths(seg: Segment, base: str, T: int, issues: list[Issue])
     if seg.reservation is not None and isinstance(seg.reservation.max_gpus, list):
         _check_len(seg.reservation.max_gpus, T, f"{base}.reservation.max_gpus", issues)
     _dupes([m.name for m in seg.modes], f"{base}.modes", "name", issues)
+
+
+def _check_gpu_limits(
+    seg: Segment, base: str, labels: list[str], types: list[str], issues: list[Issue]
+) -> None:
+    """A segment's GPU limits: one per accelerator type (or one for all types), a type the
+    segment can use, one value per period, and a floor at most its cap."""
+    T = len(labels)
+    seen: dict[str | None, int] = {}
+    for j, lim in enumerate(seg.gpu_limits):
+        path = f"{base}.gpu_limits[{j}]"
+        if lim.accelerator in seen:
+            what = lim.accelerator or "all types"
+            issues.append(
+                Issue(
+                    f"{path}.accelerator",
+                    f"a second limit for {what} (also at [{seen[lim.accelerator]}])",
+                )
+            )
+        else:
+            seen[lim.accelerator] = j
+        if lim.accelerator is not None and lim.accelerator not in seg.throughput:
+            issues.append(
+                Issue(
+                    f"{path}.accelerator",
+                    f"{lim.accelerator!r} is not one of the segment's accelerator types "
+                    f"({', '.join(sorted(seg.throughput))})",
+                )
+            )
+        if lim.max_gpus is None and lim.min_gpus is None:
+            issues.append(Issue(path, "needs max_gpus, min_gpus or both"))
+        for name in ("max_gpus", "min_gpus"):
+            v = getattr(lim, name)
+            if isinstance(v, list):
+                _check_len(v, T, f"{path}.{name}", issues)
+        if lim.max_gpus is None or lim.min_gpus is None:
+            continue
+        lo, hi = _per_period(lim.min_gpus, T), _per_period(lim.max_gpus, T)
+        if lo is None or hi is None:
+            continue
+        for t in range(T):
+            if lo[t] > hi[t]:
+                issues.append(
+                    Issue(
+                        f"{path}.min_gpus",
+                        f"floor {lo[t]:g} is above the cap {hi[t]:g} in period {labels[t]!r}",
+                    )
+                )
+                break
 
 
 def _check_contract_below_demand(
