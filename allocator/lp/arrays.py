@@ -183,3 +183,66 @@ class GpuLimitArrays:
             np.concatenate([pos[la >= 0], pos[lt >= 0]]),
             np.concatenate([la[la >= 0], lt[lt >= 0]]),
         )
+
+
+@dataclass
+class BudgetArrays:
+    """GPU-hour budgets (``policy.gpu_hour_budgets``), B of them."""
+
+    ids: list[str]
+    segments: np.ndarray  # (B, S) bool: the budget counts this segment's GPUs
+    accelerator: np.ndarray  # (B,) index into GpuLimitArrays.accelerators, -1 = every type
+    window: np.ndarray  # (B, T) bool: the budget's periods
+    lower: np.ndarray  # (B,) GPU-hours, -inf where no floor
+    upper: np.ndarray  # (B,) GPU-hours, inf where no cap
+
+    @classmethod
+    def of(cls, sc: Scenario) -> BudgetArrays:
+        budgets = sc.policy.gpu_hour_budgets
+        labels = sc.period_labels
+        T = len(labels)
+        types = sorted({p.accelerator for p in sc.pools})
+        segs = np.array(
+            [
+                [s.id == b.segment if b.kind is None else s.kind == b.kind for s in sc.segments]
+                for b in budgets
+            ],
+            dtype=bool,
+        ).reshape(len(budgets), len(sc.segments))
+        window = np.zeros((len(budgets), T), dtype=bool)
+        for j, b in enumerate(budgets):
+            lo = 0 if b.from_period is None else labels.index(b.from_period)
+            hi = T - 1 if b.to_period is None else labels.index(b.to_period)
+            window[j, lo : hi + 1] = True
+        return cls(
+            ids=[b.id for b in budgets],
+            segments=segs,
+            accelerator=np.array(
+                [-1 if b.accelerator is None else types.index(b.accelerator) for b in budgets],
+                dtype=np.int64,
+            ),
+            window=window,
+            lower=np.array(
+                [-np.inf if b.min_gpu_hours is None else b.min_gpu_hours for b in budgets]
+            ),
+            upper=np.array(
+                [np.inf if b.max_gpu_hours is None else b.max_gpu_hours for b in budgets]
+            ),
+        )
+
+    def counted(
+        self, seg: np.ndarray, pool_type: np.ndarray, per: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """For columns of segment ``seg``, pool type ``pool_type`` and period ``per``: the
+        (column position, budget index) of every pair where the budget counts the column."""
+        pos, which = [], []
+        for j in range(len(self.ids)):
+            ok = self.segments[j, seg] & self.window[j, per]
+            if self.accelerator[j] >= 0:
+                ok &= pool_type == self.accelerator[j]
+            hit = np.nonzero(ok)[0]
+            pos.append(hit)
+            which.append(np.full(hit.size, j, dtype=np.int64))
+        if not pos:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.concatenate(pos), np.concatenate(which)

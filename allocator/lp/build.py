@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from allocator.lp.arrays import KINDS, GpuLimitArrays, ScenarioArrays
+from allocator.lp.arrays import KINDS, BudgetArrays, GpuLimitArrays, ScenarioArrays
 from allocator.lp.program import ColumnIndex, LinearProgram, RowBlock
 from allocator.scenario import Kind, Scenario, per_period
 
@@ -493,6 +493,30 @@ def define_segment_gpu_limits(ctx: _Ctx) -> None:
     )
 
 
+def define_gpu_hour_budgets(ctx: _Ctx) -> None:
+    """gpu-hour-budget[b]:  min_gpu_hours[b] <= sum_{t in window b} h_t sum_{s of b, m,
+    p of b's type} x[s,m,p,t] (+ h_t k reserved) <= max_gpu_hours[b]; one ranged row per
+    budget, spanning its periods (a lazy row of the period split)."""
+    if not ctx.sc.policy.gpu_hour_budgets:
+        return
+    a, c = ctx.arr, ctx.cols
+    bud = BudgetArrays.of(ctx.sc)
+    cols, seg, per = _held(c)
+    pool = np.concatenate([c.x_pool, c.rsv_pool])
+    types = GpuLimitArrays.of(ctx.sc).pool_accelerator
+    pos, which = bud.counted(seg, types[pool], per)
+    ctx.rows.add(
+        "gpu-hour-budget",
+        define_gpu_hour_budgets.__doc__,
+        {"budget": np.arange(len(bud.ids))},
+        which,
+        cols[pos],
+        a.hours[per[pos]],
+        bud.lower,
+        bud.upper,
+    )
+
+
 CONSTRAINTS = (
     define_pool_capacity,
     define_pool_expansion,
@@ -505,6 +529,7 @@ CONSTRAINTS = (
     define_kind_floors,
     define_reservations,
     define_segment_gpu_limits,
+    define_gpu_hour_budgets,
 )
 
 

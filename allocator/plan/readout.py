@@ -495,6 +495,7 @@ def binding_rows(
         "period": sc.period_labels,
         "kind": KIND_NAMES,
         "accelerator": [*sorted({p.accelerator for p in sc.pools}), "any"],
+        "budget": [b.id for b in sc.policy.gpu_hour_budgets],
     }
     block_names: list[str] = []
     rows_of, block_of, keys = [], [], []

@@ -221,6 +221,23 @@ class Segment(_Model):
 PerPeriod = list[NonNeg] | NonNeg
 
 
+class GpuHourBudget(_Model):
+    """GPU-hours a segment (or every segment of a kind) must get at least, or may get at
+    most, over a window of periods, spent in whichever periods the plan finds best
+    ("at least 2M H100-hours for R&D this quarter")."""
+
+    id: Id = Field(description="Names the budget in the plan's binding table.")
+    segment: Id | None = Field(None, description="The segment; give this or kind.")
+    kind: Kind | None = Field(None, description="Every segment of this kind; or give segment.")
+    accelerator: Id | None = Field(
+        None, description="Count only this accelerator type's pools; all pools when absent."
+    )
+    from_period: Id | None = Field(None, description="First period of the window (the first).")
+    to_period: Id | None = Field(None, description="Last period of the window (the last).")
+    min_gpu_hours: NonNeg | None = Field(None, description="Fewest GPU-hours over the window.")
+    max_gpu_hours: NonNeg | None = Field(None, description="Most GPU-hours over the window.")
+
+
 class Policy(_Model):
     ltv_weight: NonNeg = Field(1.0, description="Weight of LTV against gross margin.")
     rnd_min_share: Share = Field(0.0, description="Minimum share of the fleet's GPUs for R&D.")
@@ -240,6 +257,11 @@ class Policy(_Model):
     )
     kind_floors: dict[Kind, PerPeriod] = Field(
         default_factory=dict, description="Fewest GPUs per period a segment kind must get."
+    )
+    gpu_hour_budgets: list[GpuHourBudget] = Field(
+        default_factory=list,
+        description="GPU-hours over a window of periods a segment or kind gets at least or "
+        "at most (rows gpu-hour-budget).",
     )
 
 
@@ -410,6 +432,7 @@ def cross_check(
     _check_magnitudes(sc, pool_ix, seg_ix, issues)
     _check_policy_lengths(sc.policy, T, issues)
     _check_floors_below_caps(sc.policy, labels, issues)
+    _check_budgets(sc, labels, types, issues)
     return issues
 
 
@@ -575,6 +598,50 @@ def _check_floors_below_caps(pol: Policy, labels: list[str], issues: list[Issue]
                     )
                 )
                 break
+
+
+def _check_budgets(sc: Scenario, labels: list[str], types: list[str], issues: list[Issue]) -> None:
+    """GPU-hour budgets: unique ids, one segment or one kind, known segment, accelerator
+    type and periods, a window in order, a bound, and a floor at most its cap."""
+    seen: dict[str, int] = {}
+    seg_ids = {s.id for s in sc.segments}
+    for j, b in enumerate(sc.policy.gpu_hour_budgets):
+        path = f"policy.gpu_hour_budgets[{j}]"
+        if b.id in seen:
+            issues.append(Issue(f"{path}.id", f"duplicate id {b.id!r} (also at [{seen[b.id]}])"))
+        seen.setdefault(b.id, j)
+        if (b.segment is None) == (b.kind is None):
+            issues.append(Issue(path, "give exactly one of segment and kind"))
+        elif b.segment is not None and b.segment not in seg_ids:
+            issues.append(Issue(f"{path}.segment", f"unknown segment {b.segment!r}"))
+        if b.accelerator is not None and b.accelerator not in types:
+            issues.append(
+                Issue(
+                    f"{path}.accelerator",
+                    f"unknown accelerator type {b.accelerator!r} (pools have: {', '.join(types)})",
+                )
+            )
+        ends = []
+        for name in ("from_period", "to_period"):
+            v = getattr(b, name)
+            if v is not None and v not in labels:
+                issues.append(Issue(f"{path}.{name}", f"unknown period {v!r}"))
+            ends.append(v)
+        if all(e in labels for e in ends) and labels.index(ends[0]) > labels.index(ends[1]):  # type: ignore[arg-type]
+            issues.append(Issue(f"{path}.to_period", f"{ends[1]!r} comes before {ends[0]!r}"))
+        if b.min_gpu_hours is None and b.max_gpu_hours is None:
+            issues.append(Issue(path, "needs min_gpu_hours, max_gpu_hours or both"))
+        elif (
+            b.min_gpu_hours is not None
+            and b.max_gpu_hours is not None
+            and b.min_gpu_hours > b.max_gpu_hours
+        ):
+            issues.append(
+                Issue(
+                    f"{path}.min_gpu_hours",
+                    f"floor {b.min_gpu_hours:g} is above the cap {b.max_gpu_hours:g}",
+                )
+            )
 
 
 def _check_magnitudes(
