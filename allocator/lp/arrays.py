@@ -246,3 +246,12 @@ class BudgetArrays:
         if not pos:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         return np.concatenate(pos), np.concatenate(which)
+
+
+def extra_key_names(sc: Scenario) -> dict[str, list[str]]:
+    """Names of the row-key dimensions beyond pool, segment, period and kind: accelerator
+    types (``any`` for every type, the last index) and GPU-hour budget ids."""
+    return {
+        "accelerator": [*sorted({p.accelerator for p in sc.pools}), "any"],
+        "budget": [b.id for b in sc.policy.gpu_hour_budgets],
+    }

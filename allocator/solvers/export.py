@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from allocator.lp import LinearProgram
-from allocator.lp.arrays import KINDS
+from allocator.lp.arrays import KINDS, extra_key_names
 from allocator.lp.build import build_lp
 from allocator.scenario import Scenario
 from allocator.scenario.load import as_scenario
@@ -92,6 +92,7 @@ def row_names(sc: Scenario, lp: LinearProgram) -> list[str]:
         "segment": [s.id for s in sc.segments],
         "period": sc.period_labels,
         "kind": [k.value for k in KINDS],
+        **extra_key_names(sc),
     }
     out: list[str] = []
     for b in lp.blocks:

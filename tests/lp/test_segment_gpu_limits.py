@@ -234,3 +234,16 @@ def test_random_limited_fleets_agree_with_cbc(data):
     assert c.status is Status.OPTIMAL
     scale = max(1.0, float(abs(lp.c).max()))
     assert c.objective == pytest.approx(h.objective, rel=1e-6, abs=1e-6 * scale)
+
+
+def test_export_and_sensitivity_name_the_new_rows(tmp_path):
+    from allocator.analysis.sensitivity import Labels
+    from allocator.solvers.export import row_names
+
+    data = with_limits(a=[{"accelerator": "B200", "max_gpus": 4}])
+    data["policy"] = {"gpu_hour_budgets": [{"id": "q", "segment": "b", "max_gpu_hours": 50}]}
+    sc = Scenario.from_dict(data)
+    lp = build_lp(sc)
+    names = row_names(sc, lp)
+    assert "segment-gpus[a,B200,P1]" in names and "gpu-hour-budget[q]" in names
+    Labels(sc, lp)
