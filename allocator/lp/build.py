@@ -548,6 +548,7 @@ def build_lp(sc: Scenario) -> LinearProgram:
     upper = np.concatenate(rows.upper) if rows.upper else np.zeros(0)
     lp = LinearProgram(c, A, lower, upper, col_lower, col_upper, cols, rows.blocks, offset)
     define_allocation_units(lp, arr)
+    define_purchase_units(lp, sc)
     lp.warnings.extend(scaling_warnings(lp))
     return lp
 
@@ -572,6 +573,57 @@ def define_allocation_units(lp: LinearProgram, arr: ScenarioArrays) -> None:
     lp.col_upper = lp.col_upper / scale
     lp.integrality = integer
     lp.col_scale = scale
+
+
+UNIT_BLOCKS = {"rental-units": "nr", "purchase-units": "ne"}  # block -> its columns' prefix
+
+
+def define_purchase_units(lp: LinearProgram, sc: Scenario) -> None:
+    """rental-units[p,t]:  r[p,t] - N_p * nr[p,t] = 0, nr integer (``rental_unit_gpus``);
+    purchase-units[p,tau]:  e[p,tau] - N_p * ne[p,tau] = 0, ne integer (``expansion.unit_gpus``).
+
+    GPUs rented or bought in whole units of N_p, shared by every segment of the pool: one
+    integer column per rental or purchase column, appended after the scenario's columns,
+    tied to it by an equality row (its dual, with the units fixed, is the value of one more
+    GPU rented or bought). Nothing changes when no pool has such a unit."""
+    rent = np.array([p.rental_unit_gpus or 0 for p in sc.pools], dtype=float)
+    buy = np.array(
+        [p.expansion.unit_gpus or 0 if p.expansion else 0 for p in sc.pools], dtype=float
+    )
+    c = lp.columns
+    families = [
+        ("rental-units", c.r_offset, c.r_pool, c.r_period, rent),
+        ("purchase-units", c.e_offset, c.e_pool, c.e_period, buy),
+    ]
+    for name, offset, pool, period, unit in families:
+        sel = np.nonzero(unit[pool] > 0)[0]
+        if sel.size == 0:
+            continue
+        n0, m0, k = lp.num_cols, lp.num_rows, int(sel.size)
+        N = unit[pool[sel]]
+        tie = sp.csr_matrix(
+            (
+                np.concatenate([np.ones(k), -N]),
+                (np.tile(np.arange(k), 2), np.concatenate([offset + sel, n0 + np.arange(k)])),
+            ),
+            shape=(k, n0 + k),
+        )
+        lp.A = sp.vstack([sp.hstack([lp.A, sp.csr_matrix((m0, k))]), tie]).tocsr()
+        lp.c = np.concatenate([lp.c, np.zeros(k)])
+        lp.col_lower = np.concatenate([lp.col_lower, np.zeros(k)])
+        lp.col_upper = np.concatenate(
+            [lp.col_upper, np.floor(lp.col_upper[offset + sel] / N + 1e-9)]
+        )
+        lp.row_lower = np.concatenate([lp.row_lower, np.zeros(k)])
+        lp.row_upper = np.concatenate([lp.row_upper, np.zeros(k)])
+        integer = np.zeros(n0, dtype=bool) if lp.integrality is None else lp.integrality
+        lp.integrality = np.concatenate([integer, np.ones(k, dtype=bool)])
+        if lp.col_scale is not None:
+            lp.col_scale = np.concatenate([lp.col_scale, np.ones(k)])
+        doc = (define_purchase_units.__doc__ or "").split("\n")[0 if name == "rental-units" else 1]
+        lp.blocks.append(
+            RowBlock(name, m0, m0 + k, {"pool": pool[sel], "period": period[sel]}, doc.strip())
+        )
 
 
 def scaling_warnings(lp: LinearProgram) -> list[str]:

@@ -76,6 +76,15 @@ class Period(_Model):
     )
 
 
+def _whole_number(v: Any) -> Any:
+    """A count of GPUs per unit: a whole number (1.0 is 1), never a bool or a string."""
+    if v is None:
+        return v
+    if isinstance(v, bool) or not isinstance(v, int | float) or not float(v).is_integer():
+        raise ValueError(f"must be a whole number of GPUs (e.g. 1 or 8), got {v!r}")
+    return int(v)
+
+
 class Expansion(_Model):
     """GPUs the plan may buy into a pool: a decision of the LP (expansion mode)."""
 
@@ -88,6 +97,17 @@ class Expansion(_Model):
     from_period: Id | None = Field(
         None, description="First period GPUs can be bought (and used); the first by default."
     )
+    unit_gpus: Annotated[int, Field(ge=1, le=MAX_ALLOCATION_UNIT_GPUS)] | None = Field(
+        None,
+        description="Buy in whole multiples of this many GPUs (1 = whole GPUs, 8 = whole "
+        "8-GPU nodes), shared by every segment of the pool; absent = fractional. Makes the "
+        "model a MILP.",
+    )
+
+    @field_validator("unit_gpus", mode="before")
+    @classmethod
+    def _whole_gpus(cls, v: Any) -> Any:
+        return _whole_number(v)
 
 
 class Pool(_Model):
@@ -122,6 +142,18 @@ class Pool(_Model):
         "GPUs (1 = whole GPUs, 8 = whole 8-GPU nodes); absent = fractional GPUs. Any pool "
         "with it makes the model a MILP.",
     )
+
+    rental_unit_gpus: Annotated[int, Field(ge=1, le=MAX_ALLOCATION_UNIT_GPUS)] | None = Field(
+        None,
+        description="Rent in whole multiples of this many GPUs (1 = whole GPUs, 8 = whole "
+        "8-GPU nodes), shared by every segment of the pool; absent = fractional. Makes the "
+        "model a MILP.",
+    )
+
+    @field_validator("rental_unit_gpus", mode="before")
+    @classmethod
+    def _whole_rental(cls, v: Any) -> Any:
+        return _whole_number(v)
 
     @field_validator("allocation_unit_gpus", mode="before")
     @classmethod
@@ -452,6 +484,8 @@ def _check_pool(pool: Pool, base: str, labels: list[str], issues: list[Issue]) -
     exp = pool.expansion
     if exp is not None and exp.from_period is not None and exp.from_period not in labels:
         issues.append(Issue(f"{base}.expansion.from_period", f"unknown period {exp.from_period!r}"))
+    if pool.rental_unit_gpus is not None and not (pool.rentable_gpus and any(pool.rentable_gpus)):
+        issues.append(Issue(f"{base}.rental_unit_gpus", "needs rentable_gpus to rent from"))
     if pool.rentable_gpus and any(pool.rentable_gpus) and pool.rental_price_per_gpu_hour is None:
         issues.append(
             Issue(f"{base}.rental_price_per_gpu_hour", "required when rentable_gpus is given")

@@ -34,7 +34,7 @@ import numpy as np
 
 from allocator.lp import LinearProgram
 from allocator.lp.arrays import KINDS, extra_key_names
-from allocator.lp.build import build_lp
+from allocator.lp.build import UNIT_BLOCKS, build_lp
 from allocator.scenario import Scenario
 from allocator.scenario.load import as_scenario
 from allocator.solvers.highs_model import highspy, new_highs, to_highs_lp
@@ -82,7 +82,15 @@ def column_names(sc: Scenario, lp: LinearProgram) -> list[str]:
             c.rsv_segment.tolist(), c.rsv_pool.tolist(), c.rsv_period.tolist(), strict=True
         )
     ]
-    return x + r + u + e + k
+    names = x + r + u + e + k
+    for b in lp.blocks:  # whole rental and purchase units (build.define_purchase_units)
+        prefix = UNIT_BLOCKS.get(b.name)
+        if prefix is not None:
+            names += [
+                f"{prefix}[{pool[p]},{per[t]}]"
+                for p, t in zip(b.keys["pool"].tolist(), b.keys["period"].tolist(), strict=True)
+            ]
+    return names
 
 
 def row_names(sc: Scenario, lp: LinearProgram) -> list[str]:
