@@ -162,6 +162,10 @@ def analysis_payload(name: str, scenario: dict[str, Any], params: dict[str, Any]
             from allocator.workflows.fairness import fair_solve
 
             return fair_solve(sc, **params).to_dict()
+        if name == "alternatives":
+            from allocator.workflows.alternatives import alternatives
+
+            return alternatives(sc, params["vary"], slack=params["slack"]).to_dict()
         raise ValueError(f"unknown analysis {name!r}")
 
     return _guarded(work)

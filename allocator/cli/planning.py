@@ -1,5 +1,7 @@
 """CLI subcommands of planning policies: ``fair`` (max-min fair shares of served demand,
-and the price of fairness). Each prints readable text, or JSON with ``--json``."""
+and the price of fairness) and ``alternatives`` (near-optimal plans: the range of chosen
+quantities within a slack of the optimum). Each prints readable text, or JSON with
+``--json``."""
 
 from __future__ import annotations
 
@@ -52,6 +54,27 @@ def add_commands(sub: Any) -> None:
     f.set_defaults(_parser=f)
     add_json_options(f)
 
+    a = sub.add_parser(
+        "alternatives",
+        help="near-optimal plans: how far chosen quantities can move within a slack",
+        description="Modelling to generate alternatives: among plans whose objective is "
+        "within --slack of the optimum, minimise and maximise each quantity named by --vary "
+        "(GPU-hours over the horizon): kind:K, segment:S, region:R, accelerator:A, pool:P, "
+        "rentals, rentals:P.",
+    )
+    a.add_argument("scenario")
+    a.add_argument(
+        "--slack", type=float, default=0.01, help="share of the optimum given up (0.01 = 1 %%)"
+    )
+    a.add_argument(
+        "--vary",
+        action="append",
+        required=True,
+        metavar="Q[,Q...]",
+        help="quantities, comma-separated or repeated, e.g. kind:cloud,region:eastus,rentals",
+    )
+    add_json_options(a)
+
 
 def cmd_fair(args: argparse.Namespace, sc: Scenario) -> int:
     from allocator.workflows.fairness import fair_solve
@@ -87,6 +110,40 @@ def cmd_fair(args: argparse.Namespace, sc: Scenario) -> int:
     return 0
 
 
+def cmd_alternatives(args: argparse.Namespace, sc: Scenario) -> int:
+    from allocator.plan.text import number
+    from allocator.workflows.alternatives import alternatives
+
+    res = alternatives(sc, args.vary, slack=args.slack)
+    d = res.to_dict()
+    if args.json:
+        emit_json(d, args.indent)
+        return 0
+    rows = [
+        [
+            a["quantity"],
+            number(a["min"]["value"], 0),
+            number(a["optimal"], 0),
+            number(a["max"]["value"], 0),
+            f"{number(a['range_avg_gpus'][0], 1)} – {number(a['range_avg_gpus'][1], 1)}",
+        ]
+        for a in d["alternatives"]
+    ]
+    cur = sc.currency
+    lines = [
+        f"Near-optimal alternatives of {sc.name!r}: objective at least "
+        f"{money(res.floor)} {cur} ({res.slack:.2%} below the optimum {money(res.optimum)} {cur})",
+        *table(
+            ["quantity", "min (GPU-h)", "optimal (GPU-h)", "max (GPU-h)", "average GPUs"],
+            rows,
+            "lrrrr",
+            "  ",
+        ),
+    ]
+    print("\n".join(lines))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Read the scenario, run the command, map its errors to an exit code."""
     from allocator.scenario import Scenario
@@ -100,6 +157,9 @@ def run(args: argparse.Namespace) -> int:
             return failure(exc, args.command, args.scenario)
 
 
-PLANNING: dict[str, Callable[[argparse.Namespace, Scenario], int]] = {"fair": cmd_fair}
+PLANNING: dict[str, Callable[[argparse.Namespace, Scenario], int]] = {
+    "fair": cmd_fair,
+    "alternatives": cmd_alternatives,
+}
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = dict.fromkeys(PLANNING, run)

@@ -188,3 +188,41 @@ async def fair(
     settings: SettingsDep,
 ) -> JSONResponse:
     return await _analysis("fair", scenario_id, spec.model_dump(), store, sync, settings)
+
+
+class AlternativesRequest(BaseModel):
+    """Options of near-optimal alternatives (allocator.workflows.alternatives)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    slack: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.01, description="Share of the optimal objective given up (0.01 = 1 %)."
+    )
+    vary: Annotated[
+        list[Annotated[str, Field(max_length=200)]], Field(min_length=1, max_length=50)
+    ] = Field(
+        description="Quantities (GPU-hours over the horizon): kind:K, segment:S, region:R, "
+        "accelerator:A, pool:P, rentals, rentals:P."
+    )
+
+
+@router.post(
+    "/scenarios/{scenario_id}/alternatives",
+    summary="Near-optimal alternatives: the range of quantities within a slack of the optimum",
+    description="Modelling to generate alternatives: among plans whose objective is within "
+    "`slack` of the optimum, each quantity in `vary` is minimised and maximised. The answer "
+    "has, per quantity, its optimal value, both ends (with the objective there and every "
+    "other quantity's value) and the range in GPU-hours and in average GPUs.",
+    responses=responses(400, 401, 404, 413, 415, 422, 503),
+)
+async def alternatives(
+    scenario_id: ScenarioId,
+    spec: Annotated[
+        AlternativesRequest,
+        Body(openapi_examples={"cloud": {"value": {"slack": 0.01, "vary": ["kind:cloud"]}}}),
+    ],
+    store: StoreDep,
+    sync: SyncDep,
+    settings: SettingsDep,
+) -> JSONResponse:
+    return await _analysis("alternatives", scenario_id, spec.model_dump(), store, sync, settings)
