@@ -10,8 +10,10 @@ Solve the scenario's LP for its optimum V*, then add the row
 pool, or GPU-hours rented), minimise and then maximise g over that set: the range each
 quantity can take at that slack, with the plan at each end and every other quantity's
 value there (what moves with it). The near-optimal row spans every period, so these
-LPs are solved whole (HiGHS dual simplex; the stability rows lazily as they bind), never
-by the period split.
+LPs do not split by period: the default solver solves each relaxation whole and adds the
+stability rows lazily as they bind (measured, two quantities at 1 %: 9.4 s against 11.5 s
+for HiGHS dual simplex on the whole LP at 200 segments x 8 pools x 13 periods; 0.46 s
+against 0.65 s on data/hyperscaler.json).
 
 A quantity is ``kind:K``, ``segment:S``, ``region:R``, ``accelerator:A`` (the fleet's
 stand-in for a vendor: pools carry an accelerator type, not a vendor), ``pool:P``, or
@@ -37,8 +39,8 @@ from allocator.lp.program import RowBlock
 from allocator.plan import Plan
 from allocator.scenario import Scenario
 from allocator.scenario.load import as_scenario
-from allocator.solvers import HighsSolver
 from allocator.solvers.base import Solution, Solver
+from allocator.solvers.registry import make_solver
 
 DIMENSIONS = ("kind", "segment", "region", "accelerator", "pool", "rentals")
 MAX_SLACK = 1.0
@@ -195,8 +197,6 @@ def alternatives(
     lp = build_lp(sc)
     arr = ScenarioArrays.of(sc)
     G = {q: quantity_vector(sc, lp, arr, q) for q in names}
-    from allocator.solvers.registry import make_solver
-
     first = (solver or make_solver("highs", None)).solve(lp, time_limit=time_limit)
     _check(first, sc, "the optimum")
     assert first.x is not None
@@ -219,7 +219,7 @@ def alternatives(
         ],
         warnings=list(lp.warnings),
     )
-    backend = solver or HighsSolver(algorithm="simplex")
+    backend = solver or make_solver("highs", None)
     result = AlternativesResult(slack, optimum, floor, float(arr.hours.sum()), [], plan)
     for q in names:
         ends = {}
