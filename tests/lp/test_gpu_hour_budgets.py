@@ -292,3 +292,15 @@ def test_random_budgeted_fleets_agree_with_cbc(data):
     assert c.status is Status.OPTIMAL
     scale = max(1.0, float(abs(lp.c).max()))
     assert c.objective == pytest.approx(h.objective, rel=1e-6, abs=1e-6 * scale)
+
+
+def test_partitioned_solve_splits_the_budgets():
+    from allocator.workflows.partition import partitioned_solve
+
+    d = budgeted_fleet(40, 4, 4).to_dict()
+    seg = d["segments"][0]["id"]
+    d["policy"]["gpu_hour_budgets"].append({"id": "one", "segment": seg, "max_gpu_hours": 1.0})
+    merged = partitioned_solve(as_scenario(d), 2)
+    whole = solve(d)
+    assert merged.objective <= whole.objective * (1 + 1e-9) + 1e-6
+    assert merged.plan.max_violation <= 1e-6, merged.plan.violations
