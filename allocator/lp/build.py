@@ -477,19 +477,28 @@ def define_segment_gpu_limits(ctx: _Ctx) -> None:
     L = lim.segment.size
     acc = np.where(lim.accelerator < 0, len(lim.accelerators), lim.accelerator)
     lower = np.where(lim.lower > 0, lim.lower, -INF).ravel()
+    upper = lim.upper.ravel()
+    # a period with neither a floor above 0 nor a cap has no row (a free row's dual is noise)
+    kept = np.nonzero(np.isfinite(lower) | np.isfinite(upper))[0]
+    if kept.size == 0:
+        return
+    row_of = np.full(L * T, -1, dtype=np.int64)
+    row_of[kept] = np.arange(kept.size)
+    r = row_of[which * T + per[pos]]
+    on = r >= 0
     ctx.rows.add(
         "segment-gpus",
         define_segment_gpu_limits.__doc__,
         {
-            "segment": np.repeat(lim.segment, T),
-            "accelerator": np.repeat(acc, T),
-            "period": np.tile(np.arange(T), L),
+            "segment": np.repeat(lim.segment, T)[kept],
+            "accelerator": np.repeat(acc, T)[kept],
+            "period": np.tile(np.arange(T), L)[kept],
         },
-        which * T + per[pos],
-        cols[pos],
-        np.ones(pos.size),
-        lower,
-        lim.upper.ravel(),
+        r[on],
+        cols[pos][on],
+        np.ones(int(on.sum())),
+        lower[kept],
+        upper[kept],
     )
 
 
