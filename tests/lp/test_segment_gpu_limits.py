@@ -32,7 +32,7 @@ from allocator.solvers import HighsSolver
 from allocator.solvers.pulp import PulpSolver, available_solvers
 from allocator.solvers.rowgen import RowGenerationSolver
 from tests.certificates import assert_optimal
-from tests.test_properties import fleets
+from tests.test_properties import amount, fleets
 
 BASE = {
     "periods": [{"label": "P1", "hours": 100}],
@@ -192,12 +192,14 @@ def limited_fleets(draw):
         lim = {}
         if draw(st.booleans()):
             lim["accelerator"] = draw(st.sampled_from(sorted(seg["throughput"])))
-        cap = draw(st.lists(st.floats(0, 60), min_size=T, max_size=T))
+        cap = draw(st.lists(amount(60), min_size=T, max_size=T))
         if draw(st.booleans()):
             lim["max_gpus"] = cap
         if "max_gpus" not in lim or draw(st.integers(0, 2)) == 0:
-            # small floors: a segment may have no demand or no capacity (then infeasible)
-            lim["min_gpus"] = [min(c, draw(st.floats(0, 5))) for c in cap]
+            # small floors: a segment may have no demand or no capacity (then infeasible);
+            # 0 or from 1e-3 GPUs (below, a floor sits inside the solvers' tolerances and one
+            # calls it met, the other infeasible: seen once)
+            lim["min_gpus"] = [min(c, draw(amount(5))) for c in cap]
         seg["gpu_limits"] = [lim]
     assume(any("gpu_limits" in s for s in data["segments"]))
     return data
