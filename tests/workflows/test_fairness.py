@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 
 from allocator import solve
 from allocator.cli import main
@@ -155,6 +155,9 @@ def test_random_fleets_fair_plan_is_certified_and_costs_at_most_the_optimum(data
 @given(fleets())
 def test_random_fleets_cbc_agrees(data):
     h = fair_solve(data)
+    # an optimum below 1e-4 sits inside the solvers' own tolerances (as in test_backends)
+    for v in (h.unconstrained_objective, h.fair_objective):
+        assume(abs(v) >= 1e-4 or v == 0)
     c = fair_solve(data, solver=PulpSolver("CBC"))
     scale = max(1.0, abs(h.unconstrained_objective))
     assert c.fair_objective == pytest.approx(h.fair_objective, rel=1e-5, abs=1e-5 * scale)
