@@ -163,6 +163,14 @@ def analysis_payload(name: str, scenario: dict[str, Any], params: dict[str, Any]
         if name == "counterfactual":
             base = Plan.from_dict(params["base"]) if params.get("base") else None
             return counterfactuals.counterfactual(sc, params["spec"], base)
+        if name == "fair":
+            from allocator.workflows.fairness import fair_solve
+
+            return fair_solve(sc, **params).to_dict()
+        if name == "alternatives":
+            from allocator.workflows.alternatives import alternatives
+
+            return alternatives(sc, params["vary"], slack=params["slack"]).to_dict()
         raise ValueError(f"unknown analysis {name!r}")
 
     return _guarded(work)

@@ -60,7 +60,7 @@ import scipy.sparse as sp
 
 from allocator.errors import InfeasibleError, NumericalError, Status, UnboundedError
 from allocator.lp import LinearProgram
-from allocator.lp.arrays import KINDS, ScenarioArrays
+from allocator.lp.arrays import KINDS, ScenarioArrays, extra_key_names
 from allocator.lp.build import build_lp
 from allocator.scenario import Scenario
 from allocator.solvers.highs_model import map_highs_status, new_highs, to_highs_lp
@@ -523,6 +523,7 @@ class Labels:
             "segment": [s.id for s in sc.segments],
             "period": sc.period_labels,
             "kind": [k.value for k in KINDS],
+            **extra_key_names(sc),
         }
 
     def column(self, j: int) -> str:

@@ -175,3 +175,135 @@ class ScenarioArrays:
                 self.contract_min[i] = sub.min_service_share * self.demand[i]
                 self.contract_hard[i] = False
                 self.penalty[i] = loss
+
+
+@dataclass
+class GpuLimitArrays:
+    """Segments' GPU limits (``segments[].gpu_limits``), one entry per limit (L of them)."""
+
+    accelerators: list[str]  # the fleet's accelerator types, sorted
+    pool_accelerator: np.ndarray  # (P,) index into accelerators
+    segment: np.ndarray  # (L,)
+    accelerator: np.ndarray  # (L,) index into accelerators, -1 = every type
+    lower: np.ndarray  # (L, T) GPUs, 0 where no floor
+    upper: np.ndarray  # (L, T) GPUs, inf where no cap
+
+    @classmethod
+    def of(cls, sc: Scenario) -> GpuLimitArrays:
+        T = len(sc.periods)
+        types = sorted({p.accelerator for p in sc.pools})
+        lims = [(i, lim) for i, s in enumerate(sc.segments) for lim in s.gpu_limits]
+
+        def grid(name: str, default: float) -> np.ndarray:
+            rows = [
+                per_period(v, T) if (v := getattr(lim, name)) is not None else [default] * T
+                for _, lim in lims
+            ]
+            return np.array(rows, dtype=float).reshape(len(lims), T)
+
+        return cls(
+            accelerators=types,
+            pool_accelerator=np.array(
+                [types.index(p.accelerator) for p in sc.pools], dtype=np.int64
+            ),
+            segment=np.array([i for i, _ in lims], dtype=np.int64),
+            accelerator=np.array(
+                [
+                    -1 if lim.accelerator is None else types.index(lim.accelerator)
+                    for _, lim in lims
+                ],
+                dtype=np.int64,
+            ),
+            lower=grid("min_gpus", 0.0),
+            upper=grid("max_gpus", np.inf),
+        )
+
+    def held(self, seg: np.ndarray, pool: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For columns of segment ``seg`` on pool ``pool``: (column position, limit index)
+        of every (column, limit) pair where the limit counts the column."""
+        S = int(max(seg.max(initial=-1), self.segment.max(initial=-1))) + 1
+        A = len(self.accelerators)
+        of_all = np.full(S, -1, dtype=np.int64)
+        of_type = np.full((S, A), -1, dtype=np.int64)
+        every = self.accelerator < 0
+        of_all[self.segment[every]] = np.nonzero(every)[0]
+        of_type[self.segment[~every], self.accelerator[~every]] = np.nonzero(~every)[0]
+        la = of_all[seg]
+        lt = of_type[seg, self.pool_accelerator[pool]]
+        pos = np.arange(seg.size)
+        return (
+            np.concatenate([pos[la >= 0], pos[lt >= 0]]),
+            np.concatenate([la[la >= 0], lt[lt >= 0]]),
+        )
+
+
+@dataclass
+class BudgetArrays:
+    """GPU-hour budgets (``policy.gpu_hour_budgets``), B of them."""
+
+    ids: list[str]
+    segments: np.ndarray  # (B, S) bool: the budget counts this segment's GPUs
+    accelerator: np.ndarray  # (B,) index into GpuLimitArrays.accelerators, -1 = every type
+    window: np.ndarray  # (B, T) bool: the budget's periods
+    lower: np.ndarray  # (B,) GPU-hours, -inf where no floor
+    upper: np.ndarray  # (B,) GPU-hours, inf where no cap
+
+    @classmethod
+    def of(cls, sc: Scenario) -> BudgetArrays:
+        budgets = sc.policy.gpu_hour_budgets
+        labels = sc.period_labels
+        T = len(labels)
+        types = sorted({p.accelerator for p in sc.pools})
+        segs = np.array(
+            [
+                [s.id == b.segment if b.kind is None else s.kind == b.kind for s in sc.segments]
+                for b in budgets
+            ],
+            dtype=bool,
+        ).reshape(len(budgets), len(sc.segments))
+        window = np.zeros((len(budgets), T), dtype=bool)
+        for j, b in enumerate(budgets):
+            lo = 0 if b.from_period is None else labels.index(b.from_period)
+            hi = T - 1 if b.to_period is None else labels.index(b.to_period)
+            window[j, lo : hi + 1] = True
+        return cls(
+            ids=[b.id for b in budgets],
+            segments=segs,
+            accelerator=np.array(
+                [-1 if b.accelerator is None else types.index(b.accelerator) for b in budgets],
+                dtype=np.int64,
+            ),
+            window=window,
+            lower=np.array(
+                [-np.inf if b.min_gpu_hours is None else b.min_gpu_hours for b in budgets]
+            ),
+            upper=np.array(
+                [np.inf if b.max_gpu_hours is None else b.max_gpu_hours for b in budgets]
+            ),
+        )
+
+    def counted(
+        self, seg: np.ndarray, pool_type: np.ndarray, per: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """For columns of segment ``seg``, pool type ``pool_type`` and period ``per``: the
+        (column position, budget index) of every pair where the budget counts the column."""
+        pos, which = [], []
+        for j in range(len(self.ids)):
+            ok = self.segments[j, seg] & self.window[j, per]
+            if self.accelerator[j] >= 0:
+                ok &= pool_type == self.accelerator[j]
+            hit = np.nonzero(ok)[0]
+            pos.append(hit)
+            which.append(np.full(hit.size, j, dtype=np.int64))
+        if not pos:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.concatenate(pos), np.concatenate(which)
+
+
+def extra_key_names(sc: Scenario) -> dict[str, list[str]]:
+    """Names of the row-key dimensions beyond pool, segment, period and kind: accelerator
+    types (``any`` for every type, the last index) and GPU-hour budget ids."""
+    return {
+        "accelerator": [*sorted({p.accelerator for p in sc.pools}), "any"],
+        "budget": [b.id for b in sc.policy.gpu_hour_budgets],
+    }

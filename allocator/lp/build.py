@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from allocator.lp.arrays import KINDS, ScenarioArrays
+from allocator.lp.arrays import KINDS, BudgetArrays, GpuLimitArrays, ScenarioArrays
 from allocator.lp.program import ColumnIndex, LinearProgram, RowBlock
 from allocator.scenario import Kind, Scenario, per_period
 
@@ -526,6 +526,68 @@ def define_segment_tiers(ctx: _Ctx) -> None:
     )
 
 
+def define_segment_gpu_limits(ctx: _Ctx) -> None:
+    """segment-gpus[s,a,t]:  min_gpus[s,a,t] <= sum_{m, p of type a} x[s,m,p,t] (+ k reserved)
+    <= max_gpus[s,a,t]  (a = one accelerator type, or every type: "any"); one ranged row."""
+    if not any(s.gpu_limits for s in ctx.sc.segments):
+        return
+    c, T = ctx.cols, ctx.T
+    lim = GpuLimitArrays.of(ctx.sc)
+    cols, seg, per = _held(c)
+    pool = np.concatenate([c.x_pool, c.rsv_pool])
+    pos, which = lim.held(seg, pool)
+    L = lim.segment.size
+    acc = np.where(lim.accelerator < 0, len(lim.accelerators), lim.accelerator)
+    lower = np.where(lim.lower > 0, lim.lower, -INF).ravel()
+    upper = lim.upper.ravel()
+    # a period with neither a floor above 0 nor a cap has no row (a free row's dual is noise)
+    kept = np.nonzero(np.isfinite(lower) | np.isfinite(upper))[0]
+    if kept.size == 0:
+        return
+    row_of = np.full(L * T, -1, dtype=np.int64)
+    row_of[kept] = np.arange(kept.size)
+    r = row_of[which * T + per[pos]]
+    on = r >= 0
+    ctx.rows.add(
+        "segment-gpus",
+        define_segment_gpu_limits.__doc__,
+        {
+            "segment": np.repeat(lim.segment, T)[kept],
+            "accelerator": np.repeat(acc, T)[kept],
+            "period": np.tile(np.arange(T), L)[kept],
+        },
+        r[on],
+        cols[pos][on],
+        np.ones(int(on.sum())),
+        lower[kept],
+        upper[kept],
+    )
+
+
+def define_gpu_hour_budgets(ctx: _Ctx) -> None:
+    """gpu-hour-budget[b]:  min_gpu_hours[b] <= sum_{t in window b} h_t sum_{s of b, m,
+    p of b's type} x[s,m,p,t] (+ h_t k reserved) <= max_gpu_hours[b]; one ranged row per
+    budget, spanning its periods (a lazy row of the period split)."""
+    if not ctx.sc.policy.gpu_hour_budgets:
+        return
+    a, c = ctx.arr, ctx.cols
+    bud = BudgetArrays.of(ctx.sc)
+    cols, seg, per = _held(c)
+    pool = np.concatenate([c.x_pool, c.rsv_pool])
+    types = GpuLimitArrays.of(ctx.sc).pool_accelerator
+    pos, which = bud.counted(seg, types[pool], per)
+    ctx.rows.add(
+        "gpu-hour-budget",
+        define_gpu_hour_budgets.__doc__,
+        {"budget": np.arange(len(bud.ids))},
+        which,
+        cols[pos],
+        a.hours[per[pos]],
+        bud.lower,
+        bud.upper,
+    )
+
+
 CONSTRAINTS = (
     define_pool_capacity,
     define_pool_expansion,
@@ -538,6 +600,8 @@ CONSTRAINTS = (
     define_kind_floors,
     define_reservations,
     define_segment_tiers,
+    define_segment_gpu_limits,
+    define_gpu_hour_budgets,
 )
 
 
@@ -556,6 +620,7 @@ def build_lp(sc: Scenario) -> LinearProgram:
     upper = np.concatenate(rows.upper) if rows.upper else np.zeros(0)
     lp = LinearProgram(c, A, lower, upper, col_lower, col_upper, cols, rows.blocks, offset)
     define_allocation_units(lp, arr)
+    define_purchase_units(lp, sc)
     lp.warnings.extend(scaling_warnings(lp))
     return lp
 
@@ -580,6 +645,57 @@ def define_allocation_units(lp: LinearProgram, arr: ScenarioArrays) -> None:
     lp.col_upper = lp.col_upper / scale
     lp.integrality = integer
     lp.col_scale = scale
+
+
+UNIT_BLOCKS = {"rental-units": "nr", "purchase-units": "ne"}  # block -> its columns' prefix
+
+
+def define_purchase_units(lp: LinearProgram, sc: Scenario) -> None:
+    """rental-units[p,t]:  r[p,t] - N_p * nr[p,t] = 0, nr integer (``rental_unit_gpus``);
+    purchase-units[p,tau]:  e[p,tau] - N_p * ne[p,tau] = 0, ne integer (``expansion.unit_gpus``).
+
+    GPUs rented or bought in whole units of N_p, shared by every segment of the pool: one
+    integer column per rental or purchase column, appended after the scenario's columns,
+    tied to it by an equality row (its dual, with the units fixed, is the value of one more
+    GPU rented or bought). Nothing changes when no pool has such a unit."""
+    rent = np.array([p.rental_unit_gpus or 0 for p in sc.pools], dtype=float)
+    buy = np.array(
+        [p.expansion.unit_gpus or 0 if p.expansion else 0 for p in sc.pools], dtype=float
+    )
+    c = lp.columns
+    families = [
+        ("rental-units", c.r_offset, c.r_pool, c.r_period, rent),
+        ("purchase-units", c.e_offset, c.e_pool, c.e_period, buy),
+    ]
+    for name, offset, pool, period, unit in families:
+        sel = np.nonzero(unit[pool] > 0)[0]
+        if sel.size == 0:
+            continue
+        n0, m0, k = lp.num_cols, lp.num_rows, int(sel.size)
+        N = unit[pool[sel]]
+        tie = sp.csr_matrix(
+            (
+                np.concatenate([np.ones(k), -N]),
+                (np.tile(np.arange(k), 2), np.concatenate([offset + sel, n0 + np.arange(k)])),
+            ),
+            shape=(k, n0 + k),
+        )
+        lp.A = sp.vstack([sp.hstack([lp.A, sp.csr_matrix((m0, k))]), tie]).tocsr()
+        lp.c = np.concatenate([lp.c, np.zeros(k)])
+        lp.col_lower = np.concatenate([lp.col_lower, np.zeros(k)])
+        lp.col_upper = np.concatenate(
+            [lp.col_upper, np.floor(lp.col_upper[offset + sel] / N + 1e-9)]
+        )
+        lp.row_lower = np.concatenate([lp.row_lower, np.zeros(k)])
+        lp.row_upper = np.concatenate([lp.row_upper, np.zeros(k)])
+        integer = np.zeros(n0, dtype=bool) if lp.integrality is None else lp.integrality
+        lp.integrality = np.concatenate([integer, np.ones(k, dtype=bool)])
+        if lp.col_scale is not None:
+            lp.col_scale = np.concatenate([lp.col_scale, np.ones(k)])
+        doc = (define_purchase_units.__doc__ or "").split("\n")[0 if name == "rental-units" else 1]
+        lp.blocks.append(
+            RowBlock(name, m0, m0 + k, {"pool": pool[sel], "period": period[sel]}, doc.strip())
+        )
 
 
 def scaling_warnings(lp: LinearProgram) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from allocator.lp.arrays import KINDS, ScenarioArrays
+from allocator.lp.arrays import KINDS, BudgetArrays, GpuLimitArrays, ScenarioArrays
 from allocator.lp.program import ColumnIndex
 from allocator.scenario import Kind, Scenario, per_period
 
@@ -41,6 +41,8 @@ def violations(
         **_kind_violations(sc, arr, cols, x, held),
         **_pair_violations(sc, arr, cols, x, held),
         **_tier_violations(arr, cols, x, tiers),
+        **_segment_gpu_violations(sc, cols, x, held),
+        **_budget_violations(sc, arr, cols, x, held),
     }
 
 
@@ -174,6 +176,45 @@ def _tier_violations(
     return {
         "segment-tiers": max(_rel(sold, served), _rel(tiers, offered)),
     }
+
+
+def _segment_gpu_violations(
+    sc: Scenario, cols: ColumnIndex, x: np.ndarray, held: np.ndarray
+) -> dict[str, float]:
+    """GPUs a segment holds (of one accelerator type or of all) against its gpu_limits."""
+    if not any(s.gpu_limits for s in sc.segments):
+        return {}
+    lim = GpuLimitArrays.of(sc)
+    seg = np.concatenate([cols.x_segment, cols.rsv_segment])
+    pool = np.concatenate([cols.x_pool, cols.rsv_pool])
+    per = np.concatenate([cols.x_period, cols.rsv_period])
+    gpus = np.concatenate([x, held])
+    pos, which = lim.held(seg, pool)
+    total = np.zeros(lim.lower.shape)
+    np.add.at(total, (which, per[pos]), gpus[pos])
+    upper = np.where(np.isfinite(lim.upper), lim.upper, np.inf)
+    return {
+        "segment-gpus": max(_rel(total, upper), _rel(lim.lower, total)),
+    }
+
+
+def _budget_violations(
+    sc: Scenario, arr: ScenarioArrays, cols: ColumnIndex, x: np.ndarray, held: np.ndarray
+) -> dict[str, float]:
+    """GPU-hours (GPUs × hours of each period) over a budget's window against its bounds."""
+    if not sc.policy.gpu_hour_budgets:
+        return {}
+    bud = BudgetArrays.of(sc)
+    seg = np.concatenate([cols.x_segment, cols.rsv_segment])
+    pool = np.concatenate([cols.x_pool, cols.rsv_pool])
+    per = np.concatenate([cols.x_period, cols.rsv_period])
+    hours = np.concatenate([x, held]) * arr.hours[per]
+    types = GpuLimitArrays.of(sc).pool_accelerator
+    pos, which = bud.counted(seg, types[pool], per)
+    total = np.zeros(len(bud.ids))
+    np.add.at(total, which, hours[pos])
+    lower = np.where(np.isfinite(bud.lower), bud.lower, 0.0)
+    return {"gpu-hour-budget": max(_rel(total, bud.upper), _rel(lower, total))}
 
 
 def _rel(lhs: np.ndarray, rhs: np.ndarray) -> float:

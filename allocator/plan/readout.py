@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from allocator.lp import LinearProgram
-from allocator.lp.arrays import KINDS, ScenarioArrays
+from allocator.lp.arrays import KINDS, ScenarioArrays, extra_key_names
 from allocator.lp.check import violations
 from allocator.plan.columns import Labels, Table
 from allocator.plan.rows import (
@@ -647,6 +647,7 @@ def binding_rows(
         "segment": [s.id for s in sc.segments],
         "period": sc.period_labels,
         "kind": KIND_NAMES,
+        **extra_key_names(sc),
     }
     block_names: list[str] = []
     rows_of, block_of, keys = [], [], []

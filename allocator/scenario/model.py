@@ -84,6 +84,15 @@ class Period(_Model):
     )
 
 
+def _whole_number(v: Any) -> Any:
+    """A count of GPUs per unit: a whole number (1.0 is 1), never a bool or a string."""
+    if v is None:
+        return v
+    if isinstance(v, bool) or not isinstance(v, int | float) or not float(v).is_integer():
+        raise ValueError(f"must be a whole number of GPUs (e.g. 1 or 8), got {v!r}")
+    return int(v)
+
+
 class Expansion(_Model):
     """GPUs the plan may buy into a pool: a decision of the LP (expansion mode)."""
 
@@ -97,6 +106,17 @@ class Expansion(_Model):
     from_period: Id | None = Field(
         None, description="First period GPUs can be bought (and used); the first by default."
     )
+    unit_gpus: Annotated[int, Field(ge=1, le=MAX_ALLOCATION_UNIT_GPUS)] | None = Field(
+        None,
+        description="Buy in whole multiples of this many GPUs (1 = whole GPUs, 8 = whole "
+        "8-GPU nodes), shared by every segment of the pool; absent = fractional. Makes the "
+        "model a MILP.",
+    )
+
+    @field_validator("unit_gpus", mode="before")
+    @classmethod
+    def _whole_gpus(cls, v: Any) -> Any:
+        return _whole_number(v)
 
 
 class Pool(_Model):
@@ -132,6 +152,18 @@ class Pool(_Model):
         "GPUs (1 = whole GPUs, 8 = whole 8-GPU nodes); absent = fractional GPUs. Any pool "
         "with it makes the model a MILP.",
     )
+
+    rental_unit_gpus: Annotated[int, Field(ge=1, le=MAX_ALLOCATION_UNIT_GPUS)] | None = Field(
+        None,
+        description="Rent in whole multiples of this many GPUs (1 = whole GPUs, 8 = whole "
+        "8-GPU nodes), shared by every segment of the pool; absent = fractional. Makes the "
+        "model a MILP.",
+    )
+
+    @field_validator("rental_unit_gpus", mode="before")
+    @classmethod
+    def _whole_rental(cls, v: Any) -> Any:
+        return _whole_number(v)
 
     @field_validator("allocation_unit_gpus", mode="before")
     @classmethod
@@ -256,6 +288,21 @@ def _any_list(seg: dict[str, Any]) -> bool:
     return any(isinstance(sub.get(k), list) for k in ("subscribers", "usage_per_subscriber"))
 
 
+class GpuLimit(_Model):
+    """Most and/or fewest GPUs a segment holds per period over all its pools (a customer's
+    cap, a team's guaranteed minimum), of one accelerator type or of every type."""
+
+    accelerator: Id | None = Field(
+        None, description="Count only this accelerator type's pools; all pools when absent."
+    )
+    max_gpus: list[NonNeg] | NonNeg | None = Field(
+        None, description="Most GPUs per period: one number, or one per period."
+    )
+    min_gpus: list[NonNeg] | NonNeg | None = Field(
+        None, description="Fewest GPUs per period (a hard floor): one number, or one per period."
+    )
+
+
 class Segment(_Model):
     """Demand of one kind, in its own work unit (million tokens, GPU-hours …)."""
 
@@ -300,6 +347,11 @@ class Segment(_Model):
     @classmethod
     def _defaults_from_tiers(cls, data: Any) -> Any:
         return _fill_from_tiers_or_subscription(data)
+    gpu_limits: list[GpuLimit] = Field(
+        default_factory=list,
+        description="Most/fewest GPUs the segment holds per period over its pools, "
+        "optionally of one accelerator type (rows segment-gpus).",
+    )
 
     @field_validator("throughput")
     @classmethod
@@ -310,6 +362,23 @@ class Segment(_Model):
 
 
 PerPeriod = list[NonNeg] | NonNeg
+
+
+class GpuHourBudget(_Model):
+    """GPU-hours a segment (or every segment of a kind) must get at least, or may get at
+    most, over a window of periods, spent in whichever periods the plan finds best
+    ("at least 2M H100-hours for R&D this quarter")."""
+
+    id: Id = Field(description="Names the budget in the plan's binding table.")
+    segment: Id | None = Field(None, description="The segment; give this or kind.")
+    kind: Kind | None = Field(None, description="Every segment of this kind; or give segment.")
+    accelerator: Id | None = Field(
+        None, description="Count only this accelerator type's pools; all pools when absent."
+    )
+    from_period: Id | None = Field(None, description="First period of the window (the first).")
+    to_period: Id | None = Field(None, description="Last period of the window (the last).")
+    min_gpu_hours: NonNeg | None = Field(None, description="Fewest GPU-hours over the window.")
+    max_gpu_hours: NonNeg | None = Field(None, description="Most GPU-hours over the window.")
 
 
 class Policy(_Model):
@@ -331,6 +400,11 @@ class Policy(_Model):
     )
     kind_floors: dict[Kind, PerPeriod] = Field(
         default_factory=dict, description="Fewest GPUs per period a segment kind must get."
+    )
+    gpu_hour_budgets: list[GpuHourBudget] = Field(
+        default_factory=list,
+        description="GPU-hours over a window of periods a segment or kind gets at least or "
+        "at most (rows gpu-hour-budget).",
     )
 
 
@@ -589,9 +663,11 @@ def cross_check(
         _check_contract_below_demand(seg, base, labels, issues)
         if check_segments:
             _check_segment_references(sc, seg, base, types, regions, issues)
+        _check_gpu_limits(seg, base, labels, types, issues)
     _check_magnitudes(sc, pool_ix, seg_ix, issues)
     _check_policy_lengths(sc.policy, T, issues)
     _check_floors_below_caps(sc.policy, labels, issues)
+    _check_budgets(sc, labels, types, issues)
     return issues
 
 
@@ -616,6 +692,8 @@ def _check_pool(pool: Pool, base: str, labels: list[str], issues: list[Issue]) -
                 f"unknown period {exp.from_period!r}{did_you_mean(exp.from_period, labels)}",
             )
         )
+    if pool.rental_unit_gpus is not None and not (pool.rentable_gpus and any(pool.rentable_gpus)):
+        issues.append(Issue(f"{base}.rental_unit_gpus", "needs rentable_gpus to rent from"))
     if pool.rentable_gpus and any(pool.rentable_gpus) and pool.rental_price_per_gpu_hour is None:
         issues.append(
             Issue(f"{base}.rental_price_per_gpu_hour", "required when rentable_gpus is given")
@@ -733,6 +811,55 @@ def _check_tiers(seg: Segment, base: str, labels: list[str], issues: list[Issue]
                         f"{base}.demand[{t}]",
                         f"demand {seg.demand[t]:g} is not the tiers' units {total:g} in period "
                         f"{labels[t]!r} (leave demand out to take the tiers')",
+                    )
+                )
+                break
+
+
+def _check_gpu_limits(
+    seg: Segment, base: str, labels: list[str], types: list[str], issues: list[Issue]
+) -> None:
+    """A segment's GPU limits: one per accelerator type (or one for all types), a type the
+    segment can use, one value per period, and a floor at most its cap."""
+    T = len(labels)
+    seen: dict[str | None, int] = {}
+    for j, lim in enumerate(seg.gpu_limits):
+        path = f"{base}.gpu_limits[{j}]"
+        if lim.accelerator in seen:
+            what = lim.accelerator or "all types"
+            issues.append(
+                Issue(
+                    f"{path}.accelerator",
+                    f"a second limit for {what} (also at [{seen[lim.accelerator]}])",
+                )
+            )
+        else:
+            seen[lim.accelerator] = j
+        if lim.accelerator is not None and lim.accelerator not in seg.throughput:
+            issues.append(
+                Issue(
+                    f"{path}.accelerator",
+                    f"{lim.accelerator!r} is not one of the segment's accelerator types "
+                    f"({', '.join(sorted(seg.throughput))})",
+                )
+            )
+        if lim.max_gpus is None and lim.min_gpus is None:
+            issues.append(Issue(path, "needs max_gpus, min_gpus or both"))
+        for name in ("max_gpus", "min_gpus"):
+            v = getattr(lim, name)
+            if isinstance(v, list):
+                _check_len(v, T, f"{path}.{name}", issues)
+        if lim.max_gpus is None or lim.min_gpus is None:
+            continue
+        lo, hi = _per_period(lim.min_gpus, T), _per_period(lim.max_gpus, T)
+        if lo is None or hi is None:
+            continue
+        for t in range(T):
+            if lo[t] > hi[t]:
+                issues.append(
+                    Issue(
+                        f"{path}.min_gpus",
+                        f"floor {lo[t]:g} is above the cap {hi[t]:g} in period {labels[t]!r}",
                     )
                 )
                 break
@@ -883,6 +1010,50 @@ def _check_floors_below_caps(pol: Policy, labels: list[str], issues: list[Issue]
                     )
                 )
                 break
+
+
+def _check_budgets(sc: Scenario, labels: list[str], types: list[str], issues: list[Issue]) -> None:
+    """GPU-hour budgets: unique ids, one segment or one kind, known segment, accelerator
+    type and periods, a window in order, a bound, and a floor at most its cap."""
+    seen: dict[str, int] = {}
+    seg_ids = {s.id for s in sc.segments}
+    for j, b in enumerate(sc.policy.gpu_hour_budgets):
+        path = f"policy.gpu_hour_budgets[{j}]"
+        if b.id in seen:
+            issues.append(Issue(f"{path}.id", f"duplicate id {b.id!r} (also at [{seen[b.id]}])"))
+        seen.setdefault(b.id, j)
+        if (b.segment is None) == (b.kind is None):
+            issues.append(Issue(path, "give exactly one of segment and kind"))
+        elif b.segment is not None and b.segment not in seg_ids:
+            issues.append(Issue(f"{path}.segment", f"unknown segment {b.segment!r}"))
+        if b.accelerator is not None and b.accelerator not in types:
+            issues.append(
+                Issue(
+                    f"{path}.accelerator",
+                    f"unknown accelerator type {b.accelerator!r} (pools have: {', '.join(types)})",
+                )
+            )
+        ends = []
+        for name in ("from_period", "to_period"):
+            v = getattr(b, name)
+            if v is not None and v not in labels:
+                issues.append(Issue(f"{path}.{name}", f"unknown period {v!r}"))
+            ends.append(v)
+        if all(e in labels for e in ends) and labels.index(ends[0]) > labels.index(ends[1]):  # type: ignore[arg-type]
+            issues.append(Issue(f"{path}.to_period", f"{ends[1]!r} comes before {ends[0]!r}"))
+        if b.min_gpu_hours is None and b.max_gpu_hours is None:
+            issues.append(Issue(path, "needs min_gpu_hours, max_gpu_hours or both"))
+        elif (
+            b.min_gpu_hours is not None
+            and b.max_gpu_hours is not None
+            and b.min_gpu_hours > b.max_gpu_hours
+        ):
+            issues.append(
+                Issue(
+                    f"{path}.min_gpu_hours",
+                    f"floor {b.min_gpu_hours:g} is above the cap {b.max_gpu_hours:g}",
+                )
+            )
 
 
 def _check_magnitudes(

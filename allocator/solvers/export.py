@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 
 from allocator.lp import LinearProgram
-from allocator.lp.arrays import KINDS
-from allocator.lp.build import build_lp
+from allocator.lp.arrays import KINDS, extra_key_names
+from allocator.lp.build import UNIT_BLOCKS, build_lp
 from allocator.scenario import Scenario
 from allocator.scenario.load import as_scenario
 from allocator.solvers.highs_model import highspy, new_highs, to_highs_lp
@@ -88,7 +88,15 @@ def column_names(sc: Scenario, lp: LinearProgram) -> list[str]:
             c.tier_segment.tolist(), c.tier_rank.tolist(), c.tier_period.tolist(), strict=True
         )
     ]
-    return x + r + u + e + k + y
+    names = x + r + u + e + k + y
+    for b in lp.blocks:  # whole rental and purchase units (build.define_purchase_units)
+        prefix = UNIT_BLOCKS.get(b.name)
+        if prefix is not None:
+            names += [
+                f"{prefix}[{pool[p]},{per[t]}]"
+                for p, t in zip(b.keys["pool"].tolist(), b.keys["period"].tolist(), strict=True)
+            ]
+    return names
 
 
 def row_names(sc: Scenario, lp: LinearProgram) -> list[str]:
@@ -98,6 +106,7 @@ def row_names(sc: Scenario, lp: LinearProgram) -> list[str]:
         "segment": [s.id for s in sc.segments],
         "period": sc.period_labels,
         "kind": [k.value for k in KINDS],
+        **extra_key_names(sc),
     }
     out: list[str] = []
     for b in lp.blocks:

@@ -55,7 +55,9 @@ from allocator.solvers.highs_model import (
     to_highs_lp,
 )
 
-LAZY_BLOCKS = ("segment-stability",)
+# gpu-hour-budget rows span the periods of their window: lazy too (few, added when the
+# periods alone violate them; measured against no split in tests/lp/test_gpu_hour_budgets.py)
+LAZY_BLOCKS = ("segment-stability", "gpu-hour-budget")
 # Share of the lazy rows added before the rounds give way to interior point on the whole
 # LP. Measured: loosely coupled LPs (max_change_share 0.1) add 0.2-3 % of them; at
 # max_change_share 0.01, 9 % in the first round and 19 % by the second, after which each

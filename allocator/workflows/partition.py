@@ -147,7 +147,31 @@ def sub_scenarios(sc: Scenario, groups: list[list[int]]) -> list[dict[str, Any]]
             kind.value: (np.array(per_period(v, T), dtype=float) * weight[kind]).tolist()
             for kind, v in pol.kind_caps.items()
         }
+        dp["gpu_hour_budgets"] = _group_budgets(dp.get("gpu_hour_budgets", []), d, weight)
         out.append(d)
+    return out
+
+
+def _group_budgets(
+    budgets: list[dict[str, Any]], group: dict[str, Any], weight: dict[Kind, float]
+) -> list[dict[str, Any]]:
+    """A group's GPU-hour budgets: a segment's in the group holding it; a kind's scaled by
+    the group's share of the kind, as the kind caps and floors (so the groups' sum meets it)."""
+    ids = {s["id"] for s in group["segments"]}
+    out = []
+    for b in budgets:
+        if b.get("segment") is not None:
+            if b["segment"] in ids:
+                out.append(b)
+            continue
+        w = weight[Kind(b["kind"])]
+        if w <= 0:
+            continue
+        scaled = dict(b)
+        for name in ("min_gpu_hours", "max_gpu_hours"):
+            if scaled.get(name) is not None:
+                scaled[name] = scaled[name] * w
+        out.append(scaled)
     return out
 
 

@@ -3,10 +3,11 @@ finished plan; sensitivity, frontier and counterfactuals on a stored scenario.""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from allocator import Plan, Scenario
 from allocator.analysis.capacity import capacity_value
@@ -154,3 +155,74 @@ async def counterfactual(
     latest = store.latest_done_plan(scenario_id, row.revision) if row is not None else None
     params = {"spec": spec.model_dump(mode="json"), "base": latest.result if latest else None}
     return await _analysis("counterfactual", scenario_id, params, store, sync, settings)
+
+
+class FairRequest(BaseModel):
+    """Options of a fair-shares plan (allocator.workflows.fairness.fair_solve)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    by: Literal["segment", "kind"] = Field("segment", description="Entities: segments or kinds.")
+    kind: Literal["cloud", "first_party", "rnd", "consumer"] | None = Field(
+        None, description="With by=segment: only this kind's segments."
+    )
+    weights: dict[Annotated[str, Field(max_length=128)], Annotated[float, Field(gt=0, le=1e6)]] = (
+        Field(default_factory=dict, description="Weight per segment (or kind) id; 1 if absent.")
+    )
+
+
+@router.post(
+    "/scenarios/{scenario_id}/fair",
+    summary="Max-min fair shares of demand first, then value; the price of fairness",
+    description="Every entity (segment, or kind) gets the largest weighted share of its "
+    "demand the fleet allows, max-min fair per period; the plan then maximises the "
+    "objective above that floor. The answer has each entity's served shares (fair and "
+    "unconstrained), the floor per period, the price of fairness and the fair plan.",
+    responses=responses(400, 401, 404, 413, 415, 422, 503),
+)
+async def fair(
+    scenario_id: ScenarioId,
+    spec: Annotated[FairRequest, Body(openapi_examples={"equal": {"value": {"by": "kind"}}})],
+    store: StoreDep,
+    sync: SyncDep,
+    settings: SettingsDep,
+) -> JSONResponse:
+    return await _analysis("fair", scenario_id, spec.model_dump(), store, sync, settings)
+
+
+class AlternativesRequest(BaseModel):
+    """Options of near-optimal alternatives (allocator.workflows.alternatives)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    slack: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.01, description="Share of the optimal objective given up (0.01 = 1 %)."
+    )
+    vary: Annotated[
+        list[Annotated[str, Field(max_length=200)]], Field(min_length=1, max_length=50)
+    ] = Field(
+        description="Quantities (GPU-hours over the horizon): kind:K, segment:S, region:R, "
+        "accelerator:A, pool:P, rentals, rentals:P."
+    )
+
+
+@router.post(
+    "/scenarios/{scenario_id}/alternatives",
+    summary="Near-optimal alternatives: the range of quantities within a slack of the optimum",
+    description="Modelling to generate alternatives: among plans whose objective is within "
+    "`slack` of the optimum, each quantity in `vary` is minimised and maximised. The answer "
+    "has, per quantity, its optimal value, both ends (with the objective there and every "
+    "other quantity's value) and the range in GPU-hours and in average GPUs.",
+    responses=responses(400, 401, 404, 413, 415, 422, 503),
+)
+async def alternatives(
+    scenario_id: ScenarioId,
+    spec: Annotated[
+        AlternativesRequest,
+        Body(openapi_examples={"cloud": {"value": {"slack": 0.01, "vary": ["kind:cloud"]}}}),
+    ],
+    store: StoreDep,
+    sync: SyncDep,
+    settings: SettingsDep,
+) -> JSONResponse:
+    return await _analysis("alternatives", scenario_id, spec.model_dump(), store, sync, settings)

@@ -37,13 +37,14 @@ app = create_app(
 # A schema-valid request may still be refused for what a JSON Schema cannot say: a scenario's
 # cross checks (one entry per period, known accelerator types, feasibility: 422), names that
 # must exist in the stored scenario (a what-if's or counterfactual's segment or pool, the
-# segment to explain: 422), ids that do not exist (404), a scenario too large to solve
+# segment to explain, a fair-shares weight's segment, an alternative's kind or pool: 422),
+# ids that do not exist (404), a scenario too large to solve
 # synchronously (413), a full queue (503), an If-Match naming another revision than the
 # stored one (412: any string is a valid header, only the current ETag matches). Everywhere
 # else, a schema-valid request is taken.
 ACCEPTED = ["2xx", "404", "409", "412", "413", "503"]
 CROSS_CHECKED = (
-    r"^/v1/(solve|scenarios(/\{scenario_id\}(/(what-if|counterfactual|sensitivity))?)?"
+    r"^/v1/(solve|scenarios(/\{scenario_id\}(/(what-if|counterfactual|sensitivity|fair|alternatives))?)?"
     r"|plans/\{plan_id\}/explain)$"
 )
 config = SchemathesisConfig.from_dict(

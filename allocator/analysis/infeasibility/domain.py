@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from allocator.lp import LinearProgram
-from allocator.lp.arrays import KINDS, ScenarioArrays
+from allocator.lp.arrays import KINDS, ScenarioArrays, extra_key_names
 from allocator.scenario import Scenario
 
 CONTRACT = "segment-contract"
@@ -48,6 +48,7 @@ class _Domain:
             "segment": [s.id for s in sc.segments],
             "period": sc.period_labels,
             "kind": [k.value for k in KINDS],
+            **extra_key_names(sc),
         }
         self.blocks = list(lp.blocks)
         self.starts = np.array([b.start for b in self.blocks], dtype=np.int64)
