@@ -309,9 +309,21 @@ class StochasticResult:
     eev: float | None  # the expected-demand plan evaluated over the scenarios
     vss: float | None  # objective - eev
     vss_note: str = ""
+    method: str = "extensive"  # or "decomposition"
+    gap: float = 0.0  # proven relative gap of ``objective`` (decomposition)
+    bound: float | None = None  # upper bound on the optimum (decomposition)
+    wait_and_see: float | None = None  # sum_k p_k (scenario k's optimum, demand known)
+    evpi: float | None = None  # wait_and_see - expected objective (no CVaR term)
+    iterations: list[dict[str, Any]] = field(default_factory=list)  # decomposition
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "method": self.method,
+            "gap": self.gap,
+            "bound": self.bound,
+            "wait_and_see": self.wait_and_see,
+            "evpi": self.evpi,
+            "iterations": self.iterations,
             "objective": self.objective,
             "expected_objective": self.expected_objective,
             "cvar": self.cvar,
@@ -356,14 +368,38 @@ def stochastic_plan(
     solver: Solver | None = None,
     compute_vss: bool = True,
     progress: Callable[[str], None] | None = None,
+    method: str = "auto",
+    gap: float = 1e-4,
+    executor: str = "process",
+    workers: int | None = None,
+    client: Any = None,
+    multicut: bool = True,
 ) -> StochasticResult:
     """The two-stage plan of ``scenario`` over ``demand_scenarios`` (probabilities summing
     to 1); see the module docstring. Raises ``ValueError`` for bad probabilities or
     scenarios, and the solve errors of :func:`allocator.solve`. ``progress``, when given,
-    is called with a one-line message as each step starts (default: silent)."""
+    is called with a one-line message as each step starts (default: silent).
+
+    ``method``: ``extensive`` (one LP), ``decomposition`` (multi-cut L-shaped,
+    :mod:`allocator.workflows.decomposition`: stops at relative ``gap`` or ``time_limit``;
+    subproblems on ``executor`` ``process`` / ``inline``, or on a Dask ``client``) or
+    ``auto`` (decomposition from :data:`AUTO_COLUMNS` stacked columns on, LPs only)."""
     say = progress or _silent
     base = as_scenario(scenario)
     scs, pr = _checked_scenarios(demand_scenarios, cvar_weight)
+    if method not in ("auto", "extensive", "decomposition"):
+        raise ValueError(f"method must be auto, extensive or decomposition, got {method!r}")
+    if method == "auto":
+        method = choose_method(base, len(scs), solver)
+    if method == "decomposition":
+        from allocator.workflows.decomposition import decomposed_plan
+
+        return decomposed_plan(
+            base, scs, pr, first_period_allocations=first_period_allocations,
+            cvar_weight=cvar_weight, cvar_level=cvar_level, time_limit=time_limit,
+            compute_vss=compute_vss, say=say, gap=gap, executor=executor, workers=workers,
+            client=client, multicut=multicut,
+        )
     backend = solver or HighsSolver()
     say(f"building the LPs of {len(scs)} demand scenarios")
     scenarios = [scenario_for(base, d) for d in scs]
@@ -404,7 +440,21 @@ def stochastic_plan(
             time_limit=time_limit,
             say=say,
         )
+    ws = None
+    if compute_vss:
+        say(f"wait-and-see: each of the {len(parts)} scenarios with its demand known (EVPI)")
+        try:
+            ws = float(
+                sum(
+                    pk * float(_run(backend, p, time_limit, "wait-and-see").objective or 0.0)
+                    for pk, p in zip(pr, parts, strict=True)
+                )
+            )
+        except SolveError:
+            ws = None
     return StochasticResult(
+        wait_and_see=ws,
+        evpi=None if ws is None else ws - expected,
         names=[d.name or f"s{k}" for k, d in enumerate(scs)],
         probabilities=pr.tolist(),
         plans=plans,
@@ -417,6 +467,22 @@ def stochastic_plan(
         vss=vss,
         vss_note=note,
     )
+
+
+AUTO_COLUMNS = 400_000
+"""``method="auto"`` decomposes from this many columns in the extensive form (scenarios ×
+one scenario's columns) on; below it the extensive form is solved (see docs/batch.md for
+the measurements)."""
+
+
+def choose_method(base: Scenario, n_scenarios: int, solver: Solver | None = None) -> str:
+    """``extensive`` or ``decomposition`` for ``n_scenarios`` copies of ``base``'s LP."""
+    if solver is not None or n_scenarios < 2:
+        return "extensive"
+    lp = build_lp(base)
+    if lp.is_mip or lp.num_cols * n_scenarios < AUTO_COLUMNS:
+        return "extensive"
+    return "decomposition"
 
 
 def _silent(message: str) -> None:

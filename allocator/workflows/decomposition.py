@@ -1,0 +1,713 @@
+"""Two-stage stochastic plans by scenario decomposition (L-shaped / Benders, multi-cut).
+
+The extensive form (:mod:`allocator.workflows.stochastic`) stacks every scenario's LP
+into one. Here the first-stage decisions ``y`` (rentals, GPUs bought, reservations, and
+the first period's allocations when asked) live in a small **master** LP
+
+    max  sum_k p_k theta_k  [+ lambda (eta - 1/(1-alpha) sum_k p_k s_k),  s_k >= eta - theta_k]
+    s.t. theta_k <= Z_k(y^i) + g_k^i (y - y^i)      (one cut per scenario and iteration)
+         theta_k <= WS_k                           (scenario k's wait-and-see optimum)
+         rows of the scenario LPs that involve first-stage columns only
+         bounds of y
+
+and each scenario's LP, with ``y`` fixed by its column bounds, is a **subproblem**
+``Z_k(y)`` (gross margin + w * LTV - churn, first-stage costs included) kept loaded in
+HiGHS by a worker and re-solved warm by dual simplex when only those bounds change. The
+reduced costs of the fixed columns are a supergradient ``g_k`` of the concave ``Z_k``: a
+cut. The master's optimum is an upper bound on the stochastic optimum (RP); every
+candidate ``y`` evaluated in all scenarios gives a lower bound (its objective, CVaR term
+included). The loop stops when ``(upper - lower) / max(1, |lower|) <= gap`` or at the time
+limit, returning the best candidate and its proven gap.
+
+The first candidate is the expected-demand plan's first stage, so its evaluation is the
+EEV (VSS = RP - EEV) at no extra cost; the wait-and-see solves give the theta bounds and
+EVPI = WS - RP.
+
+Subproblems run where :class:`SubproblemPool` says: ``inline`` (this process),
+``process`` (one single-process pool per worker slot, scenarios pinned to slots so each
+model is built once, in that process) or ``dask`` (one actor per Dask worker, holding its
+scenarios' models between iterations). Only ``y`` (and, at the end, the plans) cross
+process boundaries.
+
+Limits: LPs only (no whole-unit pools); a subproblem infeasible at a master candidate
+(first-period allocations above some scenario's demand that no first-stage-only row
+catches) raises :class:`~allocator.errors.InfeasibleError` — the extensive form handles
+those (feasibility cuts are not implemented).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from allocator.errors import InfeasibleError, NumericalError, Status, TimeLimitError
+from allocator.lp import LinearProgram
+from allocator.lp.build import build_lp
+from allocator.plan import Plan
+from allocator.scenario import Scenario
+from allocator.solvers.base import Solution
+from allocator.solvers.highs_model import highspy, new_highs
+from allocator.solvers.rowgen import LoadedModel, RowGenerationSolver
+
+DEFAULT_GAP = 1e-4
+
+
+# ----------------------------------------------------------------------- subproblems
+@dataclass
+class SubResult:
+    """One scenario solved at one candidate: its objective Z_k and the supergradient
+    (reduced costs of the first-stage columns, maximisation sense)."""
+
+    k: int
+    objective: float
+    grad: np.ndarray
+    y: np.ndarray  # the first-stage values it was solved at
+    time_s: float
+    iterations: int
+    warm: bool
+
+
+class Subproblem:
+    """Scenario ``k``'s LP loaded in HiGHS; :meth:`solve` fixes the first-stage columns
+    (or frees them: ``y=None``) by pushing only their bounds, then re-solves warm."""
+
+    def __init__(self, scenario: Scenario, first_period_allocations: bool, threads: int = 1):
+        from allocator.workflows.stochastic import first_stage_columns
+
+        self.scenario = scenario
+        self.lp: LinearProgram = build_lp(scenario)
+        if self.lp.is_mip:
+            raise ValueError("scenario decomposition solves LPs: this scenario is a MILP")
+        self.first = first_stage_columns(self.lp, first_period_allocations)
+        self.lower0 = self.lp.col_lower[self.first].copy()
+        self.upper0 = self.lp.col_upper[self.first].copy()
+        self.threads = threads
+        self.model: LoadedModel | None = None
+        self.last: Solution | None = None
+
+    def solve(self, y: np.ndarray | None, k: int, time_limit: float | None = None) -> SubResult:
+        lo = self.lower0 if y is None else np.clip(y, self.lower0, self.upper0)
+        up = self.upper0 if y is None else lo
+        self.lp.col_lower[self.first] = lo
+        self.lp.col_upper[self.first] = up
+        solver = RowGenerationSolver(threads=self.threads, chains=1)
+        warm = self.model is not None
+        if self.model is None:
+            sol, self.model = solver.run_loaded(self.lp, time_limit, keep=True)
+        else:
+            inf = highspy.kHighsInf
+            self.model.h.changeColsBounds(
+                int(self.first.size),
+                self.first.astype(np.int32),
+                np.clip(lo, -inf, inf),
+                np.clip(up, -inf, inf),
+            )
+            sol = solver.resolve(self.model, self.lp, time_limit)
+        self.last = sol
+        if sol.status is not Status.OPTIMAL or sol.x is None or sol.col_dual is None:
+            where = f"scenario {self.scenario.name!r} (subproblem {k}): "
+            if sol.status is Status.INFEASIBLE:
+                raise InfeasibleError(where + "infeasible at the master's first stage")
+            if sol.status in (Status.TIME_LIMIT, Status.TIME_LIMIT_NO_SOLUTION):
+                raise TimeLimitError(where + sol.message)
+            raise NumericalError(where + sol.message)
+        obj = float(self.lp.objective(sol.x))
+        xs = sol.x[self.first]
+        return SubResult(k, obj, sol.col_dual[self.first].copy(), xs.copy(), sol.time_s,
+                         sol.iterations, warm)
+
+    def first_stage_rows(self) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+        """The rows whose every nonzero is on a first-stage column, over those columns."""
+        A = self.lp.A.tocsr()
+        is_first = np.zeros(self.lp.num_cols, dtype=bool)
+        is_first[self.first] = True
+        nnz = np.diff(A.indptr)
+        on_first = np.add.reduceat(is_first[A.indices].astype(np.int64), A.indptr[:-1]) if (
+            A.nnz
+        ) else np.zeros(A.shape[0], dtype=np.int64)
+        on_first = np.where(nnz > 0, on_first, 0)
+        rows = np.nonzero((nnz > 0) & (on_first == nnz))[0]
+        pos = np.full(self.lp.num_cols, -1, dtype=np.int64)
+        pos[self.first] = np.arange(self.first.size)
+        sub = A[rows]
+        sub = sp.csr_matrix((sub.data, pos[sub.indices], sub.indptr),
+                            shape=(rows.size, self.first.size))
+        return sub, self.lp.row_lower[rows].copy(), self.lp.row_upper[rows].copy()
+
+    def plan(self) -> Plan:
+        assert self.last is not None
+        return Plan.from_solution(self.scenario, self.lp, self.last)
+
+
+class ScenarioWorker:
+    """The subproblems of some scenarios, kept between iterations (one per process, or a
+    Dask actor). Built from the base scenario and the demand scenarios as dicts, once."""
+
+    def __init__(
+        self,
+        base: dict[str, Any],
+        demand: list[dict[str, Any]],
+        ks: list[int],
+        first_period_allocations: bool,
+        threads: int = 1,
+    ):
+        from allocator.workflows.stochastic import DemandScenario, scenario_for
+
+        sc = Scenario.from_dict(base)
+        self.subs = {
+            k: Subproblem(scenario_for(sc, DemandScenario.of(demand[k])), first_period_allocations,
+                          threads)
+            for k in ks
+        }
+
+    def info(self) -> dict[str, Any]:
+        """First-stage size and bounds, and each scenario's first-stage-only rows."""
+        k0 = next(iter(self.subs))
+        s0 = self.subs[k0]
+        return {
+            "n_first": int(s0.first.size),
+            "lower": s0.lower0,
+            "upper": s0.upper0,
+            "num_cols": s0.lp.num_cols,
+            "rows": {k: s.first_stage_rows() for k, s in self.subs.items()},
+        }
+
+    def solve(self, y: np.ndarray | None, time_limit: float | None = None) -> list[SubResult]:
+        return [s.solve(y, k, time_limit) for k, s in self.subs.items()]
+
+    def plans(self) -> dict[int, Plan]:
+        return {k: s.plan() for k, s in self.subs.items()}
+
+
+# ----------------------------------------------------------------------- executors
+class SubproblemPool:
+    """Where the scenario workers live. ``solve(y)`` returns every scenario's result."""
+
+    name = "inline"
+    n_workers = 1
+
+    def info(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def solve(self, y: np.ndarray | None, time_limit: float | None = None) -> list[SubResult]:
+        raise NotImplementedError
+
+    def plans(self) -> dict[int, Plan]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Free the workers."""
+
+
+def _assign(K: int, n: int) -> list[list[int]]:
+    """Scenarios round-robin over ``n`` workers."""
+    return [list(range(i, K, n)) for i in range(n) if i < K]
+
+
+def _merge_info(infos: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    out = dict(infos[0])
+    out["rows"] = {k: v for inf in infos for k, v in inf["rows"].items()}
+    return out
+
+
+class InlinePool(SubproblemPool):
+    name = "inline"
+
+    def __init__(self, base: dict, demand: list[dict], fpa: bool, threads: int | None = None):
+        self.worker = ScenarioWorker(base, demand, list(range(len(demand))), fpa, threads or 0)
+
+    def info(self) -> dict[str, Any]:
+        return self.worker.info()
+
+    def solve(self, y: np.ndarray | None, time_limit: float | None = None) -> list[SubResult]:
+        return self.worker.solve(y, time_limit)
+
+    def plans(self) -> dict[int, Plan]:
+        return self.worker.plans()
+
+
+_WORKER: ScenarioWorker | None = None  # this process's scenarios (process pool)
+
+
+def _init_process(base: dict, demand: list[dict], ks: list[int], fpa: bool) -> None:
+    import warnings
+
+    global _WORKER
+    warnings.simplefilter("ignore")
+    _WORKER = ScenarioWorker(base, demand, ks, fpa, 1)
+
+
+def _proc_info() -> dict[str, Any]:
+    assert _WORKER is not None
+    return _WORKER.info()
+
+
+def _proc_solve(y: np.ndarray | None, time_limit: float | None) -> list[SubResult]:
+    assert _WORKER is not None
+    return _WORKER.solve(y, time_limit)
+
+
+def _proc_plans() -> dict[int, Plan]:
+    assert _WORKER is not None
+    return _WORKER.plans()
+
+
+class ProcessPool(SubproblemPool):
+    """One single-process executor per slot; slot i holds scenarios i, i+n, … for good
+    (its initializer builds them), so nothing but ``y`` is sent per iteration."""
+
+    name = "process"
+
+    def __init__(self, base: dict, demand: list[dict], fpa: bool, workers: int):
+        ctx = multiprocessing.get_context("spawn")
+        self.groups = _assign(len(demand), workers)
+        self.n_workers = len(self.groups)
+        self.pools = [
+            cf.ProcessPoolExecutor(
+                max_workers=1, mp_context=ctx, initializer=_init_process,
+                initargs=(base, demand, ks, fpa),
+            )
+            for ks in self.groups
+        ]
+
+    def _all(self, fn: Callable[..., Any], *args: Any) -> list[Any]:
+        futs = [p.submit(fn, *args) for p in self.pools]
+        return [f.result() for f in futs]
+
+    def info(self) -> dict[str, Any]:
+        return _merge_info(self._all(_proc_info))
+
+    def solve(self, y: np.ndarray | None, time_limit: float | None = None) -> list[SubResult]:
+        return [r for rs in self._all(_proc_solve, y, time_limit) for r in rs]
+
+    def plans(self) -> dict[int, Plan]:
+        return {k: p for d in self._all(_proc_plans) for k, p in d.items()}
+
+    def close(self) -> None:
+        for p in self.pools:
+            p.shutdown(wait=True, cancel_futures=True)
+
+
+class DaskPool(SubproblemPool):
+    """One :class:`ScenarioWorker` actor per Dask worker (``distributed.Client``), pinned
+    there: each worker builds and keeps its scenarios' models."""
+
+    name = "dask"
+
+    def __init__(self, client: Any, base: dict, demand: list[dict], fpa: bool,
+                 workers: int | None = None):
+        addrs = sorted(client.scheduler_info()["workers"])
+        if workers:
+            addrs = addrs[:workers]
+        if not addrs:
+            raise ValueError("the Dask cluster has no workers")
+        self.groups = _assign(len(demand), len(addrs))
+        self.n_workers = len(self.groups)
+        futs = [
+            client.submit(ScenarioWorker, base, demand, ks, fpa, 1, actor=True, workers=[a],
+                          allow_other_workers=False, pure=False)
+            for ks, a in zip(self.groups, addrs, strict=False)
+        ]
+        self.actors = [f.result() for f in futs]
+        self._futs = futs  # the actors live as long as their futures
+
+    def _all(self, method: str, *args: Any) -> list[Any]:
+        futs = [getattr(a, method)(*args) for a in self.actors]
+        return [f.result() for f in futs]
+
+    def info(self) -> dict[str, Any]:
+        return _merge_info(self._all("info"))
+
+    def solve(self, y: np.ndarray | None, time_limit: float | None = None) -> list[SubResult]:
+        return [r for rs in self._all("solve", y, time_limit) for r in rs]
+
+    def plans(self) -> dict[int, Plan]:
+        return {k: p for d in self._all("plans") for k, p in d.items()}
+
+    def close(self) -> None:
+        for f in self._futs:
+            f.release()
+        self.actors = []
+
+
+def make_pool(
+    base: dict,
+    demand: list[dict],
+    fpa: bool,
+    *,
+    executor: str = "process",
+    workers: int | None = None,
+    client: Any = None,
+) -> SubproblemPool:
+    """``inline``, ``process`` (``workers`` processes, default min(cores, scenarios)) or
+    ``dask`` (``client``: a ``distributed.Client``)."""
+    if client is not None or executor == "dask":
+        if client is None:
+            raise ValueError("executor 'dask' needs a distributed.Client")
+        return DaskPool(client, base, demand, fpa, workers)
+    n = workers or min(os.cpu_count() or 1, len(demand))
+    if executor == "inline" or n <= 1:
+        return InlinePool(base, demand, fpa)
+    if executor != "process":
+        raise ValueError(f"executor must be inline, process or dask, got {executor!r}")
+    return ProcessPool(base, demand, fpa, n)
+
+
+# ----------------------------------------------------------------------- the master
+class Master:
+    """The master LP in HiGHS (maximisation), cuts added as rows, re-solved warm."""
+
+    def __init__(
+        self,
+        info: dict[str, Any],
+        pr: np.ndarray,
+        ws: np.ndarray,
+        *,
+        cvar_weight: float,
+        cvar_level: float,
+        multicut: bool,
+    ):
+        self.F = int(info["n_first"])
+        self.K = pr.size
+        self.pr = pr
+        self.multicut = multicut or cvar_weight > 0
+        n_theta = self.K if self.multicut else 1
+        self.theta0 = self.F
+        inf = highspy.kHighsInf
+        h = new_highs()
+        h.setOptionValue("solver", "simplex")
+        h.changeObjectiveSense(highspy.ObjSense.kMaximize)
+        lo = np.clip(np.asarray(info["lower"], float), -inf, inf)
+        up = np.clip(np.asarray(info["upper"], float), -inf, inf)
+        c = np.zeros(self.F)
+        th_c = pr.copy() if self.multicut else np.ones(1)
+        th_up = ws.copy() if self.multicut else np.array([float(pr @ ws)])
+        self.n_cols = self.F + n_theta
+        costs = np.concatenate([c, th_c])
+        lower = np.concatenate([lo, np.full(n_theta, -inf)])
+        upper = np.concatenate([up, th_up])
+        self.eta: int | None = None
+        if cvar_weight > 0:
+            self.eta = self.n_cols
+            costs = np.concatenate([costs, [cvar_weight], -cvar_weight * pr / (1 - cvar_level)])
+            lower = np.concatenate([lower, [-inf], np.zeros(self.K)])
+            upper = np.concatenate([upper, [inf], np.full(self.K, inf)])
+            self.n_cols += 1 + self.K
+        n = self.n_cols
+        h.addVars(n, lower, upper)
+        h.changeColsCost(n, np.arange(n, dtype=np.int32), costs)
+        self.h = h
+        if self.eta is not None:  # s_k - eta + theta_k >= 0
+            rows = []
+            for k in range(self.K):
+                rows.append(([self.eta + 1 + k, self.eta, self.theta0 + k], [1.0, -1.0, 1.0]))
+            self._add_rows(rows, np.zeros(self.K), np.full(self.K, inf))
+        # first-stage-only rows of every scenario (duplicates dropped)
+        seen: set[bytes] = set()
+        for _k, (A, rlo, rup) in sorted(info["rows"].items()):
+            A = sp.csr_matrix(A)
+            for i in range(A.shape[0]):
+                s, e = A.indptr[i], A.indptr[i + 1]
+                key = (A.indices[s:e].tobytes() + A.data[s:e].tobytes()
+                       + np.array([rlo[i], rup[i]]).tobytes())
+                if key in seen:
+                    continue
+                seen.add(key)
+                self._add_rows([(A.indices[s:e].tolist(), A.data[s:e].tolist())],
+                               np.array([rlo[i]]), np.array([rup[i]]))
+        self.n_cuts = 0
+
+    def _add_rows(self, rows: list[tuple[Any, Any]], lo: np.ndarray, up: np.ndarray) -> None:
+        inf = highspy.kHighsInf
+        starts = np.cumsum([0] + [len(r[0]) for r in rows[:-1]]).astype(np.int32)
+        idx = np.concatenate([np.asarray(r[0], dtype=np.int32) for r in rows]).astype(np.int32)
+        val = np.concatenate([np.asarray(r[1], dtype=float) for r in rows])
+        self.h.addRows(len(rows), np.clip(lo, -inf, inf), np.clip(up, -inf, inf), idx.size,
+                       starts, idx, val)
+
+    def add_cuts(self, results: Sequence[SubResult]) -> None:
+        """theta_k - g y <= Z_k(y^i) - g y^i (aggregated with probabilities in single-cut)."""
+        tol = 1e-12
+        if self.multicut:
+            rows, rhs = [], []
+            for r in results:
+                nz = np.nonzero(np.abs(r.grad) > tol)[0]
+                rows.append(([*nz.tolist(), self.theta0 + r.k], [*(-r.grad[nz]).tolist(), 1.0]))
+                rhs.append(r.objective - float(r.grad[nz] @ r.y[nz]))
+        else:
+            g = sum(self.pr[r.k] * r.grad for r in results)
+            z = sum(self.pr[r.k] * (r.objective - float(r.grad @ r.y)) for r in results)
+            nz = np.nonzero(np.abs(g) > tol)[0]
+            rows = [([*nz.tolist(), self.theta0], [*(-g[nz]).tolist(), 1.0])]
+            rhs = [z]
+        self._add_rows(rows, np.full(len(rows), -np.inf), np.array(rhs))
+        self.n_cuts += len(rows)
+
+    def solve(self) -> tuple[float, np.ndarray]:
+        self.h.run()
+        if self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            raise NumericalError(f"master problem: {self.h.modelStatusToString(self.h.getModelStatus())}")
+        x = np.asarray(self.h.getSolution().col_value)
+        return float(self.h.getInfo().objective_function_value), x[: self.F].copy()
+
+
+# ----------------------------------------------------------------------- the loop
+@dataclass
+class Iteration:
+    iteration: int
+    lower: float
+    upper: float
+    gap: float
+    time_s: float
+    sub_time_s: float  # wall time of the subproblem round
+    sub_times_s: list[float]  # each subproblem's solver time
+
+
+@dataclass
+class DecompositionResult:
+    plans: list[Plan]
+    values: np.ndarray  # Z_k at the returned first stage
+    first: np.ndarray  # first-stage values
+    objective: float  # lower bound: the returned plan's objective (CVaR term included)
+    bound: float  # upper bound
+    gap: float
+    iterations: list[Iteration]
+    wait_and_see: float  # sum_k p_k WS_k
+    eev: float | None  # the objective of the first candidate given (the EV plan)
+    eev_values: np.ndarray | None
+    executor: str
+    workers: int
+    converged: bool
+    history: list[str] = field(default_factory=list)
+
+
+def _value(values: np.ndarray, pr: np.ndarray, cvar_weight: float, cvar_level: float) -> float:
+    from allocator.workflows.stochastic import _cvar
+
+    v = float(pr @ values)
+    if cvar_weight > 0:
+        v += cvar_weight * _cvar(values, pr, cvar_level)
+    return v
+
+
+def relative_gap(lower: float, upper: float) -> float:
+    return max(0.0, upper - lower) / max(1.0, abs(lower))
+
+
+def decompose(
+    pool: SubproblemPool,
+    pr: np.ndarray,
+    *,
+    start: np.ndarray | None = None,
+    cvar_weight: float = 0.0,
+    cvar_level: float = 0.9,
+    gap: float = DEFAULT_GAP,
+    time_limit: float | None = None,
+    max_iterations: int = 500,
+    multicut: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> DecompositionResult:
+    """The L-shaped loop over ``pool``'s scenarios (see the module docstring). ``start``:
+    the first candidate's first stage (the expected-demand plan's), evaluated first."""
+    say = progress or (lambda _m: None)
+    t0 = time.perf_counter()
+    deadline = None if time_limit is None else t0 + time_limit
+
+    def left() -> float | None:
+        return None if deadline is None else max(1.0, deadline - time.perf_counter())
+
+    info = pool.info()
+    say(f"decomposition: {pr.size} scenarios on {pool.n_workers} {pool.name} worker(s); "
+        f"{info['n_first']} first-stage columns")
+    free = sorted(pool.solve(None, left()), key=lambda r: r.k)
+    ws = np.array([r.objective for r in free])
+    ws_value = float(pr @ ws)
+    master = Master(info, pr, ws, cvar_weight=cvar_weight, cvar_level=cvar_level,
+                    multicut=multicut)
+    master.add_cuts(free)
+    lower, upper = -np.inf, np.inf
+    best_y: np.ndarray | None = None
+    best_values: np.ndarray | None = None
+    best_iter = -1
+    eev = eev_values = None
+    iters: list[Iteration] = []
+    y = None if start is None else np.asarray(start, dtype=float)
+    it = 0
+    converged = False
+    while True:
+        if y is None:
+            upper, y = master.solve()
+        t_sub = time.perf_counter()
+        res = sorted(pool.solve(y, left()), key=lambda r: r.k)
+        sub_wall = time.perf_counter() - t_sub
+        values = np.array([r.objective for r in res])
+        val = _value(values, pr, cvar_weight, cvar_level)
+        if it == 0 and start is not None:
+            eev, eev_values = val, values
+        if val > lower:
+            lower, best_y, best_values, best_iter = val, y, values, it
+        master.add_cuts(res)
+        upper_now, y_next = master.solve()
+        upper = upper_now
+        g = relative_gap(lower, upper)
+        iters.append(Iteration(it, lower, upper, g, time.perf_counter() - t0, sub_wall,
+                               [r.time_s for r in res]))
+        say(f"iteration {it + 1}: lower {lower:,.2f}  upper {upper:,.2f}  gap {g:.2e}")
+        it += 1
+        if g <= gap:
+            converged = True
+            break
+        if deadline is not None and time.perf_counter() >= deadline:
+            break
+        if it >= max_iterations:
+            break
+        y = y_next
+    assert best_y is not None and best_values is not None
+    if best_iter != it - 1:  # the kept models are at a later candidate: back to the best
+        pool.solve(best_y, None)
+    plans_by_k = pool.plans()
+    plans = [plans_by_k[k] for k in range(pr.size)]
+    return DecompositionResult(
+        plans=plans,
+        values=best_values,
+        first=best_y,
+        objective=lower,
+        bound=upper,
+        gap=relative_gap(lower, upper),
+        iterations=iters,
+        wait_and_see=ws_value,
+        eev=eev,
+        eev_values=eev_values,
+        executor=pool.name,
+        workers=pool.n_workers,
+        converged=converged,
+    )
+
+
+__all__ = [
+    "DEFAULT_GAP",
+    "DaskPool",
+    "DecompositionResult",
+    "InlinePool",
+    "Iteration",
+    "ProcessPool",
+    "ScenarioWorker",
+    "Subproblem",
+    "SubproblemPool",
+    "decompose",
+    "make_pool",
+    "relative_gap",
+]
+
+
+# ----------------------------------------------------------------------- the workflow
+def decomposed_plan(
+    base: Scenario,
+    scs: Sequence[Any],
+    pr: np.ndarray,
+    *,
+    first_period_allocations: bool,
+    cvar_weight: float,
+    cvar_level: float,
+    time_limit: float | None,
+    compute_vss: bool,
+    say: Callable[[str], None],
+    gap: float = DEFAULT_GAP,
+    executor: str = "process",
+    workers: int | None = None,
+    client: Any = None,
+    multicut: bool = True,
+) -> Any:
+    """:func:`allocator.workflows.stochastic.stochastic_plan` by decomposition."""
+    from allocator.errors import SolveError
+    from allocator.solvers.registry import HighsSolver
+    from allocator.workflows.stochastic import (
+        StochasticResult,
+        _cvar,
+        _first_stage_decisions,
+        _run,
+        expected_scenario,
+        first_stage_columns,
+    )
+
+    t0 = time.perf_counter()
+    start = ev_obj = None
+    note = ""
+    if compute_vss:
+        say("expected-value plan: solving for expected demand")
+        ev_lp = build_lp(expected_scenario(base, scs))
+        try:
+            ev_sol = _run(HighsSolver(), ev_lp, time_limit, "expected-demand plan")
+            assert ev_sol.x is not None and ev_sol.objective is not None
+            ev_obj = float(ev_sol.objective)
+            start = ev_sol.x[first_stage_columns(ev_lp, first_period_allocations)]
+        except SolveError as exc:
+            note = f"no VSS: {exc}"
+        del ev_lp
+    rest = None if time_limit is None else max(1.0, time_limit - (time.perf_counter() - t0))
+    demand = [
+        {"name": d.name, "probability": d.probability, "demand_scale": d.demand_scale,
+         "demand": d.demand}
+        for d in scs
+    ]
+    say("starting the scenario workers")
+    pool = make_pool(base.to_dict(), demand, first_period_allocations, executor=executor,
+                     workers=workers, client=client)
+    try:
+        opts: dict[str, Any] = {
+            "cvar_weight": cvar_weight, "cvar_level": cvar_level, "gap": gap,
+            "time_limit": rest, "multicut": multicut, "progress": say,
+        }
+        try:
+            r = decompose(pool, pr, start=start, **opts)
+        except InfeasibleError:
+            if start is None:
+                raise
+            note = (
+                "the expected-demand plan's first-stage decisions are infeasible in some "
+                "scenario (e.g. first-period allocations above a scenario's demand): "
+                "the VSS is unbounded"
+            )
+            r = decompose(pool, pr, start=None, **opts)
+    finally:
+        pool.close()
+    expected = float(pr @ r.values)
+    cvar = _cvar(r.values, pr, cvar_level) if cvar_weight > 0 else None
+    lp0 = build_lp(base)  # the columns' meaning (every scenario has the same columns)
+    xs = np.zeros(lp0.num_cols)
+    xs[first_stage_columns(lp0, first_period_allocations)] = r.first
+    first_stage = _first_stage_decisions(base, lp0, xs, r.plans[0], first_period_allocations)
+    del lp0, xs
+    eev = r.eev
+    return StochasticResult(
+        names=[d.name or f"s{k}" for k, d in enumerate(scs)],
+        probabilities=pr.tolist(),
+        plans=r.plans,
+        objective=r.objective,
+        expected_objective=expected,
+        cvar=cvar,
+        first_stage=first_stage,
+        ev_objective=ev_obj,
+        eev=eev,
+        vss=None if eev is None else r.objective - eev,
+        vss_note=note,
+        method="decomposition",
+        gap=r.gap,
+        bound=r.bound,
+        wait_and_see=r.wait_and_see,
+        evpi=r.wait_and_see - expected,
+        iterations=[
+            {"iteration": i.iteration + 1, "lower": i.lower, "upper": i.upper, "gap": i.gap,
+             "time_s": i.time_s, "subproblems_wall_s": i.sub_time_s,
+             "subproblem_s": i.sub_times_s}
+            for i in r.iterations
+        ],
+    )
