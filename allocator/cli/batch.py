@@ -107,12 +107,27 @@ def add_commands(sub: Any) -> None:
         metavar="N",
         help="sample N demand scenarios (lognormal factors per segment kind) instead of DEMAND",
     )
-    st.add_argument("--demand-cv", type=float, default=0.2, metavar="CV",
-                    help="coefficient of variation of each kind's demand factor (--sample)")
-    st.add_argument("--kind-cv", action="append", default=[], metavar="KIND=CV",
-                    help="one kind's own spread (repeatable), e.g. consumer=0.4")
-    st.add_argument("--correlation", type=float, default=0.0, metavar="RHO",
-                    help="correlation of the kinds' log-factors (--sample)")
+    st.add_argument(
+        "--demand-cv",
+        type=float,
+        default=0.2,
+        metavar="CV",
+        help="coefficient of variation of each kind's demand factor (--sample)",
+    )
+    st.add_argument(
+        "--kind-cv",
+        action="append",
+        default=[],
+        metavar="KIND=CV",
+        help="one kind's own spread (repeatable), e.g. consumer=0.4",
+    )
+    st.add_argument(
+        "--correlation",
+        type=float,
+        default=0.0,
+        metavar="RHO",
+        help="correlation of the kinds' log-factors (--sample)",
+    )
     st.add_argument("--seed", type=int, default=None, help="random seed of --sample")
     st.add_argument(
         "--method",
@@ -121,12 +136,26 @@ def add_commands(sub: Any) -> None:
         help="one LP over all scenarios, or scenario decomposition (L-shaped, multi-cut); "
         "auto picks by size",
     )
-    st.add_argument("--gap", type=float, default=1e-4, metavar="REL",
-                    help="decomposition: stop at this relative gap between the bounds")
-    st.add_argument("--workers", type=_positive_int, default=None, metavar="N",
-                    help="decomposition: local worker processes (default: cores)")
-    st.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
-                    help="decomposition: run the scenario subproblems on this Dask cluster")
+    st.add_argument(
+        "--gap",
+        type=float,
+        default=1e-4,
+        metavar="REL",
+        help="decomposition: stop at this relative gap between the bounds",
+    )
+    st.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="decomposition: local worker processes (default: cores)",
+    )
+    st.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="tcp://HOST:8786",
+        help="decomposition: run the scenario subproblems on this Dask cluster",
+    )
     st.add_argument(
         "--first-period-allocations",
         action="store_true",

@@ -56,6 +56,7 @@ from allocator.scenario import Scenario
 from allocator.solvers.base import Solution
 from allocator.solvers.highs_model import highspy, new_highs
 from allocator.solvers.rowgen import LoadedModel, RowGenerationSolver
+from allocator.workflows.twostage import DemandScenario, _cvar, first_stage_columns, scenario_for
 
 DEFAULT_GAP = 1e-4
 
@@ -80,8 +81,6 @@ class Subproblem:
     (or frees them: ``y=None``) by pushing only their bounds, then re-solves warm."""
 
     def __init__(self, scenario: Scenario, first_period_allocations: bool, threads: int = 1):
-        from allocator.workflows.stochastic import first_stage_columns
-
         self.scenario = scenario
         self.lp: LinearProgram = build_lp(scenario)
         if self.lp.is_mip:
@@ -121,8 +120,9 @@ class Subproblem:
             raise NumericalError(where + sol.message)
         obj = float(self.lp.objective(sol.x))
         xs = sol.x[self.first]
-        return SubResult(k, obj, sol.col_dual[self.first].copy(), xs.copy(), sol.time_s,
-                         sol.iterations, warm)
+        return SubResult(
+            k, obj, sol.col_dual[self.first].copy(), xs.copy(), sol.time_s, sol.iterations, warm
+        )
 
     def first_stage_rows(self) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
         """The rows whose every nonzero is on a first-stage column, over those columns."""
@@ -130,16 +130,19 @@ class Subproblem:
         is_first = np.zeros(self.lp.num_cols, dtype=bool)
         is_first[self.first] = True
         nnz = np.diff(A.indptr)
-        on_first = np.add.reduceat(is_first[A.indices].astype(np.int64), A.indptr[:-1]) if (
-            A.nnz
-        ) else np.zeros(A.shape[0], dtype=np.int64)
+        on_first = (
+            np.add.reduceat(is_first[A.indices].astype(np.int64), A.indptr[:-1])
+            if (A.nnz)
+            else np.zeros(A.shape[0], dtype=np.int64)
+        )
         on_first = np.where(nnz > 0, on_first, 0)
         rows = np.nonzero((nnz > 0) & (on_first == nnz))[0]
         pos = np.full(self.lp.num_cols, -1, dtype=np.int64)
         pos[self.first] = np.arange(self.first.size)
         sub = A[rows]
-        sub = sp.csr_matrix((sub.data, pos[sub.indices], sub.indptr),
-                            shape=(rows.size, self.first.size))
+        sub = sp.csr_matrix(
+            (sub.data, pos[sub.indices], sub.indptr), shape=(rows.size, self.first.size)
+        )
         return sub, self.lp.row_lower[rows].copy(), self.lp.row_upper[rows].copy()
 
     def plan(self) -> Plan:
@@ -159,12 +162,11 @@ class ScenarioWorker:
         first_period_allocations: bool,
         threads: int = 1,
     ):
-        from allocator.workflows.stochastic import DemandScenario, scenario_for
-
         sc = Scenario.from_dict(base)
         self.subs = {
-            k: Subproblem(scenario_for(sc, DemandScenario.of(demand[k])), first_period_allocations,
-                          threads)
+            k: Subproblem(
+                scenario_for(sc, DemandScenario.of(demand[k])), first_period_allocations, threads
+            )
             for k in ks
         }
 
@@ -272,7 +274,9 @@ class ProcessPool(SubproblemPool):
         self.n_workers = len(self.groups)
         self.pools = [
             cf.ProcessPoolExecutor(
-                max_workers=1, mp_context=ctx, initializer=_init_process,
+                max_workers=1,
+                mp_context=ctx,
+                initializer=_init_process,
                 initargs=(base, demand, ks, fpa),
             )
             for ks in self.groups
@@ -302,8 +306,9 @@ class DaskPool(SubproblemPool):
 
     name = "dask"
 
-    def __init__(self, client: Any, base: dict, demand: list[dict], fpa: bool,
-                 workers: int | None = None):
+    def __init__(
+        self, client: Any, base: dict, demand: list[dict], fpa: bool, workers: int | None = None
+    ):
         addrs = sorted(client.scheduler_info()["workers"])
         if workers:
             addrs = addrs[:workers]
@@ -312,8 +317,18 @@ class DaskPool(SubproblemPool):
         self.groups = _assign(len(demand), len(addrs))
         self.n_workers = len(self.groups)
         futs = [
-            client.submit(ScenarioWorker, base, demand, ks, fpa, 1, actor=True, workers=[a],
-                          allow_other_workers=False, pure=False)
+            client.submit(
+                ScenarioWorker,
+                base,
+                demand,
+                ks,
+                fpa,
+                1,
+                actor=True,
+                workers=[a],
+                allow_other_workers=False,
+                pure=False,
+            )
             for ks, a in zip(self.groups, addrs, strict=False)
         ]
         self.actors = [f.result() for f in futs]
@@ -416,13 +431,19 @@ class Master:
             A = sp.csr_matrix(A)
             for i in range(A.shape[0]):
                 s, e = A.indptr[i], A.indptr[i + 1]
-                key = (A.indices[s:e].tobytes() + A.data[s:e].tobytes()
-                       + np.array([rlo[i], rup[i]]).tobytes())
+                key = (
+                    A.indices[s:e].tobytes()
+                    + A.data[s:e].tobytes()
+                    + np.array([rlo[i], rup[i]]).tobytes()
+                )
                 if key in seen:
                     continue
                 seen.add(key)
-                self._add_rows([(A.indices[s:e].tolist(), A.data[s:e].tolist())],
-                               np.array([rlo[i]]), np.array([rup[i]]))
+                self._add_rows(
+                    [(A.indices[s:e].tolist(), A.data[s:e].tolist())],
+                    np.array([rlo[i]]),
+                    np.array([rup[i]]),
+                )
         self.n_cuts = 0
 
     def _add_rows(self, rows: list[tuple[Any, Any]], lo: np.ndarray, up: np.ndarray) -> None:
@@ -430,8 +451,9 @@ class Master:
         starts = np.cumsum([0] + [len(r[0]) for r in rows[:-1]]).astype(np.int32)
         idx = np.concatenate([np.asarray(r[0], dtype=np.int32) for r in rows]).astype(np.int32)
         val = np.concatenate([np.asarray(r[1], dtype=float) for r in rows])
-        self.h.addRows(len(rows), np.clip(lo, -inf, inf), np.clip(up, -inf, inf), idx.size,
-                       starts, idx, val)
+        self.h.addRows(
+            len(rows), np.clip(lo, -inf, inf), np.clip(up, -inf, inf), idx.size, starts, idx, val
+        )
 
     def add_cuts(self, results: Sequence[SubResult]) -> None:
         """theta_k - g y <= Z_k(y^i) - g y^i (aggregated with probabilities in single-cut)."""
@@ -454,7 +476,9 @@ class Master:
     def solve(self) -> tuple[float, np.ndarray]:
         self.h.run()
         if self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-            raise NumericalError(f"master problem: {self.h.modelStatusToString(self.h.getModelStatus())}")
+            raise NumericalError(
+                f"master problem: {self.h.modelStatusToString(self.h.getModelStatus())}"
+            )
         x = np.asarray(self.h.getSolution().col_value)
         return float(self.h.getInfo().objective_function_value), x[: self.F].copy()
 
@@ -490,8 +514,6 @@ class DecompositionResult:
 
 
 def _value(values: np.ndarray, pr: np.ndarray, cvar_weight: float, cvar_level: float) -> float:
-    from allocator.workflows.stochastic import _cvar
-
     v = float(pr @ values)
     if cvar_weight > 0:
         v += cvar_weight * _cvar(values, pr, cvar_level)
@@ -525,13 +547,14 @@ def decompose(
         return None if deadline is None else max(1.0, deadline - time.perf_counter())
 
     info = pool.info()
-    say(f"decomposition: {pr.size} scenarios on {pool.n_workers} {pool.name} worker(s); "
-        f"{info['n_first']} first-stage columns")
+    say(
+        f"decomposition: {pr.size} scenarios on {pool.n_workers} {pool.name} worker(s); "
+        f"{info['n_first']} first-stage columns"
+    )
     free = sorted(pool.solve(None, left()), key=lambda r: r.k)
     ws = np.array([r.objective for r in free])
     ws_value = float(pr @ ws)
-    master = Master(info, pr, ws, cvar_weight=cvar_weight, cvar_level=cvar_level,
-                    multicut=multicut)
+    master = Master(info, pr, ws, cvar_weight=cvar_weight, cvar_level=cvar_level, multicut=multicut)
     master.add_cuts(free)
     lower, upper = -np.inf, np.inf
     best_y: np.ndarray | None = None
@@ -558,8 +581,11 @@ def decompose(
         upper_now, y_next = master.solve()
         upper = upper_now
         g = relative_gap(lower, upper)
-        iters.append(Iteration(it, lower, upper, g, time.perf_counter() - t0, sub_wall,
-                               [r.time_s for r in res]))
+        iters.append(
+            Iteration(
+                it, lower, upper, g, time.perf_counter() - t0, sub_wall, [r.time_s for r in res]
+            )
+        )
         say(f"iteration {it + 1}: lower {lower:,.2f}  upper {upper:,.2f}  gap {g:.2e}")
         it += 1
         if g <= gap:
@@ -606,108 +632,3 @@ __all__ = [
     "make_pool",
     "relative_gap",
 ]
-
-
-# ----------------------------------------------------------------------- the workflow
-def decomposed_plan(
-    base: Scenario,
-    scs: Sequence[Any],
-    pr: np.ndarray,
-    *,
-    first_period_allocations: bool,
-    cvar_weight: float,
-    cvar_level: float,
-    time_limit: float | None,
-    compute_vss: bool,
-    say: Callable[[str], None],
-    gap: float = DEFAULT_GAP,
-    executor: str = "process",
-    workers: int | None = None,
-    client: Any = None,
-    multicut: bool = True,
-) -> Any:
-    """:func:`allocator.workflows.stochastic.stochastic_plan` by decomposition."""
-    from allocator.errors import SolveError
-    from allocator.solvers.registry import HighsSolver
-    from allocator.workflows.stochastic import (
-        StochasticResult,
-        _cvar,
-        _first_stage_decisions,
-        _run,
-        expected_scenario,
-        first_stage_columns,
-    )
-
-    t0 = time.perf_counter()
-    start = ev_obj = None
-    note = ""
-    if compute_vss:
-        say("expected-value plan: solving for expected demand")
-        ev_lp = build_lp(expected_scenario(base, scs))
-        try:
-            ev_sol = _run(HighsSolver(), ev_lp, time_limit, "expected-demand plan")
-            assert ev_sol.x is not None and ev_sol.objective is not None
-            ev_obj = float(ev_sol.objective)
-            start = ev_sol.x[first_stage_columns(ev_lp, first_period_allocations)]
-        except SolveError as exc:
-            note = f"no VSS: {exc}"
-        del ev_lp
-    rest = None if time_limit is None else max(1.0, time_limit - (time.perf_counter() - t0))
-    demand = [
-        {"name": d.name, "probability": d.probability, "demand_scale": d.demand_scale,
-         "demand": d.demand}
-        for d in scs
-    ]
-    say("starting the scenario workers")
-    pool = make_pool(base.to_dict(), demand, first_period_allocations, executor=executor,
-                     workers=workers, client=client)
-    try:
-        opts: dict[str, Any] = {
-            "cvar_weight": cvar_weight, "cvar_level": cvar_level, "gap": gap,
-            "time_limit": rest, "multicut": multicut, "progress": say,
-        }
-        try:
-            r = decompose(pool, pr, start=start, **opts)
-        except InfeasibleError:
-            if start is None:
-                raise
-            note = (
-                "the expected-demand plan's first-stage decisions are infeasible in some "
-                "scenario (e.g. first-period allocations above a scenario's demand): "
-                "the VSS is unbounded"
-            )
-            r = decompose(pool, pr, start=None, **opts)
-    finally:
-        pool.close()
-    expected = float(pr @ r.values)
-    cvar = _cvar(r.values, pr, cvar_level) if cvar_weight > 0 else None
-    lp0 = build_lp(base)  # the columns' meaning (every scenario has the same columns)
-    xs = np.zeros(lp0.num_cols)
-    xs[first_stage_columns(lp0, first_period_allocations)] = r.first
-    first_stage = _first_stage_decisions(base, lp0, xs, r.plans[0], first_period_allocations)
-    del lp0, xs
-    eev = r.eev
-    return StochasticResult(
-        names=[d.name or f"s{k}" for k, d in enumerate(scs)],
-        probabilities=pr.tolist(),
-        plans=r.plans,
-        objective=r.objective,
-        expected_objective=expected,
-        cvar=cvar,
-        first_stage=first_stage,
-        ev_objective=ev_obj,
-        eev=eev,
-        vss=None if eev is None else r.objective - eev,
-        vss_note=note,
-        method="decomposition",
-        gap=r.gap,
-        bound=r.bound,
-        wait_and_see=r.wait_and_see,
-        evpi=r.wait_and_see - expected,
-        iterations=[
-            {"iteration": i.iteration + 1, "lower": i.lower, "upper": i.upper, "gap": i.gap,
-             "time_s": i.time_s, "subproblems_wall_s": i.sub_time_s,
-             "subproblem_s": i.sub_times_s}
-            for i in r.iterations
-        ],
-    )

@@ -28,6 +28,7 @@ scenario re-optimised: EEV), on the same objective. It is >= 0.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -42,43 +43,14 @@ from allocator.lp.build import build_lp
 from allocator.plan import Plan
 from allocator.scenario import Scenario
 from allocator.scenario.load import as_scenario
-from allocator.scenario.overrides import apply_overrides
 from allocator.solvers.base import Solution, Solver
 from allocator.solvers.registry import HighsSolver
-
-
-@dataclass(frozen=True)
-class DemandScenario:
-    name: str
-    probability: float
-    demand_scale: dict[str, float] = field(default_factory=dict)
-    demand: dict[str, list[float]] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, d: Mapping[str, Any]) -> DemandScenario:
-        unknown = set(d) - {"name", "probability", "demand_scale", "demand"}
-        if unknown:
-            raise ValueError(f"demand scenario: unknown field(s) {sorted(unknown)}")
-        return cls(
-            name=str(d.get("name", "")),
-            probability=float(d["probability"]),
-            demand_scale={str(k): float(v) for k, v in (d.get("demand_scale") or {}).items()},
-            demand={str(k): [float(x) for x in v] for k, v in (d.get("demand") or {}).items()},
-        )
-
-
-def scenario_for(base: Scenario, ds: DemandScenario) -> Scenario:
-    """``base`` with the demand of ``ds``."""
-    sc = apply_overrides(base, {"demand_scale": ds.demand_scale}) if ds.demand_scale else base
-    if ds.demand:
-        data = sc.to_dict()
-        ids = [s["id"] for s in data["segments"]]
-        for seg, values in ds.demand.items():
-            if seg not in ids:
-                raise ValueError(f"demand scenario {ds.name!r}: unknown segment {seg!r}")
-            data["segments"][ids.index(seg)]["demand"] = values
-        sc = Scenario.from_dict(data)
-    return sc
+from allocator.workflows.twostage import (
+    DemandScenario,
+    _cvar,
+    first_stage_columns,
+    scenario_for,
+)
 
 
 def expected_scenario(base: Scenario, scenarios: Sequence[DemandScenario]) -> Scenario:
@@ -116,20 +88,6 @@ class StochasticModel:
     row_start: list[int]
     first_stage: np.ndarray  # column indices (within one scenario's LP) of first-stage columns
     eta: int | None  # the CVaR threshold column, when there is a CVaR term
-
-
-def first_stage_columns(lp: LinearProgram, first_period_allocations: bool) -> np.ndarray:
-    c = lp.columns
-    # rentals, GPUs bought (expansion mode) and GPUs reserved for customers (take-or-pay)
-    # are decided before demand is known
-    cols = [
-        c.r_offset + np.arange(c.n_r),
-        c.e_offset + np.arange(c.n_e),
-        c.rsv_offset + np.arange(c.n_rsv),
-    ]
-    if first_period_allocations:
-        cols.insert(0, np.nonzero(c.x_period == 0)[0])
-    return np.concatenate(cols).astype(np.int64)
 
 
 def deterministic_equivalent(
@@ -392,13 +350,21 @@ def stochastic_plan(
     if method == "auto":
         method = choose_method(base, len(scs), solver)
     if method == "decomposition":
-        from allocator.workflows.decomposition import decomposed_plan
-
-        return decomposed_plan(
-            base, scs, pr, first_period_allocations=first_period_allocations,
-            cvar_weight=cvar_weight, cvar_level=cvar_level, time_limit=time_limit,
-            compute_vss=compute_vss, say=say, gap=gap, executor=executor, workers=workers,
-            client=client, multicut=multicut,
+        return _decomposed_plan(
+            base,
+            scs,
+            pr,
+            first_period_allocations=first_period_allocations,
+            cvar_weight=cvar_weight,
+            cvar_level=cvar_level,
+            time_limit=time_limit,
+            compute_vss=compute_vss,
+            say=say,
+            gap=gap,
+            executor=executor,
+            workers=workers,
+            client=client,
+            multicut=multicut,
         )
     backend = solver or HighsSolver()
     say(f"building the LPs of {len(scs)} demand scenarios")
@@ -621,17 +587,116 @@ def _plans(
     return plans, np.array(values)
 
 
-def _cvar(values: np.ndarray, pr: np.ndarray, level: float) -> float:
-    """Lower-tail CVaR: the probability-weighted mean of the worst ``1 - level`` of
-    outcomes."""
-    order = np.argsort(values)
-    tail = 1.0 - level
-    acc = 0.0
-    total = 0.0
-    for i in order:
-        take = min(pr[i], tail - acc)
-        if take <= 0:
-            break
-        total += take * values[i]
-        acc += take
-    return float(total / tail) if tail > 0 else float(values.min())
+def _decomposed_plan(
+    base: Scenario,
+    scs: Sequence[Any],
+    pr: np.ndarray,
+    *,
+    first_period_allocations: bool,
+    cvar_weight: float,
+    cvar_level: float,
+    time_limit: float | None,
+    compute_vss: bool,
+    say: Callable[[str], None],
+    gap: float = 1e-4,
+    executor: str = "process",
+    workers: int | None = None,
+    client: Any = None,
+    multicut: bool = True,
+) -> StochasticResult:
+    """:func:`stochastic_plan` by decomposition (:mod:`allocator.workflows.decomposition`)."""
+    from allocator.workflows.decomposition import decompose, make_pool
+
+    t0 = time.perf_counter()
+    start = ev_obj = None
+    note = ""
+    if compute_vss:
+        say("expected-value plan: solving for expected demand")
+        ev_lp = build_lp(expected_scenario(base, scs))
+        try:
+            ev_sol = _run(HighsSolver(), ev_lp, time_limit, "expected-demand plan")
+            assert ev_sol.x is not None and ev_sol.objective is not None
+            ev_obj = float(ev_sol.objective)
+            start = ev_sol.x[first_stage_columns(ev_lp, first_period_allocations)]
+        except SolveError as exc:
+            note = f"no VSS: {exc}"
+        del ev_lp
+    rest = None if time_limit is None else max(1.0, time_limit - (time.perf_counter() - t0))
+    demand = [
+        {
+            "name": d.name,
+            "probability": d.probability,
+            "demand_scale": d.demand_scale,
+            "demand": d.demand,
+        }
+        for d in scs
+    ]
+    say("starting the scenario workers")
+    pool = make_pool(
+        base.to_dict(),
+        demand,
+        first_period_allocations,
+        executor=executor,
+        workers=workers,
+        client=client,
+    )
+    try:
+        opts: dict[str, Any] = {
+            "cvar_weight": cvar_weight,
+            "cvar_level": cvar_level,
+            "gap": gap,
+            "time_limit": rest,
+            "multicut": multicut,
+            "progress": say,
+        }
+        try:
+            r = decompose(pool, pr, start=start, **opts)
+        except InfeasibleError:
+            if start is None:
+                raise
+            note = (
+                "the expected-demand plan's first-stage decisions are infeasible in some "
+                "scenario (e.g. first-period allocations above a scenario's demand): "
+                "the VSS is unbounded"
+            )
+            r = decompose(pool, pr, start=None, **opts)
+    finally:
+        pool.close()
+    expected = float(pr @ r.values)
+    cvar = _cvar(r.values, pr, cvar_level) if cvar_weight > 0 else None
+    lp0 = build_lp(base)  # the columns' meaning (every scenario has the same columns)
+    xs = np.zeros(lp0.num_cols)
+    xs[first_stage_columns(lp0, first_period_allocations)] = r.first
+    first_stage = _first_stage_decisions(base, lp0, xs, r.plans[0], first_period_allocations)
+    del lp0, xs
+    eev = r.eev
+    return StochasticResult(
+        names=[d.name or f"s{k}" for k, d in enumerate(scs)],
+        probabilities=pr.tolist(),
+        plans=r.plans,
+        objective=r.objective,
+        expected_objective=expected,
+        cvar=cvar,
+        first_stage=first_stage,
+        ev_objective=ev_obj,
+        eev=eev,
+        vss=None if eev is None else r.objective - eev,
+        vss_note=note,
+        method="decomposition",
+        gap=r.gap,
+        bound=r.bound,
+        wait_and_see=r.wait_and_see,
+        evpi=r.wait_and_see - expected,
+        iterations=[
+            {
+                "iteration": i.iteration + 1,
+                "lower": i.lower,
+                "upper": i.upper,
+                "gap": i.gap,
+                "time_s": i.time_s,
+                "subproblems_wall_s": i.sub_time_s,
+                "subproblem_s": i.sub_times_s,
+            }
+            for i in r.iterations
+        ],
+    )

@@ -47,8 +47,12 @@ def _agree(ext: object, dec: object) -> None:
 def test_hand_solved_newsvendor(kw: dict, rp: float, vss: float) -> None:
     progress: list[str] = []
     r = stochastic_plan(
-        newsvendor(), LOW_HIGH, method="decomposition", executor="inline",
-        progress=progress.append, **kw,
+        newsvendor(),
+        LOW_HIGH,
+        method="decomposition",
+        executor="inline",
+        progress=progress.append,
+        **kw,
     )
     assert r.method == "decomposition" and r.gap <= GAP
     assert r.objective == pytest.approx(rp) and r.vss == pytest.approx(vss)
@@ -64,14 +68,17 @@ def test_hand_solved_newsvendor(kw: dict, rp: float, vss: float) -> None:
 def test_first_period_allocations_and_an_infeasible_expected_plan() -> None:
     ext = stochastic_plan(newsvendor(), LOW_HIGH, method="extensive", first_period_allocations=True)
     dec = stochastic_plan(
-        newsvendor(), LOW_HIGH, method="decomposition", executor="inline",
+        newsvendor(),
+        LOW_HIGH,
+        method="decomposition",
+        executor="inline",
         first_period_allocations=True,
     )
     _agree(ext, dec)
     assert dec.vss is None and "unbounded" in dec.vss_note
-    assert dec.first_stage["first_period_allocations"] == ext.first_stage[
-        "first_period_allocations"
-    ]
+    assert (
+        dec.first_stage["first_period_allocations"] == ext.first_stage["first_period_allocations"]
+    )
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -121,7 +128,10 @@ def test_dask_local_cluster_matches_the_extensive_form() -> None:
     ext = stochastic_plan(sc, demand, method="extensive")
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
             host="127.0.0.1",
         ) as cluster,
         distributed.Client(cluster) as client,
