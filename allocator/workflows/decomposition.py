@@ -562,14 +562,22 @@ def decompose(
     best_iter = -1
     eev = eev_values = None
     iters: list[Iteration] = []
-    y = None if start is None else np.asarray(start, dtype=float)
+    # no start given: the probability-weighted mean of the wait-and-see first stages
+    guess = start is None
+    y = pr @ np.array([r.y for r in free]) if guess else np.asarray(start, dtype=float)
     it = 0
     converged = False
     while True:
         if y is None:
             upper, y = master.solve()
         t_sub = time.perf_counter()
-        res = sorted(pool.solve(y, left()), key=lambda r: r.k)
+        try:
+            res = sorted(pool.solve(y, left()), key=lambda r: r.k)
+        except InfeasibleError:
+            if not (guess and it == 0):
+                raise
+            guess, y = False, None  # the mean is infeasible somewhere: ask the master
+            continue
         sub_wall = time.perf_counter() - t_sub
         values = np.array([r.objective for r in res])
         val = _value(values, pr, cvar_weight, cvar_level)
