@@ -42,7 +42,7 @@ import multiprocessing
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -111,48 +111,155 @@ class Subproblem:
             )
             sol = solver.resolve(self.model, self.lp, time_limit)
         self.last = sol
-        if sol.status is not Status.OPTIMAL or sol.x is None or sol.col_dual is None:
-            where = f"scenario {self.scenario.name!r} (subproblem {k}): "
-            if sol.status is Status.INFEASIBLE:
-                raise InfeasibleError(where + "infeasible at the master's first stage")
-            if sol.status in (Status.TIME_LIMIT, Status.TIME_LIMIT_NO_SOLUTION):
-                raise TimeLimitError(where + sol.message)
-            raise NumericalError(where + sol.message)
-        obj = float(self.lp.objective(sol.x))
-        xs = sol.x[self.first]
-        return SubResult(
-            k, obj, sol.col_dual[self.first].copy(), xs.copy(), sol.time_s, sol.iterations, warm
-        )
+        return _result(sol, self.lp, self.first, self.scenario, k, warm)
 
     def first_stage_rows(self) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
         """The rows whose every nonzero is on a first-stage column, over those columns."""
-        A = self.lp.A.tocsr()
-        is_first = np.zeros(self.lp.num_cols, dtype=bool)
-        is_first[self.first] = True
-        nnz = np.diff(A.indptr)
-        on_first = (
-            np.add.reduceat(is_first[A.indices].astype(np.int64), A.indptr[:-1])
-            if (A.nnz)
-            else np.zeros(A.shape[0], dtype=np.int64)
-        )
-        on_first = np.where(nnz > 0, on_first, 0)
-        rows = np.nonzero((nnz > 0) & (on_first == nnz))[0]
-        pos = np.full(self.lp.num_cols, -1, dtype=np.int64)
-        pos[self.first] = np.arange(self.first.size)
-        sub = A[rows]
-        sub = sp.csr_matrix(
-            (sub.data, pos[sub.indices], sub.indptr), shape=(rows.size, self.first.size)
-        )
-        return sub, self.lp.row_lower[rows].copy(), self.lp.row_upper[rows].copy()
+        return _first_stage_rows(self.lp, self.first)
 
     def plan(self) -> Plan:
         assert self.last is not None
         return Plan.from_solution(self.scenario, self.lp, self.last)
 
 
+class SharedModel:
+    """Several scenarios whose LPs differ only in costs and bounds (demand changes row
+    bounds and the constant), in **one** HiGHS object: switching scenario pushes what
+    differs and restores that scenario's last basis (rows added since are basic), so a
+    worker holds one model whatever its number of scenarios. A scenario's first solve
+    starts from the previous scenario's basis (dual simplex, warm)."""
+
+    def __init__(self, first: np.ndarray, threads: int = 1):
+        self.first = first
+        self.threads = threads
+        self.lp: LinearProgram | None = None  # the current scenario's LP
+        self.vec: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, float]] = {}
+        self.scenarios: dict[int, Scenario] = {}
+        self.basis: dict[int, tuple[Any, int]] = {}
+        self.sols: dict[int, Solution] = {}
+        self.current: int | None = None
+        self.model: LoadedModel | None = None
+
+    def add(self, k: int, scenario: Scenario, lp: LinearProgram) -> None:
+        """Scenario ``k`` (``ValueError`` when its LP's structure or column bounds differ)."""
+        from allocator.workflows.planner import _same_structure
+
+        if self.lp is None:
+            self.lp = replace(lp, col_lower=lp.col_lower.copy(), col_upper=lp.col_upper.copy())
+            self.lower0 = lp.col_lower[self.first].copy()
+            self.upper0 = lp.col_upper[self.first].copy()
+            self.col_lower0, self.col_upper0 = lp.col_lower, lp.col_upper
+            self.current = k
+        elif not (
+            _same_structure(self.lp, lp)
+            and np.array_equal(lp.col_lower, self.col_lower0)
+            and np.array_equal(lp.col_upper, self.col_upper0)
+        ):
+            raise ValueError("scenario structures differ")
+        self.vec[k] = (lp.c, lp.row_lower, lp.row_upper, lp.offset)
+        self.scenarios[k] = scenario
+
+    def _switch(self, k: int) -> None:
+        assert self.lp is not None
+        if self.current == k:
+            return
+        c, rl, ru, off = self.vec[k]
+        old = self.lp
+        if self.model is not None:
+            h = self.model.h
+            cols = np.nonzero(c != old.c)[0]
+            if cols.size:
+                h.changeColsCost(int(cols.size), cols.astype(np.int32), -c[cols])
+            rows = np.nonzero((rl != old.row_lower) | (ru != old.row_upper))[0]
+            hrows = self.model.hrow_of[rows]
+            keep = hrows >= 0
+            rows, hrows = rows[keep], hrows[keep].astype(np.int32)
+            if rows.size:
+                inf = highspy.kHighsInf
+                h.changeRowsBounds(
+                    int(rows.size),
+                    hrows,
+                    np.clip(rl[rows], -inf, inf),
+                    np.clip(ru[rows], -inf, inf),
+                )
+            h.changeObjectiveOffset(-off)
+            saved = self.basis.get(k)
+            if saved is not None and saved[1] == id(h):
+                b = saved[0]
+                n_rows = h.getNumRow()
+                if len(b.row_status) < n_rows:
+                    b.row_status = list(b.row_status) + [highspy.HighsBasisStatus.kBasic] * (
+                        n_rows - len(b.row_status)
+                    )
+                h.setBasis(b)
+        self.lp = replace(old, c=c, row_lower=rl, row_upper=ru, offset=off)
+        self.current = k
+
+    def solve(self, y: np.ndarray | None, k: int, time_limit: float | None = None) -> SubResult:
+        self._switch(k)
+        assert self.lp is not None
+        lo = self.lower0 if y is None else np.clip(y, self.lower0, self.upper0)
+        up = self.upper0 if y is None else lo
+        self.lp.col_lower[self.first] = lo
+        self.lp.col_upper[self.first] = up
+        solver = RowGenerationSolver(threads=self.threads, chains=1)
+        warm = self.model is not None
+        if self.model is None:
+            sol, self.model = solver.run_loaded(self.lp, time_limit, keep=True)
+        else:
+            inf = highspy.kHighsInf
+            self.model.h.changeColsBounds(
+                int(self.first.size),
+                self.first.astype(np.int32),
+                np.clip(lo, -inf, inf),
+                np.clip(up, -inf, inf),
+            )
+            sol = solver.resolve(self.model, self.lp, time_limit)
+        assert self.model is not None
+        self.basis[k] = (self.model.h.getBasis(), id(self.model.h))
+        self.sols[k] = sol
+        return _result(sol, self.lp, self.first, self.scenarios[k], k, warm)
+
+    def plan(self, k: int) -> Plan:
+        assert self.lp is not None
+        c, rl, ru, off = self.vec[k]
+        sol = self.sols[k]
+        assert sol.x is not None
+        cl, cu = self.lp.col_lower.copy(), self.lp.col_upper.copy()
+        cl[self.first] = cu[self.first] = sol.x[self.first]
+        lp = replace(
+            self.lp, c=c, row_lower=rl, row_upper=ru, offset=off, col_lower=cl, col_upper=cu
+        )
+        return Plan.from_solution(self.scenarios[k], lp, sol)
+
+
+def _result(
+    sol: Solution, lp: LinearProgram, first: np.ndarray, sc: Scenario, k: int, warm: bool
+) -> SubResult:
+    """The subproblem's value and supergradient, or the error of its status."""
+    if sol.status is not Status.OPTIMAL or sol.x is None or sol.col_dual is None:
+        where = f"scenario {sc.name!r} (subproblem {k}): "
+        if sol.status is Status.INFEASIBLE:
+            raise InfeasibleError(where + "infeasible at the master's first stage")
+        if sol.status in (Status.TIME_LIMIT, Status.TIME_LIMIT_NO_SOLUTION):
+            raise TimeLimitError(where + sol.message)
+        raise NumericalError(where + sol.message)
+    return SubResult(
+        k,
+        float(lp.objective(sol.x)),
+        sol.col_dual[first].copy(),
+        sol.x[first].copy(),
+        sol.time_s,
+        sol.iterations,
+        warm,
+    )
+
+
 class ScenarioWorker:
     """The subproblems of some scenarios, kept between iterations (one per process, or a
-    Dask actor). Built from the base scenario and the demand scenarios as dicts, once."""
+    Dask actor). Built from the base scenario and the demand scenarios as dicts, once.
+    With ``shared`` (default) scenarios of the same structure share one HiGHS object
+    (:class:`SharedModel`); otherwise (or when structures differ) each has its own."""
 
     def __init__(
         self,
@@ -161,32 +268,87 @@ class ScenarioWorker:
         ks: list[int],
         first_period_allocations: bool,
         threads: int = 1,
+        shared: bool = True,
     ):
         sc = Scenario.from_dict(base)
-        self.subs = {
-            k: Subproblem(
-                scenario_for(sc, DemandScenario.of(demand[k])), first_period_allocations, threads
-            )
-            for k in ks
-        }
+        self.subs: dict[int, Subproblem] = {}
+        self.shared: SharedModel | None = None
+        self.order = list(ks)
+        for k in ks:
+            sck = scenario_for(sc, DemandScenario.of(demand[k]))
+            if not shared:
+                self.subs[k] = Subproblem(sck, first_period_allocations, threads)
+                continue
+            lp = build_lp(sck)
+            if lp.is_mip:
+                raise ValueError("scenario decomposition solves LPs: this scenario is a MILP")
+            if self.shared is None:
+                first = first_stage_columns(lp, first_period_allocations)
+                self.shared = SharedModel(first, threads)
+            try:
+                self.shared.add(k, sck, lp)
+            except ValueError:
+                self.subs[k] = Subproblem(sck, first_period_allocations, threads)
+            del lp
 
     def info(self) -> dict[str, Any]:
         """First-stage size and bounds, and each scenario's first-stage-only rows."""
-        k0 = next(iter(self.subs))
-        s0 = self.subs[k0]
+        rows = {}
+        for k in self.order:
+            if k in self.subs:
+                rows[k] = self.subs[k].first_stage_rows()
+            else:
+                assert self.shared is not None and self.shared.lp is not None
+                _c, rl, ru, _off = self.shared.vec[k]
+                lp = replace(self.shared.lp, row_lower=rl, row_upper=ru)
+                rows[k] = _first_stage_rows(lp, self.shared.first)
+        one: Any = self.shared if self.shared is not None else next(iter(self.subs.values()))
         return {
-            "n_first": int(s0.first.size),
-            "lower": s0.lower0,
-            "upper": s0.upper0,
-            "num_cols": s0.lp.num_cols,
-            "rows": {k: s.first_stage_rows() for k, s in self.subs.items()},
+            "n_first": int(one.first.size),
+            "lower": one.lower0,
+            "upper": one.upper0,
+            "rows": rows,
         }
 
     def solve(self, y: np.ndarray | None, time_limit: float | None = None) -> list[SubResult]:
-        return [s.solve(y, k, time_limit) for k, s in self.subs.items()]
+        out = []
+        for k in self.order:
+            if k in self.subs:
+                out.append(self.subs[k].solve(y, k, time_limit))
+            else:
+                assert self.shared is not None
+                out.append(self.shared.solve(y, k, time_limit))
+        return out
 
     def plans(self) -> dict[int, Plan]:
-        return {k: s.plan() for k, s in self.subs.items()}
+        out = {}
+        for k in self.order:
+            if k in self.subs:
+                out[k] = self.subs[k].plan()
+            else:
+                assert self.shared is not None
+                out[k] = self.shared.plan(k)
+        return out
+
+
+def _first_stage_rows(
+    lp: LinearProgram, first: np.ndarray
+) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    """The rows whose every nonzero is on a first-stage column, over those columns."""
+    A = lp.A.tocsr()
+    is_first = np.zeros(lp.num_cols, dtype=bool)
+    is_first[first] = True
+    nnz = np.diff(A.indptr)
+    on_first = np.zeros(A.shape[0], dtype=np.int64)
+    if A.nnz:
+        csum = np.concatenate([[0], np.cumsum(is_first[A.indices].astype(np.int64))])
+        on_first = csum[A.indptr[1:]] - csum[A.indptr[:-1]]
+    rows = np.nonzero((nnz > 0) & (on_first == nnz))[0]
+    pos = np.full(lp.num_cols, -1, dtype=np.int64)
+    pos[first] = np.arange(first.size)
+    sub = A[rows]
+    sub = sp.csr_matrix((sub.data, pos[sub.indices], sub.indptr), shape=(rows.size, first.size))
+    return sub, lp.row_lower[rows].copy(), lp.row_upper[rows].copy()
 
 
 # ----------------------------------------------------------------------- executors

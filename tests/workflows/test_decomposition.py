@@ -15,7 +15,7 @@ import pytest
 from allocator.cli import main
 from allocator.scenario import Scenario
 from allocator.scenario.generate import generate
-from allocator.workflows.decomposition import make_pool
+from allocator.workflows.decomposition import InlinePool, ScenarioWorker, decompose, make_pool
 from allocator.workflows.sampling import sample_demand_scenarios
 from allocator.workflows.stochastic import choose_method, stochastic_plan
 
@@ -114,11 +114,29 @@ def test_workers_keep_their_models_warm() -> None:
     pool = make_pool(sc.to_dict(), demand, False, executor="process", workers=2)
     try:
         free = pool.solve(None)
-        assert sorted(r.k for r in free) == [0, 1, 2, 3] and not any(r.warm for r in free)
+        assert sorted(r.k for r in free) == [0, 1, 2, 3]
+        # one HiGHS object per worker process: its first scenario cold, the next warm
+        assert sum(not r.warm for r in free) == 2
         again = pool.solve(np.mean([r.y for r in free], axis=0))
         assert all(r.warm for r in again)  # each scenario stayed in the process that built it
     finally:
         pool.close()
+
+
+def test_own_models_per_scenario_give_the_same_plan() -> None:
+    sc = Scenario.from_file(EXAMPLE)
+    demand = sample_demand_scenarios(sc, 3, seed=5)
+    pr = np.full(3, 1 / 3)
+    out = []
+    for shared in (True, False):
+        w = ScenarioWorker(sc.to_dict(), demand, [0, 1, 2], False, 0, shared=shared)
+        pool = InlinePool.__new__(InlinePool)
+        pool.worker = w
+        out.append(decompose(pool, pr))
+    assert _same(out[0].objective, out[1].objective)
+    assert [p.objective for p in out[0].plans] == pytest.approx(
+        [p.objective for p in out[1].plans], rel=2 * GAP
+    )
 
 
 def test_dask_local_cluster_matches_the_extensive_form() -> None:
