@@ -698,24 +698,26 @@ def run_stochastic(path: Path, time_limit: float, method: str, dask_workers: int
         "iterations": len(r.iterations),
     }
     if r.iterations:
-        its = r.iterations
-        cold = its[0]["subproblem_s"]  # the first candidate's round (the free round before)
-        warm = [t for it in its[1:] for t in it["subproblem_s"]] or cold
-        sub_wall = sum(it["subproblems_wall_s"] for it in its)
-        total = its[-1]["time_s"]
+        its, d = r.iterations, r.decomposition
+        warm = [t for it in its for t in it["subproblem_s"]]
+        master = sum(it["master_s"] for it in its)
+        out["setup_s"] = d["setup_s"]
+        out["wait_and_see_round_s"] = d["wait_and_see_round_s"]
+        out["subproblem_cold_mean_s"] = float(np.mean(d["wait_and_see_subproblem_s"]))
         out["subproblem_warm_mean_s"] = float(np.mean(warm))
-        out["subproblem_first_round_mean_s"] = float(np.mean(cold))
-        out["loop_s"] = total
-        out["master_and_overhead_s"] = total - sub_wall
+        out["rounds_wall_s"] = [it["subproblems_wall_s"] for it in its]
+        out["master_s"] = master
         out["bounds"] = [[it["lower"], it["upper"]] for it in its]
-        # 16 workers x 100 scenarios, the same number of iterations: each round takes
-        # ceil(100/16) subproblem solves per worker; the free round counts as a cold one;
-        # the master's time grows with the number of cuts (x 100/K)
+        # 16 workers x 100 scenarios, the same number of iterations: every round takes
+        # ceil(100/16) = 7 subproblem solves per worker (the first cold, the rest warm);
+        # the master's time grows with its cuts (x 100/K); setup (building the LPs) is
+        # per worker, ceil(100/16)/ceil(K/workers) of the measured one
         per = -(-100 // 16)
-        cold_one = out["subproblem_first_round_mean_s"] * 1.0
+        per_now = -(-K // max(1, d["workers"]))
         out["projection_16x100_s"] = (
-            per * (2 * cold_one + len(its) * out["subproblem_warm_mean_s"])
-            + out["master_and_overhead_s"] * 100 / K
+            d["setup_s"] * per / per_now
+            + per * (out["subproblem_cold_mean_s"] + len(its) * out["subproblem_warm_mean_s"])
+            + master * 100 / K
         )
     return out
 

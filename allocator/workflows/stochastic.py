@@ -273,6 +273,7 @@ class StochasticResult:
     wait_and_see: float | None = None  # sum_k p_k (scenario k's optimum, demand known)
     evpi: float | None = None  # wait_and_see - expected objective (no CVaR term)
     iterations: list[dict[str, Any]] = field(default_factory=list)  # decomposition
+    decomposition: dict[str, Any] = field(default_factory=dict)  # workers, timings
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -282,6 +283,7 @@ class StochasticResult:
             "wait_and_see": self.wait_and_see,
             "evpi": self.evpi,
             "iterations": self.iterations,
+            "decomposition": self.decomposition,
             "objective": self.objective,
             "expected_objective": self.expected_objective,
             "cvar": self.cvar,
@@ -332,6 +334,7 @@ def stochastic_plan(
     workers: int | None = None,
     client: Any = None,
     multicut: bool = True,
+    share_models: bool = False,
 ) -> StochasticResult:
     """The two-stage plan of ``scenario`` over ``demand_scenarios`` (probabilities summing
     to 1); see the module docstring. Raises ``ValueError`` for bad probabilities or
@@ -365,6 +368,7 @@ def stochastic_plan(
             workers=workers,
             client=client,
             multicut=multicut,
+            share_models=share_models,
         )
     backend = solver or HighsSolver()
     say(f"building the LPs of {len(scs)} demand scenarios")
@@ -603,6 +607,7 @@ def _decomposed_plan(
     workers: int | None = None,
     client: Any = None,
     multicut: bool = True,
+    share_models: bool = False,
 ) -> StochasticResult:
     """:func:`stochastic_plan` by decomposition (:mod:`allocator.workflows.decomposition`)."""
     from allocator.workflows.decomposition import decompose, make_pool
@@ -639,6 +644,7 @@ def _decomposed_plan(
         executor=executor,
         workers=workers,
         client=client,
+        share=share_models,
     )
     try:
         opts: dict[str, Any] = {
@@ -696,7 +702,16 @@ def _decomposed_plan(
                 "time_s": i.time_s,
                 "subproblems_wall_s": i.sub_time_s,
                 "subproblem_s": i.sub_times_s,
+                "master_s": i.master_s,
             }
             for i in r.iterations
         ],
+        decomposition={
+            "executor": r.executor,
+            "workers": r.workers,
+            "converged": r.converged,
+            "setup_s": r.setup_s,
+            "wait_and_see_round_s": r.free_round_s,
+            "wait_and_see_subproblem_s": r.free_times_s,
+        },
     )

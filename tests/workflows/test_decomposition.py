@@ -115,8 +115,7 @@ def test_workers_keep_their_models_warm() -> None:
     try:
         free = pool.solve(None)
         assert sorted(r.k for r in free) == [0, 1, 2, 3]
-        # one HiGHS object per worker process: its first scenario cold, the next warm
-        assert sum(not r.warm for r in free) == 2
+        assert not any(r.warm for r in free)
         again = pool.solve(np.mean([r.y for r in free], axis=0))
         assert all(r.warm for r in again)  # each scenario stayed in the process that built it
     finally:
