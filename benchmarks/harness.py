@@ -85,6 +85,7 @@ DATA_PATH = ("plan-io", "cli-solve")
 STOCHASTIC = ("stoch-extensive", "stoch-decomp", "stoch-dask-1", "stoch-dask-2")
 STOCH_SCENARIOS_OF = {"1m": 20}  # demand scenarios per size (default 10)
 STOCH_EXTENSIVE_MAX_COLUMNS = 5_000_000  # bigger extensive forms are skipped (memory)
+SHARE_FROM_COLUMNS = 3_000_000  # a worker's scenarios' columns from which they share a model
 PHASES = ("engine", *SOLVERS_ALONE, *PEERS, "warm", *PARTITIONED, *DATA_PATH, *STOCHASTIC)
 OBJ_TOL = 1e-6  # relative objective agreement counted as "the same optimum"
 
@@ -671,14 +672,23 @@ def run_stochastic(path: Path, time_limit: float, method: str, dask_workers: int
             n_workers=dask_workers,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",
             host="127.0.0.1",
         )
         client = distributed.Client(cluster)
     t1 = time.perf_counter()
     try:
+        # one HiGHS object per worker once its scenarios' models would not fit side by side
+        per_worker = -(-K // max(1, dask_workers or min(os.cpu_count() or 1, K)))
+        share = n_cols * per_worker > SHARE_FROM_COLUMNS
         r = stochastic_plan(
-            sc, demand, method=method, compute_vss=False, time_limit=time_limit, client=client
+            sc,
+            demand,
+            method=method,
+            compute_vss=False,
+            time_limit=time_limit,
+            client=client,
+            share_models=share,
         )
     finally:
         if client is not None:
@@ -696,6 +706,7 @@ def run_stochastic(path: Path, time_limit: float, method: str, dask_workers: int
         "gap": r.gap,
         "method": r.method,
         "iterations": len(r.iterations),
+        "share_models": method != "extensive" and share,
     }
     if r.iterations:
         its, d = r.iterations, r.decomposition

@@ -203,9 +203,10 @@ class SharedModel:
         self.lp.col_lower[self.first] = lo
         self.lp.col_upper[self.first] = up
         solver = RowGenerationSolver(threads=self.threads, chains=1)
-        warm = self.model is not None
+        warm = self.model is not None and k in self.basis
         if self.model is None:
             sol, self.model = solver.run_loaded(self.lp, time_limit, keep=True)
+            self.basis[k] = (self.model.h.getBasis(), id(self.model.h))
         else:
             inf = highspy.kHighsInf
             self.model.h.changeColsBounds(
@@ -214,11 +215,40 @@ class SharedModel:
                 np.clip(lo, -inf, inf),
                 np.clip(up, -inf, inf),
             )
-            sol = solver.resolve(self.model, self.lp, time_limit)
-        assert self.model is not None
-        self.basis[k] = (self.model.h.getBasis(), id(self.model.h))
+            if warm:
+                sol = solver.resolve(self.model, self.lp, time_limit)
+                self.basis[k] = (self.model.h.getBasis(), id(self.model.h))
+            else:
+                sol = self._first_solve(solver, k, time_limit)
         self.sols[k] = sol
         return _result(sol, self.lp, self.first, self.scenarios[k], k, warm)
+
+    def _first_solve(
+        self, solver: RowGenerationSolver, k: int, time_limit: float | None
+    ) -> Solution:
+        """Scenario ``k``'s first solve: cold in a HiGHS object of its own (the period
+        split is faster than dual simplex from another scenario's basis), its optimal basis
+        then moved into the shared object (the lazy rows it loaded added there too)."""
+        assert self.model is not None and self.lp is not None
+        sol, tmp = solver.run_loaded(self.lp, time_limit, keep=True)
+        if tmp is None or sol.status is not Status.OPTIMAL:
+            return sol
+        shared = self.model
+        tmp_rows = tmp.loaded_rows
+        missing = tmp_rows[shared.hrow_of[tmp_rows] < 0]
+        if missing.size:
+            shared.add(np.sort(missing), self.lp)
+        b = tmp.h.getBasis()
+        rows = np.full(shared.h.getNumRow(), highspy.HighsBasisStatus.kBasic, dtype=object)
+        rows[shared.hrow_of[tmp_rows]] = np.asarray(b.row_status, dtype=object)
+        nb = highspy.HighsBasis()
+        nb.col_status = b.col_status
+        nb.row_status = rows.tolist()
+        nb.valid = True
+        del tmp
+        shared.h.setBasis(nb)
+        self.basis[k] = (nb, id(shared.h))
+        return sol
 
     def plan(self, k: int) -> Plan:
         assert self.lp is not None
@@ -562,6 +592,10 @@ def make_pool(
 
 
 # ----------------------------------------------------------------------- the master
+class _Unbounded(Exception):
+    """The master is unbounded (no theta bounds yet)."""
+
+
 class Master:
     """The master LP in HiGHS (maximisation), cuts added as rows, re-solved warm."""
 
@@ -593,7 +627,7 @@ class Master:
         self.n_cols = self.F + n_theta
         costs = np.concatenate([c, th_c])
         lower = np.concatenate([lo, np.full(n_theta, -inf)])
-        upper = np.concatenate([up, th_up])
+        upper = np.clip(np.concatenate([up, th_up]), -inf, inf)
         self.eta: int | None = None
         if cvar_weight > 0:
             self.eta = self.n_cols
@@ -658,9 +692,22 @@ class Master:
         self._add_rows(rows, np.full(len(rows), -np.inf), np.array(rhs))
         self.n_cuts += len(rows)
 
+    def bound_theta(self, ws: np.ndarray) -> None:
+        """theta_k <= WS_k (the sum in single-cut)."""
+        n = self.K if self.multicut else 1
+        up = ws if self.multicut else np.array([float(self.pr @ ws)])
+        idx = (self.theta0 + np.arange(n)).astype(np.int32)
+        self.h.changeColsBounds(n, idx, np.full(n, -highspy.kHighsInf), up.astype(float))
+
     def solve(self) -> tuple[float, np.ndarray]:
         self.h.run()
-        if self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        status = self.h.getModelStatus()
+        if status in (
+            highspy.HighsModelStatus.kUnbounded,
+            highspy.HighsModelStatus.kUnboundedOrInfeasible,
+        ):
+            raise _Unbounded
+        if status != highspy.HighsModelStatus.kOptimal:
             raise NumericalError(
                 f"master problem: {self.h.modelStatusToString(self.h.getModelStatus())}"
             )
@@ -690,7 +737,7 @@ class DecompositionResult:
     bound: float  # upper bound
     gap: float
     iterations: list[Iteration]
-    wait_and_see: float  # sum_k p_k WS_k
+    wait_and_see: float | None  # sum_k p_k WS_k (None: the round was skipped)
     eev: float | None  # the objective of the first candidate given (the EV plan)
     eev_values: np.ndarray | None
     executor: str
@@ -724,9 +771,13 @@ def decompose(
     max_iterations: int = 500,
     multicut: bool = True,
     progress: Callable[[str], None] | None = None,
+    wait_and_see: bool = True,
 ) -> DecompositionResult:
     """The L-shaped loop over ``pool``'s scenarios (see the module docstring). ``start``:
-    the first candidate's first stage (the expected-demand plan's), evaluated first."""
+    the first candidate's first stage (the expected-demand plan's), evaluated first.
+    ``wait_and_see=False`` skips the round that solves every scenario with its first stage
+    free (its values bound theta and give the EVPI) when ``start`` is given and every
+    first-stage column has finite bounds (so the master is bounded without it)."""
     say = progress or (lambda _m: None)
     t0 = time.perf_counter()
     deadline = None if time_limit is None else t0 + time_limit
@@ -740,12 +791,36 @@ def decompose(
         f"decomposition: {pr.size} scenarios on {pool.n_workers} {pool.name} worker(s); "
         f"{info['n_first']} first-stage columns"
     )
-    free = sorted(pool.solve(None, left()), key=lambda r: r.k)
+    free: list[SubResult] = []
+    ws_value: float | None = None
+    if wait_and_see or start is None:
+        free = sorted(pool.solve(None, left()), key=lambda r: r.k)
+        ws = np.array([r.objective for r in free])
+        ws_value = float(pr @ ws)
+    else:
+        ws = np.full(pr.size, np.inf)
     free_round_s = time.perf_counter() - t0 - setup_s
-    ws = np.array([r.objective for r in free])
-    ws_value = float(pr @ ws)
     master = Master(info, pr, ws, cvar_weight=cvar_weight, cvar_level=cvar_level, multicut=multicut)
-    master.add_cuts(free)
+    if free:
+        master.add_cuts(free)
+
+    def solve_master() -> tuple[float, np.ndarray]:
+        nonlocal free, ws_value, free_round_s
+        try:
+            return master.solve()
+        except _Unbounded:
+            if free:
+                raise NumericalError("master problem: unbounded") from None
+        # the cuts so far do not bound it: the wait-and-see round after all
+        t = time.perf_counter()
+        free = sorted(pool.solve(None, left()), key=lambda r: r.k)
+        ws = np.array([r.objective for r in free])
+        ws_value = float(pr @ ws)
+        free_round_s += time.perf_counter() - t
+        master.bound_theta(ws)
+        master.add_cuts(free)
+        return master.solve()
+
     lower, upper = -np.inf, np.inf
     best_y: np.ndarray | None = None
     best_values: np.ndarray | None = None
@@ -759,7 +834,7 @@ def decompose(
     converged = False
     while True:
         if y is None:
-            upper, y = master.solve()
+            upper, y = solve_master()
         t_sub = time.perf_counter()
         try:
             res = sorted(pool.solve(y, left()), key=lambda r: r.k)
@@ -777,7 +852,7 @@ def decompose(
             lower, best_y, best_values, best_iter = val, y, values, it
         master.add_cuts(res)
         t_master = time.perf_counter()
-        upper, y_next = master.solve()
+        upper, y_next = solve_master()
         t_master = time.perf_counter() - t_master
         g = relative_gap(lower, upper)
         iters.append(

@@ -615,17 +615,17 @@ def _decomposed_plan(
     t0 = time.perf_counter()
     start = ev_obj = None
     note = ""
-    if compute_vss:
-        say("expected-value plan: solving for expected demand")
-        ev_lp = build_lp(expected_scenario(base, scs))
-        try:
-            ev_sol = _run(HighsSolver(), ev_lp, time_limit, "expected-demand plan")
-            assert ev_sol.x is not None and ev_sol.objective is not None
-            ev_obj = float(ev_sol.objective)
-            start = ev_sol.x[first_stage_columns(ev_lp, first_period_allocations)]
-        except SolveError as exc:
-            note = f"no VSS: {exc}"
-        del ev_lp
+    # the expected-demand plan: the first candidate (its evaluation is the EEV)
+    say("expected-value plan: solving for expected demand")
+    ev_lp = build_lp(expected_scenario(base, scs))
+    try:
+        ev_sol = _run(HighsSolver(), ev_lp, time_limit, "expected-demand plan")
+        assert ev_sol.x is not None and ev_sol.objective is not None
+        ev_obj = float(ev_sol.objective) if compute_vss else None
+        start = ev_sol.x[first_stage_columns(ev_lp, first_period_allocations)]
+    except SolveError as exc:
+        note = f"no VSS: {exc}"
+    del ev_lp
     rest = None if time_limit is None else max(1.0, time_limit - (time.perf_counter() - t0))
     demand = [
         {
@@ -654,6 +654,7 @@ def _decomposed_plan(
             "time_limit": rest,
             "multicut": multicut,
             "progress": say,
+            "wait_and_see": compute_vss,
         }
         try:
             r = decompose(pool, pr, start=start, **opts)
@@ -675,7 +676,7 @@ def _decomposed_plan(
     xs[first_stage_columns(lp0, first_period_allocations)] = r.first
     first_stage = _first_stage_decisions(base, lp0, xs, r.plans[0], first_period_allocations)
     del lp0, xs
-    eev = r.eev
+    eev = r.eev if compute_vss else None
     return StochasticResult(
         names=[d.name or f"s{k}" for k, d in enumerate(scs)],
         probabilities=pr.tolist(),
@@ -692,7 +693,7 @@ def _decomposed_plan(
         gap=r.gap,
         bound=r.bound,
         wait_and_see=r.wait_and_see,
-        evpi=r.wait_and_see - expected,
+        evpi=None if r.wait_and_see is None else r.wait_and_see - expected,
         iterations=[
             {
                 "iteration": i.iteration + 1,

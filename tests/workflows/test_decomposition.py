@@ -148,7 +148,7 @@ def test_dask_local_cluster_matches_the_extensive_form() -> None:
             n_workers=2,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",
             host="127.0.0.1",
         ) as cluster,
         distributed.Client(cluster) as client,
@@ -194,3 +194,13 @@ def test_cli_sample_and_decomposition(tmp_path: Path, capsys: pytest.CaptureFixt
     text = capsys.readouterr().out
     assert "EVPI" in text and "proven gap" in text
     assert main(["stochastic", str(EXAMPLE)]) == 2  # neither DEMAND nor --sample
+
+
+def test_without_vss_the_wait_and_see_round_is_skipped() -> None:
+    sc = Scenario.from_file(EXAMPLE)
+    demand = sample_demand_scenarios(sc, 5, cv=0.3, seed=4)
+    ext = stochastic_plan(sc, demand, method="extensive", compute_vss=False)
+    dec = stochastic_plan(sc, demand, method="decomposition", executor="inline", compute_vss=False)
+    assert _same(ext.objective, dec.objective) and dec.gap <= GAP
+    assert dec.wait_and_see is None and dec.evpi is None and dec.vss is None
+    assert dec.decomposition["wait_and_see_subproblem_s"] == []
