@@ -710,24 +710,28 @@ def run_stochastic(path: Path, time_limit: float, method: str, dask_workers: int
     }
     if r.iterations:
         its, d = r.iterations, r.decomposition
-        warm = [t for it in its for t in it["subproblem_s"]]
+        # the cold round: the wait-and-see one when it ran, else the first candidate's
+        ws_round = d["wait_and_see_subproblem_s"]
+        cold = ws_round or its[0]["subproblem_s"]
+        warm_its = its if ws_round else its[1:]
+        warm = [t for it in warm_its for t in it["subproblem_s"]]
         master = sum(it["master_s"] for it in its)
         out["setup_s"] = d["setup_s"]
         out["wait_and_see_round_s"] = d["wait_and_see_round_s"]
-        out["subproblem_cold_mean_s"] = float(np.mean(d["wait_and_see_subproblem_s"]))
-        out["subproblem_warm_mean_s"] = float(np.mean(warm))
+        out["subproblem_cold_mean_s"] = float(np.mean(cold))
+        out["subproblem_warm_mean_s"] = float(np.mean(warm)) if warm else None
         out["rounds_wall_s"] = [it["subproblems_wall_s"] for it in its]
         out["master_s"] = master
         out["bounds"] = [[it["lower"], it["upper"]] for it in its]
-        # 16 workers x 100 scenarios, the same number of iterations: every round takes
-        # ceil(100/16) = 7 subproblem solves per worker (the first cold, the rest warm);
-        # the master's time grows with its cuts (x 100/K); setup (building the LPs) is
-        # per worker, ceil(100/16)/ceil(K/workers) of the measured one
+        # 16 workers x 100 scenarios, the same number of rounds: every round takes
+        # ceil(100/16) = 7 subproblem solves per worker (the cold round at the measured cold
+        # mean, the others at the warm mean); the master's time grows with its cuts
+        # (x 100/K); setup (building the LPs) scales with the scenarios per worker
         per = -(-100 // 16)
         per_now = -(-K // max(1, d["workers"]))
         out["projection_16x100_s"] = (
             d["setup_s"] * per / per_now
-            + per * (out["subproblem_cold_mean_s"] + len(its) * out["subproblem_warm_mean_s"])
+            + per * (out["subproblem_cold_mean_s"] + len(warm_its) * float(np.mean(warm or [0])))
             + master * 100 / K
         )
     return out
