@@ -439,7 +439,7 @@ def stochastic_plan(
     )
 
 
-AUTO_COLUMNS = 400_000
+AUTO_COLUMNS = 30_000
 """``method="auto"`` decomposes from this many columns in the extensive form (scenarios ×
 one scenario's columns) on; below it the extensive form is solved (see docs/batch.md for
 the measurements)."""
