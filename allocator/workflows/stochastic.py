@@ -350,26 +350,33 @@ def stochastic_plan(
     scs, pr = _checked_scenarios(demand_scenarios, cvar_weight)
     if method not in ("auto", "extensive", "decomposition"):
         raise ValueError(f"method must be auto, extensive or decomposition, got {method!r}")
-    if method == "auto":
+    auto = method == "auto"
+    if auto:
         method = choose_method(base, len(scs), solver)
     if method == "decomposition":
-        return _decomposed_plan(
-            base,
-            scs,
-            pr,
-            first_period_allocations=first_period_allocations,
-            cvar_weight=cvar_weight,
-            cvar_level=cvar_level,
-            time_limit=time_limit,
-            compute_vss=compute_vss,
-            say=say,
-            gap=gap,
-            executor=executor,
-            workers=workers,
-            client=client,
-            multicut=multicut,
-            share_models=share_models,
-        )
+        try:
+            return _decomposed_plan(
+                base,
+                scs,
+                pr,
+                first_period_allocations=first_period_allocations,
+                cvar_weight=cvar_weight,
+                cvar_level=cvar_level,
+                time_limit=time_limit,
+                compute_vss=compute_vss,
+                say=say,
+                gap=gap,
+                executor=executor,
+                workers=workers,
+                client=client,
+                multicut=multicut,
+                share_models=share_models,
+            )
+        except InfeasibleError:
+            if not auto:
+                raise
+            # a subproblem infeasible at a master candidate (no feasibility cuts)
+            say("decomposition: a scenario is infeasible at a candidate; the extensive form")
     backend = solver or HighsSolver()
     say(f"building the LPs of {len(scs)} demand scenarios")
     scenarios = [scenario_for(base, d) for d in scs]
