@@ -206,7 +206,8 @@ class SharedModel:
         warm = self.model is not None and k in self.basis
         if self.model is None:
             sol, self.model = solver.run_loaded(self.lp, time_limit, keep=True)
-            self.basis[k] = (self.model.h.getBasis(), id(self.model.h))
+            if self.model is not None:
+                self.basis[k] = (self.model.h.getBasis(), id(self.model.h))
         else:
             inf = highspy.kHighsInf
             self.model.h.changeColsBounds(
