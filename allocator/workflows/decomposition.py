@@ -832,7 +832,7 @@ def decompose(
     guess = start is None
     y = pr @ np.array([r.y for r in free]) if guess else np.asarray(start, dtype=float)
     it = 0
-    converged = False
+    converged = stopped = False
     while True:
         if y is None:
             upper, y = solve_master()
@@ -844,6 +844,11 @@ def decompose(
                 raise
             guess, y = False, None  # the mean is infeasible somewhere: ask the master
             continue
+        except TimeLimitError:
+            if best_y is None:
+                raise
+            stopped = True  # out of time mid-round: the best plan so far, its gap
+            break
         sub_wall = time.perf_counter() - t_sub
         values = np.array([r.objective for r in res])
         val = _value(values, pr, cvar_weight, cvar_level)
@@ -879,7 +884,7 @@ def decompose(
             break
         y = y_next
     assert best_y is not None and best_values is not None
-    if best_iter != it - 1:  # the kept models are at a later candidate: back to the best
+    if stopped or best_iter != it - 1:  # the models are at a later candidate: back to the best
         pool.solve(best_y, None)
     plans_by_k = pool.plans()
     plans = [plans_by_k[k] for k in range(pr.size)]

@@ -138,7 +138,22 @@ def test_own_models_per_scenario_give_the_same_plan() -> None:
     )
 
 
-def test_dask_local_cluster_matches_the_extensive_form() -> None:
+def test_stopped_early_the_best_plan_comes_with_its_proven_gap() -> None:
+    sc = Scenario.from_file(EXAMPLE)
+    scenarios = json.loads((DATA / "stochastic" / "demand-growth.json").read_text())
+    if isinstance(scenarios, dict):
+        scenarios = scenarios["scenarios"]
+    ext = stochastic_plan(sc, scenarios, method="extensive", compute_vss=False)
+    pr = np.array([d["probability"] for d in scenarios])
+    pool = InlinePool(sc.to_dict(), scenarios, False)
+    r = decompose(pool, pr, max_iterations=1)
+    assert not r.converged and r.gap > GAP
+    assert r.objective <= ext.objective * (1 + 1e-9) <= r.bound * (1 + 1e-9)
+    assert r.gap == pytest.approx((r.bound - r.objective) / abs(r.objective))
+    assert [p.objective for p in r.plans] == pytest.approx(list(r.values))
+
+
+def test_dask_local_cluster_matches_the_extensive_form(capsys: pytest.CaptureFixture[str]) -> None:
     distributed = pytest.importorskip("distributed")
     sc = Scenario.from_file(EXAMPLE)
     demand = sample_demand_scenarios(sc, 6, cv=0.2, seed=1)
@@ -156,6 +171,9 @@ def test_dask_local_cluster_matches_the_extensive_form() -> None:
         dec = stochastic_plan(sc, demand, method="decomposition", client=client)
         assert dec.gap <= GAP
         _agree(ext, dec)
+        # the CLI connects to the same cluster with --scheduler
+        argv = ["stochastic", str(EXAMPLE), "--sample", "6", "--demand-cv", "0.2", "--seed", "1"]
+        assert main([*argv, "--json", "--scheduler", cluster.scheduler_address]) == 0
 
 
 def test_sampling_is_seeded_with_mean_one_and_correlated_kinds() -> None:
