@@ -20,8 +20,10 @@ included). The loop stops when ``(upper - lower) / max(1, |lower|) <= gap`` or a
 limit, returning the best candidate and its proven gap.
 
 The first candidate is the expected-demand plan's first stage, so its evaluation is the
-EEV (VSS = RP - EEV) at no extra cost; the wait-and-see solves give the theta bounds and
-EVPI = WS - RP.
+EEV (VSS = RP - EEV) at no extra cost; the wait-and-see round (every scenario with its
+first stage free: the theta bounds and EVPI = WS - RP) runs when asked, when there is no
+start, or when the master is unbounded without it. Out of time mid-round, the best plan
+so far is returned with its gap.
 
 Subproblems run where :class:`SubproblemPool` says: ``inline`` (this process),
 ``process`` (one single-process pool per worker slot, scenarios pinned to slots so each
@@ -32,7 +34,8 @@ process boundaries.
 Limits: LPs only (no whole-unit pools); a subproblem infeasible at a master candidate
 (first-period allocations above some scenario's demand that no first-stage-only row
 catches) raises :class:`~allocator.errors.InfeasibleError` — the extensive form handles
-those (feasibility cuts are not implemented).
+those (feasibility cuts are not implemented; ``method="auto"`` falls back to it). Each
+scenario keeps its own HiGHS object unless ``share_models`` (:class:`SharedModel`).
 """
 
 from __future__ import annotations
