@@ -80,7 +80,13 @@ SOLVERS_ALONE = ("highs-ipm", "highs-ipm-nox", "highs-simplex", "highs-pdlp", "c
 PEERS = ("pulp-cbc", "linopy-highs")
 PARTITIONED = ("pop-2", "pop-4")
 DATA_PATH = ("plan-io", "cli-solve")
-PHASES = ("engine", *SOLVERS_ALONE, *PEERS, "warm", *PARTITIONED, *DATA_PATH)
+# two-stage plans over sampled demand scenarios (cv 0.2): the extensive form, the
+# decomposition on the local process pool, and on a Dask LocalCluster of 1 and 2 workers
+STOCHASTIC = ("stoch-extensive", "stoch-decomp", "stoch-dask-1", "stoch-dask-2")
+STOCH_SCENARIOS_OF = {"1m": 20}  # demand scenarios per size (default 10)
+STOCH_EXTENSIVE_MAX_COLUMNS = 5_000_000  # bigger extensive forms are skipped (memory)
+SHARE_FROM_COLUMNS = 3_000_000  # a worker's scenarios' columns from which they share a model
+PHASES = ("engine", *SOLVERS_ALONE, *PEERS, "warm", *PARTITIONED, *DATA_PATH, *STOCHASTIC)
 OBJ_TOL = 1e-6  # relative objective agreement counted as "the same optimum"
 
 
@@ -641,6 +647,98 @@ def run_partitioned(path: Path, time_limit: float, k: int) -> dict:
     }
 
 
+def _stoch_size(path: Path) -> int:
+    size = path.stem
+    return int(os.environ.get("BENCH_SCENARIOS", STOCH_SCENARIOS_OF.get(size, 10)))
+
+
+def run_stochastic(path: Path, time_limit: float, method: str, dask_workers: int = 0) -> dict:
+    """A two-stage plan (RP only: no EV/EEV/WS solves) over sampled demand scenarios."""
+    from allocator.lp.build import build_lp
+    from allocator.scenario import Scenario
+    from allocator.workflows.sampling import sample_demand_scenarios
+    from allocator.workflows.stochastic import stochastic_plan
+
+    sc = Scenario.from_file(path)
+    K = _stoch_size(path)
+    demand = sample_demand_scenarios(sc, K, cv=0.2, correlation=0.5, seed=0)
+    n_cols = build_lp(sc).num_cols
+    if method == "extensive" and n_cols * K > STOCH_EXTENSIVE_MAX_COLUMNS:
+        return {"status": f"skipped ({n_cols * K:,} columns)", "wall_s": 0.0}
+    client = cluster = None
+    t0 = time.perf_counter()
+    if dask_workers:
+        import distributed
+
+        cluster = distributed.LocalCluster(
+            n_workers=dask_workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            host="127.0.0.1",
+        )
+        client = distributed.Client(cluster)
+    t1 = time.perf_counter()
+    try:
+        # one HiGHS object per worker once its scenarios' models would not fit side by side
+        per_worker = -(-K // max(1, dask_workers or min(os.cpu_count() or 1, K)))
+        share = n_cols * per_worker > SHARE_FROM_COLUMNS
+        r = stochastic_plan(
+            sc,
+            demand,
+            method=method,
+            compute_vss=False,
+            time_limit=time_limit,
+            client=client,
+            share_models=share,
+        )
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+    out: dict[str, Any] = {
+        "status": "optimal" if r.gap <= 1e-4 else f"gap {r.gap:.1e}",
+        "objective": r.objective,
+        "has_duals": True,
+        "wall_s": time.perf_counter() - t1,
+        "cluster_start_s": t1 - t0,
+        "scenarios": K,
+        "columns_per_scenario": n_cols,
+        "gap": r.gap,
+        "method": r.method,
+        "iterations": len(r.iterations),
+        "share_models": method != "extensive" and share,
+    }
+    if r.iterations:
+        its, d = r.iterations, r.decomposition
+        # the cold round: the wait-and-see one when it ran, else the first candidate's
+        ws_round = d["wait_and_see_subproblem_s"]
+        cold = ws_round or its[0]["subproblem_s"]
+        warm_its = its if ws_round else its[1:]
+        warm = [t for it in warm_its for t in it["subproblem_s"]]
+        master = sum(it["master_s"] for it in its)
+        out["setup_s"] = d["setup_s"]
+        out["wait_and_see_round_s"] = d["wait_and_see_round_s"]
+        out["subproblem_cold_mean_s"] = float(np.mean(cold))
+        out["subproblem_warm_mean_s"] = float(np.mean(warm)) if warm else None
+        out["rounds_wall_s"] = [it["subproblems_wall_s"] for it in its]
+        out["master_s"] = master
+        out["bounds"] = [[it["lower"], it["upper"]] for it in its]
+        # 16 workers x 100 scenarios, the same number of rounds: every round takes
+        # ceil(100/16) = 7 subproblem solves per worker (the cold round at the measured cold
+        # mean, the others at the warm mean); the master's time grows with its cuts
+        # (x 100/K); setup (building the LPs) scales with the scenarios per worker
+        per = -(-100 // 16)
+        per_now = -(-K // max(1, d["workers"]))
+        out["projection_16x100_s"] = (
+            d["setup_s"] * per / per_now
+            + per * (out["subproblem_cold_mean_s"] + len(warm_its) * float(np.mean(warm or [0])))
+            + master * 100 / K
+        )
+    return out
+
+
 WORKERS: dict[str, Callable[[Path, float], dict]] = {
     "engine": run_engine,
     "highs-ipm": lambda p, tl: run_highs(p, tl, "ipm"),
@@ -655,6 +753,10 @@ WORKERS: dict[str, Callable[[Path, float], dict]] = {
     "pop-4": lambda p, tl: run_partitioned(p, tl, 4),
     "plan-io": run_plan_io,
     "cli-solve": run_cli_solve,
+    "stoch-extensive": lambda p, tl: run_stochastic(p, tl, "extensive"),
+    "stoch-decomp": lambda p, tl: run_stochastic(p, tl, "decomposition"),
+    "stoch-dask-1": lambda p, tl: run_stochastic(p, tl, "decomposition", 1),
+    "stoch-dask-2": lambda p, tl: run_stochastic(p, tl, "decomposition", 2),
 }
 
 
@@ -740,7 +842,7 @@ def summarise(size: str, info: dict, runs: dict[str, list[dict]]) -> dict:
     for phase, rs in runs.items():
         ok = [r for r in rs if r.get("status") == "optimal" and r.get("objective") is not None]
         agree = None
-        if ok and ref is not None and phase != "warm":  # warm solves a changed scenario
+        if ok and ref is not None and phase != "warm" and phase not in STOCHASTIC:
             agree = max(abs(r["objective"] - ref) / max(1.0, abs(ref)) for r in ok)
         phases[phase] = {
             "runs": len(rs),
@@ -775,6 +877,7 @@ def summarise(size: str, info: dict, runs: dict[str, list[dict]]) -> dict:
             ratios[f"{pop} speed-up"] = a / c
             ratios[f"{pop} gap"] = (ref - ok[0]["objective"]) / abs(ref)
     _data_path_ratios(ratios, runs, a)
+    _stochastic_ratios(ratios, phases, runs)
     warm = [r for r in runs.get("warm", []) if r.get("status") == "optimal"]
     if warm:
         w = statistics.median(r["warm_solver_s"] for r in warm)
@@ -786,6 +889,30 @@ def summarise(size: str, info: dict, runs: dict[str, list[dict]]) -> dict:
             ratios["warm vs b cold (solver)"] = alone[b_phase] / max(w, 1e-9)
         ratios["warm end to end s"] = statistics.median(r["wall_s"] for r in warm)
     return {"size": size, **info, "phases": phases, "ratios": ratios}
+
+
+def _stochastic_ratios(ratios: dict[str, Any], phases: dict, runs: dict[str, list[dict]]) -> None:
+    """Decomposition / extensive form; Dask 1 worker / 2 workers; the 16 x 100 projection;
+    the objectives' agreement with the extensive form."""
+    ext = phases.get("stoch-extensive", {}).get("median_wall_s")
+    ext_obj = next(
+        (r["objective"] for r in runs.get("stoch-extensive", []) if "objective" in r), None
+    )
+    for p in STOCHASTIC[1:]:
+        w = phases.get(p, {}).get("median_wall_s")
+        ok = [r for r in runs.get(p, []) if r.get("objective") is not None]
+        if ext and w:
+            ratios[f"{p}/extensive"] = w / ext
+        if ok and ext_obj is not None:
+            ratios[f"{p} objective diff"] = abs(ok[0]["objective"] - ext_obj) / max(
+                1.0, abs(ext_obj)
+            )
+        if ok and "projection_16x100_s" in ok[0]:
+            ratios[f"{p} projection 16x100 s"] = ok[0]["projection_16x100_s"]
+    d1 = phases.get("stoch-dask-1", {}).get("median_wall_s")
+    d2 = phases.get("stoch-dask-2", {}).get("median_wall_s")
+    if d1 and d2:
+        ratios["dask 2 vs 1 worker speed-up"] = d1 / d2
 
 
 def _data_path_ratios(ratios: dict[str, Any], runs: dict[str, list[dict]], a: float | None) -> None:

@@ -99,7 +99,63 @@ def add_commands(sub: Any) -> None:
         "{'scenarios': [...]}); reports each scenario, the expectation and the VSS.",
     )
     st.add_argument("scenario", metavar="SCENARIO")
-    st.add_argument("demand", metavar="DEMAND")
+    st.add_argument("demand", metavar="DEMAND", nargs="?", default=None)
+    st.add_argument(
+        "--sample",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="sample N demand scenarios (lognormal factors per segment kind) instead of DEMAND",
+    )
+    st.add_argument(
+        "--demand-cv",
+        type=float,
+        default=0.2,
+        metavar="CV",
+        help="coefficient of variation of each kind's demand factor (--sample)",
+    )
+    st.add_argument(
+        "--kind-cv",
+        action="append",
+        default=[],
+        metavar="KIND=CV",
+        help="one kind's own spread (repeatable), e.g. consumer=0.4",
+    )
+    st.add_argument(
+        "--correlation",
+        type=float,
+        default=0.0,
+        metavar="RHO",
+        help="correlation of the kinds' log-factors (--sample)",
+    )
+    st.add_argument("--seed", type=int, default=None, help="random seed of --sample")
+    st.add_argument(
+        "--method",
+        choices=["auto", "extensive", "decomposition"],
+        default="auto",
+        help="one LP over all scenarios, or scenario decomposition (L-shaped, multi-cut); "
+        "auto picks by size",
+    )
+    st.add_argument(
+        "--gap",
+        type=float,
+        default=1e-4,
+        metavar="REL",
+        help="decomposition: stop at this relative gap between the bounds",
+    )
+    st.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="decomposition: local worker processes (default: cores)",
+    )
+    st.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="tcp://HOST:8786",
+        help="decomposition: run the scenario subproblems on this Dask cluster",
+    )
     st.add_argument(
         "--first-period-allocations",
         action="store_true",
@@ -307,15 +363,23 @@ def cmd_stochastic(args: argparse.Namespace) -> int:
             sc = Scenario.from_file(args.scenario)
         except ScenarioError as exc:
             return report_invalid(args.scenario, exc)
-        try:
+        if (args.demand is None) == (args.sample is None):
+            _err("allocator stochastic: give a DEMAND file or --sample N (one of them)")
+            return EXIT_USAGE
+        client = None
+        if args.scheduler:
             try:
-                demand = json.loads(Path(args.demand).read_text(encoding="utf-8"))
-            except json.JSONDecodeError as exc:
-                from allocator.scenario.model import json_error
-
-                raise ValueError(json_error(exc)) from None
-            if isinstance(demand, dict):
-                demand = demand.get("scenarios", [])
+                from distributed import Client
+            except ImportError:
+                _err("allocator stochastic: --scheduler needs Dask: pip install 'allocator[dask]'")
+                return EXIT_USAGE
+            try:
+                client = Client(args.scheduler)
+            except OSError as exc:
+                _err(f"allocator stochastic: cannot reach the scheduler {args.scheduler}: {exc}")
+                return EXIT_USAGE
+        try:
+            demand = _demand_scenarios(sc, args)
             with progress("two-stage plan") as report:
                 result = stochastic_plan(
                     sc,
@@ -325,14 +389,51 @@ def cmd_stochastic(args: argparse.Namespace) -> int:
                     cvar_level=args.cvar_level,
                     time_limit=args.time_limit,
                     progress=report,
+                    method="decomposition" if client is not None else args.method,
+                    gap=args.gap,
+                    workers=args.workers,
+                    client=client,
                 )
         except HANDLED as exc:  # a bad demand file is the demand file's problem
-            return failure(exc, "stochastic", args.demand)
+            return failure(exc, "stochastic", args.demand or "--sample")
+        finally:
+            if client is not None:
+                client.close()
     if args.json:
         emit_json(result.to_dict(), args.indent)
         return 0
     print("\n".join(_stochastic_text(sc.name, sc.currency, result, args.cvar_level)))
     return 0
+
+
+def _demand_scenarios(sc: Any, args: argparse.Namespace) -> list[Any]:
+    """The demand scenarios of the DEMAND file, or sampled (--sample)."""
+    if args.sample is not None:
+        from allocator.workflows.sampling import sample_demand_scenarios
+
+        kind_cv = {}
+        for item in args.kind_cv:
+            kind, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"--kind-cv wants KIND=CV, got {item!r}")
+            kind_cv[kind.strip()] = float(value)
+        return sample_demand_scenarios(
+            sc,
+            args.sample,
+            cv=args.demand_cv,
+            kind_cv=kind_cv,
+            correlation=args.correlation,
+            seed=args.seed,
+        )
+    try:
+        demand = json.loads(Path(args.demand).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        from allocator.scenario.model import json_error
+
+        raise ValueError(json_error(exc)) from None
+    if isinstance(demand, dict):
+        demand = demand.get("scenarios", [])
+    return list(demand)
 
 
 FIRST_STAGE = (
@@ -369,6 +470,14 @@ def _stochastic_text(name: str, cur: str, result: Any, cvar_level: float) -> lis
     if result.vss is not None and result.eev is not None:
         summary.append(["expected-demand plan over the scenarios (EEV)", money(result.eev)])
         summary.append(["value of the stochastic solution (VSS)", money(result.vss)])
+    if result.wait_and_see is not None and result.evpi is not None:
+        summary.append(["demand known in advance (wait-and-see)", money(result.wait_and_see)])
+        summary.append(["expected value of perfect information (EVPI)", money(result.evpi)])
+    if result.method == "decomposition":
+        summary.append(["upper bound (decomposition)", money(result.bound)])
+        summary.append(
+            [f"proven gap after {len(result.iterations)} iterations", f"{result.gap:.1e}"]
+        )
     lines += ["", *table(["measure", cur], summary, "lr", "  ")]
     if result.vss is None and result.vss_note:
         lines.append(f"  {result.vss_note}")

@@ -29,6 +29,7 @@ scenario re-optimised: EEV), on the same objective. It is >= 0.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -50,33 +51,14 @@ from allocator.lp.build import build_lp
 from allocator.plan import Plan
 from allocator.scenario import Scenario
 from allocator.scenario.load import as_scenario
-from allocator.scenario.overrides import apply_overrides
 from allocator.solvers.base import Solution, Solver
 from allocator.solvers.registry import HighsSolver
-
-
-@dataclass(frozen=True)
-class DemandScenario:
-    name: str
-    probability: float
-    demand_scale: dict[str, float | list[float]] = field(default_factory=dict)
-    demand: dict[str, list[float]] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, d: Mapping[str, Any]) -> DemandScenario:
-        unknown = set(d) - {"name", "probability", "demand_scale", "demand"}
-        if unknown:
-            raise ValueError(f"demand scenario: unknown field(s) {sorted(unknown)}")
-        return cls(
-            name=str(d.get("name", "")),
-            probability=float(d["probability"]),
-            demand_scale={
-                str(k): [float(x) for x in v] if isinstance(v, list) else float(v)
-                for k, v in (d.get("demand_scale") or {}).items()
-            },
-            demand={str(k): [float(x) for x in v] for k, v in (d.get("demand") or {}).items()},
-        )
-
+from allocator.workflows.twostage import (
+    DemandScenario,
+    _cvar,
+    first_stage_columns,
+    scenario_for,
+)
 
 DEMAND_FIELDS = ("name", "probability", "demand_scale", "demand")
 
@@ -178,20 +160,6 @@ def validate_demand_scenarios(data: Any, base: Scenario | None = None) -> list[I
     return issues
 
 
-def scenario_for(base: Scenario, ds: DemandScenario) -> Scenario:
-    """``base`` with the demand of ``ds``."""
-    sc = apply_overrides(base, {"demand_scale": ds.demand_scale}) if ds.demand_scale else base
-    if ds.demand:
-        data = sc.to_dict()
-        ids = [s["id"] for s in data["segments"]]
-        for seg, values in ds.demand.items():
-            if seg not in ids:
-                raise ValueError(f"demand scenario {ds.name!r}: unknown segment {seg!r}")
-            data["segments"][ids.index(seg)]["demand"] = values
-        sc = Scenario.from_dict(data)
-    return sc
-
-
 def expected_scenario(base: Scenario, scenarios: Sequence[DemandScenario]) -> Scenario:
     """``base`` with every segment's demand and contract minimum at their expected values."""
     data = base.to_dict()
@@ -227,20 +195,6 @@ class StochasticModel:
     row_start: list[int]
     first_stage: np.ndarray  # column indices (within one scenario's LP) of first-stage columns
     eta: int | None  # the CVaR threshold column, when there is a CVaR term
-
-
-def first_stage_columns(lp: LinearProgram, first_period_allocations: bool) -> np.ndarray:
-    c = lp.columns
-    # rentals, GPUs bought (expansion mode) and GPUs reserved for customers (take-or-pay)
-    # are decided before demand is known
-    cols = [
-        c.r_offset + np.arange(c.n_r),
-        c.e_offset + np.arange(c.n_e),
-        c.rsv_offset + np.arange(c.n_rsv),
-    ]
-    if first_period_allocations:
-        cols.insert(0, np.nonzero(c.x_period == 0)[0])
-    return np.concatenate(cols).astype(np.int64)
 
 
 def deterministic_equivalent(
@@ -420,9 +374,23 @@ class StochasticResult:
     eev: float | None  # the expected-demand plan evaluated over the scenarios
     vss: float | None  # objective - eev
     vss_note: str = ""
+    method: str = "extensive"  # or "decomposition"
+    gap: float = 0.0  # proven relative gap of ``objective`` (decomposition)
+    bound: float | None = None  # upper bound on the optimum (decomposition)
+    wait_and_see: float | None = None  # sum_k p_k (scenario k's optimum, demand known)
+    evpi: float | None = None  # wait_and_see - expected objective (no CVaR term)
+    iterations: list[dict[str, Any]] = field(default_factory=list)  # decomposition
+    decomposition: dict[str, Any] = field(default_factory=dict)  # workers, timings
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "method": self.method,
+            "gap": self.gap,
+            "bound": self.bound,
+            "wait_and_see": self.wait_and_see,
+            "evpi": self.evpi,
+            "iterations": self.iterations,
+            "decomposition": self.decomposition,
             "objective": self.objective,
             "expected_objective": self.expected_objective,
             "cvar": self.cvar,
@@ -467,14 +435,55 @@ def stochastic_plan(
     solver: Solver | None = None,
     compute_vss: bool = True,
     progress: Callable[[str], None] | None = None,
+    method: str = "auto",
+    gap: float = 1e-4,
+    executor: str = "process",
+    workers: int | None = None,
+    client: Any = None,
+    multicut: bool = True,
+    share_models: bool = False,
 ) -> StochasticResult:
     """The two-stage plan of ``scenario`` over ``demand_scenarios`` (probabilities summing
     to 1); see the module docstring. Raises ``ValueError`` for bad probabilities or
     scenarios, and the solve errors of :func:`allocator.solve`. ``progress``, when given,
-    is called with a one-line message as each step starts (default: silent)."""
+    is called with a one-line message as each step starts (default: silent).
+
+    ``method``: ``extensive`` (one LP), ``decomposition`` (multi-cut L-shaped,
+    :mod:`allocator.workflows.decomposition`: stops at relative ``gap`` or ``time_limit``;
+    subproblems on ``executor`` ``process`` / ``inline``, or on a Dask ``client``) or
+    ``auto`` (decomposition from :data:`AUTO_COLUMNS` stacked columns on, LPs only)."""
     say = progress or _silent
     base = as_scenario(scenario)
     scs, pr = _checked_scenarios(demand_scenarios, cvar_weight)
+    if method not in ("auto", "extensive", "decomposition"):
+        raise ValueError(f"method must be auto, extensive or decomposition, got {method!r}")
+    auto = method == "auto"
+    if auto:
+        method = choose_method(base, len(scs), solver)
+    if method == "decomposition":
+        try:
+            return _decomposed_plan(
+                base,
+                scs,
+                pr,
+                first_period_allocations=first_period_allocations,
+                cvar_weight=cvar_weight,
+                cvar_level=cvar_level,
+                time_limit=time_limit,
+                compute_vss=compute_vss,
+                say=say,
+                gap=gap,
+                executor=executor,
+                workers=workers,
+                client=client,
+                multicut=multicut,
+                share_models=share_models,
+            )
+        except InfeasibleError:
+            if not auto:
+                raise
+            # a subproblem infeasible at a master candidate (no feasibility cuts)
+            say("decomposition: a scenario is infeasible at a candidate; the extensive form")
     backend = solver or HighsSolver()
     say(f"building the LPs of {len(scs)} demand scenarios")
     scenarios = [scenario_for(base, d) for d in scs]
@@ -515,7 +524,21 @@ def stochastic_plan(
             time_limit=time_limit,
             say=say,
         )
+    ws = None
+    if compute_vss:
+        say(f"wait-and-see: each of the {len(parts)} scenarios with its demand known (EVPI)")
+        try:
+            ws = float(
+                sum(
+                    pk * float(_run(backend, p, time_limit, "wait-and-see").objective or 0.0)
+                    for pk, p in zip(pr, parts, strict=True)
+                )
+            )
+        except SolveError:
+            ws = None
     return StochasticResult(
+        wait_and_see=ws,
+        evpi=None if ws is None else ws - expected,
         names=[d.name or f"s{k}" for k, d in enumerate(scs)],
         probabilities=pr.tolist(),
         plans=plans,
@@ -528,6 +551,22 @@ def stochastic_plan(
         vss=vss,
         vss_note=note,
     )
+
+
+AUTO_COLUMNS = 30_000
+"""``method="auto"`` decomposes from this many columns in the extensive form (scenarios ×
+one scenario's columns) on; below it the extensive form is solved (see docs/batch.md for
+the measurements)."""
+
+
+def choose_method(base: Scenario, n_scenarios: int, solver: Solver | None = None) -> str:
+    """``extensive`` or ``decomposition`` for ``n_scenarios`` copies of ``base``'s LP."""
+    if solver is not None or n_scenarios < 2:
+        return "extensive"
+    lp = build_lp(base)
+    if lp.is_mip or lp.num_cols * n_scenarios < AUTO_COLUMNS:
+        return "extensive"
+    return "decomposition"
 
 
 def _silent(message: str) -> None:
@@ -666,17 +705,128 @@ def _plans(
     return plans, np.array(values)
 
 
-def _cvar(values: np.ndarray, pr: np.ndarray, level: float) -> float:
-    """Lower-tail CVaR: the probability-weighted mean of the worst ``1 - level`` of
-    outcomes."""
-    order = np.argsort(values)
-    tail = 1.0 - level
-    acc = 0.0
-    total = 0.0
-    for i in order:
-        take = min(pr[i], tail - acc)
-        if take <= 0:
-            break
-        total += take * values[i]
-        acc += take
-    return float(total / tail) if tail > 0 else float(values.min())
+def _decomposed_plan(
+    base: Scenario,
+    scs: Sequence[Any],
+    pr: np.ndarray,
+    *,
+    first_period_allocations: bool,
+    cvar_weight: float,
+    cvar_level: float,
+    time_limit: float | None,
+    compute_vss: bool,
+    say: Callable[[str], None],
+    gap: float = 1e-4,
+    executor: str = "process",
+    workers: int | None = None,
+    client: Any = None,
+    multicut: bool = True,
+    share_models: bool = False,
+) -> StochasticResult:
+    """:func:`stochastic_plan` by decomposition (:mod:`allocator.workflows.decomposition`)."""
+    from allocator.workflows.decomposition import decompose, make_pool
+
+    t0 = time.perf_counter()
+    start = ev_obj = None
+    note = ""
+    # the expected-demand plan: the first candidate (its evaluation is the EEV)
+    say("expected-value plan: solving for expected demand")
+    ev_lp = build_lp(expected_scenario(base, scs))
+    try:
+        ev_sol = _run(HighsSolver(), ev_lp, time_limit, "expected-demand plan")
+        assert ev_sol.x is not None and ev_sol.objective is not None
+        ev_obj = float(ev_sol.objective) if compute_vss else None
+        start = ev_sol.x[first_stage_columns(ev_lp, first_period_allocations)]
+    except SolveError as exc:
+        note = f"no VSS: {exc}"
+    del ev_lp
+    rest = None if time_limit is None else max(1.0, time_limit - (time.perf_counter() - t0))
+    demand = [
+        {
+            "name": d.name,
+            "probability": d.probability,
+            "demand_scale": d.demand_scale,
+            "demand": d.demand,
+        }
+        for d in scs
+    ]
+    say("starting the scenario workers")
+    pool = make_pool(
+        base.to_dict(),
+        demand,
+        first_period_allocations,
+        executor=executor,
+        workers=workers,
+        client=client,
+        share=share_models,
+    )
+    try:
+        opts: dict[str, Any] = {
+            "cvar_weight": cvar_weight,
+            "cvar_level": cvar_level,
+            "gap": gap,
+            "time_limit": rest,
+            "multicut": multicut,
+            "progress": say,
+            "wait_and_see": compute_vss,
+        }
+        try:
+            r = decompose(pool, pr, start=start, **opts)
+        except InfeasibleError:
+            if start is None:
+                raise
+            note = (
+                "the expected-demand plan's first-stage decisions are infeasible in some "
+                "scenario (e.g. first-period allocations above a scenario's demand): "
+                "the VSS is unbounded"
+            )
+            r = decompose(pool, pr, start=None, **opts)
+    finally:
+        pool.close()
+    expected = float(pr @ r.values)
+    cvar = _cvar(r.values, pr, cvar_level) if cvar_weight > 0 else None
+    lp0 = build_lp(base)  # the columns' meaning (every scenario has the same columns)
+    xs = np.zeros(lp0.num_cols)
+    xs[first_stage_columns(lp0, first_period_allocations)] = r.first
+    first_stage = _first_stage_decisions(base, lp0, xs, r.plans[0], first_period_allocations)
+    del lp0, xs
+    eev = r.eev if compute_vss else None
+    return StochasticResult(
+        names=[d.name or f"s{k}" for k, d in enumerate(scs)],
+        probabilities=pr.tolist(),
+        plans=r.plans,
+        objective=r.objective,
+        expected_objective=expected,
+        cvar=cvar,
+        first_stage=first_stage,
+        ev_objective=ev_obj,
+        eev=eev,
+        vss=None if eev is None else r.objective - eev,
+        vss_note=note,
+        method="decomposition",
+        gap=r.gap,
+        bound=r.bound,
+        wait_and_see=r.wait_and_see,
+        evpi=None if r.wait_and_see is None else r.wait_and_see - expected,
+        iterations=[
+            {
+                "iteration": i.iteration + 1,
+                "lower": i.lower,
+                "upper": i.upper,
+                "gap": i.gap,
+                "time_s": i.time_s,
+                "subproblems_wall_s": i.sub_time_s,
+                "subproblem_s": i.sub_times_s,
+                "master_s": i.master_s,
+            }
+            for i in r.iterations
+        ],
+        decomposition={
+            "executor": r.executor,
+            "workers": r.workers,
+            "converged": r.converged,
+            "setup_s": r.setup_s,
+            "wait_and_see_round_s": r.free_round_s,
+            "wait_and_see_subproblem_s": r.free_times_s,
+        },
+    )
