@@ -73,7 +73,7 @@ def solve(
     report(f"building the LP of {sc.name!r}")
     t0 = time.perf_counter()
     arrays = ScenarioArrays.of(sc)
-    lp = build_lp(sc)
+    lp = build_lp(sc, arrays)
     build_time = time.perf_counter() - t0
     for w in lp.warnings:
         warnings.warn(w, AllocatorWarning, stacklevel=2)

@@ -605,9 +605,10 @@ CONSTRAINTS = (
 )
 
 
-def build_lp(sc: Scenario) -> LinearProgram:
-    """The scenario's LP, in time and memory proportional to its non-zeros."""
-    arr = ScenarioArrays.of(sc)
+def build_lp(sc: Scenario, arrays: ScenarioArrays | None = None) -> LinearProgram:
+    """The scenario's LP, in time and memory proportional to its non-zeros. ``arrays`` is
+    ``ScenarioArrays.of(sc)`` when the caller has it already (the read-out needs it too)."""
+    arr = arrays if arrays is not None else ScenarioArrays.of(sc)
     cols = define_columns(arr)
     ctx = _Ctx(sc, arr, cols, _Rows())
     c, offset = define_objective(ctx)
