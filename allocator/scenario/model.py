@@ -347,6 +347,7 @@ class Segment(_Model):
     @classmethod
     def _defaults_from_tiers(cls, data: Any) -> Any:
         return _fill_from_tiers_or_subscription(data)
+
     gpu_limits: list[GpuLimit] = Field(
         default_factory=list,
         description="Most/fewest GPUs the segment holds per period over its pools, "
