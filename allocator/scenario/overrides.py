@@ -21,6 +21,7 @@ A segment id is matched first; otherwise the key must be a kind (``cloud``,
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -122,45 +123,48 @@ def _scaled(value: float | list[float], factor: float | list[float]) -> float | 
     return [a * b for a, b in zip(v, f, strict=True)]
 
 
+def _segment_factors(
+    sc: Scenario,
+    data: dict[str, Any],
+    by_key: dict[str, Any],
+    field: str,
+    issues: list[Issue],
+) -> Iterator[tuple[dict[str, Any], Any]]:
+    """(segment data, its factor or factors per period) for every segment each key of an
+    override names (a segment id or a kind); bad keys and factor lists go to ``issues``."""
+    T = len(sc.periods)
+    for key, factor in by_key.items():
+        f = _factors(factor, T, f"{field}.{key}", issues)
+        if f is None:
+            continue
+        for i in _targets(sc, key, field, issues):
+            yield data["segments"][i], f
+
+
 def apply_overrides(sc: Scenario, overrides: Overrides | dict[str, Any]) -> Scenario:
     """A validated copy of ``sc`` with ``overrides`` applied."""
     ov = overrides if isinstance(overrides, Overrides) else Overrides.model_validate(overrides)
     data = sc.to_dict()
     issues: list[Issue] = []
     T = len(sc.periods)
-    for key, factor in ov.demand_scale.items():
-        f = _factors(factor, T, f"demand_scale.{key}", issues)
-        if f is None:
-            continue
-        for i in _targets(sc, key, "demand_scale", issues):
-            seg = data["segments"][i]
-            seg["demand"] = _scaled(seg["demand"], f)
-            if seg.get("contract_min") is not None:
-                seg["contract_min"] = _scaled(seg["contract_min"], f)
-            for tier in seg.get("tiers") or []:  # the demand curve moves with the demand
-                tier["units"] = _scaled(tier["units"], f)
-            if seg.get("subscription"):  # as many more subscribers
-                sub = seg["subscription"]
-                sub["subscribers"] = _scaled(sub["subscribers"], f)
-    for key, factor in ov.price_change.items():
-        f = _factors(factor, T, f"price_change.{key}", issues)
-        if f is None:
-            continue
-        for i in _targets(sc, key, "price_change", issues):
-            seg = data["segments"][i]
-            seg["revenue_per_unit"] = _scaled(seg["revenue_per_unit"], f)
-            for tier in seg.get("tiers") or []:  # every tier's price
-                tier["price"] = _scaled(tier["price"], f)
-            if seg.get("subscription"):  # and the subscription fee
-                sub = seg["subscription"]
-                sub["fee_per_subscriber"] = _scaled(sub["fee_per_subscriber"], f)
-    for key, factor in ov.throughput_scale.items():
-        f = _factors(factor, T, f"throughput_scale.{key}", issues)
-        if f is None:
-            continue
-        for i in _targets(sc, key, "throughput_scale", issues):
-            seg = data["segments"][i]
-            seg["throughput"] = {a: _scaled(v, f) for a, v in seg["throughput"].items()}
+    for seg, f in _segment_factors(sc, data, ov.demand_scale, "demand_scale", issues):
+        seg["demand"] = _scaled(seg["demand"], f)
+        if seg.get("contract_min") is not None:
+            seg["contract_min"] = _scaled(seg["contract_min"], f)
+        for tier in seg.get("tiers") or []:  # the demand curve moves with the demand
+            tier["units"] = _scaled(tier["units"], f)
+        if seg.get("subscription"):  # as many more subscribers
+            sub = seg["subscription"]
+            sub["subscribers"] = _scaled(sub["subscribers"], f)
+    for seg, f in _segment_factors(sc, data, ov.price_change, "price_change", issues):
+        seg["revenue_per_unit"] = _scaled(seg["revenue_per_unit"], f)
+        for tier in seg.get("tiers") or []:  # every tier's price
+            tier["price"] = _scaled(tier["price"], f)
+        if seg.get("subscription"):  # and the subscription fee
+            sub = seg["subscription"]
+            sub["fee_per_subscriber"] = _scaled(sub["fee_per_subscriber"], f)
+    for seg, f in _segment_factors(sc, data, ov.throughput_scale, "throughput_scale", issues):
+        seg["throughput"] = {a: _scaled(v, f) for a, v in seg["throughput"].items()}
     for key, factor in ov.cost_change.items():
         f = _factors(factor, T, f"cost_change.{key}", issues)
         if f is None:
