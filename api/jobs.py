@@ -35,7 +35,7 @@ from allocator.errors import AllocatorWarning
 from allocator.workflows.planner import Planner
 
 from .lifeline import die_with_parent
-from .store import CANCELLED, DONE, FAILED, Store
+from .store import CANCELLED, DONE, FAILED, PLAN, Store
 
 log = logging.getLogger("allocator.api.jobs")
 
@@ -147,33 +147,67 @@ def whatif_payload(key: str, scenario: dict[str, Any], options: dict[str, Any]) 
     return {"ok": True, **out["result"]}
 
 
-def analysis_payload(name: str, scenario: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """Run one analysis of ``allocator.analysis`` in a worker process."""
+def _analysis(
+    name: str, sc: Any, params: dict[str, Any], time_limit: float | None, progress: Any
+) -> dict[str, Any]:
+    """One analysis of ``allocator.analysis`` / ``allocator.workflows`` on scenario ``sc``."""
+    from allocator import Plan
+    from allocator.analysis import frontier, sensitivity
+    from allocator.scenario.overrides import apply_overrides
+    from allocator.workflows import counterfactuals
+    from allocator.workflows.whatif import compare
 
-    def work() -> dict[str, Any]:
-        from allocator import Plan, Scenario
-        from allocator.analysis import frontier, sensitivity
-        from allocator.workflows import counterfactuals
+    if name == "sensitivity":
+        return sensitivity.sensitivity(sc, segments=params.get("segments")).to_dict()
+    if name == "frontier":
+        return frontier.frontier(sc, params.get("points")).to_dict()
+    if name == "counterfactual":
+        base = Plan.from_dict(params["base"]) if params.get("base") else None
+        return counterfactuals.counterfactual(sc, params["spec"], base)
+    if name == "fair":
+        from allocator.workflows.fairness import fair_solve
 
-        sc = Scenario.from_dict(scenario)
-        if name == "sensitivity":
-            return sensitivity.sensitivity(sc, segments=params.get("segments")).to_dict()
-        if name == "frontier":
-            return frontier.frontier(sc, params.get("points")).to_dict()
-        if name == "counterfactual":
-            base = Plan.from_dict(params["base"]) if params.get("base") else None
-            return counterfactuals.counterfactual(sc, params["spec"], base)
-        if name == "fair":
-            from allocator.workflows.fairness import fair_solve
+        return fair_solve(sc, **params).to_dict()
+    if name == "alternatives":
+        from allocator.workflows.alternatives import alternatives
 
-            return fair_solve(sc, **params).to_dict()
-        if name == "alternatives":
-            from allocator.workflows.alternatives import alternatives
+        return alternatives(sc, params["vary"], slack=params["slack"]).to_dict()
+    if name == "what-if":  # as a job: both plans cold, in the job's own process
+        base_plan: dict[str, Any] | None = params.get("base")
+        if base_plan is None:
+            if progress is not None:
+                progress("solving the base plan (the scenario has no finished plan)")
+            base_plan = solve(sc, time_limit=time_limit, progress=progress).to_dict()
+        new = solve(
+            apply_overrides(sc, params["overrides"]), time_limit=time_limit, progress=progress
+        ).to_dict()
+        return {
+            "scenario_id": params["scenario_id"],
+            "scenario_revision": params["scenario_revision"],
+            "base_plan_id": params.get("base_plan_id"),
+            "overrides": params.get("shown_overrides", params["overrides"]),
+            "difference": compare(base_plan, new),
+            "plan": new,
+            "warm": False,
+        }
+    raise ValueError(f"unknown analysis {name!r}")
 
-            return alternatives(sc, params["vary"], slack=params["slack"]).to_dict()
-        raise ValueError(f"unknown analysis {name!r}")
 
-    return _guarded(work)
+def analysis_payload(
+    name: str,
+    scenario: dict[str, Any],
+    params: dict[str, Any],
+    time_limit: float | None = None,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Run one analysis in a worker process (see :func:`_guarded`): synchronously in the
+    solver pool, or as an analysis job (``what-if`` only as a job: the synchronous
+    what-if keeps warm sessions, :func:`whatif_payload`)."""
+    from allocator import Scenario
+
+    return _guarded(
+        lambda: _analysis(name, Scenario.from_dict(scenario), params, time_limit, progress)
+    )
 
 
 def _problem(
@@ -230,7 +264,18 @@ def progress_line(message: str, elapsed_s: float) -> dict[str, Any]:
     }
 
 
-def _job_main(conn: Connection, scenario: dict[str, Any], options: dict[str, Any]) -> None:
+# the analyses that run as jobs (POST .../what-if, GET .../frontier …, beyond the synchronous
+# size or with Prefer: respond-async); a plan job's kind is "plan"
+ANALYSES = ("what-if", "sensitivity", "frontier", "counterfactual", "fair", "alternatives")
+
+
+def _job_main(
+    conn: Connection,
+    kind: str,
+    scenario: dict[str, Any],
+    options: dict[str, Any],
+    base: dict[str, Any] | None,
+) -> None:
     die_with_parent()
     t0 = time.monotonic()
 
@@ -238,7 +283,15 @@ def _job_main(conn: Connection, scenario: dict[str, Any], options: dict[str, Any
         conn.send({"progress": progress_line(message, time.monotonic() - t0)})
 
     try:
-        conn.send(solve_payload(scenario, options, progress))
+        if kind == PLAN:
+            conn.send(solve_payload(scenario, options, progress))
+        else:
+            progress(f"{kind}: started")
+            params = dict(options.get("params") or {})
+            if base is not None:
+                params["base"] = base
+            out = analysis_payload(kind, scenario, params, options.get("time_limit_s"), progress)
+            conn.send(out)
     finally:
         conn.close()
 
@@ -249,6 +302,8 @@ class _Running:
     conn: Connection
     deadline: float
     progress: dict[str, Any] | None = None  # the latest line, not yet stored
+    kind: str = PLAN
+    limit: float = 0.0
 
 
 class JobRunner:
@@ -333,19 +388,27 @@ class JobRunner:
             claimed = self.store.claim_next(self.owner)
             if claimed is None:
                 return
-            pid, scenario, options = claimed
+            pid, scenario, options, kind = claimed
             options.setdefault("time_limit_s", self.default_time_limit_s)
+            base = None  # the plan an analysis compares with (what-if, counterfactual)
+            if kind != PLAN and options.get("base_plan_id"):
+                row = self.store.get_plan(options["base_plan_id"])
+                base = row.result if row is not None else None  # deleted: solved again
             recv, send = self._ctx.Pipe(duplex=False)
             proc = self._ctx.Process(
                 target=_job_main,
-                args=(send, scenario, options),
-                name=f"plan-{pid[:8]}",
+                args=(send, kind, scenario, options, base),
+                name=f"{kind}-{pid[:8]}",
                 daemon=True,
             )
             proc.start()
             send.close()
-            deadline = time.monotonic() + float(options["time_limit_s"]) + self.grace_s
-            self._running[pid] = _Running(proc, recv, deadline)
+            limit = float(options["time_limit_s"])
+            # a what-if job solves twice (the base, then the variant) at most, each within
+            # the limit; the other analyses get the limit for the whole job
+            solves = 2 if kind == "what-if" else 1
+            deadline = time.monotonic() + solves * limit + self.grace_s
+            self._running[pid] = _Running(proc, recv, deadline, kind=kind, limit=limit)
 
     @staticmethod
     def _progress_of(job: _Running, pid: str) -> dict[str, dict[str, Any]]:
@@ -378,7 +441,8 @@ class JobRunner:
                     self.store.heartbeat([pid], self._progress_of(job, pid))
                 job.proc.join(timeout=5)
                 if result["ok"]:
-                    self.store.finish(pid, DONE, result["plan"], None)
+                    done = result["plan"] if job.kind == PLAN else result["result"]
+                    self.store.finish(pid, DONE, done, None)
                 else:
                     self.store.finish(pid, FAILED, None, result["problem"])
             elif not job.proc.is_alive():
@@ -395,16 +459,17 @@ class JobRunner:
                 )
             elif time.monotonic() > job.deadline:
                 self._kill(job)
+                detail = (
+                    "the solver did not stop at its time limit and was stopped"
+                    if job.kind == PLAN
+                    else f"the {job.kind} did not finish within its time limit of "
+                    f"{job.limit:g} s and was stopped; submit it with a longer time_limit_s"
+                )
                 self.store.finish(
                     pid,
                     FAILED,
                     None,
-                    _problem(
-                        422,
-                        "Time limit exceeded",
-                        "the solver did not stop at its time limit and was stopped",
-                        "time-limit",
-                    )["problem"],
+                    _problem(422, "Time limit exceeded", detail, "time-limit")["problem"],
                 )
             elif self.store.wants_cancel(pid):
                 self._kill(job)  # the row already says cancelled
@@ -461,6 +526,7 @@ class SyncSolver:
 
 
 __all__ = [
+    "ANALYSES",
     "CANCELLED",
     "JobRunner",
     "SyncSolver",

@@ -22,7 +22,7 @@ from . import bodies, problems
 from .config import Settings, get_settings
 from .deps import require_api_key
 from .jobs import JobRunner, SyncSolver
-from .routes import analysis, docs, plans, scenarios, solve, system, web
+from .routes import analysis, docs, jobs, plans, scenarios, solve, system, web
 from .schemas import WhatIfRequest
 from .security import SecurityHeaders
 from .store import Store
@@ -193,7 +193,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(system.router)
     app.include_router(web.router)
     app.include_router(docs.router)
-    for r in (system.v1_router, solve.router, scenarios.router, plans.router, analysis.router):
+    for r in (
+        system.v1_router,
+        solve.router,
+        scenarios.router,
+        plans.router,
+        jobs.router,
+        analysis.router,
+    ):
         app.include_router(r, dependencies=key)
     if settings.cors_origins:
         app.add_middleware(

@@ -96,6 +96,40 @@ class PlanJobPublic(BaseModel):
     links: PlanLinks
 
 
+class JobLinks(BaseModel):
+    self: str
+    scenario: str
+    plan: str | None = Field(None, description="A plan job's plan (its kind is plan).")
+
+
+class JobPublic(BaseModel):
+    """A job of any kind: a plan job, or an analysis run as a job (what-if, frontier,
+    sensitivity, counterfactual, fair, alternatives)."""
+
+    id: str
+    kind: str = Field(
+        description="plan, what-if, frontier, sensitivity, counterfactual, fair or alternatives."
+    )
+    scenario_id: str
+    scenario_revision: int = Field(description="The scenario revision it was computed from.")
+    status: Literal["queued", "running", "done", "failed", "cancelled"]
+    options: dict[str, Any] = Field(description="time_limit_s and the analysis' parameters.")
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempts: int = 0
+    error: Problem | None = Field(None, description="Why a failed job failed.")
+    progress: JobProgress | None = Field(
+        None, description="The latest progress line (phase, round, elapsed), as for plan jobs."
+    )
+    result: dict[str, Any] | list[Any] | None = Field(
+        None,
+        description="Once done: what the synchronous route answers (a what-if's body with "
+        "its difference and plan, the frontier, the ranging …); a plan job's plan.",
+    )
+    links: JobLinks
+
+
 class WhatIfRequest(Overrides):
     time_limit_s: float | None = Field(None, gt=0)
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -73,13 +73,18 @@ plans = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     # the running job's latest progress line (JSON: message, phase, round, elapsed_s)
     sa.Column("progress", sa.Text),
+    # what the job computes: "plan" (a plan job) or an analysis run as a job ("what-if",
+    # "frontier", "sensitivity", "counterfactual", "fair", "alternatives")
+    sa.Column("kind", sa.String(32), nullable=False, server_default="plan"),
 )
 # columns added after the first release: (table, column, DDL type and default), added to an
 # existing database at start
 _ADDED_COLUMNS = [
     ("plans", "attempts", "INTEGER NOT NULL DEFAULT 0"),
     ("plans", "progress", "TEXT"),
+    ("plans", "kind", "VARCHAR(32) NOT NULL DEFAULT 'plan'"),
 ]
+PLAN = "plan"  # the kind of a plan job
 _QUEUE_LOCK = 0x616C6C6F  # PostgreSQL advisory lock serialising the queue-limit check
 
 
@@ -169,6 +174,16 @@ class PlanRow:
     request_hash: str | None
     attempts: int = 0
     progress: dict[str, Any] | None = None
+    kind: str = "plan"
+
+
+class Claimed(NamedTuple):
+    """A job a worker claimed (:meth:`Store.claim_next`)."""
+
+    id: str
+    scenario: dict[str, Any]
+    options: dict[str, Any]
+    kind: str = PLAN
 
 
 def make_engine(url: str) -> Engine:
@@ -413,6 +428,7 @@ class Store:
             request_hash=m["request_hash"],
             attempts=int(m["attempts"] or 0),
             progress=loads(m["progress"]) if m.get("progress") else None,
+            kind=m.get("kind") or PLAN,
         )
 
     _summary_cols: ClassVar[list[Any]] = [
@@ -451,10 +467,18 @@ class Store:
         return self.get_plan(r.id, with_result=False) if r else None
 
     def list_plans(
-        self, scenario: str | None, status: str | None, limit: int, offset: int
+        self,
+        scenario: str | None,
+        status: str | None,
+        limit: int,
+        offset: int,
+        kind: str | None = PLAN,
     ) -> tuple[list[PlanRow], int]:
+        """Jobs newest first, and how many match; ``kind`` None: jobs of every kind."""
         q = sa.select(*self._summary_cols)
         n = sa.select(sa.func.count()).select_from(plans)
+        if kind is not None:
+            q, n = q.where(plans.c.kind == kind), n.where(plans.c.kind == kind)
         if scenario is not None:
             q, n = (
                 q.where(plans.c.scenario_id == scenario),
@@ -476,6 +500,7 @@ class Store:
                     plans.c.scenario_id == sid,
                     plans.c.scenario_revision == revision,
                     plans.c.status == DONE,
+                    plans.c.kind == PLAN,
                 )
                 .order_by(plans.c.finished_at.desc())
                 .limit(1)
@@ -497,8 +522,10 @@ class Store:
         idempotency_key: str | None,
         request_hash: str | None,
         max_pending: int | None = None,
+        kind: str = PLAN,
     ) -> tuple[PlanRow, bool]:
-        """Queue a job; returns it and whether it is new.
+        """Queue a job (a plan job, or an analysis of ``kind``); returns it and whether it
+        is new.
 
         With ``max_pending`` the count of queued + running jobs and the insert are one
         statement (``INSERT … SELECT … WHERE (SELECT count(*) …) < limit``), under SQLite's
@@ -517,6 +544,7 @@ class Store:
             "request_hash": request_hash,
             "created_at": now(),
             "attempts": 0,
+            "kind": kind,
         }
         try:
             with self._tx() as c:
@@ -579,11 +607,12 @@ class Store:
             return str(r.status)
 
     # ------------------------------------------------------------ worker side
-    def claim_next(self, owner: str) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
-        """Atomically move the oldest queued job to running; its id, scenario and options."""
+    def claim_next(self, owner: str) -> Claimed | None:
+        """Atomically move the oldest queued job to running; its id, scenario, options and
+        kind."""
         with self._tx() as c:
             r = c.execute(
-                sa.select(plans.c.id, plans.c.scenario_body, plans.c.options)
+                sa.select(plans.c.id, plans.c.scenario_body, plans.c.options, plans.c.kind)
                 .where(plans.c.status == QUEUED)
                 .order_by(plans.c.created_at)
                 .limit(1)
@@ -604,7 +633,7 @@ class Store:
             ).rowcount
         if not n:
             return None
-        return r.id, loads(r.scenario_body), loads(r.options)
+        return Claimed(r.id, loads(r.scenario_body), loads(r.options), r.kind or PLAN)
 
     def heartbeat(self, pids: list[str], progress: dict[str, dict[str, Any]] | None = None) -> None:
         """Mark running jobs alive; ``progress`` {job id: latest progress line} is stored

@@ -29,8 +29,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from allocator.errors import Issue, ScenarioError
 from allocator.scenario.model import Kind, Scenario
 
-PerPeriod = list[Annotated[float, Field(ge=0)]] | Annotated[float, Field(ge=0)]
-Factor = Annotated[float, Field(ge=0, le=1e6)]
+# numbers are numbers: "1.2" (a string) or true is refused, not read as 1.2 or 1
+Number = Annotated[float, Field(strict=True)]
+PerPeriod = (
+    list[Annotated[float, Field(ge=0, strict=True)]] | Annotated[float, Field(ge=0, strict=True)]
+)
+Factor = Annotated[float, Field(ge=0, le=1e6, strict=True)]
 # one factor for every period, or one per period
 Factors = list[Factor] | Factor
 
@@ -42,7 +46,7 @@ class Overrides(BaseModel):
         default_factory=dict,
         description="Demand × factor (one, or one per period), by segment id or kind.",
     )
-    capacity_change: dict[str, list[float] | float] = Field(
+    capacity_change: dict[str, list[Number] | Number] = Field(
         default_factory=dict,
         description="GPUs added to a pool (negative removes): one number or one per period.",
     )

@@ -34,6 +34,7 @@ from allocator.lp.build import build_lp
 from allocator.plan import Plan
 from allocator.scenario import Scenario
 from allocator.scenario.load import as_scenario
+from allocator.scenario.model import unknown_id
 from allocator.scenario.overrides import Overrides, apply_overrides
 from allocator.solvers.base import Solution
 from allocator.solvers.highs_model import highspy
@@ -227,13 +228,13 @@ class Planner:
         try:
             return self._seg[segment]
         except KeyError:
-            raise KeyError(f"unknown segment {segment!r}") from None
+            raise KeyError(unknown_id("segment", segment, self._seg)) from None
 
     def _pool_index(self, pool: str) -> int:
         try:
             return self._pool[pool]
         except KeyError:
-            raise KeyError(f"unknown pool {pool!r}") from None
+            raise KeyError(unknown_id("pool", pool, self._pool)) from None
 
     def _period_index(self, period: str | int) -> int:
         T = len(self._period)
@@ -244,7 +245,7 @@ class Planner:
         try:
             return self._period[str(period)]
         except KeyError:
-            raise KeyError(f"unknown period {period!r}") from None
+            raise KeyError(unknown_id("period", period, self._period)) from None
 
     def _change_rows(self, rows: np.ndarray) -> None:
         """Push the LP's row bounds of ``rows`` to the kept HiGHS object (stability rows

@@ -5,20 +5,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Depends, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from allocator import Plan, Scenario
 from allocator.analysis.capacity import capacity_value
 from allocator.analysis.explain import explain
 from allocator.workflows.counterfactuals import Counterfactual
 
-from ..deps import SettingsDep, StoreDep, SyncDep
+from ..deps import RunnerDep, SettingsDep, StoreDep, SyncDep
 from ..jobs import analysis_payload
 from ..problems import ApiError, responses
-from .common import check_size
-from .plans import PlanId
+from ..schemas import JobPublic
+from ..store import PlanRow
+from .jobs import Prefer, as_job, submit_job
+from .plans import PlanId, not_a_plan
 from .scenarios import ScenarioId, _not_found
 from .solve import raise_problem
 
@@ -27,8 +30,9 @@ router = APIRouter(prefix="/v1", tags=["analysis"])
 
 def _done_plan(store: StoreDep, plan_id: str) -> tuple[Plan, Scenario]:
     row = store.get_plan(plan_id)
-    if row is None:
-        raise ApiError(404, "Not found", f"no plan {plan_id!r}", "not-found")
+    if (problem := not_a_plan(plan_id, row)) is not None:
+        raise problem
+    assert row is not None
     if row.result is None:
         raise ApiError(409, "Plan not available", f"the job is {row.status}", "not-done")
     body = store.plan_scenario(plan_id)
@@ -77,50 +81,79 @@ async def _analysis(
     name: str,
     scenario_id: str,
     params: dict[str, Any],
-    store: StoreDep,
-    sync: SyncDep,
-    settings: SettingsDep,
+    ctx: Context,
+    base_plan: PlanRow | None = None,
 ) -> JSONResponse:
-    row = store.get_scenario(scenario_id)
+    """Answer analysis ``name`` at once (200, in the solver pool) or, for a scenario beyond
+    the synchronous size or with ``Prefer: respond-async``, as a job (202)."""
+    row = ctx.store.get_scenario(scenario_id)
     if row is None:
         raise _not_found(scenario_id)
-    check_size(Scenario.from_dict(row.body), settings, name)
-    out = await sync.run(analysis_payload, name, row.body, params)
+    sc = await run_in_threadpool(Scenario.from_dict, row.body)
+    if as_job(sc, ctx.settings, ctx.prefer):
+        base_id = base_plan.id if base_plan is not None else None
+        return submit_job(
+            ctx.store, ctx.runner, ctx.settings, row, name, params, None, base_id, ctx.prefer
+        )
+    if base_plan is not None:
+        params = {**params, "base": base_plan.result}
+    out = await ctx.sync.run(analysis_payload, name, row.body, params)
     raise_problem(out)
     return JSONResponse(out["result"])
+
+
+class Context:
+    """What every analysis route needs to answer at once or as a job."""
+
+    def __init__(
+        self,
+        store: StoreDep,
+        sync: SyncDep,
+        runner: RunnerDep,
+        settings: SettingsDep,
+        prefer: Prefer = None,
+    ):
+        self.store, self.sync, self.runner = store, sync, runner
+        self.settings, self.prefer = settings, prefer
+
+
+ContextDep = Annotated[Context, Depends(Context)]
+ASYNC: dict[int | str, dict[str, Any]] = {
+    202: {
+        "model": JobPublic,
+        "description": "Run as a job (beyond the synchronous size, or Prefer: respond-async): "
+        "poll the Location, GET /v1/jobs/{id}; its result is this route's answer.",
+    }
+}
 
 
 @router.get(
     "/scenarios/{scenario_id}/sensitivity",
     summary="Ranging: how far capacity and prices can move before the plan changes",
-    responses=responses(401, 404, 413, 422, 503),
+    responses=ASYNC | responses(401, 404, 422, 503),
 )
 async def sensitivity(
     scenario_id: ScenarioId,
-    store: StoreDep,
-    sync: SyncDep,
-    settings: SettingsDep,
+    ctx: ContextDep,
     segment: Annotated[list[str] | None, Query(description="Only these segments' prices.")] = None,
 ) -> JSONResponse:
-    return await _analysis("sensitivity", scenario_id, {"segments": segment}, store, sync, settings)
+    return await _analysis("sensitivity", scenario_id, {"segments": segment}, ctx)
 
 
 @router.get(
     "/scenarios/{scenario_id}/frontier",
     summary="The efficient frontier of gross margin against LTV over the LTV weight",
-    responses=responses(401, 404, 413, 422, 503),
+    responses=ASYNC | responses(401, 404, 422, 503),
 )
 async def frontier(
     scenario_id: ScenarioId,
-    store: StoreDep,
-    sync: SyncDep,
-    settings: SettingsDep,
+    ctx: ContextDep,
     points: Annotated[
         int | None,
         Query(ge=2, le=200, description="Evenly spaced weights; all breakpoints if absent."),
     ] = None,
 ) -> JSONResponse:
-    return await _analysis("frontier", scenario_id, {"points": points}, store, sync, settings)
+    return await _analysis("frontier", scenario_id, {"points": points}, ctx)
 
 
 @router.post(
@@ -130,7 +163,7 @@ async def frontier(
     "remove_segment {segment}, capacity {pool, gpus, from_period}, scale_demand and price "
     "{target, factor}. The answer has money lines, revenue growth and GPUs by kind, GPUs "
     "moved, and the opportunity cost of the base choice.",
-    responses=responses(400, 401, 404, 413, 415, 422, 503),
+    responses=ASYNC | responses(400, 401, 404, 415, 422, 503),
 )
 async def counterfactual(
     scenario_id: ScenarioId,
@@ -147,14 +180,13 @@ async def counterfactual(
             }
         ),
     ],
-    store: StoreDep,
-    sync: SyncDep,
-    settings: SettingsDep,
+    ctx: ContextDep,
 ) -> JSONResponse:
-    row = store.get_scenario(scenario_id)
-    latest = store.latest_done_plan(scenario_id, row.revision) if row is not None else None
-    params = {"spec": spec.model_dump(mode="json"), "base": latest.result if latest else None}
-    return await _analysis("counterfactual", scenario_id, params, store, sync, settings)
+    row = ctx.store.get_scenario(scenario_id)
+    latest = ctx.store.latest_done_plan(scenario_id, row.revision) if row is not None else None
+    return await _analysis(
+        "counterfactual", scenario_id, {"spec": spec.model_dump(mode="json")}, ctx, latest
+    )
 
 
 class FairRequest(BaseModel):
@@ -178,16 +210,14 @@ class FairRequest(BaseModel):
     "demand the fleet allows, max-min fair per period; the plan then maximises the "
     "objective above that floor. The answer has each entity's served shares (fair and "
     "unconstrained), the floor per period, the price of fairness and the fair plan.",
-    responses=responses(400, 401, 404, 413, 415, 422, 503),
+    responses=ASYNC | responses(400, 401, 404, 415, 422, 503),
 )
 async def fair(
     scenario_id: ScenarioId,
     spec: Annotated[FairRequest, Body(openapi_examples={"equal": {"value": {"by": "kind"}}})],
-    store: StoreDep,
-    sync: SyncDep,
-    settings: SettingsDep,
+    ctx: ContextDep,
 ) -> JSONResponse:
-    return await _analysis("fair", scenario_id, spec.model_dump(), store, sync, settings)
+    return await _analysis("fair", scenario_id, spec.model_dump(), ctx)
 
 
 class AlternativesRequest(BaseModel):
@@ -213,7 +243,7 @@ class AlternativesRequest(BaseModel):
     "`slack` of the optimum, each quantity in `vary` is minimised and maximised. The answer "
     "has, per quantity, its optimal value, both ends (with the objective there and every "
     "other quantity's value) and the range in GPU-hours and in average GPUs.",
-    responses=responses(400, 401, 404, 413, 415, 422, 503),
+    responses=ASYNC | responses(400, 401, 404, 415, 422, 503),
 )
 async def alternatives(
     scenario_id: ScenarioId,
@@ -221,8 +251,6 @@ async def alternatives(
         AlternativesRequest,
         Body(openapi_examples={"cloud": {"value": {"slack": 0.01, "vary": ["kind:cloud"]}}}),
     ],
-    store: StoreDep,
-    sync: SyncDep,
-    settings: SettingsDep,
+    ctx: ContextDep,
 ) -> JSONResponse:
-    return await _analysis("alternatives", scenario_id, spec.model_dump(), store, sync, settings)
+    return await _analysis("alternatives", scenario_id, spec.model_dump(), ctx)

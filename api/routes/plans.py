@@ -16,7 +16,7 @@ from ..deps import PagingDep, RunnerDep, StoreDep
 from ..downloads import PARQUET, ZIP, choose, plan_download, table_parquet
 from ..problems import ApiError, responses
 from ..schemas import Page, PlanJobPublic
-from ..store import FINISHED, QUEUED, RUNNING
+from ..store import FINISHED, PLAN, QUEUED, RUNNING, PlanRow
 from .common import CSV, plan_public, rows_response
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
@@ -44,10 +44,21 @@ PlanFormat = Annotated[
 ]
 
 
+def not_a_plan(pid: str, row: PlanRow | None) -> ApiError | None:
+    """404 for an unknown id, or for an analysis job's id (it is under /v1/jobs)."""
+    if row is None:
+        return ApiError(404, "Not found", f"no plan {pid!r}", "not-found")
+    if row.kind != PLAN:
+        return ApiError(
+            404, "Not found", f"{pid!r} is a {row.kind} job: GET /v1/jobs/{pid}", "not-found"
+        )
+    return None
+
+
 def _get(store: StoreDep, pid: str, with_result: bool = True):  # type: ignore[no-untyped-def]
     row = store.get_plan(pid, with_result=with_result)
-    if row is None:
-        raise ApiError(404, "Not found", f"no plan {pid!r}", "not-found")
+    if (problem := not_a_plan(pid, row)) is not None:
+        raise problem
     return row
 
 
@@ -80,8 +91,9 @@ def list_plans(
 )
 def get_plan(plan_id: PlanId, store: StoreDep) -> Response:
     found = store.get_plan_text(plan_id)
-    if found is None:
-        raise ApiError(404, "Not found", f"no plan {plan_id!r}", "not-found")
+    if (problem := not_a_plan(plan_id, found[0] if found else None)) is not None:
+        raise problem
+    assert found is not None
     row, text = found
     headers = {"Retry-After": "1"} if row.status in (QUEUED, RUNNING) else {}
     # the plan goes out as the JSON text the store holds (written by orjson, finite), spliced
@@ -135,8 +147,9 @@ def plan_file(
     fmt = choose(request, format, PLAN_FORMATS, media={"parquet": ZIP})
     if fmt == "json":  # the stored text as it is
         found = store.get_plan_text(plan_id)
-        if found is None:
-            raise ApiError(404, "Not found", f"no plan {plan_id!r}", "not-found")
+        if (problem := not_a_plan(plan_id, found[0] if found else None)) is not None:
+            raise problem
+        assert found is not None
         row, text = found
         if text is None:
             raise _not_done(row.status)

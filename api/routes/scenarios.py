@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
 from fastapi.responses import JSONResponse
@@ -22,6 +22,7 @@ from ..problems import ApiError, responses
 from ..schemas import (
     LEGACY_ID_PATTERN,
     SCENARIO_ID_PATTERN,
+    JobPublic,
     Page,
     PlanJobPublic,
     PlanRequest,
@@ -31,7 +32,8 @@ from ..schemas import (
     WhatIfRequest,
 )
 from ..store import QueueFull, RevisionMismatch, ScenarioRow
-from .common import check_size, plan_public, scenario_public, scenario_summary
+from .common import plan_public, scenario_public, scenario_summary
+from .jobs import Prefer, as_job, submit_job
 from .solve import TINY, raise_problem, run_solve
 
 router = APIRouter(prefix="/v1/scenarios", tags=["scenarios"])
@@ -83,6 +85,21 @@ def _precondition_failed(sid: str, current: int | None) -> ApiError:
     )
     headers = {"ETag": etag(current)} if current is not None else {}
     return ApiError(412, "Precondition failed", detail, "precondition-failed", headers=headers)
+
+
+def _overridden(row: ScenarioRow, changes: dict[str, Any]) -> Scenario:
+    """The stored scenario revision with what-if overrides applied (on a copy); 422
+    naming each bad override."""
+    try:
+        return apply_overrides(Scenario.from_dict(row.body), changes)
+    except ScenarioError as exc:
+        raise ApiError(
+            422,
+            "Invalid overrides",
+            f"{len(exc.issues)} problem(s)",
+            "invalid-overrides",
+            exc.issues,
+        ) from None
 
 
 def _slug(name: str) -> str:
@@ -301,7 +318,14 @@ def submit_plan(
     "finished plan of the scenario's current revision, solved now if there is none. The "
     "what-if is solved warm from the previous what-if on the same revision where the model "
     "keeps its structure (`warm` says so).",
-    responses=responses(400, 401, 404, 413, 415, 422, 503),
+    responses={
+        202: {
+            "model": JobPublic,
+            "description": "Run as a job (beyond the synchronous size, or Prefer: "
+            "respond-async): poll GET /v1/jobs/{id}; its result is this body.",
+        },
+        **responses(400, 401, 404, 415, 422, 503),
+    },
     openapi_extra=body_openapi("WhatIfRequest"),
 )
 async def what_if(
@@ -309,28 +333,46 @@ async def what_if(
     overrides: Annotated[WhatIfRequest, Depends(model_body(WhatIfRequest))],
     store: StoreDep,
     sync: SyncDep,
+    runner: RunnerDep,
     settings: SettingsDep,
-) -> FastJSON:
-    def prepare() -> tuple[ScenarioRow, Scenario]:
-        """The stored scenario with the overrides applied (validation: in a thread)."""
+    prefer: Prefer = None,
+) -> Response:
+    overrides = overrides or WhatIfRequest()  # a JSON null body: no overrides
+    changes = overrides.model_dump(exclude={"time_limit_s"})
+
+    def prepare() -> tuple[ScenarioRow, Scenario, bool]:
+        """The stored scenario with the overrides applied (validation: in a thread), and
+        whether it runs as a job."""
         row = store.get_scenario(scenario_id)
         if row is None:
             raise _not_found(scenario_id)
-        base_sc = Scenario.from_dict(row.body)
-        try:
-            new_sc = apply_overrides(base_sc, overrides.model_dump(exclude={"time_limit_s"}))
-        except ScenarioError as exc:
-            raise ApiError(
-                422,
-                "Invalid overrides",
-                f"{len(exc.issues)} problem(s)",
-                "invalid-overrides",
-                exc.issues,
-            ) from None
-        check_size(new_sc, settings, "what-if")
-        return row, new_sc
+        new_sc = _overridden(row, changes)
+        return row, new_sc, as_job(new_sc, settings, prefer)
 
-    row, new_sc = await run_in_threadpool(prepare)
+    row, new_sc, job = await run_in_threadpool(prepare)
+    shown = overrides.model_dump(exclude_none=True, exclude_defaults=True, mode="json")
+    if job:
+        latest = await run_in_threadpool(store.latest_done_plan, scenario_id, row.revision)
+        base_id = latest.id if latest is not None else None
+        params = {
+            "overrides": overrides.model_dump(exclude={"time_limit_s"}, mode="json"),
+            "shown_overrides": shown,
+            "scenario_id": scenario_id,
+            "scenario_revision": row.revision,
+            "base_plan_id": base_id,
+        }
+        return submit_job(
+            store,
+            runner,
+            settings,
+            row,
+            "what-if",
+            params,
+            overrides.time_limit_s,
+            base_id,
+            prefer,
+        )
+
     limit = min(overrides.time_limit_s or settings.sync_time_limit_s, settings.sync_time_limit_s)
     options = {"time_limit_s": limit}
     latest = await run_in_threadpool(store.latest_done_plan, scenario_id, row.revision)
@@ -349,10 +391,81 @@ async def what_if(
         scenario_id=scenario_id,
         scenario_revision=row.revision,
         base_plan_id=latest.id if latest is not None else None,
-        overrides=overrides.model_dump(exclude_none=True, exclude_defaults=True, mode="json"),
+        overrides=shown,
         difference=compare(base_plan, new_plan),
         plan={},
         warm=out["warm"],
     ).model_dump(mode="json")
     body["plan"] = new_plan  # as the worker made it, through orjson (NaN refused)
     return FastJSON(body)
+
+
+@router.post(
+    "/{scenario_id}/what-if/save",
+    response_model=ScenarioPublic,
+    summary="Store a what-if: as a new scenario (?as=id) or as the scenario's next revision",
+    description="The same overrides as POST /what-if (time_limit_s is ignored), applied to "
+    "the current revision as the what-if applies them (tiers, subscriptions and contract "
+    "minimums move with demand and price), then stored: with `?as=` under that new id "
+    "(201; an id that exists answers 409, nothing is overwritten), without it as the next "
+    "revision of this scenario (200), only if the scenario is still at the revision the "
+    "overrides were applied to: `If-Match` names it (412 otherwise); without If-Match, the "
+    "current one at the time of the request.",
+    responses={
+        201: {"model": ScenarioPublic, "description": "Stored as a new scenario"},
+        **responses(400, 401, 404, 409, 412, 415, 422, 507),
+    },
+    openapi_extra=body_openapi("WhatIfRequest"),
+)
+def save_what_if(
+    scenario_id: ScenarioId,
+    overrides: Annotated[WhatIfRequest, Depends(model_body(WhatIfRequest))],
+    store: StoreDep,
+    as_id: Annotated[
+        str | None,
+        Query(
+            alias="as",
+            pattern=SCENARIO_ID_PATTERN,
+            max_length=128,
+            description="Store as a new scenario with this id (else: a new revision).",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        Query(max_length=200, description="The new scenario's name; '<name> (what-if)' if absent."),
+    ] = None,
+    if_match: Annotated[
+        str | None,
+        Header(max_length=1000, description='With a new revision: the ETag it replaces ("3").'),
+    ] = None,
+) -> JSONResponse:
+    overrides = overrides or WhatIfRequest()  # a JSON null body: no overrides
+    row = store.get_scenario(scenario_id)
+    if row is None:
+        raise _not_found(scenario_id)
+    if as_id is None and if_match is not None:
+        tags = parse_if_match(if_match)
+        if tags is not None and row.revision not in tags:
+            raise _precondition_failed(scenario_id, row.revision)
+    body = _overridden(row, overrides.model_dump(exclude={"time_limit_s"})).to_dict()
+    if as_id is not None:
+        body["name"] = name or f"{row.name} (what-if)"
+        new = store.create_scenario(as_id, body)
+        if new is None:
+            raise ApiError(
+                409, "Conflict", f"scenario {as_id!r} exists; choose another id", "conflict"
+            )
+        out, status, sid = new, 201, as_id
+    else:
+        if name is not None:
+            body["name"] = name
+        try:
+            out, _ = store.replace_scenario(scenario_id, body, row.revision, must_exist=True)
+        except RevisionMismatch as exc:
+            raise _precondition_failed(scenario_id, exc.current) from None
+        status, sid = 200, scenario_id
+    return JSONResponse(
+        scenario_public(out).model_dump(mode="json"),
+        status_code=status,
+        headers={"Location": f"/v1/scenarios/{sid}", "ETag": etag(out.revision)},
+    )

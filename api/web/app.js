@@ -189,6 +189,29 @@ function progressText(job, started) {
   return `job ${job.id.slice(0, 8)} ${job.status}… ${secs.toFixed(1)} s${what ? " · " + what : ""}`;
 }
 
+// An analysis (what-if, frontier, counterfactual): the service answers at once (200), or for
+// a scenario beyond its synchronous size runs it as a job (202 + Location /v1/jobs/{id}):
+// then poll the job, showing its progress in `where`, and return its result.
+async function analysis(path, opts, where) {
+  const { body, response } = await api(path, opts);
+  if (response.status !== 202) return body;
+  const loc = response.headers.get("location") || body.links.self;
+  const started = Date.now();
+  let job = body;
+  while (job.status === "queued" || job.status === "running") {
+    if (where) where.textContent = `${job.kind} as a job (large scenario): ` + progressText(job, started);
+    await new Promise((r) => setTimeout(r, 500));
+    job = (await api(loc)).body;
+  }
+  if (job.status !== "done") {
+    const p = job.error || { title: `job ${job.status}` };
+    const err = new Error(p.title + ": " + (p.detail || ""));
+    err.problem = p;
+    throw err;
+  }
+  return job.result;
+}
+
 // a scenario whose plan job is still queued or running: show that job (no second one)
 async function pendingJob(id) {
   for (const st of ["running", "queued"]) {
@@ -291,17 +314,20 @@ function renderPrices() {
 function renderUtil() {
   const p = state.plan;
   const pools = [...new Set(p.pools.map((r) => r.pool))];
-  // a heatmap like the prices (readable with many pools); a pool with no GPUs in a period
-  // has no utilisation: a gap (null), not 0 %
-  const z = pools.map((pool) => p.periods.map((per) => {
-    const r = p.pools.find((x) => x.pool === pool && x.period === per);
-    return r && (r.gpus + (r.rented || 0) + (r.bought || 0)) > 0 ? r.utilisation * 100 : null;
-  }));
+  // a heatmap like the prices (readable with many pools): GPUs used as a share of usable
+  // capacity (own GPUs after headroom, bought and rented ones), as the CLI reads it; the
+  // share of all GPUs in the hover. A pool with no GPUs in a period has no utilisation: a
+  // gap (null), not 0 %
+  const cell = (pool, per) => p.pools.find((x) => x.pool === pool && x.period === per);
+  const has = (r) => r && (r.gpus + (r.rented || 0) + (r.bought || 0)) > 0;
+  const usable = (r) => (r.utilisation_of_usable === null || r.utilisation_of_usable === undefined ? r.utilisation : r.utilisation_of_usable);
+  const z = pools.map((pool) => p.periods.map((per) => { const r = cell(pool, per); return has(r) ? usable(r) * 100 : null; }));
+  const raw = pools.map((pool) => p.periods.map((per) => { const r = cell(pool, per); return has(r) ? r.utilisation * 100 : null; }));
   sizeToRows("chart-util", pools.length);
   Plotly.react("chart-util", [{
-    type: "heatmap", x: p.periods, y: pools.map(ptext), z, zmin: 0, zmax: 100, colorscale: "Blues", reversescale: true,
-    colorbar: { title: { text: "%", side: "right" } }, hoverongaps: false,
-    hovertemplate: "%{y}, %{x}: %{z:.1f} % used<extra></extra>",
+    type: "heatmap", x: p.periods, y: pools.map(ptext), z, customdata: raw, zmin: 0, zmax: 100, colorscale: "Blues", reversescale: true,
+    colorbar: { title: { text: "% of usable", side: "right" } }, hoverongaps: false,
+    hovertemplate: "%{y}, %{x}: %{z:.1f} % of usable capacity used (%{customdata:.1f} % of all its GPUs)<extra></extra>",
   }], layout({ margin: { l: 10, r: 10, t: 10, b: 40 }, xaxis: axis("period"), yaxis: axis("pool") }), config);
 }
 
@@ -315,7 +341,8 @@ function renderMoney() {
 
 async function renderFrontier() {
   try {
-    const { body } = await api(`/v1/scenarios/${encodeURIComponent(state.scenario)}/frontier?points=12`);
+    const body = await analysis(`/v1/scenarios/${encodeURIComponent(state.scenario)}/frontier?points=12`, {}, $("#chart-frontier"));
+    $("#chart-frontier").textContent = "";
     const pts = body.points;
     const c = body.currency || cur();
     const t = state.plan.totals;
@@ -361,18 +388,18 @@ async function whatIf(ev) {
       const transforms = [{ type: "priority", kind: priority }];
       for (const [k, v] of Object.entries(scale)) transforms.unshift({ type: "scale_demand", target: k, factor: v });
       if (gpus) transforms.unshift({ type: "capacity", pool: f.get("pool"), gpus });
-      const { body } = await api(`/v1/scenarios/${sid}/counterfactual`, {
+      const body = await analysis(`/v1/scenarios/${sid}/counterfactual`, {
         method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "page", transforms }),
-      });
+      }, out);
       diff = { totals: body.totals, by_kind: body.by_kind, newKey: "counterfactual" };
     } else {
       const overrides = { demand_scale: scale };
       if (gpus) overrides.capacity_change = { [f.get("pool")]: gpus };
-      const { body } = await api(`/v1/scenarios/${sid}/what-if`, {
+      const body = await analysis(`/v1/scenarios/${sid}/what-if`, {
         method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(overrides),
-      });
+      }, out);
       diff = { totals: body.difference.totals, by_kind: body.difference.by_kind, newKey: "new" };
-      state.whatIf = { scenario: state.scenario, overrides };
+      state.whatIf = { scenario: state.scenario, revision: body.scenario_revision, overrides };
     }
     const rows = Object.entries(diff.by_kind).map(([k, v]) => el("tr", {}, el("td", {}, k),
       el("td", {}, signed(v.revenue.change)), el("td", {}, signed(v.gross_margin.change)), el("td", {}, signed(v.ltv.change))));
@@ -646,36 +673,28 @@ async function comparePlans() {
 }
 
 // ------------------------------------------------------ save a what-if as a scenario
-// The page's what-if overrides (demand × factor by kind, GPUs added to one pool) applied
-// to the stored scenario as the service applies them, stored under a new id (POST ?id=:
-// an id that exists is refused, nothing is overwritten).
+// The what-if's overrides, applied by the service as the what-if applied them
+// (POST /v1/scenarios/{id}/what-if/save): under a new id (?as=: an id that exists is
+// refused, nothing is overwritten), or as the scenario's next revision, only if it is still
+// at the revision the what-if was computed on (If-Match; 412 otherwise).
 function saveWhatIfForm() {
   const id = el("input", { type: "text", id: "whatif-save-id", value: `${state.scenario}-whatif`, "aria-label": "new scenario id" });
   const btn = el("button", { type: "button", id: "whatif-save" }, "Save as new scenario");
+  const rev = el("button", { type: "button", id: "whatif-save-revision" }, "Save as new revision");
   const msg = el("span", { id: "whatif-save-status", role: "status" });
-  btn.addEventListener("click", () => saveWhatIf(id.value.trim(), msg).catch((e) => msg.replaceChildren(problemView(e))));
-  return el("p", { class: "save-whatif" }, id, " ", btn, " ", msg);
+  const fail = (e) => msg.replaceChildren(problemView(e));
+  btn.addEventListener("click", () => saveWhatIf(id.value.trim(), msg).catch(fail));
+  rev.addEventListener("click", () => saveWhatIf(null, msg).catch(fail));
+  return el("p", { class: "save-whatif" }, id, " ", btn, " ", rev, " ", msg);
 }
 
 async function saveWhatIf(newId, msg) {
   const w = state.whatIf;
-  if (!w || !newId) return;
-  const { body } = await api(`/v1/scenarios/${encodeURIComponent(w.scenario)}`);
-  const sc = JSON.parse(JSON.stringify(body.scenario));
-  for (const [kind, f] of Object.entries(w.overrides.demand_scale || {})) {
-    for (const g of sc.segments.filter((x) => x.kind === kind || x.id === kind)) {
-      g.demand = g.demand.map((d) => d * f);
-      if (g.contract_min) g.contract_min = g.contract_min.map((d) => d * f);
-    }
-  }
-  for (const [pool, add] of Object.entries(w.overrides.capacity_change || {})) {
-    const q = sc.pools.find((x) => x.id === pool);
-    q.gpus = q.gpus.map((g, t) => g + (Array.isArray(add) ? add[t] : add));
-  }
-  sc.name = `${sc.name} (what-if)`;
-  await api(`/v1/scenarios?id=${encodeURIComponent(newId)}`, {
-    method: "POST", body: JSON.stringify(sc), headers: { "content-type": "application/json" },
-  });
-  msg.textContent = `stored as ${newId}`;
-  await loadScenarios(newId);
+  if (!w || newId === "") return;
+  const path = `/v1/scenarios/${encodeURIComponent(w.scenario)}/what-if/save` + (newId ? `?as=${encodeURIComponent(newId)}` : "");
+  const hdrs = { "content-type": "application/json" };
+  if (!newId) hdrs["If-Match"] = `"${w.revision}"`;
+  const { body } = await api(path, { method: "POST", body: JSON.stringify(w.overrides), headers: hdrs });
+  msg.textContent = newId ? `stored as ${newId}` : `stored as revision ${body.revision} of ${w.scenario}`;
+  await loadScenarios(newId || w.scenario);
 }

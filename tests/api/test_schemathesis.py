@@ -38,13 +38,12 @@ app = create_app(
 # cross checks (one entry per period, known accelerator types, feasibility: 422), names that
 # must exist in the stored scenario (a what-if's or counterfactual's segment or pool, the
 # segment to explain, a fair-shares weight's segment, an alternative's kind or pool: 422),
-# ids that do not exist (404), a scenario too large to solve
-# synchronously (413), a full queue (503), an If-Match naming another revision than the
-# stored one (412: any string is a valid header, only the current ETag matches). Everywhere
+# ids that do not exist (404), a scenario too large to solve synchronously (POST /v1/solve:
+# 413), a full queue (503), an If-Match naming another revision than the stored one (412: any string is a valid header, only the current ETag matches). Everywhere
 # else, a schema-valid request is taken.
 ACCEPTED = ["2xx", "404", "409", "412", "413", "503"]
 CROSS_CHECKED = (
-    r"^/v1/(solve|scenarios(/\{scenario_id\}(/(what-if|counterfactual|sensitivity|fair|alternatives))?)?"
+    r"^/v1/(solve|scenarios(/\{scenario_id\}(/(what-if|what-if/save|counterfactual|sensitivity|fair|alternatives))?)?"
     r"|plans/\{plan_id\}/explain)$"
 )
 config = SchemathesisConfig.from_dict(
@@ -104,7 +103,7 @@ class Workflow(schema.as_state_machine()):  # type: ignore[misc]
 def test_stateful():
     Workflow.run(
         settings=settings(
-            max_examples=6,
+            max_examples=10,
             stateful_step_count=4,
             deadline=None,
             suppress_health_check=list(HealthCheck),

@@ -118,3 +118,16 @@ def test_impossible_capacity_change_is_refused(client):
         422,
     )
     assert [e["path"] for e in body["errors"]] == ["capacity_change.b200[1]"]
+
+
+def test_numbers_given_as_strings_are_refused(client):
+    """A factor of "1.2" (a string) or true is refused naming the field, not read as 1.2."""
+    for body, path in (
+        ({"demand_scale": {"chat": "1.2"}}, "demand_scale.chat"),
+        ({"capacity_change": {"b200": True}}, "capacity_change.b200"),
+        ({"kind_caps": {"cloud": "5"}}, "kind_caps.cloud"),
+    ):
+        problem = assert_problem(client.post("/v1/scenarios/tiny/what-if", json=body), 422)
+        assert problem["errors"][0]["path"] == path, problem
+    ok = client.post("/v1/scenarios/tiny/what-if", json={"demand_scale": {"chat": 2}})
+    assert ok.status_code == 200  # an integer is a number

@@ -33,6 +33,7 @@ def server(tmp_path_factory):
         ("weekly", long),
         ("slow", slow_scenario()),
         ("edit-me", tiny),
+        ("rev-me", tiny),
     )
     for sid, body in bodies:
         status, _, out = s.request("PUT", f"/v1/scenarios/{sid}", body, headers=KEY)
@@ -100,7 +101,7 @@ def test_every_chart_names_its_axes_and_units(browser, server):
     assert prices["x"] == ["period"] and prices["y"] == ["pool"]
     assert prices["cb"] == ["USD/GPU-h"]
     util = titles(pg, "chart-util")
-    assert util["y"] == ["pool"] and util["cb"] == ["%"]
+    assert util["y"] == ["pool"] and util["cb"] == ["% of usable"]
     assert titles(pg, "chart-money") == {"x": ["segment kind"], "y": ["USD (PV)"], "cb": []}
     frontier = titles(pg, "chart-frontier")
     assert frontier["x"] == ["LTV (USD, PV)"]
@@ -114,6 +115,11 @@ def test_every_chart_names_its_axes_and_units(browser, server):
     z = pg.evaluate("document.getElementById('chart-util').data[0].z")
     ys = pg.evaluate("document.getElementById('chart-util').data[0].y")
     assert z[ys.index("b200")][1] is None and z[ys.index("b200")][0] is not None
+    # the colour is the share of usable capacity, as the plan reports it
+    usable = pg.evaluate(
+        "state.plan.pools.filter(r => r.pool === 'h100').map(r => r.utilisation_of_usable)"
+    )
+    assert z[ys.index("h100")] == pytest.approx([100 * u for u in usable])
 
     # by pool: the title follows the choice, one colour per pool
     pg.select_option("#gpus-by", "pool")
@@ -276,6 +282,61 @@ def test_save_a_what_if_as_a_new_scenario(browser, server):
     cloud = next(s for s in sc["segments"] if s["kind"] == "cloud")
     want = next(s for s in tiny["segments"] if s["kind"] == "cloud")["demand"]
     assert cloud["demand"] == [2 * d for d in want]
+    pg.context.close()
+
+
+def test_save_a_what_if_as_the_next_revision(browser, server):
+    pg = open_page(browser, server)
+    run_plan(pg, "rev-me")
+    pg.select_option("#whatif select[name=pool]", "h100")
+    pg.fill("#whatif input[name=gpus]", "2")
+    pg.click("#whatif button[type=submit]")
+    pg.wait_for_selector("#whatif-save-revision")
+    pg.click("#whatif-save-revision")
+    pg.wait_for_function(
+        "() => /revision 2/.test(document.querySelector('#whatif-save-status').textContent)"
+    )
+    _, _, body = server.request("GET", "/v1/scenarios/rev-me", headers=KEY)
+    got = json.loads(body)
+    assert got["revision"] == 2 and got["scenario"]["pools"][0]["gpus"] == [12, 12]  # h100 10 + 2
+    # the what-if was computed on revision 1: saving it again is refused (412), not applied twice
+    pg.click("#whatif-save-revision")
+    pg.wait_for_function("() => document.querySelector('#whatif-save-status .error') !== null")
+    assert "Precondition" in pg.text_content("#whatif-save-status")
+    _, _, body = server.request("GET", "/v1/scenarios/rev-me", headers=KEY)
+    assert json.loads(body)["revision"] == 2
+    pg.context.close()
+
+
+@pytest.fixture(scope="module")
+def small_server(tmp_path_factory):
+    """A service whose synchronous limit (5 columns) is below tiny.json's 9: the page's
+    what-if and frontier run as jobs there."""
+    s = Server(
+        tmp_path_factory.mktemp("web19small") / "web.db",
+        ALLOCATOR_API_KEY="page-key",
+        ALLOCATOR_SYNC_MAX_COLUMNS="5",
+    ).start()
+    yield s
+    s.stop()
+
+
+def test_what_if_and_frontier_beyond_the_synchronous_size_run_as_jobs(browser, small_server):
+    pg = open_page(browser, small_server)
+    run_plan(pg, "tiny")
+    pg.wait_for_selector("#chart-frontier .main-svg", timeout=60_000)  # the frontier job's
+    pg.select_option("#whatif select[name=pool]", "b200")
+    pg.fill("#whatif input[name=gpus]", "1")
+    pg.click("#whatif button[type=submit]")
+    pg.wait_for_selector("[data-whatif=objective]", timeout=60_000)
+    # +1 B200 GPU in both periods, as a job: the same change the synchronous what-if gives
+    _, _, jobs = small_server.request("GET", "/v1/jobs?kind=what-if", headers=KEY)
+    (job,) = json.loads(jobs)["items"]
+    _, _, full = small_server.request("GET", f"/v1/jobs/{job['id']}", headers=KEY)
+    change = json.loads(full)["result"]["difference"]["totals"]["objective"]["change"]
+    shown = pg.text_content("[data-whatif=objective]")
+    assert shown.startswith("+") and change > 0
+    assert pg.errors == []  # type: ignore[attr-defined]
     pg.context.close()
 
 

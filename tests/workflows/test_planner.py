@@ -116,6 +116,10 @@ def test_bad_changes_are_refused(tiny_scenario: Scenario) -> None:
     planner = Planner(tiny_scenario)
     with pytest.raises(KeyError, match="unknown segment"):
         planner.update_demand("nope", 0, 1.0)
+    with pytest.raises(KeyError, match=r"did you mean 'chat'\? \(segments: chat, cloud\)"):
+        planner.update_demand("chatt", 0, 1.0)
+    with pytest.raises(KeyError, match=r"did you mean 'h100'\?"):
+        planner.set_capacity("h10", 0, 1.0)
     with pytest.raises(KeyError, match="unknown period"):
         planner.update_demand("chat", "P9", 1.0)
     with pytest.raises(ValueError, match="contract minimum"):
