@@ -39,8 +39,9 @@ app = create_app(
 # must exist in the stored scenario (a what-if's or counterfactual's segment or pool, the
 # segment to explain, a fair-shares weight's segment, an alternative's kind or pool: 422),
 # ids that do not exist (404), a scenario too large to solve synchronously (POST /v1/solve:
-# 413), a full queue (503), an If-Match naming another revision than the stored one (412: any string is a valid header, only the current ETag matches). Everywhere
-# else, a schema-valid request is taken.
+# 413), a full queue (503), an If-Match naming another revision than the stored one (412:
+# any string is a valid header, only the current ETag matches). Everywhere else, a
+# schema-valid request is taken.
 ACCEPTED = ["2xx", "404", "409", "412", "413", "503"]
 CROSS_CHECKED = (
     r"^/v1/(solve|scenarios(/\{scenario_id\}(/(what-if|what-if/save|counterfactual|sensitivity|fair|alternatives))?)?"
