@@ -365,6 +365,8 @@ function fillSelects() {
   const pools = [...new Set(p.pools.map((r) => r.pool))];
   document.querySelector("#whatif select[name=pool]").replaceChildren(...pools.map((x) => el("option", { value: x }, x)));
   const segs = [...new Set(p.segments.map((s) => s.segment))];
+  document.querySelector("#whatif select[name=segment]").replaceChildren(...segs.map((x) => el("option", { value: x }, x)));
+  document.querySelector("#whatif select[name=from]").replaceChildren(...p.periods.map((x, t) => el("option", { value: t }, x)));
   const sel = $("#segment");
   sel.replaceChildren(...segs.map((x) => el("option", { value: x }, x)));
   explain(sel.value);
@@ -379,6 +381,10 @@ async function whatIf(ev) {
   const scale = {};
   for (const k of KINDS) { const v = parseFloat(f.get(k)); if (!isNaN(v) && v !== 1) scale[k] = v; }
   const gpus = parseFloat(f.get("gpus")) || 0;
+  const from = parseInt(f.get("from"), 10) || 0;
+  const seg = f.get("segment");
+  const segDemand = parseFloat(f.get("seg_demand"));
+  const segPrice = parseFloat(f.get("seg_price"));
   const priority = f.get("priority");
   const out = $("#whatif-result");
   out.textContent = "solving…";
@@ -387,14 +393,20 @@ async function whatIf(ev) {
     if (priority) {
       const transforms = [{ type: "priority", kind: priority }];
       for (const [k, v] of Object.entries(scale)) transforms.unshift({ type: "scale_demand", target: k, factor: v });
-      if (gpus) transforms.unshift({ type: "capacity", pool: f.get("pool"), gpus });
+      if (seg && !isNaN(segDemand) && segDemand !== 1) transforms.unshift({ type: "scale_demand", target: seg, factor: segDemand });
+      if (seg && !isNaN(segPrice) && segPrice !== 1) transforms.unshift({ type: "price", target: seg, factor: segPrice });
+      if (gpus) transforms.unshift({ type: "capacity", pool: f.get("pool"), gpus, from_period: state.plan.periods[from] });
       const body = await analysis(`/v1/scenarios/${sid}/counterfactual`, {
         method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "page", transforms }),
       }, out);
       diff = { totals: body.totals, by_kind: body.by_kind, newKey: "counterfactual" };
     } else {
       const overrides = { demand_scale: scale };
-      if (gpus) overrides.capacity_change = { [f.get("pool")]: gpus };
+      // a segment's factor compounds with its kind's (the service applies kind, then segment)
+      if (seg && !isNaN(segDemand) && segDemand !== 1) overrides.demand_scale[seg] = segDemand;
+      if (seg && !isNaN(segPrice) && segPrice !== 1) overrides.price_change = { [seg]: segPrice };
+      // GPUs from the chosen period on: one number per period, 0 before it
+      if (gpus) overrides.capacity_change = { [f.get("pool")]: from ? state.plan.periods.map((_, t) => (t >= from ? gpus : 0)) : gpus };
       const body = await analysis(`/v1/scenarios/${sid}/what-if`, {
         method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(overrides),
       }, out);

@@ -308,6 +308,35 @@ def test_save_a_what_if_as_the_next_revision(browser, server):
     pg.context.close()
 
 
+def test_what_if_by_segment_and_capacity_from_a_period(browser, server):
+    pg = open_page(browser, server)
+    run_plan(pg, "tiny")
+    pg.select_option("#whatif select[name=segment]", "chat")
+    pg.fill("#whatif input[name=seg_demand]", "0.5")
+    pg.fill("#whatif input[name=seg_price]", "2")
+    pg.select_option("#whatif select[name=pool]", "b200")
+    pg.fill("#whatif input[name=gpus]", "1")
+    pg.select_option("#whatif select[name=from]", "1")  # from P2 on
+    pg.click("#whatif button[type=submit]")
+    pg.wait_for_selector("[data-whatif=objective]", timeout=60_000)
+    sent = pg.evaluate("state.whatIf.overrides")
+    assert sent == {
+        "demand_scale": {"chat": 0.5},
+        "price_change": {"chat": 2},
+        "capacity_change": {"b200": [0, 1]},
+    }
+    # the page shows what the API answers for those overrides
+    status, _, body = server.request("POST", "/v1/scenarios/tiny/what-if", sent, headers=KEY)
+    assert status == 200, body
+    change = json.loads(body)["difference"]["totals"]["objective"]["change"]
+    shown = pg.evaluate(
+        "[...document.querySelectorAll('tr[data-term=objective] td')].map(t => t.textContent)"
+    )
+    assert shown[3].lstrip("+") == pg.evaluate(f"money({change})")
+    assert pg.errors == []  # type: ignore[attr-defined]
+    pg.context.close()
+
+
 @pytest.fixture(scope="module")
 def small_server(tmp_path_factory):
     """A service whose synchronous limit (5 columns) is below tiny.json's 9: the page's
