@@ -246,6 +246,9 @@ def test_compare_two_plans_side_by_side(browser, server):
     run_plan(pg, "tiny-empty")
     pg.click("#compare summary")
     pg.wait_for_function("() => document.querySelectorAll('#compare-b option').length >= 2")
+    # the other side: tiny's plan (other tests' plans of other scenarios may be newer)
+    _, _, jobs = server.request("GET", "/v1/plans?scenario=tiny&status=done&limit=1", headers=KEY)
+    pg.select_option("#compare-b", json.loads(jobs)["items"][0]["id"])
     for by in ("kind", "pool", "period"):
         pg.select_option("#compare-by", by)
         pg.click("#compare-go")
