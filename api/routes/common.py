@@ -6,7 +6,7 @@ import csv
 import io
 from typing import Any
 
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from allocator import Scenario
 from allocator.lp.build import count_columns
@@ -15,7 +15,7 @@ from ..config import Settings
 from ..downloads import FastJSON
 from ..problems import ApiError
 from ..schemas import PlanJobPublic, PlanLinks, ScenarioPublic, ScenarioSummary
-from ..store import PlanRow, ScenarioRow
+from ..store import FINISHED, RUNNING, PlanRow, ScenarioRow, Store
 
 CSV = "text/csv"
 
@@ -51,21 +51,55 @@ def scenario_public(row: ScenarioRow) -> ScenarioPublic:
     return ScenarioPublic(**scenario_summary(row).model_dump(), scenario=row.body)
 
 
+def job_fields(row: PlanRow) -> dict[str, Any]:
+    """What a job's JSON says of any job, plan or analysis: id, status, times, error,
+    progress."""
+    return {
+        "id": row.id,
+        "scenario_id": row.scenario_id,
+        "scenario_revision": row.scenario_revision,
+        "status": row.status,
+        "options": row.options,
+        "created_at": row.created_at,
+        "started_at": row.started_at,
+        "finished_at": row.finished_at,
+        "attempts": row.attempts,
+        "error": row.error,
+        "progress": row.progress,
+    }
+
+
+def queue_full(settings: Settings) -> ApiError:
+    return ApiError(
+        503,
+        "Job queue full",
+        f"{settings.max_pending_jobs} jobs are queued or running; retry later",
+        "queue-full",
+        headers={"Retry-After": "10"},
+    )
+
+
+def cancel_or_delete(store: Store, runner: Any, row: PlanRow, public: Any) -> Response:
+    """DELETE of a job: a finished one is deleted (204), a running one asked to stop and a
+    queued one cancelled (200 with ``public(row)`` after it)."""
+    if row.status in FINISHED:
+        store.delete_plan(row.id)
+        return Response(status_code=204)
+    if row.status == RUNNING:
+        store.request_cancel(row.id)
+    else:
+        store.cancel_plan(row.id)
+    runner.notify()
+    after = store.get_plan(row.id)
+    assert after is not None
+    return JSONResponse(public(after).model_dump(mode="json"))
+
+
 def plan_public(row: PlanRow) -> PlanJobPublic:
     base = f"/v1/plans/{row.id}"
     return PlanJobPublic(
-        id=row.id,
-        scenario_id=row.scenario_id,
-        scenario_revision=row.scenario_revision,
-        status=row.status,  # type: ignore[arg-type]
-        options=row.options,
-        created_at=row.created_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        attempts=row.attempts,
-        error=row.error,
-        progress=row.progress,  # type: ignore[arg-type]
-        plan=row.result,  # type: ignore[arg-type]
+        **job_fields(row),
+        plan=row.result,
         links=PlanLinks(
             self=base,
             scenario=f"/v1/scenarios/{row.scenario_id}",

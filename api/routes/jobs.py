@@ -19,7 +19,8 @@ from ..deps import PagingDep, RunnerDep, StoreDep
 from ..jobs import ANALYSES
 from ..problems import ApiError, responses
 from ..schemas import JobLinks, JobPublic, Page
-from ..store import FINISHED, PLAN, QUEUED, RUNNING, PlanRow, QueueFull, ScenarioRow, Store
+from ..store import PLAN, QUEUED, RUNNING, PlanRow, QueueFull, ScenarioRow, Store
+from .common import cancel_or_delete, job_fields, queue_full
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 JobId = Annotated[str, Path(max_length=64, description="Job id.")]
@@ -59,18 +60,8 @@ def job_time_limit(requested: float | None, settings: Settings) -> float:
 def job_public(row: PlanRow) -> JobPublic:
     base = f"/v1/jobs/{row.id}"
     return JobPublic(
-        id=row.id,
+        **job_fields(row),
         kind=row.kind,
-        scenario_id=row.scenario_id,
-        scenario_revision=row.scenario_revision,
-        status=row.status,  # type: ignore[arg-type]
-        options=row.options,
-        created_at=row.created_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        attempts=row.attempts,
-        error=row.error,  # type: ignore[arg-type]
-        progress=row.progress,  # type: ignore[arg-type]
         result=row.result,
         links=JobLinks(
             self=base,
@@ -104,13 +95,7 @@ def submit_job(
             row, options, None, None, max_pending=settings.max_pending_jobs, kind=kind
         )
     except QueueFull:
-        raise ApiError(
-            503,
-            "Job queue full",
-            f"{settings.max_pending_jobs} jobs are queued or running; retry later",
-            "queue-full",
-            headers={"Retry-After": "10"},
-        ) from None
+        raise queue_full(settings) from None
     runner.notify()
     headers = {"Location": f"/v1/jobs/{job.id}", "Retry-After": "1"}
     if prefer is not None and "respond-async" in prefer.lower():
@@ -169,16 +154,7 @@ def get_job(job_id: JobId, store: StoreDep) -> JSONResponse:
     },
 )
 def delete_job(job_id: JobId, store: StoreDep, runner: RunnerDep) -> Response:
-    row = _get(store, job_id, with_result=False)
-    if row.status in FINISHED:
-        store.delete_plan(job_id)
-        return Response(status_code=204)
-    if row.status == RUNNING:
-        store.request_cancel(job_id)
-    else:
-        store.cancel_plan(job_id)
-    runner.notify()
-    return JSONResponse(job_public(_get(store, job_id)).model_dump(mode="json"))
+    return cancel_or_delete(store, runner, _get(store, job_id, with_result=False), job_public)
 
 
 __all__ = ["Prefer", "as_job", "job_public", "router", "submit_job"]

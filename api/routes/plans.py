@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from allocator.plan import jsonio
 
@@ -16,8 +15,8 @@ from ..deps import PagingDep, RunnerDep, StoreDep
 from ..downloads import PARQUET, ZIP, choose, plan_download, table_parquet
 from ..problems import ApiError, responses
 from ..schemas import Page, PlanJobPublic
-from ..store import FINISHED, PLAN, QUEUED, RUNNING, PlanRow
-from .common import CSV, plan_public, rows_response
+from ..store import PLAN, QUEUED, RUNNING, PlanRow
+from .common import CSV, cancel_or_delete, plan_public, rows_response
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
 PlanId = Annotated[str, Path(max_length=64, description="Plan job id.")]
@@ -172,16 +171,7 @@ def plan_file(
     },
 )
 def delete_plan(plan_id: PlanId, store: StoreDep, runner: RunnerDep) -> Response:
-    row = _get(store, plan_id, with_result=False)
-    if row.status in FINISHED:
-        store.delete_plan(plan_id)
-        return Response(status_code=204)
-    if row.status == RUNNING:
-        store.request_cancel(plan_id)
-    else:
-        store.cancel_plan(plan_id)
-    runner.notify()
-    return JSONResponse(plan_public(_get(store, plan_id)).model_dump(mode="json"))
+    return cancel_or_delete(store, runner, _get(store, plan_id, with_result=False), plan_public)
 
 
 def _view(name: str):  # type: ignore[no-untyped-def]

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from allocator import Issue, Scenario, ScenarioError
+from allocator import Scenario, ScenarioError
 from allocator.scenario.overrides import apply_overrides
 from allocator.workflows.whatif import compare
 
@@ -32,8 +32,8 @@ from ..schemas import (
     WhatIfRequest,
 )
 from ..store import QueueFull, RevisionMismatch, ScenarioRow
-from .common import plan_public, scenario_public, scenario_summary
-from .jobs import Prefer, as_job, submit_job
+from .common import plan_public, queue_full, scenario_public, scenario_summary
+from .jobs import Prefer, as_job, job_time_limit, submit_job
 from .solve import TINY, raise_problem, run_solve
 
 router = APIRouter(prefix="/v1/scenarios", tags=["scenarios"])
@@ -246,16 +246,10 @@ def submit_plan(
     row = store.get_scenario(scenario_id)
     if row is None:
         raise _not_found(scenario_id)
-    limit = req.time_limit_s or settings.job_time_limit_s
-    if limit > settings.job_time_limit_max_s:
-        raise ApiError(
-            422,
-            "Invalid request",
-            None,
-            "invalid-request",
-            [Issue("time_limit_s", f"at most {settings.job_time_limit_max_s:g} s on this service")],
-        )
-    options = {"time_limit_s": limit, "algorithm": req.algorithm}
+    options = {
+        "time_limit_s": job_time_limit(req.time_limit_s, settings),
+        "algorithm": req.algorithm,
+    }
     digest = hashlib.sha256(
         json.dumps({"scenario": scenario_id, "options": options}, sort_keys=True).encode()
     ).hexdigest()
@@ -284,13 +278,7 @@ def submit_plan(
             max_pending=settings.max_pending_jobs,
         )
     except QueueFull:
-        raise ApiError(
-            503,
-            "Job queue full",
-            f"{settings.max_pending_jobs} jobs are queued or running; retry later",
-            "queue-full",
-            headers={"Retry-After": "10"},
-        ) from None
+        raise queue_full(settings) from None
     if not new and plan.request_hash != digest:  # a concurrent request took the key
         raise ApiError(
             409,

@@ -68,6 +68,19 @@ def open_page(browser, server, width=1400, height=1800):
     return pg
 
 
+def what_if(pg, pool, gpus, **fields):
+    """Fill the page's what-if form (``fields``: input name -> value; ``segment``, ``from``
+    are selects) with ``gpus`` added to ``pool``, and submit it."""
+    for name, value in fields.items():
+        if name in ("segment", "from"):
+            pg.select_option(f"#whatif select[name={name}]", value)
+        else:
+            pg.fill(f"#whatif input[name={name}]", value)
+    pg.select_option("#whatif select[name=pool]", pool)
+    pg.fill("#whatif input[name=gpus]", gpus)
+    pg.click("#whatif button[type=submit]")
+
+
 def run_plan(pg, scenario):
     pg.select_option("#scenario", scenario)
     pg.wait_for_function(
@@ -270,10 +283,7 @@ def test_compare_two_plans_side_by_side(browser, server):
 def test_save_a_what_if_as_a_new_scenario(browser, server):
     pg = open_page(browser, server)
     run_plan(pg, "tiny")
-    pg.fill("#whatif input[name=cloud]", "2")
-    pg.select_option("#whatif select[name=pool]", "b200")
-    pg.fill("#whatif input[name=gpus]", "1")
-    pg.click("#whatif button[type=submit]")
+    what_if(pg, "b200", "1", cloud="2")
     pg.wait_for_selector("#whatif-save")
     pg.fill("#whatif-save-id", "tiny-cloud2")
     pg.click("#whatif-save")
@@ -291,9 +301,7 @@ def test_save_a_what_if_as_a_new_scenario(browser, server):
 def test_save_a_what_if_as_the_next_revision(browser, server):
     pg = open_page(browser, server)
     run_plan(pg, "rev-me")
-    pg.select_option("#whatif select[name=pool]", "h100")
-    pg.fill("#whatif input[name=gpus]", "2")
-    pg.click("#whatif button[type=submit]")
+    what_if(pg, "h100", "2")
     pg.wait_for_selector("#whatif-save-revision")
     pg.click("#whatif-save-revision")
     pg.wait_for_function(
@@ -314,13 +322,8 @@ def test_save_a_what_if_as_the_next_revision(browser, server):
 def test_what_if_by_segment_and_capacity_from_a_period(browser, server):
     pg = open_page(browser, server)
     run_plan(pg, "tiny")
-    pg.select_option("#whatif select[name=segment]", "chat")
-    pg.fill("#whatif input[name=seg_demand]", "0.5")
-    pg.fill("#whatif input[name=seg_price]", "2")
-    pg.select_option("#whatif select[name=pool]", "b200")
-    pg.fill("#whatif input[name=gpus]", "1")
-    pg.select_option("#whatif select[name=from]", "1")  # from P2 on
-    pg.click("#whatif button[type=submit]")
+    # from P2 on
+    what_if(pg, "b200", "1", segment="chat", seg_demand="0.5", seg_price="2", **{"from": "1"})
     pg.wait_for_selector("[data-whatif=objective]", timeout=60_000)
     sent = pg.evaluate("state.whatIf.overrides")
     assert sent == {
@@ -357,9 +360,7 @@ def test_what_if_and_frontier_beyond_the_synchronous_size_run_as_jobs(browser, s
     pg = open_page(browser, small_server)
     run_plan(pg, "tiny")
     pg.wait_for_selector("#chart-frontier .main-svg", timeout=60_000)  # the frontier job's
-    pg.select_option("#whatif select[name=pool]", "b200")
-    pg.fill("#whatif input[name=gpus]", "1")
-    pg.click("#whatif button[type=submit]")
+    what_if(pg, "b200", "1")
     pg.wait_for_selector("[data-whatif=objective]", timeout=60_000)
     # +1 B200 GPU in both periods, as a job: the same change the synchronous what-if gives
     _, _, jobs = small_server.request("GET", "/v1/jobs?kind=what-if", headers=KEY)
