@@ -113,6 +113,9 @@ def test_a_database_of_the_previous_schema_opens_with_everything_kept(tmp_path: 
         assert [rev for rev, _ in store.scenario_history("old")] == [3]
         plan = store.get_plan("p1")
         assert plan is not None and plan.attempts == 0 and plan.status == "running"
+        assert plan.kind == "plan"  # a job of before analysis jobs is a plan job
+        assert store.latest_done_plan("old", 3) is None
+        assert [p.id for p in store.list_plans("old", None, 10, 0)[0]] == ["p1"]
         # the old running job was interrupted: queued again, once
         assert store.fail_stale(1.0, {"title": "x"}, {"title": "y"}) == (1, 0)
         assert store.get_plan("p1").status == QUEUED
