@@ -36,7 +36,7 @@ TOL = 1e-6
 class PoolValue:
     pool: str
     period: str
-    mode: str  # the mode that earns most per GPU-hour there
+    mode: str  # the mode the plan uses there (most GPUs); unused: the one earning most
     value_per_gpu_hour: float  # nominal
     effective_value_per_gpu_hour: float  # value + what its binding contract minimum adds
     shadow_price_per_gpu_hour: float | None  # the pool's opportunity cost (nominal)
@@ -186,9 +186,12 @@ def explain(scenario: Scenario, segment: str, plan: Plan) -> Explanation:
     w = scenario.policy.ltv_weight
     price = {(r.pool, r.period): r.shadow_price_per_gpu_hour for r in plan.pools}
     gpus: dict[tuple[str, str], float] = {}
+    by_mode: dict[tuple[str, str], dict[str, float]] = {}
     for a in plan.allocations:
         if a.segment == segment:
             gpus[(a.pool, a.period)] = gpus.get((a.pool, a.period), 0.0) + a.gpus
+            m = by_mode.setdefault((a.pool, a.period), {})
+            m[a.mode] = m.get(a.mode, 0.0) + a.gpus
     df = dict(zip(periods, arr.discount, strict=True))
     # the contract row's dual, nominal, per work unit (<= 0: the minimum holds it up)
     contract = {
@@ -198,6 +201,7 @@ def explain(scenario: Scenario, segment: str, plan: Plan) -> Explanation:
     }
 
     modes = np.nonzero(arr.mode_segment == s_ix)[0]
+    mode_row = {arr.mode_names[m]: i for i, m in enumerate(modes)}
     # per-unit numbers may move over the horizon: everything below is per (mode, period)
     per_unit = (
         arr.revenue[s_ix][None, :] * arr.mode_rev_share[modes][:, None]
@@ -211,7 +215,13 @@ def explain(scenario: Scenario, segment: str, plan: Plan) -> Explanation:
         tp = arr.throughput[s_ix, j][None, :] * arr.mode_mult[modes]  # (M_s, T)
         v_modes = per_unit * tp - arr.var_cost[j][None, :]
         for t in range(T):
-            best = int(np.argmax(v_modes[:, t]))
+            # the mode the plan uses (a demand-capped segment may use one that earns less
+            # per GPU-hour but more per unit); where it gets nothing, the best earner
+            used = by_mode.get((pool.id, periods[t]))
+            if used and max(used.values()) > TOL:
+                best = mode_row[max(used, key=lambda k: used[k])]
+            else:
+                best = int(np.argmax(v_modes[:, t]))
             units_per_gpu_hour = tp[best, t]
             v = float(v_modes[best, t])
             eff = v - contract.get(periods[t], 0.0) * units_per_gpu_hour

@@ -64,3 +64,58 @@ def test_gpus_only_where_worth_the_price(path):
                 assert v.effective_value_per_gpu_hour <= v.shadow_price_per_gpu_hour + tol, v
                 checked += 1
     assert checked > 0
+
+
+def test_the_mode_shown_is_the_one_the_plan_uses():
+    """One H100 pool (10 GPUs x 100 h, no variable cost). chat: 1,000 Mtok at 1 per Mtok,
+    2 Mtok per GPU-hour in mode `full`, or 4 in `fast` keeping 60 % of revenue: fast earns
+    more per GPU-hour (2.4 against 2), full more per Mtok. cloud pays 1.5 per GPU-hour for
+    all it can get, so a GPU-hour is worth 1.5 (the price). Per Mtok, full earns
+    1 - 0.5 h x 1.5 = 0.25 net of the GPU-hours it takes, fast 0.6 - 0.25 x 1.5 = 0.225:
+    chat is served in full on 500 GPU-hours (5 GPUs), cloud gets the other 500. Objective
+    1,000 + 750 = 1,750 (all fast: 600 + 750 x 1.5 = 1,725). Explain shows full's 2.0
+    against the price of 1.5 (= 1.5 + 2 Mtok x the demand dual 0.25), not fast's 2.4."""
+    sc = Scenario.from_dict(
+        {
+            "name": "modes",
+            "periods": [{"label": "P1", "hours": 100}],
+            "pools": [
+                {
+                    "id": "h100",
+                    "accelerator": "H100",
+                    "region": "east",
+                    "gpus": [10],
+                    "variable_cost_per_gpu_hour": 0.0,
+                }
+            ],
+            "segments": [
+                {
+                    "id": "chat",
+                    "kind": "first_party",
+                    "unit": "Mtok",
+                    "demand": [1000],
+                    "revenue_per_unit": 1.0,
+                    "throughput": {"H100": 2},
+                    "modes": [
+                        {"name": "full"},
+                        {"name": "fast", "throughput_multiplier": 2.0, "revenue_share": 0.6},
+                    ],
+                },
+                {
+                    "id": "cloud",
+                    "kind": "cloud",
+                    "unit": "H100-hour",
+                    "demand": [5000],
+                    "revenue_per_unit": 1.5,
+                    "throughput": {"H100": 1},
+                },
+            ],
+        }
+    )
+    plan = solve(sc)
+    assert plan.objective == pytest.approx(1750.0)
+    (v,) = explain(sc, "chat", plan).values
+    assert (v.mode, v.gpus) == ("full", pytest.approx(5.0))
+    assert v.value_per_gpu_hour == pytest.approx(2.0)
+    assert v.shadow_price_per_gpu_hour == pytest.approx(1.5)
+    assert "it gets 5.0 GPUs (full)" in explain(sc, "chat", plan).text
