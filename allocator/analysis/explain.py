@@ -36,7 +36,7 @@ TOL = 1e-6
 class PoolValue:
     pool: str
     period: str
-    mode: str  # the mode that earns most per GPU-hour there
+    mode: str  # the mode the plan uses there (most GPUs); unused: the one earning most
     value_per_gpu_hour: float  # nominal
     effective_value_per_gpu_hour: float  # value + what its binding contract minimum adds
     shadow_price_per_gpu_hour: float | None  # the pool's opportunity cost (nominal)
@@ -62,6 +62,10 @@ class PeriodService:
     gpus: float
     shortfall: float  # below its contract minimum, work units
     shortfall_penalty: float  # SLA credits (nominal)
+    # a segment with price tiers: the tier its value is priced at (the marginal one: the
+    # cheapest tier served, the first when none is) and that tier's price (nominal)
+    marginal_tier: int | None = None
+    tier_price: float | None = None
 
 
 @dataclass
@@ -130,6 +134,8 @@ class Explanation:
                 "llrrrrr",
                 "  ",
             )
+            if r.marginal_tier is not None:
+                lines.append(f"  {_tier_note(r, self.currency, self.unit)}")
             for b in self.binding:
                 if b.key.get("period") in (r.period, None):
                     lines.append(f"  binds: {b.meaning}")
@@ -157,6 +163,8 @@ _MEANING = {
     "plan {d} (what its GPU-hours would earn elsewhere, net)",
     "segment-stability": "the stability limit on {pool} holds its change between periods",
     "segment-share": "it already takes the most one segment may of {pool}",
+    "segment-tiers": "its tiers sell all the work its GPUs do: one more unit of work would "
+    "be worth {d}",
     "kind-cap": "the cap on {kind} GPUs binds",
     "kind-floor": "the floor on {kind} GPUs binds",
     "rnd-floor": "the R&D floor binds",
@@ -186,9 +194,12 @@ def explain(scenario: Scenario, segment: str, plan: Plan) -> Explanation:
     w = scenario.policy.ltv_weight
     price = {(r.pool, r.period): r.shadow_price_per_gpu_hour for r in plan.pools}
     gpus: dict[tuple[str, str], float] = {}
+    by_mode: dict[tuple[str, str], dict[str, float]] = {}
     for a in plan.allocations:
         if a.segment == segment:
             gpus[(a.pool, a.period)] = gpus.get((a.pool, a.period), 0.0) + a.gpus
+            m = by_mode.setdefault((a.pool, a.period), {})
+            m[a.mode] = m.get(a.mode, 0.0) + a.gpus
     df = dict(zip(periods, arr.discount, strict=True))
     # the contract row's dual, nominal, per work unit (<= 0: the minimum holds it up)
     contract = {
@@ -198,10 +209,15 @@ def explain(scenario: Scenario, segment: str, plan: Plan) -> Explanation:
     }
 
     modes = np.nonzero(arr.mode_segment == s_ix)[0]
+    mode_row = {arr.mode_names[m]: i for i, m in enumerate(modes)}
+    revenue, ltv, marginal = arr.revenue[s_ix], arr.ltv[s_ix], None
+    if seg.tiers:
+        # revenue_per_unit is 0 for a tiered segment: price its units at the marginal tier
+        marginal, revenue, ltv = _marginal_tier(arr, s_ix, segment, plan, periods)
     # per-unit numbers may move over the horizon: everything below is per (mode, period)
     per_unit = (
-        arr.revenue[s_ix][None, :] * arr.mode_rev_share[modes][:, None]
-        + w * arr.ltv[s_ix][None, :] * arr.mode_ltv_share[modes][:, None]
+        revenue[None, :] * arr.mode_rev_share[modes][:, None]
+        + w * ltv[None, :] * arr.mode_ltv_share[modes][:, None]
         + arr.churn[s_ix][None, :]
     )  # (M_s, T)
     values: list[PoolValue] = []
@@ -211,7 +227,13 @@ def explain(scenario: Scenario, segment: str, plan: Plan) -> Explanation:
         tp = arr.throughput[s_ix, j][None, :] * arr.mode_mult[modes]  # (M_s, T)
         v_modes = per_unit * tp - arr.var_cost[j][None, :]
         for t in range(T):
-            best = int(np.argmax(v_modes[:, t]))
+            # the mode the plan uses (a demand-capped segment may use one that earns less
+            # per GPU-hour but more per unit); where it gets nothing, the best earner
+            used = by_mode.get((pool.id, periods[t]))
+            if used and max(used.values()) > TOL:
+                best = mode_row[max(used, key=lambda k: used[k])]
+            else:
+                best = int(np.argmax(v_modes[:, t]))
             units_per_gpu_hour = tp[best, t]
             v = float(v_modes[best, t])
             eff = v - contract.get(periods[t], 0.0) * units_per_gpu_hour
@@ -247,13 +269,49 @@ def explain(scenario: Scenario, segment: str, plan: Plan) -> Explanation:
         binding.append(BindingRow(b.constraint, dict(b.key), nominal, text))
 
     ex = Explanation(segment, kind, seg.unit, values, binding, currency=scenario.currency)
+    t_of = {p: t for t, p in enumerate(periods)}
     ex.periods = [
-        PeriodService(r.period, r.served, r.demand, r.gpus, r.shortfall, r.shortfall_penalty)
+        PeriodService(
+            r.period,
+            r.served,
+            r.demand,
+            r.gpus,
+            r.shortfall,
+            r.shortfall_penalty,
+            None if marginal is None else int(marginal[t_of[r.period]]),
+            None if marginal is None else float(revenue[t_of[r.period]]),
+        )
         for r in plan.segments
         if r.segment == segment
     ]
     ex.sentences = _sentences(scenario, ex, plan)
     return ex
+
+
+def _marginal_tier(
+    arr: ScenarioArrays, s_ix: int, segment: str, plan: Plan, periods: list[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per period: the rank of the segment's marginal tier (the cheapest with units
+    served, as the plan's clearing price; the first when none is), its price and LTV."""
+    assert arr.tier_segment is not None and arr.tier_rank is not None
+    assert arr.tier_price is not None and arr.tier_ltv is not None
+    mine = arr.tier_segment == s_ix
+    first = int(np.nonzero(mine & (arr.tier_rank == 0))[0][0])
+    t_of = {p: t for t, p in enumerate(periods)}
+    rank = np.zeros(len(periods), dtype=np.int64)
+    for r in plan.tiers:
+        if r.segment == segment and r.served > TOL * max(1.0, r.units):
+            t = t_of[r.period]
+            rank[t] = max(rank[t], int(r.tier))
+    idx, cols = first + rank, np.arange(len(periods))
+    return rank, arr.tier_price[idx, cols], arr.tier_ltv[idx, cols]
+
+
+def _tier_note(r: PeriodService, cur: str, unit: str) -> str:
+    return (
+        f"its units are priced at its marginal tier (tier {r.marginal_tier}): "
+        f"{_fmt(r.tier_price or 0.0)} {cur} per {unit}, not its revenue_per_unit"
+    )
 
 
 def _sentences(sc: Scenario, ex: Explanation, plan: Plan) -> list[str]:
@@ -269,6 +327,10 @@ def _sentences(sc: Scenario, ex: Explanation, plan: Plan) -> list[str]:
             f"{r.demand:,.0f} {ex.unit} with {r.gpus:,.1f} GPUs."
         )
         parts = [head]
+        ps = next((p for p in ex.periods if p.period == period), None)
+        if ps is not None and ps.marginal_tier is not None:
+            note = _tier_note(ps, cur, ex.unit)
+            parts.append(note[0].upper() + note[1:] + ".")
         for v in sorted(got, key=lambda v: -v.gpus):
             earns = f"{_fmt(v.value_per_gpu_hour)} {cur}"
             if abs(v.effective_value_per_gpu_hour - v.value_per_gpu_hour) > TOL:

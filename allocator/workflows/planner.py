@@ -34,7 +34,7 @@ from allocator.lp.build import build_lp
 from allocator.plan import Plan
 from allocator.scenario import Scenario
 from allocator.scenario.load import as_scenario
-from allocator.scenario.model import unknown_id
+from allocator.scenario.model import per_period, unknown_id
 from allocator.scenario.overrides import Overrides, apply_overrides
 from allocator.solvers.base import Solution
 from allocator.solvers.highs_model import highspy
@@ -130,7 +130,12 @@ class Planner:
     # ------------------------------------------------------------------ changes
     def update_demand(self, segment: str, period: str | int, value: float) -> Plan:
         """Set ``segment``'s demand in ``period`` (label or index) to ``value`` work units
-        and re-solve. The contract minimum stays; it may not exceed the new demand."""
+        and re-solve. The contract minimum stays; it may not exceed the new demand.
+
+        A segment with price tiers has the tiers' units as its demand: each tier's units in
+        the period are scaled by the same factor (new demand / old), so the demand curve
+        keeps its shape; a period whose tiers offer nothing cannot be scaled (``ValueError``:
+        give the tiers' units with :meth:`set_scenario`)."""
         s, t = self._segment_index(segment), self._period_index(period)
         value = float(value)
         if not (value >= 0 and np.isfinite(value)):
@@ -140,22 +145,26 @@ class Planner:
                 f"demand {value:g} of {segment!r} in period {t} is below its contract minimum "
                 f"{self.arrays.contract_min[s, t]:g}"
             )
+        if self.scenario.segments[s].tiers:
+            return self._set_tiered_demand(s, np.array([t]), np.array([value]), None)
         self._set_demand(s, np.array([t]), np.array([value]), None)
         return self.solve()
 
     def scale_demand(self, segment: str, factor: float, period: str | int | None = None) -> Plan:
         """Multiply ``segment``'s demand (and its contract minimum, as the what-if
         ``demand_scale`` does) by ``factor`` > 0 in ``period``, or in every period when
-        ``period`` is None, and re-solve."""
+        ``period`` is None, and re-solve. A segment with price tiers has its tiers' units
+        scaled (see :meth:`update_demand`)."""
         s = self._segment_index(segment)
         factor = float(factor)
         if not (factor > 0 and np.isfinite(factor)):
             raise ValueError(f"factor must be a finite number > 0, got {factor!r}")
         T = self.arrays.demand.shape[1]
         ts = np.arange(T) if period is None else np.array([self._period_index(period)])
-        self._set_demand(
-            s, ts, self.arrays.demand[s, ts] * factor, self.arrays.contract_min[s, ts] * factor
-        )
+        demand, contract = self.arrays.demand[s, ts] * factor, self.arrays.contract_min[s, ts]
+        if self.scenario.segments[s].tiers:
+            return self._set_tiered_demand(s, ts, demand, contract * factor)
+        self._set_demand(s, ts, demand, contract * factor)
         return self.solve()
 
     def set_capacity(self, pool: str, period: str | int, gpus: float) -> Plan:
@@ -294,6 +303,38 @@ class Planner:
         if contract is not None and seg.contract_min is not None:
             update["contract_min"] = arr.contract_min[s].tolist()
         self._replace_item("segments", s, seg.model_copy(update=update))
+
+    def _set_tiered_demand(
+        self, s: int, ts: np.ndarray, demand: np.ndarray, contract: np.ndarray | None
+    ) -> Plan:
+        """A tiered segment's demand is its tiers' units: scale each tier's units in the
+        periods ``ts`` to the new demand, then plan the changed scenario (warm when no tier
+        gains or loses its column: see :meth:`set_scenario`)."""
+        seg = self.scenario.segments[s]
+        T = self.arrays.demand.shape[1]
+        old = self.arrays.demand[s, ts]
+        empty = (old <= 0) & (demand > 0)
+        if np.any(empty):
+            label = self.scenario.period_labels[int(ts[np.argmax(empty)])]
+            raise ValueError(
+                f"segment {seg.id!r} has price tiers with no units in {label}: their demand "
+                "cannot be scaled from 0; give the tiers' units with set_scenario()"
+            )
+        factor = np.divide(demand, old, out=np.zeros_like(demand), where=old > 0)
+        tiers = []
+        for tr in seg.tiers or []:
+            units = np.array(per_period(tr.units, T), dtype=float)
+            units[ts] *= factor
+            tiers.append(tr.model_copy(update={"units": units.tolist()}))
+        total = np.sum([per_period(tr.units, T) for tr in tiers], axis=0)
+        update: dict[str, Any] = {"tiers": tiers, "demand": total.tolist()}
+        if contract is not None and seg.contract_min is not None:
+            cmin = np.array(per_period(seg.contract_min, T), dtype=float)
+            cmin[ts] = contract
+            update["contract_min"] = cmin.tolist()
+        segments = list(self.scenario.segments)
+        segments[s] = seg.model_copy(update=update)
+        return self.set_scenario(self.scenario.model_copy(update={"segments": segments}))
 
     def _set_gpus(self, p: int, t: int, gpus: float) -> None:
         arr, lp, pol = self.arrays, self.lp, self.scenario.policy

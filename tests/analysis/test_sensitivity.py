@@ -352,10 +352,14 @@ def test_hyperscaler_wider_ranges_confirmed(hyperscaler, hyperscaler_sensitivity
 
 def test_hyperscaler_degenerate_prices_explained(hyperscaler_sensitivity):
     s = hyperscaler_sensitivity
-    # two cloud segments tie: any change of either price moves the plan
-    payg = s.price_range("cloud-payg-startups")
-    assert payg.lower == payg.upper == payg.allocation_lower == payg.allocation_upper == 3.3
-    assert s.notes and "degenerate" in s.notes[0]
+    # no two segments tie on price (every price range has width, so no note), but the
+    # basis is degenerate in capacity: some pool-capacity rows cannot move one way (or
+    # either way) without changing the basis
+    assert not s.notes
+    assert all(p.upper is None or p.lower < p.upper for p in s.prices)
+    flat = [r for r in s.capacity if r.usable_gpus > 0 and r.lower_gpus == r.upper_gpus]
+    one_sided = [r for r in s.capacity if r.lower_gpus == r.usable_gpus < r.upper_gpus]
+    assert flat and one_sided
     # every range contains the current value and the wider one contains the structure one
     for p in s.prices:
         assert p.allocation_lower <= p.lower <= p.revenue_per_unit <= p.upper

@@ -144,8 +144,11 @@ def test_missing_sheet(hyper_xlsx: Path, tmp_path: Path) -> None:
     wb = load_workbook(hyper_xlsx)
     del wb["throughput"]
     wb.save(tmp_path / "b.xlsx")
-    (msg,) = issues(tmp_path / "b.xlsx")
+    msg, *rest = issues(tmp_path / "b.xlsx")
     assert msg.startswith("throughput: missing sheet (the workbook has: about, scenario,")
+    # the per-period throughput rows (hyperscaler.json's serving gains) then have no sheet
+    # to belong to; each is named, nothing else is reported
+    assert all("not a per-period field of a segment: 'throughput." in m for m in rest)
 
 
 def test_unknown_pool_and_segment_in_grids(hyper_xlsx: Path, tmp_path: Path) -> None:

@@ -166,3 +166,44 @@ def test_what_if_that_changes_the_model_solves_cold(coupled_scenario: Scenario) 
     assert not planner.last_solve.warm
     planner.what_if(WHAT_IFS[1])
     assert planner.last_solve.warm
+
+
+def test_update_demand_scales_a_tiered_segments_tiers() -> None:
+    """tests/test_tiers_subscriptions.py's fleet (10 then 5 GPUs, 1 h; api's curve 4 units
+    at 10, 4 at 6 + 1 LTV, 10 at 2; chat 3 per unit; optimum 121). Halving api's demand in
+    P0 (18 -> 9) halves each tier there: 2 at 10, 2 at 7, 5 at 2. P0: api serves its first
+    two tiers (20 + 12 + 2 of LTV), chat the other 6 GPUs (18): 52; P1 unchanged, 47:
+    99. Doubling api everywhere from the original (8, 8, 20 units): P0 8 x 10 + 2 x 7 = 94,
+    P1 5 x 10 = 50: 144. Both warm (no tier gains or loses its column), both equal to a
+    cold solve of the changed scenario."""
+    from tests.test_tiers_subscriptions import API_TIERS, CHAT, fleet
+
+    data = fleet([10.0, 5.0], [API_TIERS, CHAT])
+    planner = Planner(Scenario.from_dict(data))
+    assert planner.solve().objective == pytest.approx(121.0)
+    plan = planner.update_demand("api", "P0", 9.0)
+    assert plan.objective == pytest.approx(99.0)
+    assert planner.last_solve is not None and planner.last_solve.warm
+    api = planner.scenario.segments[0]
+    assert [t.units for t in api.tiers or []] == [[2.0, 4.0], [2.0, 4.0], [5.0, 10.0]]
+    assert api.demand == [9.0, 18.0]
+    assert planner.check_consistent() == pytest.approx(0.0, abs=1e-9)
+    assert solve(planner.scenario).objective == pytest.approx(99.0)
+
+    again = Planner(Scenario.from_dict(data))
+    plan = again.scale_demand("api", 2.0)
+    assert plan.objective == pytest.approx(144.0)
+    assert solve(again.scenario).objective == pytest.approx(144.0)
+
+
+def test_tiers_with_nothing_on_offer_are_not_scaled() -> None:
+    """A period where api's tiers offer no units has no demand curve to scale: refused.
+    Setting it to 0 is fine (nothing to scale): P0 api 4 x 10 + chat 6 x 3, P1 chat 5 x 3:
+    73."""
+    from tests.test_tiers_subscriptions import API_TIERS, CHAT, fleet
+
+    api = dict(API_TIERS, tiers=[{"units": [4.0, 0.0], "price": 10.0}])
+    planner = Planner(Scenario.from_dict(fleet([10.0, 5.0], [api, CHAT])))
+    with pytest.raises(ValueError, match="no units in P1"):
+        planner.update_demand("api", "P1", 3.0)
+    assert planner.update_demand("api", "P1", 0.0).objective == pytest.approx(40 + 18 + 15)
