@@ -43,7 +43,12 @@ from allocator.solvers.base import (
     stationarity_error,
 )
 from allocator.solvers.cbc import quiet_deprecations, read_cbc_binary_solution
-from allocator.solvers.highs_model import check_mip_gap, map_highs_status, status_message
+from allocator.solvers.highs_model import (
+    check_mip_gap,
+    map_highs_status,
+    mip_presolve_rules_off,
+    status_message,
+)
 
 try:
     import pulp
@@ -168,6 +173,10 @@ class PulpSolver(Solver):
             # (tests/solvers/test_purchase_units.py::test_cbc_rents_the_one_gpu_it_needs).
             # The user's own options come after, so "preprocess on" there wins.
             kwargs["options"] = list(CBC_MIP_OPTIONS)
+        if mip and self.solver == "HiGHS":  # highspy through PuLP: as HighsDirectSolver
+            rules_off = mip_presolve_rules_off()
+            if rules_off:
+                kwargs["presolve_rule_off"] = rules_off
         user = dict(self.options)
         if cbc and "options" in user:
             kwargs["options"] = list(kwargs.get("options") or []) + list(user.pop("options"))

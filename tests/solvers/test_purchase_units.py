@@ -262,6 +262,14 @@ def test_highs_buys_no_gpu_for_a_millionth_of_one():
     assert plan.max_violation <= 1e-6
 
 
+@pytest.mark.skipif("HiGHS" not in available_solvers(), reason="no PuLP HiGHS")
+def test_highs_case_through_pulp():
+    """PuLP's HiGHS adapter gets the same presolve setting as the direct one."""
+    lp = build_lp(as_scenario(highs_case()))
+    sol = PulpSolver("HiGHS", mip_gap=0).solve(lp)
+    assert sol.objective == pytest.approx(0.0, abs=1e-6)
+
+
 @needs_cbc
 def test_highs_case_cbc_agrees():
     lp = build_lp(as_scenario(highs_case()))
