@@ -177,23 +177,10 @@ def presolve_rule_bits() -> dict[str, int]:
     with _rule_lock:
         if _rule_bits is None:
             lines: list[str] = []
-            new_highs()  # keeps highspy's one-time banner off stdout
-            h = highspy.Highs()
-            h.setOptionValue("log_to_console", False)
-            h.cbLogging.subscribe(lambda event: lines.append(event.message))
-            h.setOptionValue("presolve_rule_off", (1 << 30) - 1)
-            h.passModel(
-                highs_lp(
-                    np.ones(1),
-                    sp.csr_matrix((0, 1)),
-                    np.zeros(0),
-                    np.zeros(0),
-                    np.zeros(1),
-                    np.ones(1),
-                    integrality=np.ones(1, dtype=bool),
-                )
-            )
-            h.presolve()
+            try:
+                _log_rule_table(lines)
+            except Exception:  # an older highspy without the table: switch nothing off
+                lines = []
             bits: dict[str, int] = {}
             for line in "".join(lines).splitlines():
                 m = _RULE_LINE.search(line)
@@ -201,6 +188,28 @@ def presolve_rule_bits() -> dict[str, int]:
                     bits[m.group(3)] = int(m.group(2))
             _rule_bits = bits
         return dict(_rule_bits)
+
+
+def _log_rule_table(lines: list[str]) -> None:
+    """HiGHS' presolve log of a one-column MILP with every rule switched off, into
+    ``lines``: it lists each rule's bit and name."""
+    new_highs()  # keeps highspy's one-time banner off stdout
+    h = highspy.Highs()
+    h.setOptionValue("log_to_console", False)
+    h.cbLogging.subscribe(lambda event: lines.append(event.message))
+    h.setOptionValue("presolve_rule_off", (1 << 30) - 1)
+    h.passModel(
+        highs_lp(
+            np.ones(1),
+            sp.csr_matrix((0, 1)),
+            np.zeros(0),
+            np.zeros(0),
+            np.zeros(1),
+            np.ones(1),
+            integrality=np.ones(1, dtype=bool),
+        )
+    )
+    h.presolve()
 
 
 def mip_presolve_rules_off() -> int:
