@@ -257,5 +257,5 @@ def test_column_count_and_workbooks(tmp_path):
 
     sc = Scenario.from_dict(fleet([10.0, 5.0], [API_TIERS, CHAT, subscribers()]))
     assert count_columns(sc) == build_lp(sc).num_cols
-    with pytest.raises(ScenarioError, match="do not hold price tiers or subscriptions"):
-        write_workbook(sc, tmp_path / "never.xlsx")
+    write_workbook(sc, tmp_path / "tiers.xlsx")  # the tiers and subscriptions sheets
+    assert Scenario.from_file(tmp_path / "tiers.xlsx") == sc

@@ -734,7 +734,10 @@ def scaling_warnings(lp: LinearProgram) -> list[str]:
 
 
 def count_columns(sc: Scenario) -> int:
-    """Columns the LP of ``sc`` will have, without building it (for size limits)."""
+    """Columns the LP of ``sc`` will have, without building it (for size limits): exactly
+    ``build_lp(sc).num_cols`` (x, r, u, e, k, y as :func:`define_columns` makes them, and
+    the integer unit columns nr, ne of :func:`define_purchase_units`). The GPU limits and
+    the GPU-hour budgets add rows only."""
     T = len(sc.periods)
     x = sum(len(s.modes) * sum(1 for p in sc.pools if sc.compatible(s, p)) for s in sc.segments) * T
     r = sum(1 for p in sc.pools for g in (p.rentable_gpus or []) if g > 0)
@@ -747,12 +750,21 @@ def count_columns(sc: Scenario) -> int:
         if d > 0
     )
     labels = sc.period_labels
-    e = sum(
-        T - (labels.index(p.expansion.from_period) if p.expansion.from_period else 0)
+    bought = {
+        p.id: T - (labels.index(p.expansion.from_period) if p.expansion.from_period else 0)
         for p in sc.pools
         if p.expansion is not None
+    }
+    e = sum(bought.values())
+    k = sum(
+        sum(1 for p in sc.pools if sc.compatible(s, p))
+        * sum(1 for v in per_period(s.reservation.max_gpus, T) if v > 0)
+        for s in sc.segments
+        if s.reservation is not None
     )
     y = sum(
         1 for s in sc.segments for tr in s.tiers or [] for v in per_period(tr.units, T) if v > 0
     )
-    return x + r + u + e + y
+    nr = sum(1 for p in sc.pools if p.rental_unit_gpus for g in (p.rentable_gpus or []) if g > 0)
+    ne = sum(bought[p.id] for p in sc.pools if p.expansion is not None and p.expansion.unit_gpus)
+    return x + r + u + e + k + y + nr + ne

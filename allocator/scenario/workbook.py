@@ -11,7 +11,8 @@ scenario       name, description, currency, discount_rate (one setting per row)
 policy         ltv_weight, rnd_min_share, headroom, max_change_share, max_segment_share
 periods        one row per period: label, hours
 pools          one row per pool: id, accelerator, region, ownership, costs, headroom,
-               allocation unit, expansion (max GPUs, cost, first period)
+               allocation unit, expansion (max GPUs, cost, first period), rental unit,
+               expansion unit
 capacity       pool x period grid: GPUs per period
 rentable       pool x period grid: GPUs that can be rented (rows only for pools that can)
 segments       one row per segment: id, kind, unit, revenue, LTV, churn, shortfall
@@ -23,6 +24,14 @@ modes          one row per (segment, mode); segments without rows have the one "
 reservations   one row per segment with a reservation offer: price, max GPUs (one value
                for all periods or one per period)
 kind_limits    one row per (kind, cap|floor): GPUs, one value or one per period
+gpu_limits     one row per (segment, accelerator or blank, max|min): GPUs, one value or
+               one per period
+budgets        one row per GPU-hour budget: id, segment or kind, accelerator, window,
+               min/max GPU-hours
+tiers          one row per (segment, price tier): price, LTV, units (one value or one
+               per period)
+subscriptions  one row per subscription segment: fee, usage, LTV loss, minimum service
+               share, subscribers (one value or one per period)
 by_period      one row per (pool or segment, per-unit field) that moves over the
                horizon: one value per period (it replaces the one value of the field
                elsewhere, which the writer sets to the first period's)
@@ -45,7 +54,7 @@ import datetime as _dt
 import math
 import threading
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -165,6 +174,18 @@ POOL_COLS = (
         unit="period label",
         doc="Expansion: first period GPUs can be bought; blank: the first",
     ),
+    Col(
+        "rental_unit",
+        "rental_unit_gpus",
+        unit="GPUs",
+        doc="Rent in whole units of this many GPUs (a MILP); blank: fractional rentals",
+    ),
+    Col(
+        "expansion_unit",
+        "expansion.unit_gpus",
+        unit="GPUs",
+        doc="Expansion: buy in whole units of this many GPUs (a MILP); blank: fractional",
+    ),
 )
 SEGMENT_COLS = (
     Col("id", "id", "text", required=True, doc="Segment id, unique; the grids' row labels"),
@@ -232,6 +253,24 @@ MODE_COLS = (
     Col("revenue_share", "revenue_share", unit="share 0-1", doc="Revenue kept; blank: 1"),
     Col("ltv_share", "ltv_share", unit="share 0-1", doc="LTV kept; blank: 1"),
 )
+BUDGET_COLS = (
+    Col("id", "id", "text", required=True, doc="Budget id, unique; names it in the plan"),
+    Col("segment", "segment", "text", doc="The segment (or give kind)"),
+    Col(
+        "kind",
+        "kind",
+        "text",
+        unit="cloud/first_party/rnd/consumer",
+        choices=KINDS,
+        doc="Every segment of this kind (or give segment)",
+    ),
+    Col("accelerator", "accelerator", "text", doc="Only this accelerator type; blank: all"),
+    Col("from_period", "from_period", "text", unit="period label", doc="Blank: the first"),
+    Col("to_period", "to_period", "text", unit="period label", doc="Blank: the last"),
+    Col("min_gpu_hours", "min_gpu_hours", unit="GPU-hours", doc="Fewest over the window"),
+    Col("max_gpu_hours", "max_gpu_hours", unit="GPU-hours", doc="Most over the window"),
+)
+GPU_BOUNDS = {"max": "max_gpus", "min": "min_gpus"}
 SCENARIO_ROWS = (
     Col("name", "name", "text", doc="Name of the scenario"),
     Col("description", "description", "text", doc="What it is"),
@@ -344,13 +383,44 @@ SHEETS = (
         "may use at most / must get at least, in all_periods or one per period.",
     ),
     Sheet(
+        "gpu_limits",
+        False,
+        "One row per (segment, accelerator type, max or min): most or fewest GPUs the "
+        "segment holds per period over its pools (blank accelerator: every type), in "
+        "all_periods or one per period.",
+    ),
+    Sheet(
+        "budgets",
+        False,
+        "One row per GPU-hour budget: a segment or a kind, optionally one accelerator "
+        "type, a window of periods, and the fewest and/or most GPU-hours over it.",
+    ),
+    Sheet(
+        "tiers",
+        False,
+        "One row per (segment, price tier), in falling price: the price and LTV per unit, "
+        "and the units wanted at that price in all_periods or one per period. A segment "
+        "with tiers earns from its tiers (revenue 0 on the segments sheet); its demand row "
+        "is the tiers' units.",
+    ),
+    Sheet(
+        "subscriptions",
+        False,
+        "One row per segment sold by subscription: fee, usage per subscriber, LTV lost "
+        "per unit of usage not served, optional minimum service share, and subscribers "
+        "in all_periods or one per period. Its demand row is subscribers x usage.",
+    ),
+    Sheet(
         "by_period",
         False,
         "One row per per-unit number that moves over the horizon: item (pool or segment), "
         "id, field (variable_cost_per_gpu_hour, fixed_cost_per_gpu_hour, "
         "rental_price_per_gpu_hour, expansion.cost_per_gpu_hour; revenue_per_unit, "
         "ltv_per_unit, churn_cost_per_unit, shortfall_penalty_per_unit, throughput.<type>, "
-        "modes.<mode>.throughput_multiplier), one value per period. It replaces the "
+        "modes.<mode>.throughput_multiplier, tiers.<n>.price, tiers.<n>.ltv_per_unit (n: "
+        "the tier's place on the tiers sheet, from 1), subscription.fee_per_subscriber, "
+        "subscription.usage_per_subscriber, subscription.ltv_loss_per_unit), one value per "
+        "period. It replaces the "
         "field's one value on the other sheets.",
     ),
 )
@@ -366,6 +436,8 @@ SEGMENT_BY_PERIOD = (
     "churn_cost_per_unit",
     "shortfall_penalty_per_unit",
 )
+TIER_BY_PERIOD = ("price", "ltv_per_unit")
+SUBSCRIPTION_BY_PERIOD = ("fee_per_subscriber", "usage_per_subscriber", "ltv_loss_per_unit")
 _REQUIRED_SHEETS = tuple(s.name for s in SHEETS if s.required)
 
 
@@ -789,6 +861,17 @@ def sheets_to_dict(sheets: dict[str, list[tuple[Any, ...]]]) -> dict[str, Any]:
         _read_reservations(rd, g, labels, seg_ids, segments)
     if (g := rd.grid("kind_limits")) is not None:
         _read_kind_limits(rd, g, labels, policy)
+    if (g := rd.grid("gpu_limits")) is not None:
+        _read_gpu_limits(rd, g, labels, seg_ids, segments)
+    if (g := rd.grid("budgets")) is not None:
+        rows = rd.table(g, BUDGET_COLS, "")
+        rd.unique(g, rows, "id", "budget")
+        if rows:
+            policy["gpu_hour_budgets"] = [item for _, item in rows]
+    if (g := rd.grid("tiers")) is not None:
+        _read_tiers(rd, g, labels, seg_ids, segments)
+    if (g := rd.grid("subscriptions")) is not None:
+        _read_subscriptions(rd, g, labels, seg_ids, segments)
     if (g := rd.grid("by_period")) is not None:
         _read_by_period(rd, g, labels, pools, pool_ids, segments, seg_ids)
 
@@ -860,6 +943,19 @@ def _place_by_period(target: dict[str, Any], item: str, fld: str, values: list[A
         target[fld] = values
         return True
     head, _, rest = fld.partition(".")
+    if head == "subscription" and rest in SUBSCRIPTION_BY_PERIOD:
+        sub = target.get("subscription")
+        if not isinstance(sub, dict):
+            return False
+        sub[rest] = values
+        return True
+    place, _, attr = rest.partition(".")
+    if head == "tiers" and attr in TIER_BY_PERIOD and place.isdigit():
+        tiers = target.get("tiers") or []
+        if not 1 <= int(place) <= len(tiers):
+            return False
+        tiers[int(place) - 1][attr] = values
+        return True
     if head == "throughput" and rest in (target.get("throughput") or {}):
         target["throughput"][rest] = values
         return True
@@ -904,6 +1000,12 @@ def split_by_period(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple
         for m in s.get("modes") or []:
             fld = f"modes.{m.get('name')}.throughput_multiplier"
             take(m, "throughput_multiplier", "segment", s["id"], fld)
+        for n, tier in enumerate(s.get("tiers") or [], start=1):
+            for attr in TIER_BY_PERIOD:
+                take(tier, attr, "segment", s["id"], f"tiers.{n}.{attr}")
+        if isinstance(s.get("subscription"), dict):
+            for attr in SUBSCRIPTION_BY_PERIOD:
+                take(s["subscription"], attr, "segment", s["id"], f"subscription.{attr}")
     return out, rows
 
 
@@ -1024,6 +1126,130 @@ def _read_kind_limits(
             policy.setdefault(LIMITS[limit], {})[kind] = v
 
 
+def _segment_rows(
+    rd: _WorkbookReader,
+    g: _Grid,
+    labels: Sequence[str],
+    seg_ids: Mapping[str, int],
+    fixed: Sequence[str],
+) -> Iterator[tuple[int, tuple[Any, ...], dict[str, int], str, Any]]:
+    """The rows of a per-segment sheet with an all_periods column and period columns:
+    (row number, cells, fixed column key -> column, segment id, the per-period value)."""
+    cols, at = rd.period_columns(g, labels, ("segment", *fixed, ALL_PERIODS), need_all=False)
+    if "segment" not in cols:
+        if g.rows:
+            rd.bad(g.header_ref, "missing column 'segment'")
+        return
+    for r, row in g.rows:
+        x = _text(row[cols["segment"] - 1])
+        cell = g.ref(r, cols["segment"])
+        if x is None:
+            rd.bad(cell, "empty: enter a segment id")
+            continue
+        if x not in seg_ids:
+            rd.bad(cell, f"unknown segment {x!r}")
+            continue
+        yield r, row, cols, x, rd.per_period(g, r, row, cols.get(ALL_PERIODS), at, labels)
+
+
+def _read_gpu_limits(
+    rd: _WorkbookReader,
+    g: _Grid,
+    labels: Sequence[str],
+    seg_ids: Mapping[str, int],
+    segments: list[dict[str, Any]],
+) -> None:
+    """gpu_limits rows (segment, accelerator, max|min, GPUs): one limit per (segment,
+    accelerator), in the order of their first rows."""
+    first: dict[tuple[str, str | None, str], int] = {}
+    limits: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for r, row, cols, sid, value in _segment_rows(rd, g, labels, seg_ids, ("accelerator", "limit")):
+        acc = _text(row[cols["accelerator"] - 1]) if "accelerator" in cols else None
+        bound = _text(row[cols["limit"] - 1]) if "limit" in cols else None
+        if bound is None or bound.lower() not in GPU_BOUNDS:
+            rd.bad(g.ref(r, cols.get("limit", 1)), f"not a limit: {bound!r} (max or min)")
+            continue
+        bound = bound.lower()
+        if (sid, acc, bound) in first:
+            rd.bad(
+                g.ref(r, cols["segment"]),
+                f"duplicate {bound} of segment {sid!r} for {acc or 'every type'} "
+                f"(also in row {first[sid, acc, bound]})",
+            )
+            continue
+        first[sid, acc, bound] = r
+        if (sid, acc) not in limits:
+            limits[sid, acc] = lim = {} if acc is None else {"accelerator": acc}
+            segments[seg_ids[sid]].setdefault("gpu_limits", []).append(lim)
+        if value is not None:
+            limits[sid, acc][GPU_BOUNDS[bound]] = value
+
+
+def _read_tiers(
+    rd: _WorkbookReader,
+    g: _Grid,
+    labels: Sequence[str],
+    seg_ids: Mapping[str, int],
+    segments: list[dict[str, Any]],
+) -> None:
+    """tiers rows (segment, price, LTV, units): a segment's tiers in the sheet's order."""
+    for r, row, cols, sid, units in _segment_rows(rd, g, labels, seg_ids, ("price", "ltv")):
+        tier: dict[str, Any] = {}
+        if units is not None:
+            tier["units"] = units
+        if "price" not in cols:
+            rd.bad(g.header_ref, "missing column 'price'")
+        else:
+            price = rd.number(row[cols["price"] - 1], g.ref(r, cols["price"]), required=True)
+            if price is not None:
+                tier["price"] = price
+        if "ltv" in cols:
+            ltv = rd.number(row[cols["ltv"] - 1], g.ref(r, cols["ltv"]))
+            if ltv is not None:
+                tier["ltv_per_unit"] = ltv
+        segments[seg_ids[sid]].setdefault("tiers", []).append(tier)
+
+
+SUBSCRIPTION_COLS = {  # column key -> (field, required)
+    "fee": ("fee_per_subscriber", True),
+    "usage": ("usage_per_subscriber", True),
+    "ltv_loss": ("ltv_loss_per_unit", True),
+    "min_service_share": ("min_service_share", False),
+}
+
+
+def _read_subscriptions(
+    rd: _WorkbookReader,
+    g: _Grid,
+    labels: Sequence[str],
+    seg_ids: Mapping[str, int],
+    segments: list[dict[str, Any]],
+) -> None:
+    """subscriptions rows (segment, fee, usage, LTV loss, minimum share, subscribers)."""
+    first: dict[str, int] = {}
+    for r, row, cols, sid, subscribers in _segment_rows(
+        rd, g, labels, seg_ids, tuple(SUBSCRIPTION_COLS)
+    ):
+        if sid in first:
+            rd.bad(
+                g.ref(r, cols["segment"]), f"duplicate segment {sid!r} (also in row {first[sid]})"
+            )
+            continue
+        first[sid] = r
+        sub: dict[str, Any] = {}
+        if subscribers is not None:
+            sub["subscribers"] = subscribers
+        for key, (fld, required) in SUBSCRIPTION_COLS.items():
+            if key not in cols:
+                if required:
+                    rd.bad(g.header_ref, f"missing column {key!r}")
+                continue
+            v = rd.number(row[cols[key] - 1], g.ref(r, cols[key]), required=required)
+            if v is not None:
+                sub[fld] = v
+        segments[seg_ids[sid]]["subscription"] = sub
+
+
 # ------------------------------------------------------------------------ writing
 def _style_header(ws: Any, ncols: int, freeze: str) -> None:
     from openpyxl.styles import Alignment, Font, PatternFill
@@ -1140,9 +1366,10 @@ def _write_per_period(
     labels: Sequence[str],
     rows: Sequence[tuple[Sequence[Any], Any]],
     choices: Mapping[int, Sequence[str]],
+    unit: str = "GPUs",
 ) -> None:
     """Rows of fixed cells, then one value (all_periods) or one per period."""
-    ws.append([*fixed, f"{ALL_PERIODS} (GPUs)", *labels])
+    ws.append([*fixed, f"{ALL_PERIODS} ({unit})", *labels])
     for head, v in rows:
         if isinstance(v, list):
             ws.append([*map(_plain, head), None, *map(_plain, v)])
@@ -1187,6 +1414,7 @@ def _write_about(ws: Any, data: Mapping[str, Any], cur: str) -> None:
         ("pools", POOL_COLS),
         ("segments", SEGMENT_COLS),
         ("modes", MODE_COLS),
+        ("budgets", BUDGET_COLS),
         ("scenario", SCENARIO_ROWS),
         ("policy", POLICY_ROWS),
     ):
@@ -1209,6 +1437,38 @@ def _write_about(ws: Any, data: Mapping[str, Any], cur: str) -> None:
             "kind_limits",
             f"{ALL_PERIODS} (GPUs) / period columns",
             "GPUs: one value for every period, or one per period",
+        ],
+        [
+            "gpu_limits",
+            "segment / accelerator / limit (max/min)",
+            "The segment, one accelerator type (blank: every type) and which bound; a min is "
+            "a hard floor",
+        ],
+        [
+            "gpu_limits",
+            f"{ALL_PERIODS} (GPUs) / period columns",
+            "GPUs the segment holds per period over its pools: one value, or one per period",
+        ],
+        [
+            "tiers",
+            f"segment / price ({cur}/unit) / ltv ({cur}/unit)",
+            "The segment and one price tier (rows in falling price; blank ltv: 0)",
+        ],
+        [
+            "tiers",
+            f"{ALL_PERIODS} (units) / period columns",
+            "Work units wanted at that price: one value, or one per period",
+        ],
+        [
+            "subscriptions",
+            "segment / fee / usage / ltv_loss / min_service_share",
+            "Fee per subscriber per period (earned whether served or not), work units a "
+            "subscriber uses, LTV lost per unit not served (below the minimum share, if given)",
+        ],
+        [
+            "subscriptions",
+            f"{ALL_PERIODS} (subscribers) / period columns",
+            "Subscribers: one value, or one per period",
         ],
     ]
     for line in lines:
@@ -1283,20 +1543,10 @@ def _workbook(data: Mapping[str, Any], template: bool) -> Any:
     _write_about(about, data, cur)
     _settings_sheets(wb, data, cur, template)
     data, by_period = split_by_period(data)
-    odd = [s["id"] for s in data.get("segments") or [] if s.get("tiers") or s.get("subscription")]
-    if odd:
-        raise ScenarioError(
-            [
-                Issue(
-                    "segments",
-                    f"workbooks do not hold price tiers or subscriptions yet (segments "
-                    f"{', '.join(odd)}): keep this scenario as JSON",
-                )
-            ]
-        )
     _pool_sheets(wb, data, labels, cur)
     _segment_sheets(wb, data, labels, cur)
     _limit_sheets(wb, data, labels, cur)
+    _demand_curve_sheets(wb, data, labels, cur)
     _by_period_sheet(wb, by_period, labels)
     return wb
 
@@ -1412,4 +1662,56 @@ def _limit_sheets(wb: Any, data: Mapping[str, Any], labels: list[str], cur: str)
     _write_per_period(
         ws, ("kind", "limit (cap/floor)"), labels, lim_rows, {1: KINDS, 2: tuple(LIMITS)}
     )
+    _widths(ws)
+    ws = wb.create_sheet("gpu_limits")
+    gpu_rows = [
+        ((s["id"], lim.get("accelerator"), bound), lim[field])
+        for s in segments
+        for lim in s.get("gpu_limits") or []
+        for bound, field in GPU_BOUNDS.items()
+        if lim.get(field) is not None
+    ]
+    _write_per_period(
+        ws,
+        ("segment", "accelerator (blank: all)", "limit (max/min)"),
+        labels,
+        gpu_rows,
+        {3: tuple(GPU_BOUNDS)},
+    )
+    _widths(ws)
+    ws = wb.create_sheet("budgets")
+    _write_table(ws, BUDGET_COLS, list(policy.get("gpu_hour_budgets") or []), cur)
+    _widths(ws)
+
+
+def _demand_curve_sheets(wb: Any, data: Mapping[str, Any], labels: list[str], cur: str) -> None:
+    """Price tiers and subscriptions of the segments that have them (their per-period
+    prices, fees and usage are on the by_period sheet)."""
+    segments = list(data.get("segments") or [])
+    ws = wb.create_sheet("tiers")
+    tier_rows = [
+        ((s["id"], t.get("price"), t.get("ltv_per_unit")), t.get("units"))
+        for s in segments
+        for t in s.get("tiers") or []
+    ]
+    tier_heads = ("segment", f"price ({cur}/unit)", f"ltv ({cur}/unit)")
+    _write_per_period(ws, tier_heads, labels, tier_rows, {}, unit="units")
+    _widths(ws)
+    ws = wb.create_sheet("subscriptions")
+    sub_rows = [
+        (
+            (s["id"], *(s["subscription"].get(f) for f, _ in SUBSCRIPTION_COLS.values())),
+            s["subscription"].get("subscribers"),
+        )
+        for s in segments
+        if s.get("subscription") is not None
+    ]
+    heads = (
+        "segment",
+        f"fee ({cur}/subscriber per period)",
+        "usage (units/subscriber per period)",
+        f"ltv_loss ({cur}/unit not served)",
+        "min_service_share (share 0-1; blank: none)",
+    )
+    _write_per_period(ws, heads, labels, sub_rows, {}, unit="subscribers")
     _widths(ws)

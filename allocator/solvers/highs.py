@@ -12,6 +12,7 @@ from allocator.solvers.highs_model import (
     check_mip_gap,
     highspy,
     map_highs_status,
+    mip_presolve_rules_off,
     new_highs,
     read_solution,
     run_highs,
@@ -56,6 +57,9 @@ class HighsDirectSolver(Solver):
         h = new_highs()
         if algorithm == "mip":
             h.setOptionValue("mip_rel_gap", float(self.mip_gap))
+            rules_off = mip_presolve_rules_off()  # presolve rules that are wrong on ours
+            if rules_off:
+                h.setOptionValue("presolve_rule_off", rules_off)
         else:
             h.setOptionValue("solver", algorithm)
         if algorithm == "ipm":

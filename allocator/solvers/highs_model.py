@@ -8,6 +8,7 @@ import contextlib
 import ctypes
 import math
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -154,6 +155,68 @@ def highs_lp(
         kinds = (highspy.HighsVarType.kContinuous, highspy.HighsVarType.kInteger)
         h.integrality_ = [kinds[int(v)] for v in integrality]
     return h
+
+
+# MIP presolve rules that HiGHS gets wrong on models of ours, switched off for every MILP.
+# "Column stuffing" (HiGHS 1.16): in a row x_a + x_b - e <= 0 whose continuous singleton
+# columns earn what the integer-linked column e costs, with x_b <= 1e-6 (within
+# mip_feasibility_tolerance), it sets x_a and x_b at their upper bounds and so forces a
+# whole unit e >= 1: "optimal" -499.999 where buying nothing gives 0
+# (tests/solvers/test_purchase_units.py::test_highs_buys_no_gpu_for_a_millionth_of_one).
+MIP_RULES_OFF = ("Column stuffing",)
+_RULE_LINE = re.compile(r"Rule\s+(\d+)\s+\(set bit\s+(\d+)\s*=\s*\d+\):\s*(.+?)\s*$")
+_rule_bits: dict[str, int] | None = None
+_rule_lock = threading.Lock()
+
+
+def presolve_rule_bits() -> dict[str, int]:
+    """HiGHS' presolve rules by name -> their bit in ``presolve_rule_off``, read from the
+    table HiGHS itself logs (the bits differ between releases; a release without a rule
+    simply lacks its name). Read once per process, from a one-column model."""
+    global _rule_bits
+    with _rule_lock:
+        if _rule_bits is None:
+            lines: list[str] = []
+            try:
+                _log_rule_table(lines)
+            except Exception:  # an older highspy without the table: switch nothing off
+                lines = []
+            bits: dict[str, int] = {}
+            for line in "".join(lines).splitlines():
+                m = _RULE_LINE.search(line)
+                if m:
+                    bits[m.group(3)] = int(m.group(2))
+            _rule_bits = bits
+        return dict(_rule_bits)
+
+
+def _log_rule_table(lines: list[str]) -> None:
+    """HiGHS' presolve log of a one-column MILP with every rule switched off, into
+    ``lines``: it lists each rule's bit and name."""
+    new_highs()  # keeps highspy's one-time banner off stdout
+    h = highspy.Highs()
+    h.setOptionValue("log_to_console", False)
+    h.cbLogging.subscribe(lambda event: lines.append(event.message))
+    h.setOptionValue("presolve_rule_off", (1 << 30) - 1)
+    h.passModel(
+        highs_lp(
+            np.ones(1),
+            sp.csr_matrix((0, 1)),
+            np.zeros(0),
+            np.zeros(0),
+            np.zeros(1),
+            np.ones(1),
+            integrality=np.ones(1, dtype=bool),
+        )
+    )
+    h.presolve()
+
+
+def mip_presolve_rules_off() -> int:
+    """The ``presolve_rule_off`` bit mask for a MILP: the rules of :data:`MIP_RULES_OFF`
+    this HiGHS has (0 when it has none of them)."""
+    bits = presolve_rule_bits()
+    return sum(1 << bits[name] for name in MIP_RULES_OFF if name in bits)
 
 
 def check_mip_gap(mip_gap: float) -> float:

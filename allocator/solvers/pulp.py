@@ -43,7 +43,12 @@ from allocator.solvers.base import (
     stationarity_error,
 )
 from allocator.solvers.cbc import quiet_deprecations, read_cbc_binary_solution
-from allocator.solvers.highs_model import check_mip_gap, map_highs_status, status_message
+from allocator.solvers.highs_model import (
+    check_mip_gap,
+    map_highs_status,
+    mip_presolve_rules_off,
+    status_message,
+)
 
 try:
     import pulp
@@ -64,6 +69,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
 }
 DUAL_TOL = 1e-6  # stationarity error above which duals are dropped
 CBC_CLASSES = ("PULP_CBC_CMD", "COIN_CMD")
+CBC_MIP_OPTIONS = ("preprocess off",)  # see PulpSolver._pulp_solver
 
 
 def _solver_class(name: str) -> Any:
@@ -160,7 +166,21 @@ class PulpSolver(Solver):
             kwargs["gapRel"] = self.mip_gap
         if self.threads:
             kwargs["threads"] = int(self.threads)
-        kwargs.update(self.options)
+        cbc = self.solver in CBC_CLASSES
+        if mip and cbc:
+            # CBC 2.10's preprocessing (CglPreProcess) loses the optimum of tiny models of
+            # ours: max 2x - 0.5r, x <= r, x <= 0.5, r whole gives 0, not 0.5 at r = 1
+            # (tests/solvers/test_purchase_units.py::test_cbc_rents_the_one_gpu_it_needs).
+            # The user's own options come after, so "preprocess on" there wins.
+            kwargs["options"] = list(CBC_MIP_OPTIONS)
+        if mip and self.solver == "HiGHS":  # highspy through PuLP: as HighsDirectSolver
+            rules_off = mip_presolve_rules_off()
+            if rules_off:
+                kwargs["presolve_rule_off"] = rules_off
+        user = dict(self.options)
+        if cbc and "options" in user:
+            kwargs["options"] = list(kwargs.get("options") or []) + list(user.pop("options"))
+        kwargs.update(user)
         if binary_solution is not None:
             # CBC runs its commands in order and PuLP puts options before its own solve
             # command: solve, save the doubles, then PuLP's solve restarts at the optimum

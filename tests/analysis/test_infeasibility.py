@@ -398,3 +398,100 @@ def test_scalar_kind_floor_becomes_a_list_when_one_period_changes() -> None:
     relaxed = apply_relaxation(Scenario.from_dict(data), d)
     assert relaxed.policy.kind_floors[Kind.CONSUMER] == [pytest.approx(4.0, rel=1e-5), 8.0]
     assert_repairs_minimally(data, d)
+
+
+# ------------------------------------- segment GPU floors and GPU-hour budget minimums
+def floor_and_budget() -> dict[str, Any]:
+    """One period of 100 hours, one pool of 10 H100s. Segment chat must hold at least 8
+    GPUs (gpu_limits min_gpus); budget lab-hours needs 500 GPU-hours for segment lab
+    (5 GPUs over the period). 8 + 5 = 13 > 10: 3 GPUs short, and the only conflict is the
+    floor, the budget and the pool. Lowering the budget to 200 GPU-hours (2 GPUs) or the
+    floor to 5 GPUs repairs it; by default the floor (more protected) stays."""
+    return {
+        "name": "floors",
+        "periods": [{"label": "Q1", "hours": 100}],
+        "pools": [
+            {
+                "id": "h100",
+                "accelerator": "H100",
+                "region": "r",
+                "gpus": [10],
+                "variable_cost_per_gpu_hour": 0.0,
+            }
+        ],
+        "segments": [
+            {
+                "id": "chat",
+                "kind": "first_party",
+                "demand": [10000],
+                "revenue_per_unit": 1.0,
+                "throughput": {"H100": 10},
+                "gpu_limits": [{"min_gpus": 8}],
+            },
+            {
+                "id": "lab",
+                "kind": "rnd",
+                "demand": [10000],
+                "revenue_per_unit": 0.5,
+                "throughput": {"H100": 10},
+            },
+        ],
+        "policy": {
+            "gpu_hour_budgets": [{"id": "lab-hours", "segment": "lab", "min_gpu_hours": 500}]
+        },
+    }
+
+
+def test_gpu_floor_and_budget_conflict_with_capacity_and_are_relaxed() -> None:
+    data = floor_and_budget()
+    d = diagnose(data)
+    assert not d.feasible and d.relaxable
+    assert d.conflict_set == {
+        key("segment-gpus", segment="chat", accelerator="any", period="Q1"),
+        key("gpu-hour-budget", budget="lab-hours"),
+        key("pool-capacity", pool="h100", period="Q1"),
+    }
+    (g,) = d.groups
+    assert (g.need, g.allow, g.unit) == (pytest.approx(13), pytest.approx(10), "GPUs")
+    roles = {c.constraint: (c.role, c.requirement) for c in d.conflicts}
+    assert roles["segment-gpus"] == ("requirement", "gpu_limits")
+    assert roles["gpu-hour-budget"] == ("requirement", "gpu_hour_budgets")
+    assert "segments[0].gpu_limits[0].min_gpus" in d.message
+    assert "policy.gpu_hour_budgets[0].min_gpu_hours" in d.message
+    ((path, relaxed),) = [(r.path, r.relaxed) for r in d.relaxation]
+    assert path == "policy.gpu_hour_budgets[0].min_gpu_hours"
+    assert relaxed == pytest.approx(200, rel=1e-5)
+    assert "Lower the minimum of GPU-hour budget lab-hours from 500 to 200" in d.message
+    assert_repairs_minimally(data, d)
+
+
+def test_the_order_can_lower_the_gpu_floor_instead() -> None:
+    data = floor_and_budget()
+    d = diagnose(data, order=("gpu_hour_budgets", "gpu_limits"))
+    ((r),) = d.relaxation
+    assert (r.requirement, r.path) == ("gpu_limits", "segments[0].gpu_limits[0].min_gpus[0]")
+    assert r.relaxed == pytest.approx(5, rel=1e-5)
+    fixed = apply_relaxation(data, d)
+    assert fixed.segments[0].gpu_limits[0].min_gpus == [pytest.approx(5, rel=1e-5)]
+    assert_repairs_minimally(data, d)
+    # neither may change: named, not relaxed
+    d = diagnose(data, order=("contract_min",))
+    assert not d.relaxable
+    assert "GPU floor (gpu_limits) of segment chat" in d.message
+
+
+def test_a_gpu_cap_is_a_limit_not_a_requirement() -> None:
+    """chat does 10 units per GPU-hour, 1,000 per GPU over the 100 h; a hard contract of
+    500 units needs 0.5 GPU, but its GPU cap is 0.4 GPU (400 units). The cap is a limit
+    (not relaxed); the contract gives way, to 400 units."""
+    data = floor_and_budget()
+    data["policy"].pop("gpu_hour_budgets")
+    chat = data["segments"][0]
+    chat["gpu_limits"] = [{"max_gpus": 0.4}]
+    chat.update(contract_min=[500], contract_hard=True)
+    d = diagnose(data)
+    cap = [c for c in d.conflicts if c.constraint == "segment-gpus"]
+    assert [(c.role, c.requirement, c.bound) for c in cap] == [("limit", None, "upper")]
+    ((r),) = d.relaxation
+    assert r.requirement == "contract_min" and r.relaxed == pytest.approx(400, rel=1e-5)
+    assert_repairs_minimally(data, d)

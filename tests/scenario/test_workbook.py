@@ -8,12 +8,15 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 from openpyxl import load_workbook
 
 from allocator import Scenario, ScenarioError
 from allocator.scenario.generate import generate
+from allocator.scenario.load import as_scenario
 from allocator.scenario.workbook import read_workbook, write_template, write_workbook
 from tests.conftest import DATA
+from tests.lp.test_count_columns import busy_fleets
 
 SCENARIOS = sorted(
     p
@@ -256,3 +259,128 @@ def test_numbers_typed_as_text_and_labels_typed_as_numbers(
     want = copy.deepcopy(Scenario.from_file(DATA / "hyperscaler.json").to_dict())
     want["segments"][0]["contract_hard"] = True
     assert sc.to_dict() == want
+
+
+# ------------------------------------------- the newer fields (issues 15 and 16)
+def newer_fields() -> dict:
+    """Every newer field at once, with one value and with one value per period: GPU limits
+    (all types, one type; cap, floor, both), GPU-hour budgets (a segment, a kind, a type and
+    a window), whole-unit rentals and purchases, price tiers (per-period price and units),
+    a subscription (per-period fee and usage, a minimum service share) and a plain one."""
+    d = json.loads((DATA / "hyperscaler.json").read_text())
+    labels = [p["label"] for p in d["periods"]]
+    T = len(labels)
+    p0, p1 = d["pools"][0], d["pools"][1]
+    p0.update(rentable_gpus=[64.0] * T, rental_price_per_gpu_hour=3.0, rental_unit_gpus=8)
+    p1["expansion"] = {"max_gpus": 4096, "cost_per_gpu_hour": 1.5, "unit_gpus": 8}
+    s0, s1, s2, s3 = d["segments"][:4]
+    types = sorted(s0["throughput"])
+    s0["gpu_limits"] = [
+        {"max_gpus": 9000, "min_gpus": [10.0 * t for t in range(T)]},
+        {"accelerator": types[0], "max_gpus": [5000.5] * T},
+    ]
+    s1["gpu_limits"] = [{"min_gpus": 2}]
+    d["policy"]["gpu_hour_budgets"] = [
+        {"id": "lab", "kind": "rnd", "min_gpu_hours": 1e6},
+        {
+            "id": "chat-h100",
+            "segment": s0["id"],
+            "accelerator": types[0],
+            "from_period": labels[1],
+            "to_period": labels[2],
+            "max_gpu_hours": 2.5e7,
+            "min_gpu_hours": 1e3,
+        },
+    ]
+    for s in (s2, s3):
+        for k in ("demand", "revenue_per_unit", "contract_min", "shortfall_penalty_per_unit"):
+            s.pop(k, None)
+        s.pop("contract_hard", None)
+        s.pop("modes", None)
+    s2["tiers"] = [
+        {"units": [1e6 * (t + 1) for t in range(T)], "price": [4.0 - 0.1 * t for t in range(T)]},
+        {"units": 5e6, "price": 1.0, "ltv_per_unit": 0.25},
+    ]
+    s3["subscription"] = {
+        "subscribers": [1e5 + t for t in range(T)],
+        "fee_per_subscriber": [20.0] * T,
+        "usage_per_subscriber": 30.0,
+        "ltv_loss_per_unit": [0.5 + 0.01 * t for t in range(T)],
+        "min_service_share": 0.6,
+    }
+    return d
+
+
+def test_newer_fields_round_trip(tmp_path: Path) -> None:
+    sc = Scenario.from_dict(newer_fields())
+    write_workbook(sc, tmp_path / "s.xlsx")
+    back = Scenario.from_file(tmp_path / "s.xlsx")
+    assert back.to_dict() == sc.to_dict()
+    assert back == sc
+    wb = load_workbook(tmp_path / "s.xlsx")
+    for name in ("gpu_limits", "budgets", "tiers", "subscriptions"):
+        assert wb[name].max_row > 1, name
+    # one row per (segment, type, bound): 2 + 1 for the first segment, 1 for the second
+    assert wb["gpu_limits"].max_row == 1 + 4
+    assert [c.value for c in wb["tiers"][1]][:4] == [
+        "segment",
+        "price (USD/unit)",
+        "ltv (USD/unit)",
+        "all_periods (units)",
+    ]
+    fields = {r[2] for r in wb["by_period"].iter_rows(min_row=2, values_only=True)}
+    assert {"tiers.1.price", "subscription.fee_per_subscriber"} <= fields
+    assert "subscription.usage_per_subscriber" not in fields  # one number: on its sheet
+
+
+def test_a_plain_subscription_and_one_tier_round_trip(tmp_path: Path) -> None:
+    from tests.test_tiers_subscriptions import API_TIERS, CHAT, fleet, subscribers
+
+    sc = Scenario.from_dict(fleet([10.0, 5.0], [API_TIERS, CHAT, subscribers()]))
+    write_workbook(sc, tmp_path / "t.xlsx")
+    assert Scenario.from_file(tmp_path / "t.xlsx") == sc
+
+
+def test_workbooks_from_before_the_newer_sheets_still_read(hyper_xlsx: Path, tmp_path: Path):
+    """A workbook without the new sheets and pool columns reads as before."""
+    wb = load_workbook(hyper_xlsx)
+    for name in ("gpu_limits", "budgets", "tiers", "subscriptions"):
+        del wb[name]
+    ws = wb["pools"]
+    heads = [c.value for c in ws[1]]
+    for key in ("expansion_unit (GPUs)", "rental_unit (GPUs)"):
+        ws.delete_cols(heads.index(key) + 1)
+        heads = [c.value for c in ws[1]]
+    wb.save(tmp_path / "old.xlsx")
+    want = Scenario.from_file(DATA / "hyperscaler.json").to_dict()
+    assert Scenario.from_file(tmp_path / "old.xlsx").to_dict() == want
+
+
+def test_bad_rows_of_the_newer_sheets_name_their_cells(tmp_path: Path) -> None:
+    sc = Scenario.from_dict(newer_fields())
+    src = tmp_path / "s.xlsx"
+    write_workbook(sc, src)
+    bad = edited(
+        src,
+        tmp_path / "b.xlsx",
+        gpu_limits__C2="most",
+        tiers__A2="nobody",
+        subscriptions__B2="free",
+    )
+    got = issues(bad)
+    assert "gpu_limits!C2: not a limit: 'most' (max or min)" in got
+    assert "tiers!A2: unknown segment 'nobody'" in got
+    assert any(m.startswith("subscriptions!B2: not a number") for m in got), got
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=busy_fleets())
+def test_random_fleets_with_every_newer_field_round_trip(data) -> None:
+    """fleets() with tiers, subscriptions, whole-unit rentals and purchases, reservations,
+    GPU limits and budgets: JSON -> workbook -> JSON gives the same scenario."""
+    import tempfile
+
+    sc = as_scenario(data)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_workbook(sc, Path(tmp) / "r.xlsx")
+        assert Scenario.from_file(Path(tmp) / "r.xlsx").to_dict() == sc.to_dict()

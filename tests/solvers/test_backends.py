@@ -52,9 +52,13 @@ def valid_duals(lp: LinearProgram, x: np.ndarray, y: np.ndarray, d: np.ndarray):
 
 
 def objectives_agree(lp: LinearProgram, a, b) -> None:
-    """To 1e-6 relative, and to 1e-7 of the size of the objective's terms near zero."""
+    """To 1e-6 relative, and near zero to 1e-7 of the size of the objective's terms or of
+    its largest coefficient: a row met to the solvers' primal tolerance (1e-7 GPUs) is worth
+    up to 1e-7 of a GPU's value (seen: a pool of 0.001 GPUs with a 0.99999 segment share;
+    HiGHS 0.010499895, CBC 0.0105, the share row 7.5e-9 GPUs over)."""
     terms = 1.0 + float(np.abs(lp.c) @ np.abs(a.x)) + abs(lp.offset)
-    assert b.objective == pytest.approx(a.objective, rel=REL, abs=1e-7 * terms)
+    near_zero = 1e-7 * max(terms, scale_of(lp))
+    assert b.objective == pytest.approx(a.objective, rel=REL, abs=near_zero)
 
 
 def assert_prices_agree_or_kink(lp: LinearProgram, a, b) -> int:

@@ -11,15 +11,18 @@ import scipy.sparse as sp
 
 from allocator.analysis.infeasibility.domain import (
     BLOCK_ORDER,
+    BUDGET,
     CAPACITY,
     CONTRACT,
     DEMAND,
+    FLOOR_ONLY,
     GPU_BLOCKS,
     KIND_CAP,
     KIND_FLOOR,
     RENTABLE,
     REQUIREMENT_OF_BLOCK,
     RND_FLOOR,
+    SEGMENT_GPUS,
     SHARE,
     STABILITY,
     _Domain,
@@ -108,6 +111,38 @@ def _describe(
             f"segment {name['segment'][ix['segment']]}'s GPUs in pool {name['pool'][ix['pool']]} "
             f"{verb} by at most {_num(abs(value))} from {name['period'][t - 1]} to {per}{here}."
         )
+    if block == SEGMENT_GPUS:
+        seg = sc.segments[ix["segment"]]
+        j = dom.gpu_limit_index(ix["segment"], ix["accelerator"])
+        acc = sc.segments[ix["segment"]].gpu_limits[j].accelerator
+        of = f" of type {acc}" if acc else ""
+        if side == "lower":
+            return "GPUs", (
+                f"Segment {seg.id} ({seg.kind.value}) must hold at least {_gpus(value)}{of} in "
+                f"{per} (segments[{ix['segment']}].gpu_limits[{j}].min_gpus){here}."
+            )
+        return "GPUs", (
+            f"Segment {seg.id} ({seg.kind.value}) may hold at most {_gpus(value)}{of} in "
+            f"{per} (segments[{ix['segment']}].gpu_limits[{j}].max_gpus){here}."
+        )
+    if block == BUDGET:
+        b = ix["budget"]
+        bud = sc.policy.gpu_hour_budgets[b]
+        who = (
+            f"segment {bud.segment}"
+            if bud.segment
+            else f"{bud.kind.value if bud.kind else ''} segments"
+        )
+        of = f" of type {bud.accelerator}" if bud.accelerator else ""
+        first = bud.from_period or sc.period_labels[0]
+        last = bud.to_period or sc.period_labels[-1]
+        window = first if first == last else f"{first} to {last}"
+        verb = "needs at least" if side == "lower" else "allows at most"
+        fld = "min_gpu_hours" if side == "lower" else "max_gpu_hours"
+        return "GPU-hours", (
+            f"Budget {bud.id} (policy.gpu_hour_budgets[{b}].{fld}) {verb} {_num(value)} "
+            f"GPU-hours{of} for {who} over {window}{here}."
+        )
     key = ",".join(dom.key(ix).values())
     return "units", f"Constraint {block}[{key}]: {side} bound {_num(value)}{here}."
 
@@ -150,6 +185,33 @@ def _phrases(items: list[Conflict]) -> tuple[list[tuple[str, bool]], list[tuple[
                     if c.constraint == block and c.key["kind"] == kind
                 ]
                 needs.append((f"the {kind} floor in {_join(pers)}", False))
+        elif block == SEGMENT_GPUS:
+            for lower in (True, False):
+                sel = [c for c in items if c.constraint == block and (c.bound == "lower") == lower]
+                segs = list(dict.fromkeys(c.key["segment"] for c in sel))
+                pers = list(dict.fromkeys(c.key["period"] for c in sel))
+                if sel:
+                    what = "floor" if lower else "cap"
+                    many = len(segs) > 1
+                    (needs if lower else limits).append(
+                        (
+                            f"the GPU {what}{'s' if many else ''} (gpu_limits) of "
+                            f"{_plural('segment', len(segs))} {_join(segs)} in {_join(pers)}",
+                            many,
+                        )
+                    )
+        elif block == BUDGET:
+            for lower in (True, False):
+                ids = [
+                    c.key["budget"]
+                    for c in items
+                    if c.constraint == block and (c.bound == "lower") == lower
+                ]
+                if ids:
+                    many = len(ids) > 1
+                    (needs if lower else limits).append(
+                        (f"the GPU-hour budget{'s' if many else ''} {_join(ids)}", many)
+                    )
         elif block == CAPACITY:
             pools, pers = grouped(block, "pool")
             limits.append(
@@ -257,6 +319,7 @@ def _find_conflicts(
     groups: list[ConflictGroup] = []
     work = _System(sys_.A, sys_.rl.copy(), sys_.ru.copy(), sys_.cl, sys_.cu)
     hard_rows = _requirement_rows(dom)
+    floor_only = _floor_only_rows(dom)
     iis_failed = False
     for g in range(1, max_conflicts + 1):
         iis = _iis(work)
@@ -267,31 +330,45 @@ def _find_conflicts(
         conflicts.extend(items)
         groups.append(group)
         # set this conflict's requirements aside and look for another one
-        if not _set_aside(work, iis, hard_rows) or _is_feasible(work):
+        if not _set_aside(work, iis, hard_rows, floor_only) or _is_feasible(work):
             break
     return conflicts, groups, iis_failed
 
 
 def _requirement_rows(dom: _Domain) -> set[int]:
     """The rows of the requirements a relaxation may change: hard contracts, the R&D
-    floor, kind floors and stability."""
+    floor, kind floors, stability, and the GPU limits and GPU-hour budgets (whose lower
+    side alone is set aside: see ``FLOOR_ONLY``)."""
     hard_rows = set(dom.hard_contract_rows()[0].tolist())
-    for name in (RND_FLOOR, KIND_FLOOR, STABILITY):
+    for name in (RND_FLOOR, KIND_FLOOR, STABILITY, *FLOOR_ONLY):
         hard_rows.update(dom.rows_of(name)[0].tolist())
     return hard_rows
+
+
+def _floor_only_rows(dom: _Domain) -> set[int]:
+    out: set[int] = set()
+    for name in FLOOR_ONLY:
+        out.update(dom.rows_of(name)[0].tolist())
+    return out
 
 
 def _set_aside(
     work: _System,
     iis: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     hard_rows: set[int],
+    floor_only: set[int] | frozenset[int] = frozenset(),
 ) -> bool:
-    """Drop from ``work`` the sides in conflict of the IIS's requirement rows; False when
-    the IIS has no requirement row (nothing to set aside)."""
+    """Drop from ``work`` the sides in conflict of the IIS's requirement rows (of a row in
+    ``floor_only``, its lower side only: the other is a cap); False when the IIS has no
+    requirement row (nothing to set aside)."""
     rows, rside = iis[0], iis[1]
     touched = False
     for r, s in zip(rows, rside, strict=True):
-        if int(r) in hard_rows:
+        if int(r) in floor_only:
+            if s in (LOWER, BOXED):
+                work.rl[r] = -np.inf
+                touched = True
+        elif int(r) in hard_rows:
             if s in (LOWER, BOXED):
                 work.rl[r] = -np.inf
             if s in (UPPER, BOXED):
@@ -356,7 +433,9 @@ def _conflicts(
     need = allow = 0.0
     for block, ix, s, bound, w in raw:
         contribution = w / norm
-        requirement_side = block in (CONTRACT, RND_FLOOR, KIND_FLOOR) and s == "lower"
+        requirement_side = (
+            block in (CONTRACT, RND_FLOOR, KIND_FLOOR, SEGMENT_GPUS, BUDGET) and s == "lower"
+        )
         if requirement_side:
             need += contribution if bound >= 0 else -contribution
         else:
@@ -374,7 +453,11 @@ def _conflicts(
                 key=dom.key(ix),
                 bound=s,
                 role="requirement" if requirement_side else "limit",
-                requirement=REQUIREMENT_OF_BLOCK.get(block),
+                requirement=(
+                    None
+                    if block in FLOOR_ONLY and s != "lower"
+                    else REQUIREMENT_OF_BLOCK.get(block)
+                ),
                 value=bound,
                 unit=u,
                 gpus=contribution,

@@ -188,8 +188,9 @@ def apply_relaxation(
     scenario: Scenario | Mapping[str, Any] | str | Path, diagnosis: Diagnosis
 ) -> Scenario:
     """A copy of ``scenario`` with ``diagnosis.relaxation`` applied: hard contract
-    minimums, kind floors and the R&D share lowered, the stability share raised. A kind
-    floor given as one number becomes a list (one per period) when a period changes."""
+    minimums, kind floors, segment GPU floors, GPU-hour budget minimums and the R&D share
+    lowered, the stability share raised. A kind floor or GPU floor given as one number
+    becomes a list (one per period) when a period changes."""
     sc = _as_scenario(scenario)
     data = sc.to_dict()
     T = len(sc.periods)
@@ -219,6 +220,21 @@ def apply_relaxation(
             floors[kind] = values
         elif r.requirement == "max_change_share":
             policy["max_change_share"] = min(1.0, r.relaxed)
+        elif r.requirement == "gpu_limits":
+            sid, per = r.key["segment"], r.key["period"]
+            acc = r.key.get("accelerator")
+            seg = data["segments"][seg_ix[sid]] if sid in seg_ix else {}
+            lims = [lim for lim in seg.get("gpu_limits") or [] if lim.get("accelerator") == acc]
+            if not lims or lims[0].get("min_gpus") is None or per not in labels:
+                raise ValueError(f"relaxation {r.path} names a GPU floor not in {sc.name!r}")
+            values = list(per_period(lims[0]["min_gpus"], T))
+            values[labels.index(per)] = max(0.0, r.relaxed)
+            lims[0]["min_gpus"] = values
+        elif r.requirement == "gpu_hour_budgets":
+            found = [b for b in policy.get("gpu_hour_budgets") or [] if b["id"] == r.key["budget"]]
+            if not found or found[0].get("min_gpu_hours") is None:
+                raise ValueError(f"relaxation {r.path} names a budget minimum not in {sc.name!r}")
+            found[0]["min_gpu_hours"] = max(0.0, r.relaxed)
         else:
             raise ValueError(f"unknown requirement {r.requirement!r} in the relaxation")
     return Scenario.from_dict(data)

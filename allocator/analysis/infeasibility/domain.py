@@ -17,20 +17,39 @@ CAPACITY = "pool-capacity"
 DEMAND = "segment-demand"
 SHARE = "segment-share"
 KIND_CAP = "kind-cap"
+SEGMENT_GPUS = "segment-gpus"  # a segment's gpu_limits: min_gpus a floor, max_gpus a cap
+BUDGET = "gpu-hour-budget"  # policy.gpu_hour_budgets: min a floor, max a cap (GPU-hours)
 RENTABLE = "pool-rentable"  # not a row: the upper bound of the rented-GPU column
 
 # blocks whose rows count GPUs (the others count work units)
-GPU_BLOCKS = frozenset({CAPACITY, RND_FLOOR, KIND_FLOOR, KIND_CAP, SHARE, STABILITY, RENTABLE})
+GPU_BLOCKS = frozenset(
+    {CAPACITY, RND_FLOOR, KIND_FLOOR, KIND_CAP, SHARE, STABILITY, RENTABLE, SEGMENT_GPUS}
+)
 REQUIREMENT_OF_BLOCK = {
     CONTRACT: "contract_min",
     RND_FLOOR: "rnd_min_share",
     KIND_FLOOR: "kind_floors",
     STABILITY: "max_change_share",
+    SEGMENT_GPUS: "gpu_limits",  # its lower side only: the cap is a limit
+    BUDGET: "gpu_hour_budgets",  # likewise
 }
+FLOOR_ONLY = frozenset({SEGMENT_GPUS, BUDGET})  # blocks whose upper side is not relaxed
 BLOCK_ORDER = {
     b: i
     for i, b in enumerate(
-        (CONTRACT, RND_FLOOR, KIND_FLOOR, CAPACITY, RENTABLE, DEMAND, SHARE, KIND_CAP, STABILITY)
+        (
+            CONTRACT,
+            SEGMENT_GPUS,
+            RND_FLOOR,
+            KIND_FLOOR,
+            BUDGET,
+            CAPACITY,
+            RENTABLE,
+            DEMAND,
+            SHARE,
+            KIND_CAP,
+            STABILITY,
+        )
     )
 }
 
@@ -81,6 +100,25 @@ class _Domain:
         s, t = keys["segment"], keys["period"]
         hard = self.arr.contract_hard[s]
         return rows[hard], s[hard], t[hard]
+
+    def floor_rows(self, name: str, lower: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The rows of block ``name`` (segment-gpus, gpu-hour-budget) with a positive lower
+        bound in ``lower`` (the system's row lower bounds): the floors, and their keys."""
+        rows, keys = self.rows_of(name)
+        if rows.size == 0:
+            return rows, keys
+        keep = lower[rows] > 0
+        return rows[keep], {k: v[keep] for k, v in keys.items()}
+
+    def gpu_limit_index(self, s: int, a: int) -> int:
+        """Which of segment ``s``'s gpu_limits a segment-gpus row of accelerator index
+        ``a`` (the last index: every type) comes from."""
+        acc = self.names["accelerator"][a]
+        want = None if a == len(self.names["accelerator"]) - 1 else acc
+        for j, lim in enumerate(self.sc.segments[s].gpu_limits):
+            if lim.accelerator == want:
+                return j
+        raise KeyError((s, a))  # pragma: no cover - every row comes from a limit
 
     def fleet_gpus(self) -> np.ndarray:
         return self.arr.gpus.sum(axis=0)

@@ -10,7 +10,14 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
-from allocator.analysis.infeasibility.domain import KIND_FLOOR, RND_FLOOR, STABILITY, _Domain
+from allocator.analysis.infeasibility.domain import (
+    BUDGET,
+    KIND_FLOOR,
+    RND_FLOOR,
+    SEGMENT_GPUS,
+    STABILITY,
+    _Domain,
+)
 from allocator.analysis.infeasibility.results import Relaxation
 from allocator.analysis.infeasibility.system import _highs, _run, _System
 from allocator.analysis.infeasibility.wording import _gpus, _num, _pct
@@ -33,6 +40,9 @@ class _Elastic:
     rnd_rows: np.ndarray
     stab: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # rows, segment, pool, period
     stab_basis: np.ndarray
+    # segment-gpus floors: rows, segment, accelerator index, period; budget floors: rows, budget
+    gpu_floor: tuple[np.ndarray, ...] = ()
+    budget_floor: tuple[np.ndarray, ...] = ()
 
 
 @dataclass
@@ -77,8 +87,8 @@ class _ElasticColumns:
 
 def _elastic(dom: _Domain, sys_: _System, order: Sequence[str]) -> _Elastic:
     """The LP with elastic columns for every relaxable requirement: a slack per hard
-    contract and kind-floor row, one column for the R&D share and one for the stability
-    share."""
+    contract, kind-floor, segment GPU floor and GPU-hour budget floor row, one column for
+    the R&D share and one for the stability share."""
     n = sys_.A.shape[1]
     c_rows, c_seg, c_per = dom.hard_contract_rows()
     kf_rows, kf_keys = dom.rows_of(KIND_FLOOR)
@@ -93,6 +103,12 @@ def _elastic(dom: _Domain, sys_: _System, order: Sequence[str]) -> _Elastic:
         _add_floor_slacks(ec, "kind_floors", kf_rows, sys_.rl[kf_rows], np.ones(kf_rows.size))
     if rnd_rows.size:
         _add_rnd_share(ec, dom, rnd_rows, rnd_keys)
+    g_rows, g_keys = dom.floor_rows(SEGMENT_GPUS, sys_.rl)
+    if g_rows.size:
+        _add_floor_slacks(ec, "gpu_limits", g_rows, sys_.rl[g_rows], np.ones(g_rows.size))
+    b_rows, b_keys = dom.floor_rows(BUDGET, sys_.rl)
+    if b_rows.size:
+        _add_floor_slacks(ec, "gpu_hour_budgets", b_rows, sys_.rl[b_rows], np.ones(b_rows.size))
     A_rows, rl, ru, st_basis = _split_stability_rows(ec, dom, sys_, st_rows, st_keys)
     return _Elastic(
         sys=_elastic_system(ec, sys_, A_rows, rl, ru),
@@ -113,6 +129,8 @@ def _elastic(dom: _Domain, sys_: _System, order: Sequence[str]) -> _Elastic:
             st_keys.get("period", np.zeros(0, dtype=np.int64)),
         ),
         stab_basis=st_basis,
+        gpu_floor=(g_rows, *(g_keys.get(k, g_rows) for k in ("segment", "accelerator", "period"))),
+        budget_floor=(b_rows, b_keys.get("budget", b_rows)),
     )
 
 
@@ -276,8 +294,91 @@ def _relaxations(dom: _Domain, el: _Elastic, x: np.ndarray) -> list[Relaxation]:
         *_contract_relaxations(dom, el, x),
         *_rnd_relaxation(dom, el, x, act),
         *_kind_floor_relaxations(dom, el, x),
+        *_gpu_floor_relaxations(dom, el, x),
+        *_budget_relaxations(dom, el, x),
         *_stability_relaxation(dom, el, x, act),
     ]
+
+
+def _gpu_floor_relaxations(dom: _Domain, el: _Elastic, x: np.ndarray) -> list[Relaxation]:
+    """The segments' GPU floors (gpu_limits min_gpus) the solution lowers, one per segment,
+    accelerator type and period."""
+    sc, names = dom.sc, dom.names
+    out: list[Relaxation] = []
+    idx = el.cols.get("gpu_limits")
+    if idx is None or not el.gpu_floor:
+        return out
+    rows, segs, accs, pers = el.gpu_floor
+    for j, (r, s, a, t) in enumerate(zip(rows, segs, accs, pers, strict=True)):
+        L = float(el.sys.rl[r])
+        cut = float(x[idx[j]])
+        if cut <= TOL * max(1.0, L):
+            continue
+        cut = _grown(cut, L)
+        seg = sc.segments[s]
+        k = dom.gpu_limit_index(int(s), int(a))
+        acc = seg.gpu_limits[k].accelerator
+        key = {"segment": seg.id, "period": names["period"][t]}
+        if acc:
+            key["accelerator"] = acc
+        of = f" {acc}" if acc else ""
+        out.append(
+            Relaxation(
+                requirement="gpu_limits",
+                path=f"segments[{s}].gpu_limits[{k}].min_gpus[{t}]",
+                key=key,
+                current=L,
+                relaxed=L - cut,
+                change=-cut,
+                unit="GPUs",
+                gpus=cut,
+                sentence=(
+                    f"Lower the{of} GPU floor of segment {seg.id} (gpu_limits min_gpus) in "
+                    f"{names['period'][t]} from {_num(L)} to {_num(L - cut)} GPUs (-{_num(cut)})."
+                ),
+            )
+        )
+    return out
+
+
+def _budget_relaxations(dom: _Domain, el: _Elastic, x: np.ndarray) -> list[Relaxation]:
+    """The GPU-hour budget minimums the solution lowers, one per budget."""
+    sc = dom.sc
+    out: list[Relaxation] = []
+    idx = el.cols.get("gpu_hour_budgets")
+    if idx is None or not el.budget_floor:
+        return out
+    rows, budgets = el.budget_floor
+    labels = sc.period_labels
+    for j, (r, b) in enumerate(zip(rows, budgets, strict=True)):
+        L = float(el.sys.rl[r])
+        cut = float(x[idx[j]])
+        if cut <= TOL * max(1.0, L):
+            continue
+        cut = _grown(cut, L)
+        bud = sc.policy.gpu_hour_budgets[b]
+        lo = labels.index(bud.from_period) if bud.from_period else 0
+        hi = labels.index(bud.to_period) if bud.to_period else len(labels) - 1
+        hours = sum(p.hours for p in sc.periods[lo : hi + 1])
+        g = cut / hours if hours > 0 else None
+        about = f", about {_gpus(g)} over the window" if g is not None else ""
+        out.append(
+            Relaxation(
+                requirement="gpu_hour_budgets",
+                path=f"policy.gpu_hour_budgets[{b}].min_gpu_hours",
+                key={"budget": bud.id},
+                current=L,
+                relaxed=L - cut,
+                change=-cut,
+                unit="GPU-hours",
+                gpus=g,
+                sentence=(
+                    f"Lower the minimum of GPU-hour budget {bud.id} from {_num(L)} to "
+                    f"{_num(L - cut)} GPU-hours (-{_num(cut)}{about})."
+                ),
+            )
+        )
+    return out
 
 
 def _contract_relaxations(dom: _Domain, el: _Elastic, x: np.ndarray) -> list[Relaxation]:

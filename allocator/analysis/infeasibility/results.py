@@ -7,7 +7,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 # the requirements a relaxation may change, most protected first (the default order)
-REQUIREMENTS = ("contract_min", "rnd_min_share", "kind_floors", "max_change_share")
+REQUIREMENTS = (
+    "contract_min",
+    "gpu_limits",
+    "rnd_min_share",
+    "kind_floors",
+    "gpu_hour_budgets",
+    "max_change_share",
+)
 
 
 @dataclass(frozen=True)
