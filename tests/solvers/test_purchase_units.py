@@ -121,6 +121,15 @@ def melange(unit: int | None = 1, buy: bool = True) -> dict:
 
 @pytest.mark.parametrize("buy", [True, False], ids=["bought", "rented"])
 def test_melange_example_costs_6_70_per_hour(buy):
+    """Mélange's mix (1 A100 + 3 A10G = 6.70 $/h) in whole GPUs shared by two request buckets.
+
+    Prices per GPU-hour as in the Mélange ILP SkyServe ships (sky/serve: A10 1.01, A100
+    3.67). Buckets (requests/s; requests/s one GPU serves on A10G, A100): short 28 (10, 30),
+    long 14 (2, 15); both must be served. With whole GPUs: one A100 serves the 14 long ones
+    in 14/15 of it and 2 short ones in the rest; the other 26 short need 2.6 → 3 A10G:
+    3 × 1.01 + 3.67 = 6.70. Against: no A100 (7 A10G for long + 3 for short = 10.10), two
+    A100 (7.34 + ≥ 0 A10G), one A100 + 2 A10G (serves 2 + 20 short < 28). Continuous GPUs
+    would pay 14 × 3.67 / 15 + 28 × 1.01 / 10 = 6.25 (checked below)."""
     plan = solve(melange(buy=buy))
     assert -plan.objective == pytest.approx(6.70)
     pools = {p.pool: p for p in plan.pools}
