@@ -259,3 +259,41 @@ def test_column_count_and_workbooks(tmp_path):
     assert count_columns(sc) == build_lp(sc).num_cols
     write_workbook(sc, tmp_path / "tiers.xlsx")  # the tiers and subscriptions sheets
     assert Scenario.from_file(tmp_path / "tiers.xlsx") == sc
+
+
+def test_price_ranging_of_a_tiered_segment_shifts_every_tier():
+    """One period, 10 GPUs: api's tiers 4 units at 10, 4 at 6, 10 at 2; chat pays 5 for any
+    number of units (1 unit per GPU-hour for both). api serves 8 (its first two tiers beat
+    chat's 5, its third does not) and clears at 6; chat gets 2 GPUs. Objective 40 + 24 + 10
+    = 74. Shifting every api tier price by d keeps that plan while 6 + d > 5 and 2 + d < 5:
+    d in (-1, 3), a clearing price from 5 to 9; the objective moves by 8 units per 1 of d
+    (74 - 8 = 66 at 5, 74 + 24 = 98 at 9). The cheapest tier's price (2) would reach 0 at a
+    clearing price of 4, below 5: it does not limit the range."""
+    from allocator.analysis.sensitivity import sensitivity
+
+    chat = dict(CHAT, demand=[100.0], revenue_per_unit=5.0)
+    api = dict(API_TIERS, tiers=[dict(t, units=[t["units"][0]]) for t in API_TIERS["tiers"]])
+    api["tiers"][1].pop("ltv_per_unit")
+    sc, plan = solved(fleet([10.0], [api, chat]))
+    assert plan.objective == pytest.approx(74)
+    s = sensitivity(sc, segments=["api"])
+    (r,) = s.prices
+    assert r.priced_by == "tiers" and r.revenue_per_unit == pytest.approx(6)
+    assert r.revenue_per_unit_by_period == pytest.approx([6])
+    assert (r.lower, r.upper) == (pytest.approx(5), pytest.approx(9))
+    assert r.units_sold_pv == pytest.approx(8)
+    assert r.objective_at_lower == pytest.approx(66) and r.objective_at_upper == pytest.approx(98)
+    # the plain segment still ranges its revenue_per_unit: chat's 5 holds from 2 (api's
+    # third tier) to 6 (api's second), 2 units sold
+    (c,) = sensitivity(sc, segments=["chat"]).prices
+    assert c.priced_by == "revenue_per_unit"
+    assert (c.lower, c.upper, c.units_sold_pv) == (
+        pytest.approx(2),
+        pytest.approx(6),
+        pytest.approx(2),
+    )
+    # with chat at 3, api's plan would hold down to a clearing price of 3, but its cheapest
+    # tier (2) reaches 0 at a clearing price of 4 first: tier prices are never negative
+    sc3 = Scenario.from_dict(fleet([10.0], [api, dict(chat, revenue_per_unit=3.0)]))
+    (r3,) = sensitivity(sc3, segments=["api"]).prices
+    assert r3.lower == pytest.approx(4) and r3.lower_limit == "its cheapest tier's price reaches 0"

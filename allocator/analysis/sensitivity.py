@@ -135,6 +135,10 @@ class PriceRange:
     # a price that moves over the horizon: its value per period; ``revenue_per_unit`` is
     # then their mean and every range is of one shift added to every period's price
     revenue_per_unit_by_period: list[float] | None = None
+    # what is ranged: "revenue_per_unit", or "tiers" for a segment with price tiers: one
+    # shift added to every tier's price; revenue_per_unit is then the clearing price (the
+    # marginal tier's) averaged over the periods, revenue_per_unit_by_period per period
+    priced_by: str = "revenue_per_unit"
 
     def to_dict(self) -> dict[str, Any]:
         return _json_ready(asdict(self))
@@ -578,21 +582,50 @@ class Labels:
 
 # ------------------------------------------------------------------------- analysis
 def price_directions(lp: LinearProgram, arr: ScenarioArrays) -> list[np.ndarray]:
-    """Per segment, ``d c / d revenue_per_unit`` over all columns (maximisation form):
-    discount x units per GPU x the mode's revenue share on the segment's allocation
-    columns, 0 elsewhere."""
+    """Per segment, ``d c / d price`` over all columns (maximisation form): discount x
+    units per GPU x the mode's revenue share on the segment's allocation columns, 0
+    elsewhere. A segment with price tiers earns on its tier columns alone (its
+    ``revenue_per_unit`` is 0): its price moves as one shift of every tier's price, so its
+    direction is the discount on each of its tier columns."""
     cols = lp.columns
     n_x = cols.n_x
+    scale = lp.col_scale if lp.col_scale is not None else np.ones(lp.num_cols)
     per_col = arr.discount[cols.x_period] * cols.x_units_per_gpu * arr.mode_rev_share[cols.x_mode]
-    if lp.col_scale is not None:
-        per_col = per_col * lp.col_scale[:n_x]
+    per_col = per_col * scale[:n_x]
+    tier_cols = cols.tier_offset + np.arange(cols.n_tier)
+    per_tier = arr.discount[cols.tier_period] * scale[tier_cols]
     out = []
     for s in range(arr.demand.shape[0]):
         d = np.zeros(lp.num_cols)
-        sel = np.nonzero(cols.x_segment == s)[0]
-        d[sel] = per_col[sel]
+        mine = np.nonzero(cols.tier_segment == s)[0]
+        if mine.size:
+            d[tier_cols[mine]] = per_tier[mine]
+        else:
+            sel = np.nonzero(cols.x_segment == s)[0]
+            d[sel] = per_col[sel]
         out.append(d)
     return out
+
+
+def _clearing_prices(lp: LinearProgram, arr: ScenarioArrays, x: np.ndarray, s: int) -> list[float]:
+    """Per period, the price of tiered segment ``s``'s marginal tier in the plan ``x``
+    (scaled columns): the cheapest tier with units served, the first when none is (as
+    the plan's ``tiers`` rows and ``explain`` say)."""
+    assert arr.tier_segment is not None and arr.tier_rank is not None
+    assert arr.tier_price is not None
+    cols = lp.columns
+    scale = lp.col_scale if lp.col_scale is not None else np.ones(lp.num_cols)
+    T = arr.tier_price.shape[1]
+    mine = np.nonzero(arr.tier_segment == s)[0]
+    first = int(mine[np.argmin(arr.tier_rank[mine])])
+    marginal = [first] * T
+    best = [-1] * T
+    for k in np.nonzero(cols.tier_segment == s)[0]:
+        j = cols.tier_offset + int(k)
+        i, t = int(cols.tier_index[k]), int(cols.tier_period[k])
+        if x[j] * scale[j] > 1e-9 and arr.tier_rank[i] > best[t]:
+            best[t], marginal[t] = int(arr.tier_rank[i]), i
+    return [float(arr.tier_price[marginal[t], t]) for t in range(T)]
 
 
 def sensitivity(
@@ -745,11 +778,23 @@ def _price_ranges(
     for k, s in enumerate(chosen):
         seg, d = scenario.segments[s], directions[s]
         down, up, b_dn, b_up = basis.cost_range(-d)  # min form: the cost -c moves by -d
-        given = seg.revenue_per_unit
-        path = list(given) if isinstance(given, list) else None
-        rev = float(np.mean(given)) if isinstance(given, list) else float(given)
-        # a price path shifts as a whole: it reaches 0 when its lowest period does
-        floor = rev - min(path) if path else 0.0
+        path: list[float] | None
+        if seg.tiers:
+            # every tier's price moves by one shift: the price shown is the clearing price
+            # (the marginal tier's) per period, and it reaches 0 when the cheapest tier does
+            path = _clearing_prices(lp, arr, basis.x, s)
+            rev = float(np.mean(path))
+            assert arr.tier_price is not None and arr.tier_units is not None
+            offered = arr.tier_price[arr.tier_segment == s][
+                arr.tier_units[arr.tier_segment == s] > 0
+            ]
+            floor = rev - float(offered.min(initial=rev))
+        else:
+            given = seg.revenue_per_unit
+            path = list(given) if isinstance(given, list) else None
+            rev = float(np.mean(given)) if isinstance(given, list) else float(given)
+            # a price path shifts as a whole: it reaches 0 when its lowest period does
+            floor = rev - min(path) if path else 0.0
         lower, upper = max(rev - down, floor) + 0.0, rev + up
         slope = float(d @ basis.x)
         alloc_lo = alloc_up = None
@@ -772,7 +817,11 @@ def _price_ranges(
                 objective_at_lower=objective + (lower - rev) * slope,
                 objective_at_upper=obj_up if slope > 0 else objective,
                 lower_limit=(
-                    labels.entering(b_dn) if rev - down > floor else "none above a price of 0"
+                    labels.entering(b_dn)
+                    if rev - down > floor
+                    else "its cheapest tier's price reaches 0"
+                    if seg.tiers
+                    else "none above a price of 0"
                 ),
                 upper_limit=labels.entering(b_up),
                 allocation_lower=alloc_lo,
@@ -780,6 +829,7 @@ def _price_ranges(
                 allocation_lower_pct=_pct(alloc_lo, rev),
                 allocation_upper_pct=_pct(alloc_up, rev),
                 revenue_per_unit_by_period=path,
+                priced_by="tiers" if seg.tiers else "revenue_per_unit",
             )
         )
     return out
