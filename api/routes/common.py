@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 
 from allocator import Scenario
 from allocator.lp.build import count_columns
+from allocator.plan import jsonio
 
 from ..config import Settings
 from ..downloads import FastJSON
@@ -67,6 +68,18 @@ def job_fields(row: PlanRow) -> dict[str, Any]:
         "error": row.error,
         "progress": row.progress,
     }
+
+
+def spliced(public: dict[str, Any], key: str, text: str | None) -> bytes:
+    """A job's JSON with ``key`` (its plan or result) as the JSON text the store holds
+    (written by orjson, finite), spliced between the job's other fields: neither parsed
+    nor written again."""
+    keys = list(public)
+    at = keys.index(key)
+    head = jsonio.dumps({k: public[k] for k in keys[:at]})
+    tail = jsonio.dumps({k: public[k] for k in keys[at + 1 :]})
+    value = text.encode() if text is not None else b"null"
+    return b"".join((head[:-1], b',"', key.encode(), b'":', value, b",", tail[1:]))
 
 
 def queue_full(settings: Settings) -> ApiError:

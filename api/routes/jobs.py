@@ -20,7 +20,7 @@ from ..jobs import ANALYSES
 from ..problems import ApiError, responses
 from ..schemas import JobLinks, JobPublic, Page
 from ..store import PLAN, QUEUED, RUNNING, PlanRow, QueueFull, ScenarioRow, Store
-from .common import cancel_or_delete, job_fields, queue_full
+from .common import cancel_or_delete, job_fields, queue_full, spliced
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 JobId = Annotated[str, Path(max_length=64, description="Job id.")]
@@ -138,10 +138,15 @@ def list_jobs(
     summary="A job, with its result when done",
     responses=responses(401, 404, 422),
 )
-def get_job(job_id: JobId, store: StoreDep) -> JSONResponse:
-    row = _get(store, job_id)
+def get_job(job_id: JobId, store: StoreDep) -> Response:
+    found = store.get_plan_text(job_id)
+    if found is None:
+        raise ApiError(404, "Not found", f"no job {job_id!r}", "not-found")
+    row, text = found
     headers = {"Retry-After": "1"} if row.status in (QUEUED, RUNNING) else {}
-    return JSONResponse(job_public(row).model_dump(mode="json"), headers=headers)
+    # the result as the store holds it (a what-if's plan is megabytes at fleet size)
+    data = spliced(job_public(row).model_dump(mode="json"), "result", text)
+    return Response(data, media_type="application/json", headers=headers)
 
 
 @router.delete(

@@ -8,15 +8,13 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from allocator.plan import jsonio
-
 from ..bodies import XLSX
 from ..deps import PagingDep, RunnerDep, StoreDep
 from ..downloads import PARQUET, ZIP, choose, plan_download, table_parquet
 from ..problems import ApiError, responses
 from ..schemas import Page, PlanJobPublic
 from ..store import PLAN, QUEUED, RUNNING, PlanRow
-from .common import CSV, cancel_or_delete, plan_public, rows_response
+from .common import CSV, cancel_or_delete, plan_public, rows_response, spliced
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
 PlanId = Annotated[str, Path(max_length=64, description="Plan job id.")]
@@ -95,15 +93,7 @@ def get_plan(plan_id: PlanId, store: StoreDep) -> Response:
     assert found is not None
     row, text = found
     headers = {"Retry-After": "1"} if row.status in (QUEUED, RUNNING) else {}
-    # the plan goes out as the JSON text the store holds (written by orjson, finite), spliced
-    # between the job's other fields: neither parsed nor written again
-    body = plan_public(row).model_dump(mode="json")
-    keys = list(body)
-    at = keys.index("plan")
-    head = jsonio.dumps({k: body[k] for k in keys[:at]})
-    tail = jsonio.dumps({k: body[k] for k in keys[at + 1 :]})
-    plan = text.encode() if text is not None else b"null"
-    data = b"".join((head[:-1], b',"plan":', plan, b",", tail[1:]))
+    data = spliced(plan_public(row).model_dump(mode="json"), "plan", text)
     return Response(data, media_type="application/json", headers=headers)
 
 
