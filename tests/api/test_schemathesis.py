@@ -104,7 +104,7 @@ class Workflow(schema.as_state_machine()):  # type: ignore[misc]
 def test_stateful():
     Workflow.run(
         settings=settings(
-            max_examples=10,
+            max_examples=25,
             stateful_step_count=4,
             deadline=None,
             suppress_health_check=list(HealthCheck),
