@@ -178,14 +178,15 @@ def _analysis(
             if progress is not None:
                 progress("solving the base plan (the scenario has no finished plan)")
             base_plan = solve(sc, time_limit=time_limit, progress=progress).to_dict()
+        changes = {k: v for k, v in params["overrides"].items() if k != "time_limit_s"}
         new = solve(
-            apply_overrides(sc, params["overrides"]), time_limit=time_limit, progress=progress
+            apply_overrides(sc, changes), time_limit=time_limit, progress=progress
         ).to_dict()
         return {
             "scenario_id": params["scenario_id"],
             "scenario_revision": params["scenario_revision"],
             "base_plan_id": params.get("base_plan_id"),
-            "overrides": params.get("shown_overrides", params["overrides"]),
+            "overrides": params["overrides"],
             "difference": compare(base_plan, new),
             "plan": new,
             "warm": False,
@@ -288,6 +289,9 @@ def _job_main(
         else:
             progress(f"{kind}: started")
             params = dict(options.get("params") or {})
+            if kind == "what-if":  # its answer names the stored plan it compares with (none
+                # if that plan was deleted meanwhile: the base is then solved again)
+                params["base_plan_id"] = options.get("base_plan_id") if base is not None else None
             if base is not None:
                 params["base"] = base
             out = analysis_payload(kind, scenario, params, options.get("time_limit_s"), progress)

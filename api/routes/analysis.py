@@ -77,31 +77,6 @@ def capacity(
     return JSONResponse([r.to_dict() for r in rows])
 
 
-async def _analysis(
-    name: str,
-    scenario_id: str,
-    params: dict[str, Any],
-    ctx: Context,
-    base_plan: PlanRow | None = None,
-) -> JSONResponse:
-    """Answer analysis ``name`` at once (200, in the solver pool) or, for a scenario beyond
-    the synchronous size or with ``Prefer: respond-async``, as a job (202)."""
-    row = ctx.store.get_scenario(scenario_id)
-    if row is None:
-        raise _not_found(scenario_id)
-    sc = await run_in_threadpool(Scenario.from_dict, row.body)
-    if as_job(sc, ctx.settings, ctx.prefer):
-        base_id = base_plan.id if base_plan is not None else None
-        return submit_job(
-            ctx.store, ctx.runner, ctx.settings, row, name, params, None, base_id, ctx.prefer
-        )
-    if base_plan is not None:
-        params = {**params, "base": base_plan.result}
-    out = await ctx.sync.run(analysis_payload, name, row.body, params)
-    raise_problem(out)
-    return JSONResponse(out["result"])
-
-
 class Context:
     """What every analysis route needs to answer at once or as a job."""
 
@@ -118,6 +93,36 @@ class Context:
 
 
 ContextDep = Annotated[Context, Depends(Context)]
+
+
+async def _analysis(
+    name: str,
+    scenario_id: str,
+    params: dict[str, Any],
+    ctx: Context,
+    base_plan: PlanRow | None = None,
+) -> JSONResponse:
+    """Answer analysis ``name`` at once (200, in the solver pool) or, for a scenario beyond
+    the synchronous size or with ``Prefer: respond-async``, as a job (202)."""
+    row = ctx.store.get_scenario(scenario_id)
+    if row is None:
+        raise _not_found(scenario_id)
+    # reading and sizing a large scenario takes a while: not in the event loop
+    job = await run_in_threadpool(
+        lambda: as_job(Scenario.from_dict(row.body), ctx.settings, ctx.prefer)
+    )
+    if job:
+        base_id = base_plan.id if base_plan is not None else None
+        return submit_job(
+            ctx.store, ctx.runner, ctx.settings, row, name, params, None, base_id, ctx.prefer
+        )
+    if base_plan is not None:
+        params = {**params, "base": base_plan.result}
+    out = await ctx.sync.run(analysis_payload, name, row.body, params)
+    raise_problem(out)
+    return JSONResponse(out["result"])
+
+
 ASYNC: dict[int | str, dict[str, Any]] = {
     202: {
         "model": JobPublic,

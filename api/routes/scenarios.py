@@ -343,11 +343,9 @@ async def what_if(
         latest = await run_in_threadpool(store.latest_done_plan, scenario_id, row.revision)
         base_id = latest.id if latest is not None else None
         params = {
-            "overrides": overrides.model_dump(exclude={"time_limit_s"}, mode="json"),
-            "shown_overrides": shown,
+            "overrides": shown,  # as the answer shows them; time_limit_s is the job's
             "scenario_id": scenario_id,
             "scenario_revision": row.revision,
-            "base_plan_id": base_id,
         }
         return submit_job(
             store,
