@@ -57,7 +57,7 @@ from allocator.lp.build import build_lp
 from allocator.plan import Plan
 from allocator.scenario import Scenario
 from allocator.solvers.base import Solution
-from allocator.solvers.highs_model import highspy, new_highs
+from allocator.solvers.highs_model import highs_lp, highspy, new_highs
 from allocator.solvers.rowgen import LoadedModel, RowGenerationSolver
 from allocator.workflows.twostage import DemandScenario, _cvar, first_stage_columns, scenario_for
 
@@ -68,7 +68,11 @@ DEFAULT_GAP = 1e-4
 @dataclass
 class SubResult:
     """One scenario solved at one candidate: its objective Z_k and the supergradient
-    (reduced costs of the first-stage columns, maximisation sense)."""
+    (reduced costs of the first-stage columns, maximisation sense). When the scenario has
+    no plan at that candidate (``feasible`` false), ``objective`` is instead the candidate's
+    L1 distance ``v_k(y) > 0`` from the first stages the scenario can live with and
+    ``grad`` a subgradient of that convex distance: a feasibility cut
+    ``v_k(y^i) + grad (y - y^i) <= 0`` (:func:`_feasibility_cut`)."""
 
     k: int
     objective: float
@@ -77,6 +81,7 @@ class SubResult:
     time_s: float
     iterations: int
     warm: bool
+    feasible: bool = True
 
 
 class Subproblem:
@@ -91,6 +96,7 @@ class Subproblem:
         self.first = first_stage_columns(self.lp, first_period_allocations)
         self.lower0 = self.lp.col_lower[self.first].copy()
         self.upper0 = self.lp.col_upper[self.first].copy()
+        self.bounds0 = (self.lower0, self.upper0)
         self.threads = threads
         self.model: LoadedModel | None = None
         self.last: Solution | None = None
@@ -114,7 +120,7 @@ class Subproblem:
             )
             sol = solver.resolve(self.model, self.lp, time_limit)
         self.last = sol
-        return _result(sol, self.lp, self.first, self.scenario, k, warm)
+        return _result(sol, self.lp, self.first, self.scenario, k, warm, self.bounds0)
 
     def first_stage_rows(self) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
         """The rows whose every nonzero is on a first-stage column, over those columns."""
@@ -151,6 +157,7 @@ class SharedModel:
             self.lp = replace(lp, col_lower=lp.col_lower.copy(), col_upper=lp.col_upper.copy())
             self.lower0 = lp.col_lower[self.first].copy()
             self.upper0 = lp.col_upper[self.first].copy()
+            self.bounds0 = (self.lower0, self.upper0)
             self.col_lower0, self.col_upper0 = lp.col_lower, lp.col_upper
             self.current = k
         elif not (
@@ -225,7 +232,7 @@ class SharedModel:
             else:
                 sol = self._first_solve(solver, k, time_limit)
         self.sols[k] = sol
-        return _result(sol, self.lp, self.first, self.scenarios[k], k, warm)
+        return _result(sol, self.lp, self.first, self.scenarios[k], k, warm, self.bounds0)
 
     def _first_solve(
         self, solver: RowGenerationSolver, k: int, time_limit: float | None
@@ -268,13 +275,31 @@ class SharedModel:
 
 
 def _result(
-    sol: Solution, lp: LinearProgram, first: np.ndarray, sc: Scenario, k: int, warm: bool
+    sol: Solution,
+    lp: LinearProgram,
+    first: np.ndarray,
+    sc: Scenario,
+    k: int,
+    warm: bool,
+    bounds0: tuple[np.ndarray, np.ndarray],
 ) -> SubResult:
-    """The subproblem's value and supergradient, or the error of its status."""
+    """The subproblem's value and supergradient, a feasibility cut when it has no plan
+    at this first stage, or the error of its status."""
+    if sol.status is Status.INFEASIBLE:
+        y = lp.col_lower[first].copy()
+        dist, grad = _feasibility_cut(lp, first, bounds0, y)
+        if not np.isfinite(dist):
+            raise TwoStageInfeasibleError(
+                f"demand scenario {k} has no plan even with the first stage free", [k], True
+            )
+        if dist <= _FEASIBILITY_TOL:  # HiGHS' phase 1 and this LP disagree: no cut to add
+            raise NumericalError(
+                f"scenario {sc.name!r} (subproblem {k}): infeasible at the master's first "
+                f"stage, yet {dist:.1e} from a first stage it can live with"
+            )
+        return SubResult(k, dist, grad, y, sol.time_s, sol.iterations, warm, feasible=False)
     if sol.status is not Status.OPTIMAL or sol.x is None or sol.col_dual is None:
         where = f"scenario {sc.name!r} (subproblem {k}): "
-        if sol.status is Status.INFEASIBLE:
-            raise InfeasibleError(where + "infeasible at the master's first stage")
         if sol.status in (Status.TIME_LIMIT, Status.TIME_LIMIT_NO_SOLUTION):
             raise TimeLimitError(where + sol.message)
         raise NumericalError(where + sol.message)
@@ -287,6 +312,52 @@ def _result(
         sol.iterations,
         warm,
     )
+
+
+_FEASIBILITY_TOL = 1e-9
+
+
+def _feasibility_cut(
+    lp: LinearProgram,
+    first: np.ndarray,
+    bounds0: tuple[np.ndarray, np.ndarray],
+    y: np.ndarray,
+) -> tuple[float, np.ndarray]:
+    """``v(y)``, the L1 distance from ``y`` to the first stages at which ``lp`` (every row,
+    the lazy ones too) has a plan, and ``pi``, a subgradient of that convex function:
+
+        v(y) = min sum_j (d+_j + d-_j)   s.t.  rows of lp,  z_j - d+_j + d-_j = y_j,
+               z (the first-stage columns) within their own bounds, d+, d- >= 0
+
+    ``pi`` is the dual of the linking rows, each within [-1, 1]. Every first stage ``y'``
+    a scenario can live with has ``v(y') = 0 >= v(y) + pi (y' - y)``: the cut."""
+    F, n = first.size, lp.num_cols
+    lo, up = lp.col_lower.copy(), lp.col_upper.copy()
+    lo[first], up[first] = bounds0
+    link = sp.csr_matrix((np.ones(F), (np.arange(F), first)), shape=(F, n))
+    eye = sp.identity(F, format="csr")
+    A = sp.bmat([[lp.A, None, None], [link, -eye, eye]], format="csr")
+    cost = np.concatenate([np.zeros(n), np.ones(2 * F)])
+    h = new_highs()
+    h.passModel(
+        highs_lp(
+            cost,
+            A,
+            np.concatenate([lp.row_lower, y]),
+            np.concatenate([lp.row_upper, y]),
+            np.concatenate([lo, np.zeros(2 * F)]),
+            np.concatenate([up, np.full(2 * F, np.inf)]),
+        )
+    )
+    h.run()
+    if h.getModelStatus() == highspy.HighsModelStatus.kInfeasible:
+        return np.inf, np.zeros(F)  # no first stage at all gives the scenario a plan
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        raise NumericalError(
+            "feasibility cut: the distance LP is " + h.modelStatusToString(h.getModelStatus())
+        )
+    dual = np.asarray(h.getSolution().row_dual)[lp.num_rows :]
+    return float(h.getInfo().objective_function_value), dual.copy()
 
 
 class ScenarioWorker:
@@ -368,23 +439,47 @@ class ScenarioWorker:
 
 
 def _first_stage_rows(
-    lp: LinearProgram, first: np.ndarray
+    lp: LinearProgram, first: np.ndarray, implied: bool = True
 ) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
-    """The rows whose every nonzero is on a first-stage column, over those columns."""
+    """What the rows of ``lp`` imply for the first-stage columns alone, over those columns.
+
+    A row ``lo <= a y + b z <= up`` (``y`` first stage, ``z`` the rest within their
+    bounds) implies ``lo - max(b z) <= a y <= up - min(b z)``: every row with a first-stage
+    nonzero and a finite side of that, e.g. pool-capacity with allocations ``x >= 0``:
+    ``reserved - rented - (1 - headroom) bought <= usable``. Rows on first-stage columns
+    only come out as they are. The master starts with these so that its candidates already
+    respect them (a reservation above its pool, say); the rest is feasibility cuts.
+    ``implied=False``: the rows on first-stage columns only."""
     A = lp.A.tocsr()
     is_first = np.zeros(lp.num_cols, dtype=bool)
     is_first[first] = True
-    nnz = np.diff(A.indptr)
-    on_first = np.zeros(A.shape[0], dtype=np.int64)
-    if A.nnz:
-        csum = np.concatenate([[0], np.cumsum(is_first[A.indices].astype(np.int64))])
-        on_first = csum[A.indptr[1:]] - csum[A.indptr[:-1]]
-    rows = np.nonzero((nnz > 0) & (on_first == nnz))[0]
+    on_first = is_first[A.indices]
+    a = np.where(on_first, 0.0, A.data)  # the second-stage part b
+    lo_c, up_c = lp.col_lower[A.indices], lp.col_upper[A.indices]
+    with np.errstate(invalid="ignore"):
+        t_lo = np.where(a > 0, a * lo_c, a * up_c)
+        t_up = np.where(a > 0, a * up_c, a * lo_c)
+    t_lo[a == 0] = 0.0
+    t_up[a == 0] = 0.0
+    m = A.shape[0]
+    rows_of = np.repeat(np.arange(m), np.diff(A.indptr))
+    zmin = np.bincount(rows_of, weights=t_lo, minlength=m)  # never +inf: a side at -inf
+    zmax = np.bincount(rows_of, weights=t_up, minlength=m)
+    n_first = np.bincount(rows_of, weights=on_first, minlength=m)
+    up, lo = lp.row_upper - zmin, lp.row_lower - zmax
+    useful = (n_first > 0) & (np.isfinite(up) | np.isfinite(lo))
+    if not implied:
+        useful &= n_first == np.diff(A.indptr)
+    rows = np.nonzero(useful)[0]
     pos = np.full(lp.num_cols, -1, dtype=np.int64)
     pos[first] = np.arange(first.size)
     sub = A[rows]
-    sub = sp.csr_matrix((sub.data, pos[sub.indices], sub.indptr), shape=(rows.size, first.size))
-    return sub, lp.row_lower[rows].copy(), lp.row_upper[rows].copy()
+    keep = is_first[sub.indices]
+    row_id = np.repeat(np.arange(rows.size), np.diff(sub.indptr))[keep]
+    sub = sp.csr_matrix(
+        (sub.data[keep], (row_id, pos[sub.indices[keep]])), shape=(rows.size, first.size)
+    )
+    return sub, lo[rows].copy(), up[rows].copy()
 
 
 # ----------------------------------------------------------------------- executors
@@ -600,6 +695,29 @@ class _Unbounded(Exception):
     """The master is unbounded (no theta bounds yet)."""
 
 
+class _MasterInfeasible(Exception):
+    """No first stage meets the first-stage rows and the feasibility cuts."""
+
+
+class TwoStageInfeasibleError(InfeasibleError):
+    """No first stage gives every demand scenario a plan. ``alone``: scenarios without a
+    plan even with their first stage free; otherwise ``scenarios`` is an irreducible set
+    of scenarios whose needs of the first stage conflict, and ``needs[k]`` is scenario
+    k's last feasibility cut ``(pi, rhs)``: ``pi y <= rhs`` over the first-stage columns."""
+
+    def __init__(
+        self,
+        message: str,
+        scenarios: list[int],
+        alone: bool,
+        needs: dict[int, tuple[np.ndarray, float]] | None = None,
+    ):
+        super().__init__(message)
+        self.scenarios = scenarios
+        self.alone = alone
+        self.needs = needs or {}
+
+
 class Master:
     """The master LP in HiGHS (maximisation), cuts added as rows, re-solved warm."""
 
@@ -668,6 +786,8 @@ class Master:
                     np.array([rup[i]]),
                 )
         self.n_cuts = 0
+        self.feasibility_rows: dict[int, list[int]] = {}  # scenario -> its cut rows
+        self.needs: dict[int, tuple[np.ndarray, float]] = {}  # its last cut: pi y <= rhs
 
     def _add_rows(self, rows: list[tuple[Any, Any]], lo: np.ndarray, up: np.ndarray) -> None:
         inf = highspy.kHighsInf
@@ -679,8 +799,11 @@ class Master:
         )
 
     def add_cuts(self, results: Sequence[SubResult]) -> None:
-        """theta_k - g y <= Z_k(y^i) - g y^i (aggregated with probabilities in single-cut)."""
+        """theta_k - g y <= Z_k(y^i) - g y^i (aggregated with probabilities in single-cut,
+        which needs every scenario's result)."""
         tol = 1e-12
+        if not results or (not self.multicut and len(results) < self.K):
+            return
         if self.multicut:
             rows, rhs = [], []
             for r in results:
@@ -695,6 +818,35 @@ class Master:
             rhs = [z]
         self._add_rows(rows, np.full(len(rows), -np.inf), np.array(rhs))
         self.n_cuts += len(rows)
+
+    def add_feasibility_cuts(self, results: Sequence[SubResult]) -> None:
+        """pi y <= pi y^i - v(y^i) for each scenario with no plan at y^i."""
+        for r in results:
+            nz = np.nonzero(np.abs(r.grad) > 1e-12)[0]
+            rhs = float(r.grad[nz] @ r.y[nz]) - r.objective
+            self.feasibility_rows.setdefault(r.k, []).append(self.h.getNumRow())
+            self.needs[r.k] = (r.grad.copy(), rhs)
+            self._add_rows(
+                [(nz.tolist(), r.grad[nz].tolist())], np.array([-np.inf]), np.array([rhs])
+            )
+            self.n_cuts += 1
+
+    def conflicting_scenarios(self) -> list[int]:
+        """An irreducible set of scenarios whose feasibility cuts (with the first-stage
+        rows) leave no first stage: a deletion filter over scenarios."""
+        h: Any = self.h
+        keep = sorted(self.feasibility_rows)
+        for k in list(keep):
+            rows = np.asarray(self.feasibility_rows[k], dtype=np.int32)
+            saved = np.asarray(h.getLp().row_upper_)[rows]
+            free = np.full(rows.size, highspy.kHighsInf)
+            h.changeRowsBounds(rows.size, rows, -free, free)
+            h.run()
+            if h.getModelStatus() == highspy.HighsModelStatus.kInfeasible:
+                keep.remove(k)  # no first stage even without k's cuts: k is not needed
+            else:
+                h.changeRowsBounds(rows.size, rows, -free, saved)
+        return keep
 
     def bound_theta(self, ws: np.ndarray) -> None:
         """theta_k <= WS_k (the sum in single-cut)."""
@@ -711,6 +863,8 @@ class Master:
             highspy.HighsModelStatus.kUnboundedOrInfeasible,
         ):
             raise _Unbounded
+        if status == highspy.HighsModelStatus.kInfeasible:
+            raise _MasterInfeasible
         if status != highspy.HighsModelStatus.kOptimal:
             raise NumericalError(
                 f"master problem: {self.h.modelStatusToString(self.h.getModelStatus())}"
@@ -763,6 +917,32 @@ def relative_gap(lower: float, upper: float) -> float:
     return max(0.0, upper - lower) / max(1.0, abs(lower))
 
 
+def _free_round(pool: SubproblemPool, time_limit: float | None) -> list[SubResult]:
+    """Every scenario with its first stage free (wait-and-see); a scenario with no plan
+    even so makes the two-stage problem infeasible."""
+    res = sorted(pool.solve(None, time_limit), key=lambda r: r.k)
+    alone = [r.k for r in res if not r.feasible]
+    if alone:
+        raise TwoStageInfeasibleError(
+            f"demand scenario(s) {alone} have no plan even with the first stage free",
+            alone,
+            alone=True,
+        )
+    return res
+
+
+def _conflict(master: Master) -> TwoStageInfeasibleError:
+    """Every scenario has a plan alone, yet no first stage suits them all."""
+    ks = master.conflicting_scenarios()
+    return TwoStageInfeasibleError(
+        f"no first stage gives every demand scenario a plan: scenarios {ks} need "
+        "conflicting first-stage decisions",
+        ks,
+        alone=False,
+        needs={k: master.needs[k] for k in ks if k in master.needs},
+    )
+
+
 def decompose(
     pool: SubproblemPool,
     pr: np.ndarray,
@@ -798,7 +978,7 @@ def decompose(
     free: list[SubResult] = []
     ws_value: float | None = None
     if wait_and_see or start is None:
-        free = sorted(pool.solve(None, left()), key=lambda r: r.k)
+        free = _free_round(pool, left())
         ws = np.array([r.objective for r in free])
         ws_value = float(pr @ ws)
     else:
@@ -812,12 +992,16 @@ def decompose(
         nonlocal free, ws_value, free_round_s
         try:
             return master.solve()
+        except _MasterInfeasible:
+            if not free:
+                _free_round(pool, left())  # a scenario with no plan at all says so
+            raise _conflict(master) from None
         except _Unbounded:
             if free:
                 raise NumericalError("master problem: unbounded") from None
         # the cuts so far do not bound it: the wait-and-see round after all
         t = time.perf_counter()
-        free = sorted(pool.solve(None, left()), key=lambda r: r.k)
+        free = _free_round(pool, left())
         ws = np.array([r.objective for r in free])
         ws_value = float(pr @ ws)
         free_round_s += time.perf_counter() - t
@@ -832,8 +1016,9 @@ def decompose(
     eev = eev_values = None
     iters: list[Iteration] = []
     # no start given: the probability-weighted mean of the wait-and-see first stages
-    guess = start is None
-    y = pr @ np.array([r.y for r in free]) if guess else np.asarray(start, dtype=float)
+    y: np.ndarray | None = (
+        pr @ np.array([r.y for r in free]) if start is None else np.asarray(start, dtype=float)
+    )
     it = 0
     converged = stopped = False
     while True:
@@ -842,41 +1027,46 @@ def decompose(
         t_sub = time.perf_counter()
         try:
             res = sorted(pool.solve(y, left()), key=lambda r: r.k)
-        except InfeasibleError:
-            if not (guess and it == 0):
-                raise
-            guess, y = False, None  # the mean is infeasible somewhere: ask the master
-            continue
         except TimeLimitError:
             if best_y is None:
                 raise
             stopped = True  # out of time mid-round: the best plan so far, its gap
             break
         sub_wall = time.perf_counter() - t_sub
-        values = np.array([r.objective for r in res])
-        val = _value(values, pr, cvar_weight, cvar_level)
-        if it == 0 and start is not None:
-            eev, eev_values = val, values
-        if val > lower:
-            lower, best_y, best_values, best_iter = val, y, values, it
-        master.add_cuts(res)
+        cut_off = [r for r in res if not r.feasible]
+        if cut_off:  # no plan in some scenario at y: cut y off, keep the others' cuts
+            master.add_feasibility_cuts(cut_off)
+            master.add_cuts([r for r in res if r.feasible])
+            say(
+                f"round {it + 1}: {len(cut_off)} scenario(s) have no plan at this first "
+                "stage: feasibility cut(s) added"
+            )
+        else:
+            values = np.array([r.objective for r in res])
+            val = _value(values, pr, cvar_weight, cvar_level)
+            if it == 0 and start is not None:
+                eev, eev_values = val, values
+            if val > lower:
+                lower, best_y, best_values, best_iter = val, y, values, it
+            master.add_cuts(res)
         t_master = time.perf_counter()
         upper, y_next = solve_master()
         t_master = time.perf_counter() - t_master
-        g = relative_gap(lower, upper)
-        iters.append(
-            Iteration(
-                it,
-                lower,
-                upper,
-                g,
-                time.perf_counter() - t0,
-                sub_wall,
-                [r.time_s for r in res],
-                t_master,
+        g = relative_gap(lower, upper) if best_y is not None else np.inf
+        if best_y is not None:  # rounds before the first feasible candidate have no bounds
+            iters.append(
+                Iteration(
+                    it,
+                    lower,
+                    upper,
+                    g,
+                    time.perf_counter() - t0,
+                    sub_wall,
+                    [r.time_s for r in res],
+                    t_master,
+                )
             )
-        )
-        say(f"iteration {it + 1}: lower {lower:,.2f}  upper {upper:,.2f}  gap {g:.2e}")
+            say(f"iteration {it + 1}: lower {lower:,.2f}  upper {upper:,.2f}  gap {g:.2e}")
         it += 1
         if g <= gap:
             converged = True
@@ -886,7 +1076,10 @@ def decompose(
         if it >= max_iterations:
             break
         y = y_next
-    assert best_y is not None and best_values is not None
+    if best_y is None or best_values is None:
+        raise TimeLimitError(
+            f"decomposition: no first stage that every scenario can live with in {it} rounds"
+        )
     if stopped or best_iter != it - 1:  # the models are at a later candidate: back to the best
         pool.solve(best_y, None)
     plans_by_k = pool.plans()

@@ -461,29 +461,23 @@ def stochastic_plan(
     if auto:
         method = choose_method(base, len(scs), solver)
     if method == "decomposition":
-        try:
-            return _decomposed_plan(
-                base,
-                scs,
-                pr,
-                first_period_allocations=first_period_allocations,
-                cvar_weight=cvar_weight,
-                cvar_level=cvar_level,
-                time_limit=time_limit,
-                compute_vss=compute_vss,
-                say=say,
-                gap=gap,
-                executor=executor,
-                workers=workers,
-                client=client,
-                multicut=multicut,
-                share_models=share_models,
-            )
-        except InfeasibleError:
-            if not auto:
-                raise
-            # a subproblem infeasible at a master candidate (no feasibility cuts)
-            say("decomposition: a scenario is infeasible at a candidate; the extensive form")
+        return _decomposed_plan(
+            base,
+            scs,
+            pr,
+            first_period_allocations=first_period_allocations,
+            cvar_weight=cvar_weight,
+            cvar_level=cvar_level,
+            time_limit=time_limit,
+            compute_vss=compute_vss,
+            say=say,
+            gap=gap,
+            executor=executor,
+            workers=workers,
+            client=client,
+            multicut=multicut,
+            share_models=share_models,
+        )
     backend = solver or HighsSolver()
     say(f"building the LPs of {len(scs)} demand scenarios")
     scenarios = [scenario_for(base, d) for d in scs]
@@ -705,6 +699,71 @@ def _plans(
     return plans, np.array(values)
 
 
+def _in_domain_words(
+    exc: Any, base: Scenario, scs: Sequence[Any], first_period_allocations: bool
+) -> InfeasibleError:
+    """The decomposition's proof that no first stage suits every demand scenario
+    (:class:`~allocator.workflows.decomposition.TwoStageInfeasibleError`), said with the
+    scenarios' names: a scenario with no plan at all gets the engine's diagnosis; scenarios
+    that each have a plan but need conflicting first-stage decisions get those decisions."""
+    from allocator.engine import solve
+
+    names = [d.name or f"s{k}" for k, d in enumerate(scs)]
+    if exc.alone:
+        k = exc.scenarios[0]
+        try:
+            solve(scenario_for(base, scs[k]))
+        except InfeasibleError as why:
+            return InfeasibleError(
+                f"demand scenario {names[k]!r} has no feasible plan even with the "
+                f"first-stage decisions free: {why}",
+                getattr(why, "diagnosis", None),
+            )
+        return InfeasibleError(str(exc))
+    lp0 = build_lp(base)
+    labels = _first_stage_labels(base, lp0, first_period_allocations)
+    parts = []
+    for k in exc.scenarios:
+        pi, _rhs = exc.needs[k]
+        order = np.argsort(-np.abs(pi))
+        big = [j for j in order[:3] if abs(pi[j]) > 1e-9]
+        more = [labels[j] for j in big if pi[j] < 0]
+        less = [labels[j] for j in big if pi[j] > 0]
+        said = [f"more {', '.join(more)}"] if more else []
+        said += [f"fewer {', '.join(less)}"] if less else []
+        parts.append(f"scenario {names[k]!r} needs {' and '.join(said) or 'other decisions'}")
+    return InfeasibleError(
+        "no first-stage decisions suit every demand scenario at once (each has a plan "
+        "alone): " + "; ".join(parts)
+    )
+
+
+def _first_stage_labels(
+    base: Scenario, lp: LinearProgram, first_period_allocations: bool
+) -> list[str]:
+    """Each first-stage column of ``lp`` in words, in :func:`first_stage_columns` order."""
+    c = lp.columns
+    pools, segs, t = [p.id for p in base.pools], [s.id for s in base.segments], base.period_labels
+    out = []
+    if first_period_allocations:
+        for j in np.nonzero(c.x_period == 0)[0]:
+            mode = c.modes[c.x_mode[j]][1]
+            out.append(
+                f"GPUs of pool {pools[c.x_pool[j]]} for {segs[c.x_segment[j]]} ({mode}) in {t[0]}"
+            )
+    out += [
+        f"GPUs rented in {pools[p]} in {t[q]}" for p, q in zip(c.r_pool, c.r_period, strict=True)
+    ]
+    out += [
+        f"GPUs bought for {pools[p]} in {t[q]}" for p, q in zip(c.e_pool, c.e_period, strict=True)
+    ]
+    out += [
+        f"GPUs of {pools[p]} reserved for {segs[g]} in {t[q]}"
+        for g, p, q in zip(c.rsv_segment, c.rsv_pool, c.rsv_period, strict=True)
+    ]
+    return out
+
+
 def _decomposed_plan(
     base: Scenario,
     scs: Sequence[Any],
@@ -724,7 +783,7 @@ def _decomposed_plan(
     share_models: bool = False,
 ) -> StochasticResult:
     """:func:`stochastic_plan` by decomposition (:mod:`allocator.workflows.decomposition`)."""
-    from allocator.workflows.decomposition import decompose, make_pool
+    from allocator.workflows.decomposition import TwoStageInfeasibleError, decompose, make_pool
 
     t0 = time.perf_counter()
     start = ev_obj = None
@@ -772,17 +831,16 @@ def _decomposed_plan(
         }
         try:
             r = decompose(pool, pr, start=start, **opts)
-        except InfeasibleError:
-            if start is None:
-                raise
-            note = (
-                "the expected-demand plan's first-stage decisions are infeasible in some "
-                "scenario (e.g. first-period allocations above a scenario's demand): "
-                "the VSS is unbounded"
-            )
-            r = decompose(pool, pr, start=None, **opts)
+        except TwoStageInfeasibleError as exc:
+            raise _in_domain_words(exc, base, scs, first_period_allocations) from None
     finally:
         pool.close()
+    if start is not None and r.eev is None:  # the first candidate was cut off
+        note = (
+            "the expected-demand plan's first-stage decisions are infeasible in some "
+            "scenario (e.g. first-period allocations above a scenario's demand): "
+            "the VSS is unbounded"
+        )
     expected = float(pr @ r.values)
     cvar = _cvar(r.values, pr, cvar_level) if cvar_weight > 0 else None
     lp0 = build_lp(base)  # the columns' meaning (every scenario has the same columns)
