@@ -31,11 +31,17 @@ model is built once, in that process) or ``dask`` (one actor per Dask worker, ho
 scenarios' models between iterations). Only ``y`` (and, at the end, the plans) cross
 process boundaries.
 
-Limits: LPs only (no whole-unit pools); a subproblem infeasible at a master candidate
-(first-period allocations above some scenario's demand that no first-stage-only row
-catches) raises :class:`~allocator.errors.InfeasibleError` — the extensive form handles
-those (feasibility cuts are not implemented; ``method="auto"`` falls back to it). Each
-scenario keeps its own HiGHS object unless ``share_models`` (:class:`SharedModel`).
+Feasibility: the master starts with what every scenario row implies for the first stage
+alone (:func:`_first_stage_rows`: pool-capacity with allocations ``>= 0`` bounds what is
+reserved by what is usable, rented and bought), and a candidate at which some scenario
+still has no plan gets that scenario's feasibility cut (:func:`_feasibility_cut`: the
+candidate's L1 distance from the first stages the scenario can live with, and its slope)
+instead of a lower bound; the loop goes on. Only when no first stage is left does it raise
+:class:`TwoStageInfeasibleError`: a scenario with no plan even with its first stage free,
+or an irreducible set of scenarios whose needs of the first stage conflict.
+
+Limits: LPs only (no whole-unit pools). Each scenario keeps its own HiGHS object unless
+``share_models`` (:class:`SharedModel`).
 """
 
 from __future__ import annotations
