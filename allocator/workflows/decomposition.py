@@ -723,6 +723,9 @@ class TwoStageInfeasibleError(InfeasibleError):
         self.alone = alone
         self.needs = needs or {}
 
+    def __reduce__(self) -> tuple[Any, ...]:  # raised in a worker process, read in this one
+        return (type(self), (str(self), self.scenarios, self.alone, self.needs))
+
 
 class Master:
     """The master LP in HiGHS (maximisation), cuts added as rows, re-solved warm."""

@@ -173,8 +173,8 @@ def test_a_scenario_with_no_plan_at_all_is_named_with_the_reason(
 ) -> None:
     sc = newsvendor()
     sc["policy"] = {"kind_floors": {"cloud": 4}}
-    with pytest.raises(InfeasibleError) as exc:
-        stochastic_plan(sc, LOW_HIGH, method="decomposition", executor="inline")
+    with pytest.raises(InfeasibleError) as exc:  # found in a worker process, said here
+        stochastic_plan(sc, LOW_HIGH, method="decomposition", executor="process", workers=2)
     msg = str(exc.value)
     assert "demand scenario 'low' has no feasible plan even with the first-stage" in msg
     assert "cloud floor in P1 needs 4 GPUs" in msg and "allows only 2" in msg
