@@ -540,7 +540,9 @@ def pool_rows(
     _, pool_ids, periods = _ids(sc)
     own = arr.gpus + dec.bought
     capacity = own + dec.rented
-    usable = arr.usable + (1.0 - arr.headroom[:, None]) * dec.bought + dec.rented
+    # own GPUs (bought ones too) after headroom; with rented ones what the plan may use
+    usable_own = arr.usable + (1.0 - arr.headroom[:, None]) * dec.bought
+    usable = usable_own + dec.rented
     with np.errstate(divide="ignore", invalid="ignore"):
         utilisation = np.where(capacity > 0, pool.used / np.where(capacity > 0, capacity, 1), 0.0)
         of_usable = np.where(usable > 0, pool.used / np.where(usable > 0, usable, 1), 0.0)
@@ -553,10 +555,10 @@ def pool_rows(
             "region": Labels.encode(p.region for p in sc.pools).take(pj),
             "period": Labels(pt, periods),
             "gpus": arr.gpus.ravel().astype(float),
-            "usable": arr.usable.ravel().astype(float),
+            "usable": usable_own.ravel().astype(float),
             "rented": dec.rented.ravel(),
             "used": pool.used.ravel(),
-            "idle": np.maximum(own - (pool.used - dec.rented), 0.0).ravel(),
+            "idle": np.maximum(usable - pool.used, 0.0).ravel(),
             "utilisation": utilisation.ravel(),
             "variable_cost": pool.variable_cost.ravel(),
             "rental_cost": pool.rental_cost.ravel(),
@@ -566,6 +568,7 @@ def pool_rows(
             "bought": dec.bought.ravel(),
             "expansion_cost": pool.expansion_cost.ravel(),
             "utilisation_of_usable": of_usable.ravel(),
+            "headroom_gpus": (own - usable_own).ravel(),
         },
     )
 

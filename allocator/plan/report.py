@@ -116,12 +116,20 @@ def _pool_table(plan: Plan) -> list[str]:
                 number(sum(r.gpus for r in rs) / n),
                 _share_of_usable(rs),
                 number(sum(r.rented for r in rs) / n),
+                number(sum(r.idle for r in rs) / n),
+                _headroom(rs),
                 "n/a" if price is None else number(price, 2),
             ]
         )
-    headers = ["pool", "GPUs", "used (% of usable)", "rented GPUs"]
+    headers = ["pool", "GPUs", "used (% of usable)", "rented GPUs", "idle GPUs", "headroom GPUs"]
     headers.append(f"price ({plan.currency}/GPU-hour)")
-    return ["Pools (average over the periods):", *table(headers, rows, "lrrrr", "  ")]
+    return ["Pools (average over the periods):", *table(headers, rows, "lrrrrrr", "  ")]
+
+
+def _headroom(rs: list) -> str:
+    """Mean GPUs kept free by headroom (n/a for a plan stored before ``headroom_gpus``)."""
+    kept = [r.headroom_gpus for r in rs]
+    return "n/a" if None in kept else number(sum(kept) / len(kept))
 
 
 def _price_table(plan: Plan, top: int) -> list[str]:

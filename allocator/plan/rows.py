@@ -101,10 +101,10 @@ class PoolResult:
     region: str
     period: str
     gpus: float  # own GPUs
-    usable: float  # own GPUs less headroom
+    usable: float  # own GPUs, bought ones too, less headroom (before issue 24: not bought)
     rented: float
-    used: float
-    idle: float  # own GPUs not used (headroom included)
+    used: float  # allocated and reserved GPUs
+    idle: float  # usable + rented - used: GPUs the plan could use but does not (price 0)
     utilisation: float  # used / (own GPUs + rented)
     variable_cost: float
     rental_cost: float
@@ -116,6 +116,9 @@ class PoolResult:
     # used / usable capacity (own GPUs after headroom, bought ones too, plus rented): how
     # full the pool is against what the plan may use; None in plans stored before it
     utilisation_of_usable: float | None = None
+    # GPUs kept free by headroom (own and bought GPUs x headroom): apart from ``idle``
+    # since issue 24 (before, ``idle`` included them); None in plans stored before
+    headroom_gpus: float | None = None
 
 
 @dataclass(frozen=True)

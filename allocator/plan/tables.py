@@ -9,7 +9,7 @@ Conventions (stated once, here and in the README):
   discount rate, and so is ``objective``.
 * ``shadow_price_per_gpu_hour`` of a pool and period is the opportunity cost of a GPU-hour
   there in that period's money: how much the objective would rise, per GPU-hour, if the
-  pool held a little more capacity (>= 0; 0 where GPUs sit idle).
+  pool held a little more capacity (>= 0; 0 where usable GPUs sit idle: ``idle`` > 0).
   ``shadow_price_pv_per_gpu_hour`` is the same in present value (d objective / d GPU-hour).
 * A binding constraint's ``dual`` is d objective / d right-hand side in the
   maximisation sense, in present value per unit of the constraint (GPUs over the period,

@@ -89,7 +89,9 @@ def test_headroom_keeps_a_share_free_and_pool_override_wins():
     assert alloc(plan, "c", pool="h100") == pytest.approx(9)
     assert alloc(plan, "c", pool="b") == pytest.approx(5)
     h = next(p for p in plan.pools if p.pool == "h100")
-    assert h.usable == pytest.approx(9) and h.idle == pytest.approx(1)
+    assert h.usable == pytest.approx(9) and h.idle == pytest.approx(0)
+    assert h.headroom_gpus == pytest.approx(1)  # kept free, not idle: the price stays 4 - 1
+    assert price(plan) == pytest.approx(3.0)
 
 
 def test_rnd_floor_takes_its_share_at_a_known_cost():
