@@ -33,6 +33,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -242,10 +243,12 @@ class Subscription(_Model):
     )
 
 
-def _fill_from_tiers_or_subscription(data: Any) -> Any:
+def _fill_from_tiers_or_subscription(data: Any, periods: int | None = None) -> Any:
     """A segment with tiers or a subscription may leave out ``demand`` (the tiers' units
     summed, or subscribers x usage) and ``revenue_per_unit`` (0: its revenue comes from the
-    tiers, or is the usage price on top of the fee)."""
+    tiers, or is the usage price on top of the fee). With one number each (no list to tell
+    the periods) the demand is that number in each of the scenario's ``periods`` (told by
+    :func:`validate_scenario`; unknown, it is reported missing)."""
     if not isinstance(data, dict) or not (data.get("tiers") or data.get("subscription")):
         return data
     out = dict(data)
@@ -277,7 +280,10 @@ def _fill_from_tiers_or_subscription(data: Any) -> Any:
     except (KeyError, TypeError, IndexError, ValueError):
         return out  # the field checks report what is wrong
     if len(out["demand"]) == 1 and not _any_list(out):
-        out.pop("demand")  # one number: cannot tell the periods; reported as missing
+        if periods:  # one number: the same in every period of the scenario
+            out["demand"] = out["demand"] * periods
+        else:
+            out.pop("demand")  # the periods unknown: reported as missing
     return out
 
 
@@ -345,8 +351,9 @@ class Segment(_Model):
 
     @model_validator(mode="before")
     @classmethod
-    def _defaults_from_tiers(cls, data: Any) -> Any:
-        return _fill_from_tiers_or_subscription(data)
+    def _defaults_from_tiers(cls, data: Any, info: ValidationInfo) -> Any:
+        periods = (info.context or {}).get("periods")
+        return _fill_from_tiers_or_subscription(data, periods)
 
     gpu_limits: list[GpuLimit] = Field(
         default_factory=list,
@@ -1150,6 +1157,8 @@ def validate_scenario(data: Any) -> tuple[Scenario | None, list[Issue]]:
     items: dict[str, list[Any]] = {}
     index: dict[str, list[int]] = {}
     complete = True
+    periods = data.get("periods")  # a segment's demand from one number: in every period
+    ctx = {"periods": len(periods) if isinstance(periods, list) else None}
     for key, model in (("periods", Period), ("pools", Pool), ("segments", Segment)):
         value = data.get(key)
         items[key], index[key] = [], []
@@ -1162,7 +1171,7 @@ def validate_scenario(data: Any) -> tuple[Scenario | None, list[Issue]]:
         else:
             for i, item in enumerate(value):
                 try:
-                    items[key].append(model.model_validate(item))
+                    items[key].append(model.model_validate(item, context=ctx))
                     index[key].append(i)
                 except ValidationError as exc:
                     issues.extend(_pydantic_issues(exc, f"{key}[{i}]", model))
@@ -1202,7 +1211,7 @@ def validate_scenario(data: Any) -> tuple[Scenario | None, list[Issue]]:
     if issues or not complete or header is None or policy is None:
         return None, _named(issues, data)
     try:
-        return Scenario.model_validate(data), []
+        return Scenario.model_validate(data, context=ctx), []
     except ValidationError as exc:  # pragma: no cover - the layers above catch everything
         return None, _named(_pydantic_issues(exc, "", Scenario), data)
 

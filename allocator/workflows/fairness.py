@@ -8,11 +8,15 @@ share of its demand served, max-min fair in the style of Gavel's policy, as a
    entity i and period t with demand, the row
    ``fair-share[i,t]:  Σ_{s in i} q[s,t] ≥ w_i · z_t · D[i,t]``  (q served work units):
    z*_t is the largest least weighted served share in period t that the fleet, the
-   contracts and every policy allow.
+   contracts and every policy allow, with ``0 <= z_t <= 1 / max_i w_i`` (the smallest
+   1/weight: the heaviest entity's floor, w_i · z_t, is then at most all its demand); a
+   period where no entity has demand has z*_t = 0.
 2. **Value with the floor.** The scenario's own objective with the rows
    ``Σ_{s in i} q[s,t] ≥ w_i · z*_t · D[i,t]`` (the floor, less a 1e-7 tolerance):
    whatever the floor leaves goes where it earns most. Their duals (binding table,
-   ``fair-share``) are what the floor costs per work unit.
+   ``fair-share``) are what the floor costs per work unit. The ``floor`` reported is the
+   one the plan meets: z*_t, or the plan's least weighted served share where the
+   tolerance left it below z*_t (by at most 1e-7 relative).
 
 The **price of fairness** is the objective lost against the unconstrained optimum
 (present value, and as a share of it). Rows of step 2 each belong to one period, so the
@@ -248,12 +252,18 @@ def fair_solve(
         s = np.where(has, served / np.where(has, demand, 1.0), 1.0).reshape(E, T)
         return {e: [float(v) for v in s[i]] for i, e in enumerate(ids)}
 
+    # the floor the plan meets: z*_t, or the least weighted served share when the
+    # tolerance left the plan a hair below it
+    met = np.full(T, np.inf)
+    np.minimum.at(met, per_key, (Q[rows] @ fair.x) / (weight * demand[rows]))
+    floor = np.where(np.isfinite(met), np.minimum(z, np.maximum(met, 0.0)), z)
+
     return FairResult(
         plan=plan,
         by=by,
         entities=ids,
         weights=w,
-        floor=[float(v) for v in z],
+        floor=[float(v) for v in floor],
         shares=shares(fair.x),
         unconstrained_shares=shares(free.x),
         unconstrained_objective=float(lp.objective(free.x)),
