@@ -16,7 +16,9 @@ Overrides (all optional, all applied to a copy; the stored scenario is never tou
 * ``kind_caps`` / ``kind_floors`` {kind: GPUs or a list per period}: replace the policy's.
 
 A segment id is matched first; otherwise the key must be a kind (``cloud``,
-``first_party``, ``rnd``, ``consumer``). Unknown keys are errors naming the field.
+``first_party``, ``rnd``, ``consumer``). Unknown keys are errors naming the field. A
+segment named by its id and by its kind (or a pool by its id and its accelerator type)
+gets both factors, multiplied.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 allocations) before demand is known, the rest per demand scenario.
 
 Demand scenarios ``k`` with probabilities ``p_k`` each change the base scenario's demand
-(``demand_scale`` {segment id or kind: factor}, as in what-if, and/or ``demand``
-{segment id: [per period]}); contract minimums scale with demand as in what-if. Each
+(``demand_scale`` {segment id or kind: factor}, as in what-if: a segment named by its id
+and by its kind gets both factors, multiplied; and/or ``demand`` {segment id: [per
+period]}); contract minimums scale with demand as in what-if. Each
 scenario's LP comes from ``build_lp`` unchanged; the deterministic equivalent stacks them
 block-diagonally and adds
 
