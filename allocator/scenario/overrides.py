@@ -46,7 +46,8 @@ class Overrides(BaseModel):
 
     demand_scale: dict[str, Factors] = Field(
         default_factory=dict,
-        description="Demand × factor (one, or one per period), by segment id or kind.",
+        description="Demand × factor (one, or one per period), by segment id or kind "
+        "(both: the factors multiply).",
     )
     capacity_change: dict[str, list[Number] | Number] = Field(
         default_factory=dict,
@@ -54,7 +55,8 @@ class Overrides(BaseModel):
     )
     price_change: dict[str, Factors] = Field(
         default_factory=dict,
-        description="Revenue per unit × factor (one, or one per period), by segment id or kind.",
+        description="Revenue per unit × factor (one, or one per period), by segment id or kind "
+        "(both: the factors multiply).",
     )
     kind_caps: dict[Kind, PerPeriod] | None = Field(
         None, description="Replace the policy's caps (GPUs per kind)."
@@ -65,7 +67,8 @@ class Overrides(BaseModel):
 
     throughput_scale: dict[str, Factors] = Field(
         default_factory=dict,
-        description="Every throughput × factor (one, or one per period), by segment id or kind.",
+        description="Every throughput × factor (one, or one per period), by segment id or kind "
+        "(both: the factors multiply).",
     )
     cost_change: dict[str, Factors] = Field(
         default_factory=dict,
