@@ -205,23 +205,71 @@ def run_plan_io(path: Path, time_limit: float) -> dict:
 
 
 def run_cli_solve(path: Path, time_limit: float) -> dict:
-    """(g) the whole command ``allocator solve FILE -o plan.json`` as a new process: start-up,
-    imports, parse, build, solve, read-out and the file written."""
+    """(g) the whole command as a new process: ``allocator solve FILE -o plan.json`` and
+    ``allocator solve FILE --json`` (stdout to a file): start-up, imports, parse, build,
+    solve, read-out and the JSON written; against the same solve in this process
+    (``solve()`` + ``plan.to_dict()``, after the processes, so their peaks are their own),
+    and ``allocator --help`` against a bare ``python -c pass``."""
+    out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="allocator-bench-") as tmp:
-        out = Path(tmp) / "plan.json"
-        cmd = [sys.executable, "-m", "allocator", "solve", str(path), "-o", str(out)]
-        cmd += ["--time-limit", f"{time_limit:g}"]
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=time_limit + 120)
-        wall = time.perf_counter() - t0
-        if proc.returncode != 0 or not out.exists():
-            return {"status": f"exit {proc.returncode}: {proc.stderr[-200:]}", "wall_s": wall}
-        plan = json.loads(out.read_bytes())
+        target = Path(tmp) / "plan.json"
+        base = [sys.executable, "-m", "allocator", "solve", str(path)]
+        limit = ["--time-limit", f"{time_limit:g}"]
+        for name, args in (("file", ["-o", str(target)]), ("json", ["--json"])):
+            with (Path(tmp) / "stdout").open("wb") as sink:
+                r = _timed_process([*base, *args, *limit], time_limit + 120, sink)
+            written = target if name == "file" else Path(tmp) / "stdout"
+            if r.pop("returncode") != 0 or not written.exists():
+                return {"status": f"exit: {r.get('stderr', '')[-200:]}", "wall_s": r["wall_s"]}
+            plan = json.loads(written.read_bytes())
+            out[f"{name}_wall_s"], out[f"{name}_peak_mb"] = r["wall_s"], r["peak_mb"]
+            out[f"{name}_mb"] = written.stat().st_size / 1e6
+    for name, cmd in (
+        ("help", [sys.executable, "-m", "allocator", "--help"]),
+        ("python", [sys.executable, "-c", "pass"]),
+    ):
+        walls = [_timed_process(cmd, 60)["wall_s"] for _ in range(5)]
+        out[f"{name}_s"] = statistics.median(walls)
+    from allocator import solve
+
+    t0 = time.perf_counter()
+    inproc = solve(path, time_limit=time_limit)
+    inproc.to_dict()
+    out["in_process_s"] = time.perf_counter() - t0
     return {
         "status": plan["status"],
         "objective": plan["totals"]["objective"],
+        "wall_s": out["file_wall_s"],
+        "json_mb": out["file_mb"],
+        **out,
+    }
+
+
+def _timed_process(cmd: list[str], timeout: float, stdout: Any = None) -> dict:
+    """Wall time, exit code and peak resident MB of a command (``wait4``: this child's own
+    rusage, not the high-water mark of every child so far)."""
+    with tempfile.TemporaryFile() as errf:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=stdout or subprocess.DEVNULL, stderr=errf, cwd=ROOT)
+        deadline = t0 + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.002)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        errf.seek(0)
+        stderr = errf.read().decode(errors="replace")
+    return {
         "wall_s": wall,
-        "json_mb": out.stat().st_size / 1e6 if out.exists() else None,
+        "returncode": proc.returncode,
+        "peak_mb": usage.ru_maxrss / 1024.0,
+        "stderr": stderr,
     }
 
 
@@ -932,9 +980,17 @@ def _data_path_ratios(ratios: dict[str, Any], runs: dict[str, list[dict]], a: fl
                 ratios[f"{fmt} write / json"] = statistics.median(vals) / statistics.median(
                     r["json_s"] for r in io
                 )
-    cli = [r["wall_s"] for r in runs.get("cli-solve", []) if r.get("status") == "optimal"]
+    cli_runs = [r for r in runs.get("cli-solve", []) if r.get("status") == "optimal"]
+    cli = [r["wall_s"] for r in cli_runs]
     if cli and a is not None:
         ratios["cli process / a"] = statistics.median(cli) / a
+    if cli_runs and "in_process_s" in cli_runs[0]:
+        for name in ("file", "json"):
+            ratios[f"cli {name} process / in-process solve+to_dict"] = statistics.median(
+                r[f"{name}_wall_s"] / r["in_process_s"] for r in cli_runs
+            )
+        ratios["cli --help s"] = statistics.median(r["help_s"] for r in cli_runs)
+        ratios["python -c pass s"] = statistics.median(r["python_s"] for r in cli_runs)
     clp = [r["wall_s"] for r in runs.get("clp", []) if r.get("status") == "optimal"]
     if cli and clp:
         ratios["cli process / cbc process"] = statistics.median(cli) / statistics.median(clp)
