@@ -116,7 +116,7 @@ def _factors(
     return factor
 
 
-def _scaled(value: float | list[float], factor: float | list[float]) -> float | list[float]:
+def scaled(value: float | list[float], factor: float | list[float]) -> float | list[float]:
     """A scalar-or-per-period number times a scalar-or-per-period factor: a scalar stays a
     scalar (so one factor on one number gives exactly what it gave before)."""
     if not isinstance(value, list) and not isinstance(factor, list):
@@ -206,11 +206,11 @@ def apply_overrides(sc: Scenario, overrides: Overrides | dict[str, Any]) -> Scen
     data = sc.to_dict()
     issues: list[Issue] = []
     for name, i, f in segment_changes(sc, ov, issues):
-        _scale_segment(data["segments"][i], name, f)
+        scale_segment(data["segments"][i], name, f)
     for name, j, f in pool_changes(sc, ov, issues):
         pool = data["pools"][j]
         if name == "cost_change":
-            pool["variable_cost_per_gpu_hour"] = _scaled(pool["variable_cost_per_gpu_hour"], f)
+            pool["variable_cost_per_gpu_hour"] = scaled(pool["variable_cost_per_gpu_hour"], f)
         else:
             pool["gpus"] = added_gpus(pool["gpus"], f)
     for name in ("kind_caps", "kind_floors"):
@@ -222,23 +222,23 @@ def apply_overrides(sc: Scenario, overrides: Overrides | dict[str, Any]) -> Scen
     return Scenario.from_dict(data)
 
 
-def _scale_segment(seg: dict[str, Any], name: str, f: Any) -> None:
+def scale_segment(seg: dict[str, Any], name: str, f: Any) -> None:
     """One segment's data after one of ``SEGMENT_FIELDS`` with factor(s) ``f``."""
     if name == "demand_scale":
-        seg["demand"] = _scaled(seg["demand"], f)
+        seg["demand"] = scaled(seg["demand"], f)
         if seg.get("contract_min") is not None:
-            seg["contract_min"] = _scaled(seg["contract_min"], f)
+            seg["contract_min"] = scaled(seg["contract_min"], f)
         for tier in seg.get("tiers") or []:  # the demand curve moves with the demand
-            tier["units"] = _scaled(tier["units"], f)
+            tier["units"] = scaled(tier["units"], f)
         if seg.get("subscription"):  # as many more subscribers
             sub = seg["subscription"]
-            sub["subscribers"] = _scaled(sub["subscribers"], f)
+            sub["subscribers"] = scaled(sub["subscribers"], f)
     elif name == "price_change":
-        seg["revenue_per_unit"] = _scaled(seg["revenue_per_unit"], f)
+        seg["revenue_per_unit"] = scaled(seg["revenue_per_unit"], f)
         for tier in seg.get("tiers") or []:  # every tier's price
-            tier["price"] = _scaled(tier["price"], f)
+            tier["price"] = scaled(tier["price"], f)
         if seg.get("subscription"):  # and the subscription fee
             sub = seg["subscription"]
-            sub["fee_per_subscriber"] = _scaled(sub["fee_per_subscriber"], f)
+            sub["fee_per_subscriber"] = scaled(sub["fee_per_subscriber"], f)
     else:
-        seg["throughput"] = {a: _scaled(v, f) for a, v in seg["throughput"].items()}
+        seg["throughput"] = {a: scaled(v, f) for a, v in seg["throughput"].items()}

@@ -21,21 +21,46 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
-from allocator.errors import InfeasibleError, NumericalError, Status, TimeLimitError, UnboundedError
+from allocator.errors import (
+    InfeasibleError,
+    Issue,
+    NumericalError,
+    ScenarioError,
+    Status,
+    TimeLimitError,
+    UnboundedError,
+)
 from allocator.lp import LinearProgram
 from allocator.lp.arrays import ScenarioArrays
-from allocator.lp.build import build_lp
+from allocator.lp.build import block_bounds, build_lp, objective_of
+from allocator.lp.program import RowBlock
 from allocator.plan import Plan
 from allocator.scenario import Scenario
 from allocator.scenario.load import as_scenario
-from allocator.scenario.model import per_period, unknown_id
-from allocator.scenario.overrides import Overrides, apply_overrides
+from allocator.scenario.model import (
+    Pool,
+    Segment,
+    check_items,
+    per_period,
+    pydantic_issues,
+    unknown_id,
+)
+from allocator.scenario.overrides import (
+    Overrides,
+    added_gpus,
+    apply_overrides,
+    pool_changes,
+    scale_segment,
+    scaled,
+    segment_changes,
+)
 from allocator.solvers.base import Solution
 from allocator.solvers.highs_model import highspy
 from allocator.solvers.rowgen import LoadedModel, RowGenerationSolver, load_whole
@@ -93,6 +118,13 @@ class Planner:
         self._period = {label: t for t, label in enumerate(self.scenario.period_labels)}
         self.last_solution: Solution | None = None
         self.last_solve: SolveStats | None = None
+        self.last_change: str | None = None  # how the last what-if reached the LP
+        # what-ifs apply to the base: its numbers a what-if changes, kept apart from the
+        # arrays that update_demand & co. change in place
+        self._base_arrays = replace(self.arrays)
+        self._base_numbers = {k: getattr(self.arrays, k).copy() for k in ARRAY_NUMBERS}
+        self._at_base_structure = True  # the kept LP has the base scenario's rows and columns
+        self._dirty: tuple[set[int], set[int]] = (set(), set())  # segments, pools changed
 
     # ------------------------------------------------------------------ solving
     def solve(self) -> Plan:
@@ -182,9 +214,120 @@ class Planner:
         """Apply what-if ``overrides`` (:mod:`allocator.workflows.whatif`: demand and price factors,
         capacity changes, kind caps and floors) to the planner's **base** scenario (the one
         it was created with, not the last what-if) and re-solve, warm where the model keeps
-        its structure (see :meth:`set_scenario`)."""
-        ov = overrides if isinstance(overrides, Overrides) else dict(overrides)
+        its structure (see :meth:`set_scenario`).
+
+        Demand, price, cost and capacity changes of segments without tiers or
+        subscriptions take the array path (``last_change`` says which ran): the changed
+        items alone are validated again, the costs and the bounds of the blocks they enter
+        are recomputed from the scenario's arrays (no matrix, no whole scenario validated)
+        and only what differs is pushed. The scenario is the one :func:`apply_overrides`
+        gives, and so are the errors."""
+        ov = overrides if isinstance(overrides, Overrides) else Overrides.model_validate(overrides)
+        if self._model is not None and self._at_base_structure and _array_path(ov):
+            t0 = time.perf_counter()
+            change = self._array_change(ov)
+            if change is not None:
+                self.scenario, new_arrays, new_lp, self._dirty = change
+                self._push(new_lp)
+                self.arrays, self.build_time_s = new_arrays, time.perf_counter() - t0
+                self.last_change = "arrays"
+                return self.solve()
+        self.last_change = "scenario"
         return self.set_scenario(apply_overrides(self.base, ov))
+
+    def _array_change(
+        self, ov: Overrides
+    ) -> tuple[Scenario, ScenarioArrays, LinearProgram, tuple[set[int], set[int]]] | None:
+        """The base scenario with ``ov`` applied, its arrays and LP (costs and bounds
+        recomputed, the matrix shared), and the segments and pools that differ from the
+        base; None when the change needs the scenario path (tiers, subscriptions, or a
+        row or column that appears or disappears). Raises ScenarioError as
+        apply_overrides does."""
+        base, T = self.base, len(self.base.periods)
+        issues: list[Issue] = []
+        seg_changes = list(segment_changes(base, ov, issues))
+        pool_ch = list(pool_changes(base, ov, issues))
+        if issues:
+            raise ScenarioError(issues)
+        if any(base.segments[i].tiers or base.segments[i].subscription for _, i, _ in seg_changes):
+            return None
+        arr = replace(self._base_arrays, **{k: v.copy() for k, v in self._base_numbers.items()})
+        seg_data: dict[int, dict[str, Any]] = {}
+        pool_data: dict[int, dict[str, Any]] = {}
+        for name, i, f in seg_changes:
+            factor = np.asarray(per_period(f, T), dtype=float)
+            if name == "demand_scale":
+                arr.demand[i] *= factor
+                arr.contract_min[i] *= factor
+            else:
+                arr.revenue[i] *= factor
+            scale_segment(
+                seg_data.setdefault(i, base.segments[i].model_dump(mode="json", exclude_none=True)),
+                name,
+                f,
+            )
+        for name, j, f in pool_ch:
+            pool = pool_data.setdefault(j, base.pools[j].model_dump(mode="json", exclude_none=True))
+            if name == "cost_change":
+                arr.var_cost[j] *= np.asarray(per_period(f, T), dtype=float)
+                pool["variable_cost_per_gpu_hour"] = scaled(pool["variable_cost_per_gpu_hour"], f)
+            else:
+                pool["gpus"] = added_gpus(pool["gpus"], f)
+                arr.gpus[j] = pool["gpus"]
+        sc = self._changed_scenario(seg_data, pool_data)
+        lp = self._lp_of(
+            sc,
+            arr,
+            demand=bool(seg_data) or bool(self._dirty[0]),
+            gpus=bool(pool_data) or bool(self._dirty[1]),
+        )
+        if lp is None:
+            return None
+        return sc, arr, lp, (set(seg_data), set(pool_data))
+
+    def _changed_scenario(
+        self, seg_data: dict[int, dict[str, Any]], pool_data: dict[int, dict[str, Any]]
+    ) -> Scenario:
+        """The base scenario with these segments and pools (their data) validated and put in
+        place (the others as in the base, those changed before back to the base's)."""
+        base = self.base
+        segments, pools = list(base.segments), list(base.pools)
+        issues: list[Issue] = []
+        for items, data, model, key in (
+            (segments, seg_data, Segment, "segments"),
+            (pools, pool_data, Pool, "pools"),
+        ):
+            for i, d in data.items():
+                try:
+                    items[i] = model.model_validate(d)
+                except ValidationError as exc:
+                    issues.extend(pydantic_issues(exc, f"{key}[{i}]", model))
+        if issues:
+            raise ScenarioError(issues)
+        sc = base.model_copy(update={"segments": segments, "pools": pools})
+        issues = check_items(sc, sorted(pool_data), sorted(seg_data))
+        if issues:
+            raise ScenarioError(issues)
+        return sc
+
+    def _lp_of(
+        self, sc: Scenario, arr: ScenarioArrays, *, demand: bool, gpus: bool
+    ) -> LinearProgram | None:
+        """The kept LP with ``arr``'s costs, constant and row bounds (the blocks demand and
+        GPUs enter, when they changed); None when a block gains or loses rows."""
+        old = self.lp
+        c, offset = objective_of(sc, arr, old.columns)
+        names = (DEMAND_BLOCKS if demand else ()) + (GPU_BLOCKS if gpus else ())
+        lower, upper = old.row_lower.copy(), old.row_upper.copy()
+        new_blocks = block_bounds(sc, arr, old.columns, names)
+        for name in names:
+            kept, new = old.block(name), new_blocks.get(name)
+            if kept is None and new is None:
+                continue
+            if kept is None or new is None or not _same_keys(kept, new[0]):
+                return None
+            lower[kept.start : kept.stop], upper[kept.start : kept.stop] = new[1], new[2]
+        return replace(old, c=c, offset=offset, row_lower=lower, row_upper=upper)
 
     def set_scenario(self, scenario: Scenario | Mapping[str, Any] | str | Path) -> Plan:
         """Plan ``scenario``, a variant of the planner's (same pools, segments, periods),
@@ -205,6 +348,7 @@ class Planner:
             self._push(lp)
         else:
             self._model = None  # a new structure: the next solve is cold
+            self._at_base_structure = False
         self.scenario, self.lp, self.arrays, self.build_time_s = sc, lp, arrays, build_time
         self._seg = {s.id: i for i, s in enumerate(sc.segments)}
         self._pool = {p.id: j for j, p in enumerate(sc.pools)}
@@ -398,6 +542,24 @@ class Planner:
             abs(fresh.offset - self.lp.offset) / max(1.0, abs(fresh.offset)),
             float(abs(fresh.A - self.lp.A).max()) if fresh.nnz else 0.0,
         )
+
+
+# the arrays a what-if on the array path changes, and the row blocks they enter
+ARRAY_NUMBERS = ("demand", "contract_min", "revenue", "var_cost", "gpus")
+DEMAND_BLOCKS = ("segment-demand", "segment-contract")
+GPU_BLOCKS = ("pool-capacity", "rnd-floor", "segment-stability", "segment-share")
+
+
+def _array_path(ov: Overrides) -> bool:
+    """Overrides the array path takes: numbers of segments and pools, not the policy or a
+    throughput (which changes the matrix)."""
+    return not ov.throughput_scale and ov.kind_caps is None and ov.kind_floors is None
+
+
+def _same_keys(a: RowBlock, b: RowBlock) -> bool:
+    return a.stop - a.start == b.stop - b.start and all(
+        np.array_equal(a.keys[k], b.keys.get(k)) for k in a.keys
+    )
 
 
 def _same_structure(a: LinearProgram, b: LinearProgram) -> bool:
