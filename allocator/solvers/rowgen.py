@@ -622,12 +622,22 @@ def _violated(
     the feasibility tolerance."""
     if rows.size == 0:
         return rows
+    return rows[violated_mask(lp, rows, x, A_rows)]
+
+
+def violated_mask(
+    lp: LinearProgram, rows: np.ndarray, x: np.ndarray, A_rows: sp.csr_matrix
+) -> np.ndarray:
+    """Mask of ``rows`` that ``x`` violates beyond ``VIOLATION_TOL`` (relative to
+    max(1, |bound|), as HiGHS' own feasibility tolerance)."""
+    if rows.size == 0:
+        return np.zeros(0, dtype=bool)
     act = A_rows @ x
     lo, hi = lp.row_lower[rows], lp.row_upper[rows]
     with np.errstate(invalid="ignore"):
         over = np.maximum(act - hi, lo - act)
         scale = np.maximum(1.0, np.minimum(np.abs(lo), np.abs(hi)))
-    return rows[over > VIOLATION_TOL * scale]
+    return np.asarray(over > VIOLATION_TOL * scale)
 
 
 def _to_full(sol: Solution, lp: LinearProgram, model: LoadedModel) -> Solution:

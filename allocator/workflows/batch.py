@@ -263,7 +263,7 @@ def validate_sweep(
     from pydantic import ValidationError
 
     from allocator.scenario import Scenario
-    from allocator.scenario.model import pydantic_issues, did_you_mean
+    from allocator.scenario.model import did_you_mean, pydantic_issues
     from allocator.scenario.overrides import apply_overrides
 
     issues: list[Issue] = []

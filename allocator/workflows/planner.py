@@ -62,6 +62,7 @@ from allocator.scenario.overrides import (
     segment_changes,
 )
 from allocator.solvers.base import Solution
+from allocator.solvers.blocks import PeriodBlocks
 from allocator.solvers.highs_model import highspy
 from allocator.solvers.rowgen import LoadedModel, RowGenerationSolver, load_whole
 
@@ -113,6 +114,9 @@ class Planner:
                 "(allocation_unit_gpus), a MILP: use allocator.solve()"
             )
         self._model: LoadedModel | None = None
+        self._blocks: PeriodBlocks | None = None  # the optimum by period (solvers/blocks.py)
+        self._changed: np.ndarray | None = None  # (T,) periods changed since the last solve
+        self.periods_solved: np.ndarray | None = None  # by the last solve; None: all
         self._seg = {s.id: i for i, s in enumerate(self.scenario.segments)}
         self._pool = {p.id: j for j, p in enumerate(self.scenario.pools)}
         self._period = {label: t for t, label in enumerate(self.scenario.period_labels)}
@@ -128,17 +132,35 @@ class Planner:
 
     # ------------------------------------------------------------------ solving
     def solve(self) -> Plan:
-        """Solve the current model: cold the first time, warm from the last basis after."""
+        """Solve the current model: cold the first time, warm from the last basis after:
+        the blocks of periods the changes since touched alone where the model splits by
+        period (solvers/blocks.py), the whole kept model otherwise."""
         warm = self._model is not None
         solver = RowGenerationSolver(threads=self.threads)
+        sol = None
         if self._model is None:
             if self.algorithm == "auto":
                 sol, self._model = solver.run_loaded(self.lp, self.time_limit, keep=True)
             else:
                 self._model = load_whole(self.lp, self.algorithm, self.threads)
                 sol = solver.resolve(self._model, self.lp, self.time_limit)
-        else:
+        elif self._blocks is not None and self._changed is not None:
+            deadline = None if self.time_limit is None else time.perf_counter() + self.time_limit
+            done = self._blocks.resolve(self.lp, self._changed, deadline)
+            if done is not None:
+                sol, self.periods_solved = done
+        if sol is None:  # the whole kept model, warm from the blocks' basis when they have one
+            assert self._model is not None
+            self._sync_whole()
             sol = solver.resolve(self._model, self.lp, self.time_limit)
+        if sol.algorithm != "period-window":
+            self.periods_solved = None
+            self._blocks = (
+                PeriodBlocks.of(self.lp, self._model, sol, self.threads)
+                if sol.status is Status.OPTIMAL
+                else None
+            )
+        self._changed = None if self._blocks is None else np.zeros(self._blocks.split.periods, bool)
         self.last_solution = sol
         self.last_solve = SolveStats(
             warm, sol.status.value, sol.algorithm, sol.time_s, sol.iterations, sol.objective
@@ -148,6 +170,22 @@ class Planner:
         return Plan.from_solution(
             self.scenario, self.lp, sol, build_time_s=self.build_time_s, arrays=self.arrays
         )
+
+    def _sync_whole(self) -> None:
+        """Before the whole kept model is solved again: the lazy rows the blocks added are
+        added to it (its basis is its own last one)."""
+        blocks, model = self._blocks, self._model
+        if blocks is None or model is None or model.full:
+            return
+        rows = blocks.lazy_rows[blocks.active & (model.hrow_of[blocks.lazy_rows] < 0)]
+        if rows.size:
+            model.add(np.sort(rows), self.lp)
+        self._blocks = None
+
+    def _mark(self, cols: np.ndarray, rows: np.ndarray) -> None:
+        """Note the periods these LP columns and rows belong to as changed."""
+        if self._blocks is not None and self._changed is not None:
+            self._changed |= self._blocks.periods_of(cols, rows, self.lp)
 
     def _raise(self, sol: Solution) -> None:
         where = f"scenario {self.scenario.name!r}: "
@@ -347,7 +385,7 @@ class Planner:
         if self._model is not None and _same_structure(self.lp, lp):
             self._push(lp)
         else:
-            self._model = None  # a new structure: the next solve is cold
+            self._model = self._blocks = None  # a new structure: the next solve is cold
             self._at_base_structure = False
         self.scenario, self.lp, self.arrays, self.build_time_s = sc, lp, arrays, build_time
         self._seg = {s.id: i for i, s in enumerate(sc.segments)}
@@ -362,9 +400,11 @@ class Planner:
         h, old = self._model.h, self.lp
         inf = highspy.kHighsInf
         cols = np.nonzero(new.c != old.c)[0]
+        self._mark(cols, np.zeros(0, dtype=np.int64))
         if cols.size:
             h.changeColsCost(int(cols.size), cols.astype(np.int32), -new.c[cols])
         cols = np.nonzero((new.col_lower != old.col_lower) | (new.col_upper != old.col_upper))[0]
+        self._mark(cols, np.zeros(0, dtype=np.int64))
         if cols.size:
             h.changeColsBounds(
                 int(cols.size),
@@ -405,6 +445,7 @@ class Planner:
         not loaded in it are checked against the LP itself at the next solve)."""
         if self._model is None or rows.size == 0:
             return
+        self._mark(np.zeros(0, dtype=np.int64), rows)
         hrows = self._model.hrow_of[rows]
         loaded = hrows >= 0
         rows, hrows = rows[loaded], hrows[loaded].astype(np.int32)
