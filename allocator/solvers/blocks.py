@@ -143,9 +143,10 @@ class PeriodBlocks:
         out[self.split.col_period[cols]] = True
         if rows.size:
             lazy_at = np.searchsorted(self.lazy_rows, rows)
-            is_lazy = (lazy_at < self.lazy_rows.size) & (
-                self.lazy_rows[np.minimum(lazy_at, self.lazy_rows.size - 1)] == rows
-            )
+            is_lazy = np.zeros(rows.size, dtype=bool)
+            if self.lazy_rows.size:
+                last = self.lazy_rows.size - 1
+                is_lazy = (lazy_at <= last) & (self.lazy_rows[np.minimum(lazy_at, last)] == rows)
             for lo, hi in self.span[lazy_at[is_lazy]]:
                 out[lo : hi + 1] = True
             base = rows[~is_lazy]
