@@ -1286,6 +1286,16 @@ def _check_the_rest(
 _ITEM_PATH = re.compile(r"^(periods|pools|segments)\[(\d+)\]")
 
 
+def named_issues(issues: list[Issue], sc: Scenario) -> list[Issue]:
+    """``issues`` about items of ``sc`` named as :func:`validate_scenario` names them."""
+    data = {
+        "periods": [{"label": p.label} for p in sc.periods],
+        "pools": [{"id": p.id} for p in sc.pools],
+        "segments": [{"id": s.id} for s in sc.segments],
+    }
+    return _named(issues, data)
+
+
 def _named(issues: list[Issue], data: dict[str, Any]) -> list[Issue]:
     """Each issue under an item with the item's id (or period label) next to its index:
     ``segments[3] (chat).demand[5]``."""

@@ -34,6 +34,7 @@ import scipy.sparse as sp
 
 from allocator.errors import Status
 from allocator.lp import LinearProgram
+from allocator.lp.program import spans
 from allocator.solvers.base import MESSAGES, Solution
 from allocator.solvers.highs_model import highs_lp, highspy, new_highs, run_highs
 from allocator.solvers.rowgen import (
@@ -95,14 +96,7 @@ class PeriodBlocks:
         if split is None or sol.col_dual is None:
             return None
         lazy_A = model.lazy_A
-        cp = split.col_period[lazy_A.indices]
-        starts = lazy_A.indptr[:-1]
-        nonempty = np.diff(lazy_A.indptr) > 0
-        span = np.zeros((model.lazy_rows.size, 2), dtype=np.int64)
-        if cp.size:
-            at = np.minimum(starts, cp.size - 1)
-            span[:, 0] = np.where(nonempty, np.minimum.reduceat(cp, at), 0)
-            span[:, 1] = np.where(nonempty, np.maximum.reduceat(cp, at), 0)
+        span = spans(lazy_A, split.col_period, split.periods)
         return cls(
             split=split,
             lazy_rows=model.lazy_rows,

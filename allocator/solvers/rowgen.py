@@ -44,6 +44,7 @@ import scipy.sparse as sp
 
 from allocator.errors import Status
 from allocator.lp import LinearProgram
+from allocator.lp.program import column_periods
 from allocator.solvers.base import MESSAGES, Solution, Solver
 from allocator.solvers.highs_model import (
     highs_lp,
@@ -92,19 +93,6 @@ def lazy_mask(lp: LinearProgram) -> np.ndarray:
         if b.name in LAZY_BLOCKS:
             mask[b.start : b.stop] = True
     return mask
-
-
-def column_periods(lp: LinearProgram) -> np.ndarray:
-    """The period of each column, -1 where a column is not tied to one period (expansion
-    columns, and columns a derived model appends beyond the scenario's)."""
-    c = lp.columns
-    out = np.full(lp.num_cols, -1, dtype=np.int64)
-    out[: c.e_offset] = np.concatenate([c.x_period, c.r_period, c.u_period])
-    if c.n_rsv and lp.num_cols >= c.n_columns:
-        out[c.rsv_offset : c.tier_offset] = c.rsv_period
-    if c.n_tier and lp.num_cols >= c.n_columns:
-        out[c.tier_offset : c.n_columns] = c.tier_period
-    return out
 
 
 def row_periods(lp: LinearProgram) -> np.ndarray:

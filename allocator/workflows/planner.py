@@ -42,12 +42,14 @@ from allocator.lp.arrays import ScenarioArrays
 from allocator.lp.build import block_bounds, build_lp, objective_of
 from allocator.lp.program import RowBlock
 from allocator.plan import Plan
+from allocator.plan.readout import ReadOutCache
 from allocator.scenario import Scenario
 from allocator.scenario.load import as_scenario
 from allocator.scenario.model import (
     Pool,
     Segment,
     check_items,
+    named_issues,
     per_period,
     pydantic_issues,
     unknown_id,
@@ -117,6 +119,9 @@ class Planner:
         self._blocks: PeriodBlocks | None = None  # the optimum by period (solvers/blocks.py)
         self._changed: np.ndarray | None = None  # (T,) periods changed since the last solve
         self.periods_solved: np.ndarray | None = None  # by the last solve; None: all
+        self._readout = ReadOutCache()  # the last plan's sums and binding rows, to patch
+        self._full_readout = False  # the next plan is read out whole (set_scenario)
+        self._array_periods = np.zeros(len(self.scenario.periods), dtype=bool)
         self._seg = {s.id: i for i, s in enumerate(self.scenario.segments)}
         self._pool = {p.id: j for j, p in enumerate(self.scenario.pools)}
         self._period = {label: t for t, label in enumerate(self.scenario.period_labels)}
@@ -138,6 +143,7 @@ class Planner:
         warm = self._model is not None
         solver = RowGenerationSolver(threads=self.threads)
         sol = None
+        changed = None if self._changed is None else self._changed.copy()
         if self._model is None:
             if self.algorithm == "auto":
                 sol, self._model = solver.run_loaded(self.lp, self.time_limit, keep=True)
@@ -167,8 +173,21 @@ class Planner:
         )
         if sol.status not in (Status.OPTIMAL, Status.TIME_LIMIT):
             self._raise(sol)
+        # the read-out patches the periods changed or solved again; all after a whole solve
+        patch = sol.algorithm == "period-window" and not self._full_readout
+        if patch and changed is not None and self.periods_solved is not None:
+            self._readout.periods = changed | self.periods_solved | self._array_periods
+        else:
+            self._readout.periods = None
+        self._full_readout = False
+        self._array_periods = np.zeros(len(self._period), dtype=bool)
         return Plan.from_solution(
-            self.scenario, self.lp, sol, build_time_s=self.build_time_s, arrays=self.arrays
+            self.scenario,
+            self.lp,
+            sol,
+            build_time_s=self.build_time_s,
+            arrays=self.arrays,
+            cache=self._readout,
         )
 
     def _sync_whole(self) -> None:
@@ -266,6 +285,7 @@ class Planner:
             change = self._array_change(ov)
             if change is not None:
                 self.scenario, new_arrays, new_lp, self._dirty = change
+                self._array_periods |= _periods_changed(self.arrays, new_arrays)
                 self._push(new_lp)
                 self.arrays, self.build_time_s = new_arrays, time.perf_counter() - t0
                 self.last_change = "arrays"
@@ -341,11 +361,11 @@ class Planner:
                 except ValidationError as exc:
                     issues.extend(pydantic_issues(exc, f"{key}[{i}]", model))
         if issues:
-            raise ScenarioError(issues)
+            raise ScenarioError(named_issues(issues, base))
         sc = base.model_copy(update={"segments": segments, "pools": pools})
         issues = check_items(sc, sorted(pool_data), sorted(seg_data))
         if issues:
-            raise ScenarioError(issues)
+            raise ScenarioError(named_issues(issues, sc))
         return sc
 
     def _lp_of(
@@ -382,11 +402,13 @@ class Planner:
             raise ValueError("Planner re-solves LPs warm; this scenario is a MILP")
         arrays = ScenarioArrays.of(sc)
         build_time = time.perf_counter() - t0
+        self._full_readout = True  # any number may have changed: the plan is read out whole
         if self._model is not None and _same_structure(self.lp, lp):
             self._push(lp)
         else:
             self._model = self._blocks = None  # a new structure: the next solve is cold
             self._at_base_structure = False
+            self._readout = ReadOutCache()
         self.scenario, self.lp, self.arrays, self.build_time_s = sc, lp, arrays, build_time
         self._seg = {s.id: i for i, s in enumerate(sc.segments)}
         self._pool = {p.id: j for j, p in enumerate(sc.pools)}
@@ -589,6 +611,14 @@ class Planner:
 ARRAY_NUMBERS = ("demand", "contract_min", "revenue", "var_cost", "gpus")
 DEMAND_BLOCKS = ("segment-demand", "segment-contract")
 GPU_BLOCKS = ("pool-capacity", "rnd-floor", "segment-stability", "segment-share")
+
+
+def _periods_changed(old: ScenarioArrays, new: ScenarioArrays) -> np.ndarray:
+    """(T,) bool: the periods where a number the array path changes differs."""
+    out = np.zeros(old.demand.shape[1], dtype=bool)
+    for name in ARRAY_NUMBERS:
+        out |= np.any(getattr(old, name) != getattr(new, name), axis=0)
+    return out
 
 
 def _array_path(ov: Overrides) -> bool:
