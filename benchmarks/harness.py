@@ -17,6 +17,9 @@ For each size, one after another in one run:
     ``pip install 'allocator[bench]'``);
 (d) ``warm``: a :class:`~allocator.workflows.planner.Planner` re-solve after a 5 % demand change in
     one period, against its own cold solve and against b's cold solve of the whole LP;
+(d') ``whatif``: what-ifs end to end (overrides in, plan and difference out) after a
+    planner's cold solve, one period and every period changed, against the engine's own
+    cold end-to-end solve in the same process (issue 25);
 (e) ``pop-2``, ``pop-4``: the partitioned mode (:mod:`allocator.workflows.partition`, k groups with
     1/k of every pool, in parallel): its objective gap to the engine's optimum and its
     speed-up;
@@ -86,7 +89,16 @@ STOCHASTIC = ("stoch-extensive", "stoch-decomp", "stoch-dask-1", "stoch-dask-2")
 STOCH_SCENARIOS_OF = {"1m": 20}  # demand scenarios per size (default 10)
 STOCH_EXTENSIVE_MAX_COLUMNS = 5_000_000  # bigger extensive forms are skipped (memory)
 SHARE_FROM_COLUMNS = 3_000_000  # a worker's scenarios' columns from which they share a model
-PHASES = ("engine", *SOLVERS_ALONE, *PEERS, "warm", *PARTITIONED, *DATA_PATH, *STOCHASTIC)
+PHASES = (
+    "engine",
+    *SOLVERS_ALONE,
+    *PEERS,
+    "warm",
+    "whatif",
+    *PARTITIONED,
+    *DATA_PATH,
+    *STOCHASTIC,
+)
 OBJ_TOL = 1e-6  # relative objective agreement counted as "the same optimum"
 
 
@@ -675,6 +687,68 @@ def run_warm(path: Path, time_limit: float) -> dict:
     }
 
 
+def run_whatif(path: Path, time_limit: float, repeats: int = 6) -> dict:
+    """(h) What-ifs at interactive speed, end to end: from ``Planner.what_if(overrides)`` to
+    the answer (the new Plan and ``compare(base, new)``, the difference), after the
+    planner's cold solve. ``one``: the demand of one segment × 1.05 in the middle period
+    (the segments whose demand rows bind hardest there, one after another, each what-if
+    relative to the base); ``all``: the same segments × 1.05 in every period. The
+    baseline is the engine's own cold end-to-end solve (phase a's steps) run first in
+    this process, and the ``engine`` phase of the run."""
+    from allocator.scenario import Scenario
+    from allocator.workflows.planner import Planner
+    from allocator.workflows.whatif import compare
+
+    cold = run_engine(path, time_limit)
+    if cold.get("status") != "optimal":
+        return {"status": cold.get("status"), "wall_s": cold["wall_s"]}
+    sc = Scenario.from_file(path)
+    planner = Planner(sc, time_limit=time_limit)
+    base = planner.solve()
+    T = len(sc.periods)
+    block = planner.lp.block("segment-demand")
+    sol = planner.last_solution
+    assert block is not None and sol is not None and sol.row_dual is not None
+    duals = sol.row_dual[block.start : block.stop].reshape(-1, T)[:, T // 2]
+    segments = [sc.segments[int(i)].id for i in np.argsort(-duals, kind="stable")[:repeats]]
+    out: dict[str, Any] = {"status": "optimal", "cold_wall_s": cold["wall_s"]}
+    for mode in ("one", "all"):
+        runs = []
+        for seg in segments:
+            factor: Any = (
+                [1.05 if t == T // 2 else 1.0 for t in range(T)] if mode == "one" else 1.05
+            )
+            t0 = time.perf_counter()
+            new = planner.what_if({"demand_scale": {seg: factor}})
+            compare(base, new)
+            wall = time.perf_counter() - t0
+            last = planner.last_solution
+            assert last is not None and planner.last_solve is not None
+            runs.append(
+                {
+                    "wall_s": wall,
+                    "change_s": planner.build_time_s,  # overrides to the LP's numbers
+                    "solver_s": last.time_s,
+                    "algorithm": last.algorithm,
+                    "periods_solved": float(last.extra.get("periods_solved", T)),
+                    "iterations": last.iterations,
+                    "path": planner.last_change,
+                }
+            )
+        walls = [r["wall_s"] for r in runs]
+        out[mode] = {
+            "runs": runs,
+            "first_s": walls[0],
+            "median_s": statistics.median(walls),
+            "median_solver_s": statistics.median(r["solver_s"] for r in runs),
+            "median_change_s": statistics.median(r["change_s"] for r in runs),
+            "speedup_vs_cold": cold["wall_s"] / statistics.median(walls),
+        }
+    out["objective"] = base.objective
+    out["wall_s"] = out["one"]["median_s"]
+    return out
+
+
 def run_partitioned(path: Path, time_limit: float, k: int) -> dict:
     """POP-style: k groups with 1/k of every pool, solved in parallel (a local process pool
     over min(k, cores) processes) and merged (allocator.workflows.partition)."""
@@ -797,6 +871,7 @@ WORKERS: dict[str, Callable[[Path, float], dict]] = {
     "pulp-cbc": run_pulp,
     "linopy-highs": run_linopy,
     "warm": run_warm,
+    "whatif": run_whatif,
     "pop-2": lambda p, tl: run_partitioned(p, tl, 2),
     "pop-4": lambda p, tl: run_partitioned(p, tl, 4),
     "plan-io": run_plan_io,
@@ -926,6 +1001,7 @@ def summarise(size: str, info: dict, runs: dict[str, list[dict]]) -> dict:
             ratios[f"{pop} gap"] = (ref - ok[0]["objective"]) / abs(ref)
     _data_path_ratios(ratios, runs, a)
     _stochastic_ratios(ratios, phases, runs)
+    _whatif_ratios(ratios, runs, a)
     warm = [r for r in runs.get("warm", []) if r.get("status") == "optimal"]
     if warm:
         w = statistics.median(r["warm_solver_s"] for r in warm)
@@ -937,6 +1013,22 @@ def summarise(size: str, info: dict, runs: dict[str, list[dict]]) -> dict:
             ratios["warm vs b cold (solver)"] = alone[b_phase] / max(w, 1e-9)
         ratios["warm end to end s"] = statistics.median(r["wall_s"] for r in warm)
     return {"size": size, **info, "phases": phases, "ratios": ratios}
+
+
+def _whatif_ratios(ratios: dict[str, Any], runs: dict[str, list[dict]], a: float | None) -> None:
+    """End-to-end what-ifs against the cold end-to-end solve in the same process and the
+    engine phase (a)."""
+    ok = [r for r in runs.get("whatif", []) if r.get("status") == "optimal" and "one" in r]
+    for mode in ("one", "all"):
+        if not ok:
+            return
+        med = statistics.median(r[mode]["median_s"] for r in ok)
+        ratios[f"whatif {mode}-period s"] = med
+        ratios[f"whatif {mode}-period vs cold (same process)"] = statistics.median(
+            r[mode]["speedup_vs_cold"] for r in ok
+        )
+        if a is not None:
+            ratios[f"whatif {mode}-period vs engine phase"] = a / med
 
 
 def _stochastic_ratios(ratios: dict[str, Any], phases: dict, runs: dict[str, list[dict]]) -> None:
@@ -1047,6 +1139,28 @@ def markdown(results: dict) -> str:
             f"| {f('warm vs engine cold (solver)', fmt='.0f')} "
             f"| {f('warm vs b cold (solver)', fmt='.0f')} | {f('pop-2 gap', fmt='.2%')} "
             f"| {f('pop-2 speed-up')} | {f('pop-4 gap', fmt='.2%')} | {f('pop-4 speed-up')} |"
+        )
+    lines += [
+        "",
+        "| size | what-if one period s | vs cold (same process) | vs engine phase | what-if all "
+        "periods s | vs cold (same process) | vs engine phase |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in results["sizes"]:
+        r = s["ratios"]
+        if "whatif one-period s" not in r:
+            continue
+
+        def g(key: str, r: dict = r, fmt: str = ".1f") -> str:
+            return "—" if r.get(key) is None else format(r[key], fmt)
+
+        lines.append(
+            f"| {s['size']} | {g('whatif one-period s', fmt='.3f')} "
+            f"| {g('whatif one-period vs cold (same process)')} "
+            f"| {g('whatif one-period vs engine phase')} "
+            f"| {g('whatif all-period s', fmt='.3f')} "
+            f"| {g('whatif all-period vs cold (same process)')} "
+            f"| {g('whatif all-period vs engine phase')} |"
         )
     return "\n".join(lines) + "\n"
 
