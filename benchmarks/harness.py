@@ -713,7 +713,7 @@ def run_whatif(path: Path, time_limit: float, repeats: int = 6) -> dict:
     segments = [sc.segments[int(i)].id for i in np.argsort(-duals, kind="stable")[:repeats]]
     out: dict[str, Any] = {"status": "optimal", "cold_wall_s": cold["wall_s"]}
     for mode in ("one", "all"):
-        runs = []
+        runs: list[dict[str, Any]] = []
         for seg in segments:
             factor: Any = (
                 [1.05 if t == T // 2 else 1.0 for t in range(T)] if mode == "one" else 1.05
@@ -735,13 +735,13 @@ def run_whatif(path: Path, time_limit: float, repeats: int = 6) -> dict:
                     "path": planner.last_change,
                 }
             )
-        walls = [r["wall_s"] for r in runs]
+        walls = [float(r["wall_s"]) for r in runs]
         out[mode] = {
             "runs": runs,
             "first_s": walls[0],
             "median_s": statistics.median(walls),
-            "median_solver_s": statistics.median(r["solver_s"] for r in runs),
-            "median_change_s": statistics.median(r["change_s"] for r in runs),
+            "median_solver_s": statistics.median(float(r["solver_s"]) for r in runs),
+            "median_change_s": statistics.median(float(r["change_s"]) for r in runs),
             "speedup_vs_cold": cold["wall_s"] / statistics.median(walls),
         }
     out["objective"] = base.objective

@@ -160,6 +160,7 @@ class Planner:
             self._sync_whole()
             sol = solver.resolve(self._model, self.lp, self.time_limit)
         if sol.algorithm != "period-window":
+            assert self._model is not None
             self.periods_solved = None
             self._blocks = (
                 PeriodBlocks.of(self.lp, self._model, sol, self.threads)
@@ -349,7 +350,8 @@ class Planner:
         """The base scenario with these segments and pools (their data) validated and put in
         place (the others as in the base, those changed before back to the base's)."""
         base = self.base
-        segments, pools = list(base.segments), list(base.pools)
+        segments: list[Any] = list(base.segments)
+        pools: list[Any] = list(base.pools)
         issues: list[Issue] = []
         for items, data, model, key in (
             (segments, seg_data, Segment, "segments"),
@@ -357,7 +359,7 @@ class Planner:
         ):
             for i, d in data.items():
                 try:
-                    items[i] = model.model_validate(d)
+                    items[i] = model.model_validate(d)  # type: ignore[attr-defined]
                 except ValidationError as exc:
                     issues.extend(pydantic_issues(exc, f"{key}[{i}]", model))
         if issues:
@@ -629,7 +631,7 @@ def _array_path(ov: Overrides) -> bool:
 
 def _same_keys(a: RowBlock, b: RowBlock) -> bool:
     return a.stop - a.start == b.stop - b.start and all(
-        np.array_equal(a.keys[k], b.keys.get(k)) for k in a.keys
+        k in b.keys and np.array_equal(a.keys[k], b.keys[k]) for k in a.keys
     )
 
 
