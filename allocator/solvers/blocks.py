@@ -36,12 +36,13 @@ from allocator.errors import Status
 from allocator.lp import LinearProgram
 from allocator.lp.program import spans
 from allocator.solvers.base import MESSAGES, Solution
-from allocator.solvers.highs_model import highs_lp, highspy, new_highs, run_highs
+from allocator.solvers.highs_model import highs_lp, highspy, run_highs
 from allocator.solvers.rowgen import (
     LoadedModel,
     PeriodSplit,
     _set_basis,
     _set_time_limit,
+    dual_simplex,
     lazy_mask,
     split_by_period,
     violated_mask,
@@ -227,11 +228,7 @@ class PeriodBlocks:
         base = sp_.A[r0:r1]
         base = sp.csr_matrix((base.data, local[base.indices], base.indptr), (r1 - r0, cols.size))
         lo, hi = self._lazy_bounds(lp, lazy, cols)
-        h = new_highs()
-        h.setOptionValue("solver", "simplex")
-        h.setOptionValue("simplex_strategy", 1)  # dual
-        if self.threads:
-            h.setOptionValue("threads", int(self.threads))
+        h = dual_simplex(self.threads)
         h.passModel(
             highs_lp(
                 -lp.c[cols],

@@ -406,11 +406,7 @@ class RowGenerationSolver(Solver):
         ``A`` when already sliced), from ``basis`` (column and row statuses, rows in
         ``base_rows`` order) when given."""
         A = lp.A[base_rows] if A is None else A
-        h = new_highs()
-        h.setOptionValue("solver", "simplex")
-        h.setOptionValue("simplex_strategy", 1)  # dual
-        if self.threads:
-            h.setOptionValue("threads", int(self.threads))
+        h = dual_simplex(self.threads)
         h.passModel(
             highs_lp(
                 -lp.c,
@@ -571,6 +567,16 @@ def _chain(
 
 
 _lock = threading.Lock()
+
+
+def dual_simplex(threads: int | None = None) -> Any:
+    """A new HiGHS object set to dual simplex (with ``threads`` when given)."""
+    h = new_highs()
+    h.setOptionValue("solver", "simplex")
+    h.setOptionValue("simplex_strategy", 1)  # dual
+    if threads:
+        h.setOptionValue("threads", int(threads))
+    return h
 
 
 def _iterations(h: Any) -> int:
