@@ -132,7 +132,11 @@ class Planner:
         # arrays that update_demand & co. change in place
         self._base_arrays = replace(self.arrays)
         self._base_numbers = {k: getattr(self.arrays, k).copy() for k in ARRAY_NUMBERS}
-        self._at_base_structure = True  # the kept LP has the base scenario's rows and columns
+        # the kept LP is the base's with only what the array path recomputes changed (costs,
+        # the demand and GPU blocks); set_scenario may change any number: the array path
+        # is then off for the session
+        self._at_base_structure = True
+        self._changed_directly = False  # update_demand & co. since the last what-if
         self._dirty: tuple[set[int], set[int]] = (set(), set())  # segments, pools changed
 
     # ------------------------------------------------------------------ solving
@@ -286,6 +290,7 @@ class Planner:
             change = self._array_change(ov)
             if change is not None:
                 self.scenario, new_arrays, new_lp, self._dirty = change
+                self._changed_directly = False
                 self._array_periods |= _periods_changed(self.arrays, new_arrays)
                 self._push(new_lp)
                 self.arrays, self.build_time_s = new_arrays, time.perf_counter() - t0
@@ -334,11 +339,12 @@ class Planner:
                 pool["gpus"] = added_gpus(pool["gpus"], f)
                 arr.gpus[j] = pool["gpus"]
         sc = self._changed_scenario(seg_data, pool_data)
+        direct = self._changed_directly  # update_demand & co.: numbers not in _dirty
         lp = self._lp_of(
             sc,
             arr,
-            demand=bool(seg_data) or bool(self._dirty[0]),
-            gpus=bool(pool_data) or bool(self._dirty[1]),
+            demand=bool(seg_data) or bool(self._dirty[0]) or direct,
+            gpus=bool(pool_data) or bool(self._dirty[1]) or direct,
         )
         if lp is None:
             return None
@@ -409,8 +415,8 @@ class Planner:
             self._push(lp)
         else:
             self._model = self._blocks = None  # a new structure: the next solve is cold
-            self._at_base_structure = False
             self._readout = ReadOutCache()
+        self._at_base_structure = False
         self.scenario, self.lp, self.arrays, self.build_time_s = sc, lp, arrays, build_time
         self._seg = {s.id: i for i, s in enumerate(sc.segments)}
         self._pool = {p.id: j for j, p in enumerate(sc.pools)}
@@ -483,6 +489,7 @@ class Planner:
     def _set_demand(
         self, s: int, ts: np.ndarray, demand: np.ndarray, contract: np.ndarray | None
     ) -> None:
+        self._changed_directly = True
         arr, lp = self.arrays, self.lp
         T = arr.demand.shape[1]
         old = arr.demand[s, ts].copy()
@@ -546,6 +553,7 @@ class Planner:
         return self.set_scenario(self.scenario.model_copy(update={"segments": segments}))
 
     def _set_gpus(self, p: int, t: int, gpus: float) -> None:
+        self._changed_directly = True
         arr, lp, pol = self.arrays, self.lp, self.scenario.policy
         T = arr.gpus.shape[1]
         arr.gpus[p, t] = gpus

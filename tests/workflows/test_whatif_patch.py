@@ -195,3 +195,25 @@ def test_compare_takes_plans() -> None:
     base = planner.solve()
     new = planner.what_if({"demand_scale": {"cloud": 1.1}})
     assert compare(base, new) == compare(base.to_dict(), new.to_dict())
+
+
+def test_what_if_after_direct_changes_is_relative_to_the_base() -> None:
+    """update_demand / set_capacity change the kept model in place; the next what-if still
+    applies to the base (the demand and GPU blocks recomputed from the base's arrays), and
+    after set_scenario (any number may differ) what-ifs take the scenario path."""
+    sc = fleet(3)
+    planner = Planner(sc)
+    planner.solve()
+    seg, pool = sc.segments[4], sc.pools[1]
+    planner.update_demand(seg.id, 2, seg.demand[2] * 1.2)
+    planner.set_capacity(pool.id, 3, pool.gpus[3] + 8)
+    ov = {"price_change": {sc.segments[0].id: 1.1}}
+    plan = planner.what_if(ov)
+    assert planner.last_change == "arrays"
+    assert_exact(planner, plan, sc, ov)
+    planner.set_scenario(apply_overrides(sc, {"kind_caps": {"cloud": 1e6}}))
+    ov = {"demand_scale": {seg.id: 1.1}}
+    plan = planner.what_if(ov)
+    assert planner.last_change == "scenario"
+    assert planner.scenario.to_dict() == apply_overrides(sc, ov).to_dict()
+    assert planner.check_consistent() == 0.0
