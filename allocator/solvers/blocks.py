@@ -3,24 +3,25 @@
 period's numbers.
 
 The whole LP is one LP per period joined by the lazy rows (stability, GPU-hour budgets;
-solvers/rowgen.py). Keep its optimum with its basis, by period. The lazy rows that are in
-the model and **non-basic** (at a bound) join periods into *blocks*: runs of consecutive
-periods; every other lazy row is basic, or not in the model, and has a zero dual.
+solvers/rowgen.py). Keep its optimum: the plan, the duals, the reduced costs and the basis.
 
-* Without the lazy rows that cross a block's edge the LP is one LP per block (their rows
-  and slacks drop out of the basis matrix, which stays square and non-singular per
-  block), and the kept basis restricted to a block is optimal for it.
-* A change to some periods' numbers changes only the blocks holding them: each is solved
-  again by dual simplex from its kept basis (the other blocks' optima stand), adding the
-  lazy rows inside it that its new plan violates, as the cold solve does.
-* A lazy row crossing a block's edge that the new plan violates joins the blocks it
-  spans: they are solved again as one, the row in the model.
-* When no lazy row is violated, the blocks' optima with zero duals on the rows left out
-  are optimal for the whole LP (the argument of rowgen.py: a relaxation's optimum that is
-  feasible for the whole LP), shadow prices included.
-
-When the blocks to solve hold more than ``max_share`` of the periods (a change in every
-period) the caller solves the whole kept model instead (``resolve`` returns None).
+* **The window.** The periods a change touches, and those joined to them by lazy rows in
+  the model with a non-zero dual, form a window of consecutive periods. It is solved as
+  one LP with every other column fixed at its value: its periods' rows, and the lazy rows
+  in the model touching it (a row across its edge keeps the outside part as a constant in
+  its bounds), by dual simplex from the kept basis restricted to the window (made square:
+  see ``_square``), adding the lazy rows touching the window that its new plan violates,
+  as the cold solve does.
+* **The certificate.** The window's LP is optimal for its columns; the rows outside it
+  keep their duals, and the only reduced costs its new duals change are those of the
+  outside columns in the lazy rows across its edge. If each keeps the sign its bound
+  status asks (zero for a basic column), the plan and duals are primal feasible, dual
+  feasible and complementary on the whole LP: optimal, shadow prices included.
+  Otherwise the window widens to the periods of the columns that fail, and is solved
+  again.
+* When the window passes ``max_share`` of the periods (a change in every period), or
+  is not optimal (with the outside fixed it can be infeasible where the whole LP is not),
+  ``resolve`` returns None and the caller solves the whole kept model instead.
 """
 
 from __future__ import annotations
