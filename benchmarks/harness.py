@@ -17,6 +17,9 @@ For each size, one after another in one run:
     ``pip install 'allocator[bench]'``);
 (d) ``warm``: a :class:`~allocator.workflows.planner.Planner` re-solve after a 5 % demand change in
     one period, against its own cold solve and against b's cold solve of the whole LP;
+(d') ``whatif``: what-ifs end to end (overrides in, plan and difference out) after a
+    planner's cold solve, one period and every period changed, against the engine's own
+    cold end-to-end solve in the same process (issue 25);
 (e) ``pop-2``, ``pop-4``: the partitioned mode (:mod:`allocator.workflows.partition`, k groups with
     1/k of every pool, in parallel): its objective gap to the engine's optimum and its
     speed-up;
@@ -86,7 +89,16 @@ STOCHASTIC = ("stoch-extensive", "stoch-decomp", "stoch-dask-1", "stoch-dask-2")
 STOCH_SCENARIOS_OF = {"1m": 20}  # demand scenarios per size (default 10)
 STOCH_EXTENSIVE_MAX_COLUMNS = 5_000_000  # bigger extensive forms are skipped (memory)
 SHARE_FROM_COLUMNS = 3_000_000  # a worker's scenarios' columns from which they share a model
-PHASES = ("engine", *SOLVERS_ALONE, *PEERS, "warm", *PARTITIONED, *DATA_PATH, *STOCHASTIC)
+PHASES = (
+    "engine",
+    *SOLVERS_ALONE,
+    *PEERS,
+    "warm",
+    "whatif",
+    *PARTITIONED,
+    *DATA_PATH,
+    *STOCHASTIC,
+)
 OBJ_TOL = 1e-6  # relative objective agreement counted as "the same optimum"
 
 
@@ -205,23 +217,71 @@ def run_plan_io(path: Path, time_limit: float) -> dict:
 
 
 def run_cli_solve(path: Path, time_limit: float) -> dict:
-    """(g) the whole command ``allocator solve FILE -o plan.json`` as a new process: start-up,
-    imports, parse, build, solve, read-out and the file written."""
+    """(g) the whole command as a new process: ``allocator solve FILE -o plan.json`` and
+    ``allocator solve FILE --json`` (stdout to a file): start-up, imports, parse, build,
+    solve, read-out and the JSON written; against the same solve in this process
+    (``solve()`` + ``plan.to_dict()``, after the processes, so their peaks are their own),
+    and ``allocator --help`` against a bare ``python -c pass``."""
+    out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="allocator-bench-") as tmp:
-        out = Path(tmp) / "plan.json"
-        cmd = [sys.executable, "-m", "allocator", "solve", str(path), "-o", str(out)]
-        cmd += ["--time-limit", f"{time_limit:g}"]
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=time_limit + 120)
-        wall = time.perf_counter() - t0
-        if proc.returncode != 0 or not out.exists():
-            return {"status": f"exit {proc.returncode}: {proc.stderr[-200:]}", "wall_s": wall}
-        plan = json.loads(out.read_bytes())
+        target = Path(tmp) / "plan.json"
+        base = [sys.executable, "-m", "allocator", "solve", str(path)]
+        limit = ["--time-limit", f"{time_limit:g}"]
+        for name, args in (("file", ["-o", str(target)]), ("json", ["--json"])):
+            with (Path(tmp) / "stdout").open("wb") as sink:
+                r = _timed_process([*base, *args, *limit], time_limit + 120, sink)
+            written = target if name == "file" else Path(tmp) / "stdout"
+            if r.pop("returncode") != 0 or not written.exists():
+                return {"status": f"exit: {r.get('stderr', '')[-200:]}", "wall_s": r["wall_s"]}
+            plan = json.loads(written.read_bytes())
+            out[f"{name}_wall_s"], out[f"{name}_peak_mb"] = r["wall_s"], r["peak_mb"]
+            out[f"{name}_mb"] = written.stat().st_size / 1e6
+    for name, cmd in (
+        ("help", [sys.executable, "-m", "allocator", "--help"]),
+        ("python", [sys.executable, "-c", "pass"]),
+    ):
+        walls = [_timed_process(cmd, 60)["wall_s"] for _ in range(5)]
+        out[f"{name}_s"] = statistics.median(walls)
+    from allocator import solve
+
+    t0 = time.perf_counter()
+    inproc = solve(path, time_limit=time_limit)
+    inproc.to_dict()
+    out["in_process_s"] = time.perf_counter() - t0
     return {
         "status": plan["status"],
         "objective": plan["totals"]["objective"],
+        "wall_s": out["file_wall_s"],
+        "json_mb": out["file_mb"],
+        **out,
+    }
+
+
+def _timed_process(cmd: list[str], timeout: float, stdout: Any = None) -> dict:
+    """Wall time, exit code and peak resident MB of a command (``wait4``: this child's own
+    rusage, not the high-water mark of every child so far)."""
+    with tempfile.TemporaryFile() as errf:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=stdout or subprocess.DEVNULL, stderr=errf, cwd=ROOT)
+        deadline = t0 + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.002)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        errf.seek(0)
+        stderr = errf.read().decode(errors="replace")
+    return {
         "wall_s": wall,
-        "json_mb": out.stat().st_size / 1e6 if out.exists() else None,
+        "returncode": proc.returncode,
+        "peak_mb": usage.ru_maxrss / 1024.0,
+        "stderr": stderr,
     }
 
 
@@ -627,6 +687,68 @@ def run_warm(path: Path, time_limit: float) -> dict:
     }
 
 
+def run_whatif(path: Path, time_limit: float, repeats: int = 6) -> dict:
+    """(h) What-ifs at interactive speed, end to end: from ``Planner.what_if(overrides)`` to
+    the answer (the new Plan and ``compare(base, new)``, the difference), after the
+    planner's cold solve. ``one``: the demand of one segment × 1.05 in the middle period
+    (the segments whose demand rows bind hardest there, one after another, each what-if
+    relative to the base); ``all``: the same segments × 1.05 in every period. The
+    baseline is the engine's own cold end-to-end solve (phase a's steps) run first in
+    this process, and the ``engine`` phase of the run."""
+    from allocator.scenario import Scenario
+    from allocator.workflows.planner import Planner
+    from allocator.workflows.whatif import compare
+
+    cold = run_engine(path, time_limit)
+    if cold.get("status") != "optimal":
+        return {"status": cold.get("status"), "wall_s": cold["wall_s"]}
+    sc = Scenario.from_file(path)
+    planner = Planner(sc, time_limit=time_limit)
+    base = planner.solve()
+    T = len(sc.periods)
+    block = planner.lp.block("segment-demand")
+    sol = planner.last_solution
+    assert block is not None and sol is not None and sol.row_dual is not None
+    duals = sol.row_dual[block.start : block.stop].reshape(-1, T)[:, T // 2]
+    segments = [sc.segments[int(i)].id for i in np.argsort(-duals, kind="stable")[:repeats]]
+    out: dict[str, Any] = {"status": "optimal", "cold_wall_s": cold["wall_s"]}
+    for mode in ("one", "all"):
+        runs: list[dict[str, Any]] = []
+        for seg in segments:
+            factor: Any = (
+                [1.05 if t == T // 2 else 1.0 for t in range(T)] if mode == "one" else 1.05
+            )
+            t0 = time.perf_counter()
+            new = planner.what_if({"demand_scale": {seg: factor}})
+            compare(base, new)
+            wall = time.perf_counter() - t0
+            last = planner.last_solution
+            assert last is not None and planner.last_solve is not None
+            runs.append(
+                {
+                    "wall_s": wall,
+                    "change_s": planner.build_time_s,  # overrides to the LP's numbers
+                    "solver_s": last.time_s,
+                    "algorithm": last.algorithm,
+                    "periods_solved": float(last.extra.get("periods_solved", T)),
+                    "iterations": last.iterations,
+                    "path": planner.last_change,
+                }
+            )
+        walls = [float(r["wall_s"]) for r in runs]
+        out[mode] = {
+            "runs": runs,
+            "first_s": walls[0],
+            "median_s": statistics.median(walls),
+            "median_solver_s": statistics.median(float(r["solver_s"]) for r in runs),
+            "median_change_s": statistics.median(float(r["change_s"]) for r in runs),
+            "speedup_vs_cold": cold["wall_s"] / statistics.median(walls),
+        }
+    out["objective"] = base.objective
+    out["wall_s"] = out["one"]["median_s"]
+    return out
+
+
 def run_partitioned(path: Path, time_limit: float, k: int) -> dict:
     """POP-style: k groups with 1/k of every pool, solved in parallel (a local process pool
     over min(k, cores) processes) and merged (allocator.workflows.partition)."""
@@ -749,6 +871,7 @@ WORKERS: dict[str, Callable[[Path, float], dict]] = {
     "pulp-cbc": run_pulp,
     "linopy-highs": run_linopy,
     "warm": run_warm,
+    "whatif": run_whatif,
     "pop-2": lambda p, tl: run_partitioned(p, tl, 2),
     "pop-4": lambda p, tl: run_partitioned(p, tl, 4),
     "plan-io": run_plan_io,
@@ -878,6 +1001,7 @@ def summarise(size: str, info: dict, runs: dict[str, list[dict]]) -> dict:
             ratios[f"{pop} gap"] = (ref - ok[0]["objective"]) / abs(ref)
     _data_path_ratios(ratios, runs, a)
     _stochastic_ratios(ratios, phases, runs)
+    _whatif_ratios(ratios, runs, a)
     warm = [r for r in runs.get("warm", []) if r.get("status") == "optimal"]
     if warm:
         w = statistics.median(r["warm_solver_s"] for r in warm)
@@ -889,6 +1013,22 @@ def summarise(size: str, info: dict, runs: dict[str, list[dict]]) -> dict:
             ratios["warm vs b cold (solver)"] = alone[b_phase] / max(w, 1e-9)
         ratios["warm end to end s"] = statistics.median(r["wall_s"] for r in warm)
     return {"size": size, **info, "phases": phases, "ratios": ratios}
+
+
+def _whatif_ratios(ratios: dict[str, Any], runs: dict[str, list[dict]], a: float | None) -> None:
+    """End-to-end what-ifs against the cold end-to-end solve in the same process and the
+    engine phase (a)."""
+    ok = [r for r in runs.get("whatif", []) if r.get("status") == "optimal" and "one" in r]
+    for mode in ("one", "all"):
+        if not ok:
+            return
+        med = statistics.median(r[mode]["median_s"] for r in ok)
+        ratios[f"whatif {mode}-period s"] = med
+        ratios[f"whatif {mode}-period vs cold (same process)"] = statistics.median(
+            r[mode]["speedup_vs_cold"] for r in ok
+        )
+        if a is not None:
+            ratios[f"whatif {mode}-period vs engine phase"] = a / med
 
 
 def _stochastic_ratios(ratios: dict[str, Any], phases: dict, runs: dict[str, list[dict]]) -> None:
@@ -932,12 +1072,28 @@ def _data_path_ratios(ratios: dict[str, Any], runs: dict[str, list[dict]], a: fl
                 ratios[f"{fmt} write / json"] = statistics.median(vals) / statistics.median(
                     r["json_s"] for r in io
                 )
-    cli = [r["wall_s"] for r in runs.get("cli-solve", []) if r.get("status") == "optimal"]
+    cli_runs = [r for r in runs.get("cli-solve", []) if r.get("status") == "optimal"]
+    cli = [r["wall_s"] for r in cli_runs]
     if cli and a is not None:
         ratios["cli process / a"] = statistics.median(cli) / a
+    if cli_runs and "in_process_s" in cli_runs[0]:
+        for name in ("file", "json"):
+            ratios[f"cli {name} process / in-process solve+to_dict"] = statistics.median(
+                r[f"{name}_wall_s"] / r["in_process_s"] for r in cli_runs
+            )
+        ratios["cli --help s"] = statistics.median(r["help_s"] for r in cli_runs)
+        ratios["python -c pass s"] = statistics.median(r["python_s"] for r in cli_runs)
     clp = [r["wall_s"] for r in runs.get("clp", []) if r.get("status") == "optimal"]
     if cli and clp:
         ratios["cli process / cbc process"] = statistics.median(cli) / statistics.median(clp)
+
+
+# the what-if table's columns for each of one period and every period: (ratio key, format)
+WHATIF_COLS = (("s", ".3f"), ("vs cold (same process)", ".1f"), ("vs engine phase", ".1f"))
+
+
+def _cell(r: dict, key: str, fmt: str) -> str:
+    return "—" if r.get(key) is None else format(r[key], fmt)
 
 
 def markdown(results: dict) -> str:
@@ -983,7 +1139,7 @@ def markdown(results: dict) -> str:
         r = s["ratios"]
 
         def f(key: str, r: dict = r, fmt: str = ".2f") -> str:
-            return "—" if r.get(key) is None else format(r[key], fmt)
+            return _cell(r, key, fmt)
 
         lines.append(
             f"| {s['size']} | {r.get('b') or '—'} | {f('a/b')} | {f('pulp-cbc/a')} "
@@ -992,6 +1148,17 @@ def markdown(results: dict) -> str:
             f"| {f('warm vs b cold (solver)', fmt='.0f')} | {f('pop-2 gap', fmt='.2%')} "
             f"| {f('pop-2 speed-up')} | {f('pop-4 gap', fmt='.2%')} | {f('pop-4 speed-up')} |"
         )
+    lines += [
+        "",
+        "| size | what-if one period s | vs cold (same process) | vs engine phase | what-if all "
+        "periods s | vs cold (same process) | vs engine phase |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    whatif_cells = [(f"whatif {m}-period {k}", f) for m in ("one", "all") for k, f in WHATIF_COLS]
+    for s in results["sizes"]:
+        if "whatif one-period s" in s["ratios"]:
+            row = [_cell(s["ratios"], key, fmt) for key, fmt in whatif_cells]
+            lines.append(f"| {s['size']} | " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -105,8 +105,14 @@ def emit_json(data: object, indent: int | None = None) -> None:
     """``data`` as JSON on stdout (orjson; NaN and infinities refused)."""
     from allocator.plan import jsonio
 
+    emit_bytes(jsonio.dumps(data, indent=indent))
+
+
+def emit_bytes(raw: bytes) -> None:
+    """JSON already encoded (``plan.to_json_bytes()``: its columns checked for NaN with
+    numpy, not walked in Python) on stdout, with a newline."""
     out = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else None
-    raw = jsonio.dumps(data, indent=indent) + b"\n"
+    raw += b"\n"
     if out is not None:
         sys.stdout.flush()
         out.write(raw)

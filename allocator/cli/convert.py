@@ -15,10 +15,9 @@ from typing import Any
 
 from allocator.cli.common import EXIT_USAGE, err, report_invalid
 from allocator.errors import ScenarioError
-from allocator.scenario import Scenario
-from allocator.scenario.workbook import WORKBOOK_SUFFIXES, write_template, write_workbook
 
-SUFFIXES = (".json", *WORKBOOK_SUFFIXES)
+# the scenario model and the workbook code load when a command runs (`allocator --help`
+# imports neither pydantic nor openpyxl)
 
 
 def add_commands(sub: Any) -> None:
@@ -54,6 +53,8 @@ def _suffix(path: str) -> str:
 
 
 def cmd_template(args: argparse.Namespace) -> int:
+    from allocator.scenario.workbook import WORKBOOK_SUFFIXES, write_template
+
     if _suffix(args.output) not in WORKBOOK_SUFFIXES:
         err(f"allocator template: {args.output} must end in .xlsx")
         return EXIT_USAGE
@@ -74,9 +75,13 @@ def cmd_template(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    from allocator.scenario import Scenario
+    from allocator.scenario.workbook import WORKBOOK_SUFFIXES, write_workbook
+
+    suffixes = (".json", *WORKBOOK_SUFFIXES)
     for path in (args.source, args.target):
-        if _suffix(path) not in SUFFIXES:
-            err(f"allocator convert: {path}: the suffix must be one of {', '.join(SUFFIXES)}")
+        if _suffix(path) not in suffixes:
+            err(f"allocator convert: {path}: the suffix must be one of {', '.join(suffixes)}")
             return EXIT_USAGE
     try:
         sc = Scenario.from_file(args.source)

@@ -15,7 +15,7 @@ from allocator.cli.common import (
     EXIT_INVALID,
     EXIT_USAGE,
     add_json_options,
-    emit_json,
+    emit_bytes,
     err,
     failure,
     report_invalid,
@@ -240,7 +240,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
         where = str(files[0]) if len(files) == 1 else f"{len(files)} files in {args.output}"
         err(f"wrote the plan to {where}")
     if args.json:
-        emit_json(plan.to_dict(), args.indent)
+        emit_bytes(plan.to_json_bytes(args.indent))  # the plan's own writer
     elif args.output is None:
         print(summary(plan, top=args.top))
     return 0

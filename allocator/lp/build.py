@@ -13,6 +13,7 @@ substitutes x = N * n (n integer) for pools allocated in whole units of N GPUs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -624,6 +625,41 @@ def build_lp(sc: Scenario, arrays: ScenarioArrays | None = None) -> LinearProgra
     define_purchase_units(lp, sc)
     lp.warnings.extend(scaling_warnings(lp))
     return lp
+
+
+def objective_of(sc: Scenario, arr: ScenarioArrays, cols: ColumnIndex) -> tuple[np.ndarray, float]:
+    """The objective (costs, constant) :func:`build_lp` gives the scenario whose numbers
+    are ``arr`` and whose columns are ``cols``, without building a row (an LP only: no
+    allocation units). For a what-if that changes prices, costs or demand."""
+    return define_objective(_Ctx(sc, arr, cols, _Rows()))
+
+
+# the family each row block comes from, for blocks whose bounds a what-if changes
+# (demand, contract minimums, GPUs): recomputed without assembling the matrix
+BOUNDS_OF = {
+    "segment-demand": define_segment_demand,
+    "segment-contract": define_segment_contract,
+    "pool-capacity": define_pool_capacity,
+    "rnd-floor": define_rnd_floor,
+    "segment-stability": define_stability,
+    "segment-share": define_segment_share,
+}
+
+
+def block_bounds(
+    sc: Scenario, arr: ScenarioArrays, cols: ColumnIndex, names: Sequence[str]
+) -> dict[str, tuple[RowBlock, np.ndarray, np.ndarray]]:
+    """{block name: (the block, its rows' lower and upper bounds)} for the named blocks
+    (keys of ``BOUNDS_OF``) as :func:`build_lp` makes them from ``arr``, the matrix not
+    assembled (the block's keys say whether it kept its rows). A block the scenario does
+    not have is absent."""
+    ctx = _Ctx(sc, arr, cols, _Rows())
+    for define in dict.fromkeys(BOUNDS_OF[n] for n in names):
+        define(ctx)
+    rows = ctx.rows
+    return {
+        b.name: (b, lo, hi) for b, lo, hi in zip(rows.blocks, rows.lower, rows.upper, strict=True)
+    }
 
 
 def define_allocation_units(lp: LinearProgram, arr: ScenarioArrays) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from allocator.lp.arrays import KINDS, BudgetArrays, GpuLimitArrays, ScenarioArrays
+from allocator.lp.arrays import KINDS, BudgetArrays, GpuLimitArrays, ScenarioArrays, add_at
 from allocator.lp.program import ColumnIndex
 from allocator.scenario import Kind, Scenario, per_period
 
@@ -77,8 +77,8 @@ def _capacity_violations(
     P, T = arr.gpus.shape
     out: dict[str, float] = {}
     used = np.zeros((P, T))
-    np.add.at(used, (cols.x_pool, cols.x_period), x)
-    np.add.at(used, (cols.rsv_pool, cols.rsv_period), held)  # held whether used or not
+    add_at(used, (cols.x_pool, cols.x_period), x)
+    add_at(used, (cols.rsv_pool, cols.rsv_period), held)  # held whether used or not
     extra = np.zeros_like(used) if bought is None else (1.0 - arr.headroom)[:, None] * bought
     out["pool-capacity"] = _rel(used - rented - extra, arr.usable)
     if bought is not None and arr.expand_max is not None:
@@ -97,11 +97,11 @@ def _work_violations(
     out: dict[str, float] = {}
     units = x * arr.hours[t] * arr.throughput[s, p, t] * arr.mode_mult[cols.x_mode, t]
     served = np.zeros((S, T))
-    np.add.at(served, (s, t), units)
+    add_at(served, (s, t), units)
     if cols.n_rsv:
         assert arr.res_max is not None
         per_seg = np.zeros((S, T))
-        np.add.at(per_seg, (cols.rsv_segment, cols.rsv_period), held)
+        add_at(per_seg, (cols.rsv_segment, cols.rsv_period), held)
         out["reservation-limit"] = _rel(per_seg, arr.res_max)
     out["segment-demand"] = _rel(served, arr.demand)
     hard = arr.contract_hard[:, None] & (arr.contract_min > 0)
@@ -120,8 +120,8 @@ def _kind_violations(
     pol = sc.policy
     out: dict[str, float] = {}
     by_kind = np.zeros((len(KINDS), T))
-    np.add.at(by_kind, (arr.kind[cols.x_segment], cols.x_period), x)
-    np.add.at(by_kind, (arr.kind[cols.rsv_segment], cols.rsv_period), held)
+    add_at(by_kind, (arr.kind[cols.x_segment], cols.x_period), x)
+    add_at(by_kind, (arr.kind[cols.rsv_segment], cols.rsv_period), held)
     if pol.rnd_min_share > 0:
         need = pol.rnd_min_share * arr.gpus.sum(axis=0)
         out["rnd-floor"] = _rel(need, by_kind[KINDS.index(Kind.RND)])
@@ -144,8 +144,8 @@ def _pair_violations(
     P, T = arr.gpus.shape
     S = arr.demand.shape[0]
     pair = np.zeros((S, P, T))
-    np.add.at(pair, (cols.x_segment, cols.x_pool, cols.x_period), x)
-    np.add.at(pair, (cols.rsv_segment, cols.rsv_pool, cols.rsv_period), held)
+    add_at(pair, (cols.x_segment, cols.x_pool, cols.x_period), x)
+    add_at(pair, (cols.rsv_segment, cols.rsv_pool, cols.rsv_period), held)
     cap = arr.usable + arr.rentable
     if pol.max_change_share is not None and T > 1:
         allowed = pol.max_change_share * np.maximum(cap[:, 1:], cap[:, :-1])
@@ -167,11 +167,11 @@ def _tier_violations(
     S, T = arr.demand.shape
     s, p, t = cols.x_segment, cols.x_pool, cols.x_period
     served = np.zeros((S, T))
-    np.add.at(
+    add_at(
         served, (s, t), x * arr.hours[t] * arr.throughput[s, p, t] * arr.mode_mult[cols.x_mode, t]
     )
     sold = np.zeros((S, T))
-    np.add.at(sold, (cols.tier_segment, cols.tier_period), tiers)
+    add_at(sold, (cols.tier_segment, cols.tier_period), tiers)
     offered = arr.tier_units[cols.tier_index, cols.tier_period]
     return {
         "segment-tiers": max(_rel(sold, served), _rel(tiers, offered)),
@@ -191,7 +191,7 @@ def _segment_gpu_violations(
     gpus = np.concatenate([x, held])
     pos, which = lim.held(seg, pool)
     total = np.zeros(lim.lower.shape)
-    np.add.at(total, (which, per[pos]), gpus[pos])
+    add_at(total, (which, per[pos]), gpus[pos])
     upper = np.where(np.isfinite(lim.upper), lim.upper, np.inf)
     return {
         "segment-gpus": max(_rel(total, upper), _rel(lim.lower, total)),
@@ -212,7 +212,7 @@ def _budget_violations(
     types = GpuLimitArrays.of(sc).pool_accelerator
     pos, which = bud.counted(seg, types[pool], per)
     total = np.zeros(len(bud.ids))
-    np.add.at(total, which, hours[pos])
+    add_at(total, which, hours[pos])
     lower = np.where(np.isfinite(bud.lower), bud.lower, 0.0)
     return {"gpu-hour-budget": max(_rel(total, bud.upper), _rel(lower, total))}
 

@@ -206,3 +206,39 @@ class LinearProgram:
             f"LinearProgram(cols={self.num_cols}, rows={self.num_rows}, nnz={self.nnz}{ints}, "
             f"blocks=[{blocks}])"
         )
+
+
+def column_periods(lp: LinearProgram) -> np.ndarray:
+    """The period of each column, -1 where a column is not tied to one period (expansion
+    columns, and columns a derived model appends beyond the scenario's)."""
+    c = lp.columns
+    out = np.full(lp.num_cols, -1, dtype=np.int64)
+    out[: c.e_offset] = np.concatenate([c.x_period, c.r_period, c.u_period])
+    if c.n_rsv and lp.num_cols >= c.n_columns:
+        out[c.rsv_offset : c.tier_offset] = c.rsv_period
+    if c.n_tier and lp.num_cols >= c.n_columns:
+        out[c.tier_offset : c.n_columns] = c.tier_period
+    return out
+
+
+def row_spans(lp: LinearProgram, periods: int) -> np.ndarray:
+    """(num_rows, 2): the first and last period of each row's columns; (0, periods - 1)
+    for a row with a column tied to no period, or with no column."""
+    return spans(lp.A, column_periods(lp), periods)
+
+
+def spans(A: sp.csr_matrix, col_period: np.ndarray, periods: int) -> np.ndarray:
+    """(rows of A, 2): the first and last of ``col_period`` over each row's columns;
+    (0, periods - 1) where one is -1 or the row is empty."""
+    cp = col_period[A.indices]
+    starts = A.indptr[:-1]
+    out = np.zeros((A.shape[0], 2), dtype=np.int64)
+    out[:, 1] = periods - 1
+    if cp.size == 0:
+        return out
+    # a sentinel past the end: an empty row's start may be cp.size
+    lo = np.minimum.reduceat(np.append(cp, np.iinfo(np.int64).max), starts)
+    hi = np.maximum.reduceat(np.append(cp, -1), starts)
+    ok = (np.diff(A.indptr) > 0) & (lo >= 0)
+    out[ok, 0], out[ok, 1] = lo[ok], hi[ok]
+    return out

@@ -6,14 +6,15 @@ whole numpy arrays; only the last turns them into rows."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from allocator.lp import LinearProgram
-from allocator.lp.arrays import KINDS, ScenarioArrays, extra_key_names
+from allocator.lp.arrays import KINDS, ScenarioArrays, add_at, extra_key_names
 from allocator.lp.check import violations
+from allocator.lp.program import row_spans
 from allocator.plan.columns import Labels, Table
 from allocator.plan.rows import (
     ZERO,
@@ -87,21 +88,42 @@ class PoolSums:
     price_nominal: np.ndarray | None
 
 
+@dataclass
+class ReadOutCache:
+    """What one read-out of a model leaves for the next of the same model (a Planner's
+    what-ifs): the sums of column values by (segment or pool, period), and the binding
+    rows with their keys. ``periods`` ((T,) bool) marks the periods whose numbers or
+    solution changed since: only those are summed and checked again; None reads out all."""
+
+    periods: np.ndarray | None = None
+    sums: dict[str, np.ndarray] = field(default_factory=dict)
+    # binding rows kept: LP rows (ascending), their keys, at their upper bound
+    binding: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    row_span: np.ndarray | None = None  # (rows, 2) first and last period of each row
+
+    def reusable(self, name: str) -> np.ndarray | None:
+        return self.sums.get(name) if self.periods is not None else None
+
+
 def read_out(
     sc: Scenario,
     lp: LinearProgram,
     sol: Solution,
     build_time_s: float = 0.0,
     arrays: ScenarioArrays | None = None,
+    cache: ReadOutCache | None = None,
 ) -> dict[str, Any]:
-    """The fields of a Plan for ``sol``, a solution of ``lp`` built from ``sc``."""
+    """The fields of a Plan for ``sol``, a solution of ``lp`` built from ``sc``; with a
+    ``cache`` of the previous read-out of the same model, the sums and binding rows of
+    the periods it marks changed are patched into the previous ones (the same values a
+    full read-out gives, tests/plan/test_readout_patch.py)."""
     if sol.x is None or not sol.has_plan:
         raise ValueError(f"solution has no plan (status {sol.status.value})")
     arr = arrays or ScenarioArrays.of(sc)
     dec = decisions(lp, sol, arr)
     flows = column_flows(lp, arr, dec)
-    seg = segment_sums(lp, arr, dec, flows)
-    pool = pool_sums(lp, sol, arr, dec, flows)
+    seg = segment_sums(lp, arr, dec, flows, cache)
+    pool = pool_sums(lp, sol, arr, dec, flows, cache)
     viol = violations(sc, arr, lp.columns, dec.x, dec.rented, dec.bought, dec.k, dec.y)
     return {
         "scenario": sc.name,
@@ -114,7 +136,7 @@ def read_out(
         "allocations": allocation_rows(sc, lp, arr, dec, flows),
         "segments": segment_rows(sc, arr, seg),
         "pools": pool_rows(sc, arr, dec, pool),
-        "binding": binding_rows(sc, lp, sol, x_full=sol.x),
+        "binding": binding_rows(sc, lp, sol, x_full=sol.x, cache=cache),
         "solver": solver_info(lp, sol, build_time_s),
         "has_duals": sol.row_dual is not None,
         "max_violation": max(viol.values(), default=0.0),
@@ -176,27 +198,51 @@ def _sum_by(
     by: str,
     v: np.ndarray,
     kv: np.ndarray | None = None,
+    cache: ReadOutCache | None = None,
+    name: str = "",
 ) -> np.ndarray:
     """Allocation column values ``v`` (and reservation column values ``kv``) summed by
-    (segment, period) when ``by == "segment"`` or by (pool, period)."""
+    (segment, period) when ``by == "segment"`` or by (pool, period). With a ``cache``
+    holding this sum (``name``), only the columns of the periods it marks are summed and
+    the other periods are the cached sums (the same numbers: a cell's columns are all of
+    its period)."""
     cols = lp.columns
-    out = np.zeros(shape)
+    T = shape[1]
     first = cols.x_segment if by == "segment" else cols.x_pool
-    np.add.at(out, (first, cols.x_period), v)
+    cells, values = [first * T + cols.x_period], [v]
     if kv is not None and cols.n_rsv:
         k_first = cols.rsv_segment if by == "segment" else cols.rsv_pool
-        np.add.at(out, (k_first, cols.rsv_period), kv)
+        cells.append(k_first * T + cols.rsv_period)
+        values.append(kv)
+    cell, value = np.concatenate(cells), np.concatenate(values)
+    kept = cache.reusable(name) if cache is not None else None
+    if kept is not None and cache is not None and cache.periods is not None:
+        on = cache.periods[cell % T]
+        cell, value = cell[on], value[on]
+    out = np.bincount(cell, weights=value, minlength=shape[0] * T).reshape(shape)
+    if kept is not None and cache is not None and cache.periods is not None:
+        out[:, ~cache.periods] = kept[:, ~cache.periods]
+    if cache is not None:
+        cache.sums[name] = out
     return out
 
 
 def segment_sums(
-    lp: LinearProgram, arr: ScenarioArrays, dec: Decisions, flows: Flows
+    lp: LinearProgram,
+    arr: ScenarioArrays,
+    dec: Decisions,
+    flows: Flows,
+    cache: ReadOutCache | None = None,
 ) -> SegmentSums:
     """Served work, money, GPUs, contract shortfall and churn per (segment, period)."""
     shape = arr.demand.shape
-    served = _sum_by(lp, shape, "segment", flows.units)
-    revenue = _sum_by(lp, shape, "segment", flows.revenue, flows.k_fee)
-    compute_cost = _sum_by(lp, shape, "segment", flows.variable_cost, flows.k_variable_cost)
+
+    def by_segment(name: str, v: np.ndarray, kv: np.ndarray | None = None) -> np.ndarray:
+        return _sum_by(lp, shape, "segment", v, kv, cache, "segment." + name)
+
+    served = by_segment("served", flows.units)
+    revenue = by_segment("revenue", flows.revenue, flows.k_fee)
+    compute_cost = by_segment("compute_cost", flows.variable_cost, flows.k_variable_cost)
     extra_rev, extra_ltv = tier_money(lp, arr, dec)
     if arr.sub_fees is not None:
         extra_rev = extra_rev + arr.sub_fees  # subscribers pay whether served or not
@@ -207,9 +253,9 @@ def segment_sums(
     return SegmentSums(
         served=served,
         revenue=revenue,
-        ltv=_sum_by(lp, shape, "segment", flows.ltv) + extra_ltv,
+        ltv=by_segment("ltv", flows.ltv) + extra_ltv,
         compute_cost=compute_cost,
-        gpus=_sum_by(lp, shape, "segment", dec.x, dec.k),
+        gpus=by_segment("gpus", dec.x, dec.k),
         shortfall=shortfall,
         penalty=penalty,
         unserved=unserved,
@@ -227,8 +273,8 @@ def tier_money(
     if cols.n_tier and dec.y is not None:
         assert arr.tier_price is not None and arr.tier_ltv is not None
         i, t = cols.tier_index, cols.tier_period
-        np.add.at(rev, (cols.tier_segment, t), dec.y * arr.tier_price[i, t])
-        np.add.at(ltv, (cols.tier_segment, t), dec.y * arr.tier_ltv[i, t])
+        add_at(rev, (cols.tier_segment, t), dec.y * arr.tier_price[i, t])
+        add_at(ltv, (cols.tier_segment, t), dec.y * arr.tier_ltv[i, t])
     return rev, ltv
 
 
@@ -372,7 +418,12 @@ def shadow_prices(
 
 
 def pool_sums(
-    lp: LinearProgram, sol: Solution, arr: ScenarioArrays, dec: Decisions, flows: Flows
+    lp: LinearProgram,
+    sol: Solution,
+    arr: ScenarioArrays,
+    dec: Decisions,
+    flows: Flows,
+    cache: ReadOutCache | None = None,
 ) -> PoolSums:
     """GPUs used, costs and shadow prices per (pool, period)."""
     shape = arr.gpus.shape
@@ -385,8 +436,10 @@ def pool_sums(
     )
     price_pv, price_nominal = shadow_prices(lp, sol, arr)
     return PoolSums(
-        used=_sum_by(lp, shape, "pool", dec.x, dec.k),
-        variable_cost=_sum_by(lp, shape, "pool", flows.variable_cost, flows.k_variable_cost),
+        used=_sum_by(lp, shape, "pool", dec.x, dec.k, cache, "pool.used"),
+        variable_cost=_sum_by(
+            lp, shape, "pool", flows.variable_cost, flows.k_variable_cost, cache, "pool.cost"
+        ),
         rental_cost=dec.rented * hours * arr.rental_price,
         fixed_cost=arr.gpus * hours * arr.fixed_cost,
         expansion_cost=expansion,
@@ -634,17 +687,72 @@ def solver_info(lp: LinearProgram, sol: Solution, build_time_s: float) -> Solver
 
 
 def binding_rows(
-    sc: Scenario, lp: LinearProgram, sol: Solution, x_full: np.ndarray
+    sc: Scenario,
+    lp: LinearProgram,
+    sol: Solution,
+    x_full: np.ndarray,
+    cache: ReadOutCache | None = None,
 ) -> Table[Binding]:
     """Rows at one of their bounds, with a non-zero dual where duals exist; the largest
-    duals first."""
-    act = lp.A @ x_full if lp.num_rows else np.zeros(0)
+    duals first (ties in row order). With a ``cache``, the rows of the periods it marks
+    are checked again and the others' verdicts and keys kept."""
+    check = _rows_to_check(lp, sc, cache)
+    A = lp.A if check is None else lp.A[check]
+    act = A @ x_full if lp.num_rows else np.zeros(0)
+    rows = np.arange(lp.num_rows) if check is None else check
+    hi, lo = lp.row_upper[rows], lp.row_lower[rows]
     tol = 1e-7 * np.maximum(1.0, np.abs(act))
-    at_upper = np.isfinite(lp.row_upper) & (np.abs(act - lp.row_upper) <= tol)
-    at_lower = np.isfinite(lp.row_lower) & (np.abs(act - lp.row_lower) <= tol)
-    tight = at_upper | at_lower
+    at_upper = np.isfinite(hi) & (np.abs(act - hi) <= tol)
+    tight = at_upper | (np.isfinite(lo) & (np.abs(act - lo) <= tol))
     if sol.row_dual is not None:
-        tight &= np.abs(sol.row_dual) > 1e-9
+        tight &= np.abs(sol.row_dual[rows]) > 1e-9
+    rows, at_upper = rows[tight], at_upper[tight]
+    keys = _binding_keys(sc, lp, rows)
+    if check is not None and cache is not None and cache.binding is not None:
+        old_rows, old_keys, old_upper = cache.binding
+        keep = np.ones(old_rows.size, dtype=bool)
+        keep[np.isin(old_rows, check)] = False
+        rows = np.concatenate([old_rows[keep], rows])
+        order = np.argsort(rows, kind="stable")
+        rows = rows[order]
+        keys = np.concatenate([old_keys[keep], keys])[order]
+        at_upper = np.concatenate([old_upper[keep], at_upper])[order]
+    if cache is not None:
+        cache.binding = (rows, keys, at_upper)
+    dual = None if sol.row_dual is None else sol.row_dual[rows]
+    order = np.argsort(-np.abs(dual), kind="stable") if dual is not None else np.arange(rows.size)
+    block_of = np.searchsorted([b.start for b in lp.blocks], rows, side="right") - 1
+    used = np.unique(block_of)  # the blocks with a binding row, in the model's order
+    return Table(
+        Binding,
+        {
+            "constraint": Labels(
+                np.searchsorted(used, block_of)[order], [lp.blocks[i].name for i in used]
+            ),
+            "key": keys[order],
+            "bound": Labels(np.where(at_upper, 0, 1)[order], ["upper", "lower"]),
+            "dual": None if dual is None else dual[order],
+        },
+        n=rows.size,
+    )
+
+
+def _rows_to_check(
+    lp: LinearProgram, sc: Scenario, cache: ReadOutCache | None
+) -> np.ndarray | None:
+    """The rows touching the periods the cache marks changed (None: every row)."""
+    if cache is None or cache.binding is None or cache.periods is None:
+        return None
+    T = len(sc.periods)
+    if cache.row_span is None or cache.row_span.shape[0] != lp.num_rows:
+        cache.row_span = row_spans(lp, T)
+    lo, hi = cache.row_span[:, 0], cache.row_span[:, 1]
+    changed = np.concatenate([[0], np.cumsum(cache.periods)])
+    return np.nonzero(changed[hi + 1] - changed[lo] > 0)[0]
+
+
+def _binding_keys(sc: Scenario, lp: LinearProgram, rows: np.ndarray) -> np.ndarray:
+    """{dimension: id} of each of ``rows`` (ascending), as an object array."""
     names = {
         "pool": [p.id for p in sc.pools],
         "segment": [s.id for s in sc.segments],
@@ -652,34 +760,17 @@ def binding_rows(
         "kind": KIND_NAMES,
         **extra_key_names(sc),
     }
-    block_names: list[str] = []
-    rows_of, block_of, keys = [], [], []
+    keys: list[dict[str, str]] = []
     for b in lp.blocks:
-        rows = np.nonzero(tight[b.start : b.stop])[0]
-        if rows.size == 0:
+        lo, hi = np.searchsorted(rows, [b.start, b.stop])
+        if hi == lo:
             continue
-        cols = [(dim, [names[dim][k] for k in ix[rows].tolist()]) for dim, ix in b.keys.items()]
-        keys += [dict(zip(dims, vals, strict=True)) for dims, vals in _key_rows(cols, rows.size)]
-        rows_of.append(b.start + rows)
-        block_of.append(np.full(rows.size, len(block_names), dtype=np.int32))
-        block_names.append(b.name)
-    rows = np.concatenate(rows_of) if rows_of else np.zeros(0, dtype=np.int64)
-    dual = None if sol.row_dual is None else sol.row_dual[rows]
-    order = np.argsort(-np.abs(dual), kind="stable") if dual is not None else np.arange(rows.size)
-    key_col = np.empty(rows.size, dtype=object)
-    key_col[:] = keys
-    return Table(
-        Binding,
-        {
-            "constraint": Labels(
-                np.concatenate(block_of)[order] if block_of else np.zeros(0), block_names
-            ),
-            "key": key_col[order],
-            "bound": Labels(np.where(at_upper[rows], 0, 1)[order], ["upper", "lower"]),
-            "dual": None if dual is None else dual[order],
-        },
-        n=rows.size,
-    )
+        at = rows[lo:hi] - b.start
+        cols = [(dim, [names[dim][k] for k in ix[at].tolist()]) for dim, ix in b.keys.items()]
+        keys += [dict(zip(dims, vals, strict=True)) for dims, vals in _key_rows(cols, at.size)]
+    out = np.empty(len(keys), dtype=object)
+    out[:] = keys
+    return out
 
 
 def _key_rows(

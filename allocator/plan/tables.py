@@ -29,7 +29,7 @@ from allocator.lp import LinearProgram
 from allocator.lp.arrays import ScenarioArrays
 from allocator.plan import jsonio
 from allocator.plan.columns import Table
-from allocator.plan.readout import read_out
+from allocator.plan.readout import ReadOutCache, read_out
 from allocator.plan.rows import (
     ZERO,
     Allocation,
@@ -280,10 +280,13 @@ class Plan:
         sol: Solution,
         build_time_s: float = 0.0,
         arrays: ScenarioArrays | None = None,
+        cache: ReadOutCache | None = None,
     ) -> Plan:
         """The plan of ``sol``, a solution of ``lp`` (built from ``sc``): the only place raw
-        solver values become named tables and prices (the steps are in readout.py)."""
-        return cls(**read_out(sc, lp, sol, build_time_s, arrays))
+        solver values become named tables and prices (the steps are in readout.py). A
+        ``cache`` of the previous read-out of the same model patches the periods it marks
+        changed instead of reading every period out again."""
+        return cls(**read_out(sc, lp, sol, build_time_s, arrays, cache))
 
 
 def _keys(binding: Table[Binding]) -> list[dict[str, str]]:

@@ -567,7 +567,7 @@ def _unknown_field(loc: tuple[int | str, ...], model: type[BaseModel] | None) ->
     return f"unknown field {name!r}{hint}"
 
 
-def _pydantic_issues(
+def pydantic_issues(
     exc: ValidationError, prefix: str = "", model: type[BaseModel] | None = None
 ) -> list[Issue]:
     """Pydantic's errors as issues under ``prefix``; ``model`` (the model validated) lets
@@ -657,12 +657,51 @@ def cross_check(
 
     labels = [p.label for p in sc.periods]
     _check_unique_ids(sc, labels, issues)
-    for i, pool in zip(pool_ix, sc.pools, strict=True):
+    pools = list(zip(pool_ix, sc.pools, strict=True))
+    segments = list(zip(seg_ix, sc.segments, strict=True))
+    _item_checks(sc, pools, segments, check_segments, issues)
+    _check_policy_lengths(sc.policy, T, issues)
+    _check_floors_below_caps(sc.policy, labels, issues)
+    _check_budgets(sc, labels, types_of(sc), issues)
+    return issues
+
+
+def check_items(sc: Scenario, pools: list[int], segments: list[int]) -> list[Issue]:
+    """The checks of :func:`cross_check` that concern one pool or one segment, for the
+    pools and segments at these indexes of ``sc``: all a change of some items' numbers
+    (a what-if's demand, prices, costs, GPUs) needs checked again when the rest of ``sc``
+    passed. The scenario-wide checks (ids, policy, budgets) do not read those numbers."""
+    issues: list[Issue] = []
+    _item_checks(
+        sc,
+        [(j, sc.pools[j]) for j in pools],
+        [(i, sc.segments[i]) for i in segments],
+        True,
+        issues,
+    )
+    return issues
+
+
+def types_of(sc: Scenario) -> list[str]:
+    return sorted({p.accelerator for p in sc.pools})
+
+
+def _item_checks(
+    sc: Scenario,
+    pools: list[tuple[int, Pool]],
+    segments: list[tuple[int, Segment]],
+    check_segments: bool,
+    issues: list[Issue],
+) -> None:
+    """Each pool's and segment's own checks, then their coefficients' magnitudes."""
+    T = len(sc.periods)
+    labels = [p.label for p in sc.periods]
+    for i, pool in pools:
         _check_pool(pool, f"pools[{i}]", labels, issues)
         _check_pool_economics(pool, f"pools[{i}]", T, issues)
-    types = sorted({p.accelerator for p in sc.pools})
+    types = types_of(sc)
     regions = sorted({p.region for p in sc.pools})
-    for i, seg in zip(seg_ix, sc.segments, strict=True):
+    for i, seg in segments:
         base = f"segments[{i}]"
         _check_segment_lengths(seg, base, T, issues)
         _check_segment_economics(seg, base, T, issues)
@@ -672,11 +711,7 @@ def cross_check(
         if check_segments:
             _check_segment_references(sc, seg, base, types, regions, issues)
         _check_gpu_limits(seg, base, labels, types, issues)
-    _check_magnitudes(sc, pool_ix, seg_ix, issues)
-    _check_policy_lengths(sc.policy, T, issues)
-    _check_floors_below_caps(sc.policy, labels, issues)
-    _check_budgets(sc, labels, types, issues)
-    return issues
+    _check_magnitudes(sc, pools, segments, issues)
 
 
 def _check_unique_ids(sc: Scenario, labels: list[str], issues: list[Issue]) -> None:
@@ -1065,7 +1100,10 @@ def _check_budgets(sc: Scenario, labels: list[str], types: list[str], issues: li
 
 
 def _check_magnitudes(
-    sc: Scenario, pool_ix: list[int], seg_ix: list[int], issues: list[Issue]
+    sc: Scenario,
+    pools: list[tuple[int, Pool]],
+    segments: list[tuple[int, Segment]],
+    issues: list[Issue],
 ) -> None:
     """Products of amounts that become one LP coefficient stay below MAX_COEFFICIENT."""
     hours = max(p.hours for p in sc.periods)
@@ -1080,7 +1118,7 @@ def _check_magnitudes(
                 )
             )
 
-    for i, pool in zip(pool_ix, sc.pools, strict=True):
+    for i, pool in pools:
         for name in (
             "variable_cost_per_gpu_hour",
             "fixed_cost_per_gpu_hour",
@@ -1096,7 +1134,7 @@ def _check_magnitudes(
                 "hours over the horizon x price per GPU-hour",
             )
     weight = sc.policy.ltv_weight
-    for i, seg in zip(seg_ix, sc.segments, strict=True):
+    for i, seg in segments:
         mult = max(top(m.throughput_multiplier) for m in seg.modes)
         value = (
             top(seg.revenue_per_unit)
@@ -1174,7 +1212,7 @@ def validate_scenario(data: Any) -> tuple[Scenario | None, list[Issue]]:
                     items[key].append(model.model_validate(item, context=ctx))
                     index[key].append(i)
                 except ValidationError as exc:
-                    issues.extend(_pydantic_issues(exc, f"{key}[{i}]", model))
+                    issues.extend(pydantic_issues(exc, f"{key}[{i}]", model))
             continue
         complete = False
     complete = complete and all(
@@ -1189,11 +1227,11 @@ def validate_scenario(data: Any) -> tuple[Scenario | None, list[Issue]]:
     try:
         header = ScenarioHeader.model_validate(header_data)
     except ValidationError as exc:
-        issues.extend(_pydantic_issues(exc, "", Scenario))
+        issues.extend(pydantic_issues(exc, "", Scenario))
     try:
         policy = Policy.model_validate(data.get("policy", {}))
     except ValidationError as exc:
-        issues.extend(_pydantic_issues(exc, "policy", Policy))
+        issues.extend(pydantic_issues(exc, "policy", Policy))
     periods_ok = bool(items["periods"]) and len(index["periods"]) == len(data.get("periods") or [])
     if periods_ok:
         pools_ok = len(index["pools"]) == len(data.get("pools") or []) and bool(items["pools"])
@@ -1213,7 +1251,7 @@ def validate_scenario(data: Any) -> tuple[Scenario | None, list[Issue]]:
     try:
         return Scenario.model_validate(data, context=ctx), []
     except ValidationError as exc:  # pragma: no cover - the layers above catch everything
-        return None, _named(_pydantic_issues(exc, "", Scenario), data)
+        return None, _named(pydantic_issues(exc, "", Scenario), data)
 
 
 PER_PERIOD_FIELDS = {"pools": ("gpus", "rentable_gpus"), "segments": ("demand", "contract_min")}
@@ -1255,6 +1293,16 @@ def _check_the_rest(
 
 
 _ITEM_PATH = re.compile(r"^(periods|pools|segments)\[(\d+)\]")
+
+
+def named_issues(issues: list[Issue], sc: Scenario) -> list[Issue]:
+    """``issues`` about items of ``sc`` named as :func:`validate_scenario` names them."""
+    data = {
+        "periods": [{"label": p.label} for p in sc.periods],
+        "pools": [{"id": p.id} for p in sc.pools],
+        "segments": [{"id": s.id} for s in sc.segments],
+    }
+    return _named(issues, data)
 
 
 def _named(issues: list[Issue], data: dict[str, Any]) -> list[Issue]:

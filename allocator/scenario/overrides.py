@@ -121,7 +121,7 @@ def _factors(
     return factor
 
 
-def _scaled(value: float | list[float], factor: float | list[float]) -> float | list[float]:
+def scaled(value: float | list[float], factor: float | list[float]) -> float | list[float]:
     """A scalar-or-per-period number times a scalar-or-per-period factor: a scalar stays a
     scalar (so one factor on one number gives exactly what it gave before)."""
     if not isinstance(value, list) and not isinstance(factor, list):
@@ -133,13 +133,9 @@ def _scaled(value: float | list[float], factor: float | list[float]) -> float | 
 
 
 def _segment_factors(
-    sc: Scenario,
-    data: dict[str, Any],
-    by_key: dict[str, Any],
-    field: str,
-    issues: list[Issue],
-) -> Iterator[tuple[dict[str, Any], Any]]:
-    """(segment data, its factor or factors per period) for every segment each key of an
+    sc: Scenario, by_key: dict[str, Any], field: str, issues: list[Issue]
+) -> Iterator[tuple[int, Any]]:
+    """(segment index, its factor or factors per period) for every segment each key of an
     override names (a segment id or a kind); bad keys and factor lists go to ``issues``."""
     T = len(sc.periods)
     for key, factor in by_key.items():
@@ -147,40 +143,35 @@ def _segment_factors(
         if f is None:
             continue
         for i in _targets(sc, key, field, issues):
-            yield data["segments"][i], f
+            yield i, f
 
 
-def apply_overrides(sc: Scenario, overrides: Overrides | dict[str, Any]) -> Scenario:
-    """A validated copy of ``sc`` with ``overrides`` applied."""
-    ov = overrides if isinstance(overrides, Overrides) else Overrides.model_validate(overrides)
-    data = sc.to_dict()
-    issues: list[Issue] = []
+SEGMENT_FIELDS = ("demand_scale", "price_change", "throughput_scale")
+
+
+def segment_changes(
+    sc: Scenario, ov: Overrides, issues: list[Issue]
+) -> Iterator[tuple[str, int, Any]]:
+    """(override, segment index, factor) in the order :func:`apply_overrides` applies
+    them; bad keys and factor lists go to ``issues``."""
+    for name in SEGMENT_FIELDS:
+        for i, f in _segment_factors(sc, getattr(ov, name), name, issues):
+            yield name, i, f
+
+
+def pool_changes(
+    sc: Scenario, ov: Overrides, issues: list[Issue]
+) -> Iterator[tuple[str, int, Any]]:
+    """("cost_change", pool index, factor) and ("capacity_change", pool index, GPUs added
+    per period) in the order :func:`apply_overrides` applies them; bad keys, lengths and
+    removals of more GPUs than a pool has go to ``issues``."""
     T = len(sc.periods)
-    for seg, f in _segment_factors(sc, data, ov.demand_scale, "demand_scale", issues):
-        seg["demand"] = _scaled(seg["demand"], f)
-        if seg.get("contract_min") is not None:
-            seg["contract_min"] = _scaled(seg["contract_min"], f)
-        for tier in seg.get("tiers") or []:  # the demand curve moves with the demand
-            tier["units"] = _scaled(tier["units"], f)
-        if seg.get("subscription"):  # as many more subscribers
-            sub = seg["subscription"]
-            sub["subscribers"] = _scaled(sub["subscribers"], f)
-    for seg, f in _segment_factors(sc, data, ov.price_change, "price_change", issues):
-        seg["revenue_per_unit"] = _scaled(seg["revenue_per_unit"], f)
-        for tier in seg.get("tiers") or []:  # every tier's price
-            tier["price"] = _scaled(tier["price"], f)
-        if seg.get("subscription"):  # and the subscription fee
-            sub = seg["subscription"]
-            sub["fee_per_subscriber"] = _scaled(sub["fee_per_subscriber"], f)
-    for seg, f in _segment_factors(sc, data, ov.throughput_scale, "throughput_scale", issues):
-        seg["throughput"] = {a: _scaled(v, f) for a, v in seg["throughput"].items()}
     for key, factor in ov.cost_change.items():
         f = _factors(factor, T, f"cost_change.{key}", issues)
         if f is None:
             continue
         for j in _pool_targets(sc, key, issues):
-            pool = data["pools"][j]
-            pool["variable_cost_per_gpu_hour"] = _scaled(pool["variable_cost_per_gpu_hour"], f)
+            yield "cost_change", j, f
     pool_ids = [p.id for p in sc.pools]
     for pool_id, change in ov.capacity_change.items():
         if pool_id not in pool_ids:
@@ -192,22 +183,41 @@ def apply_overrides(sc: Scenario, overrides: Overrides | dict[str, Any]) -> Scen
                 Issue(f"capacity_change.{pool_id}", f"has {len(deltas)} entries, expected {T}")
             )
             continue
-        pool = data["pools"][pool_ids.index(pool_id)]
-        short = [
-            t for t, (g, d) in enumerate(zip(pool["gpus"], deltas, strict=True)) if g + d < -1e-9
-        ]
+        j = pool_ids.index(pool_id)
+        gpus = sc.pools[j].gpus
+        short = [t for t, (g, d) in enumerate(zip(gpus, deltas, strict=True)) if g + d < -1e-9]
         for t in short:
             where = f"capacity_change.{pool_id}" + (f"[{t}]" if isinstance(change, list) else "")
             issues.append(
                 Issue(
                     where,
                     f"removes {-deltas[t]:g} GPUs from pool {pool_id!r}, which has "
-                    f"{pool['gpus'][t]:g} in {sc.periods[t].label}",
+                    f"{gpus[t]:g} in {sc.periods[t].label}",
                 )
             )
             if not isinstance(change, list):
                 break
-        pool["gpus"] = [max(0.0, g + d) for g, d in zip(pool["gpus"], deltas, strict=True)]
+        yield "capacity_change", j, deltas
+
+
+def added_gpus(gpus: list[float], deltas: list[float]) -> list[float]:
+    """A pool's GPUs after ``capacity_change`` (never below zero: removing more is refused)."""
+    return [max(0.0, g + d) for g, d in zip(gpus, deltas, strict=True)]
+
+
+def apply_overrides(sc: Scenario, overrides: Overrides | dict[str, Any]) -> Scenario:
+    """A validated copy of ``sc`` with ``overrides`` applied."""
+    ov = overrides if isinstance(overrides, Overrides) else Overrides.model_validate(overrides)
+    data = sc.to_dict()
+    issues: list[Issue] = []
+    for name, i, f in segment_changes(sc, ov, issues):
+        scale_segment(data["segments"][i], name, f)
+    for name, j, f in pool_changes(sc, ov, issues):
+        pool = data["pools"][j]
+        if name == "cost_change":
+            pool["variable_cost_per_gpu_hour"] = scaled(pool["variable_cost_per_gpu_hour"], f)
+        else:
+            pool["gpus"] = added_gpus(pool["gpus"], f)
     for name in ("kind_caps", "kind_floors"):
         value = getattr(ov, name)
         if value is not None:
@@ -215,3 +225,25 @@ def apply_overrides(sc: Scenario, overrides: Overrides | dict[str, Any]) -> Scen
     if issues:
         raise ScenarioError(issues)
     return Scenario.from_dict(data)
+
+
+def scale_segment(seg: dict[str, Any], name: str, f: Any) -> None:
+    """One segment's data after one of ``SEGMENT_FIELDS`` with factor(s) ``f``."""
+    if name == "demand_scale":
+        seg["demand"] = scaled(seg["demand"], f)
+        if seg.get("contract_min") is not None:
+            seg["contract_min"] = scaled(seg["contract_min"], f)
+        for tier in seg.get("tiers") or []:  # the demand curve moves with the demand
+            tier["units"] = scaled(tier["units"], f)
+        if seg.get("subscription"):  # as many more subscribers
+            sub = seg["subscription"]
+            sub["subscribers"] = scaled(sub["subscribers"], f)
+    elif name == "price_change":
+        seg["revenue_per_unit"] = scaled(seg["revenue_per_unit"], f)
+        for tier in seg.get("tiers") or []:  # every tier's price
+            tier["price"] = scaled(tier["price"], f)
+        if seg.get("subscription"):  # and the subscription fee
+            sub = seg["subscription"]
+            sub["fee_per_subscriber"] = scaled(sub["fee_per_subscriber"], f)
+    else:
+        seg["throughput"] = {a: scaled(v, f) for a, v in seg["throughput"].items()}

@@ -44,6 +44,7 @@ import scipy.sparse as sp
 
 from allocator.errors import Status
 from allocator.lp import LinearProgram
+from allocator.lp.program import column_periods
 from allocator.solvers.base import MESSAGES, Solution, Solver
 from allocator.solvers.highs_model import (
     highs_lp,
@@ -92,19 +93,6 @@ def lazy_mask(lp: LinearProgram) -> np.ndarray:
         if b.name in LAZY_BLOCKS:
             mask[b.start : b.stop] = True
     return mask
-
-
-def column_periods(lp: LinearProgram) -> np.ndarray:
-    """The period of each column, -1 where a column is not tied to one period (expansion
-    columns, and columns a derived model appends beyond the scenario's)."""
-    c = lp.columns
-    out = np.full(lp.num_cols, -1, dtype=np.int64)
-    out[: c.e_offset] = np.concatenate([c.x_period, c.r_period, c.u_period])
-    if c.n_rsv and lp.num_cols >= c.n_columns:
-        out[c.rsv_offset : c.tier_offset] = c.rsv_period
-    if c.n_tier and lp.num_cols >= c.n_columns:
-        out[c.tier_offset : c.n_columns] = c.tier_period
-    return out
 
 
 def row_periods(lp: LinearProgram) -> np.ndarray:
@@ -418,11 +406,7 @@ class RowGenerationSolver(Solver):
         ``A`` when already sliced), from ``basis`` (column and row statuses, rows in
         ``base_rows`` order) when given."""
         A = lp.A[base_rows] if A is None else A
-        h = new_highs()
-        h.setOptionValue("solver", "simplex")
-        h.setOptionValue("simplex_strategy", 1)  # dual
-        if self.threads:
-            h.setOptionValue("threads", int(self.threads))
+        h = dual_simplex(self.threads)
         h.passModel(
             highs_lp(
                 -lp.c,
@@ -585,6 +569,16 @@ def _chain(
 _lock = threading.Lock()
 
 
+def dual_simplex(threads: int | None = None) -> Any:
+    """A new HiGHS object set to dual simplex (with ``threads`` when given)."""
+    h = new_highs()
+    h.setOptionValue("solver", "simplex")
+    h.setOptionValue("simplex_strategy", 1)  # dual
+    if threads:
+        h.setOptionValue("threads", int(threads))
+    return h
+
+
 def _iterations(h: Any) -> int:
     info = h.getInfo()
     return int(
@@ -622,12 +616,22 @@ def _violated(
     the feasibility tolerance."""
     if rows.size == 0:
         return rows
+    return rows[violated_mask(lp, rows, x, A_rows)]
+
+
+def violated_mask(
+    lp: LinearProgram, rows: np.ndarray, x: np.ndarray, A_rows: sp.csr_matrix
+) -> np.ndarray:
+    """Mask of ``rows`` that ``x`` violates beyond ``VIOLATION_TOL`` (relative to
+    max(1, |bound|), as HiGHS' own feasibility tolerance)."""
+    if rows.size == 0:
+        return np.zeros(0, dtype=bool)
     act = A_rows @ x
     lo, hi = lp.row_lower[rows], lp.row_upper[rows]
     with np.errstate(invalid="ignore"):
         over = np.maximum(act - hi, lo - act)
         scale = np.maximum(1.0, np.minimum(np.abs(lo), np.abs(hi)))
-    return rows[over > VIOLATION_TOL * scale]
+    return np.asarray(over > VIOLATION_TOL * scale)
 
 
 def _to_full(sol: Solution, lp: LinearProgram, model: LoadedModel) -> Solution:

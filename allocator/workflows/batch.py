@@ -263,7 +263,7 @@ def validate_sweep(
     from pydantic import ValidationError
 
     from allocator.scenario import Scenario
-    from allocator.scenario.model import _pydantic_issues, did_you_mean
+    from allocator.scenario.model import did_you_mean, pydantic_issues
     from allocator.scenario.overrides import apply_overrides
 
     issues: list[Issue] = []
@@ -280,7 +280,7 @@ def validate_sweep(
             for i in exc.issues
         ]
     except ValidationError as exc:  # overrides of the wrong type
-        return [], _pydantic_issues(exc, "overrides")
+        return [], pydantic_issues(exc, "overrides")
     except ValueError as exc:
         return [], [Issue("", str(exc))]
     if specs:

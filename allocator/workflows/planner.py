@@ -21,22 +21,50 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
-from allocator.errors import InfeasibleError, NumericalError, Status, TimeLimitError, UnboundedError
+from allocator.errors import (
+    InfeasibleError,
+    Issue,
+    NumericalError,
+    ScenarioError,
+    Status,
+    TimeLimitError,
+    UnboundedError,
+)
 from allocator.lp import LinearProgram
 from allocator.lp.arrays import ScenarioArrays
-from allocator.lp.build import build_lp
+from allocator.lp.build import block_bounds, build_lp, objective_of
+from allocator.lp.program import RowBlock
 from allocator.plan import Plan
+from allocator.plan.readout import ReadOutCache
 from allocator.scenario import Scenario
 from allocator.scenario.load import as_scenario
-from allocator.scenario.model import per_period, unknown_id
-from allocator.scenario.overrides import Overrides, apply_overrides
+from allocator.scenario.model import (
+    Pool,
+    Segment,
+    check_items,
+    named_issues,
+    per_period,
+    pydantic_issues,
+    unknown_id,
+)
+from allocator.scenario.overrides import (
+    Overrides,
+    added_gpus,
+    apply_overrides,
+    pool_changes,
+    scale_segment,
+    scaled,
+    segment_changes,
+)
 from allocator.solvers.base import Solution
+from allocator.solvers.blocks import PeriodBlocks
 from allocator.solvers.highs_model import highspy
 from allocator.solvers.rowgen import LoadedModel, RowGenerationSolver, load_whole
 
@@ -88,34 +116,100 @@ class Planner:
                 "(allocation_unit_gpus), a MILP: use allocator.solve()"
             )
         self._model: LoadedModel | None = None
+        self._blocks: PeriodBlocks | None = None  # the optimum by period (solvers/blocks.py)
+        self._changed: np.ndarray | None = None  # (T,) periods changed since the last solve
+        self.periods_solved: np.ndarray | None = None  # by the last solve; None: all
+        self._readout = ReadOutCache()  # the last plan's sums and binding rows, to patch
+        self._full_readout = False  # the next plan is read out whole (set_scenario)
+        self._array_periods = np.zeros(len(self.scenario.periods), dtype=bool)
         self._seg = {s.id: i for i, s in enumerate(self.scenario.segments)}
         self._pool = {p.id: j for j, p in enumerate(self.scenario.pools)}
         self._period = {label: t for t, label in enumerate(self.scenario.period_labels)}
         self.last_solution: Solution | None = None
         self.last_solve: SolveStats | None = None
+        self.last_change: str | None = None  # how the last what-if reached the LP
+        # what-ifs apply to the base: its numbers a what-if changes, kept apart from the
+        # arrays that update_demand & co. change in place
+        self._base_arrays = replace(self.arrays)
+        self._base_numbers = {k: getattr(self.arrays, k).copy() for k in ARRAY_NUMBERS}
+        # the kept LP is the base's with only what the array path recomputes changed (costs,
+        # the demand and GPU blocks); set_scenario may change any number: the array path
+        # is then off for the session
+        self._at_base_structure = True
+        self._changed_directly = False  # update_demand & co. since the last what-if
+        self._dirty: tuple[set[int], set[int]] = (set(), set())  # segments, pools changed
 
     # ------------------------------------------------------------------ solving
     def solve(self) -> Plan:
-        """Solve the current model: cold the first time, warm from the last basis after."""
+        """Solve the current model: cold the first time, warm from the last basis after:
+        the blocks of periods the changes since touched alone where the model splits by
+        period (solvers/blocks.py), the whole kept model otherwise."""
         warm = self._model is not None
         solver = RowGenerationSolver(threads=self.threads)
+        sol = None
+        changed = None if self._changed is None else self._changed.copy()
         if self._model is None:
             if self.algorithm == "auto":
                 sol, self._model = solver.run_loaded(self.lp, self.time_limit, keep=True)
             else:
                 self._model = load_whole(self.lp, self.algorithm, self.threads)
                 sol = solver.resolve(self._model, self.lp, self.time_limit)
-        else:
+        elif self._blocks is not None and self._changed is not None:
+            deadline = None if self.time_limit is None else time.perf_counter() + self.time_limit
+            done = self._blocks.resolve(self.lp, self._changed, deadline)
+            if done is not None:
+                sol, self.periods_solved = done
+        if sol is None:  # the whole kept model, warm from the blocks' basis when they have one
+            assert self._model is not None
+            self._sync_whole()
             sol = solver.resolve(self._model, self.lp, self.time_limit)
+        if sol.algorithm != "period-window":
+            assert self._model is not None
+            self.periods_solved = None
+            self._blocks = (
+                PeriodBlocks.of(self.lp, self._model, sol, self.threads)
+                if sol.status is Status.OPTIMAL
+                else None
+            )
+        self._changed = None if self._blocks is None else np.zeros(self._blocks.split.periods, bool)
         self.last_solution = sol
         self.last_solve = SolveStats(
             warm, sol.status.value, sol.algorithm, sol.time_s, sol.iterations, sol.objective
         )
         if sol.status not in (Status.OPTIMAL, Status.TIME_LIMIT):
             self._raise(sol)
+        # the read-out patches the periods changed or solved again; all after a whole solve
+        patch = sol.algorithm == "period-window" and not self._full_readout
+        if patch and changed is not None and self.periods_solved is not None:
+            self._readout.periods = changed | self.periods_solved | self._array_periods
+        else:
+            self._readout.periods = None
+        self._full_readout = False
+        self._array_periods = np.zeros(len(self._period), dtype=bool)
         return Plan.from_solution(
-            self.scenario, self.lp, sol, build_time_s=self.build_time_s, arrays=self.arrays
+            self.scenario,
+            self.lp,
+            sol,
+            build_time_s=self.build_time_s,
+            arrays=self.arrays,
+            cache=self._readout,
         )
+
+    def _sync_whole(self) -> None:
+        """Before the whole kept model is solved again: the lazy rows the blocks added are
+        added to it (its basis is its own last one)."""
+        blocks, model = self._blocks, self._model
+        if blocks is None or model is None or model.full:
+            return
+        rows = blocks.lazy_rows[blocks.active & (model.hrow_of[blocks.lazy_rows] < 0)]
+        if rows.size:
+            model.add(np.sort(rows), self.lp)
+        self._blocks = None
+
+    def _mark(self, cols: np.ndarray, rows: np.ndarray) -> None:
+        """Note the periods these LP columns and rows belong to as changed."""
+        if self._blocks is not None and self._changed is not None:
+            self._changed |= self._blocks.periods_of(cols, rows, self.lp)
 
     def _raise(self, sol: Solution) -> None:
         where = f"scenario {self.scenario.name!r}: "
@@ -182,9 +276,124 @@ class Planner:
         """Apply what-if ``overrides`` (:mod:`allocator.workflows.whatif`: demand and price factors,
         capacity changes, kind caps and floors) to the planner's **base** scenario (the one
         it was created with, not the last what-if) and re-solve, warm where the model keeps
-        its structure (see :meth:`set_scenario`)."""
-        ov = overrides if isinstance(overrides, Overrides) else dict(overrides)
+        its structure (see :meth:`set_scenario`).
+
+        Demand, price, cost and capacity changes of segments without tiers or
+        subscriptions take the array path (``last_change`` says which ran): the changed
+        items alone are validated again, the costs and the bounds of the blocks they enter
+        are recomputed from the scenario's arrays (no matrix, no whole scenario validated)
+        and only what differs is pushed. The scenario is the one :func:`apply_overrides`
+        gives, and so are the errors."""
+        ov = overrides if isinstance(overrides, Overrides) else Overrides.model_validate(overrides)
+        if self._model is not None and self._at_base_structure and _array_path(ov):
+            t0 = time.perf_counter()
+            change = self._array_change(ov)
+            if change is not None:
+                self.scenario, new_arrays, new_lp, self._dirty = change
+                self._changed_directly = False
+                self._array_periods |= _periods_changed(self.arrays, new_arrays)
+                self._push(new_lp)
+                self.arrays, self.build_time_s = new_arrays, time.perf_counter() - t0
+                self.last_change = "arrays"
+                return self.solve()
+        self.last_change = "scenario"
         return self.set_scenario(apply_overrides(self.base, ov))
+
+    def _array_change(
+        self, ov: Overrides
+    ) -> tuple[Scenario, ScenarioArrays, LinearProgram, tuple[set[int], set[int]]] | None:
+        """The base scenario with ``ov`` applied, its arrays and LP (costs and bounds
+        recomputed, the matrix shared), and the segments and pools that differ from the
+        base; None when the change needs the scenario path (tiers, subscriptions, or a
+        row or column that appears or disappears). Raises ScenarioError as
+        apply_overrides does."""
+        base, T = self.base, len(self.base.periods)
+        issues: list[Issue] = []
+        seg_changes = list(segment_changes(base, ov, issues))
+        pool_ch = list(pool_changes(base, ov, issues))
+        if issues:
+            raise ScenarioError(issues)
+        if any(base.segments[i].tiers or base.segments[i].subscription for _, i, _ in seg_changes):
+            return None
+        arr = replace(self._base_arrays, **{k: v.copy() for k, v in self._base_numbers.items()})
+        seg_data: dict[int, dict[str, Any]] = {}
+        pool_data: dict[int, dict[str, Any]] = {}
+        for name, i, f in seg_changes:
+            factor = np.asarray(per_period(f, T), dtype=float)
+            if name == "demand_scale":
+                arr.demand[i] *= factor
+                arr.contract_min[i] *= factor
+            else:
+                arr.revenue[i] *= factor
+            scale_segment(
+                seg_data.setdefault(i, base.segments[i].model_dump(mode="json", exclude_none=True)),
+                name,
+                f,
+            )
+        for name, j, f in pool_ch:
+            pool = pool_data.setdefault(j, base.pools[j].model_dump(mode="json", exclude_none=True))
+            if name == "cost_change":
+                arr.var_cost[j] *= np.asarray(per_period(f, T), dtype=float)
+                pool["variable_cost_per_gpu_hour"] = scaled(pool["variable_cost_per_gpu_hour"], f)
+            else:
+                pool["gpus"] = added_gpus(pool["gpus"], f)
+                arr.gpus[j] = pool["gpus"]
+        sc = self._changed_scenario(seg_data, pool_data)
+        direct = self._changed_directly  # update_demand & co.: numbers not in _dirty
+        lp = self._lp_of(
+            sc,
+            arr,
+            demand=bool(seg_data) or bool(self._dirty[0]) or direct,
+            gpus=bool(pool_data) or bool(self._dirty[1]) or direct,
+        )
+        if lp is None:
+            return None
+        return sc, arr, lp, (set(seg_data), set(pool_data))
+
+    def _changed_scenario(
+        self, seg_data: dict[int, dict[str, Any]], pool_data: dict[int, dict[str, Any]]
+    ) -> Scenario:
+        """The base scenario with these segments and pools (their data) validated and put in
+        place (the others as in the base, those changed before back to the base's)."""
+        base = self.base
+        segments: list[Any] = list(base.segments)
+        pools: list[Any] = list(base.pools)
+        issues: list[Issue] = []
+        for items, data, model, key in (
+            (segments, seg_data, Segment, "segments"),
+            (pools, pool_data, Pool, "pools"),
+        ):
+            for i, d in data.items():
+                try:
+                    items[i] = model.model_validate(d)  # type: ignore[attr-defined]
+                except ValidationError as exc:
+                    issues.extend(pydantic_issues(exc, f"{key}[{i}]", model))
+        if issues:
+            raise ScenarioError(named_issues(issues, base))
+        sc = base.model_copy(update={"segments": segments, "pools": pools})
+        issues = check_items(sc, sorted(pool_data), sorted(seg_data))
+        if issues:
+            raise ScenarioError(named_issues(issues, sc))
+        return sc
+
+    def _lp_of(
+        self, sc: Scenario, arr: ScenarioArrays, *, demand: bool, gpus: bool
+    ) -> LinearProgram | None:
+        """The kept LP with ``arr``'s costs, constant and row bounds (the blocks demand and
+        GPUs enter, when they changed); None when a block gains or loses rows."""
+        old = self.lp
+        c, offset = objective_of(sc, arr, old.columns)
+        names = (DEMAND_BLOCKS if demand else ()) + (GPU_BLOCKS if gpus else ())
+        lower, upper = old.row_lower.copy(), old.row_upper.copy()
+        new_blocks = block_bounds(sc, arr, old.columns, names)
+        for name in names:
+            kept, new = old.block(name), new_blocks.get(name)
+            if kept is None and new is None:
+                continue
+            if kept is None or new is None or not _same_keys(kept, new[0]):
+                return None
+            lower[kept.start : kept.stop], upper[kept.start : kept.stop] = new[1], new[2]
+        return replace(old, c=c, offset=offset, row_lower=lower, row_upper=upper)
 
     def set_scenario(self, scenario: Scenario | Mapping[str, Any] | str | Path) -> Plan:
         """Plan ``scenario``, a variant of the planner's (same pools, segments, periods),
@@ -201,10 +410,13 @@ class Planner:
             raise ValueError("Planner re-solves LPs warm; this scenario is a MILP")
         arrays = ScenarioArrays.of(sc)
         build_time = time.perf_counter() - t0
+        self._full_readout = True  # any number may have changed: the plan is read out whole
         if self._model is not None and _same_structure(self.lp, lp):
             self._push(lp)
         else:
-            self._model = None  # a new structure: the next solve is cold
+            self._model = self._blocks = None  # a new structure: the next solve is cold
+            self._readout = ReadOutCache()
+        self._at_base_structure = False
         self.scenario, self.lp, self.arrays, self.build_time_s = sc, lp, arrays, build_time
         self._seg = {s.id: i for i, s in enumerate(sc.segments)}
         self._pool = {p.id: j for j, p in enumerate(sc.pools)}
@@ -218,9 +430,11 @@ class Planner:
         h, old = self._model.h, self.lp
         inf = highspy.kHighsInf
         cols = np.nonzero(new.c != old.c)[0]
+        self._mark(cols, np.zeros(0, dtype=np.int64))
         if cols.size:
             h.changeColsCost(int(cols.size), cols.astype(np.int32), -new.c[cols])
         cols = np.nonzero((new.col_lower != old.col_lower) | (new.col_upper != old.col_upper))[0]
+        self._mark(cols, np.zeros(0, dtype=np.int64))
         if cols.size:
             h.changeColsBounds(
                 int(cols.size),
@@ -261,6 +475,7 @@ class Planner:
         not loaded in it are checked against the LP itself at the next solve)."""
         if self._model is None or rows.size == 0:
             return
+        self._mark(np.zeros(0, dtype=np.int64), rows)
         hrows = self._model.hrow_of[rows]
         loaded = hrows >= 0
         rows, hrows = rows[loaded], hrows[loaded].astype(np.int32)
@@ -274,6 +489,7 @@ class Planner:
     def _set_demand(
         self, s: int, ts: np.ndarray, demand: np.ndarray, contract: np.ndarray | None
     ) -> None:
+        self._changed_directly = True
         arr, lp = self.arrays, self.lp
         T = arr.demand.shape[1]
         old = arr.demand[s, ts].copy()
@@ -337,6 +553,7 @@ class Planner:
         return self.set_scenario(self.scenario.model_copy(update={"segments": segments}))
 
     def _set_gpus(self, p: int, t: int, gpus: float) -> None:
+        self._changed_directly = True
         arr, lp, pol = self.arrays, self.lp, self.scenario.policy
         T = arr.gpus.shape[1]
         arr.gpus[p, t] = gpus
@@ -398,6 +615,32 @@ class Planner:
             abs(fresh.offset - self.lp.offset) / max(1.0, abs(fresh.offset)),
             float(abs(fresh.A - self.lp.A).max()) if fresh.nnz else 0.0,
         )
+
+
+# the arrays a what-if on the array path changes, and the row blocks they enter
+ARRAY_NUMBERS = ("demand", "contract_min", "revenue", "var_cost", "gpus")
+DEMAND_BLOCKS = ("segment-demand", "segment-contract")
+GPU_BLOCKS = ("pool-capacity", "rnd-floor", "segment-stability", "segment-share")
+
+
+def _periods_changed(old: ScenarioArrays, new: ScenarioArrays) -> np.ndarray:
+    """(T,) bool: the periods where a number the array path changes differs."""
+    out = np.zeros(old.demand.shape[1], dtype=bool)
+    for name in ARRAY_NUMBERS:
+        out |= np.any(getattr(old, name) != getattr(new, name), axis=0)
+    return out
+
+
+def _array_path(ov: Overrides) -> bool:
+    """Overrides the array path takes: numbers of segments and pools, not the policy or a
+    throughput (which changes the matrix)."""
+    return not ov.throughput_scale and ov.kind_caps is None and ov.kind_floors is None
+
+
+def _same_keys(a: RowBlock, b: RowBlock) -> bool:
+    return a.stop - a.start == b.stop - b.start and all(
+        k in b.keys and np.array_equal(a.keys[k], b.keys[k]) for k in a.keys
+    )
 
 
 def _same_structure(a: LinearProgram, b: LinearProgram) -> bool:

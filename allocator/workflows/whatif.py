@@ -3,21 +3,28 @@ here) and the comparison of the two plans."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
 
 from allocator.scenario.overrides import Overrides, apply_overrides
+
+if TYPE_CHECKING:
+    from allocator.plan import Plan
 
 __all__ = ["TERMS", "Overrides", "apply_overrides", "compare"]
 
 
-def compare(base: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
-    """Differences ``other - base`` between two plans given as ``Plan.to_dict()`` data:
-    totals, and revenue, gross margin, LTV and GPUs by segment kind.
+def compare(base: Plan | dict[str, Any], other: Plan | dict[str, Any]) -> dict[str, Any]:
+    """Differences ``other - base`` between two plans, given as Plans or as
+    ``Plan.to_dict()`` data (a Plan is read for its totals and kinds only, not turned into
+    a dict: what a what-if answers without its tables): totals, and revenue, gross
+    margin, LTV and GPUs by segment kind.
 
     ``totals`` holds every term of the objective, so that the changes add up:
     objective = gross_margin + weighted_ltv - churn_cost - expansion_cost, where
     weighted_ltv = ltv_weight × ltv (``check`` gives the sum of the terms and what is left
     over: the solver's objective against the one computed from the plan, ~0)."""
+    base, other = _summary(base), _summary(other)
     keys = (
         "objective",
         "revenue",
@@ -62,6 +69,17 @@ def compare(base: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
 
 # the objective's terms and their signs: objective = Σ sign × term
 TERMS = {"gross_margin": 1.0, "weighted_ltv": 1.0, "churn_cost": -1.0, "expansion_cost": -1.0}
+
+
+def _summary(plan: Plan | dict[str, Any]) -> dict[str, Any]:
+    """The parts of a plan :func:`compare` reads, as ``Plan.to_dict()`` has them."""
+    if isinstance(plan, dict):
+        return plan
+    return {
+        "totals": asdict(plan.totals),
+        "by_kind": {k: asdict(v) for k, v in plan.by_kind.items()},
+        "periods": list(plan.periods),
+    }
 
 
 def _with_weighted(t: dict[str, Any]) -> dict[str, float]:

@@ -9,7 +9,7 @@ from benchmarks.harness import main, run, summarise
 
 
 def test_bench_runs_tiny(tmp_path: Path) -> None:
-    phases = ["engine", "clp", "pulp-cbc", "warm"]
+    phases = ["engine", "clp", "pulp-cbc", "warm", "whatif", "cli-solve"]
     results = run(["tiny"], phases, 1, 30.0, tmp_path, log=lambda _: None)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["sizes"][0]["size"] == "tiny"
@@ -22,6 +22,13 @@ def test_bench_runs_tiny(tmp_path: Path) -> None:
     assert size["ratios"]["b"] == "clp"
     assert size["ratios"]["a/b"] > 0 and size["ratios"]["pulp-cbc/a"] > 0
     assert "| tiny |" in (tmp_path / "results.md").read_text()
+    whatif = size["raw"]["whatif"][0]
+    assert abs(whatif["objective"] / size["raw"]["engine"][0]["objective"] - 1) <= 1e-9
+    assert {r["path"] for r in whatif["one"]["runs"]} == {"arrays"}
+    cli = size["raw"]["cli-solve"][0]
+    assert cli["json_mb"] > 0 and cli["file_mb"] > 0 and cli["in_process_s"] > 0
+    for key in ("cli json process / in-process solve+to_dict", "cli --help s"):
+        assert size["ratios"][key] > 0
 
 
 def test_summarise_picks_fastest_agreeing_solver() -> None:
