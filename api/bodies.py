@@ -80,6 +80,8 @@ def _json(raw: bytes, required: bool) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise invalid([Issue("", f"not valid JSON: {exc}")]) from None
+    except RecursionError:  # the decoder's limit (about 1,000 levels); no scenario is deep
+        raise invalid([Issue("", "not valid JSON here: nested too deeply")]) from None
 
 
 def parse_scenario(raw: bytes) -> Scenario:

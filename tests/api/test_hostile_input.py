@@ -1,0 +1,170 @@
+"""Hostile and malformed bodies are client errors: a workbook beyond the reader's limits is
+413 naming the sheet; malformed XML and JSON nested 100k deep are 4xx problems that log no
+traceback; a slow workbook is cut off at the validation time limit (413, its process
+replaced) and neither a JSON body nor another workbook waits behind it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.bodies import BIG
+from api.main import create_app
+from tests.scenario.test_workbook_limits import (
+    far_right,
+    malformed,
+    rewrite,
+    sheet_part,
+    tiny_workbook,
+)
+
+from .conftest import JSON, assert_problem, make_settings, tiny
+
+BOOK = {"content-type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+def no_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    """Nothing the service logged carries an exception (a client error is not a bug)."""
+    bad = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert not bad, [r.getMessage() for r in bad]
+
+
+def test_a_cell_at_xfd_is_413_naming_the_sheet_and_nothing_is_stored(
+    client: TestClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    raw = far_right(tmp_path / "x.xlsx", "demand", 2)
+    r = client.put("/v1/scenarios/xfd", content=raw, headers=BOOK)
+    body = assert_problem(r, 413)
+    assert body["type"] == "/problems/workbook-too-large"
+    assert body["errors"][0]["path"] == "demand"
+    assert "demand!XFD" in body["errors"][0]["message"] and "demand" in body["detail"]
+    assert client.get("/v1/scenarios/xfd").status_code == 404
+    # on a sheet the reader does not use, the same cells cost nothing: stored
+    raw = far_right(tmp_path / "y.xlsx", "notes", 500)
+    r = client.put("/v1/scenarios/xfd", content=raw, headers=BOOK)
+    assert r.status_code == 201, r.text
+    assert (
+        r.json()["scenario"]["segments"]
+        == client.get("/v1/scenarios/tiny").json()["scenario"]["segments"]
+    )
+    no_traceback(caplog)
+
+
+@pytest.mark.parametrize("kind", ["truncated", "dtd entity", "billion laughs"])
+def test_malformed_workbook_xml_is_422_without_a_traceback(
+    client: TestClient, tmp_path: Path, caplog: pytest.LogCaptureFixture, kind: str
+) -> None:
+    where, raw = malformed(tiny_workbook(tmp_path / "t.xlsx").read_bytes())[kind]
+    r = client.post("/v1/scenarios?id=bad", content=raw, headers=BOOK)
+    body = assert_problem(r, 422)
+    assert body["errors"][0]["path"] == where
+    assert client.get("/v1/scenarios/bad").status_code == 404
+    no_traceback(caplog)
+
+
+NESTED = [b"[" * 100_000, b'{"a":' * 100_000, b"[" * 100_000 + b"]" * 100_000]
+
+
+@pytest.mark.parametrize("raw", NESTED, ids=["open", "objects", "closed"])
+def test_json_nested_100k_deep_is_4xx_without_a_traceback(
+    client: TestClient, caplog: pytest.LogCaptureFixture, raw: bytes
+) -> None:
+    """Bodies parsed by the service (small in a thread, beyond BIG in the validator process)
+    are 422 saying so; those FastAPI parses are its 400 ("error parsing the body")."""
+    padded = raw + b" " * BIG  # whitespace after the value: the validator process's path
+    for method, url in (
+        ("POST", "/v1/solve"),
+        ("PUT", "/v1/scenarios/deep"),
+        ("POST", "/v1/scenarios"),
+        ("POST", "/v1/scenarios/tiny/what-if"),
+    ):
+        for body in (raw, padded):
+            r = client.request(method, url, content=body, headers=JSON)
+            problem = assert_problem(r, 422)
+            assert problem["errors"][0]["path"] == "", (url, problem)
+            assert "nested too deeply" in problem["errors"][0]["message"], (url, problem)
+    for url in ("/v1/scenarios/tiny/alternatives", "/v1/scenarios/tiny/plans"):
+        assert_problem(client.post(url, content=raw, headers=JSON), 400)
+    assert client.get("/v1/scenarios/deep").status_code == 404
+    no_traceback(caplog)
+
+
+def slow_workbook(tmp_path: Path, rows: int = 40_000) -> bytes:
+    """tiny.json's workbook with ``rows`` rows of 10 numbers added to its periods sheet:
+    ~0.4M cells, within every read limit, that take seconds to read (and are 0.4M
+    problems: duplicate periods)."""
+    raw = tiny_workbook(tmp_path / "slow.xlsx").read_bytes()
+    cells = "".join(f'<c r="{chr(65 + j)}{{r}}"><v>1</v></c>' for j in range(10))
+    extra = "".join(
+        f'<row r="{r}">' + cells.replace("{r}", str(r)) + "</row>" for r in range(10, 10 + rows)
+    ).encode()
+    return rewrite(
+        raw,
+        sheet_part(raw, "periods"),
+        lambda d: d.replace(b"</sheetData>", extra + b"</sheetData>"),
+    )
+
+
+def test_a_slow_workbook_is_cut_off_and_delays_neither_json_nor_other_workbooks(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The slow workbook holds one of the two workbook processes; while it is held, a big
+    JSON PUT (its own process) and an honest workbook (the other process) are stored; then
+    the slow one ends at the 1 s limit with a 413, its process killed and replaced."""
+    slow = slow_workbook(tmp_path)
+    honest = tiny_workbook(tmp_path / "h.xlsx").read_bytes()
+    big = tiny() | {"description": "x" * BIG}
+    settings = make_settings(tmp_path, validation_time_limit_s=1.0, load_examples=False)
+    with TestClient(create_app(settings)) as c:
+        books = c.app.state.validators.groups["xlsx"]  # type: ignore[attr-defined]
+        pids = {s.pool.submit(_pid).result() for s in books.slots}
+        out: dict[str, object] = {}
+        started = threading.Event()
+
+        def put_slow() -> None:
+            started.set()
+            out["slow"] = c.put("/v1/scenarios/slow", content=slow, headers=BOOK)
+
+        t = threading.Thread(target=put_slow)
+        t.start()
+        started.wait()
+        while books.free.qsize() == len(books.slots):  # until it holds a process
+            t.join(0.01)
+        r = c.put("/v1/scenarios/big", json=big)
+        assert r.status_code == 201 and t.is_alive()  # the JSON did not wait
+        r = c.put("/v1/scenarios/honest", content=honest, headers=BOOK)
+        assert r.status_code == 201 and t.is_alive()  # nor did another workbook
+        t.join(60)
+        body = assert_problem(out["slow"], 413)  # type: ignore[arg-type]
+        assert body["type"] == "/problems/validation-time-limit"
+        assert "longer than 1 s" in body["detail"] and "the workbook" in body["detail"]
+        assert c.get("/v1/scenarios/slow").status_code == 404
+        # the process that read it was replaced; the service keeps validating workbooks
+        after = {s.pool.submit(_pid).result() for s in books.slots}
+        assert len(after) == 2 and len(after & pids) == 1
+        r = c.put("/v1/scenarios/honest", content=honest, headers=BOOK)
+        assert r.status_code == 200 and r.json()["revision"] == 2
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+def _pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+def test_workbook_limits_are_settings(tmp_path: Path) -> None:
+    raw = tiny_workbook(tmp_path / "t.xlsx").read_bytes()
+    for kw, path, words in (
+        ({"workbook_max_rows": 3}, "scenario", "more than 3 rows"),  # the first, 5 rows
+        ({"workbook_max_columns": 2}, "scenario", "scenario!D1 is beyond column B"),
+        ({"workbook_max_cells": 20}, "", "over 20 cells"),
+    ):
+        with TestClient(create_app(make_settings(tmp_path, load_examples=False, **kw))) as c:
+            body = assert_problem(c.put("/v1/scenarios/t", content=raw, headers=BOOK), 413)
+            issue = body["errors"][0]
+            assert words in issue["message"] and (not path or issue["path"] == path), issue
