@@ -59,6 +59,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from allocator.cells import no_formulas
 from allocator.errors import Issue, ScenarioError, WorkbookTooLarge
 
 if TYPE_CHECKING:
@@ -1656,6 +1657,7 @@ def _workbook(data: Mapping[str, Any], template: bool) -> Any:
     _limit_sheets(wb, data, labels, cur)
     _demand_curve_sheets(wb, data, labels, cur)
     _by_period_sheet(wb, by_period, labels)
+    no_formulas(wb)  # a name or unit starting with "=" is text
     return wb
 
 
