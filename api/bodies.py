@@ -114,6 +114,8 @@ def parse_workbook(raw: bytes, limits: ReadLimits | None = None) -> Scenario:
 
 def parse_model(model: type[M], raw: bytes, required: bool) -> M | None:
     data = _json(raw, required)
+    if data is None and required:  # the body is the JSON value null
+        raise invalid([Issue("", "the body is null: send a JSON object ({} for none)")])
     if data is None:
         return None
     try:

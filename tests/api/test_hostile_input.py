@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -168,3 +169,79 @@ def test_workbook_limits_are_settings(tmp_path: Path) -> None:
             body = assert_problem(c.put("/v1/scenarios/t", content=raw, headers=BOOK), 413)
             issue = body["errors"][0]
             assert words in issue["message"] and (not path or issue["path"] == path), issue
+
+
+def test_a_null_body_is_422_naming_the_body(client: TestClient) -> None:
+    for url in ("/v1/scenarios/tiny/what-if", "/v1/scenarios/tiny/what-if/save?as=copy"):
+        body = assert_problem(client.post(url, content=b"null", headers=JSON), 422)
+        assert body["errors"] == [
+            {"path": "", "message": "the body is null: send a JSON object ({} for none)"}
+        ]
+    assert client.get("/v1/scenarios/copy").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "path"),
+    [
+        ("/v1/scenarios/tiny/alternatives", {"slack": False, "vary": ["kind:cloud"]}, "slack"),
+        ("/v1/scenarios/tiny/fair", {"weights": {"chat": True}}, "weights.chat"),
+        ("/v1/scenarios/tiny/plans", {"time_limit_s": True}, "time_limit_s"),
+        ("/v1/scenarios/tiny/what-if", {"time_limit_s": True}, "time_limit_s"),
+        (
+            "/v1/scenarios/tiny/counterfactual",
+            {"name": "x", "transforms": [{"type": "capacity", "pool": "h100", "gpus": True}]},
+            "transforms[0].capacity.gpus",
+        ),
+    ],
+)
+def test_numbers_are_strict_in_every_request_body(
+    client: TestClient, url: str, body: dict, path: str
+) -> None:
+    """true and false are not 1 and 0 (the scenario's numbers already were strict)."""
+    problem = assert_problem(client.post(url, json=body), 422)
+    assert [e["path"] for e in problem["errors"]] == [path]
+    assert client.get("/v1/jobs").json()["total"] == 0  # nothing was queued
+
+
+def scenario_schema(client: TestClient) -> Any:
+    """A JSON Schema validator of the published Scenario schema (OpenAPI 3.1 schemas are
+    JSON Schema 2020-12), with the document's components to resolve its $refs."""
+    import jsonschema_rs  # schemathesis' validator (the dev extra)
+
+    doc = client.get("/openapi.json").json()
+    root = {"$ref": "#/components/schemas/Scenario", "components": doc["components"]}
+    return jsonschema_rs.Draft202012Validator(root)
+
+
+def test_the_published_schema_refuses_what_the_service_refuses(client: TestClient) -> None:
+    """Each body below is refused by the service (422 at the path given); the published
+    schema refuses it too, where it used to accept it. tiny.json passes both."""
+    comps = client.get("/openapi.json").json()["components"]["schemas"]
+    assert comps["Segment"]["properties"]["throughput"]["minProperties"] == 1
+    assert len(comps["GpuLimit"]["anyOf"]) == 2 and len(comps["GpuHourBudget"]["oneOf"]) == 2
+    schema = scenario_schema(client)
+    assert schema.is_valid(tiny())
+
+    def seg0(**kw: object) -> dict:
+        d = tiny()
+        d["segments"][0].update(kw)
+        return d
+
+    def budget(**kw: object) -> dict:
+        return tiny() | {"policy": {"gpu_hour_budgets": [{"id": "b"} | kw]}}
+
+    cases = [
+        (seg0(throughput={}), "segments[0].throughput"),
+        (seg0(gpu_limits=[{"accelerator": "H100"}]), "segments[0].gpu_limits[0]"),
+        (seg0(gpu_limits=[{"max_gpus": None}]), "segments[0].gpu_limits[0]"),
+        (budget(kind="cloud"), "policy.gpu_hour_budgets[0]"),  # no bound
+        (budget(min_gpu_hours=1), "policy.gpu_hour_budgets[0]"),  # no segment, no kind
+        (budget(kind="cloud", segment="chat", min_gpu_hours=1), "policy.gpu_hour_budgets[0]"),
+    ]
+    for body, path in cases:
+        assert not schema.is_valid(body), body
+        r = client.put("/v1/scenarios/loose", json=body)
+        problem = assert_problem(r, 422)
+        assert path in [e["path"] for e in problem["errors"]], (path, problem["errors"])
+    ok = budget(kind="cloud", min_gpu_hours=1)
+    assert schema.is_valid(ok) and client.put("/v1/scenarios/loose", json=ok).status_code == 201
