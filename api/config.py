@@ -45,7 +45,7 @@ class Settings(BaseSettings):
         "again, once; interrupted twice it is marked failed. Found within a few seconds more.",
     )
     validation_time_limit_s: float = Field(
-        30.0,
+        60.0,
         gt=0,
         description="Longest a scenario body (JSON from 256 KiB, any workbook) may take to "
         "read and validate; past it its validator process is replaced and the answer is 413.",

@@ -4,7 +4,7 @@ not in the service's process, each within a deadline.
 Two groups of processes, so that no workbook ever delays a JSON body: one process for JSON
 bodies from ``bodies.BIG`` bytes on, and ``WORKBOOK_VALIDATORS`` (2) for workbooks. A request
 waits for a free process of its group, without blocking the event loop. Each validation has
-``VALIDATION_TIME_LIMIT_S`` (30 s): past it, its process is killed and replaced at once, and
+``VALIDATION_TIME_LIMIT_S`` (60 s): past it, its process is killed and replaced at once, and
 the request is answered 413 saying so, so that a slow file holds one process for that long
 at most. Each process's address space is capped at ``VALIDATOR_MEMORY_MB`` above what it
 starts with (``RLIMIT_AS``, Linux): a body that needs more is a 413, not an exhausted host.

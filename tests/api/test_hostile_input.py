@@ -245,3 +245,17 @@ def test_the_published_schema_refuses_what_the_service_refuses(client: TestClien
         assert path in [e["path"] for e in problem["errors"]], (path, problem["errors"])
     ok = budget(kind="cloud", min_gpu_hours=1)
     assert schema.is_valid(ok) and client.put("/v1/scenarios/loose", json=ok).status_code == 201
+
+
+def test_a_body_beyond_the_validators_memory_is_413(tmp_path: Path) -> None:
+    """With 10 MB of address space over its start, the validator cannot hold 20,000 parsed
+    pools (a 1.4 MB body): 413 saying so, nothing stored, the service answers on."""
+    bad = {"id": "p", "accelerator": "H100", "region": "e", "gpus": [-1, -1]}
+    body = tiny() | {"pools": [bad] * 20_000}
+    settings = make_settings(tmp_path, validator_memory_mb=10, load_examples=False)
+    with TestClient(create_app(settings)) as c:
+        problem = assert_problem(c.put("/v1/scenarios/fat", json=body), 413)
+        assert problem["title"] == "Too large to validate"
+        assert "memory" in problem["detail"] and "nothing was stored" in problem["detail"]
+        assert c.get("/v1/scenarios/fat").status_code == 404
+        assert c.put("/v1/scenarios/small", json=tiny()).status_code == 201  # in a thread
