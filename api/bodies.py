@@ -34,7 +34,7 @@ from allocator import Issue, Scenario, ScenarioError, validate_scenario
 from allocator.errors import WorkbookTooLarge
 from allocator.scenario.workbook import ReadLimits
 
-from .config import Settings
+from .config import MIB, Settings
 from .problems import MAX_ERRORS, ApiError, loc_path
 from .validators import Validators
 
@@ -134,7 +134,7 @@ def read_limits(settings: Settings) -> ReadLimits:
         rows=settings.workbook_max_rows,
         columns=settings.workbook_max_columns,
         cells=settings.workbook_max_cells,
-        unzipped_bytes=settings.workbook_max_unzipped_mb * 1024 * 1024,
+        unzipped_bytes=settings.workbook_max_unzipped_mb * MIB,
     )
 
 

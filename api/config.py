@@ -8,7 +8,11 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from allocator.scenario.workbook import ReadLimits
+
 ROOT = Path(__file__).resolve().parent.parent
+MIB = 1024 * 1024
+_READ = ReadLimits()
 
 
 class Settings(BaseSettings):
@@ -59,16 +63,21 @@ class Settings(BaseSettings):
         description="Address space a validator process may add to what it starts with "
         "(RLIMIT_AS, Linux); beyond it the body is a 413. 0: no cap.",
     )
-    workbook_max_rows: int = Field(100_000, ge=1, description="Rows of a workbook sheet.")
-    workbook_max_columns: int = Field(4_096, ge=1, description="Columns of a workbook sheet.")
+    # the workbook reader's limits (allocator.scenario.workbook.ReadLimits: its defaults)
+    workbook_max_rows: int = Field(_READ.rows, ge=1, description="Rows of a workbook sheet.")
+    workbook_max_columns: int = Field(
+        _READ.columns, ge=1, description="Columns of a workbook sheet."
+    )
     workbook_max_cells: int = Field(
-        2_000_000,
+        _READ.cells,
         ge=1,
         description="Cells of the sheets a workbook is read from, each sheet counted as its "
         "rows times its widest row.",
     )
     workbook_max_unzipped_mb: int = Field(
-        128, ge=1, description="A workbook's parts, uncompressed (a zip bomb stops here)."
+        _READ.unzipped_bytes // MIB,
+        ge=1,
+        description="A workbook's parts, uncompressed (a zip bomb stops here).",
     )
     page_size_max: int = Field(100, ge=1, le=1000)
     load_examples: bool = Field(
