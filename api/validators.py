@@ -124,7 +124,7 @@ class Validators:
                 "Too large to validate",
                 f"the process validating {what} ended before it finished (more than "
                 f"{self.memory_mb:,} MB, ALLOCATOR_VALIDATOR_MEMORY_MB?); nothing was stored",
-                "validation-memory-limit",
+                "too-large-to-validate",
                 [Issue("", "the validator process ended while reading it")],
             ) from None
         finally:
