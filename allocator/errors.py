@@ -51,6 +51,12 @@ class ScenarioError(AllocatorError, ValueError):
         super().__init__(f"invalid scenario ({len(self.issues)} problem(s)):\n{lines}")
 
 
+class WorkbookTooLarge(ScenarioError):
+    """A workbook beyond what the reader reads (rows or columns of a sheet, cells, its
+    uncompressed size): refused before it costs more than an honest file would. ``issues``
+    name the sheet and the limit."""
+
+
 class SolverUnavailableError(AllocatorError, ValueError):
     """The solver named is not usable here. ``available`` lists the ones that are."""
 

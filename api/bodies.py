@@ -4,28 +4,25 @@ A scenario body can be 8 MB of JSON whose validation takes seconds: it is read i
 event loop (that only awaits the socket), then parsed and validated elsewhere, so that
 /healthz and every other request keep being answered. Small bodies go to a worker thread
 (``run_in_threadpool``, at most ``PARSERS`` at a time); bodies over ``BIG`` bytes go to a
-validator process, because ``json.loads`` of megabytes holds the GIL for a long stretch in
-which the event loop could not run. The process sends back the scenario, or the first
-``MAX_ERRORS`` problems and their count. The routes declare their body schema with
+validator process (:mod:`api.validators`: one for JSON, others for workbooks, each
+validation within a time limit), because ``json.loads`` of megabytes holds the GIL for a
+long stretch in which the event loop could not run. The process sends back the scenario, or
+the first ``MAX_ERRORS`` problems and their count. The routes declare their body schema with
 :func:`body_openapi`.
 
 ``POST /v1/scenarios`` and ``PUT /v1/scenarios/{id}`` also take a scenario workbook
 (:data:`XLSX`, the raw bytes): read with openpyxl, which is pure Python and holds the GIL
-however small the file, so every workbook goes to the validator process. Its problems name
+however small the file, so every workbook goes to a validator process. Its problems name
 their sheet and cell (``demand!F7``); once it reads, the scenario's checks keep their field
-paths. The zip's declared uncompressed size is capped (:data:`MAX_UNZIPPED`) before
-openpyxl opens it.
+paths. The reader's limits (:class:`~allocator.scenario.workbook.ReadLimits`: uncompressed
+size, rows, columns and cells of the sheets it reads) are the service's settings; beyond
+them the answer is 413 naming the sheet.
 """
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
-import logging
-import zipfile
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 import anyio
@@ -34,15 +31,17 @@ from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from allocator import Issue, Scenario, ScenarioError, validate_scenario
+from allocator.errors import WorkbookTooLarge
+from allocator.scenario.workbook import ReadLimits
 
+from .config import MIB, Settings
 from .problems import MAX_ERRORS, ApiError, loc_path
+from .validators import Validators
 
-log = logging.getLogger("allocator.api")
 M = TypeVar("M", bound=BaseModel)
 PARSERS = 2  # small bodies parsed at once in threads; the others wait (without blocking)
 BIG = 256 * 1024  # scenario bodies from this size on are validated in a validator process
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-MAX_UNZIPPED = 128 * 1024 * 1024  # a workbook's parts, uncompressed (a zip bomb stops here)
 
 
 def media_type(request: Request) -> str:
@@ -66,6 +65,12 @@ def invalid(issues: list[Issue], total: int | None = None) -> ApiError:
     return ApiError(422, "Invalid request", detail, "invalid-request", issues, extra=extra)
 
 
+def too_large(issues: list[Issue], title: str = "Workbook too large") -> ApiError:
+    """The 413 for a body beyond the limits of what is read (``issues`` name the sheet)."""
+    detail = "; ".join(str(i) for i in issues) + "; nothing was stored"
+    return ApiError(413, title, detail, title.lower().replace(" ", "-"), issues)
+
+
 def _json(raw: bytes, required: bool) -> Any:
     if not raw.strip():
         if required:
@@ -75,6 +80,8 @@ def _json(raw: bytes, required: bool) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise invalid([Issue("", f"not valid JSON: {exc}")]) from None
+    except RecursionError:  # the decoder's limit (about 1,000 levels); no scenario is deep
+        raise invalid([Issue("", "not valid JSON here: nested too deeply")]) from None
 
 
 def parse_scenario(raw: bytes) -> Scenario:
@@ -85,22 +92,18 @@ def parse_scenario(raw: bytes) -> Scenario:
     return scenario
 
 
-def parse_workbook(raw: bytes) -> Scenario:
+def parse_workbook(raw: bytes, limits: ReadLimits | None = None) -> Scenario:
     """Workbook bytes to a validated scenario, or a 422 listing every problem (each at its
-    sheet and cell while the workbook does not read; then at the scenario's field paths)."""
+    sheet and cell while the workbook does not read; then at the scenario's field paths),
+    or a 413 naming the sheet beyond the reader's ``limits``."""
     if not raw:
         raise invalid([Issue("", "a workbook body is required")])
-    try:
-        with zipfile.ZipFile(io.BytesIO(raw)) as zf:
-            size = sum(i.file_size for i in zf.infolist())
-    except (zipfile.BadZipFile, ValueError) as exc:
-        raise invalid([Issue("", f"not an Excel workbook (.xlsx): {exc}")]) from None
-    if size > MAX_UNZIPPED:
-        raise invalid([Issue("", f"the workbook unpacks to {size:,} bytes, over {MAX_UNZIPPED:,}")])
     from allocator.scenario.workbook import read_workbook
 
     try:
-        data = read_workbook(io.BytesIO(raw))
+        data = read_workbook(io.BytesIO(raw), limits)
+    except WorkbookTooLarge as exc:
+        raise too_large(exc.issues) from None
     except ScenarioError as exc:
         raise invalid(exc.issues) from None
     scenario, issues = validate_scenario(data)
@@ -109,11 +112,10 @@ def parse_workbook(raw: bytes) -> Scenario:
     return scenario
 
 
-PARSERS_BY_TYPE = {"json": parse_scenario, "xlsx": parse_workbook}
-
-
 def parse_model(model: type[M], raw: bytes, required: bool) -> M | None:
     data = _json(raw, required)
+    if data is None and required:  # the body is the JSON value null
+        raise invalid([Issue("", "the body is null: send a JSON object ({} for none)")])
     if data is None:
         return None
     try:
@@ -126,37 +128,47 @@ def parse_model(model: type[M], raw: bytes, required: bool) -> M | None:
         raise invalid(list(dict.fromkeys(issues))) from None
 
 
-def check_scenario(raw: bytes, kind: str = "json") -> tuple[Scenario | None, list[Issue], int]:
-    """In a validator process: the scenario, or its first problems and how many in all."""
+def read_limits(settings: Settings) -> ReadLimits:
+    """The workbook reader's limits, from the service's settings."""
+    return ReadLimits(
+        rows=settings.workbook_max_rows,
+        columns=settings.workbook_max_columns,
+        cells=settings.workbook_max_cells,
+        unzipped_bytes=settings.workbook_max_unzipped_mb * MIB,
+    )
+
+
+Checked = tuple[Scenario | None, int, str, list[Issue], int]
+
+
+def check_scenario(raw: bytes, kind: str = "json", limits: ReadLimits | None = None) -> Checked:
+    """In a validator process: the scenario, or the status, title, first problems and how
+    many in all."""
     try:
-        return PARSERS_BY_TYPE[kind](raw), [], 0
+        if kind == "xlsx":
+            return parse_workbook(raw, limits), 200, "", [], 0
+        return parse_scenario(raw), 200, "", [], 0
     except ApiError as exc:
         issues = exc.errors or []
-        return None, issues[:MAX_ERRORS], len(issues)
-
-
-def _validator(app: Any) -> ProcessPoolExecutor:
-    pool = getattr(app.state, "validator", None)
-    if pool is None or getattr(pool, "_broken", False):
-        from .jobs import _context
-        from .lifeline import die_with_parent
-
-        pool = app.state.validator = ProcessPoolExecutor(
-            max_workers=1, mp_context=_context(), initializer=die_with_parent
-        )
-    return pool  # type: ignore[no-any-return]
+        return None, exc.status, exc.title, issues[:MAX_ERRORS], len(issues)
+    except MemoryError:
+        issue = Issue("", "reading it needs more memory than a validator process may use")
+        return None, 413, "Too large to validate", [issue], 1
 
 
 def start_validator(app: Any) -> None:
-    """Start the validator process now (at startup), not on the first big body."""
-    _validator(app).submit(check_scenario, b"{}")
+    """Start the validator processes now (at startup), not on the first big body."""
+    s: Settings = app.state.settings
+    v = Validators(s.workbook_validators, s.validation_time_limit_s, s.validator_memory_mb)
+    app.state.validators = v
+    v.warm_up(check_scenario, b"{}")
 
 
 def stop_validator(app: Any) -> None:
-    pool = getattr(app.state, "validator", None)
-    if pool is not None:
-        pool.shutdown(wait=False, cancel_futures=True)
-        app.state.validator = None
+    v: Validators | None = getattr(app.state, "validators", None)
+    if v is not None:
+        v.stop()
+        app.state.validators = None
 
 
 async def scenario_body(request: Request) -> Scenario:
@@ -171,22 +183,20 @@ async def scenario_or_workbook_body(request: Request) -> Scenario:
 
 async def _scenario(request: Request, kind: str) -> Scenario:
     raw = await request.body()
-    parse = PARSERS_BY_TYPE[kind]
     if len(raw) < BIG and kind == "json":
         async with _limiter(request):
-            return await run_in_threadpool(parse, raw)
-    loop = asyncio.get_running_loop()
-    try:
-        scenario, issues, total = await loop.run_in_executor(
-            _validator(request.app), check_scenario, raw, kind
-        )
-    except BrokenProcessPool:
-        log.warning("the validator process died; validating in a thread")
-        async with _limiter(request):
-            return await run_in_threadpool(parse, raw)
-    if scenario is None:
-        raise invalid(issues, total)
-    return scenario
+            return await run_in_threadpool(parse_scenario, raw)
+    settings: Settings = request.app.state.settings
+    what = "the workbook" if kind == "xlsx" else "the JSON body"
+    validators: Validators = request.app.state.validators
+    scenario, status, title, issues, total = await validators.run(
+        kind, what, check_scenario, raw, kind, read_limits(settings)
+    )
+    if scenario is not None:
+        return scenario
+    if status == 413:
+        raise too_large(issues, title)
+    raise invalid(issues, total)
 
 
 def model_body(model: type[M], required: bool = True) -> Any:

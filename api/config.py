@@ -8,7 +8,11 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from allocator.scenario.workbook import ReadLimits
+
 ROOT = Path(__file__).resolve().parent.parent
+MIB = 1024 * 1024
+_READ = ReadLimits()
 
 
 class Settings(BaseSettings):
@@ -43,6 +47,37 @@ class Settings(BaseSettings):
         gt=0,
         description="A running job without heartbeat this long (its service died) is queued "
         "again, once; interrupted twice it is marked failed. Found within a few seconds more.",
+    )
+    validation_time_limit_s: float = Field(
+        60.0,
+        gt=0,
+        description="Longest a scenario body (JSON from 256 KiB, any workbook) may take to "
+        "read and validate; past it its validator process is replaced and the answer is 413.",
+    )
+    workbook_validators: int = Field(
+        2, ge=1, description="Processes validating workbooks (JSON bodies have their own)."
+    )
+    validator_memory_mb: int = Field(
+        2048,
+        ge=0,
+        description="Address space a validator process may add to what it starts with "
+        "(RLIMIT_AS, Linux); beyond it the body is a 413. 0: no cap.",
+    )
+    # the workbook reader's limits (allocator.scenario.workbook.ReadLimits: its defaults)
+    workbook_max_rows: int = Field(_READ.rows, ge=1, description="Rows of a workbook sheet.")
+    workbook_max_columns: int = Field(
+        _READ.columns, ge=1, description="Columns of a workbook sheet."
+    )
+    workbook_max_cells: int = Field(
+        _READ.cells,
+        ge=1,
+        description="Cells of the sheets a workbook is read from, each sheet counted as its "
+        "rows times its widest row.",
+    )
+    workbook_max_unzipped_mb: int = Field(
+        _READ.unzipped_bytes // MIB,
+        ge=1,
+        description="A workbook's parts, uncompressed (a zip bomb stops here).",
     )
     page_size_max: int = Field(100, ge=1, le=1000)
     load_examples: bool = Field(

@@ -51,7 +51,7 @@ class PlanRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     time_limit_s: float | None = Field(
-        None, gt=0, description="Solver time limit; the service default when absent."
+        None, gt=0, strict=True, description="Solver time limit; the service default when absent."
     )
     algorithm: Literal["auto", "rowgen", "simplex", "ipm", "pdlp", "clp"] = "auto"
 
@@ -131,7 +131,7 @@ class JobPublic(BaseModel):
 
 
 class WhatIfRequest(Overrides):
-    time_limit_s: float | None = Field(None, gt=0)
+    time_limit_s: float | None = Field(None, gt=0, strict=True)  # true is not 1 s
 
 
 class Change(BaseModel):

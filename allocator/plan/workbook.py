@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from allocator.cells import XLSXWRITER_OPTIONS
+
 if TYPE_CHECKING:
     from allocator.plan.tables import Plan
 
@@ -106,7 +108,8 @@ class _Book:
         import xlsxwriter
 
         self.buf = io.BytesIO()
-        self.wb = xlsxwriter.Workbook(self.buf, {"constant_memory": True, "in_memory": True})
+        options = {"constant_memory": True, "in_memory": True} | XLSXWRITER_OPTIONS
+        self.wb = xlsxwriter.Workbook(self.buf, options)  # text cells are strings, never formulas
         self.cur = currency
         self.head = self.wb.add_format({"bold": True, "bg_color": "#E8EEF7", "text_wrap": True})
         self.formats: dict[str, Any] = {}

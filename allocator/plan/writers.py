@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from allocator.cells import csv_cell
 from allocator.plan import jsonio
 
 if TYPE_CHECKING:
@@ -110,26 +111,14 @@ def parquet_files(plan: Plan, tables: tuple[str, ...] = TABLES) -> dict[str, byt
 
 
 def table_csv(header: list[str], columns: list[list[Any]]) -> str:
-    """CSV text of columns: None as an empty cell, floats to 12 significant digits (what a
-    spreadsheet shows, without last-bit noise such as 45600.00000000001)."""
+    """CSV text of columns, every cell by :func:`allocator.cells.csv_cell`: None as an empty
+    cell, floats to 12 significant digits (what a spreadsheet shows, without last-bit noise
+    such as 45600.00000000001), text that would start a formula behind a single quote."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    w.writerows([_cell(v) for v in row] for row in zip(*columns, strict=True))
+    w.writerow([csv_cell(h) for h in header])
+    w.writerows([csv_cell(v) for v in row] for row in zip(*columns, strict=True))
     return buf.getvalue()
-
-
-def csv_cell(v: Any) -> Any:
-    """A value as a CSV cell: floats to 12 significant digits (no last-bit noise such as
-    ``45600.00000000001``), None as an empty cell."""
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return f"{v:.12g}"
-    return v
-
-
-_cell = csv_cell
 
 
 def write_csv(plan: Plan, folder: Path) -> list[Path]:

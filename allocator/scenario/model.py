@@ -32,6 +32,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -76,6 +77,12 @@ class Ownership(StrEnum):
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+def _given(*fields: str) -> list[JsonValue]:
+    """JSON Schema: one branch per field, each requiring that field and not null (what the
+    scenario checks enforce, published so that the schema is no looser than the service)."""
+    return [{"required": [f], "properties": {f: {"not": {"type": "null"}}}} for f in fields]
 
 
 class Period(_Model):
@@ -298,6 +305,8 @@ class GpuLimit(_Model):
     """Most and/or fewest GPUs a segment holds per period over all its pools (a customer's
     cap, a team's guaranteed minimum), of one accelerator type or of every type."""
 
+    model_config = ConfigDict(json_schema_extra={"anyOf": _given("max_gpus", "min_gpus")})
+
     accelerator: Id | None = Field(
         None, description="Count only this accelerator type's pools; all pools when absent."
     )
@@ -319,7 +328,8 @@ class Segment(_Model):
     revenue_per_unit: NonNegPP
     ltv_per_unit: NonNegPP = Field(0.0, description="Future value per unit served.")
     throughput: dict[Id, PositivePP] = Field(
-        description="Work units per GPU-hour by accelerator type; only these types serve it."
+        description="Work units per GPU-hour by accelerator type; only these types serve it.",
+        json_schema_extra={"minProperties": 1},  # checked by _some_throughput
     )
     regions: list[Id] | None = Field(None, description="Allowed regions; all when absent.")
     contract_min: list[NonNeg] | None = Field(
@@ -376,6 +386,13 @@ class GpuHourBudget(_Model):
     """GPU-hours a segment (or every segment of a kind) must get at least, or may get at
     most, over a window of periods, spent in whichever periods the plan finds best
     ("at least 2M H100-hours for R&D this quarter")."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": _given("segment", "kind"),
+            "anyOf": _given("min_gpu_hours", "max_gpu_hours"),
+        }
+    )
 
     id: Id = Field(description="Names the budget in the plan's binding table.")
     segment: Id | None = Field(None, description="The segment; give this or kind.")

@@ -59,7 +59,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from allocator.errors import Issue, ScenarioError
+from allocator.cells import no_formulas
+from allocator.errors import Issue, ScenarioError, WorkbookTooLarge
 
 if TYPE_CHECKING:
     from allocator.scenario.model import Scenario
@@ -756,44 +757,152 @@ class _WorkbookReader(_Reader):
         return [self.number(row[j - 1], g.ref(r, j), required=True) for _, j in cells]
 
 
-def _load(path: str | Path | IO[bytes]) -> dict[str, list[tuple[Any, ...]]]:
+@dataclass(frozen=True)
+class ReadLimits:
+    """How much of a workbook :func:`read_workbook` reads before it refuses the file with
+    :class:`~allocator.errors.WorkbookTooLarge` naming the sheet and the limit, so that a
+    hostile file costs no more than an honest one. Only the sheets the reader knows are
+    parsed (``about`` and extra sheets never are), each only as far as these bounds; a
+    sheet's rows are read as wide as their last cell, so the cells count every row of a
+    sheet as wide as its widest. The largest generated scenario (2,000 segments x 32 pools
+    x 52 periods) is a 1.2 MB workbook of 6.7 MB unpacked and 0.2M cells."""
+
+    rows: int = 100_000  # per sheet
+    columns: int = 4_096  # per sheet (Excel's last column, XFD, is 16,384)
+    cells: int = 2_000_000  # in all the sheets read
+    unzipped_bytes: int = 128 * 1024 * 1024  # the zip's parts, uncompressed (a zip bomb)
+
+
+def _load(
+    path: str | Path | IO[bytes], limits: ReadLimits | None = None
+) -> dict[str, list[tuple[Any, ...]]]:
     with warnings.catch_warnings():  # about features we do not read (extensions, styles)
         warnings.filterwarnings("ignore", category=UserWarning, module="openpyxl")
-        return _load_cells(path)
+        return _load_cells(path, limits or ReadLimits())
 
 
-def _load_cells(path: str | Path | IO[bytes]) -> dict[str, list[tuple[Any, ...]]]:
-    import zipfile
-
-    label = path if isinstance(path, str | Path) else "the workbook"
-
-    from openpyxl import load_workbook
-    from openpyxl.utils.exceptions import InvalidFileException
+def _open(path: str | Path | IO[bytes], label: str, limits: ReadLimits) -> Any:
+    """openpyxl's reader of the package with its strings, sheet list and styles (for dates)
+    read, but no worksheet touched yet (``load_workbook`` would parse every sheet once to
+    size it, ignored sheets too)."""
+    from openpyxl.reader.excel import ExcelReader
+    from openpyxl.styles.stylesheet import apply_stylesheet
 
     try:
-        wb = load_workbook(path, data_only=True, read_only=True)
+        reader = ExcelReader(path, read_only=True, data_only=True)
     except OSError as exc:
         raise ScenarioError([Issue("", f"cannot read {label}: {exc.strerror}")]) from None
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError) as exc:
+    except Exception as exc:  # not a zip, a bad name: whatever the file is, it is not ours
         raise ScenarioError([Issue("", f"{label}: not an Excel workbook (.xlsx): {exc}")]) from None
     try:
-        out = {}
-        for ws in wb.worksheets:
-            ws.reset_dimensions()  # some writers record a wrong used range: read every row
-            out[ws.title] = [tuple(r) for r in ws.iter_rows(values_only=True)]
+        size = sum(i.file_size for i in reader.archive.infolist())
+        if size > limits.unzipped_bytes:
+            raise WorkbookTooLarge(
+                [
+                    Issue(
+                        "",
+                        f"the workbook unpacks to {size:,} bytes, over {limits.unzipped_bytes:,}",
+                    )
+                ]
+            )
+        reader.read_manifest()
+        reader.read_strings()
+        reader.read_workbook()
+        apply_stylesheet(reader.archive, reader.wb)
+    except ScenarioError:
+        reader.archive.close()
+        raise
+    except Exception as exc:  # malformed XML (truncated, entities: defusedxml), missing parts
+        reader.archive.close()
+        raise ScenarioError(
+            [Issue("", f"{label}: not a readable Excel workbook: {_why(exc)}")]
+        ) from None
+    return reader
+
+
+def _why(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(exc, ValueError) and cause is not None:  # openpyxl wraps the XML error
+        exc = cause
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+
+
+def _load_cells(
+    path: str | Path | IO[bytes], limits: ReadLimits
+) -> dict[str, list[tuple[Any, ...]]]:
+    """{sheet name: rows of cell values}; the sheets the reader does not use map to no rows
+    (they are never parsed)."""
+    label = str(path) if isinstance(path, str | Path) else "the workbook"
+    reader = _open(path, label, limits)
+    known = {s.name for s in SHEETS if s.name != "about"}
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    cells = [limits.cells]  # left for the sheets still to read
+    name = ""
+    try:
+        for sheet, rel in reader.parser.find_sheets():
+            name = sheet.name
+            used = name.strip().lower() in known and rel.target in reader.valid_files
+            out[name] = _sheet_rows(reader, name, rel.target, limits, cells) if used else []
         return out
+    except ScenarioError:
+        raise
+    except Exception as exc:  # malformed XML in a sheet
+        raise ScenarioError([Issue(name, f"the sheet cannot be read: {_why(exc)}")]) from None
     finally:
-        wb.close()
+        reader.archive.close()
 
 
-def read_workbook(path: str | Path | IO[bytes]) -> dict[str, Any]:
+def _sheet_rows(
+    reader: Any, name: str, target: str, limits: ReadLimits, cells: list[int]
+) -> list[tuple[Any, ...]]:
+    """The sheet's rows, each as wide as its last cell, within ``limits``."""
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet._read_only import ReadOnlyWorksheet
+
+    class Unsized(ReadOnlyWorksheet):  # type: ignore[misc]
+        def _get_size(self) -> None:  # its recorded used range is often wrong: not read
+            pass
+
+    ws = Unsized(reader.wb, name, target, reader.shared_strings)
+
+    def too_large(msg: str) -> WorkbookTooLarge:
+        return WorkbookTooLarge([Issue(name, msg)])
+
+    rows: list[tuple[Any, ...]] = []
+    width = 0
+    for i, row in enumerate(ws.iter_rows(values_only=True), 1):
+        if i > limits.rows:
+            raise too_large(
+                f"more than {limits.rows:,} rows (delete the rows below the data, "
+                "formatted empty rows included)"
+            )
+        if len(row) > limits.columns:
+            raise too_large(
+                f"a cell at {_ref(name, i, len(row))} is beyond column "
+                f"{get_column_letter(limits.columns)} ({limits.columns:,} columns), the widest "
+                "a sheet may be (delete the columns to the right of the data)"
+            )
+        width = max(width, len(row))
+        if i * width > cells[0]:
+            raise too_large(
+                f"over {limits.cells:,} cells in the sheets read (each sheet counted as its "
+                f"rows x its widest row; this one reaches {i:,} x {width:,})"
+            )
+        rows.append(tuple(row))
+    cells[0] -= len(rows) * width
+    return rows
+
+
+def read_workbook(path: str | Path | IO[bytes], limits: ReadLimits | None = None) -> dict[str, Any]:
     """The scenario of a workbook (a path, or a binary file object such as an uploaded
     body in ``io.BytesIO``) as data for :meth:`Scenario.from_dict`.
 
     Raises :class:`ScenarioError` listing every problem of the workbook (missing sheets and
     columns, text in number cells, unknown or duplicate ids, ...) with its sheet and cell.
-    The data is not validated as a scenario: ``Scenario.from_file`` does that next."""
-    return sheets_to_dict(_load(path))
+    The data is not validated as a scenario: ``Scenario.from_file`` does that next. A file
+    beyond ``limits`` (:class:`ReadLimits`; its defaults when None) raises
+    :class:`~allocator.errors.WorkbookTooLarge` (a ScenarioError) naming the sheet."""
+    return sheets_to_dict(_load(path, limits))
 
 
 def sheets_to_dict(sheets: dict[str, list[tuple[Any, ...]]]) -> dict[str, Any]:
@@ -1548,6 +1657,7 @@ def _workbook(data: Mapping[str, Any], template: bool) -> Any:
     _limit_sheets(wb, data, labels, cur)
     _demand_curve_sheets(wb, data, labels, cur)
     _by_period_sheet(wb, by_period, labels)
+    no_formulas(wb)  # a name or unit starting with "=" is text
     return wb
 
 

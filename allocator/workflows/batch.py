@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from allocator.cells import csv_cell
 from allocator.errors import AllocatorError, Issue, ScenarioError, SolveError, Status
 from allocator.plan.writers import write_atomic
 from allocator.scenario.overrides import Overrides
@@ -525,10 +526,10 @@ def write_table(rows: Sequence[Mapping[str, Any]], out_dir: str | Path) -> list[
     import io
 
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: "" if v is None else v for k, v in r.items()})
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([csv_cell(k) for k in columns])
+    for r in rows:  # numbers as they are (a float's repr), text made safe
+        w.writerow([csv_cell(v) if not isinstance(v, float) else v for v in map(r.get, columns)])
     written = [root / "results.csv"]
     write_atomic(written[0], buf.getvalue())
     try:

@@ -57,11 +57,11 @@ class RemoveSegment(_T):
 class Capacity(_T):
     type: Literal["capacity"] = "capacity"
     pool: str
-    gpus: float
+    gpus: float = Field(strict=True)
     from_period: str | None = Field(None, description="First period affected (default: all).")
 
 
-Factor = Annotated[float, Field(ge=0, le=1e6)]
+Factor = Annotated[float, Field(ge=0, le=1e6, strict=True)]  # numbers: true is not 1
 
 
 class ScaleDemand(_T):

@@ -203,9 +203,9 @@ class FairRequest(BaseModel):
     kind: Literal["cloud", "first_party", "rnd", "consumer"] | None = Field(
         None, description="With by=segment: only this kind's segments."
     )
-    weights: dict[Annotated[str, Field(max_length=128)], Annotated[float, Field(gt=0, le=1e6)]] = (
-        Field(default_factory=dict, description="Weight per segment (or kind) id; 1 if absent.")
-    )
+    weights: dict[
+        Annotated[str, Field(max_length=128)], Annotated[float, Field(gt=0, le=1e6, strict=True)]
+    ] = Field(default_factory=dict, description="Weight per segment (or kind) id; 1 if absent.")
 
 
 @router.post(
@@ -230,7 +230,7 @@ class AlternativesRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    slack: Annotated[float, Field(ge=0, le=1)] = Field(
+    slack: Annotated[float, Field(ge=0, le=1, strict=True)] = Field(  # false is not 0
         0.01, description="Share of the optimal objective given up (0.01 = 1 %)."
     )
     vary: Annotated[

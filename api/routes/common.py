@@ -9,6 +9,7 @@ from typing import Any
 from fastapi.responses import JSONResponse, Response
 
 from allocator import Scenario
+from allocator.cells import csv_cell
 from allocator.lp.build import count_columns
 from allocator.plan import jsonio
 
@@ -125,13 +126,16 @@ def plan_public(row: PlanRow) -> PlanJobPublic:
 
 
 def rows_response(rows: list[dict[str, Any]], as_csv: bool, filename: str) -> Response:
+    """The rows as JSON, or as CSV with every cell by :func:`allocator.cells.csv_cell`
+    (floats to 12 significant digits, formula-like text behind a single quote), as the CLI's
+    CSV files have them."""
     if not as_csv:
         return FastJSON(rows, checked=True)  # a stored plan's rows: read from JSON, finite
     buf = io.StringIO()
     if rows:
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow([csv_cell(k) for k in rows[0]])
+        writer.writerows([csv_cell(v) for v in r.values()] for r in rows)
     return Response(
         buf.getvalue(),
         media_type="text/csv; charset=utf-8",

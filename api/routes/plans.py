@@ -171,12 +171,8 @@ def _view(name: str):  # type: ignore[no-untyped-def]
         row = _done(store, plan_id)
         if fmt == "parquet":
             return table_parquet(row.result, name, f"{plan_id}-{name}")
-        rows = row.result[name]
-        if fmt == "csv":  # floats as the CLI's CSV files write them: 12 significant digits
-            from allocator.plan.writers import csv_cell
-
-            rows = [{k: csv_cell(v) for k, v in r.items()} for r in rows]
-        return rows_response(rows, fmt == "csv", f"{plan_id}-{name}")
+        # CSV cells as the CLI's CSV files write them (allocator.cells.csv_cell)
+        return rows_response(row.result[name], fmt == "csv", f"{plan_id}-{name}")
 
     view.__name__ = f"plan_{name}"
     return view

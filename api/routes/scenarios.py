@@ -325,7 +325,6 @@ async def what_if(
     settings: SettingsDep,
     prefer: Prefer = None,
 ) -> Response:
-    overrides = overrides or WhatIfRequest()  # a JSON null body: no overrides
     changes = overrides.model_dump(exclude={"time_limit_s"})
 
     def prepare() -> tuple[ScenarioRow, Scenario, bool]:
@@ -425,7 +424,6 @@ def save_what_if(
         Header(max_length=1000, description='With a new revision: the ETag it replaces ("3").'),
     ] = None,
 ) -> JSONResponse:
-    overrides = overrides or WhatIfRequest()  # a JSON null body: no overrides
     row = store.get_scenario(scenario_id)
     if row is None:
         raise _not_found(scenario_id)

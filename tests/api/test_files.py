@@ -92,7 +92,7 @@ def test_a_workbook_that_unpacks_too_big_is_refused(client) -> None:
         for _ in range(130):
             f.write(chunk)
     r = client.post("/v1/scenarios?id=bomb", content=buf.getvalue(), headers=BOOK)
-    assert r.status_code == 422 and "unpacks to" in r.json()["errors"][0]["message"]
+    assert r.status_code == 413 and "unpacks to" in r.json()["errors"][0]["message"]
 
 
 def test_workbooks_only_where_scenarios_are_stored_and_within_the_size_limit(tmp_path) -> None:
