@@ -41,6 +41,8 @@ scenario_revisions = sa.Table(
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(), nullable=False),
+    # who saved it (a key's name, an OIDC subject; None: saved before identities existed)
+    sa.Column("saved_by", sa.String(200)),
 )  # the primary key makes (scenario_id, revision) unique: no revision is handed out twice
 
 # a row the readiness check writes and deletes to learn whether the store takes writes
@@ -76,6 +78,55 @@ plans = sa.Table(
     # what the job computes: "plan" (a plan job) or an analysis run as a job ("what-if",
     # "frontier", "sensitivity", "counterfactual", "fair", "alternatives")
     sa.Column("kind", sa.String(32), nullable=False, server_default="plan"),
+    # who submitted the job (None: submitted before identities existed)
+    sa.Column("created_by", sa.String(200)),
+)
+
+# ------------------------------------------------- identities (docs/service-access.md)
+# API keys per person or system: only the SHA-256 of the key is stored (the key itself is
+# shown once, when it is made); a revoked key keeps its row (the audit names it)
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, index=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("created_by", sa.String(200)),
+    sa.Column("revoked_at", sa.DateTime()),
+    sa.Column("revoked_by", sa.String(200)),
+)
+
+# who did what and when: revisions, jobs, cancels, deletions, approvals, keys; newest = largest id
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("at", sa.DateTime(), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False, index=True),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("scenario_id", sa.String(128), index=True),
+    sa.Column("scenario_revision", sa.Integer),
+    sa.Column("target", sa.String(64)),
+    sa.Column("detail", sa.Text),
+)
+
+# each scenario's approved plan, at most one (the primary key): approving another replaces
+# the row; the history of approvals is in audit_log
+plan_approvals = sa.Table(
+    "plan_approvals",
+    metadata,
+    sa.Column("scenario_id", sa.String(128), primary_key=True),
+    sa.Column("plan_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("approved_by", sa.String(200), nullable=False),
+    sa.Column("approved_at", sa.DateTime(), nullable=False),
+    sa.Column("comment", sa.Text, nullable=False),
 )
 # columns added after the first release: (table, column, DDL type and default), added to an
 # existing database at start
@@ -83,6 +134,8 @@ _ADDED_COLUMNS = [
     ("plans", "attempts", "INTEGER NOT NULL DEFAULT 0"),
     ("plans", "progress", "TEXT"),
     ("plans", "kind", "VARCHAR(32) NOT NULL DEFAULT 'plan'"),
+    ("plans", "created_by", "VARCHAR(200)"),
+    ("scenario_revisions", "saved_by", "VARCHAR(200)"),
 ]
 PLAN = "plan"  # the kind of a plan job
 _QUEUE_LOCK = 0x616C6C6F  # PostgreSQL advisory lock serialising the queue-limit check
@@ -124,6 +177,23 @@ class QueueFull(Exception):
 
 class StoreFull(Exception):
     """The database cannot write: its disk (or its size limit) is full."""
+
+
+class PlanApproved(Exception):
+    """The plan is its scenario's approved plan: it can be superseded, not deleted."""
+
+    def __init__(self, scenario_id: str):
+        self.scenario_id = scenario_id
+        super().__init__(f"the approved plan of scenario {scenario_id!r}")
+
+
+class NotApprovable(Exception):
+    """A plan that cannot be approved: ``reason`` says why (its status, or its scenario is
+    gone)."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
 
 
 def is_disk_full(exc: BaseException) -> bool:
@@ -175,6 +245,80 @@ class PlanRow:
     attempts: int = 0
     progress: dict[str, Any] | None = None
     kind: str = "plan"
+    created_by: str | None = None
+
+
+@dataclass
+class RevisionRow:
+    """One revision of a scenario's history."""
+
+    revision: int
+    name: str
+    saved_at: datetime
+    saved_by: str | None
+
+
+@dataclass
+class Approval:
+    """A scenario's approved plan."""
+
+    scenario_id: str
+    plan_id: str
+    approved_by: str
+    approved_at: datetime
+    comment: str
+
+
+@dataclass
+class AuditRow:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    scenario_id: str | None
+    scenario_revision: int | None
+    target: str | None
+    detail: dict[str, Any] | None
+
+
+@dataclass
+class KeyRow:
+    """An API key as stored: its hash, never the key."""
+
+    id: str
+    name: str
+    role: str
+    key_hash: str
+    created_at: datetime
+    created_by: str | None
+    revoked_at: datetime | None
+    revoked_by: str | None
+
+
+SYSTEM = "system"  # the actor of writes no caller asked for (the bundled examples at start)
+
+
+def _audit(
+    c: sa.Connection,
+    actor: str | None,
+    action: str,
+    scenario_id: str | None = None,
+    revision: int | None = None,
+    target: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """One audit entry, written in the transaction ``c`` of the change it records."""
+    c.execute(
+        audit_log.insert().values(
+            at=now(),
+            actor=actor or SYSTEM,
+            action=action,
+            scenario_id=scenario_id,
+            scenario_revision=revision,
+            target=target,
+            detail=dumps(detail) if detail else None,
+        )
+    )
 
 
 class Claimed(NamedTuple):
@@ -317,8 +461,9 @@ class Store:
         )
 
     @staticmethod
-    def _record(c: sa.Connection, sid: str) -> ScenarioRow:
-        """The row as this transaction left it, written to the history too."""
+    def _record(c: sa.Connection, sid: str, actor: str | None, created: bool) -> ScenarioRow:
+        """The row as this transaction left it, written to the history (saved by
+        ``actor``) and the audit too."""
         r = c.execute(sa.select(scenarios).where(scenarios.c.id == sid)).one()
         c.execute(
             scenario_revisions.insert().values(
@@ -327,23 +472,32 @@ class Store:
                 name=r.name,
                 body=r.body,
                 created_at=r.updated_at,
+                saved_by=actor or SYSTEM,
             )
         )
+        _audit(c, actor, "scenario.create" if created else "scenario.revise", sid, r.revision)
         return Store._scenario(r)
 
-    def create_scenario(self, sid: str, body: dict[str, Any]) -> ScenarioRow | None:
-        """Insert; None if the id is taken."""
+    def create_scenario(
+        self, sid: str, body: dict[str, Any], actor: str | None = None
+    ) -> ScenarioRow | None:
+        """Insert; None if the id is taken. ``actor``: who (in the history and the audit)."""
         try:
             with self._tx() as c:
                 c.execute(self._insert(sid, body))
-                row = self._record(c, sid)
+                row = self._record(c, sid, actor, created=True)
         except sa.exc.IntegrityError:
             return None
         self._wrote()
         return row
 
     def replace_scenario(
-        self, sid: str, body: dict[str, Any], expected: int | None = None, must_exist: bool = False
+        self,
+        sid: str,
+        body: dict[str, Any],
+        expected: int | None = None,
+        must_exist: bool = False,
+        actor: str | None = None,
     ) -> tuple[ScenarioRow, bool]:
         """Replace (revision + 1) or create; returns the row and whether it was created.
 
@@ -374,7 +528,7 @@ class Store:
                             ).first()
                             raise RevisionMismatch(cur.revision if cur else None)
                         c.execute(self._insert(sid, body))
-                    row = self._record(c, sid)
+                    row = self._record(c, sid, actor, created)
                 break
             except sa.exc.IntegrityError:  # a concurrent PUT created it first: replace that
                 if attempt == 3:
@@ -392,18 +546,51 @@ class Store:
             ).all()
         return [(r.revision, _utc(r.created_at)) for r in rows]  # type: ignore[misc]
 
-    def delete_scenario(self, sid: str) -> bool:
+    def revisions(self, sid: str, limit: int, offset: int) -> tuple[list[RevisionRow], int]:
+        """The scenario's revisions, newest first, with who saved each; and how many."""
+        where = scenario_revisions.c.scenario_id == sid
+        with self.engine.connect() as c:
+            total = c.execute(
+                sa.select(sa.func.count()).select_from(scenario_revisions).where(where)
+            ).scalar_one()
+            rows = c.execute(
+                sa.select(
+                    scenario_revisions.c.revision,
+                    scenario_revisions.c.name,
+                    scenario_revisions.c.created_at,
+                    scenario_revisions.c.saved_by,
+                )
+                .where(where)
+                .order_by(scenario_revisions.c.revision.desc())
+                .limit(limit)
+                .offset(offset)
+            ).all()
+        out = [RevisionRow(r.revision, r.name, _utc(r.created_at), r.saved_by) for r in rows]  # type: ignore[arg-type]
+        return out, int(total)
+
+    def delete_scenario(self, sid: str, actor: str | None = None) -> bool:
+        """Delete the scenario and its history; its queued jobs are cancelled and its
+        approval (if any) dropped, both named in the audit entry."""
         with self._tx() as c:
+            r = c.execute(sa.select(scenarios.c.revision).where(scenarios.c.id == sid)).first()
             n = c.execute(scenarios.delete().where(scenarios.c.id == sid)).rowcount
             if n:
                 c.execute(
                     scenario_revisions.delete().where(scenario_revisions.c.scenario_id == sid)
                 )
-                c.execute(
+                cancelled = c.execute(
                     plans.update()
                     .where(plans.c.scenario_id == sid, plans.c.status == QUEUED)
                     .values(status=CANCELLED, finished_at=now())
-                )
+                ).rowcount
+                approved = c.execute(
+                    sa.select(plan_approvals.c.plan_id).where(plan_approvals.c.scenario_id == sid)
+                ).first()
+                c.execute(plan_approvals.delete().where(plan_approvals.c.scenario_id == sid))
+                detail: dict[str, Any] = {"cancelled_jobs": int(cancelled)}
+                if approved is not None:
+                    detail["approval_dropped"] = approved.plan_id
+                _audit(c, actor, "scenario.delete", sid, r.revision if r else None, None, detail)
         if n:
             self._wrote()
         return bool(n)
@@ -429,6 +616,7 @@ class Store:
             attempts=int(m["attempts"] or 0),
             progress=loads(m["progress"]) if m.get("progress") else None,
             kind=m.get("kind") or PLAN,
+            created_by=m.get("created_by"),
         )
 
     _summary_cols: ClassVar[list[Any]] = [
@@ -523,6 +711,7 @@ class Store:
         request_hash: str | None,
         max_pending: int | None = None,
         kind: str = PLAN,
+        actor: str | None = None,
     ) -> tuple[PlanRow, bool]:
         """Queue a job (a plan job, or an analysis of ``kind``); returns it and whether it
         is new.
@@ -545,6 +734,7 @@ class Store:
             "created_at": now(),
             "attempts": 0,
             "kind": kind,
+            "created_by": actor or SYSTEM,
         }
         try:
             with self._tx() as c:
@@ -568,6 +758,10 @@ class Store:
                     insert = plans.insert().from_select(list(values), row_values)
                     # RETURNING counts the rows (psycopg gives no rowcount for this INSERT)
                     n = len(c.execute(insert.returning(plans.c.id)).all())
+                if n:
+                    _audit(
+                        c, actor, "job.submit", scenario.id, scenario.revision, pid, {"kind": kind}
+                    )
         except sa.exc.IntegrityError:
             n = 0  # the same Idempotency-Key, inserted by a concurrent request
             if idempotency_key is None:
@@ -582,19 +776,42 @@ class Store:
         assert row is not None
         return row, True
 
-    def delete_plan(self, pid: str) -> bool:
-        with self._tx() as c:
-            return bool(
-                c.execute(
-                    plans.delete().where(plans.c.id == pid, plans.c.status.in_(FINISHED))
-                ).rowcount
-            )
+    @staticmethod
+    def _lock_plan(c: sa.Connection, pid: str) -> Any:
+        """The job's row, locked for this transaction: a no-op UPDATE takes PostgreSQL's row
+        lock and SQLite's write lock before anything is read, so an approval and a deletion
+        of the same plan run one after the other. None if there is no such job."""
+        c.execute(plans.update().where(plans.c.id == pid).values(status=plans.c.status))
+        return c.execute(
+            sa.select(
+                plans.c.scenario_id, plans.c.scenario_revision, plans.c.status, plans.c.kind
+            ).where(plans.c.id == pid)
+        ).first()
 
-    def cancel_plan(self, pid: str) -> str | None:
+    def delete_plan(self, pid: str, actor: str | None = None) -> bool:
+        """Delete a finished job; :class:`PlanApproved` if it is a scenario's approved plan
+        (nothing deleted)."""
+        with self._tx() as c:
+            r = self._lock_plan(c, pid)
+            if r is None or r.status not in FINISHED:
+                return False
+            approved = c.execute(
+                sa.select(plan_approvals.c.scenario_id).where(plan_approvals.c.plan_id == pid)
+            ).first()
+            if approved is not None:
+                raise PlanApproved(approved.scenario_id)
+            c.execute(plans.delete().where(plans.c.id == pid))
+            _audit(
+                c, actor, "job.delete", r.scenario_id, r.scenario_revision, pid, {"kind": r.kind}
+            )
+        self._wrote()
+        return True
+
+    def cancel_plan(self, pid: str, actor: str | None = None) -> str | None:
         """Mark a queued job cancelled, or ask a running one to stop; returns the status
         after the call (None if unknown)."""
         with self._tx() as c:
-            r = c.execute(sa.select(plans.c.status).where(plans.c.id == pid)).first()
+            r = self._lock_plan(c, pid)
             if r is None:
                 return None
             if r.status == QUEUED:
@@ -603,6 +820,7 @@ class Store:
                     .where(plans.c.id == pid, plans.c.status == QUEUED)
                     .values(status=CANCELLED, finished_at=now())
                 )
+                _audit(c, actor, "job.cancel", r.scenario_id, r.scenario_revision, pid)
                 return CANCELLED
             return str(r.status)
 
@@ -726,11 +944,193 @@ class Store:
             r = c.execute(sa.select(plans.c.status).where(plans.c.id == pid)).first()
         return r is None or r.status == CANCELLED
 
-    def request_cancel(self, pid: str) -> None:
+    def request_cancel(self, pid: str, actor: str | None = None) -> None:
         """A running job is marked cancelled; its worker sees it and stops the process."""
         with self._tx() as c:
-            c.execute(
+            r = self._lock_plan(c, pid)
+            n = c.execute(
                 plans.update()
                 .where(plans.c.id == pid, plans.c.status == RUNNING)
                 .values(status=CANCELLED, finished_at=now())
+            ).rowcount
+            if n and r is not None:
+                _audit(c, actor, "job.cancel", r.scenario_id, r.scenario_revision, pid)
+
+    # ----------------------------------------------------------------- approvals
+    @staticmethod
+    def _approval(r: Any) -> Approval:
+        return Approval(r.scenario_id, r.plan_id, r.approved_by, _utc(r.approved_at), r.comment)  # type: ignore[arg-type]
+
+    def approve_plan(self, pid: str, actor: str, comment: str) -> tuple[Approval, str | None]:
+        """Make the finished plan job ``pid`` its scenario's approved plan; returns the
+        approval and the plan it supersedes (None if none, or itself again). KeyError for
+        an unknown job; :class:`NotApprovable` for a job not done, not a plan job, or whose
+        scenario is gone. The superseded approval stays in the audit."""
+        for attempt in (1, 2, 3):
+            try:
+                with self._tx() as c:
+                    r = self._lock_plan(c, pid)
+                    if r is None:
+                        raise KeyError(pid)
+                    if r.kind != PLAN:
+                        raise NotApprovable(f"{pid!r} is a {r.kind} job, not a plan job")
+                    if r.status != DONE:
+                        raise NotApprovable(f"the job is {r.status}; only a done plan is approved")
+                    alive = c.execute(
+                        sa.select(scenarios.c.id).where(scenarios.c.id == r.scenario_id)
+                    ).first()
+                    if alive is None:
+                        raise NotApprovable(f"its scenario {r.scenario_id!r} was deleted")
+                    where = plan_approvals.c.scenario_id == r.scenario_id
+                    prev = c.execute(sa.select(plan_approvals.c.plan_id).where(where)).first()
+                    c.execute(plan_approvals.delete().where(where))
+                    values = {
+                        "scenario_id": r.scenario_id,
+                        "plan_id": pid,
+                        "approved_by": actor,
+                        "approved_at": now(),
+                        "comment": comment,
+                    }
+                    c.execute(plan_approvals.insert().values(**values))
+                    supersedes = prev.plan_id if prev is not None and prev.plan_id != pid else None
+                    detail = {"comment": comment, "supersedes": supersedes}
+                    _audit(
+                        c, actor, "plan.approve", r.scenario_id, r.scenario_revision, pid, detail
+                    )
+                break
+            except sa.exc.IntegrityError:  # a concurrent approval of the scenario: again
+                if attempt == 3:
+                    raise
+        self._wrote()
+        approved_at = _utc(values["approved_at"])
+        assert approved_at is not None
+        return Approval(values["scenario_id"], pid, actor, approved_at, comment), supersedes
+
+    def approved_plan(self, sid: str) -> Approval | None:
+        with self.engine.connect() as c:
+            r = c.execute(
+                sa.select(plan_approvals).where(plan_approvals.c.scenario_id == sid)
+            ).first()
+        return self._approval(r) if r is not None else None
+
+    def approvals_of(self, pids: list[str]) -> dict[str, Approval]:
+        """{plan id: its approval} for those of ``pids`` that are approved."""
+        if not pids:
+            return {}
+        with self.engine.connect() as c:
+            rows = c.execute(
+                sa.select(plan_approvals).where(plan_approvals.c.plan_id.in_(pids))
+            ).all()
+        return {r.plan_id: self._approval(r) for r in rows}
+
+    # --------------------------------------------------------------------- audit
+    def audit(
+        self,
+        limit: int,
+        offset: int,
+        scenario: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+    ) -> tuple[list[AuditRow], int]:
+        """Audit entries, newest first, and how many match."""
+        conds = []
+        if scenario is not None:
+            conds.append(audit_log.c.scenario_id == scenario)
+        if actor is not None:
+            conds.append(audit_log.c.actor == actor)
+        if action is not None:
+            conds.append(audit_log.c.action == action)
+        q = sa.select(audit_log).where(*conds).order_by(audit_log.c.id.desc())
+        with self.engine.connect() as c:
+            total = c.execute(
+                sa.select(sa.func.count()).select_from(audit_log).where(*conds)
+            ).scalar_one()
+            rows = c.execute(q.limit(limit).offset(offset)).all()
+        out = [
+            AuditRow(
+                int(r.id),
+                _utc(r.at),  # type: ignore[arg-type]
+                r.actor,
+                r.action,
+                r.scenario_id,
+                r.scenario_revision,
+                r.target,
+                loads(r.detail) if r.detail else None,
             )
+            for r in rows
+        ]
+        return out, int(total)
+
+    # ---------------------------------------------------------------------- keys
+    @staticmethod
+    def _key(r: Any) -> KeyRow:
+        return KeyRow(
+            r.id,
+            r.name,
+            r.role,
+            r.key_hash,
+            _utc(r.created_at),  # type: ignore[arg-type]
+            r.created_by,
+            _utc(r.revoked_at),
+            r.revoked_by,
+        )
+
+    def add_key(self, name: str, role: str, key_hash: str, actor: str | None) -> KeyRow:
+        """Store a key by its hash (api.keys makes both)."""
+        kid = str(uuid.uuid4())
+        with self._tx() as c:
+            c.execute(
+                api_keys.insert().values(
+                    id=kid,
+                    name=name,
+                    role=role,
+                    key_hash=key_hash,
+                    created_at=now(),
+                    created_by=actor or SYSTEM,
+                )
+            )
+            _audit(c, actor, "key.add", target=kid, detail={"name": name, "role": role})
+            r = c.execute(sa.select(api_keys).where(api_keys.c.id == kid)).one()
+        self._wrote()
+        return self._key(r)
+
+    def list_keys(self, include_revoked: bool = True) -> list[KeyRow]:
+        q = sa.select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id)
+        if not include_revoked:
+            q = q.where(api_keys.c.revoked_at.is_(None))
+        with self.engine.connect() as c:
+            return [self._key(r) for r in c.execute(q).all()]
+
+    def revoke_keys(self, ident: str, actor: str | None) -> list[KeyRow]:
+        """Revoke the active key with id ``ident`` or, if none has it, every active key
+        named ``ident``; returns the keys revoked (none: nothing matched)."""
+        active = api_keys.c.revoked_at.is_(None)
+        with self._tx() as c:
+            ids = [
+                r.id
+                for r in c.execute(sa.select(api_keys.c.id).where(active, api_keys.c.id == ident))
+            ] or [
+                r.id
+                for r in c.execute(sa.select(api_keys.c.id).where(active, api_keys.c.name == ident))
+            ]
+            if ids:
+                c.execute(
+                    api_keys.update()
+                    .where(api_keys.c.id.in_(ids), active)
+                    .values(revoked_at=now(), revoked_by=actor or SYSTEM)
+                )
+            rows = c.execute(sa.select(api_keys).where(api_keys.c.id.in_(ids))).all()
+            for r in rows:
+                _audit(c, actor, "key.revoke", target=r.id, detail={"name": r.name, "role": r.role})
+        return [self._key(r) for r in rows]
+
+    def key_by_hash(self, key_hash: str) -> KeyRow | None:
+        with self.engine.connect() as c:
+            r = c.execute(sa.select(api_keys).where(api_keys.c.key_hash == key_hash)).first()
+        return self._key(r) if r is not None else None
+
+    def has_keys(self) -> bool:
+        """Whether any key was ever added (revoked ones count: revoking the last key does not
+        open the service)."""
+        with self.engine.connect() as c:
+            return c.execute(sa.select(api_keys.c.id).limit(1)).first() is not None

@@ -9,11 +9,12 @@ from fastapi.responses import JSONResponse
 
 import allocator
 
+from ..auth import VIEWER
 from ..problems import responses
 from ..schemas import Health, Ready, Version
 
 router = APIRouter(tags=["system"])
-v1_router = APIRouter(tags=["system"])  # included with the API key like every /v1 route
+v1_router = APIRouter(tags=["system"])  # /v1: a role, like every /v1 route
 
 
 @router.get("/healthz", response_model=Health, summary="The process is up")
@@ -42,6 +43,7 @@ def readyz(request: Request) -> JSONResponse:
     response_model=Version,
     summary="Service and solver versions",
     responses=responses(401),
+    dependencies=[VIEWER],
 )
 def version() -> Version:
     return Version(version=allocator.__version__, api="v1", highs=metadata.version("highspy"))
