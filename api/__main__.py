@@ -1,16 +1,22 @@
-"""`python -m api`: serve the API with uvicorn, settings from ALLOCATOR_* variables."""
+"""`python -m api` (`allocator-api`): serve the API with uvicorn, settings from
+ALLOCATOR_* variables; `allocator-api keys …` manages API keys (api/cli.py)."""
 
 from __future__ import annotations
 
 import logging
+import sys
 
 import uvicorn
 
+from . import cli
 from .config import get_settings
 from .main import create_app
 
 
 def main() -> None:
+    code = cli.main(sys.argv[1:])
+    if code >= 0:
+        sys.exit(code)
     settings = get_settings()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -25,7 +25,7 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Annotated, Any
@@ -303,3 +303,12 @@ def required_role(route: Any) -> Role | None:
     roles = [getattr(d.call, "required_role", None) for d in dependant.dependencies]
     found = [r for r in roles if r is not None]
     return max(found) if found else None
+
+
+def api_routes(app: Any) -> Iterator[Any]:
+    """The app's routes with their full path, methods and dependencies (FastAPI from 0.16x
+    keeps included routers apart; ``iter_route_contexts`` walks into them)."""
+    from fastapi import routing
+
+    walk = getattr(routing, "iter_route_contexts", None)
+    yield from (walk(app.routes) if walk is not None else app.routes)

@@ -19,7 +19,7 @@ import allocator
 from allocator import Scenario, ScenarioError
 
 from . import bodies, problems
-from .auth import Authenticator, current_principal, required_role
+from .auth import Authenticator, api_routes, current_principal, required_role
 from .config import Settings, get_settings
 from .jobs import JobRunner, SyncSolver
 from .routes import access, analysis, docs, jobs, plans, scenarios, solve, system, web
@@ -154,7 +154,7 @@ def _require_discriminators(comps: dict[str, Any]) -> None:
 def _document_roles(app: FastAPI, schema: dict[str, Any]) -> None:
     """Each operation says the role it needs (``x-required-role`` and a line of its
     description), read from the route's own dependency."""
-    for route in app.routes:
+    for route in api_routes(app):
         role = required_role(route)
         if role is None:
             continue
@@ -163,7 +163,7 @@ def _document_roles(app: FastAPI, schema: dict[str, Any]) -> None:
             if op is None:
                 continue
             op["x-required-role"] = role.label
-            note = f"Role: {role.label} or above."
+            note = f"Role: {role.label}" + ("." if role.label == "admin" else " or above.")
             op["description"] = f"{op.get('description', '')}\n\n{note}".strip()
 
 
