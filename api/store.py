@@ -19,7 +19,11 @@ from sqlalchemy.engine import Engine
 
 from allocator.plan import jsonio
 
+from . import migrations
+
 metadata = sa.MetaData()
+# The tables as the newest revision in api/migrations/versions makes them (a test compares
+# the two); a change to them is a new revision there.
 
 scenarios = sa.Table(
     "scenarios",
@@ -77,13 +81,6 @@ plans = sa.Table(
     # "frontier", "sensitivity", "counterfactual", "fair", "alternatives")
     sa.Column("kind", sa.String(32), nullable=False, server_default="plan"),
 )
-# columns added after the first release: (table, column, DDL type and default), added to an
-# existing database at start
-_ADDED_COLUMNS = [
-    ("plans", "attempts", "INTEGER NOT NULL DEFAULT 0"),
-    ("plans", "progress", "TEXT"),
-    ("plans", "kind", "VARCHAR(32) NOT NULL DEFAULT 'plan'"),
-]
 PLAN = "plan"  # the kind of a plan job
 _QUEUE_LOCK = 0x616C6C6F  # PostgreSQL advisory lock serialising the queue-limit check
 
@@ -213,33 +210,7 @@ class Store:
         self.engine = make_engine(url)
         # the last write that failed for want of space, until a write succeeds
         self.write_error: str | None = None
-        metadata.create_all(self.engine)
-        self._migrate()
-
-    def _migrate(self) -> None:
-        """Bring a database made by an earlier version up to this schema: add the columns
-        it lacks and give every scenario its current revision in the history."""
-        insp = sa.inspect(self.engine)
-        with self.engine.begin() as c:
-            for table, column, ddl in _ADDED_COLUMNS:
-                if column not in {col["name"] for col in insp.get_columns(table)}:
-                    c.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}"))
-            known = sa.select(scenario_revisions.c.scenario_id).where(
-                scenario_revisions.c.scenario_id == scenarios.c.id,
-                scenario_revisions.c.revision == scenarios.c.revision,
-            )
-            c.execute(
-                scenario_revisions.insert().from_select(
-                    ["scenario_id", "revision", "name", "body", "created_at"],
-                    sa.select(
-                        scenarios.c.id,
-                        scenarios.c.revision,
-                        scenarios.c.name,
-                        scenarios.c.body,
-                        scenarios.c.updated_at,
-                    ).where(~sa.exists(known)),
-                )
-            )
+        migrations.upgrade(self.engine)  # under a lock: services may start together
 
     @contextmanager
     def _tx(self) -> Iterator[sa.Connection]:
