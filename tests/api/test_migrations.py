@@ -1,18 +1,24 @@
 """Schema migrations (api/migrations, Alembic): the revisions make exactly the tables the
-store declares; `allocator-api db upgrade|current`."""
+store declares; a database of every earlier schema upgrades with everything in it; services
+starting together on one database all start; `allocator-api db upgrade|current`."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from api import migrations
-from api.store import Store, metadata
+from api.store import QUEUED, Store, metadata
+
+from . import old_schemas
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,3 +59,89 @@ def test_db_current_and_upgrade_on_the_command_line(tmp_path: Path):
         assert migrations.current(engine) == migrations.head()
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("schema", list(old_schemas.SCHEMAS))
+def test_a_database_of_each_earlier_schema_upgrades_with_everything_kept(
+    database_url: str, schema: str
+):
+    """No version table: the shape says which release wrote it; after the upgrade the
+    scenario, its history, the plan with its result and Idempotency-Key, and the queued
+    jobs are all there and usable, and a second start changes nothing."""
+    old_schemas.write(database_url, schema)
+    store = Store(database_url)
+    try:
+        assert migrations.current(store.engine) == migrations.head()
+        with store.engine.connect() as c:
+            assert compare_metadata(MigrationContext.configure(c), metadata) == []
+        row = store.get_scenario("old")
+        assert row is not None and (row.revision, row.name) == (3, "kept")
+        assert row.body == {"name": "kept", "periods": []}
+        history = [rev for rev, _ in store.scenario_history("old")]
+        assert history == ([2, 3] if old_schemas.SCHEMAS[schema][2] else [3])
+        done = store.plan_by_key("key-1")
+        assert done is not None and done.id == "done-1" and done.request_hash == "h1"
+        assert store.get_plan("done-1").result == {"objective": 12.5, "status": "optimal"}
+        assert done.kind == "plan" and done.options == {"time_limit_s": 5}
+        assert store.latest_done_plan("old", 3).id == "done-1"
+        jobs = {p.id: p for p in store.list_plans("old", None, 10, 0, kind=None)[0]}
+        expected = {"done-1", "queued-1", "running-1"}
+        if "kind" in old_schemas.SCHEMAS[schema][1]:
+            expected.add("whatif-1")
+            assert jobs["whatif-1"].kind == "what-if"
+        assert set(jobs) == expected
+        assert jobs["running-1"].attempts == 0
+        # the queued jobs run first come, first served, with their scenario and options
+        claimed = store.claim_next("w")
+        assert claimed is not None and claimed.id == "queued-1"
+        assert claimed.scenario == row.body and claimed.options == {"time_limit_s": 7}
+        # the old running job was interrupted (its service is gone): queued again, once
+        assert store.fail_stale(1.0, {"title": "x"}, {"title": "y"}) == (1, 0)
+        assert store.get_plan("running-1").status == QUEUED
+        row2, created = store.replace_scenario("old", {"name": "next"})
+        assert not created and row2.revision == 4
+    finally:
+        store.close()
+    again = Store(database_url)  # a second start changes nothing
+    try:
+        assert again.get_scenario("old").revision == 4
+        assert [r for r, _ in again.scenario_history("old")][-2:] == [3, 4]
+        assert migrations.current(again.engine) == migrations.head()
+    finally:
+        again.close()
+
+
+SERVICES = 6
+
+
+@pytest.mark.parametrize("schema", ["first-release", None])
+def test_services_starting_together_all_start(database_url: str, schema: str | None):
+    """Defect 6: several services (each with its own engine and connections) start at the
+    same moment on an older database (or an empty one); each migrates or waits for the
+    lock and finds the schema done, none fails with DuplicateColumn."""
+    if schema is not None:
+        old_schemas.write(database_url, schema)
+    barrier = threading.Barrier(SERVICES, timeout=60)
+
+    def start(_: int) -> str | None:
+        barrier.wait()
+        store = Store(database_url)
+        try:
+            return migrations.current(store.engine)
+        finally:
+            store.close()
+
+    with ThreadPoolExecutor(SERVICES) as pool:
+        revisions = list(pool.map(start, range(SERVICES), timeout=120))
+    assert revisions == [migrations.head()] * SERVICES
+    store = Store(database_url)
+    try:
+        with store.engine.connect() as c:
+            assert compare_metadata(MigrationContext.configure(c), metadata) == []
+            versions = c.execute(sa.text("SELECT count(*) FROM alembic_version")).scalar_one()
+        assert versions == 1
+        if schema is not None:
+            assert store.get_scenario("old").revision == 3
+            assert store.plan_by_key("key-1").id == "done-1"
+    finally:
+        store.close()

@@ -1,0 +1,116 @@
+"""Databases as earlier versions of the service wrote them (before Alembic), for the
+migration tests: the DDL SQLAlchemy's ``create_all`` emitted for each version's tables
+(``git log -p api/store.py``), and a few rows of every kind written into them."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+PLANS_V1 = """
+CREATE TABLE plans (
+    id VARCHAR(36) NOT NULL, scenario_id VARCHAR(128) NOT NULL,
+    scenario_revision INTEGER NOT NULL, status VARCHAR(16) NOT NULL, options TEXT NOT NULL,
+    scenario_body TEXT NOT NULL, result TEXT, error TEXT, idempotency_key VARCHAR(200),
+    request_hash VARCHAR(64), created_at {ts} NOT NULL, started_at {ts},
+    finished_at {ts}, heartbeat_at {ts}, owner VARCHAR(64){more},
+    PRIMARY KEY (id), UNIQUE (idempotency_key))"""
+SCENARIOS = """
+CREATE TABLE scenarios (
+    id VARCHAR(128) NOT NULL, revision INTEGER NOT NULL, name VARCHAR(200) NOT NULL,
+    body TEXT NOT NULL, created_at {ts} NOT NULL, updated_at {ts} NOT NULL,
+    PRIMARY KEY (id))"""
+INDEXES = [
+    "CREATE INDEX ix_plans_status ON plans (status)",
+    "CREATE INDEX ix_plans_scenario_id ON plans (scenario_id)",
+]
+HISTORY = """
+CREATE TABLE scenario_revisions (
+    scenario_id VARCHAR(128) NOT NULL, revision INTEGER NOT NULL, name VARCHAR(200) NOT NULL,
+    body TEXT NOT NULL, created_at {ts} NOT NULL, PRIMARY KEY (scenario_id, revision))"""
+PROBE = "CREATE TABLE write_probe (id VARCHAR(36) NOT NULL, pad TEXT NOT NULL, PRIMARY KEY (id))"
+ATTEMPTS = ",\n    attempts INTEGER DEFAULT '0' NOT NULL"
+PROGRESS = ",\n    progress TEXT"
+KIND = ",\n    kind VARCHAR(32) DEFAULT 'plan' NOT NULL"
+
+# each earlier schema: (its name, the commit that introduced it, the jobs' added columns,
+# whether it had the revision history and probe tables)
+SCHEMAS = {
+    "first-release": ("0435da4", "", False),
+    "attempts": ("d2a892d", ATTEMPTS, True),
+    "progress": ("dda102b", ATTEMPTS + PROGRESS, True),
+    "kind": ("ebf2780", ATTEMPTS + PROGRESS + KIND, True),
+}
+
+BODY = '{"name": "kept", "periods": []}'
+T0, T1 = "2026-01-02 03:04:05", "2026-01-03 03:04:05"
+RESULT = '{"objective": 12.5, "status": "optimal"}'
+
+
+def write(url: str, schema: str) -> None:
+    """Create ``schema``'s tables in the empty database ``url`` and store: scenario "old"
+    at revision 3, a done plan of it (with an Idempotency-Key), a queued and a running job;
+    where the schema has them, revisions 2 and 3 in the history and a what-if job."""
+    _commit, plan_cols, history = SCHEMAS[schema]
+    engine = sa.create_engine(url)
+    ts = "DATETIME" if engine.dialect.name == "sqlite" else "TIMESTAMP WITHOUT TIME ZONE"
+    ddl = [SCENARIOS, PLANS_V1.replace("{more}", plan_cols), *INDEXES]
+    ddl += [HISTORY, PROBE] if history else []
+    plan = (
+        "INSERT INTO plans (id, scenario_id, scenario_revision, status, options, scenario_body,"
+        " result, idempotency_key, request_hash, created_at, started_at, finished_at,"
+        " heartbeat_at, owner{kind}) VALUES (:id, 'old', 3, :status, :options, :body, :result,"
+        " :key, :hash, :t0, :started, :finished, :started, :owner{kind_value})"
+    )
+    with_kind = "kind" in plan_cols
+    plan = plan.replace("{kind}", ", kind" if with_kind else "")
+    plan = plan.replace("{kind_value}", ", :kind" if with_kind else "")
+    rows = [
+        ("done-1", "done", '{"time_limit_s": 5}', RESULT, "key-1", "h1", T0, T1, "w:1"),
+        ("queued-1", "queued", '{"time_limit_s": 7}', None, None, None, None, None, None),
+        ("running-1", "running", "{}", None, "key-2", "h2", T1, None, "gone:1:x"),
+    ]
+    try:
+        with engine.begin() as c:
+            for stmt in ddl:
+                c.exec_driver_sql(stmt.replace("{ts}", ts))
+            c.execute(
+                sa.text("INSERT INTO scenarios VALUES ('old', 3, 'kept', :b, :t0, :t1)"),
+                {"b": BODY, "t0": T0, "t1": T1},
+            )
+            if history:
+                for rev in (2, 3):
+                    c.execute(
+                        sa.text(
+                            "INSERT INTO scenario_revisions VALUES ('old', :r, 'kept', :b, :t)"
+                        ),
+                        {"r": rev, "b": BODY, "t": T1},
+                    )
+            for pid, status, options, result, key, h, started, finished, owner in rows:
+                c.execute(
+                    sa.text(plan),
+                    {
+                        "id": pid,
+                        "status": status,
+                        "options": options,
+                        "body": BODY,
+                        "result": result,
+                        "key": key,
+                        "hash": h,
+                        "t0": T0,
+                        "started": started,
+                        "finished": finished,
+                        "owner": owner,
+                        "kind": "plan",
+                    },
+                )
+            if with_kind:
+                c.execute(
+                    sa.text(
+                        "INSERT INTO plans (id, scenario_id, scenario_revision, status, options,"
+                        " scenario_body, created_at, kind)"
+                        " VALUES ('whatif-1', 'old', 3, 'queued', '{}', :b, :t, 'what-if')"
+                    ),
+                    {"b": BODY, "t": T1},
+                )
+    finally:
+        engine.dispose()
