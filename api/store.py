@@ -34,6 +34,20 @@ scenarios = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(), nullable=False),
     sa.Column("updated_at", sa.DateTime(), nullable=False),
+    # 1 for the first scenario stored under the id; one more for each one stored under it
+    # after a delete (plans name the generation they were made from)
+    sa.Column("generation", sa.Integer, nullable=False, server_default="1"),
+)
+
+# an id whose scenario was deleted: its last generation and the highest revision it (or a
+# job of it) reached; a scenario stored again under the id continues from there
+deleted_scenarios = sa.Table(
+    "deleted_scenarios",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("generation", sa.Integer, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("deleted_at", sa.DateTime(), nullable=False),
 )
 
 # every revision a scenario had, one row each: a PUT that got revision n wrote row n
@@ -80,6 +94,9 @@ plans = sa.Table(
     # what the job computes: "plan" (a plan job) or an analysis run as a job ("what-if",
     # "frontier", "sensitivity", "counterfactual", "fair", "alternatives")
     sa.Column("kind", sa.String(32), nullable=False, server_default="plan"),
+    # the generation of the scenario the job was made from (0: an earlier scenario under
+    # the id, from before generations were recorded)
+    sa.Column("scenario_generation", sa.Integer, nullable=False, server_default="1"),
 )
 PLAN = "plan"  # the kind of a plan job
 _QUEUE_LOCK = 0x616C6C6F  # PostgreSQL advisory lock serialising the queue-limit check
@@ -153,6 +170,7 @@ class ScenarioRow:
     body: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    generation: int = 1
 
 
 @dataclass
@@ -172,6 +190,7 @@ class PlanRow:
     attempts: int = 0
     progress: dict[str, Any] | None = None
     kind: str = "plan"
+    scenario_generation: int = 1
 
 
 class Claimed(NamedTuple):
@@ -260,7 +279,7 @@ class Store:
     def _scenario(r: Any) -> ScenarioRow:
         created, updated = _utc(r.created_at), _utc(r.updated_at)
         assert created is not None and updated is not None
-        return ScenarioRow(r.id, r.revision, r.name, loads(r.body), created, updated)
+        return ScenarioRow(r.id, r.revision, r.name, loads(r.body), created, updated, r.generation)
 
     def get_scenario(self, sid: str) -> ScenarioRow | None:
         with self.engine.connect() as c:
@@ -276,15 +295,25 @@ class Store:
         return [self._scenario(r) for r in rows], int(total)
 
     @staticmethod
-    def _insert(sid: str, body: dict[str, Any]) -> Any:
+    def _insert(c: sa.Connection, sid: str, body: dict[str, Any]) -> None:
+        """Insert a new scenario: revision 1, generation 1, or, under a deleted scenario's
+        id, one past that scenario's revision and generation."""
+        gone = c.execute(
+            sa.select(deleted_scenarios.c.generation, deleted_scenarios.c.revision).where(
+                deleted_scenarios.c.id == sid
+            )
+        ).first()
         t = now()
-        return scenarios.insert().values(
-            id=sid,
-            revision=1,
-            name=str(body.get("name", sid)),
-            body=dumps(body),
-            created_at=t,
-            updated_at=t,
+        c.execute(
+            scenarios.insert().values(
+                id=sid,
+                revision=gone.revision + 1 if gone else 1,
+                generation=gone.generation + 1 if gone else 1,
+                name=str(body.get("name", sid)),
+                body=dumps(body),
+                created_at=t,
+                updated_at=t,
+            )
         )
 
     @staticmethod
@@ -306,7 +335,7 @@ class Store:
         """Insert; None if the id is taken."""
         try:
             with self._tx() as c:
-                c.execute(self._insert(sid, body))
+                self._insert(c, sid, body)
                 row = self._record(c, sid)
         except sa.exc.IntegrityError:
             return None
@@ -344,7 +373,7 @@ class Store:
                                 sa.select(scenarios.c.revision).where(scenarios.c.id == sid)
                             ).first()
                             raise RevisionMismatch(cur.revision if cur else None)
-                        c.execute(self._insert(sid, body))
+                        self._insert(c, sid, body)
                     row = self._record(c, sid)
                 break
             except sa.exc.IntegrityError:  # a concurrent PUT created it first: replace that
@@ -364,9 +393,29 @@ class Store:
         return [(r.revision, _utc(r.created_at)) for r in rows]  # type: ignore[misc]
 
     def delete_scenario(self, sid: str) -> bool:
+        """Delete the scenario and its history, cancel its queued jobs; its finished plans
+        stay. The id's tombstone keeps its generation and highest revision."""
         with self._tx() as c:
-            n = c.execute(scenarios.delete().where(scenarios.c.id == sid)).rowcount
-            if n:
+            r = c.execute(
+                scenarios.delete()
+                .where(scenarios.c.id == sid)
+                .returning(scenarios.c.generation, scenarios.c.revision)
+            ).first()
+            if r is not None:
+                top = c.execute(
+                    sa.select(sa.func.max(plans.c.scenario_revision)).where(
+                        plans.c.scenario_id == sid
+                    )
+                ).scalar()
+                c.execute(deleted_scenarios.delete().where(deleted_scenarios.c.id == sid))
+                c.execute(
+                    deleted_scenarios.insert().values(
+                        id=sid,
+                        generation=r.generation,
+                        revision=max(r.revision, top or 0),
+                        deleted_at=now(),
+                    )
+                )
                 c.execute(
                     scenario_revisions.delete().where(scenario_revisions.c.scenario_id == sid)
                 )
@@ -375,9 +424,9 @@ class Store:
                     .where(plans.c.scenario_id == sid, plans.c.status == QUEUED)
                     .values(status=CANCELLED, finished_at=now())
                 )
-        if n:
+        if r is not None:
             self._wrote()
-        return bool(n)
+        return r is not None
 
     # ---------------------------------------------------------------------- plans
     @staticmethod
@@ -400,6 +449,7 @@ class Store:
             attempts=int(m["attempts"] or 0),
             progress=loads(m["progress"]) if m.get("progress") else None,
             kind=m.get("kind") or PLAN,
+            scenario_generation=m.get("scenario_generation", 1),
         )
 
     _summary_cols: ClassVar[list[Any]] = [
@@ -445,31 +495,43 @@ class Store:
         offset: int,
         kind: str | None = PLAN,
     ) -> tuple[list[PlanRow], int]:
-        """Jobs newest first, and how many match; ``kind`` None: jobs of every kind."""
-        q = sa.select(*self._summary_cols)
-        n = sa.select(sa.func.count()).select_from(plans)
+        """Jobs newest first, and how many match; ``kind`` None: jobs of every kind.
+        ``scenario``: the jobs of the scenario stored under that id now (of its generation),
+        or, if there is none, of the deleted scenarios that had the id."""
+        conds = []
         if kind is not None:
-            q, n = q.where(plans.c.kind == kind), n.where(plans.c.kind == kind)
+            conds.append(plans.c.kind == kind)
         if scenario is not None:
-            q, n = (
-                q.where(plans.c.scenario_id == scenario),
-                n.where(plans.c.scenario_id == scenario),
+            current = (
+                sa.select(scenarios.c.generation)
+                .where(scenarios.c.id == scenario)
+                .scalar_subquery()
+            )
+            conds.append(plans.c.scenario_id == scenario)
+            conds.append(
+                plans.c.scenario_generation
+                == sa.func.coalesce(current, plans.c.scenario_generation)
             )
         if status is not None:
-            q, n = q.where(plans.c.status == status), n.where(plans.c.status == status)
+            conds.append(plans.c.status == status)
+        q = sa.select(*self._summary_cols).where(*conds)
+        n = sa.select(sa.func.count()).select_from(plans).where(*conds)
         q = q.order_by(plans.c.created_at.desc(), plans.c.id).limit(limit).offset(offset)
         with self.engine.connect() as c:
             total = c.execute(n).scalar_one()
             rows = c.execute(q).all()
         return [self._plan(r) for r in rows], int(total)
 
-    def latest_done_plan(self, sid: str, revision: int) -> PlanRow | None:
+    def latest_done_plan(self, scenario: ScenarioRow) -> PlanRow | None:
+        """The newest finished plan of the scenario's revision (never one of an earlier
+        scenario stored under the same id)."""
         with self.engine.connect() as c:
             r = c.execute(
                 sa.select(plans.c.id)
                 .where(
-                    plans.c.scenario_id == sid,
-                    plans.c.scenario_revision == revision,
+                    plans.c.scenario_id == scenario.id,
+                    plans.c.scenario_generation == scenario.generation,
+                    plans.c.scenario_revision == scenario.revision,
                     plans.c.status == DONE,
                     plans.c.kind == PLAN,
                 )
@@ -508,6 +570,7 @@ class Store:
             "id": pid,
             "scenario_id": scenario.id,
             "scenario_revision": scenario.revision,
+            "scenario_generation": scenario.generation,
             "status": QUEUED,
             "options": dumps(options),
             "scenario_body": dumps(scenario.body),

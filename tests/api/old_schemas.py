@@ -42,14 +42,15 @@ SCHEMAS = {
 }
 
 BODY = '{"name": "kept", "periods": []}'
-T0, T1 = "2026-01-02 03:04:05", "2026-01-03 03:04:05"
+EARLY, T0, T1, LATE = (f"2026-01-0{d} 03:04:05" for d in (1, 2, 3, 4))
 RESULT = '{"objective": 12.5, "status": "optimal"}'
 
 
 def write(url: str, schema: str) -> None:
     """Create ``schema``'s tables in the empty database ``url`` and store: scenario "old"
-    at revision 3, a done plan of it (with an Idempotency-Key), a queued and a running job;
-    where the schema has them, revisions 2 and 3 in the history and a what-if job."""
+    at revision 3, a done plan of it (with an Idempotency-Key), a queued and a running job,
+    a plan of an earlier scenario "old" and one of a deleted scenario "gone"; where the
+    schema has them, revisions 2 and 3 in the history and a what-if job."""
     _commit, plan_cols, history = SCHEMAS[schema]
     engine = sa.create_engine(url)
     ts = "DATETIME" if engine.dialect.name == "sqlite" else "TIMESTAMP WITHOUT TIME ZONE"
@@ -58,16 +59,48 @@ def write(url: str, schema: str) -> None:
     plan = (
         "INSERT INTO plans (id, scenario_id, scenario_revision, status, options, scenario_body,"
         " result, idempotency_key, request_hash, created_at, started_at, finished_at,"
-        " heartbeat_at, owner{kind}) VALUES (:id, 'old', 3, :status, :options, :body, :result,"
-        " :key, :hash, :t0, :started, :finished, :started, :owner{kind_value})"
+        " heartbeat_at, owner{kind}) VALUES (:id, :sid, :rev, :status, :options, :body, :result,"
+        " :key, :hash, :created, :started, :finished, :started, :owner{kind_value})"
     )
     with_kind = "kind" in plan_cols
     plan = plan.replace("{kind}", ", kind" if with_kind else "")
     plan = plan.replace("{kind_value}", ", :kind" if with_kind else "")
-    rows = [
-        ("done-1", "done", '{"time_limit_s": 5}', RESULT, "key-1", "h1", T0, T1, "w:1"),
-        ("queued-1", "queued", '{"time_limit_s": 7}', None, None, None, None, None, None),
-        ("running-1", "running", "{}", None, "key-2", "h2", T1, None, "gone:1:x"),
+    rows = [  # id, scenario, revision, status, options, result, key, hash, created,
+        # started, finished, owner
+        (
+            "done-1",
+            "old",
+            3,
+            "done",
+            '{"time_limit_s": 5}',
+            RESULT,
+            "key-1",
+            "h1",
+            T0,
+            T0,
+            T1,
+            "w:1",
+        ),
+        (
+            "queued-1",
+            "old",
+            3,
+            "queued",
+            '{"time_limit_s": 7}',
+            None,
+            None,
+            None,
+            T0,
+            None,
+            None,
+            None,
+        ),
+        ("running-1", "old", 3, "running", "{}", None, "key-2", "h2", T0, T1, None, "gone:1:x"),
+        # made from an earlier scenario "old" (deleted, then "old" stored again), finished
+        # after it: not the current scenario's plan, though of the same revision number
+        ("early-1", "old", 3, "done", "{}", RESULT, None, None, EARLY, EARLY, LATE, "w:1"),
+        # the plan of a scenario deleted since
+        ("gone-1", "gone", 7, "done", "{}", RESULT, None, None, T0, T0, T1, "w:1"),
     ]
     try:
         with engine.begin() as c:
@@ -85,24 +118,10 @@ def write(url: str, schema: str) -> None:
                         ),
                         {"r": rev, "b": BODY, "t": T1},
                     )
-            for pid, status, options, result, key, h, started, finished, owner in rows:
-                c.execute(
-                    sa.text(plan),
-                    {
-                        "id": pid,
-                        "status": status,
-                        "options": options,
-                        "body": BODY,
-                        "result": result,
-                        "key": key,
-                        "hash": h,
-                        "t0": T0,
-                        "started": started,
-                        "finished": finished,
-                        "owner": owner,
-                        "kind": "plan",
-                    },
-                )
+            names = "id sid rev status options result key hash created started finished owner"
+            for values in rows:
+                params = dict(zip(names.split(), values, strict=True))
+                c.execute(sa.text(plan), params | {"body": BODY, "kind": "plan"})
             if with_kind:
                 c.execute(
                     sa.text(

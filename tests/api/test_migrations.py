@@ -83,7 +83,7 @@ def test_a_database_of_each_earlier_schema_upgrades_with_everything_kept(
         assert done is not None and done.id == "done-1" and done.request_hash == "h1"
         assert store.get_plan("done-1").result == {"objective": 12.5, "status": "optimal"}
         assert done.kind == "plan" and done.options == {"time_limit_s": 5}
-        assert store.latest_done_plan("old", 3).id == "done-1"
+        assert store.latest_done_plan(row).id == "done-1"
         jobs = {p.id: p for p in store.list_plans("old", None, 10, 0, kind=None)[0]}
         expected = {"done-1", "queued-1", "running-1"}
         if "kind" in old_schemas.SCHEMAS[schema][1]:
@@ -100,6 +100,14 @@ def test_a_database_of_each_earlier_schema_upgrades_with_everything_kept(
         assert store.get_plan("running-1").status == QUEUED
         row2, created = store.replace_scenario("old", {"name": "next"})
         assert not created and row2.revision == 4
+        # the plan of an earlier scenario under the id is kept, but not this one's
+        assert store.get_plan("early-1").scenario_generation == 0
+        # the deleted scenario's id goes on counting past its plans' revisions
+        assert store.list_plans("gone", None, 10, 0)[1] == 1
+        again_gone = store.create_scenario("gone", {"name": "new"})
+        assert again_gone is not None and again_gone.revision == 8
+        assert again_gone.generation == 2
+        assert store.list_plans("gone", None, 10, 0)[1] == 0
     finally:
         store.close()
     again = Store(database_url)  # a second start changes nothing

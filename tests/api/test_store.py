@@ -46,7 +46,7 @@ def test_claim_is_atomic_and_fifo(store):
     assert store.claim_next("w3") is None
     store.finish(first.id, DONE, {"ok": 1}, None)
     assert store.get_plan(first.id).result == {"ok": 1}
-    assert store.latest_done_plan("a", 1).id == first.id
+    assert store.latest_done_plan(row).id == first.id
 
 
 def test_stale_running_jobs_fail_and_cancel_wins(store):
