@@ -98,6 +98,15 @@ plans = sa.Table(
     # the id, from before generations were recorded)
     sa.Column("scenario_generation", sa.Integer, nullable=False, server_default="1"),
 )
+# results an earlier version stored with NaN or infinity (not JSON), moved aside unchanged
+# by revision 0004; their jobs are marked failed
+unreadable_results = sa.Table(
+    "unreadable_results",
+    metadata,
+    sa.Column("plan_id", sa.String(36), primary_key=True),
+    sa.Column("result", sa.Text, nullable=False),
+    sa.Column("found_at", sa.DateTime(), nullable=False),
+)
 PLAN = "plan"  # the kind of a plan job
 _QUEUE_LOCK = 0x616C6C6F  # PostgreSQL advisory lock serialising the queue-limit check
 

@@ -44,6 +44,8 @@ SCHEMAS = {
 BODY = '{"name": "kept", "periods": []}'
 EARLY, T0, T1, LATE = (f"2026-01-0{d} 03:04:05" for d in (1, 2, 3, 4))
 RESULT = '{"objective": 12.5, "status": "optimal"}'
+INF_RESULT = '{"objective": 12.5, "totals": {"gap": Infinity, "x": [1, NaN]}}'
+NAN_NAME = '{"objective": 1.0, "segments": ["NaNa", "Infinity war"]}'
 
 
 def write(url: str, schema: str) -> None:
@@ -101,15 +103,21 @@ def write(url: str, schema: str) -> None:
         ("early-1", "old", 3, "done", "{}", RESULT, None, None, EARLY, EARLY, LATE, "w:1"),
         # the plan of a scenario deleted since
         ("gone-1", "gone", 7, "done", "{}", RESULT, None, None, T0, T0, T1, "w:1"),
+        # a scenario id with "/" (the first release allowed it) and its plan
+        ("slash-1", "team/a", 1, "done", "{}", RESULT, None, None, T0, T0, T1, "w:1"),
+        # results Python's json wrote with infinity and NaN, and one that only says "NaN"
+        ("inf-1", "old", 3, "done", "{}", INF_RESULT, None, None, T0, T0, T1, "w:1"),
+        ("nan-name-1", "old", 3, "done", "{}", NAN_NAME, None, None, T0, T0, EARLY, "w:1"),
     ]
     try:
         with engine.begin() as c:
             for stmt in ddl:
                 c.exec_driver_sql(stmt.replace("{ts}", ts))
-            c.execute(
-                sa.text("INSERT INTO scenarios VALUES ('old', 3, 'kept', :b, :t0, :t1)"),
-                {"b": BODY, "t0": T0, "t1": T1},
-            )
+            for sid, rev in (("old", 3), ("team/a", 1), ("team-a", 1)):
+                c.execute(
+                    sa.text("INSERT INTO scenarios VALUES (:s, :r, 'kept', :b, :t0, :t1)"),
+                    {"s": sid, "r": rev, "b": BODY, "t0": T0, "t1": T1},
+                )
             if history:
                 for rev in (2, 3):
                     c.execute(

@@ -14,11 +14,14 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from fastapi.testclient import TestClient
 
 from api import migrations
-from api.store import QUEUED, Store, metadata
+from api.main import create_app
+from api.store import QUEUED, Store, metadata, unreadable_results
 
 from . import old_schemas
+from .conftest import assert_problem, make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,12 +88,24 @@ def test_a_database_of_each_earlier_schema_upgrades_with_everything_kept(
         assert done.kind == "plan" and done.options == {"time_limit_s": 5}
         assert store.latest_done_plan(row).id == "done-1"
         jobs = {p.id: p for p in store.list_plans("old", None, 10, 0, kind=None)[0]}
-        expected = {"done-1", "queued-1", "running-1"}
+        expected = {"done-1", "queued-1", "running-1", "inf-1", "nan-name-1"}
         if "kind" in old_schemas.SCHEMAS[schema][1]:
             expected.add("whatif-1")
             assert jobs["whatif-1"].kind == "what-if"
         assert set(jobs) == expected
         assert jobs["running-1"].attempts == 0
+        # a result with NaN or infinity is moved aside unchanged, its job failed
+        assert jobs["inf-1"].status == "failed" and store.get_plan("inf-1").result is None
+        assert jobs["inf-1"].error["type"] == "/problems/non-finite"
+        assert "totals.gap" in jobs["inf-1"].error["detail"]
+        with store.engine.connect() as c:
+            moved = c.execute(sa.select(unreadable_results)).all()
+        assert [(r.plan_id, r.result) for r in moved] == [("inf-1", old_schemas.INF_RESULT)]
+        assert store.get_plan("nan-name-1").result["segments"] == ["NaNa", "Infinity war"]
+        # an id with "/" is renamed, its plan with it ("team-a" was taken)
+        assert store.get_scenario("team/a") is None
+        assert store.get_scenario("team-a-2").name == "kept"
+        assert store.get_plan("slash-1").scenario_id == "team-a-2"
         # the queued jobs run first come, first served, with their scenario and options
         claimed = store.claim_next("w")
         assert claimed is not None and claimed.id == "queued-1"
@@ -153,3 +168,24 @@ def test_services_starting_together_all_start(database_url: str, schema: str | N
             assert store.plan_by_key("key-1").id == "done-1"
     finally:
         store.close()
+
+
+def test_an_older_database_through_the_api(database_url: str, tmp_path: Path):
+    """What an older version left that the API could not serve: a scenario id with "/"
+    (listed, but neither readable nor deletable) and a plan with infinity in it (invalid
+    JSON with 200, its views 500) are readable, deletable and clean problems."""
+    old_schemas.write(database_url, "first-release")
+    settings = make_settings(tmp_path, database_url=database_url, load_examples=False)
+    with TestClient(create_app(settings)) as client:
+        ids = [s["id"] for s in client.get("/v1/scenarios").json()["items"]]
+        assert sorted(ids) == ["old", "team-a", "team-a-2"]
+        assert client.get("/v1/scenarios/team-a-2").json()["name"] == "kept"
+        plans = client.get("/v1/plans", params={"scenario": "team-a-2"}).json()["items"]
+        assert [p["id"] for p in plans] == ["slash-1"]
+        assert client.delete("/v1/scenarios/team-a-2").status_code == 204
+        r = client.get("/v1/plans/inf-1")
+        assert r.status_code == 200 and r.json()["status"] == "failed"  # valid JSON
+        assert r.json()["error"]["type"] == "/problems/non-finite"
+        for view in ("/plan", "/plan?format=xlsx", "/allocations", "/explain?segment=chat"):
+            assert_problem(client.get(f"/v1/plans/inf-1{view}"), 409)
+        assert client.delete("/v1/plans/inf-1").status_code == 204
