@@ -68,7 +68,7 @@ def upgrade() -> None:
     found_at = datetime.now(UTC).replace(tzinfo=None)
     for (pid,) in suspects:
         text = c.execute(sa.text("SELECT result FROM plans WHERE id = :p"), {"p": pid}).scalar()
-        where = first_non_finite(text)
+        where = first_non_finite(str(text))
         if where is None:
             continue
         error = {
