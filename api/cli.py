@@ -1,5 +1,5 @@
-"""``allocator-api``'s commands besides serving: ``keys add|list|revoke`` (API keys per
-person or system, docs/service-access.md). They act on the database of
+"""``allocator-api keys add|list|revoke``: API keys per person or system
+(docs/service-access.md). They act on the database of
 ``ALLOCATOR_DATABASE_URL`` (or ``--database-url``).
 
 Exit codes: 0 done; 1 nothing matched (``keys revoke`` of an unknown key); 2 bad usage (an
@@ -12,7 +12,7 @@ import getpass
 import json
 import re
 import sys
-from collections.abc import Sequence
+from typing import Any
 
 from .auth import Role, hash_key, new_key
 from .config import get_settings
@@ -88,14 +88,8 @@ def keys_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
-        prog="allocator-api",
-        description="Serve the allocator REST API (no command, or `serve`), or manage its "
-        "API keys.",
-    )
-    sub = ap.add_subparsers(dest="command")
-    sub.add_parser("serve", help="serve the API (settings from ALLOCATOR_* variables)")
+def add_keys_parser(sub: Any) -> None:
+    """``keys add|list|revoke`` under ``allocator-api`` (api/__main__.py)."""
     keys = sub.add_parser("keys", help="API keys per person or system")
     db = argparse.ArgumentParser(add_help=False)
     db.add_argument("--database-url", help="default: ALLOCATOR_DATABASE_URL")
@@ -113,12 +107,3 @@ def parser() -> argparse.ArgumentParser:
     )
     rv.add_argument("key", metavar="ID_OR_NAME")
     rv.set_defaults(func=keys_revoke)
-    return ap
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run a command; None when the command is to serve (the caller serves)."""
-    args = parser().parse_args(argv)
-    if args.command in (None, "serve"):
-        return -1
-    return int(args.func(args))

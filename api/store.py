@@ -19,7 +19,11 @@ from sqlalchemy.engine import Engine
 
 from allocator.plan import jsonio
 
+from . import migrations
+
 metadata = sa.MetaData()
+# The tables as the newest revision in api/migrations/versions makes them (a test compares
+# the two); a change to them is a new revision there.
 
 scenarios = sa.Table(
     "scenarios",
@@ -30,6 +34,20 @@ scenarios = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(), nullable=False),
     sa.Column("updated_at", sa.DateTime(), nullable=False),
+    # 1 for the first scenario stored under the id; one more for each one stored under it
+    # after a delete (plans name the generation they were made from)
+    sa.Column("generation", sa.Integer, nullable=False, server_default="1"),
+)
+
+# an id whose scenario was deleted: its last generation and the highest revision it (or a
+# job of it) reached; a scenario stored again under the id continues from there
+deleted_scenarios = sa.Table(
+    "deleted_scenarios",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("generation", sa.Integer, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("deleted_at", sa.DateTime(), nullable=False),
 )
 
 # every revision a scenario had, one row each: a PUT that got revision n wrote row n
@@ -78,8 +96,20 @@ plans = sa.Table(
     # what the job computes: "plan" (a plan job) or an analysis run as a job ("what-if",
     # "frontier", "sensitivity", "counterfactual", "fair", "alternatives")
     sa.Column("kind", sa.String(32), nullable=False, server_default="plan"),
+    # the generation of the scenario the job was made from (0: an earlier scenario under
+    # the id, from before generations were recorded)
+    sa.Column("scenario_generation", sa.Integer, nullable=False, server_default="1"),
     # who submitted the job (None: submitted before identities existed)
     sa.Column("created_by", sa.String(200)),
+)
+# results an earlier version stored with NaN or infinity (not JSON), moved aside unchanged
+# by revision 0004; their jobs are marked failed
+unreadable_results = sa.Table(
+    "unreadable_results",
+    metadata,
+    sa.Column("plan_id", sa.String(36), primary_key=True),
+    sa.Column("result", sa.Text, nullable=False),
+    sa.Column("found_at", sa.DateTime(), nullable=False),
 )
 
 # ------------------------------------------------- identities (docs/service-access.md)
@@ -128,15 +158,6 @@ plan_approvals = sa.Table(
     sa.Column("approved_at", sa.DateTime(), nullable=False),
     sa.Column("comment", sa.Text, nullable=False),
 )
-# columns added after the first release: (table, column, DDL type and default), added to an
-# existing database at start
-_ADDED_COLUMNS = [
-    ("plans", "attempts", "INTEGER NOT NULL DEFAULT 0"),
-    ("plans", "progress", "TEXT"),
-    ("plans", "kind", "VARCHAR(32) NOT NULL DEFAULT 'plan'"),
-    ("plans", "created_by", "VARCHAR(200)"),
-    ("scenario_revisions", "saved_by", "VARCHAR(200)"),
-]
 PLAN = "plan"  # the kind of a plan job
 _QUEUE_LOCK = 0x616C6C6F  # PostgreSQL advisory lock serialising the queue-limit check
 
@@ -226,6 +247,7 @@ class ScenarioRow:
     body: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    generation: int = 1
 
 
 @dataclass
@@ -245,6 +267,7 @@ class PlanRow:
     attempts: int = 0
     progress: dict[str, Any] | None = None
     kind: str = "plan"
+    scenario_generation: int = 1
     created_by: str | None = None
 
 
@@ -357,33 +380,7 @@ class Store:
         self.engine = make_engine(url)
         # the last write that failed for want of space, until a write succeeds
         self.write_error: str | None = None
-        metadata.create_all(self.engine)
-        self._migrate()
-
-    def _migrate(self) -> None:
-        """Bring a database made by an earlier version up to this schema: add the columns
-        it lacks and give every scenario its current revision in the history."""
-        insp = sa.inspect(self.engine)
-        with self.engine.begin() as c:
-            for table, column, ddl in _ADDED_COLUMNS:
-                if column not in {col["name"] for col in insp.get_columns(table)}:
-                    c.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}"))
-            known = sa.select(scenario_revisions.c.scenario_id).where(
-                scenario_revisions.c.scenario_id == scenarios.c.id,
-                scenario_revisions.c.revision == scenarios.c.revision,
-            )
-            c.execute(
-                scenario_revisions.insert().from_select(
-                    ["scenario_id", "revision", "name", "body", "created_at"],
-                    sa.select(
-                        scenarios.c.id,
-                        scenarios.c.revision,
-                        scenarios.c.name,
-                        scenarios.c.body,
-                        scenarios.c.updated_at,
-                    ).where(~sa.exists(known)),
-                )
-            )
+        migrations.upgrade(self.engine)  # under a lock: services may start together
 
     @contextmanager
     def _tx(self) -> Iterator[sa.Connection]:
@@ -433,7 +430,7 @@ class Store:
     def _scenario(r: Any) -> ScenarioRow:
         created, updated = _utc(r.created_at), _utc(r.updated_at)
         assert created is not None and updated is not None
-        return ScenarioRow(r.id, r.revision, r.name, loads(r.body), created, updated)
+        return ScenarioRow(r.id, r.revision, r.name, loads(r.body), created, updated, r.generation)
 
     def get_scenario(self, sid: str) -> ScenarioRow | None:
         with self.engine.connect() as c:
@@ -449,15 +446,25 @@ class Store:
         return [self._scenario(r) for r in rows], int(total)
 
     @staticmethod
-    def _insert(sid: str, body: dict[str, Any]) -> Any:
+    def _insert(c: sa.Connection, sid: str, body: dict[str, Any]) -> None:
+        """Insert a new scenario: revision 1, generation 1, or, under a deleted scenario's
+        id, one past that scenario's revision and generation."""
+        gone = c.execute(
+            sa.select(deleted_scenarios.c.generation, deleted_scenarios.c.revision).where(
+                deleted_scenarios.c.id == sid
+            )
+        ).first()
         t = now()
-        return scenarios.insert().values(
-            id=sid,
-            revision=1,
-            name=str(body.get("name", sid)),
-            body=dumps(body),
-            created_at=t,
-            updated_at=t,
+        c.execute(
+            scenarios.insert().values(
+                id=sid,
+                revision=gone.revision + 1 if gone else 1,
+                generation=gone.generation + 1 if gone else 1,
+                name=str(body.get("name", sid)),
+                body=dumps(body),
+                created_at=t,
+                updated_at=t,
+            )
         )
 
     @staticmethod
@@ -484,7 +491,7 @@ class Store:
         """Insert; None if the id is taken. ``actor``: who (in the history and the audit)."""
         try:
             with self._tx() as c:
-                c.execute(self._insert(sid, body))
+                self._insert(c, sid, body)
                 row = self._record(c, sid, actor, created=True)
         except sa.exc.IntegrityError:
             return None
@@ -527,7 +534,7 @@ class Store:
                                 sa.select(scenarios.c.revision).where(scenarios.c.id == sid)
                             ).first()
                             raise RevisionMismatch(cur.revision if cur else None)
-                        c.execute(self._insert(sid, body))
+                        self._insert(c, sid, body)
                     row = self._record(c, sid, actor, created)
                 break
             except sa.exc.IntegrityError:  # a concurrent PUT created it first: replace that
@@ -569,12 +576,30 @@ class Store:
         return out, int(total)
 
     def delete_scenario(self, sid: str, actor: str | None = None) -> bool:
-        """Delete the scenario and its history; its queued jobs are cancelled and its
-        approval (if any) dropped, both named in the audit entry."""
+        """Delete the scenario and its history, cancel its queued jobs; its finished plans
+        stay. The id's tombstone keeps its generation and highest revision. Its approval (if
+        any) is dropped; the audit entry names it and the jobs cancelled."""
         with self._tx() as c:
-            r = c.execute(sa.select(scenarios.c.revision).where(scenarios.c.id == sid)).first()
-            n = c.execute(scenarios.delete().where(scenarios.c.id == sid)).rowcount
-            if n:
+            r = c.execute(
+                scenarios.delete()
+                .where(scenarios.c.id == sid)
+                .returning(scenarios.c.generation, scenarios.c.revision)
+            ).first()
+            if r is not None:
+                top = c.execute(
+                    sa.select(sa.func.max(plans.c.scenario_revision)).where(
+                        plans.c.scenario_id == sid
+                    )
+                ).scalar()
+                c.execute(deleted_scenarios.delete().where(deleted_scenarios.c.id == sid))
+                c.execute(
+                    deleted_scenarios.insert().values(
+                        id=sid,
+                        generation=r.generation,
+                        revision=max(r.revision, top or 0),
+                        deleted_at=now(),
+                    )
+                )
                 c.execute(
                     scenario_revisions.delete().where(scenario_revisions.c.scenario_id == sid)
                 )
@@ -590,10 +615,10 @@ class Store:
                 detail: dict[str, Any] = {"cancelled_jobs": int(cancelled)}
                 if approved is not None:
                     detail["approval_dropped"] = approved.plan_id
-                _audit(c, actor, "scenario.delete", sid, r.revision if r else None, None, detail)
-        if n:
+                _audit(c, actor, "scenario.delete", sid, r.revision, None, detail)
+        if r is not None:
             self._wrote()
-        return bool(n)
+        return r is not None
 
     # ---------------------------------------------------------------------- plans
     @staticmethod
@@ -616,6 +641,7 @@ class Store:
             attempts=int(m["attempts"] or 0),
             progress=loads(m["progress"]) if m.get("progress") else None,
             kind=m.get("kind") or PLAN,
+            scenario_generation=m.get("scenario_generation", 1),
             created_by=m.get("created_by"),
         )
 
@@ -662,31 +688,43 @@ class Store:
         offset: int,
         kind: str | None = PLAN,
     ) -> tuple[list[PlanRow], int]:
-        """Jobs newest first, and how many match; ``kind`` None: jobs of every kind."""
-        q = sa.select(*self._summary_cols)
-        n = sa.select(sa.func.count()).select_from(plans)
+        """Jobs newest first, and how many match; ``kind`` None: jobs of every kind.
+        ``scenario``: the jobs of the scenario stored under that id now (of its generation),
+        or, if there is none, of the deleted scenarios that had the id."""
+        conds = []
         if kind is not None:
-            q, n = q.where(plans.c.kind == kind), n.where(plans.c.kind == kind)
+            conds.append(plans.c.kind == kind)
         if scenario is not None:
-            q, n = (
-                q.where(plans.c.scenario_id == scenario),
-                n.where(plans.c.scenario_id == scenario),
+            current = (
+                sa.select(scenarios.c.generation)
+                .where(scenarios.c.id == scenario)
+                .scalar_subquery()
+            )
+            conds.append(plans.c.scenario_id == scenario)
+            conds.append(
+                plans.c.scenario_generation
+                == sa.func.coalesce(current, plans.c.scenario_generation)
             )
         if status is not None:
-            q, n = q.where(plans.c.status == status), n.where(plans.c.status == status)
+            conds.append(plans.c.status == status)
+        q = sa.select(*self._summary_cols).where(*conds)
+        n = sa.select(sa.func.count()).select_from(plans).where(*conds)
         q = q.order_by(plans.c.created_at.desc(), plans.c.id).limit(limit).offset(offset)
         with self.engine.connect() as c:
             total = c.execute(n).scalar_one()
             rows = c.execute(q).all()
         return [self._plan(r) for r in rows], int(total)
 
-    def latest_done_plan(self, sid: str, revision: int) -> PlanRow | None:
+    def latest_done_plan(self, scenario: ScenarioRow) -> PlanRow | None:
+        """The newest finished plan of the scenario's revision (never one of an earlier
+        scenario stored under the same id)."""
         with self.engine.connect() as c:
             r = c.execute(
                 sa.select(plans.c.id)
                 .where(
-                    plans.c.scenario_id == sid,
-                    plans.c.scenario_revision == revision,
+                    plans.c.scenario_id == scenario.id,
+                    plans.c.scenario_generation == scenario.generation,
+                    plans.c.scenario_revision == scenario.revision,
                     plans.c.status == DONE,
                     plans.c.kind == PLAN,
                 )
@@ -726,6 +764,7 @@ class Store:
             "id": pid,
             "scenario_id": scenario.id,
             "scenario_revision": scenario.revision,
+            "scenario_generation": scenario.generation,
             "status": QUEUED,
             "options": dumps(options),
             "scenario_body": dumps(scenario.body),
@@ -784,7 +823,11 @@ class Store:
         c.execute(plans.update().where(plans.c.id == pid).values(status=plans.c.status))
         return c.execute(
             sa.select(
-                plans.c.scenario_id, plans.c.scenario_revision, plans.c.status, plans.c.kind
+                plans.c.scenario_id,
+                plans.c.scenario_revision,
+                plans.c.scenario_generation,
+                plans.c.status,
+                plans.c.kind,
             ).where(plans.c.id == pid)
         ).first()
 
@@ -977,10 +1020,13 @@ class Store:
                     if r.status != DONE:
                         raise NotApprovable(f"the job is {r.status}; only a done plan is approved")
                     alive = c.execute(
-                        sa.select(scenarios.c.id).where(scenarios.c.id == r.scenario_id)
+                        sa.select(scenarios.c.generation).where(scenarios.c.id == r.scenario_id)
                     ).first()
-                    if alive is None:
-                        raise NotApprovable(f"its scenario {r.scenario_id!r} was deleted")
+                    if alive is None or alive.generation != r.scenario_generation:
+                        raise NotApprovable(
+                            f"its scenario {r.scenario_id!r} was deleted (the scenario now "
+                            "under that id, if any, is another one)"
+                        )
                     where = plan_approvals.c.scenario_id == r.scenario_id
                     prev = c.execute(sa.select(plan_approvals.c.plan_id).where(where)).first()
                     c.execute(plan_approvals.delete().where(where))

@@ -204,7 +204,7 @@ async def counterfactual(
     ctx: ContextDep,
 ) -> JSONResponse:
     row = ctx.store.get_scenario(scenario_id)
-    latest = ctx.store.latest_done_plan(scenario_id, row.revision) if row is not None else None
+    latest = ctx.store.latest_done_plan(row) if row is not None else None
     return await _analysis(
         "counterfactual", scenario_id, {"spec": spec.model_dump(mode="json")}, ctx, latest
     )

@@ -401,7 +401,7 @@ async def what_if(
     row, new_sc, job = await run_in_threadpool(prepare)
     shown = overrides.model_dump(exclude_none=True, exclude_defaults=True, mode="json")
     if job:
-        latest = await run_in_threadpool(store.latest_done_plan, scenario_id, row.revision)
+        latest = await run_in_threadpool(store.latest_done_plan, row)
         base_id = latest.id if latest is not None else None
         params = {
             "overrides": shown,  # as the answer shows them; time_limit_s is the job's
@@ -423,7 +423,7 @@ async def what_if(
 
     limit = min(overrides.time_limit_s or settings.sync_time_limit_s, settings.sync_time_limit_s)
     options = {"time_limit_s": limit}
-    latest = await run_in_threadpool(store.latest_done_plan, scenario_id, row.revision)
+    latest = await run_in_threadpool(store.latest_done_plan, row)
     base_plan = latest.result if latest is not None else None
     if base_plan is None:
         base_plan = await run_solve(sync, row.body, options)

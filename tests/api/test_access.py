@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api import cli
+from api.__main__ import main as allocator_api
 from api.auth import Authenticator, Role
 from api.config import Settings
 from api.main import create_app
@@ -25,7 +25,7 @@ from .conftest import JSON, assert_problem, make_settings, tiny
 def add_key(url: str, name: str, role: str, capsys) -> str:
     """A key made by `allocator-api keys add` (its stdout is the key alone)."""
     capsys.readouterr()
-    assert cli.main(["keys", "add", name, "--role", role, "--database-url", url]) == 0
+    assert allocator_api(["keys", "add", name, "--role", role, "--database-url", url]) == 0
     key = capsys.readouterr().out.strip()
     assert key.startswith("alk_") and len(key) >= 40
     return key
@@ -117,9 +117,9 @@ def test_revoking_with_the_cli_takes_effect_within_the_cache_time(tmp_path, url,
     key works until its 5 s are over, and not after."""
     with TestClient(create_app(make_settings(tmp_path, key_cache_s=0))) as c:
         assert c.get("/v1/me", headers=as_(keys["planner"])).status_code == 200
-        assert cli.main(["keys", "revoke", "planner-1", "--database-url", url]) == 0
+        assert allocator_api(["keys", "revoke", "planner-1", "--database-url", url]) == 0
         assert_problem(c.get("/v1/me", headers=as_(keys["planner"])), 401)
-    assert cli.main(["keys", "revoke", "planner-1", "--database-url", url]) == 1
+    assert allocator_api(["keys", "revoke", "planner-1", "--database-url", url]) == 1
 
     now = [1000.0]
     store = Store(url)
@@ -166,7 +166,7 @@ def test_a_service_without_credentials_stays_open_until_the_first_key(tmp_path, 
         key = add_key(url, "alice", "viewer", capsys)
         assert_problem(c.get("/v1/scenarios"), 401)
         assert c.get("/v1/scenarios", headers=as_(key)).status_code == 200
-        assert cli.main(["keys", "revoke", "alice", "--database-url", url]) == 0
+        assert allocator_api(["keys", "revoke", "alice", "--database-url", url]) == 0
         assert_problem(c.get("/v1/scenarios"), 401)  # revoking every key does not open it
 
 
@@ -313,16 +313,21 @@ def test_approval_rules(client, keys):
     assert_problem(client.get("/v1/scenarios/t/plans/approved", headers=viewer), 404)
     body = assert_problem(client.post(f"/v1/plans/{second}/approve", json=ok, headers=admin), 409)
     assert "deleted" in body["detail"]
+    # a new scenario under the same id is another scenario: the old plan is not its plan
+    assert client.put("/v1/scenarios/t", json=tiny(), headers=planner | JSON).status_code == 201
+    body = assert_problem(client.post(f"/v1/plans/{second}/approve", json=ok, headers=admin), 409)
+    assert "another one" in body["detail"]
+    assert_problem(client.get("/v1/scenarios/t/plans/approved", headers=viewer), 404)
     # the plan of the deleted scenario is no longer approved: it can be deleted
     assert client.delete(f"/v1/plans/{second}", headers=admin).status_code == 204
 
 
 def test_key_names_and_roles_are_checked_by_the_cli(url, capsys):
-    assert cli.main(["keys", "add", "system", "--role", "admin", "--database-url", url]) == 2
-    assert cli.main(["keys", "add", "bad/name", "--role", "admin", "--database-url", url]) == 2
+    assert allocator_api(["keys", "add", "system", "--role", "admin", "--database-url", url]) == 2
+    assert allocator_api(["keys", "add", "bad/name", "--role", "admin", "--database-url", url]) == 2
     with pytest.raises(SystemExit):
-        cli.main(["keys", "add", "bob", "--role", "root", "--database-url", url])
+        allocator_api(["keys", "add", "bob", "--role", "root", "--database-url", url])
     add_key(url, "bob", "viewer", capsys)
-    assert cli.main(["keys", "list", "--json", "--database-url", url]) == 0
+    assert allocator_api(["keys", "list", "--json", "--database-url", url]) == 0
     out = capsys.readouterr().out
     assert '"name": "bob"' in out and "alk_" not in out

@@ -1,14 +1,11 @@
-"""Optimistic concurrency (ETag / If-Match), a full disk (507, not ready), and a database
-made by the previous schema opening with everything in it."""
+"""Optimistic concurrency (ETag / If-Match) and a full disk (507, not ready). Databases of
+earlier schemas: test_migrations."""
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
-
 import sqlalchemy as sa
 
-from api.store import QUEUED, Store
+from api.store import Store
 
 from .conftest import assert_problem, slow_scenario, tiny
 
@@ -71,62 +68,3 @@ def test_a_full_disk_answers_507_and_is_not_ready(client):
     _limit_pages(store, None)  # space again: the probe write succeeds
     assert client.get("/readyz").status_code == 200
     assert client.put("/v1/scenarios/big", json=big).status_code == 201
-
-
-OLD_SCHEMA = """
-CREATE TABLE plans (
-    id VARCHAR(36) NOT NULL, scenario_id VARCHAR(128) NOT NULL,
-    scenario_revision INTEGER NOT NULL, status VARCHAR(16) NOT NULL, options TEXT NOT NULL,
-    scenario_body TEXT NOT NULL, result TEXT, error TEXT, idempotency_key VARCHAR(200),
-    request_hash VARCHAR(64), created_at DATETIME NOT NULL, started_at DATETIME,
-    finished_at DATETIME, heartbeat_at DATETIME, owner VARCHAR(64),
-    PRIMARY KEY (id), UNIQUE (idempotency_key));
-CREATE INDEX ix_plans_status ON plans (status);
-CREATE INDEX ix_plans_scenario_id ON plans (scenario_id);
-CREATE TABLE scenarios (
-    id VARCHAR(128) NOT NULL, revision INTEGER NOT NULL, name VARCHAR(200) NOT NULL,
-    body TEXT NOT NULL, created_at DATETIME NOT NULL, updated_at DATETIME NOT NULL,
-    PRIMARY KEY (id));
-"""
-
-
-def test_a_database_of_the_previous_schema_opens_with_everything_kept(tmp_path: Path):
-    path = tmp_path / "old.db"
-    con = sqlite3.connect(path)
-    con.executescript(OLD_SCHEMA)
-    body = '{"name": "kept", "periods": []}'
-    t = "2026-01-02 03:04:05.000000"
-    con.execute("INSERT INTO scenarios VALUES ('old', 3, 'kept', ?, ?, ?)", (body, t, t))
-    con.execute(
-        "INSERT INTO plans (id, scenario_id, scenario_revision, status, options, scenario_body,"
-        " created_at, started_at, heartbeat_at, owner)"
-        " VALUES ('p1', 'old', 3, 'running', '{}', ?, ?, ?, ?, 'gone:1:x')",
-        (body, t, t, t),
-    )
-    con.commit()
-    con.close()
-
-    store = Store(f"sqlite:///{path}")
-    try:
-        row = store.get_scenario("old")
-        assert row is not None and row.revision == 3 and row.body == {"name": "kept", "periods": []}
-        assert [rev for rev, _ in store.scenario_history("old")] == [3]
-        plan = store.get_plan("p1")
-        assert plan is not None and plan.attempts == 0 and plan.status == "running"
-        assert plan.kind == "plan"  # a job of before analysis jobs is a plan job
-        assert store.latest_done_plan("old", 3) is None
-        assert [p.id for p in store.list_plans("old", None, 10, 0)[0]] == ["p1"]
-        # the old running job was interrupted: queued again, once
-        assert store.fail_stale(1.0, {"title": "x"}, {"title": "y"}) == (1, 0)
-        assert store.get_plan("p1").status == QUEUED
-        row2, created = store.replace_scenario("old", {"name": "next"})
-        assert not created and row2.revision == 4
-        assert [rev for rev, _ in store.scenario_history("old")] == [3, 4]
-    finally:
-        store.close()
-    reopened = Store(f"sqlite:///{path}")  # a second start changes nothing
-    try:
-        assert reopened.get_scenario("old").revision == 4
-        assert [rev for rev, _ in reopened.scenario_history("old")] == [3, 4]
-    finally:
-        reopened.close()
