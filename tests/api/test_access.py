@@ -1,7 +1,7 @@
 """Keys, the audit and approved plans (docs/service-access.md): keys are stored hashed and
 revoking one takes effect; the service key is an admin key; an open service stays open
 until the first key; every revision, job, cancel, approval and deletion is audited with its
-actor; approval rules."""
+actor; approval rules. On SQLite and on PostgreSQL (ALLOCATOR_TEST_DATABASE_URL)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from api.__main__ import main as allocator_api
 from api.auth import Authenticator, Role
 from api.config import Settings
 from api.main import create_app
-from api.store import Store
+from api.store import Store, metadata
 
-from .conftest import JSON, assert_problem, make_settings, tiny
+from .conftest import JSON, assert_problem, tiny
 
 
 def add_key(url: str, name: str, role: str, capsys) -> str:
@@ -32,8 +33,13 @@ def add_key(url: str, name: str, role: str, capsys) -> str:
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'api.db'}"
+def url(database_url: str) -> str:
+    """An empty database: SQLite, and PostgreSQL (conftest.database_url)."""
+    return database_url
+
+
+def settings_for(url: str, **kw: object) -> Settings:
+    return Settings(database_url=url, load_examples=False, job_stale_after_s=5.0, **kw)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -44,8 +50,8 @@ def keys(url: str, capsys) -> dict[str, str]:
 
 
 @pytest.fixture
-def client(tmp_path: Path, keys: dict[str, str]) -> Iterator[TestClient]:
-    with TestClient(create_app(make_settings(tmp_path, load_examples=False))) as c:
+def client(url: str, keys: dict[str, str]) -> Iterator[TestClient]:
+    with TestClient(create_app(settings_for(url))) as c:
         yield c
 
 
@@ -53,20 +59,26 @@ def as_(role_key: str) -> dict[str, str]:
     return {"X-API-Key": role_key}
 
 
-def test_keys_are_stored_as_hashes_only(tmp_path: Path, url: str, keys: dict[str, str], capsys):
-    """Neither the key nor any 16-character piece of it is anywhere in the database files;
-    its SHA-256 is."""
+def test_keys_are_stored_as_hashes_only(url: str, keys: dict[str, str]):
+    """Neither the key nor any 16-character piece of it is in any column of any table (on
+    SQLite: anywhere in the database files); its SHA-256 is."""
     store = Store(url)
-    with store.engine.connect() as c:  # checkpoint the WAL into the file we read
-        c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    dump = []
+    with store.engine.connect() as c:
+        for table in metadata.sorted_tables:
+            dump += [repr(tuple(row)) for row in c.execute(sa.select(table))]
+        if url.startswith("sqlite"):  # the WAL into the file read below
+            c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     rows = store.list_keys()
     store.close()
-    raw = b"".join(p.read_bytes() for p in tmp_path.glob("api.db*"))
+    text = "\n".join(dump).encode()
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        text += b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
     for key in keys.values():
-        assert key.encode() not in raw
-        assert not any(key[i : i + 16].encode() in raw for i in range(len(key) - 16))
+        assert not any(key[i : i + 16].encode() in text for i in range(len(key) - 15))
         digest = hashlib.sha256(key.encode()).hexdigest()
-        assert digest.encode() in raw
+        assert digest.encode() in text
         assert digest in {r.key_hash for r in rows}
     assert {(r.name, r.role) for r in rows} == {
         ("viewer-1", "viewer"),
@@ -100,10 +112,10 @@ def test_me_names_the_caller_and_role(client, keys):
         }
 
 
-def test_revoking_over_rest_takes_effect_at_once(tmp_path: Path, keys, capsys):
-    """The cache would trust the key for an hour; revoking through the service drops it."""
-    settings = make_settings(tmp_path, load_examples=False, key_cache_s=300)
-    with TestClient(create_app(settings)) as c:
+def test_revoking_over_rest_takes_effect_at_once(url: str, keys):
+    """The cache would trust the key for five minutes; revoking through the service drops
+    it."""
+    with TestClient(create_app(settings_for(url, key_cache_s=300))) as c:
         assert c.get("/v1/scenarios", headers=as_(keys["viewer"])).status_code == 200
         r = c.delete("/v1/keys/viewer-1", headers=as_(keys["admin"]))
         assert r.status_code == 204
@@ -112,10 +124,10 @@ def test_revoking_over_rest_takes_effect_at_once(tmp_path: Path, keys, capsys):
         assert_problem(c.delete("/v1/keys/viewer-1", headers=as_(keys["admin"])), 404)
 
 
-def test_revoking_with_the_cli_takes_effect_within_the_cache_time(tmp_path, url, keys, capsys):
+def test_revoking_with_the_cli_takes_effect_within_the_cache_time(url: str, keys):
     """Revoked by another process (the CLI): with no cache at once; with a cache of 5 s the
     key works until its 5 s are over, and not after."""
-    with TestClient(create_app(make_settings(tmp_path, key_cache_s=0))) as c:
+    with TestClient(create_app(settings_for(url, key_cache_s=0))) as c:
         assert c.get("/v1/me", headers=as_(keys["planner"])).status_code == 200
         assert allocator_api(["keys", "revoke", "planner-1", "--database-url", url]) == 0
         assert_problem(c.get("/v1/me", headers=as_(keys["planner"])), 401)
@@ -135,9 +147,8 @@ def test_revoking_with_the_cli_takes_effect_within_the_cache_time(tmp_path, url,
     store.close()
 
 
-def test_the_service_key_is_an_admin_key(tmp_path, keys):
-    settings = make_settings(tmp_path, api_key="legacy-secret", load_examples=False)
-    with TestClient(create_app(settings)) as c:
+def test_the_service_key_is_an_admin_key(url: str, keys):
+    with TestClient(create_app(settings_for(url, api_key="legacy-secret"))) as c:
         legacy = {"X-API-Key": "legacy-secret"}
         assert c.get("/v1/me", headers=legacy).json() == {
             "name": "ALLOCATOR_API_KEY",
@@ -158,8 +169,8 @@ def test_the_service_key_is_an_admin_key(tmp_path, keys):
         ]
 
 
-def test_a_service_without_credentials_stays_open_until_the_first_key(tmp_path, url, capsys):
-    with TestClient(create_app(make_settings(tmp_path, key_cache_s=0))) as c:
+def test_a_service_without_credentials_stays_open_until_the_first_key(url: str, capsys):
+    with TestClient(create_app(settings_for(url, key_cache_s=0))) as c:
         assert c.get("/v1/me").json() == {"name": "anonymous", "role": "admin", "auth": "open"}
         assert c.put("/v1/scenarios/t", json=tiny(), headers=JSON).status_code == 201
         assert c.get("/v1/scenarios/t/revisions").json()["items"][0]["saved_by"] == "anonymous"
