@@ -83,15 +83,41 @@ def list_plans(
     status: Annotated[
         Literal["queued", "running", "done", "failed", "cancelled"] | None, Query()
     ] = None,
+    approved: Annotated[
+        bool,
+        Query(
+            description="true: only the scenario's approved plan (with scenario): a page of "
+            "one, or of none while it has none."
+        ),
+    ] = False,
 ) -> Page[PlanJobPublic]:
+    if approved:
+        return _approved_page(store, page, scenario, status)
     rows, total = store.list_plans(scenario, status, page.limit, page.offset)
-    approved = store.approvals_of([r.id for r in rows])
+    approvals = store.approvals_of([r.id for r in rows])
     return Page(
-        items=[plan_public(r, approved.get(r.id)) for r in rows],
+        items=[plan_public(r, approvals.get(r.id)) for r in rows],
         total=total,
         limit=page.limit,
         offset=page.offset,
     )
+
+
+def _approved_page(
+    store: StoreDep, page: PagingDep, scenario: str | None, status: str | None
+) -> Page[PlanJobPublic]:
+    if scenario is None:
+        raise ApiError(
+            422,
+            "Invalid request",
+            "approved=true needs scenario=: a scenario has one approved plan",
+            "invalid-request",
+        )
+    approval = store.approved_plan(scenario)
+    row = store.get_plan(approval.plan_id, with_result=False) if approval else None
+    rows = [row] if row is not None and status in (None, row.status) else []
+    items = [plan_public(r, approval) for r in rows][page.offset : page.offset + page.limit]
+    return Page(items=items, total=len(rows), limit=page.limit, offset=page.offset)
 
 
 @router.get(

@@ -269,6 +269,8 @@ def test_approval_rules(client, keys):
     client.put("/v1/scenarios/t", json=tiny(), headers=planner | JSON)
     body = assert_problem(client.get("/v1/scenarios/t/plans/approved", headers=viewer), 404)
     assert body["type"] == "/problems/no-approved-plan"
+    none = client.get("/v1/plans?scenario=t&approved=true", headers=viewer).json()
+    assert none["items"] == [] and none["total"] == 0
     first, second = plan_of(client, planner), plan_of(client, planner)
     ok = {"comment": "signed off"}
     assert_problem(client.post(f"/v1/plans/{first}/approve", json=ok, headers=planner), 403)
@@ -298,6 +300,10 @@ def test_approval_rules(client, keys):
         "comment": "signed off",
         "supersedes": None,
     }
+    listed = client.get("/v1/plans?scenario=t&approved=true", headers=viewer).json()
+    assert [j["id"] for j in listed["items"]] == [first] and listed["total"] == 1
+    assert listed["items"][0]["approval"]["approved_by"] == "admin-1"
+    assert_problem(client.get("/v1/plans?approved=true", headers=viewer), 422)
     served = client.get("/v1/scenarios/t/plans/approved", headers=viewer)
     assert served.status_code == 200
     assert served.headers["content-location"] == f"/v1/plans/{first}"
