@@ -1059,6 +1059,25 @@ class Store:
             ).first()
         return self._approval(r) if r is not None else None
 
+    def approvals(
+        self, scenario: str | None, limit: int, offset: int
+    ) -> tuple[list[Approval], int]:
+        """Approved plans (of ``scenario``, or of every scenario), by scenario id; and how
+        many."""
+        where = [] if scenario is None else [plan_approvals.c.scenario_id == scenario]
+        with self.engine.connect() as c:
+            total = c.execute(
+                sa.select(sa.func.count()).select_from(plan_approvals).where(*where)
+            ).scalar_one()
+            rows = c.execute(
+                sa.select(plan_approvals)
+                .where(*where)
+                .order_by(plan_approvals.c.scenario_id)
+                .limit(limit)
+                .offset(offset)
+            ).all()
+        return [self._approval(r) for r in rows], int(total)
+
     def approvals_of(self, pids: list[str]) -> dict[str, Approval]:
         """{plan id: its approval} for those of ``pids`` that are approved."""
         if not pids:

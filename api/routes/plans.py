@@ -86,8 +86,8 @@ def list_plans(
     approved: Annotated[
         bool,
         Query(
-            description="true: only the scenario's approved plan (with scenario): a page of "
-            "one, or of none while it has none."
+            description="true: only approved plans: with scenario, its approved plan (a page "
+            "of one, or of none); without, every scenario's, by scenario id."
         ),
     ] = False,
 ) -> Page[PlanJobPublic]:
@@ -106,18 +106,14 @@ def list_plans(
 def _approved_page(
     store: StoreDep, page: PagingDep, scenario: str | None, status: str | None
 ) -> Page[PlanJobPublic]:
-    if scenario is None:
-        raise ApiError(
-            422,
-            "Invalid request",
-            "approved=true needs scenario=: a scenario has one approved plan",
-            "invalid-request",
-        )
-    approval = store.approved_plan(scenario)
-    row = store.get_plan(approval.plan_id, with_result=False) if approval else None
-    rows = [row] if row is not None and status in (None, row.status) else []
-    items = [plan_public(r, approval) for r in rows][page.offset : page.offset + page.limit]
-    return Page(items=items, total=len(rows), limit=page.limit, offset=page.offset)
+    """Approved plans (of one scenario, or of all), by scenario id."""
+    found, total = store.approvals(scenario, page.limit, page.offset)
+    items = []
+    for a in found:
+        row = store.get_plan(a.plan_id, with_result=False)
+        if row is not None and status in (None, row.status):
+            items.append(plan_public(row, a))
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
 @router.get(
