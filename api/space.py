@@ -73,8 +73,7 @@ class Space:
                 while missing > 0:
                     f.write(b"\0" * min(CHUNK, missing))
                     missing -= CHUNK
-                f.flush()
-                os.fsync(f.fileno())
+                f.flush()  # the file system allocates the blocks as they are written
         except OSError as exc:
             self.reserve.unlink(missing_ok=True)
             log.warning("cannot write the storage reserve %s: %s", self.reserve, exc)

@@ -74,7 +74,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 def make_settings(tmp_path: Path, **kw: object) -> Settings:
-    base = {"database_url": f"sqlite:///{tmp_path / 'api.db'}", "job_stale_after_s": 5.0}
+    base = {
+        "database_url": f"sqlite:///{tmp_path / 'api.db'}",
+        "job_stale_after_s": 5.0,
+        "storage_reserve_bytes": 256 * 1024,  # not the 8 MiB default in every test's folder
+    }
     return Settings(**(base | kw))  # type: ignore[arg-type]
 
 
