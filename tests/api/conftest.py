@@ -93,6 +93,14 @@ def client(settings: Settings) -> Iterator[TestClient]:
         yield c
 
 
+@pytest.fixture
+def db_client(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
+    """A service (TestClient) on SQLite and on PostgreSQL, without the examples."""
+    settings = make_settings(tmp_path, database_url=database_url, load_examples=False)
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
 def tiny() -> dict:
     return json.loads((DATA / "tiny.json").read_text())
 
