@@ -66,6 +66,26 @@ def test_db_current_and_upgrade_on_the_command_line(tmp_path: Path, monkeypatch,
         engine.dispose()
 
 
+def test_a_database_of_a_newer_version_is_refused_clearly(tmp_path: Path, monkeypatch, capsys):
+    url = f"sqlite:///{tmp_path / 'newer.db'}"
+    Store(url).close()
+    engine = sa.create_engine(url)
+    with engine.begin() as c:
+        c.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    with pytest.raises(migrations.NewerSchema, match="revision 9999, which this version"):
+        Store(url)
+    monkeypatch.setenv("ALLOCATOR_DATABASE_URL", url)
+    get_settings.cache_clear()
+    try:
+        assert cli.main(["db", "current"]) == 1
+        assert "9999 (newer than this version" in capsys.readouterr().out
+        assert cli.main(["db", "upgrade"]) == 1
+        assert "run the newer version" in capsys.readouterr().err
+    finally:
+        get_settings.cache_clear()
+
+
 @pytest.mark.parametrize("schema", list(old_schemas.SCHEMAS))
 def test_a_database_of_each_earlier_schema_upgrades_with_everything_kept(
     database_url: str, schema: str
