@@ -30,18 +30,28 @@ def serve() -> int:
 def db(action: str, revision: str) -> int:
     """``upgrade``: migrate ALLOCATOR_DATABASE_URL to ``revision`` (the service does it to
     the newest at start too); ``current``: print its revision and whether it is the newest.
-    Exit 0, or 1 for ``current`` when the database is behind this version."""
+    Exit 1 when the database is not at this version's newest revision (``current``) or
+    is at a newer one (both), else 0."""
     from . import migrations
     from .store import make_engine
 
     engine = make_engine(get_settings().database_url)
     try:
         if action == "upgrade":
-            migrations.upgrade(engine, revision)
+            try:
+                migrations.upgrade(engine, revision)
+            except migrations.NewerSchema as exc:
+                print(f"allocator-api: {exc}", file=sys.stderr)
+                return 1
         cur, head = migrations.current(engine), migrations.head()
     finally:
         engine.dispose()
-    state = "newest" if cur == head else f"behind: this version's newest is {head}"
+    if cur == head:
+        state = "newest"
+    elif migrations.known(cur):
+        state = f"behind: this version's newest is {head}"
+    else:
+        state = f"newer than this version, whose newest is {head}"
     print(f"{cur or 'none (empty, or written before migrations)'} ({state})")
     return 0 if cur == head or action == "upgrade" else 1
 

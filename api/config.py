@@ -74,6 +74,19 @@ class Settings(BaseSettings):
         description="A running job without heartbeat this long (its service died) is queued "
         "again, once; interrupted twice it is marked failed. Found within a few seconds more.",
     )
+    storage_reserve_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=0,
+        description="SQLite: a file this large kept beside the database (<file>-reserve) and "
+        "given up when a delete finds the disk full, so that DELETE works there; 0: none.",
+    )
+    ready_write_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="/readyz is ready while a write this large fits (a typical scenario "
+        "body): on SQLite the disk and the page limit have the room; after a write failed "
+        "for want of space, a probe write of this size must succeed.",
+    )
     page_size_max: int = Field(100, ge=1, le=1000)
     load_examples: bool = Field(
         True, description="Store data/*.json at start if the store is empty."

@@ -172,7 +172,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = Store(settings.database_url)
+        store = Store(
+            settings.database_url,
+            reserve_bytes=settings.storage_reserve_bytes,
+            ready_bytes=settings.ready_write_bytes,
+        )
         n = load_examples(store, settings)
         if n:
             log.info("stored %d example scenario(s)", n)

@@ -7,12 +7,13 @@ URL by setting (PostgreSQL: ``postgresql+psycopg://…``). Every write is one tr
 from __future__ import annotations
 
 import errno
+import functools
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -20,6 +21,7 @@ from sqlalchemy.engine import Engine
 from allocator.plan import jsonio
 
 from . import migrations
+from .space import Space
 
 metadata = sa.MetaData()
 # The tables as the newest revision in api/migrations/versions makes them (a test compares
@@ -374,13 +376,40 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def frees_space(method: Callable[P, R]) -> Callable[P, R]:
+    """A delete or cancel works on a full disk: if it fails for want of space, the store
+    gives up its reserve (api.space) and tries once more."""
+
+    @functools.wraps(method)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except StoreFull:
+            store = args[0]
+            assert isinstance(store, Store)
+            if not store.space.release():
+                raise
+            return method(*args, **kwargs)
+
+    return run
+
+
 class Store:
-    def __init__(self, url: str):
+    def __init__(self, url: str, reserve_bytes: int = 0, ready_bytes: int = 16384):
+        """``reserve_bytes``: the SQLite reserve a delete gives up on a full disk (see
+        api.space); ``ready_bytes``: the write :meth:`writable` wants room for."""
         self.url = url
         self.engine = make_engine(url)
         # the last write that failed for want of space, until a write succeeds
         self.write_error: str | None = None
+        self.ready_bytes = ready_bytes
         migrations.upgrade(self.engine)  # under a lock: services may start together
+        self.space = Space(self.engine, reserve_bytes)
+        self.space.keep_reserve()
 
     @contextmanager
     def _tx(self) -> Iterator[sa.Connection]:
@@ -399,19 +428,24 @@ class Store:
         self.write_error = None
 
     def writable(self) -> bool:
-        """False after a write failed for want of space, until a write (here: a probe of
-        a few kB, written and deleted) succeeds again."""
-        if self.write_error is None:
-            return True
-        key = str(uuid.uuid4())
-        try:
-            with self._tx() as c:
-                c.execute(write_probe.insert().values(id=key, pad="x" * 16384))
-            with self._tx() as c:
-                c.execute(write_probe.delete().where(write_probe.c.id == key))
-        except (StoreFull, sa.exc.SQLAlchemyError, OSError):
+        """Whether a write of ``ready_bytes`` fits: on SQLite, the disk and the database's
+        page limit have that room (with the reserve whole); after a write failed for want
+        of space, also a probe write of that size succeeds. The reserve is written again
+        when there is room for it."""
+        room = self.space.room()
+        if room is not None and room < self.ready_bytes:
             return False
-        self._wrote()
+        if self.write_error is not None:
+            key = str(uuid.uuid4())
+            try:
+                with self._tx() as c:
+                    c.execute(write_probe.insert().values(id=key, pad="x" * self.ready_bytes))
+                with self._tx() as c:
+                    c.execute(write_probe.delete().where(write_probe.c.id == key))
+            except (StoreFull, sa.exc.SQLAlchemyError, OSError):
+                return False
+            self._wrote()
+        self.space.keep_reserve()
         return True
 
     def ping(self) -> bool:
@@ -575,6 +609,7 @@ class Store:
         out = [RevisionRow(r.revision, r.name, _utc(r.created_at), r.saved_by) for r in rows]  # type: ignore[arg-type]
         return out, int(total)
 
+    @frees_space
     def delete_scenario(self, sid: str, actor: str | None = None) -> bool:
         """Delete the scenario and its history, cancel its queued jobs; its finished plans
         stay. The id's tombstone keeps its generation and highest revision. Its approval (if
@@ -831,6 +866,7 @@ class Store:
             ).where(plans.c.id == pid)
         ).first()
 
+    @frees_space
     def delete_plan(self, pid: str, actor: str | None = None) -> bool:
         """Delete a finished job; :class:`PlanApproved` if it is a scenario's approved plan
         (nothing deleted)."""
@@ -850,6 +886,7 @@ class Store:
         self._wrote()
         return True
 
+    @frees_space
     def cancel_plan(self, pid: str, actor: str | None = None) -> str | None:
         """Mark a queued job cancelled, or ask a running one to stop; returns the status
         after the call (None if unknown)."""
@@ -987,6 +1024,7 @@ class Store:
             r = c.execute(sa.select(plans.c.status).where(plans.c.id == pid)).first()
         return r is None or r.status == CANCELLED
 
+    @frees_space
     def request_cancel(self, pid: str, actor: str | None = None) -> None:
         """A running job is marked cancelled; its worker sees it and stops the process."""
         with self._tx() as c:

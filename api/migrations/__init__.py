@@ -20,6 +20,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 
 HERE = Path(__file__).resolve().parent
 MIGRATION_LOCK = 0x616C6D67  # PostgreSQL advisory lock key held while migrating
@@ -38,6 +39,20 @@ def head() -> str:
     rev = ScriptDirectory.from_config(config()).get_current_head()
     assert rev is not None
     return rev
+
+
+def known(revision: str | None) -> bool:
+    """Whether this version of the service has ``revision`` (None: an empty database)."""
+    if revision is None:
+        return True
+    try:
+        return ScriptDirectory.from_config(config()).get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+class NewerSchema(RuntimeError):
+    """The database was migrated by a newer version of the service."""
 
 
 def current(engine: sa.Engine) -> str | None:
@@ -73,7 +88,13 @@ def locked(c: sa.Connection) -> Iterator[None]:
 def upgrade(engine: sa.Engine, revision: str = "head") -> None:
     """Bring the database to ``revision`` (every step in one transaction, under the lock);
     nothing to do when it is there already."""
-    if revision == "head" and current(engine) == head():
+    now = current(engine)
+    if revision == "head" and now == head():
         return
+    if not known(now):
+        raise NewerSchema(
+            f"the database is at schema revision {now}, which this version of the service "
+            f"does not know (its newest is {head()}): run the newer version"
+        )
     with engine.connect() as c, locked(c):
         command.upgrade(config(c), revision)

@@ -26,8 +26,10 @@ async def healthz() -> Health:  # in the event loop itself: no thread pool to wa
     "/readyz",
     response_model=Ready,
     summary="Database reachable and writable, worker pool up",
-    description="Not ready (503) while the database cannot write: after a write failed for "
-    "want of space, until a small probe write succeeds.",
+    description="Not ready (503) while a write of a typical body (ALLOCATOR_READY_WRITE_BYTES, "
+    "1 MiB) would not fit: on SQLite, while the disk or the database's page limit lacks "
+    "that room (with the storage reserve whole); after a write failed for want of space, "
+    "until a probe write of that size succeeds.",
     responses={503: {"model": Ready, "description": "Not ready"}},
 )
 def readyz(request: Request) -> JSONResponse:

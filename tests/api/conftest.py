@@ -74,7 +74,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 def make_settings(tmp_path: Path, **kw: object) -> Settings:
-    base = {"database_url": f"sqlite:///{tmp_path / 'api.db'}", "job_stale_after_s": 5.0}
+    base = {
+        "database_url": f"sqlite:///{tmp_path / 'api.db'}",
+        "job_stale_after_s": 5.0,
+        "storage_reserve_bytes": 256 * 1024,  # not the 8 MiB default in every test's folder
+    }
     return Settings(**(base | kw))  # type: ignore[arg-type]
 
 
@@ -85,6 +89,14 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+@pytest.fixture
+def db_client(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
+    """A service (TestClient) on SQLite and on PostgreSQL, without the examples."""
+    settings = make_settings(tmp_path, database_url=database_url, load_examples=False)
     with TestClient(create_app(settings)) as c:
         yield c
 

@@ -20,7 +20,8 @@ import pytest
 
 from api.store import Store
 
-from .conftest import slow_scenario, tiny
+from . import old_schemas
+from .conftest import own_postgres_database, slow_scenario, tiny
 from .test_server import Server
 
 N = 20
@@ -192,3 +193,26 @@ def test_no_solver_process_outlives_a_killed_service(tmp_path: Path):
     finally:
         with contextlib.suppress(ProcessLookupError):  # whatever survived: the suite goes on
             os.killpg(s.proc.pid, signal.SIGKILL)
+
+
+def test_two_services_start_together_on_an_older_postgresql_database(tmp_path: Path):
+    """Defect 6: two service processes started at once on a PostgreSQL database of the
+    first release; one died with DuplicateColumn "attempts". Both must come up, and see the
+    old data."""
+    with own_postgres_database() as url:
+        old_schemas.write(url, "first-release")
+        servers = [
+            Server(
+                tmp_path / f"{i}.db", ALLOCATOR_DATABASE_URL=url, ALLOCATOR_LOAD_EXAMPLES="false"
+            )
+            for i in range(2)
+        ]
+        try:
+            at_once(2, lambda i: servers[i].start())
+            for s in servers:
+                assert json.loads(s.get("/v1/scenarios/old")[2])["revision"] == 3
+                assert s.get("/readyz")[0] == 200
+        finally:
+            for s in servers:
+                if s.proc is not None:
+                    s.stop()

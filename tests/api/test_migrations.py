@@ -4,8 +4,6 @@ starting together on one database all start; `allocator-api db upgrade|current`.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,14 +14,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from fastapi.testclient import TestClient
 
+from api import __main__ as cli
 from api import migrations
+from api.config import get_settings
 from api.main import create_app
 from api.store import QUEUED, Store, metadata, unreadable_results
 
 from . import old_schemas
 from .conftest import assert_problem, make_settings
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_revisions_make_the_schema_the_store_declares(tmp_path: Path):
@@ -37,31 +35,55 @@ def test_the_revisions_make_the_schema_the_store_declares(tmp_path: Path):
         store.close()
 
 
-def test_db_current_and_upgrade_on_the_command_line(tmp_path: Path):
-    env = {"ALLOCATOR_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "PATH": "/usr/bin"}
+def test_db_current_and_upgrade_on_the_command_line(tmp_path: Path, monkeypatch, capsys):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("ALLOCATOR_DATABASE_URL", url)
+    get_settings.cache_clear()
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "api", "db", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
+    def run(*args: str) -> tuple[int, str]:
+        code = cli.main(["db", *args])
+        return code, capsys.readouterr().out.strip()
+
+    try:
+        assert run("current") == (
+            1,
+            f"none (empty, or written before migrations) (behind: "
+            f"this version's newest is {migrations.head()})",
         )
-
-    before = run("current")
-    assert before.returncode == 1 and before.stdout.startswith("none")
-    up = run("upgrade")
-    assert up.returncode == 0, up.stderr
-    assert up.stdout.strip() == f"{migrations.head()} (newest)"
-    now = run("current")
-    assert now.returncode == 0 and now.stdout.strip() == f"{migrations.head()} (newest)"
-    engine = sa.create_engine(env["ALLOCATOR_DATABASE_URL"])
+        assert run("upgrade", "--revision", "0001") == (
+            0,
+            f"0001 (behind: this version's newest is {migrations.head()})",
+        )
+        assert run("current")[0] == 1
+        assert run("upgrade") == (0, f"{migrations.head()} (newest)")
+        assert run("current") == (0, f"{migrations.head()} (newest)")
+    finally:
+        get_settings.cache_clear()
+    engine = sa.create_engine(url)
     try:
         assert migrations.current(engine) == migrations.head()
     finally:
         engine.dispose()
+
+
+def test_a_database_of_a_newer_version_is_refused_clearly(tmp_path: Path, monkeypatch, capsys):
+    url = f"sqlite:///{tmp_path / 'newer.db'}"
+    Store(url).close()
+    engine = sa.create_engine(url)
+    with engine.begin() as c:
+        c.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    with pytest.raises(migrations.NewerSchema, match="revision 9999, which this version"):
+        Store(url)
+    monkeypatch.setenv("ALLOCATOR_DATABASE_URL", url)
+    get_settings.cache_clear()
+    try:
+        assert cli.main(["db", "current"]) == 1
+        assert "9999 (newer than this version" in capsys.readouterr().out
+        assert cli.main(["db", "upgrade"]) == 1
+        assert "run the newer version" in capsys.readouterr().err
+    finally:
+        get_settings.cache_clear()
 
 
 @pytest.mark.parametrize("schema", list(old_schemas.SCHEMAS))

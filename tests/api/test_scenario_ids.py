@@ -26,7 +26,8 @@ def plan_of(client: TestClient, sid: str) -> dict:
     return job
 
 
-def test_a_scenario_stored_under_a_deleted_id_has_none_of_its_plans(client: TestClient):
+def test_a_scenario_stored_under_a_deleted_id_has_none_of_its_plans(db_client: TestClient):
+    client = db_client
     assert client.post("/v1/scenarios?id=x", json=tiny()).status_code == 201
     old = plan_of(client, "x")
     assert old["scenario_revision"] == 1
