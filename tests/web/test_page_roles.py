@@ -14,7 +14,7 @@ from api.auth import hash_key
 from api.store import Store
 
 from ..api.test_server import Server
-from .test_browser import ARGS, CHROMIUM, pytestmark  # noqa: F401  (skip without Chromium)
+from .test_browser import pytestmark  # noqa: F401  (skipped without Chromium)
 
 KEYS = {"viewer": "alk_page-viewer", "planner": "alk_page-planner", "admin": "alk_page-admin"}
 
@@ -37,17 +37,6 @@ def server(tmp_path_factory):
         time.sleep(0.1)
     yield s
     s.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM, "Chromium is required in CI: .ci/run installs it"
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture
