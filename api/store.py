@@ -1057,10 +1057,17 @@ class Store:
                         raise NotApprovable(f"{pid!r} is a {r.kind} job, not a plan job")
                     if r.status != DONE:
                         raise NotApprovable(f"the job is {r.status}; only a done plan is approved")
+                    # the scenario's row, locked (a no-op UPDATE): approvals of one scenario
+                    # run one after the other, each sees the one before it
                     alive = c.execute(
-                        sa.select(scenarios.c.generation).where(scenarios.c.id == r.scenario_id)
-                    ).first()
-                    if alive is None or alive.generation != r.scenario_generation:
+                        scenarios.update()
+                        .where(
+                            scenarios.c.id == r.scenario_id,
+                            scenarios.c.generation == r.scenario_generation,
+                        )
+                        .values(id=scenarios.c.id)
+                    ).rowcount
+                    if not alive:
                         raise NotApprovable(
                             f"its scenario {r.scenario_id!r} was deleted (the scenario now "
                             "under that id, if any, is another one)"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -349,3 +350,75 @@ def test_key_names_and_roles_are_checked_by_the_cli(url, capsys):
     assert allocator_api(["keys", "list", "--json", "--database-url", url]) == 0
     out = capsys.readouterr().out
     assert '"name": "bob"' in out and "alk_" not in out
+
+
+def done_plans(store: Store, sid: str, n: int) -> list[str]:
+    """``n`` plan jobs of scenario ``sid`` marked done (their plan: an empty object)."""
+    from api.store import DONE, plans
+
+    row = store.get_scenario(sid)
+    ids = [store.create_plan(row, {}, None, None, actor="t")[0].id for _ in range(n)]
+    with store.engine.begin() as c:
+        c.execute(plans.update().where(plans.c.id.in_(ids)).values(status=DONE, result="{}"))
+    return ids
+
+
+def test_concurrent_approvals_form_one_chain(url: str):
+    """Eight approvals of eight plans of one scenario at once: all succeed, one plan ends
+    approved, and each approval superseded exactly the one before it (one None, then each
+    plan once): they ran one after the other."""
+    store = Store(url)
+    try:
+        store.create_scenario("c", tiny(), "t")
+        ids = done_plans(store, "c", 8)
+        with ThreadPoolExecutor(8) as pool:
+            out = list(pool.map(lambda pid: store.approve_plan(pid, "t", "go"), ids))
+        supersedes = [s for _, s in out]
+        assert supersedes.count(None) == 1
+        assert sorted(s for s in supersedes if s) == sorted(
+            set(ids) - {store.approved_plan("c").plan_id}
+        )
+    finally:
+        store.close()
+
+
+def test_approval_and_deletion_of_one_plan_never_leave_an_approval_without_its_plan(url: str):
+    """Approve and delete the same plan at once, 10 times: either it is approved and still
+    there (the deletion refused), or it is gone and nothing is approved."""
+    from api.store import PlanApproved
+
+    store = Store(url)
+    try:
+        store.create_scenario("c", tiny(), "t")
+        for pid in done_plans(store, "c", 10):
+
+            def approve(pid: str = pid) -> str:
+                try:
+                    store.approve_plan(pid, "t", "go")
+                    return "approved"
+                except KeyError:
+                    return "gone"
+
+            def delete(pid: str = pid) -> str:
+                try:
+                    return "deleted" if store.delete_plan(pid, "t") else "missing"
+                except PlanApproved:
+                    return "refused"
+
+            with ThreadPoolExecutor(2) as pool:
+                a, d = pool.submit(approve), pool.submit(delete)
+                outcome = (a.result(), d.result())
+            approval = store.approved_plan("c")
+            if outcome == ("approved", "refused"):
+                assert approval.plan_id == pid and store.get_plan(pid) is not None
+            else:
+                assert outcome == ("gone", "deleted"), outcome
+                assert store.get_plan(pid) is None
+                assert approval is None or approval.plan_id != pid
+                if approval is not None:  # the previous approval stays: clear it for the next
+                    with store.engine.begin() as c:
+                        from api.store import plan_approvals
+
+                        c.execute(plan_approvals.delete())
+    finally:
+        store.close()
