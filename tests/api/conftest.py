@@ -95,8 +95,8 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 @pytest.fixture
 def db_client(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    """A service (TestClient) on SQLite and on PostgreSQL, without the examples."""
-    settings = make_settings(tmp_path, database_url=database_url, load_examples=False)
+    """The ``client`` service (examples loaded) on SQLite and on PostgreSQL."""
+    settings = make_settings(tmp_path, database_url=database_url)
     with TestClient(create_app(settings)) as c:
         yield c
 
