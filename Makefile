@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help run solve test browser lint fmt clean bench
+.PHONY: help run solve test browser postgres postgres-stop lint fmt clean bench
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -27,6 +27,15 @@ test: $(STAMP)  ## run the whole test suite
 browser:  ## install Debian's Chromium for the browser tests (needs root; skipped if present)
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+PG_PORT ?= 54329
+PG_DIR  ?= $(or $(TMPDIR),/tmp)/allocator-pg-$(PG_PORT)
+
+postgres:  ## start a throwaway PostgreSQL on 127.0.0.1:54329 for the tests; prints its variable
+	@PG_PORT=$(PG_PORT) PG_DIR=$(PG_DIR) sh tests/postgres.sh
+
+postgres-stop:  ## stop the cluster make postgres started (its data stays in PG_DIR)
+	@PG_PORT=$(PG_PORT) PG_DIR=$(PG_DIR) sh tests/postgres.sh stop
 
 bench: $(STAMP)  ## benchmark engine vs solvers alone vs PuLP/linopy (BENCH_SIZES=10k,40k,...); not part of test
 	$(PY) -m pip install --quiet -e '.[bench]'

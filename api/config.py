@@ -24,7 +24,37 @@ class Settings(BaseSettings):
         "sqlite:///allocator.db",
         description="SQLAlchemy URL; SQLite file by default, e.g. postgresql+psycopg://u:p@h/db.",
     )
-    api_key: str | None = Field(None, description="If set, every /v1 call needs X-API-Key.")
+    api_key: str | None = Field(
+        None,
+        description="If set, every /v1 call needs a key (X-API-Key); this one is an admin key. "
+        "Keys per person: allocator-api keys add (docs/service-access.md).",
+    )
+    key_cache_s: float = Field(
+        5.0,
+        ge=0,
+        le=300,
+        description="How long a verified key is trusted without asking the database: a key "
+        "revoked by another process (the CLI, another service) stops working within this "
+        "time; one revoked through this service's REST route at once.",
+    )
+    oidc_issuer: str | None = Field(
+        None, description="Accept OpenID Connect bearer tokens from this issuer (iss claim)."
+    )
+    oidc_jwks_file: Path | None = Field(
+        None, description="The issuer's signing keys (a JWKS JSON file), read at start."
+    )
+    oidc_audience: str | None = Field(None, description="Required aud claim, if set.")
+    oidc_role_claim: str = Field(
+        "allocator_role", description="Claim holding the role (a string or a list of them)."
+    )
+    oidc_name_claim: str = Field(
+        "preferred_username", description="Claim naming the caller (else sub) in the audit."
+    )
+    oidc_roles: dict[str, str] = Field(
+        default_factory=dict,
+        description='Claim values mapped to roles, e.g. {"fleet-admins": "admin"}; the '
+        "values viewer, planner and admin are roles as they are.",
+    )
     cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins.")
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Request body limit.")
     sync_max_columns: int = Field(
@@ -78,6 +108,19 @@ class Settings(BaseSettings):
         _READ.unzipped_bytes // MIB,
         ge=1,
         description="A workbook's parts, uncompressed (a zip bomb stops here).",
+    )
+    storage_reserve_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=0,
+        description="SQLite: a file this large kept beside the database (<file>-reserve) and "
+        "given up when a delete finds the disk full, so that DELETE works there; 0: none.",
+    )
+    ready_write_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="/readyz is ready while a write this large fits (a typical scenario "
+        "body): on SQLite the disk and the page limit have the room; after a write failed "
+        "for want of space, a probe write of this size must succeed.",
     )
     page_size_max: int = Field(100, ge=1, le=1000)
     load_examples: bool = Field(

@@ -1,21 +1,14 @@
-"""Dependencies: settings, store, runners, API key, paging."""
+"""Dependencies: settings, store, runners, paging (the caller and roles: api.auth)."""
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
-from fastapi.security import APIKeyHeader
 
 from .config import Settings
 from .jobs import JobRunner, SyncSolver
-from .problems import ApiError
 from .store import Store
-
-api_key_header = APIKeyHeader(
-    name="X-API-Key", auto_error=False, description="Set when the service has ALLOCATOR_API_KEY."
-)
 
 
 def get_settings(request: Request) -> Settings:
@@ -38,21 +31,6 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
 RunnerDep = Annotated[JobRunner, Depends(get_runner)]
 SyncDep = Annotated[SyncSolver, Depends(get_sync)]
-
-
-def require_api_key(
-    settings: SettingsDep, key: Annotated[str | None, Depends(api_key_header)]
-) -> None:
-    if settings.api_key is None:
-        return
-    if key is None or not secrets.compare_digest(key.encode(), settings.api_key.encode()):
-        raise ApiError(
-            401,
-            "Unauthorized",
-            "missing or wrong X-API-Key header",
-            "unauthorized",
-            headers={"WWW-Authenticate": "ApiKey"},
-        )
 
 
 class Paging:

@@ -19,10 +19,10 @@ import allocator
 from allocator import Scenario, ScenarioError
 
 from . import bodies, problems
+from .auth import Authenticator, api_routes, current_principal, required_role
 from .config import Settings, get_settings
-from .deps import require_api_key
 from .jobs import JobRunner, SyncSolver
-from .routes import analysis, docs, jobs, plans, scenarios, solve, system, web
+from .routes import access, analysis, docs, jobs, plans, scenarios, solve, system, web
 from .schemas import WhatIfRequest
 from .security import SecurityHeaders
 from .store import Store
@@ -151,12 +151,32 @@ def _require_discriminators(comps: dict[str, Any]) -> None:
     walk(comps)
 
 
+def _document_roles(app: FastAPI, schema: dict[str, Any]) -> None:
+    """Each operation says the role it needs (``x-required-role`` and a line of its
+    description), read from the route's own dependency."""
+    for route in api_routes(app):
+        role = required_role(route)
+        if role is None:
+            continue
+        for method in getattr(route, "methods", ()):
+            op = schema["paths"].get(route.path, {}).get(method.lower())  # type: ignore[attr-defined]
+            if op is None:
+                continue
+            op["x-required-role"] = role.label
+            note = f"Role: {role.label}" + ("." if role.label == "admin" else " or above.")
+            op["description"] = f"{op.get('description', '')}\n\n{note}".strip()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = Store(settings.database_url)
+        store = Store(
+            settings.database_url,
+            reserve_bytes=settings.storage_reserve_bytes,
+            ready_bytes=settings.ready_write_bytes,
+        )
         n = load_examples(store, settings)
         if n:
             log.info("stored %d example scenario(s)", n)
@@ -165,6 +185,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         sync = SyncSolver(settings.sync_workers)
         app.state.settings, app.state.store = settings, store
+        app.state.auth = Authenticator(store, settings)
         app.state.runner, app.state.sync = runner, sync
         runner.start()
         bodies.start_validator(app)
@@ -189,19 +210,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     problems.install(app)
-    key = [Depends(require_api_key)]
     app.include_router(system.router)
     app.include_router(web.router)
     app.include_router(docs.router)
+    # every /v1 route declares its role (api.auth.VIEWER/PLANNER/ADMIN); a caller must be
+    # known even on a route that forgot it (tests/api/test_roles.py fails for such a route)
+    known = [Depends(current_principal)]
     for r in (
         system.v1_router,
+        access.router,
         solve.router,
         scenarios.router,
         plans.router,
         jobs.router,
         analysis.router,
     ):
-        app.include_router(r, dependencies=key)
+        app.include_router(r, dependencies=known)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -226,6 +250,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     comps.setdefault(name, sub)
                 comps[model.__name__] = extra
             _require_discriminators(comps)
+            _document_roles(app, schema)
             # limits that are settings of this service
             limit = comps["PlanRequest"]["properties"]["time_limit_s"]["anyOf"][0]
             limit["maximum"] = settings.job_time_limit_max_s

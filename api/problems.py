@@ -274,7 +274,8 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the problem responses a route can give."""
     text = {
         400: "Bad request",
-        401: "Missing or wrong API key",
+        401: "Missing or wrong credentials (X-API-Key, or a bearer token)",
+        403: "The caller's role may not do this",
         404: "Unknown id",
         406: "Not acceptable",
         409: "Conflict",
@@ -287,6 +288,8 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         507: "The database's storage is full",
     }
     schema = {"$ref": "#/components/schemas/Problem"}
+    if 401 in codes:  # every route that needs credentials also needs a role
+        codes = tuple(sorted({*codes, 403}))
     return {
         c: {"description": text[c], "content": {PROBLEM_JSON: {"schema": schema}}} for c in codes
     }

@@ -72,6 +72,28 @@ class JobProgress(BaseModel):
     elapsed_s: float = Field(description="Seconds since the job's solver process started.")
 
 
+class ApprovalPublic(BaseModel):
+    scenario_id: str
+    plan_id: str
+    approved_by: str
+    approved_at: datetime
+    comment: str
+
+
+class ApproveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    comment: str = Field(
+        min_length=1, max_length=2000, description="Why this plan (kept with the approval)."
+    )
+
+
+class ApprovePublic(ApprovalPublic):
+    supersedes: str | None = Field(
+        description="The plan that was the scenario's approved plan until now (null: none)."
+    )
+
+
 class PlanJobPublic(BaseModel):
     id: str
     scenario_id: str
@@ -89,6 +111,12 @@ class PlanJobPublic(BaseModel):
         None,
         description="The solver's latest progress line, stored with the job's heartbeat "
         "(every 2 s while it runs; the last one once it finished); null before it starts.",
+    )
+    created_by: str | None = Field(
+        None, description="Who submitted it (null: before the service had identities)."
+    )
+    approval: ApprovalPublic | None = Field(
+        None, description="Set while this plan is its scenario's approved plan."
     )
     plan: dict[str, Any] | None = Field(
         None, description="The plan (Plan.to_dict()) once done.", examples=[PLAN_EXAMPLE]
@@ -121,6 +149,9 @@ class JobPublic(BaseModel):
     error: Problem | None = Field(None, description="Why a failed job failed.")
     progress: JobProgress | None = Field(
         None, description="The latest progress line (phase, round, elapsed), as for plan jobs."
+    )
+    created_by: str | None = Field(
+        None, description="Who submitted it (null: before the service had identities)."
     )
     result: dict[str, Any] | list[Any] | None = Field(
         None,
@@ -179,3 +210,63 @@ class Version(BaseModel):
     version: str
     api: str
     highs: str
+
+
+class RevisionPublic(BaseModel):
+    revision: int
+    name: str
+    saved_at: datetime
+    saved_by: str | None = Field(
+        description="Who saved it (a key's name, oidc:<user>, anonymous on an open service, "
+        "system for the bundled examples; null: saved before the service had identities)."
+    )
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: datetime
+    actor: str = Field(description="Who: a key's name, oidc:<user>, ALLOCATOR_API_KEY, …")
+    action: str = Field(
+        description="scenario.create, scenario.revise, scenario.delete, job.submit, "
+        "job.cancel, job.delete, plan.approve, key.add, key.revoke."
+    )
+    scenario_id: str | None = None
+    scenario_revision: int | None = None
+    target: str | None = Field(None, description="The job, plan or key it concerns.")
+    detail: dict[str, Any] | None = None
+
+
+Role = Literal["viewer", "planner", "admin"]
+
+
+class MePublic(BaseModel):
+    name: str
+    role: Role
+    auth: Literal["open", "service-key", "key", "oidc"] = Field(
+        description="How the caller was recognised; open: the service needs no credentials."
+    )
+
+
+# a key's name: a person or a system, as the audit shows it
+KEY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 ._@+-]{0,99}$"
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=KEY_NAME_PATTERN, description="Who holds it (person or system).")
+    role: Role
+
+
+class KeyPublic(BaseModel):
+    id: str
+    name: str
+    role: Role
+    created_at: datetime
+    created_by: str | None
+    revoked_at: datetime | None
+    revoked_by: str | None
+
+
+class KeyCreated(KeyPublic):
+    key: str = Field(description="The key itself: shown this once, stored only as a hash.")

@@ -7,19 +7,25 @@ URL by setting (PostgreSQL: ``postgresql+psycopg://…``). Every write is one tr
 from __future__ import annotations
 
 import errno
+import functools
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from allocator.plan import jsonio
 
+from . import migrations
+from .space import Space
+
 metadata = sa.MetaData()
+# The tables as the newest revision in api/migrations/versions makes them (a test compares
+# the two); a change to them is a new revision there.
 
 scenarios = sa.Table(
     "scenarios",
@@ -30,6 +36,20 @@ scenarios = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(), nullable=False),
     sa.Column("updated_at", sa.DateTime(), nullable=False),
+    # 1 for the first scenario stored under the id; one more for each one stored under it
+    # after a delete (plans name the generation they were made from)
+    sa.Column("generation", sa.Integer, nullable=False, server_default="1"),
+)
+
+# an id whose scenario was deleted: its last generation and the highest revision it (or a
+# job of it) reached; a scenario stored again under the id continues from there
+deleted_scenarios = sa.Table(
+    "deleted_scenarios",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("generation", sa.Integer, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("deleted_at", sa.DateTime(), nullable=False),
 )
 
 # every revision a scenario had, one row each: a PUT that got revision n wrote row n
@@ -41,6 +61,8 @@ scenario_revisions = sa.Table(
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(), nullable=False),
+    # who saved it (a key's name, an OIDC subject; None: saved before identities existed)
+    sa.Column("saved_by", sa.String(200)),
 )  # the primary key makes (scenario_id, revision) unique: no revision is handed out twice
 
 # a row the readiness check writes and deletes to learn whether the store takes writes
@@ -76,14 +98,68 @@ plans = sa.Table(
     # what the job computes: "plan" (a plan job) or an analysis run as a job ("what-if",
     # "frontier", "sensitivity", "counterfactual", "fair", "alternatives")
     sa.Column("kind", sa.String(32), nullable=False, server_default="plan"),
+    # the generation of the scenario the job was made from (0: an earlier scenario under
+    # the id, from before generations were recorded)
+    sa.Column("scenario_generation", sa.Integer, nullable=False, server_default="1"),
+    # who submitted the job (None: submitted before identities existed)
+    sa.Column("created_by", sa.String(200)),
 )
-# columns added after the first release: (table, column, DDL type and default), added to an
-# existing database at start
-_ADDED_COLUMNS = [
-    ("plans", "attempts", "INTEGER NOT NULL DEFAULT 0"),
-    ("plans", "progress", "TEXT"),
-    ("plans", "kind", "VARCHAR(32) NOT NULL DEFAULT 'plan'"),
-]
+# results an earlier version stored with NaN or infinity (not JSON), moved aside unchanged
+# by revision 0004; their jobs are marked failed
+unreadable_results = sa.Table(
+    "unreadable_results",
+    metadata,
+    sa.Column("plan_id", sa.String(36), primary_key=True),
+    sa.Column("result", sa.Text, nullable=False),
+    sa.Column("found_at", sa.DateTime(), nullable=False),
+)
+
+# ------------------------------------------------- identities (docs/service-access.md)
+# API keys per person or system: only the SHA-256 of the key is stored (the key itself is
+# shown once, when it is made); a revoked key keeps its row (the audit names it)
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, index=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("created_by", sa.String(200)),
+    sa.Column("revoked_at", sa.DateTime()),
+    sa.Column("revoked_by", sa.String(200)),
+)
+
+# who did what and when: revisions, jobs, cancels, deletions, approvals, keys; newest = largest id
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("at", sa.DateTime(), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False, index=True),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("scenario_id", sa.String(128), index=True),
+    sa.Column("scenario_revision", sa.Integer),
+    sa.Column("target", sa.String(64)),
+    sa.Column("detail", sa.Text),
+)
+
+# each scenario's approved plan, at most one (the primary key): approving another replaces
+# the row; the history of approvals is in audit_log
+plan_approvals = sa.Table(
+    "plan_approvals",
+    metadata,
+    sa.Column("scenario_id", sa.String(128), primary_key=True),
+    sa.Column("plan_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("approved_by", sa.String(200), nullable=False),
+    sa.Column("approved_at", sa.DateTime(), nullable=False),
+    sa.Column("comment", sa.Text, nullable=False),
+)
 PLAN = "plan"  # the kind of a plan job
 _QUEUE_LOCK = 0x616C6C6F  # PostgreSQL advisory lock serialising the queue-limit check
 
@@ -126,6 +202,23 @@ class StoreFull(Exception):
     """The database cannot write: its disk (or its size limit) is full."""
 
 
+class PlanApproved(Exception):
+    """The plan is its scenario's approved plan: it can be superseded, not deleted."""
+
+    def __init__(self, scenario_id: str):
+        self.scenario_id = scenario_id
+        super().__init__(f"the approved plan of scenario {scenario_id!r}")
+
+
+class NotApprovable(Exception):
+    """A plan that cannot be approved: ``reason`` says why (its status, or its scenario is
+    gone)."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
+
 def is_disk_full(exc: BaseException) -> bool:
     """SQLite's "database or disk is full", PostgreSQL's disk_full (53100), or ENOSPC."""
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
@@ -156,6 +249,7 @@ class ScenarioRow:
     body: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    generation: int = 1
 
 
 @dataclass
@@ -175,6 +269,81 @@ class PlanRow:
     attempts: int = 0
     progress: dict[str, Any] | None = None
     kind: str = "plan"
+    scenario_generation: int = 1
+    created_by: str | None = None
+
+
+@dataclass
+class RevisionRow:
+    """One revision of a scenario's history."""
+
+    revision: int
+    name: str
+    saved_at: datetime
+    saved_by: str | None
+
+
+@dataclass
+class Approval:
+    """A scenario's approved plan."""
+
+    scenario_id: str
+    plan_id: str
+    approved_by: str
+    approved_at: datetime
+    comment: str
+
+
+@dataclass
+class AuditRow:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    scenario_id: str | None
+    scenario_revision: int | None
+    target: str | None
+    detail: dict[str, Any] | None
+
+
+@dataclass
+class KeyRow:
+    """An API key as stored: its hash, never the key."""
+
+    id: str
+    name: str
+    role: str
+    key_hash: str
+    created_at: datetime
+    created_by: str | None
+    revoked_at: datetime | None
+    revoked_by: str | None
+
+
+SYSTEM = "system"  # the actor of writes no caller asked for (the bundled examples at start)
+
+
+def _audit(
+    c: sa.Connection,
+    actor: str | None,
+    action: str,
+    scenario_id: str | None = None,
+    revision: int | None = None,
+    target: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """One audit entry, written in the transaction ``c`` of the change it records."""
+    c.execute(
+        audit_log.insert().values(
+            at=now(),
+            actor=actor or SYSTEM,
+            action=action,
+            scenario_id=scenario_id,
+            scenario_revision=revision,
+            target=target,
+            detail=dumps(detail) if detail else None,
+        )
+    )
 
 
 class Claimed(NamedTuple):
@@ -207,39 +376,40 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def frees_space(method: Callable[P, R]) -> Callable[P, R]:
+    """A delete or cancel works on a full disk: if it fails for want of space, the store
+    gives up its reserve (api.space) and tries once more."""
+
+    @functools.wraps(method)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except StoreFull:
+            store = args[0]
+            assert isinstance(store, Store)
+            if not store.space.release():
+                raise
+            return method(*args, **kwargs)
+
+    return run
+
+
 class Store:
-    def __init__(self, url: str):
+    def __init__(self, url: str, reserve_bytes: int = 0, ready_bytes: int = 16384):
+        """``reserve_bytes``: the SQLite reserve a delete gives up on a full disk (see
+        api.space); ``ready_bytes``: the write :meth:`writable` wants room for."""
         self.url = url
         self.engine = make_engine(url)
         # the last write that failed for want of space, until a write succeeds
         self.write_error: str | None = None
-        metadata.create_all(self.engine)
-        self._migrate()
-
-    def _migrate(self) -> None:
-        """Bring a database made by an earlier version up to this schema: add the columns
-        it lacks and give every scenario its current revision in the history."""
-        insp = sa.inspect(self.engine)
-        with self.engine.begin() as c:
-            for table, column, ddl in _ADDED_COLUMNS:
-                if column not in {col["name"] for col in insp.get_columns(table)}:
-                    c.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}"))
-            known = sa.select(scenario_revisions.c.scenario_id).where(
-                scenario_revisions.c.scenario_id == scenarios.c.id,
-                scenario_revisions.c.revision == scenarios.c.revision,
-            )
-            c.execute(
-                scenario_revisions.insert().from_select(
-                    ["scenario_id", "revision", "name", "body", "created_at"],
-                    sa.select(
-                        scenarios.c.id,
-                        scenarios.c.revision,
-                        scenarios.c.name,
-                        scenarios.c.body,
-                        scenarios.c.updated_at,
-                    ).where(~sa.exists(known)),
-                )
-            )
+        self.ready_bytes = ready_bytes
+        migrations.upgrade(self.engine)  # under a lock: services may start together
+        self.space = Space(self.engine, reserve_bytes)
+        self.space.keep_reserve()
 
     @contextmanager
     def _tx(self) -> Iterator[sa.Connection]:
@@ -258,19 +428,24 @@ class Store:
         self.write_error = None
 
     def writable(self) -> bool:
-        """False after a write failed for want of space, until a write (here: a probe of
-        a few kB, written and deleted) succeeds again."""
-        if self.write_error is None:
-            return True
-        key = str(uuid.uuid4())
-        try:
-            with self._tx() as c:
-                c.execute(write_probe.insert().values(id=key, pad="x" * 16384))
-            with self._tx() as c:
-                c.execute(write_probe.delete().where(write_probe.c.id == key))
-        except (StoreFull, sa.exc.SQLAlchemyError, OSError):
+        """Whether a write of ``ready_bytes`` fits: on SQLite, the disk and the database's
+        page limit have that room (with the reserve whole); after a write failed for want
+        of space, also a probe write of that size succeeds. The reserve is written again
+        when there is room for it."""
+        room = self.space.room()
+        if room is not None and room < self.ready_bytes:
             return False
-        self._wrote()
+        if self.write_error is not None:
+            key = str(uuid.uuid4())
+            try:
+                with self._tx() as c:
+                    c.execute(write_probe.insert().values(id=key, pad="x" * self.ready_bytes))
+                with self._tx() as c:
+                    c.execute(write_probe.delete().where(write_probe.c.id == key))
+            except (StoreFull, sa.exc.SQLAlchemyError, OSError):
+                return False
+            self._wrote()
+        self.space.keep_reserve()
         return True
 
     def ping(self) -> bool:
@@ -289,7 +464,7 @@ class Store:
     def _scenario(r: Any) -> ScenarioRow:
         created, updated = _utc(r.created_at), _utc(r.updated_at)
         assert created is not None and updated is not None
-        return ScenarioRow(r.id, r.revision, r.name, loads(r.body), created, updated)
+        return ScenarioRow(r.id, r.revision, r.name, loads(r.body), created, updated, r.generation)
 
     def get_scenario(self, sid: str) -> ScenarioRow | None:
         with self.engine.connect() as c:
@@ -305,20 +480,31 @@ class Store:
         return [self._scenario(r) for r in rows], int(total)
 
     @staticmethod
-    def _insert(sid: str, body: dict[str, Any]) -> Any:
+    def _insert(c: sa.Connection, sid: str, body: dict[str, Any]) -> None:
+        """Insert a new scenario: revision 1, generation 1, or, under a deleted scenario's
+        id, one past that scenario's revision and generation."""
+        gone = c.execute(
+            sa.select(deleted_scenarios.c.generation, deleted_scenarios.c.revision).where(
+                deleted_scenarios.c.id == sid
+            )
+        ).first()
         t = now()
-        return scenarios.insert().values(
-            id=sid,
-            revision=1,
-            name=str(body.get("name", sid)),
-            body=dumps(body),
-            created_at=t,
-            updated_at=t,
+        c.execute(
+            scenarios.insert().values(
+                id=sid,
+                revision=gone.revision + 1 if gone else 1,
+                generation=gone.generation + 1 if gone else 1,
+                name=str(body.get("name", sid)),
+                body=dumps(body),
+                created_at=t,
+                updated_at=t,
+            )
         )
 
     @staticmethod
-    def _record(c: sa.Connection, sid: str) -> ScenarioRow:
-        """The row as this transaction left it, written to the history too."""
+    def _record(c: sa.Connection, sid: str, actor: str | None, created: bool) -> ScenarioRow:
+        """The row as this transaction left it, written to the history (saved by
+        ``actor``) and the audit too."""
         r = c.execute(sa.select(scenarios).where(scenarios.c.id == sid)).one()
         c.execute(
             scenario_revisions.insert().values(
@@ -327,23 +513,32 @@ class Store:
                 name=r.name,
                 body=r.body,
                 created_at=r.updated_at,
+                saved_by=actor or SYSTEM,
             )
         )
+        _audit(c, actor, "scenario.create" if created else "scenario.revise", sid, r.revision)
         return Store._scenario(r)
 
-    def create_scenario(self, sid: str, body: dict[str, Any]) -> ScenarioRow | None:
-        """Insert; None if the id is taken."""
+    def create_scenario(
+        self, sid: str, body: dict[str, Any], actor: str | None = None
+    ) -> ScenarioRow | None:
+        """Insert; None if the id is taken. ``actor``: who (in the history and the audit)."""
         try:
             with self._tx() as c:
-                c.execute(self._insert(sid, body))
-                row = self._record(c, sid)
+                self._insert(c, sid, body)
+                row = self._record(c, sid, actor, created=True)
         except sa.exc.IntegrityError:
             return None
         self._wrote()
         return row
 
     def replace_scenario(
-        self, sid: str, body: dict[str, Any], expected: int | None = None, must_exist: bool = False
+        self,
+        sid: str,
+        body: dict[str, Any],
+        expected: int | None = None,
+        must_exist: bool = False,
+        actor: str | None = None,
     ) -> tuple[ScenarioRow, bool]:
         """Replace (revision + 1) or create; returns the row and whether it was created.
 
@@ -373,8 +568,8 @@ class Store:
                                 sa.select(scenarios.c.revision).where(scenarios.c.id == sid)
                             ).first()
                             raise RevisionMismatch(cur.revision if cur else None)
-                        c.execute(self._insert(sid, body))
-                    row = self._record(c, sid)
+                        self._insert(c, sid, body)
+                    row = self._record(c, sid, actor, created)
                 break
             except sa.exc.IntegrityError:  # a concurrent PUT created it first: replace that
                 if attempt == 3:
@@ -392,21 +587,73 @@ class Store:
             ).all()
         return [(r.revision, _utc(r.created_at)) for r in rows]  # type: ignore[misc]
 
-    def delete_scenario(self, sid: str) -> bool:
+    def revisions(self, sid: str, limit: int, offset: int) -> tuple[list[RevisionRow], int]:
+        """The scenario's revisions, newest first, with who saved each; and how many."""
+        where = scenario_revisions.c.scenario_id == sid
+        with self.engine.connect() as c:
+            total = c.execute(
+                sa.select(sa.func.count()).select_from(scenario_revisions).where(where)
+            ).scalar_one()
+            rows = c.execute(
+                sa.select(
+                    scenario_revisions.c.revision,
+                    scenario_revisions.c.name,
+                    scenario_revisions.c.created_at,
+                    scenario_revisions.c.saved_by,
+                )
+                .where(where)
+                .order_by(scenario_revisions.c.revision.desc())
+                .limit(limit)
+                .offset(offset)
+            ).all()
+        out = [RevisionRow(r.revision, r.name, _utc(r.created_at), r.saved_by) for r in rows]  # type: ignore[arg-type]
+        return out, int(total)
+
+    @frees_space
+    def delete_scenario(self, sid: str, actor: str | None = None) -> bool:
+        """Delete the scenario and its history, cancel its queued jobs; its finished plans
+        stay. The id's tombstone keeps its generation and highest revision. Its approval (if
+        any) is dropped; the audit entry names it and the jobs cancelled."""
         with self._tx() as c:
-            n = c.execute(scenarios.delete().where(scenarios.c.id == sid)).rowcount
-            if n:
+            r = c.execute(
+                scenarios.delete()
+                .where(scenarios.c.id == sid)
+                .returning(scenarios.c.generation, scenarios.c.revision)
+            ).first()
+            if r is not None:
+                top = c.execute(
+                    sa.select(sa.func.max(plans.c.scenario_revision)).where(
+                        plans.c.scenario_id == sid
+                    )
+                ).scalar()
+                c.execute(deleted_scenarios.delete().where(deleted_scenarios.c.id == sid))
+                c.execute(
+                    deleted_scenarios.insert().values(
+                        id=sid,
+                        generation=r.generation,
+                        revision=max(r.revision, top or 0),
+                        deleted_at=now(),
+                    )
+                )
                 c.execute(
                     scenario_revisions.delete().where(scenario_revisions.c.scenario_id == sid)
                 )
-                c.execute(
+                cancelled = c.execute(
                     plans.update()
                     .where(plans.c.scenario_id == sid, plans.c.status == QUEUED)
                     .values(status=CANCELLED, finished_at=now())
-                )
-        if n:
+                ).rowcount
+                approved = c.execute(
+                    sa.select(plan_approvals.c.plan_id).where(plan_approvals.c.scenario_id == sid)
+                ).first()
+                c.execute(plan_approvals.delete().where(plan_approvals.c.scenario_id == sid))
+                detail: dict[str, Any] = {"cancelled_jobs": int(cancelled)}
+                if approved is not None:
+                    detail["approval_dropped"] = approved.plan_id
+                _audit(c, actor, "scenario.delete", sid, r.revision, None, detail)
+        if r is not None:
             self._wrote()
-        return bool(n)
+        return r is not None
 
     # ---------------------------------------------------------------------- plans
     @staticmethod
@@ -429,6 +676,8 @@ class Store:
             attempts=int(m["attempts"] or 0),
             progress=loads(m["progress"]) if m.get("progress") else None,
             kind=m.get("kind") or PLAN,
+            scenario_generation=m.get("scenario_generation", 1),
+            created_by=m.get("created_by"),
         )
 
     _summary_cols: ClassVar[list[Any]] = [
@@ -474,31 +723,43 @@ class Store:
         offset: int,
         kind: str | None = PLAN,
     ) -> tuple[list[PlanRow], int]:
-        """Jobs newest first, and how many match; ``kind`` None: jobs of every kind."""
-        q = sa.select(*self._summary_cols)
-        n = sa.select(sa.func.count()).select_from(plans)
+        """Jobs newest first, and how many match; ``kind`` None: jobs of every kind.
+        ``scenario``: the jobs of the scenario stored under that id now (of its generation),
+        or, if there is none, of the deleted scenarios that had the id."""
+        conds = []
         if kind is not None:
-            q, n = q.where(plans.c.kind == kind), n.where(plans.c.kind == kind)
+            conds.append(plans.c.kind == kind)
         if scenario is not None:
-            q, n = (
-                q.where(plans.c.scenario_id == scenario),
-                n.where(plans.c.scenario_id == scenario),
+            current = (
+                sa.select(scenarios.c.generation)
+                .where(scenarios.c.id == scenario)
+                .scalar_subquery()
+            )
+            conds.append(plans.c.scenario_id == scenario)
+            conds.append(
+                plans.c.scenario_generation
+                == sa.func.coalesce(current, plans.c.scenario_generation)
             )
         if status is not None:
-            q, n = q.where(plans.c.status == status), n.where(plans.c.status == status)
+            conds.append(plans.c.status == status)
+        q = sa.select(*self._summary_cols).where(*conds)
+        n = sa.select(sa.func.count()).select_from(plans).where(*conds)
         q = q.order_by(plans.c.created_at.desc(), plans.c.id).limit(limit).offset(offset)
         with self.engine.connect() as c:
             total = c.execute(n).scalar_one()
             rows = c.execute(q).all()
         return [self._plan(r) for r in rows], int(total)
 
-    def latest_done_plan(self, sid: str, revision: int) -> PlanRow | None:
+    def latest_done_plan(self, scenario: ScenarioRow) -> PlanRow | None:
+        """The newest finished plan of the scenario's revision (never one of an earlier
+        scenario stored under the same id)."""
         with self.engine.connect() as c:
             r = c.execute(
                 sa.select(plans.c.id)
                 .where(
-                    plans.c.scenario_id == sid,
-                    plans.c.scenario_revision == revision,
+                    plans.c.scenario_id == scenario.id,
+                    plans.c.scenario_generation == scenario.generation,
+                    plans.c.scenario_revision == scenario.revision,
                     plans.c.status == DONE,
                     plans.c.kind == PLAN,
                 )
@@ -523,6 +784,7 @@ class Store:
         request_hash: str | None,
         max_pending: int | None = None,
         kind: str = PLAN,
+        actor: str | None = None,
     ) -> tuple[PlanRow, bool]:
         """Queue a job (a plan job, or an analysis of ``kind``); returns it and whether it
         is new.
@@ -537,6 +799,7 @@ class Store:
             "id": pid,
             "scenario_id": scenario.id,
             "scenario_revision": scenario.revision,
+            "scenario_generation": scenario.generation,
             "status": QUEUED,
             "options": dumps(options),
             "scenario_body": dumps(scenario.body),
@@ -545,6 +808,7 @@ class Store:
             "created_at": now(),
             "attempts": 0,
             "kind": kind,
+            "created_by": actor or SYSTEM,
         }
         try:
             with self._tx() as c:
@@ -568,6 +832,10 @@ class Store:
                     insert = plans.insert().from_select(list(values), row_values)
                     # RETURNING counts the rows (psycopg gives no rowcount for this INSERT)
                     n = len(c.execute(insert.returning(plans.c.id)).all())
+                if n:
+                    _audit(
+                        c, actor, "job.submit", scenario.id, scenario.revision, pid, {"kind": kind}
+                    )
         except sa.exc.IntegrityError:
             n = 0  # the same Idempotency-Key, inserted by a concurrent request
             if idempotency_key is None:
@@ -582,19 +850,48 @@ class Store:
         assert row is not None
         return row, True
 
-    def delete_plan(self, pid: str) -> bool:
-        with self._tx() as c:
-            return bool(
-                c.execute(
-                    plans.delete().where(plans.c.id == pid, plans.c.status.in_(FINISHED))
-                ).rowcount
-            )
+    @staticmethod
+    def _lock_plan(c: sa.Connection, pid: str) -> Any:
+        """The job's row, locked for this transaction: a no-op UPDATE takes PostgreSQL's row
+        lock and SQLite's write lock before anything is read, so an approval and a deletion
+        of the same plan run one after the other. None if there is no such job."""
+        c.execute(plans.update().where(plans.c.id == pid).values(status=plans.c.status))
+        return c.execute(
+            sa.select(
+                plans.c.scenario_id,
+                plans.c.scenario_revision,
+                plans.c.scenario_generation,
+                plans.c.status,
+                plans.c.kind,
+            ).where(plans.c.id == pid)
+        ).first()
 
-    def cancel_plan(self, pid: str) -> str | None:
+    @frees_space
+    def delete_plan(self, pid: str, actor: str | None = None) -> bool:
+        """Delete a finished job; :class:`PlanApproved` if it is a scenario's approved plan
+        (nothing deleted)."""
+        with self._tx() as c:
+            r = self._lock_plan(c, pid)
+            if r is None or r.status not in FINISHED:
+                return False
+            approved = c.execute(
+                sa.select(plan_approvals.c.scenario_id).where(plan_approvals.c.plan_id == pid)
+            ).first()
+            if approved is not None:
+                raise PlanApproved(approved.scenario_id)
+            c.execute(plans.delete().where(plans.c.id == pid))
+            _audit(
+                c, actor, "job.delete", r.scenario_id, r.scenario_revision, pid, {"kind": r.kind}
+            )
+        self._wrote()
+        return True
+
+    @frees_space
+    def cancel_plan(self, pid: str, actor: str | None = None) -> str | None:
         """Mark a queued job cancelled, or ask a running one to stop; returns the status
         after the call (None if unknown)."""
         with self._tx() as c:
-            r = c.execute(sa.select(plans.c.status).where(plans.c.id == pid)).first()
+            r = self._lock_plan(c, pid)
             if r is None:
                 return None
             if r.status == QUEUED:
@@ -603,6 +900,7 @@ class Store:
                     .where(plans.c.id == pid, plans.c.status == QUEUED)
                     .values(status=CANCELLED, finished_at=now())
                 )
+                _audit(c, actor, "job.cancel", r.scenario_id, r.scenario_revision, pid)
                 return CANCELLED
             return str(r.status)
 
@@ -726,11 +1024,223 @@ class Store:
             r = c.execute(sa.select(plans.c.status).where(plans.c.id == pid)).first()
         return r is None or r.status == CANCELLED
 
-    def request_cancel(self, pid: str) -> None:
+    @frees_space
+    def request_cancel(self, pid: str, actor: str | None = None) -> None:
         """A running job is marked cancelled; its worker sees it and stops the process."""
         with self._tx() as c:
-            c.execute(
+            r = self._lock_plan(c, pid)
+            n = c.execute(
                 plans.update()
                 .where(plans.c.id == pid, plans.c.status == RUNNING)
                 .values(status=CANCELLED, finished_at=now())
+            ).rowcount
+            if n and r is not None:
+                _audit(c, actor, "job.cancel", r.scenario_id, r.scenario_revision, pid)
+
+    # ----------------------------------------------------------------- approvals
+    @staticmethod
+    def _approval(r: Any) -> Approval:
+        return Approval(r.scenario_id, r.plan_id, r.approved_by, _utc(r.approved_at), r.comment)  # type: ignore[arg-type]
+
+    def approve_plan(self, pid: str, actor: str, comment: str) -> tuple[Approval, str | None]:
+        """Make the finished plan job ``pid`` its scenario's approved plan; returns the
+        approval and the plan it supersedes (None if none, or itself again). KeyError for
+        an unknown job; :class:`NotApprovable` for a job not done, not a plan job, or whose
+        scenario is gone. The superseded approval stays in the audit."""
+        for attempt in (1, 2, 3):
+            try:
+                with self._tx() as c:
+                    r = self._lock_plan(c, pid)
+                    if r is None:
+                        raise KeyError(pid)
+                    if r.kind != PLAN:
+                        raise NotApprovable(f"{pid!r} is a {r.kind} job, not a plan job")
+                    if r.status != DONE:
+                        raise NotApprovable(f"the job is {r.status}; only a done plan is approved")
+                    # the scenario's row, locked (a no-op UPDATE): approvals of one scenario
+                    # run one after the other, each sees the one before it
+                    alive = c.execute(
+                        scenarios.update()
+                        .where(
+                            scenarios.c.id == r.scenario_id,
+                            scenarios.c.generation == r.scenario_generation,
+                        )
+                        .values(id=scenarios.c.id)
+                    ).rowcount
+                    if not alive:
+                        raise NotApprovable(
+                            f"its scenario {r.scenario_id!r} was deleted (the scenario now "
+                            "under that id, if any, is another one)"
+                        )
+                    where = plan_approvals.c.scenario_id == r.scenario_id
+                    prev = c.execute(sa.select(plan_approvals.c.plan_id).where(where)).first()
+                    c.execute(plan_approvals.delete().where(where))
+                    values = {
+                        "scenario_id": r.scenario_id,
+                        "plan_id": pid,
+                        "approved_by": actor,
+                        "approved_at": now(),
+                        "comment": comment,
+                    }
+                    c.execute(plan_approvals.insert().values(**values))
+                    supersedes = prev.plan_id if prev is not None and prev.plan_id != pid else None
+                    detail = {"comment": comment, "supersedes": supersedes}
+                    _audit(
+                        c, actor, "plan.approve", r.scenario_id, r.scenario_revision, pid, detail
+                    )
+                break
+            except sa.exc.IntegrityError:  # a concurrent approval of the scenario: again
+                if attempt == 3:
+                    raise
+        self._wrote()
+        approved_at = _utc(values["approved_at"])
+        assert approved_at is not None
+        return Approval(values["scenario_id"], pid, actor, approved_at, comment), supersedes
+
+    def approved_plan(self, sid: str) -> Approval | None:
+        with self.engine.connect() as c:
+            r = c.execute(
+                sa.select(plan_approvals).where(plan_approvals.c.scenario_id == sid)
+            ).first()
+        return self._approval(r) if r is not None else None
+
+    def approvals(
+        self, scenario: str | None, limit: int, offset: int
+    ) -> tuple[list[Approval], int]:
+        """Approved plans (of ``scenario``, or of every scenario), by scenario id; and how
+        many."""
+        where = [] if scenario is None else [plan_approvals.c.scenario_id == scenario]
+        with self.engine.connect() as c:
+            total = c.execute(
+                sa.select(sa.func.count()).select_from(plan_approvals).where(*where)
+            ).scalar_one()
+            rows = c.execute(
+                sa.select(plan_approvals)
+                .where(*where)
+                .order_by(plan_approvals.c.scenario_id)
+                .limit(limit)
+                .offset(offset)
+            ).all()
+        return [self._approval(r) for r in rows], int(total)
+
+    def approvals_of(self, pids: list[str]) -> dict[str, Approval]:
+        """{plan id: its approval} for those of ``pids`` that are approved."""
+        if not pids:
+            return {}
+        with self.engine.connect() as c:
+            rows = c.execute(
+                sa.select(plan_approvals).where(plan_approvals.c.plan_id.in_(pids))
+            ).all()
+        return {r.plan_id: self._approval(r) for r in rows}
+
+    # --------------------------------------------------------------------- audit
+    def audit(
+        self,
+        limit: int,
+        offset: int,
+        scenario: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+    ) -> tuple[list[AuditRow], int]:
+        """Audit entries, newest first, and how many match."""
+        conds = []
+        if scenario is not None:
+            conds.append(audit_log.c.scenario_id == scenario)
+        if actor is not None:
+            conds.append(audit_log.c.actor == actor)
+        if action is not None:
+            conds.append(audit_log.c.action == action)
+        q = sa.select(audit_log).where(*conds).order_by(audit_log.c.id.desc())
+        with self.engine.connect() as c:
+            total = c.execute(
+                sa.select(sa.func.count()).select_from(audit_log).where(*conds)
+            ).scalar_one()
+            rows = c.execute(q.limit(limit).offset(offset)).all()
+        out = [
+            AuditRow(
+                int(r.id),
+                _utc(r.at),  # type: ignore[arg-type]
+                r.actor,
+                r.action,
+                r.scenario_id,
+                r.scenario_revision,
+                r.target,
+                loads(r.detail) if r.detail else None,
             )
+            for r in rows
+        ]
+        return out, int(total)
+
+    # ---------------------------------------------------------------------- keys
+    @staticmethod
+    def _key(r: Any) -> KeyRow:
+        return KeyRow(
+            r.id,
+            r.name,
+            r.role,
+            r.key_hash,
+            _utc(r.created_at),  # type: ignore[arg-type]
+            r.created_by,
+            _utc(r.revoked_at),
+            r.revoked_by,
+        )
+
+    def add_key(self, name: str, role: str, key_hash: str, actor: str | None) -> KeyRow:
+        """Store a key by its hash (api.keys makes both)."""
+        kid = str(uuid.uuid4())
+        with self._tx() as c:
+            c.execute(
+                api_keys.insert().values(
+                    id=kid,
+                    name=name,
+                    role=role,
+                    key_hash=key_hash,
+                    created_at=now(),
+                    created_by=actor or SYSTEM,
+                )
+            )
+            _audit(c, actor, "key.add", target=kid, detail={"name": name, "role": role})
+            r = c.execute(sa.select(api_keys).where(api_keys.c.id == kid)).one()
+        self._wrote()
+        return self._key(r)
+
+    def list_keys(self, include_revoked: bool = True) -> list[KeyRow]:
+        q = sa.select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id)
+        if not include_revoked:
+            q = q.where(api_keys.c.revoked_at.is_(None))
+        with self.engine.connect() as c:
+            return [self._key(r) for r in c.execute(q).all()]
+
+    def revoke_keys(self, ident: str, actor: str | None) -> list[KeyRow]:
+        """Revoke the active key with id ``ident`` or, if none has it, every active key
+        named ``ident``; returns the keys revoked (none: nothing matched)."""
+        active = api_keys.c.revoked_at.is_(None)
+        with self._tx() as c:
+            ids = [
+                r.id
+                for r in c.execute(sa.select(api_keys.c.id).where(active, api_keys.c.id == ident))
+            ] or [
+                r.id
+                for r in c.execute(sa.select(api_keys.c.id).where(active, api_keys.c.name == ident))
+            ]
+            if ids:
+                c.execute(
+                    api_keys.update()
+                    .where(api_keys.c.id.in_(ids), active)
+                    .values(revoked_at=now(), revoked_by=actor or SYSTEM)
+                )
+            rows = c.execute(sa.select(api_keys).where(api_keys.c.id.in_(ids))).all()
+            for r in rows:
+                _audit(c, actor, "key.revoke", target=r.id, detail={"name": r.name, "role": r.role})
+        return [self._key(r) for r in rows]
+
+    def key_by_hash(self, key_hash: str) -> KeyRow | None:
+        with self.engine.connect() as c:
+            r = c.execute(sa.select(api_keys).where(api_keys.c.key_hash == key_hash)).first()
+        return self._key(r) if r is not None else None
+
+    def has_keys(self) -> bool:
+        """Whether any key was ever added (revoked ones count: revoking the last key does not
+        open the service)."""
+        with self.engine.connect() as c:
+            return c.execute(sa.select(api_keys.c.id).limit(1)).first() is not None

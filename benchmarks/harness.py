@@ -1255,29 +1255,125 @@ def merge(paths: Sequence[Path]) -> dict:
 
 
 def rest_latency(
-    clients: int = 20, requests_per_client: int = 25, scenario: str = "data/tiny.json"
+    clients: int = 20,
+    requests_per_client: int = 25,
+    scenario: str = "data/tiny.json",
+    rounds: int = int(os.environ.get("BENCH_REST_ROUNDS", "3")),
 ) -> dict:
     """p50/p99 of ``POST /v1/solve`` (``scenario``) and of plan-job submission
     (``POST /v1/scenarios/tiny/plans``) under ``clients`` concurrent clients against a real
-    uvicorn process (``python -m api``, default settings, a scratch SQLite store)."""
+    uvicorn process (``python -m api``, default settings, a scratch SQLite store), for an
+    open service and for one with API keys (every request carries a planner key; every job
+    submitted is audited, as on the open one): ``rounds`` of the two one after the other, so
+    that both see the same machine; each figure is the median over the rounds, with the
+    ratios keyed / open and each service's peak RSS (the server and its solver processes)."""
+    runs: dict[str, list[dict]] = {"open": [], "keys": []}
+    for _ in range(rounds):
+        for variant in runs:
+            runs[variant].append(
+                _rest_variant(variant == "keys", clients, requests_per_client, scenario)
+            )
+    out: dict[str, Any] = {"clients": clients, "requests_per_client": requests_per_client}
+    for variant, rs in runs.items():
+        out[variant] = {
+            phase: {
+                k: statistics.median(r[phase][k] for r in rs)
+                for k in ("throughput_rps", "p50_ms", "p90_ms", "p99_ms", "max_ms", "server_cpu_ms")
+            }
+            | {"status_codes": [r[phase]["status_codes"] for r in rs]}
+            for phase in ("solve", "plan_job_submit")
+        }
+        out[variant]["server_peak_rss_mb"] = max(r["server_peak_rss_mb"]["server"] for r in rs)
+        out[variant]["child_peak_rss_mb"] = max(
+            r["server_peak_rss_mb"]["largest_child"] for r in rs
+        )
+    out["solve"], out["plan_job_submit"] = out["open"]["solve"], out["open"]["plan_job_submit"]
+    out["keys_over_open"] = {
+        f"{phase}_{k}": out["keys"][phase][k] / out["open"][phase][k]
+        for phase in ("solve", "plan_job_submit")
+        for k in ("throughput_rps", "p50_ms", "p99_ms", "server_cpu_ms")
+    }
+    out["peak_client_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["rounds"] = runs
+    return out
+
+
+def _rest_variant(keyed: bool, clients: int, requests_per_client: int, scenario: str) -> dict:
+    """One service (open, or with a planner key made by ``allocator-api keys add`` before it
+    starts) under the load of :func:`rest_latency`."""
     body = Path(scenario).read_bytes()
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="allocator-rest-") as tmp:
+        headers: dict[str, str] = {}
+        if keyed:
+            key = subprocess.run(
+                [sys.executable, "-m", "api", "keys", "add", "bench", "--role", "planner"],
+                env={**os.environ, "ALLOCATOR_DATABASE_URL": f"sqlite:///{tmp}/store.db"},
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            headers["X-API-Key"] = key
         server = _start_api(port, tmp)
         try:
             _wait_for_api(base, server)
-            _load(base, "/v1/solve", body, clients, requests_per_client)  # warm-up
-            return {
-                "clients": clients,
-                "requests_per_client": requests_per_client,
-                "solve": _load(base, "/v1/solve", body, clients, requests_per_client),
-                "plan_job_submit": _load(
-                    base, "/v1/scenarios/tiny/plans", b"", clients, requests_per_client
-                ),
-            }
+            _load(base, "/v1/solve", body, clients, requests_per_client, headers)  # warm-up
+            out: dict[str, Any] = {"keys": keyed}
+            for phase, path, data in (
+                ("solve", "/v1/solve", body),
+                ("plan_job_submit", "/v1/scenarios/tiny/plans", b""),
+            ):
+                cpu0 = _cpu_s(server.pid)
+                out[phase] = _load(base, path, data, clients, requests_per_client, headers)
+                # the service's own process (auth, audit, routing; solves run in its pool):
+                # CPU time per request, less sensitive to a busy machine than wall time
+                out[phase]["server_cpu_ms"] = (
+                    (_cpu_s(server.pid) - cpu0) * 1000 / (out[phase]["requests"])
+                )
+            out["server_peak_rss_mb"] = _tree_peak_mb(server.pid)
+            return out
         finally:
             _stop_api(server)
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _tree_peak_mb(pid: int) -> dict[str, float]:
+    """Peak resident memory (VmHWM, MB) of process ``pid`` and the largest of its
+    descendants (Linux /proc; empty elsewhere)."""
+
+    def hwm(p: int) -> float:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return 0.0
+
+    def children(p: int) -> list[int]:
+        out: list[int] = []
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                out += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+        return out
+
+    todo, seen = children(pid), []
+    while todo:
+        p = todo.pop()
+        seen.append(p)
+        todo += children(p)
+    return {"server": hwm(pid), "largest_child": max((hwm(p) for p in seen), default=0.0)}
 
 
 def _free_port() -> int:
@@ -1321,9 +1417,16 @@ def _wait_for_api(base: str, server: subprocess.Popen) -> None:
             time.sleep(0.2)
 
 
-def _load(base: str, path: str, data: bytes, clients: int, requests_per_client: int) -> dict:
-    """``clients`` threads each POSTing ``data`` to ``path`` ``requests_per_client`` times:
-    latency percentiles, status codes and throughput."""
+def _load(
+    base: str,
+    path: str,
+    data: bytes,
+    clients: int,
+    requests_per_client: int,
+    headers: dict[str, str] | None = None,
+) -> dict:
+    """``clients`` threads each POSTing ``data`` to ``path`` ``requests_per_client`` times
+    (with ``headers``): latency percentiles, status codes and throughput."""
     import threading
     import urllib.error
     import urllib.request
@@ -1335,7 +1438,9 @@ def _load(base: str, path: str, data: bytes, clients: int, requests_per_client: 
     def client() -> None:
         for _ in range(requests_per_client):
             req = urllib.request.Request(
-                base + path, data=data, headers={"content-type": "application/json"}
+                base + path,
+                data=data,
+                headers={"content-type": "application/json", **(headers or {})},
             )
             t0 = time.perf_counter()
             try:

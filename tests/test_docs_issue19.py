@@ -55,6 +55,6 @@ def test_make_run_prints_the_page_address(monkeypatch, capsys):
 
     monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
     monkeypatch.setattr(entry, "create_app", lambda settings: None)
-    entry.main()
+    entry.main([])  # no command: serve
     out = capsys.readouterr().out
     assert "http://127.0.0.1:8000/ " in out and "/docs" in out

@@ -15,6 +15,7 @@ from allocator.analysis.capacity import capacity_value
 from allocator.analysis.explain import explain
 from allocator.workflows.counterfactuals import Counterfactual
 
+from ..auth import PLANNER, VIEWER, PrincipalDep
 from ..deps import RunnerDep, SettingsDep, StoreDep, SyncDep
 from ..jobs import analysis_payload
 from ..problems import ApiError, responses
@@ -46,6 +47,7 @@ def _done_plan(store: StoreDep, plan_id: str) -> tuple[Plan, Scenario]:
     description="For each pool the segment can use: what a GPU-hour earns it against the "
     "pool's shadow price, which of its constraints bind, and sentences saying so.",
     responses=responses(401, 404, 409, 422),
+    dependencies=[VIEWER],
 )
 def explain_segment(
     plan_id: PlanId,
@@ -64,6 +66,7 @@ def explain_segment(
     "/plans/{plan_id}/capacity",
     summary="Buy, rent or leave idle: the value of one more GPU per pool and period",
     responses=responses(401, 404, 409, 422),
+    dependencies=[VIEWER],
 )
 def capacity(
     plan_id: PlanId,
@@ -86,10 +89,11 @@ class Context:
         sync: SyncDep,
         runner: RunnerDep,
         settings: SettingsDep,
+        who: PrincipalDep,
         prefer: Prefer = None,
     ):
         self.store, self.sync, self.runner = store, sync, runner
-        self.settings, self.prefer = settings, prefer
+        self.settings, self.prefer, self.actor = settings, prefer, who.name
 
 
 ContextDep = Annotated[Context, Depends(Context)]
@@ -114,7 +118,16 @@ async def _analysis(
     if job:
         base_id = base_plan.id if base_plan is not None else None
         return submit_job(
-            ctx.store, ctx.runner, ctx.settings, row, name, params, None, base_id, ctx.prefer
+            ctx.store,
+            ctx.runner,
+            ctx.settings,
+            row,
+            name,
+            params,
+            ctx.actor,
+            None,
+            base_id,
+            ctx.prefer,
         )
     if base_plan is not None:
         params = {**params, "base": base_plan.result}
@@ -136,6 +149,7 @@ ASYNC: dict[int | str, dict[str, Any]] = {
     "/scenarios/{scenario_id}/sensitivity",
     summary="Ranging: how far capacity and prices can move before the plan changes",
     responses=ASYNC | responses(401, 404, 422, 503),
+    dependencies=[PLANNER],
 )
 async def sensitivity(
     scenario_id: ScenarioId,
@@ -149,6 +163,7 @@ async def sensitivity(
     "/scenarios/{scenario_id}/frontier",
     summary="The efficient frontier of gross margin against LTV over the LTV weight",
     responses=ASYNC | responses(401, 404, 422, 503),
+    dependencies=[PLANNER],
 )
 async def frontier(
     scenario_id: ScenarioId,
@@ -169,6 +184,7 @@ async def frontier(
     "{target, factor}. The answer has money lines, revenue growth and GPUs by kind, GPUs "
     "moved, and the opportunity cost of the base choice.",
     responses=ASYNC | responses(400, 401, 404, 415, 422, 503),
+    dependencies=[PLANNER],
 )
 async def counterfactual(
     scenario_id: ScenarioId,
@@ -188,7 +204,7 @@ async def counterfactual(
     ctx: ContextDep,
 ) -> JSONResponse:
     row = ctx.store.get_scenario(scenario_id)
-    latest = ctx.store.latest_done_plan(scenario_id, row.revision) if row is not None else None
+    latest = ctx.store.latest_done_plan(row) if row is not None else None
     return await _analysis(
         "counterfactual", scenario_id, {"spec": spec.model_dump(mode="json")}, ctx, latest
     )
@@ -216,6 +232,7 @@ class FairRequest(BaseModel):
     "objective above that floor. The answer has each entity's served shares (fair and "
     "unconstrained), the floor per period, the price of fairness and the fair plan.",
     responses=ASYNC | responses(400, 401, 404, 415, 422, 503),
+    dependencies=[PLANNER],
 )
 async def fair(
     scenario_id: ScenarioId,
@@ -249,6 +266,7 @@ class AlternativesRequest(BaseModel):
     "has, per quantity, its optimal value, both ends (with the objective there and every "
     "other quantity's value) and the range in GPU-hours and in average GPUs.",
     responses=ASYNC | responses(400, 401, 404, 415, 422, 503),
+    dependencies=[PLANNER],
 )
 async def alternatives(
     scenario_id: ScenarioId,

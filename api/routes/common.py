@@ -16,8 +16,17 @@ from allocator.plan import jsonio
 from ..config import Settings
 from ..downloads import FastJSON
 from ..problems import ApiError
-from ..schemas import PlanJobPublic, PlanLinks, ScenarioPublic, ScenarioSummary
-from ..store import FINISHED, RUNNING, PlanRow, ScenarioRow, Store
+from ..schemas import ApprovalPublic, PlanJobPublic, PlanLinks, ScenarioPublic, ScenarioSummary
+from ..store import (
+    CANCELLED,
+    FINISHED,
+    RUNNING,
+    Approval,
+    PlanApproved,
+    PlanRow,
+    ScenarioRow,
+    Store,
+)
 
 CSV = "text/csv"
 
@@ -68,6 +77,7 @@ def job_fields(row: PlanRow) -> dict[str, Any]:
         "attempts": row.attempts,
         "error": row.error,
         "progress": row.progress,
+        "created_by": row.created_by,
     }
 
 
@@ -93,26 +103,57 @@ def queue_full(settings: Settings) -> ApiError:
     )
 
 
-def cancel_or_delete(store: Store, runner: Any, row: PlanRow, public: Any) -> Response:
-    """DELETE of a job: a finished one is deleted (204), a running one asked to stop and a
-    queued one cancelled (200 with ``public(row)`` after it)."""
+def cancel_or_delete(store: Store, runner: Any, row: PlanRow, public: Any, actor: str) -> Response:
+    """DELETE of a job: a finished one is deleted (204; 409 if it is an approved plan), a
+    running one asked to stop and a queued one cancelled (200 with ``public(row)`` after
+    it)."""
     if row.status in FINISHED:
-        store.delete_plan(row.id)
+        try:
+            store.delete_plan(row.id, actor)
+        except PlanApproved as exc:
+            raise ApiError(
+                409,
+                "Approved plan",
+                f"plan {row.id!r} is the approved plan of scenario {exc.scenario_id!r}: approve "
+                "another plan of the scenario first (POST /v1/plans/{id}/approve)",
+                "approved-plan",
+            ) from None
         return Response(status_code=204)
+    return cancel_job(store, runner, row, public, actor)
+
+
+def cancel_job(store: Store, runner: Any, row: PlanRow, public: Any, actor: str) -> Response:
+    """Cancel a queued job or ask a running one to stop (200 with the job after it); a job
+    already cancelled is answered as it is, a done or failed one is 409."""
+    if row.status in FINISHED and row.status != CANCELLED:
+        raise ApiError(
+            409, "Job finished", f"the job is {row.status}: nothing to cancel", "job-finished"
+        )
     if row.status == RUNNING:
-        store.request_cancel(row.id)
-    else:
-        store.cancel_plan(row.id)
+        store.request_cancel(row.id, actor)
+    elif row.status != CANCELLED:
+        store.cancel_plan(row.id, actor)
     runner.notify()
     after = store.get_plan(row.id)
     assert after is not None
     return JSONResponse(public(after).model_dump(mode="json"))
 
 
-def plan_public(row: PlanRow) -> PlanJobPublic:
+def approval_public(a: Approval) -> ApprovalPublic:
+    return ApprovalPublic(
+        scenario_id=a.scenario_id,
+        plan_id=a.plan_id,
+        approved_by=a.approved_by,
+        approved_at=a.approved_at,
+        comment=a.comment,
+    )
+
+
+def plan_public(row: PlanRow, approval: Approval | None = None) -> PlanJobPublic:
     base = f"/v1/plans/{row.id}"
     return PlanJobPublic(
         **job_fields(row),
+        approval=approval_public(approval) if approval is not None else None,
         plan=row.result,
         links=PlanLinks(
             self=base,

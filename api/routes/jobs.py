@@ -14,13 +14,14 @@ from fastapi.responses import JSONResponse
 from allocator import Issue, Scenario
 from allocator.lp.build import count_columns
 
+from ..auth import ADMIN, PLANNER, VIEWER, PrincipalDep
 from ..config import Settings
 from ..deps import PagingDep, RunnerDep, StoreDep
 from ..jobs import ANALYSES
 from ..problems import ApiError, responses
 from ..schemas import JobLinks, JobPublic, Page
 from ..store import PLAN, QUEUED, RUNNING, PlanRow, QueueFull, ScenarioRow, Store
-from .common import cancel_or_delete, job_fields, queue_full, spliced
+from .common import cancel_job, cancel_or_delete, job_fields, queue_full, spliced
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 JobId = Annotated[str, Path(max_length=64, description="Job id.")]
@@ -78,11 +79,13 @@ def submit_job(
     row: ScenarioRow,
     kind: str,
     params: dict[str, Any],
+    actor: str,
     time_limit_s: float | None = None,
     base_plan_id: str | None = None,
     prefer: str | None = None,
 ) -> JSONResponse:
-    """Queue analysis ``kind`` of scenario revision ``row``: 202, Location, the job."""
+    """Queue analysis ``kind`` of scenario revision ``row`` for ``actor``: 202, Location,
+    the job."""
     assert kind in ANALYSES
     options: dict[str, Any] = {
         "time_limit_s": job_time_limit(time_limit_s, settings),
@@ -92,7 +95,13 @@ def submit_job(
         options["base_plan_id"] = base_plan_id
     try:
         job, _ = store.create_plan(
-            row, options, None, None, max_pending=settings.max_pending_jobs, kind=kind
+            row,
+            options,
+            None,
+            None,
+            max_pending=settings.max_pending_jobs,
+            kind=kind,
+            actor=actor,
         )
     except QueueFull:
         raise queue_full(settings) from None
@@ -116,6 +125,7 @@ def _get(store: Store, job_id: str, with_result: bool = True) -> PlanRow:
     summary="List jobs of every kind (newest first)",
     description="Results are left out of the list: GET a job for its result.",
     responses=responses(401, 422),
+    dependencies=[VIEWER],
 )
 def list_jobs(
     store: StoreDep,
@@ -137,6 +147,7 @@ def list_jobs(
     response_model=JobPublic,
     summary="A job, with its result when done",
     responses=responses(401, 404, 422),
+    dependencies=[VIEWER],
 )
 def get_job(job_id: JobId, store: StoreDep) -> Response:
     found = store.get_plan_text(job_id)
@@ -152,14 +163,30 @@ def get_job(job_id: JobId, store: StoreDep) -> Response:
 @router.delete(
     "/{job_id}",
     summary="Cancel a queued or running job; delete a finished one",
+    description="An approved plan cannot be deleted (409). Planners cancel with "
+    "POST /v1/jobs/{id}/cancel.",
     responses={
         200: {"model": JobPublic, "description": "Cancelled"},
         204: {"description": "Deleted"},
-        **responses(401, 404, 422),
+        **responses(401, 404, 409, 422),
     },
+    dependencies=[ADMIN],
 )
-def delete_job(job_id: JobId, store: StoreDep, runner: RunnerDep) -> Response:
-    return cancel_or_delete(store, runner, _get(store, job_id, with_result=False), job_public)
+def delete_job(job_id: JobId, store: StoreDep, runner: RunnerDep, who: PrincipalDep) -> Response:
+    row = _get(store, job_id, with_result=False)
+    return cancel_or_delete(store, runner, row, job_public, who.name)
+
+
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobPublic,
+    summary="Cancel a queued job, or stop a running one",
+    description="A job already cancelled is answered as it is; a done or failed one is 409.",
+    responses=responses(401, 404, 409, 422),
+    dependencies=[PLANNER],
+)
+def cancel(job_id: JobId, store: StoreDep, runner: RunnerDep, who: PrincipalDep) -> Response:
+    return cancel_job(store, runner, _get(store, job_id, with_result=False), job_public, who.name)
 
 
 __all__ = ["Prefer", "as_job", "job_public", "router", "submit_job"]

@@ -8,13 +8,22 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
+from ..auth import ADMIN, PLANNER, VIEWER, PrincipalDep
 from ..bodies import XLSX
 from ..deps import PagingDep, RunnerDep, StoreDep
 from ..downloads import PARQUET, ZIP, choose, plan_download, table_parquet
 from ..problems import ApiError, responses
-from ..schemas import Page, PlanJobPublic
-from ..store import PLAN, QUEUED, RUNNING, PlanRow
-from .common import CSV, cancel_or_delete, plan_public, rows_response, spliced
+from ..schemas import ApprovePublic, ApproveRequest, Page, PlanJobPublic
+from ..store import PLAN, QUEUED, RUNNING, NotApprovable, PlanRow
+from .common import (
+    CSV,
+    approval_public,
+    cancel_job,
+    cancel_or_delete,
+    plan_public,
+    rows_response,
+    spliced,
+)
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
 PlanId = Annotated[str, Path(max_length=64, description="Plan job id.")]
@@ -65,6 +74,7 @@ def _get(store: StoreDep, pid: str, with_result: bool = True):  # type: ignore[n
     summary="List plan jobs (newest first)",
     description="Plans themselves are left out of the list: GET a job for its plan.",
     responses=responses(401, 422),
+    dependencies=[VIEWER],
 )
 def list_plans(
     store: StoreDep,
@@ -73,11 +83,37 @@ def list_plans(
     status: Annotated[
         Literal["queued", "running", "done", "failed", "cancelled"] | None, Query()
     ] = None,
+    approved: Annotated[
+        bool,
+        Query(
+            description="true: only approved plans: with scenario, its approved plan (a page "
+            "of one, or of none); without, every scenario's, by scenario id."
+        ),
+    ] = False,
 ) -> Page[PlanJobPublic]:
+    if approved:
+        return _approved_page(store, page, scenario, status)
     rows, total = store.list_plans(scenario, status, page.limit, page.offset)
+    approvals = store.approvals_of([r.id for r in rows])
     return Page(
-        items=[plan_public(r) for r in rows], total=total, limit=page.limit, offset=page.offset
+        items=[plan_public(r, approvals.get(r.id)) for r in rows],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
     )
+
+
+def _approved_page(
+    store: StoreDep, page: PagingDep, scenario: str | None, status: str | None
+) -> Page[PlanJobPublic]:
+    """Approved plans (of one scenario, or of all), by scenario id."""
+    found, total = store.approvals(scenario, page.limit, page.offset)
+    items = []
+    for a in found:
+        row = store.get_plan(a.plan_id, with_result=False)
+        if row is not None and status in (None, row.status):
+            items.append(plan_public(row, a))
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
 @router.get(
@@ -85,15 +121,24 @@ def list_plans(
     response_model=PlanJobPublic,
     summary="A plan job, with the plan when done",
     responses=responses(401, 404, 422),
+    dependencies=[VIEWER],
 )
 def get_plan(plan_id: PlanId, store: StoreDep) -> Response:
+    return plan_response(store, plan_id)
+
+
+def plan_response(store: StoreDep, plan_id: str, headers: dict[str, str] | None = None) -> Response:
+    """A plan job as JSON, its stored plan text spliced in (not parsed again)."""
     found = store.get_plan_text(plan_id)
     if (problem := not_a_plan(plan_id, found[0] if found else None)) is not None:
         raise problem
     assert found is not None
     row, text = found
-    headers = {"Retry-After": "1"} if row.status in (QUEUED, RUNNING) else {}
-    data = spliced(plan_public(row).model_dump(mode="json"), "plan", text)
+    headers = dict(headers or {})
+    if row.status in (QUEUED, RUNNING):
+        headers["Retry-After"] = "1"
+    approval = store.approvals_of([plan_id]).get(plan_id)
+    data = spliced(plan_public(row, approval).model_dump(mode="json"), "plan", text)
     return Response(data, media_type="application/json", headers=headers)
 
 
@@ -129,6 +174,7 @@ def _done(store: StoreDep, pid: str):  # type: ignore[no-untyped-def]
         501: {"description": "Parquet asked for, and the service has no pyarrow"},
         **responses(400, 401, 404, 406, 409, 422),
     },
+    dependencies=[VIEWER],
 )
 def plan_file(
     plan_id: PlanId, request: Request, store: StoreDep, format: PlanFormat = None
@@ -154,14 +200,55 @@ def plan_file(
 @router.delete(
     "/{plan_id}",
     summary="Cancel a queued or running job; delete a finished one",
+    description="A scenario's approved plan cannot be deleted (409): approve another plan "
+    "of the scenario first. Planners cancel with POST /v1/plans/{id}/cancel.",
     responses={
         200: {"model": PlanJobPublic, "description": "Cancelled"},
         204: {"description": "Deleted"},
-        **responses(401, 404, 422),
+        **responses(401, 404, 409, 422),
     },
+    dependencies=[ADMIN],
 )
-def delete_plan(plan_id: PlanId, store: StoreDep, runner: RunnerDep) -> Response:
-    return cancel_or_delete(store, runner, _get(store, plan_id, with_result=False), plan_public)
+def delete_plan(plan_id: PlanId, store: StoreDep, runner: RunnerDep, who: PrincipalDep) -> Response:
+    row = _get(store, plan_id, with_result=False)
+    return cancel_or_delete(store, runner, row, plan_public, who.name)
+
+
+@router.post(
+    "/{plan_id}/cancel",
+    response_model=PlanJobPublic,
+    summary="Cancel a queued job, or stop a running one",
+    description="A job already cancelled is answered as it is; a done or failed one is 409.",
+    responses=responses(401, 404, 409, 422),
+    dependencies=[PLANNER],
+)
+def cancel_plan(plan_id: PlanId, store: StoreDep, runner: RunnerDep, who: PrincipalDep) -> Response:
+    row = _get(store, plan_id, with_result=False)
+    return cancel_job(store, runner, row, plan_public, who.name)
+
+
+@router.post(
+    "/{plan_id}/approve",
+    response_model=ApprovePublic,
+    summary="Approve a finished plan: it becomes its scenario's approved plan",
+    description="Only a done plan job is approved; the plan approved before for the same "
+    "scenario is superseded (`supersedes` names it; every approval stays in GET /v1/audit). "
+    "The approved plan is what GET /v1/scenarios/{id}/plans/approved serves, and it cannot "
+    "be deleted while approved. Approving the approved plan again replaces its comment.",
+    responses=responses(400, 401, 404, 409, 415, 422),
+    dependencies=[ADMIN],
+)
+def approve_plan(
+    plan_id: PlanId, body: ApproveRequest, store: StoreDep, who: PrincipalDep
+) -> ApprovePublic:
+    _get(store, plan_id, with_result=False)  # 404 for an unknown id or an analysis job
+    try:
+        approval, supersedes = store.approve_plan(plan_id, who.name, body.comment)
+    except KeyError:
+        raise ApiError(404, "Not found", f"no plan {plan_id!r}", "not-found") from None
+    except NotApprovable as exc:
+        raise ApiError(409, "Not approvable", exc.reason, "not-approvable") from None
+    return ApprovePublic(**approval_public(approval).model_dump(), supersedes=supersedes)
 
 
 def _view(name: str):  # type: ignore[no-untyped-def]
@@ -199,4 +286,5 @@ for _name, _summary in (
             501: {"description": "Parquet asked for, and the service has no pyarrow"},
             **responses(400, 401, 404, 406, 409, 422),
         },
+        dependencies=[VIEWER],
     )

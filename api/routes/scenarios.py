@@ -15,6 +15,7 @@ from allocator import Scenario, ScenarioError
 from allocator.scenario.overrides import apply_overrides
 from allocator.workflows.whatif import compare
 
+from ..auth import ADMIN, PLANNER, VIEWER, PrincipalDep
 from ..bodies import body_openapi, model_body, scenario_or_workbook_body
 from ..deps import PagingDep, RunnerDep, SettingsDep, StoreDep, SyncDep
 from ..downloads import FastJSON
@@ -26,6 +27,7 @@ from ..schemas import (
     Page,
     PlanJobPublic,
     PlanRequest,
+    RevisionPublic,
     ScenarioPublic,
     ScenarioSummary,
     WhatIfPublic,
@@ -34,6 +36,7 @@ from ..schemas import (
 from ..store import QueueFull, RevisionMismatch, ScenarioRow
 from .common import plan_public, queue_full, scenario_public, scenario_summary
 from .jobs import Prefer, as_job, job_time_limit, submit_job
+from .plans import plan_response
 from .solve import TINY, raise_problem, run_solve
 
 router = APIRouter(prefix="/v1/scenarios", tags=["scenarios"])
@@ -112,6 +115,7 @@ def _slug(name: str) -> str:
     response_model=Page[ScenarioSummary],
     summary="List stored scenarios",
     responses=responses(401, 422),
+    dependencies=[VIEWER],
 )
 def list_scenarios(store: StoreDep, page: PagingDep) -> Page[ScenarioSummary]:
     rows, total = store.list_scenarios(page.limit, page.offset)
@@ -129,11 +133,13 @@ def list_scenarios(store: StoreDep, page: PagingDep) -> Page[ScenarioSummary]:
     "without it, made from its name. Validated on the way in." + WORKBOOK_NOTE,
     responses=responses(400, 401, 409, 413, 415, 422, 507),
     openapi_extra=SCENARIO_REQUEST,
+    dependencies=[PLANNER],
 )
 def create_scenario(
     scenario: ScenarioBody,
     store: StoreDep,
     response: Response,
+    who: PrincipalDep,
     id: Annotated[
         str | None,
         Query(
@@ -144,7 +150,7 @@ def create_scenario(
     ] = None,
 ) -> ScenarioPublic:
     sid = id or _slug(scenario.name)
-    row = store.create_scenario(sid, scenario.to_dict())
+    row = store.create_scenario(sid, scenario.to_dict(), who.name)
     if row is None:
         raise ApiError(409, "Conflict", f"scenario {sid!r} exists; PUT replaces it", "conflict")
     response.headers["Location"] = f"/v1/scenarios/{sid}"
@@ -157,6 +163,7 @@ def create_scenario(
     response_model=ScenarioPublic,
     summary="Get a scenario",
     responses=responses(401, 404, 422),
+    dependencies=[VIEWER],
 )
 def get_scenario(scenario_id: ScenarioId, store: StoreDep, response: Response) -> ScenarioPublic:
     row = store.get_scenario(scenario_id)
@@ -180,11 +187,13 @@ def get_scenario(scenario_id: ScenarioId, store: StoreDep, response: Response) -
         **responses(400, 401, 412, 413, 415, 422, 507),
     },
     openapi_extra=SCENARIO_REQUEST,
+    dependencies=[PLANNER],
 )
 def replace_scenario(
     scenario_id: NewScenarioId,
     scenario: ScenarioBody,
     store: StoreDep,
+    who: PrincipalDep,
     if_match: Annotated[
         str | None,
         Header(max_length=1000, description='The ETag (revision, e.g. "3") to replace, or *.'),
@@ -199,7 +208,11 @@ def replace_scenario(
         expected = None if tags is None else current.revision
     try:
         row, created = store.replace_scenario(
-            scenario_id, scenario.to_dict(), expected, must_exist=if_match is not None
+            scenario_id,
+            scenario.to_dict(),
+            expected,
+            must_exist=if_match is not None,
+            actor=who.name,
         )
     except RevisionMismatch as exc:
         raise _precondition_failed(scenario_id, exc.current) from None
@@ -215,13 +228,56 @@ def replace_scenario(
     "/{scenario_id}",
     status_code=204,
     summary="Delete a scenario",
-    description="Its queued plan jobs are cancelled; finished plans stay readable.",
+    description="Its queued plan jobs are cancelled; finished plans stay readable. Its "
+    "approved plan, if any, is no longer approved (the audit entry names it).",
     responses=responses(401, 404, 422),
+    dependencies=[ADMIN],
 )
-def delete_scenario(scenario_id: ScenarioId, store: StoreDep) -> Response:
-    if not store.delete_scenario(scenario_id):
+def delete_scenario(scenario_id: ScenarioId, store: StoreDep, who: PrincipalDep) -> Response:
+    if not store.delete_scenario(scenario_id, who.name):
         raise _not_found(scenario_id)
     return Response(status_code=204)
+
+
+@router.get(
+    "/{scenario_id}/revisions",
+    response_model=Page[RevisionPublic],
+    summary="The scenario's revisions, newest first, with who saved each and when",
+    responses=responses(401, 404, 422),
+    dependencies=[VIEWER],
+)
+def revisions(scenario_id: ScenarioId, store: StoreDep, page: PagingDep) -> Page[RevisionPublic]:
+    rows, total = store.revisions(scenario_id, page.limit, page.offset)
+    if total == 0 and store.get_scenario(scenario_id) is None:
+        raise _not_found(scenario_id)
+    items = [
+        RevisionPublic(revision=r.revision, name=r.name, saved_at=r.saved_at, saved_by=r.saved_by)
+        for r in rows
+    ]
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
+
+
+@router.get(
+    "/{scenario_id}/plans/approved",
+    response_model=PlanJobPublic,
+    summary="The scenario's approved plan: what downstream consumers read",
+    description="The plan job (with its plan and `approval`: who approved it, when, why), "
+    "as GET /v1/plans/{id} answers it; `Content-Location` names that URL. 404 while the "
+    "scenario has no approved plan.",
+    responses=responses(401, 404, 422),
+    dependencies=[VIEWER],
+)
+def approved_plan(scenario_id: ScenarioId, store: StoreDep) -> Response:
+    approval = store.approved_plan(scenario_id)
+    if approval is None:
+        detail = (
+            f"scenario {scenario_id!r} has no approved plan (POST /v1/plans/{{id}}/approve)"
+            if store.get_scenario(scenario_id) is not None
+            else f"no scenario {scenario_id!r}"
+        )
+        raise ApiError(404, "Not found", detail, "no-approved-plan")
+    location = f"/v1/plans/{approval.plan_id}"
+    return plan_response(store, approval.plan_id, {"Content-Location": location})
 
 
 @router.post(
@@ -233,12 +289,14 @@ def delete_scenario(scenario_id: ScenarioId, store: StoreDep) -> Response:
     "(Retry-After says when). An Idempotency-Key makes retries safe: the same key and body "
     "return the same job, the same key with another body answers 409.",
     responses=responses(400, 401, 404, 409, 413, 415, 422, 503, 507),
+    dependencies=[PLANNER],
 )
 def submit_plan(
     scenario_id: ScenarioId,
     store: StoreDep,
     runner: RunnerDep,
     settings: SettingsDep,
+    who: PrincipalDep,
     body: Annotated[PlanRequest | None, Body()] = None,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JSONResponse:
@@ -276,6 +334,7 @@ def submit_plan(
             idempotency_key,
             digest if idempotency_key else None,
             max_pending=settings.max_pending_jobs,
+            actor=who.name,
         )
     except QueueFull:
         raise queue_full(settings) from None
@@ -315,6 +374,7 @@ def submit_plan(
         **responses(400, 401, 404, 415, 422, 503),
     },
     openapi_extra=body_openapi("WhatIfRequest"),
+    dependencies=[PLANNER],
 )
 async def what_if(
     scenario_id: ScenarioId,
@@ -323,6 +383,7 @@ async def what_if(
     sync: SyncDep,
     runner: RunnerDep,
     settings: SettingsDep,
+    who: PrincipalDep,
     prefer: Prefer = None,
 ) -> Response:
     changes = overrides.model_dump(exclude={"time_limit_s"})
@@ -339,7 +400,7 @@ async def what_if(
     row, new_sc, job = await run_in_threadpool(prepare)
     shown = overrides.model_dump(exclude_none=True, exclude_defaults=True, mode="json")
     if job:
-        latest = await run_in_threadpool(store.latest_done_plan, scenario_id, row.revision)
+        latest = await run_in_threadpool(store.latest_done_plan, row)
         base_id = latest.id if latest is not None else None
         params = {
             "overrides": shown,  # as the answer shows them; time_limit_s is the job's
@@ -353,6 +414,7 @@ async def what_if(
             row,
             "what-if",
             params,
+            who.name,
             overrides.time_limit_s,
             base_id,
             prefer,
@@ -360,7 +422,7 @@ async def what_if(
 
     limit = min(overrides.time_limit_s or settings.sync_time_limit_s, settings.sync_time_limit_s)
     options = {"time_limit_s": limit}
-    latest = await run_in_threadpool(store.latest_done_plan, scenario_id, row.revision)
+    latest = await run_in_threadpool(store.latest_done_plan, row)
     base_plan = latest.result if latest is not None else None
     if base_plan is None:
         base_plan = await run_solve(sync, row.body, options)
@@ -401,11 +463,13 @@ async def what_if(
         **responses(400, 401, 404, 409, 412, 415, 422, 507),
     },
     openapi_extra=body_openapi("WhatIfRequest"),
+    dependencies=[PLANNER],
 )
 def save_what_if(
     scenario_id: ScenarioId,
     overrides: Annotated[WhatIfRequest, Depends(model_body(WhatIfRequest))],
     store: StoreDep,
+    who: PrincipalDep,
     as_id: Annotated[
         str | None,
         Query(
@@ -434,7 +498,7 @@ def save_what_if(
     body = _overridden(row, overrides.model_dump(exclude={"time_limit_s"})).to_dict()
     if as_id is not None:
         body["name"] = name or f"{row.name} (what-if)"
-        new = store.create_scenario(as_id, body)
+        new = store.create_scenario(as_id, body, who.name)
         if new is None:
             raise ApiError(
                 409, "Conflict", f"scenario {as_id!r} exists; choose another id", "conflict"
@@ -444,7 +508,9 @@ def save_what_if(
         if name is not None:
             body["name"] = name
         try:
-            out, _ = store.replace_scenario(scenario_id, body, row.revision, must_exist=True)
+            out, _ = store.replace_scenario(
+                scenario_id, body, row.revision, must_exist=True, actor=who.name
+            )
         except RevisionMismatch as exc:
             raise _precondition_failed(scenario_id, exc.current) from None
         status, sid = 200, scenario_id

@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from allocator import Issue, Scenario
 
+from ..auth import PLANNER
 from ..bodies import body_openapi, scenario_body
 from ..deps import SettingsDep, SyncDep
 from ..downloads import FastJSON
@@ -76,6 +77,7 @@ async def run_solve(
         **responses(400, 401, 413, 415, 422, 503),
     },
     openapi_extra=body_openapi("Scenario", examples={"tiny": {"value": TINY}}),
+    dependencies=[PLANNER],
 )
 async def solve_now(
     scenario: Annotated[Scenario, Depends(scenario_body)],

@@ -9,11 +9,12 @@ from fastapi.responses import JSONResponse
 
 import allocator
 
+from ..auth import VIEWER
 from ..problems import responses
 from ..schemas import Health, Ready, Version
 
 router = APIRouter(tags=["system"])
-v1_router = APIRouter(tags=["system"])  # included with the API key like every /v1 route
+v1_router = APIRouter(tags=["system"])  # /v1: a role, like every /v1 route
 
 
 @router.get("/healthz", response_model=Health, summary="The process is up")
@@ -25,8 +26,10 @@ async def healthz() -> Health:  # in the event loop itself: no thread pool to wa
     "/readyz",
     response_model=Ready,
     summary="Database reachable and writable, worker pool up",
-    description="Not ready (503) while the database cannot write: after a write failed for "
-    "want of space, until a small probe write succeeds.",
+    description="Not ready (503) while a write of a typical body (ALLOCATOR_READY_WRITE_BYTES, "
+    "1 MiB) would not fit: on SQLite, while the disk or the database's page limit lacks "
+    "that room (with the storage reserve whole); after a write failed for want of space, "
+    "until a probe write of that size succeeds.",
     responses={503: {"model": Ready, "description": "Not ready"}},
 )
 def readyz(request: Request) -> JSONResponse:
@@ -42,6 +45,7 @@ def readyz(request: Request) -> JSONResponse:
     response_model=Version,
     summary="Service and solver versions",
     responses=responses(401),
+    dependencies=[VIEWER],
 )
 def version() -> Version:
     return Version(version=allocator.__version__, api="v1", highs=metadata.version("highspy"))

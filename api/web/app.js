@@ -24,13 +24,50 @@ function el(tag, attrs, ...children) {
 const ptext = (s) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 const KINDS = ["cloud", "first_party", "rnd", "consumer"];
 const COLORS = { cloud: "#2563eb", first_party: "#f59e0b", rnd: "#10b981", consumer: "#a855f7" };
-const state = { scenario: null, plan: null, planId: null };
+const state = { scenario: null, plan: null, planId: null, me: null, approval: null };
+
+// The API key: in this tab's sessionStorage, or with "remember" in localStorage (where
+// earlier versions kept it, so a key remembered then is still found).
+const KEY = "allocator-api-key";
+const storedKey = () => sessionStorage.getItem(KEY) || localStorage.getItem(KEY) || "";
+function storeKey(value, remember) {
+  sessionStorage.removeItem(KEY);
+  localStorage.removeItem(KEY);
+  if (value) (remember ? localStorage : sessionStorage).setItem(KEY, value);
+}
 
 function headers(extra) {
   const h = Object.assign({}, extra || {});
-  const key = localStorage.getItem("allocator-api-key");
+  const key = storedKey();
   if (key) h["X-API-Key"] = key;
   return h;
+}
+
+// ---------------------------------------------------------------------- roles
+// GET /v1/me names the caller and their role; what the role may not do is hidden
+// (elements with data-needs="planner|admin"; data-hide-from: shown only below that role).
+const RANK = { viewer: 1, planner: 2, admin: 3 };
+const can = (role) => !!state.me && RANK[state.me.role] >= RANK[role];
+
+async function loadMe() {
+  const who = $("#who");
+  try {
+    state.me = (await api("/v1/me")).body;
+    who.textContent = state.me.auth === "open" ? "open service: no key needed" : `${state.me.name} · ${state.me.role}`;
+    who.className = "";
+  } catch (e) {
+    state.me = null;
+    who.textContent = storedKey() ? "key refused" : "this service needs a key";
+    who.className = "error";
+  }
+  applyRole();
+}
+
+function applyRole() {
+  for (const e of document.querySelectorAll("[data-needs]")) e.hidden = !can(e.dataset.needs);
+  for (const e of document.querySelectorAll("[data-hide-from]")) e.hidden = !state.me || can(e.dataset.hideFrom);
+  document.body.dataset.role = state.me ? state.me.role : "none";
+  renderApproval();
 }
 
 async function api(path, opts) {
@@ -99,6 +136,8 @@ async function chooseScenario(id) {
   state.scenario = id;
   state.plan = null;
   state.planId = null;
+  loadApproval(id).catch((e) => $("#approval").replaceChildren(problemView(e)));
+  if ($("#history").open) loadHistory().catch((e) => $("#history-body").replaceChildren(problemView(e)));
   const { body } = await api(`/v1/plans?scenario=${encodeURIComponent(id)}&status=done&limit=1`);
   if (token !== chooseToken) return; // the user picked another scenario meanwhile
   const pending = await pendingJob(id);
@@ -228,6 +267,7 @@ async function showPlan(planId, job) {
   $("#problem").replaceChildren();
   if (!job) status(`plan ${planId.slice(0, 8)} (revision ${j.scenario_revision})`);
   render();
+  renderApproval();
 }
 
 // --------------------------------------------------------------------- charts
@@ -340,6 +380,11 @@ function renderMoney() {
 }
 
 async function renderFrontier() {
+  if (!can("planner")) { // it solves LPs
+    Plotly.purge("chart-frontier");
+    $("#chart-frontier").textContent = "The frontier is computed on request: it needs the planner role.";
+    return;
+  }
   try {
     const body = await analysis(`/v1/scenarios/${encodeURIComponent(state.scenario)}/frontier?points=12`, {}, $("#chart-frontier"));
     $("#chart-frontier").textContent = "";
@@ -513,8 +558,16 @@ async function download(path, name) {
 // ----------------------------------------------------------------------- wire
 window.addEventListener("DOMContentLoaded", () => {
   const key = $("#apikey");
-  key.value = localStorage.getItem("allocator-api-key") || "";
-  key.addEventListener("change", () => { localStorage.setItem("allocator-api-key", key.value); loadScenarios(); });
+  const remember = $("#remember-key");
+  key.value = storedKey();
+  remember.checked = !!localStorage.getItem(KEY);
+  key.addEventListener("change", () => {
+    storeKey(key.value.trim(), remember.checked);
+    loadMe().then(() => loadScenarios()).catch((e) => status(e.message, true));
+  });
+  remember.addEventListener("change", () => storeKey(key.value.trim(), remember.checked));
+  $("#approve").addEventListener("click", () => approvePlan().catch((e) => $("#approve-status").replaceChildren(problemView(e))));
+  $("#history").addEventListener("toggle", () => $("#history").open && loadHistory().catch((e) => $("#history-body").replaceChildren(problemView(e))));
   $("#scenario").addEventListener("change", (e) => chooseScenario(e.target.value).catch((x) => status(x.message, true)));
   $("#upload").addEventListener("change", async (e) => {
     const file = e.target.files[0];
@@ -533,7 +586,7 @@ window.addEventListener("DOMContentLoaded", () => {
   $("#dl-json").addEventListener("click", () => state.planId && download(`/v1/plans/${encodeURIComponent(state.planId)}/plan`, `plan-${state.scenario}.json`));
   $("#dl-xlsx").addEventListener("click", () => state.planId && download(`/v1/plans/${encodeURIComponent(state.planId)}/plan?format=xlsx`, `plan-${state.scenario}.xlsx`));
   $("#dl-csv").addEventListener("click", () => state.planId && download(`/v1/plans/${encodeURIComponent(state.planId)}/allocations?format=csv`, `allocations-${state.scenario}.csv`));
-  loadScenarios().catch((e) => status(e.message, true));
+  loadMe().then(() => loadScenarios()).catch((e) => status(e.message, true));
 });
 
 // Explain, one period at a time: per pool the value of a GPU-hour to the segment (its
@@ -709,4 +762,64 @@ async function saveWhatIf(newId, msg) {
   const { body } = await api(path, { method: "POST", body: JSON.stringify(w.overrides), headers: hdrs });
   msg.textContent = newId ? `stored as ${newId}` : `stored as revision ${body.revision} of ${w.scenario}`;
   await loadScenarios(newId || w.scenario);
+}
+
+// ------------------------------------------------------------- approved plan
+// The scenario's approved plan (GET /v1/plans?scenario=&approved=true):
+// who approved it, when and why, and a button to show it. Admins approve the plan shown.
+const when = (iso) => (iso ? iso.replace("T", " ").slice(0, 16) + " UTC" : "");
+
+async function loadApproval(id) {
+  state.approval = null;
+  // the list form answers an empty page while there is none (the /plans/approved route's
+  // 404 would be logged as an error by the browser)
+  const { body } = await api(`/v1/plans?scenario=${encodeURIComponent(id)}&approved=true&limit=1`);
+  if (state.scenario !== id) return;
+  state.approval = body.items[0] || null;
+  renderApproval();
+}
+
+function renderApproval() {
+  const box = $("#approval");
+  if (!box) return;
+  const a = state.approval;
+  if (!a) {
+    box.replaceChildren(el("p", { class: "hint" }, state.scenario ? `${state.scenario} has no approved plan yet.` : "none"));
+  } else {
+    const show = el("button", { type: "button", id: "show-approved" }, "Show it");
+    show.addEventListener("click", () => showPlan(a.id).catch((e) => status(e.message, true)));
+    box.replaceChildren(el("p", { id: "approved-line" },
+      `plan ${a.id.slice(0, 8)} (revision ${a.scenario_revision}) approved by ${a.approval.approved_by} on ${when(a.approval.approved_at)}`,
+      state.planId === a.id ? " · shown" : ""),
+    el("p", { class: "hint" }, `“${a.approval.comment}”`), show);
+  }
+  const btn = $("#approve");
+  btn.disabled = !state.planId || !!(a && a.id === state.planId);
+  btn.title = !state.planId ? "no plan shown" : a && a.id === state.planId ? "the plan shown is the approved plan" : "";
+}
+
+async function approvePlan() {
+  const id = state.planId;
+  const comment = $("#approve-comment").value.trim();
+  if (!id) return;
+  if (!comment) { $("#approve-status").textContent = "a comment is needed"; return; }
+  const { body } = await api(`/v1/plans/${encodeURIComponent(id)}/approve`, {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ comment }),
+  });
+  $("#approve-status").textContent = `approved plan ${id.slice(0, 8)}` + (body.supersedes ? ` (supersedes ${body.supersedes.slice(0, 8)})` : "");
+  $("#approve-comment").value = "";
+  await loadApproval(body.scenario_id);
+}
+
+// -------------------------------------------------------------------- history
+async function loadHistory() {
+  if (!state.scenario) return;
+  const id = state.scenario;
+  const { body } = await api(`/v1/scenarios/${encodeURIComponent(id)}/revisions?limit=50`);
+  if (state.scenario !== id) return;
+  const rows = body.items.map((r) => el("tr", { "data-revision": r.revision }, el("td", {}, `r${r.revision}`),
+    el("td", {}, r.saved_by || "unknown"), el("td", {}, when(r.saved_at)), el("td", {}, r.name)));
+  $("#history-body").replaceChildren(el("div", { class: "table-wrap" }, el("table", { class: "history" },
+    el("tr", {}, ["revision", "saved by", "when", "name"].map((h) => el("th", {}, h))), rows)),
+  body.total > body.items.length ? el("p", { class: "hint" }, `the latest ${body.items.length} of ${body.total}`) : null);
 }

@@ -1,7 +1,7 @@
 """Concurrent requests against a real uvicorn process (loopback, bounded): PUTs each get
 their own revision, one Idempotency-Key makes one job for everyone, the job-queue limit is
-hard, and no solver process outlives a killed service. On PostgreSQL too when
-ALLOCATOR_TEST_DATABASE_URL names one."""
+hard, and no solver process outlives a killed service. On SQLite and on PostgreSQL (a
+database of its own, see conftest)."""
 
 from __future__ import annotations
 
@@ -18,13 +18,12 @@ from typing import Any
 
 import pytest
 
-from api.store import Store, metadata
+from api.store import Store
 
-from .conftest import slow_scenario, tiny
+from . import old_schemas
+from .conftest import own_postgres_database, slow_scenario, tiny
 from .test_server import Server
 
-PG = os.environ.get("ALLOCATOR_TEST_DATABASE_URL")
-URLS = ["sqlite"] + ([PG] if PG else [])
 N = 20
 
 
@@ -42,29 +41,20 @@ def at_once(n: int, call: Callable[[int], Any]) -> list[Any]:
 
 
 @contextlib.contextmanager
-def serve(param: str, tmp_path: Path, **env: str) -> Iterator[tuple[Server, str]]:
-    """A service on SQLite (``param`` "sqlite") or on the PostgreSQL URL ``param``."""
-    if param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'c.db'}"
-    else:
-        url, env = param, env | {"ALLOCATOR_DATABASE_URL": param}
-        st = Store(url)
-        metadata.drop_all(st.engine)
-        st.close()
-    s = Server(tmp_path / "c.db", ALLOCATOR_LOAD_EXAMPLES="false", **env).start()
+def serve(url: str, tmp_path: Path, **env: str) -> Iterator[tuple[Server, str]]:
+    """A service on the database ``url``."""
+    s = Server(tmp_path / "c.db", ALLOCATOR_DATABASE_URL=url, ALLOCATOR_LOAD_EXAMPLES="false")
+    s.env |= env
+    s.start()
     try:
         yield s, url
     finally:
         s.stop()
-        if not url.startswith("sqlite"):
-            st = Store(url)
-            metadata.drop_all(st.engine)
-            st.close()
 
 
-@pytest.fixture(params=URLS)
-def served(request, tmp_path: Path) -> Iterator[tuple[Server, str]]:
-    with serve(request.param, tmp_path) as out:
+@pytest.fixture
+def served(database_url: str, tmp_path: Path) -> Iterator[tuple[Server, str]]:
+    with serve(database_url, tmp_path) as out:
         yield out
 
 
@@ -123,10 +113,9 @@ def test_one_idempotency_key_sent_at_once_makes_one_job(served):
     assert json.loads(s.get("/v1/plans?scenario=c")[2])["total"] == 1
 
 
-@pytest.mark.parametrize("param", URLS)
-def test_the_job_queue_limit_is_hard(param: str, tmp_path: Path):
+def test_the_job_queue_limit_is_hard(database_url: str, tmp_path: Path):
     limit, n = 6, 30
-    with serve(param, tmp_path, ALLOCATOR_MAX_PENDING_JOBS=str(limit)) as (s, url):
+    with serve(database_url, tmp_path, ALLOCATOR_MAX_PENDING_JOBS=str(limit)) as (s, url):
         assert s.request("PUT", "/v1/scenarios/slow", slow_scenario())[0] == 201
 
         def submit(_: int) -> tuple[int, dict, dict]:
@@ -204,3 +193,26 @@ def test_no_solver_process_outlives_a_killed_service(tmp_path: Path):
     finally:
         with contextlib.suppress(ProcessLookupError):  # whatever survived: the suite goes on
             os.killpg(s.proc.pid, signal.SIGKILL)
+
+
+def test_two_services_start_together_on_an_older_postgresql_database(tmp_path: Path):
+    """Defect 6: two service processes started at once on a PostgreSQL database of the
+    first release; one died with DuplicateColumn "attempts". Both must come up, and see the
+    old data."""
+    with own_postgres_database() as url:
+        old_schemas.write(url, "first-release")
+        servers = [
+            Server(
+                tmp_path / f"{i}.db", ALLOCATOR_DATABASE_URL=url, ALLOCATOR_LOAD_EXAMPLES="false"
+            )
+            for i in range(2)
+        ]
+        try:
+            at_once(2, lambda i: servers[i].start())
+            for s in servers:
+                assert json.loads(s.get("/v1/scenarios/old")[2])["revision"] == 3
+                assert s.get("/readyz")[0] == 200
+        finally:
+            for s in servers:
+                if s.proc is not None:
+                    s.stop()

@@ -184,7 +184,8 @@ def test_openapi_states_the_servers_limits(client):
     assert "errors_truncated" in comps["Problem"]["properties"]
     what_if = paths["/v1/scenarios/{scenario_id}/what-if"]["post"]["requestBody"]
     assert what_if["content"]["application/json"]["schema"]["$ref"].endswith("/WhatIfRequest")
-    assert paths["/v1/version"]["get"]["security"] == [{"APIKeyHeader": []}]
+    # either credential: an API key, or an OIDC bearer token (docs/service-access.md)
+    assert paths["/v1/version"]["get"]["security"] == [{"APIKeyHeader": []}, {"HTTPBearer": []}]
 
 
 def test_big_bodies_are_validated_in_the_validator_process(client):

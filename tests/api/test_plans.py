@@ -48,7 +48,8 @@ def test_job_lifecycle_and_views(client):
     assert client.get("/v1/plans", params={"scenario": "hyperscaler"}).json()["total"] == 0
 
 
-def test_plans_keep_their_revision(client):
+def test_plans_keep_their_revision(db_client):
+    client = db_client  # on SQLite and PostgreSQL
     first = wait_done(client, client.post("/v1/scenarios/tiny/plans").headers["location"])
     d = tiny()
     d["pools"][0]["gpus"] = [20, 20]
@@ -85,7 +86,8 @@ def test_infeasible_job_fails_with_the_explanation(client):
     assert_problem(client.get(f"/v1/plans/{job['id']}/pools"), 409)
 
 
-def test_idempotency_key(client):
+def test_idempotency_key(db_client):
+    client = db_client  # on SQLite and PostgreSQL
     h = {"Idempotency-Key": "nightly-2026-11-25"}
     a = client.post("/v1/scenarios/tiny/plans", json={"time_limit_s": 60}, headers=h)
     b = client.post("/v1/scenarios/tiny/plans", json={"time_limit_s": 60}, headers=h)

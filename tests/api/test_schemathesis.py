@@ -97,11 +97,25 @@ class Workflow(schema.as_state_machine()):  # type: ignore[misc]
         """Each sequence starts from the same store (the bundled examples, no jobs):
         hypothesis replays sequences and needs the same calls to give the same statuses."""
         from api.main import load_examples
-        from api.store import plans, scenario_revisions, scenarios
+        from api.store import (
+            api_keys,
+            audit_log,
+            plan_approvals,
+            plans,
+            scenario_revisions,
+            scenarios,
+        )
 
         store = app.state.store
         with store.engine.begin() as c:
-            for table in (plans, scenario_revisions, scenarios):
+            for table in (
+                plan_approvals,
+                plans,
+                scenario_revisions,
+                scenarios,
+                audit_log,
+                api_keys,
+            ):
                 c.execute(table.delete())
         load_examples(store, app.state.settings)
 

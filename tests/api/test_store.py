@@ -1,30 +1,20 @@
-"""The store on SQLite, and on PostgreSQL when ALLOCATOR_TEST_DATABASE_URL names one."""
+"""The store on SQLite and on PostgreSQL (a database of its own, see conftest)."""
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
 import sqlalchemy as sa
 
-from api.store import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Store, metadata
+from api.store import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Store
 from tests.api.conftest import tiny
 
-URLS = ["sqlite"] + (
-    [os.environ["ALLOCATOR_TEST_DATABASE_URL"]]
-    if os.environ.get("ALLOCATOR_TEST_DATABASE_URL")
-    else []
-)
 
-
-@pytest.fixture(params=URLS)
-def store(request, tmp_path):
-    url = f"sqlite:///{tmp_path / 's.db'}" if request.param == "sqlite" else request.param
-    s = Store(url)
+@pytest.fixture
+def store(database_url):
+    s = Store(database_url)
     yield s
-    if not url.startswith("sqlite"):
-        metadata.drop_all(s.engine)
     s.close()
 
 
@@ -56,7 +46,7 @@ def test_claim_is_atomic_and_fifo(store):
     assert store.claim_next("w3") is None
     store.finish(first.id, DONE, {"ok": 1}, None)
     assert store.get_plan(first.id).result == {"ok": 1}
-    assert store.latest_done_plan("a", 1).id == first.id
+    assert store.latest_done_plan(row).id == first.id
 
 
 def test_stale_running_jobs_fail_and_cancel_wins(store):

@@ -1,16 +1,23 @@
-"""Optimistic concurrency (ETag / If-Match), a full disk (507, not ready), and a database
-made by the previous schema opening with everything in it."""
+"""Optimistic concurrency (ETag / If-Match); a full disk: 507 and not ready, /readyz wants
+room for a typical body, DELETE works on a full disk. Databases of earlier schemas:
+test_migrations."""
 
 from __future__ import annotations
 
-import sqlite3
+import contextlib
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 
-from api.store import QUEUED, Store
+from allocator.scenario.generate import generate_dict
+from api.main import create_app
+from api.store import Store
 
-from .conftest import assert_problem, slow_scenario, tiny
+from .conftest import assert_problem, make_settings, slow_scenario, tiny
 
 
 def test_etag_is_the_revision_and_if_match_guards_put(client):
@@ -73,60 +80,68 @@ def test_a_full_disk_answers_507_and_is_not_ready(client):
     assert client.put("/v1/scenarios/big", json=big).status_code == 201
 
 
-OLD_SCHEMA = """
-CREATE TABLE plans (
-    id VARCHAR(36) NOT NULL, scenario_id VARCHAR(128) NOT NULL,
-    scenario_revision INTEGER NOT NULL, status VARCHAR(16) NOT NULL, options TEXT NOT NULL,
-    scenario_body TEXT NOT NULL, result TEXT, error TEXT, idempotency_key VARCHAR(200),
-    request_hash VARCHAR(64), created_at DATETIME NOT NULL, started_at DATETIME,
-    finished_at DATETIME, heartbeat_at DATETIME, owner VARCHAR(64),
-    PRIMARY KEY (id), UNIQUE (idempotency_key));
-CREATE INDEX ix_plans_status ON plans (status);
-CREATE INDEX ix_plans_scenario_id ON plans (scenario_id);
-CREATE TABLE scenarios (
-    id VARCHAR(128) NOT NULL, revision INTEGER NOT NULL, name VARCHAR(200) NOT NULL,
-    body TEXT NOT NULL, created_at DATETIME NOT NULL, updated_at DATETIME NOT NULL,
-    PRIMARY KEY (id));
-"""
+def test_readyz_wants_room_for_a_typical_body(tmp_path: Path):
+    """Ready means a write of ready_write_bytes fits, not only a few-kB probe: with room
+    for small writes only, a 120 kB scenario is refused and /readyz says not ready."""
+    settings = make_settings(tmp_path, ready_write_bytes=256 * 1024)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/readyz").status_code == 200
+        store = client.app.state.store
+        _limit_pages(store, 20)  # 80 kB more at most
+        assert_problem(client.put("/v1/scenarios/big", json=slow_scenario()), 507)
+        assert client.put("/v1/scenarios/small", json=tiny()).status_code == 201
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["database"] is False
+        _limit_pages(store, None)
+        assert client.get("/readyz").status_code == 200
 
 
-def test_a_database_of_the_previous_schema_opens_with_everything_kept(tmp_path: Path):
-    path = tmp_path / "old.db"
-    con = sqlite3.connect(path)
-    con.executescript(OLD_SCHEMA)
-    body = '{"name": "kept", "periods": []}'
-    t = "2026-01-02 03:04:05.000000"
-    con.execute("INSERT INTO scenarios VALUES ('old', 3, 'kept', ?, ?, ?)", (body, t, t))
-    con.execute(
-        "INSERT INTO plans (id, scenario_id, scenario_revision, status, options, scenario_body,"
-        " created_at, started_at, heartbeat_at, owner)"
-        " VALUES ('p1', 'old', 3, 'running', '{}', ?, ?, ?, ?, 'gone:1:x')",
-        (body, t, t, t),
-    )
-    con.commit()
-    con.close()
-
-    store = Store(f"sqlite:///{path}")
+@contextlib.contextmanager
+def small_disk(where: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted at ``where`` (root only; skipped where mount is not
+    allowed)."""
+    where.mkdir()
     try:
-        row = store.get_scenario("old")
-        assert row is not None and row.revision == 3 and row.body == {"name": "kept", "periods": []}
-        assert [rev for rev, _ in store.scenario_history("old")] == [3]
-        plan = store.get_plan("p1")
-        assert plan is not None and plan.attempts == 0 and plan.status == "running"
-        assert plan.kind == "plan"  # a job of before analysis jobs is a plan job
-        assert store.latest_done_plan("old", 3) is None
-        assert [p.id for p in store.list_plans("old", None, 10, 0)[0]] == ["p1"]
-        # the old running job was interrupted: queued again, once
-        assert store.fail_stale(1.0, {"title": "x"}, {"title": "y"}) == (1, 0)
-        assert store.get_plan("p1").status == QUEUED
-        row2, created = store.replace_scenario("old", {"name": "next"})
-        assert not created and row2.revision == 4
-        assert [rev for rev, _ in store.scenario_history("old")] == [3, 4]
-    finally:
-        store.close()
-    reopened = Store(f"sqlite:///{path}")  # a second start changes nothing
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+            capture_output=True,
+            timeout=30,
+        )
+    except FileNotFoundError:
+        pytest.skip("no mount command")
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {done.stderr.decode()}")
     try:
-        assert reopened.get_scenario("old").revision == 4
-        assert [rev for rev, _ in reopened.scenario_history("old")] == [3, 4]
+        yield where
     finally:
-        reopened.close()
+        subprocess.run(["umount", "-l", str(where)], timeout=30, check=False)
+
+
+def test_delete_works_on_a_full_disk(tmp_path: Path):
+    """A real full disk (SQLite's write-ahead log cannot grow): every write is 507, DELETE
+    too before the reserve (it answered 507, so space could not be freed). The store gives
+    its reserve up for deletes: they succeed, and /readyz stays not ready until the disk
+    has room for the reserve and a write again."""
+    with small_disk(tmp_path / "disk", "3m") as disk:
+        settings = make_settings(
+            disk,
+            load_examples=False,
+            storage_reserve_bytes=512 * 1024,
+            ready_write_bytes=64 * 1024,
+        )
+        with TestClient(create_app(settings)) as client:
+            assert (disk / "api.db-reserve").stat().st_size == 512 * 1024
+            body = generate_dict(60, 8, 12, seed=1)
+            stored = 0
+            while (r := client.put(f"/v1/scenarios/s{stored}", json=body)).status_code == 201:
+                stored += 1
+                assert stored < 500
+            assert_problem(r, 507)
+            assert stored >= 5
+            assert client.get("/readyz").status_code == 503
+            for i in range(3):
+                assert client.delete(f"/v1/scenarios/s{i}").status_code == 204
+                assert client.get(f"/v1/scenarios/s{i}").status_code == 404
+            assert not (disk / "api.db-reserve").exists()
+            assert client.get("/readyz").status_code == 503
+            assert client.get(f"/v1/scenarios/s{stored - 1}").status_code == 200
