@@ -86,7 +86,26 @@ STOCHASTIC = ("stoch-extensive", "stoch-decomp", "stoch-dask-1", "stoch-dask-2")
 STOCH_SCENARIOS_OF = {"1m": 20}  # demand scenarios per size (default 10)
 STOCH_EXTENSIVE_MAX_COLUMNS = 5_000_000  # bigger extensive forms are skipped (memory)
 SHARE_FROM_COLUMNS = 3_000_000  # a worker's scenarios' columns from which they share a model
-PHASES = ("engine", *SOLVERS_ALONE, *PEERS, "warm", *PARTITIONED, *DATA_PATH, *STOCHASTIC)
+# whole-unit plans (issue 25): the fleet with allocation_unit_gpus 8 on every pool, within
+# a time limit: the engine (the LP relaxation rounded and repaired, then HiGHS' branch and
+# cut from it in a child process) against HiGHS' branch and cut alone with the same limit
+MILP = ("milp", "milp-highs")
+MILP_UNIT_GPUS = 8
+MILP_TIME_LIMIT_OF = {"1m": 300.0}  # seconds; 60 for other sizes
+# the CLI's two-stage plan (issue 25): `allocator stochastic --sample K` as a process,
+# memory summed over its process tree
+CLI_STOCHASTIC = ("cli-stochastic",)
+PHASES = (
+    "engine",
+    *SOLVERS_ALONE,
+    *PEERS,
+    "warm",
+    *PARTITIONED,
+    *DATA_PATH,
+    *STOCHASTIC,
+    *MILP,
+    *CLI_STOCHASTIC,
+)
 OBJ_TOL = 1e-6  # relative objective agreement counted as "the same optimum"
 
 
@@ -739,6 +758,46 @@ def run_stochastic(path: Path, time_limit: float, method: str, dask_workers: int
     return out
 
 
+def milp_time_limit(path: Path) -> float:
+    return MILP_TIME_LIMIT_OF.get(path.stem, 60.0)
+
+
+def run_milp(path: Path, time_limit: float, alone: bool) -> dict:
+    """The fleet in 8-GPU units within milp_time_limit: the engine's MILP path, or HiGHS'
+    branch and cut alone on the same model (in this process, as a user would call it)."""
+    from allocator.lp.build import build_lp
+    from allocator.scenario import Scenario
+    from allocator.solvers.highs import HighsDirectSolver
+    from allocator.solvers.registry import make_solver
+
+    limit = milp_time_limit(path)
+    data = json.loads(path.read_text())
+    for pool in data["pools"]:
+        pool["allocation_unit_gpus"] = MILP_UNIT_GPUS
+    lp = build_lp(Scenario.from_dict(data))
+    t0 = time.perf_counter()
+    if alone:
+        sol = HighsDirectSolver("simplex").run(lp, limit)
+    else:
+        sol = make_solver().solve(lp, time_limit=limit)
+    wall = time.perf_counter() - t0
+    return {
+        "status": sol.status.value,
+        "objective": sol.objective,
+        "has_duals": sol.row_dual is not None,
+        "wall_s": wall,
+        "time_limit_s": limit,
+        "gap": sol.gap,
+        "bound": sol.bound,
+        "lp_bound": sol.lp_bound,
+        "whole_units_from": sol.whole_units_from,
+        "bound_from": sol.bound_from,
+        "raw_status": sol.raw_status,
+        "integer_columns": lp.num_integer,
+        "stages_s": {k: v for k, v in sol.extra.items() if k.endswith("_s")},
+    }
+
+
 WORKERS: dict[str, Callable[[Path, float], dict]] = {
     "engine": run_engine,
     "highs-ipm": lambda p, tl: run_highs(p, tl, "ipm"),
@@ -757,6 +816,8 @@ WORKERS: dict[str, Callable[[Path, float], dict]] = {
     "stoch-decomp": lambda p, tl: run_stochastic(p, tl, "decomposition"),
     "stoch-dask-1": lambda p, tl: run_stochastic(p, tl, "decomposition", 1),
     "stoch-dask-2": lambda p, tl: run_stochastic(p, tl, "decomposition", 2),
+    "milp": lambda p, tl: run_milp(p, tl, alone=False),
+    "milp-highs": lambda p, tl: run_milp(p, tl, alone=True),
 }
 
 
@@ -776,8 +837,13 @@ def worker(phase: str, path: Path, time_limit: float) -> None:
 
 # ------------------------------------------------------------------------ orchestration
 def run_one(phase: str, path: Path, time_limit: float) -> dict:
+    if phase in CLI_STOCHASTIC:
+        return run_cli_stochastic(path, time_limit)
     cmd = [sys.executable, "-m", "benchmarks", "--worker", phase, str(path)]
     cmd += ["--time-limit", str(time_limit)]
+    if phase in MILP:  # memory of the whole tree (the engine's MILP child); killed at
+        # the limit plus a minute, since HiGHS alone may not stop at its own limit
+        return run_sampled(cmd, milp_time_limit(path) + 60.0)
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(
@@ -790,6 +856,66 @@ def run_one(phase: str, path: Path, time_limit: float) -> dict:
             return dict(json.loads(line[len("BENCH-RESULT ") :]))
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
     return {"status": f"error: {tail[0][:200]}", "wall_s": time.perf_counter() - t0}
+
+
+def run_sampled(cmd: list[str], timeout: float) -> dict:
+    """``cmd`` (a benchmark worker or the CLI), its process tree's resident memory sampled
+    every 0.2 s (peak of the sum over every process, and the largest single process);
+    killed with its children at ``timeout``."""
+    import psutil
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    ps = psutil.Process(proc.pid)
+    peak_sum = peak_one = 0.0
+    killed = False
+    while proc.poll() is None:
+        try:
+            tree = [ps, *ps.children(recursive=True)]
+            rss = []
+            for p in tree:
+                with contextlib.suppress(psutil.Error):
+                    rss.append(p.memory_info().rss / 2**20)
+            peak_sum, peak_one = max(peak_sum, sum(rss)), max([peak_one, *rss])
+        except psutil.Error:
+            pass
+        if time.perf_counter() - t0 > timeout:
+            for p in [*ps.children(recursive=True), ps]:
+                with contextlib.suppress(psutil.Error):
+                    p.kill()
+            killed = True
+            break
+        time.sleep(0.2)
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    result: dict[str, Any] = {"status": "killed (timeout)"} if killed else {}
+    for line in out.splitlines():
+        if line.startswith("BENCH-RESULT ") and not killed:
+            result = dict(json.loads(line[len("BENCH-RESULT ") :]))
+    if not result and proc.returncode == 0:
+        result = {"status": "optimal"}  # a CLI run that ended well (no BENCH-RESULT line)
+    elif not result:
+        tail = (err or out).strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
+        result = {"status": f"error: {tail[0][:200]}"}
+    result.setdefault("wall_s", wall)
+    result["process_wall_s"] = wall
+    result["tree_peak_sum_mb"], result["tree_peak_one_mb"] = peak_sum, peak_one
+    return result
+
+
+def run_cli_stochastic(path: Path, time_limit: float) -> dict:
+    """``allocator stochastic FILE --sample K`` as a user runs it (the library bench's
+    sampling: cv 0.2, correlation 0.5, seed 0; VSS included, the CLI's default), timed
+    from outside, with the memory of its whole process tree (scenario workers included)."""
+    k = _stoch_size(path)
+    cmd = [sys.executable, "-m", "allocator", "stochastic", str(path), "--sample", str(k)]
+    cmd += ["--demand-cv", "0.2", "--correlation", "0.5", "--seed", "0"]
+    cmd += ["--time-limit", str(time_limit)]
+    r = run_sampled(cmd, time_limit * 2 + 120)
+    r["scenarios"] = k
+    return r
 
 
 def available_phases() -> list[str]:
@@ -878,6 +1004,7 @@ def summarise(size: str, info: dict, runs: dict[str, list[dict]]) -> dict:
             ratios[f"{pop} gap"] = (ref - ok[0]["objective"]) / abs(ref)
     _data_path_ratios(ratios, runs, a)
     _stochastic_ratios(ratios, phases, runs)
+    _milp_ratios(ratios, runs)
     warm = [r for r in runs.get("warm", []) if r.get("status") == "optimal"]
     if warm:
         w = statistics.median(r["warm_solver_s"] for r in warm)
@@ -889,6 +1016,28 @@ def summarise(size: str, info: dict, runs: dict[str, list[dict]]) -> dict:
             ratios["warm vs b cold (solver)"] = alone[b_phase] / max(w, 1e-9)
         ratios["warm end to end s"] = statistics.median(r["wall_s"] for r in warm)
     return {"size": size, **info, "phases": phases, "ratios": ratios}
+
+
+def _milp_ratios(ratios: dict[str, Any], runs: dict[str, list[dict]]) -> None:
+    """Whole units: each MILP phase's time, its gap to the LP relaxation's optimum (the
+    engine's run states it; HiGHS alone is measured against the same number) and the peak
+    memory summed over its process tree; the CLI's two-stage run likewise."""
+    lp_bound = next((r.get("lp_bound") for r in runs.get("milp", []) if r.get("lp_bound")), None)
+    for phase in (*MILP, *CLI_STOCHASTIC):
+        for r in runs.get(phase, [])[:1]:
+            obj = r.get("objective")
+            gap = None
+            if obj is not None and lp_bound is not None and obj != 0:
+                gap = max(lp_bound - obj, 0.0) / abs(obj)
+            ratios[phase] = {
+                "status": r.get("status"),
+                "wall_s": r.get("process_wall_s", r.get("wall_s")),
+                "gap_to_lp_bound": gap,
+                "reported_gap": r.get("gap"),
+                "whole_units_from": r.get("whole_units_from"),
+                "tree_peak_sum_mb": r.get("tree_peak_sum_mb"),
+                "tree_peak_one_mb": r.get("tree_peak_one_mb"),
+            }
 
 
 def _stochastic_ratios(ratios: dict[str, Any], phases: dict, runs: dict[str, list[dict]]) -> None:

@@ -9,7 +9,8 @@ the GPUs rented / bought by an equality row). From the relaxation's optimum ``x*
   pool had in total (``floor(sum x*)``) less those handed out go one each to the columns
   with the largest remainders (largest-remainder rounding), a unit going only where it
   pushes no row (a segment's demand, a cap, a stability limit) past its bound, counted
-  with the units handed out before it (a few vectorised passes). A pool never holds more
+  with the units handed out before it (a few vectorised passes); units a pool still owes
+  then go to the columns that earn most per unit and still fit. A pool never holds more
   units than in the relaxation;
 * rental and purchase units: rounded up (more capacity never breaks a capacity row),
   down where that would pass the column's upper bound;
@@ -59,18 +60,41 @@ def round_whole_units(lp: LinearProgram, x: np.ndarray) -> np.ndarray:
         cand = cand[np.argsort(-rem[cand], kind="stable")]  # largest remainder first
         group = cols.x_pool[alloc] * (int(cols.x_period.max(initial=0)) + 1) + cols.x_period[alloc]
         owed = _owed(v, out[alloc], group)
-        for _ in range(_PASSES):
-            if cand.size == 0:
-                break
-            up = alloc[cand]
-            take = _fits(lp, out, up, group[cand], owed) & (out[up] + 1 <= lp.col_upper[up] + _EPS)
-            out[up[take]] += 1.0
-            np.subtract.at(owed, group[cand[take]], 1.0)
-            cand = cand[~take]
+        cand = _hand_out(lp, out, alloc, cand, group, owed)
+        # units a pool still owes (the rows stopped them where the remainders were) go to
+        # the columns that earn most per unit and still fit, whatever their remainder
+        value = lp.c[alloc]
+        fill = np.nonzero((owed[group] > 0) & (value > 0))[0]
+        _hand_out(lp, out, alloc, fill[np.argsort(-value[fill], kind="stable")], group, owed)
     return out
 
 
-_PASSES = 4  # passes of unit hand-outs (each pass re-reads the rows' room)
+def _hand_out(
+    lp: LinearProgram,
+    out: np.ndarray,
+    alloc: np.ndarray,
+    cand: np.ndarray,
+    group: np.ndarray,
+    owed: np.ndarray,
+) -> np.ndarray:
+    """One unit more to each of ``alloc[cand]`` (in that order of priority) that fits
+    (:func:`_fits`), over a few passes; ``out`` and ``owed`` updated in place. Returns the
+    candidates left without a unit."""
+    for _ in range(_PASSES):
+        cand = cand[owed[group[cand]] > 0]
+        if cand.size == 0:
+            break
+        up = alloc[cand]
+        take = _fits(lp, out, up, group[cand], owed) & (out[up] + 1 <= lp.col_upper[up] + _EPS)
+        if not take.any():
+            break
+        out[up[take]] += 1.0
+        np.subtract.at(owed, group[cand[take]], 1.0)
+        cand = cand[~take]
+    return cand
+
+
+_PASSES = 8  # passes of unit hand-outs (each pass re-reads the rows' room)
 
 
 def _owed(v: np.ndarray, floor: np.ndarray, group: np.ndarray) -> np.ndarray:
@@ -85,9 +109,11 @@ def _fits(
     lp: LinearProgram, x: np.ndarray, up: np.ndarray, group: np.ndarray, owed: np.ndarray
 ) -> np.ndarray:
     """Which of the columns ``up`` (in priority order) can each take one unit more, all
-    taken together: for every row, the raises of the columns before it and its own keep the
-    row within its bounds (or no further out than at ``x``), counting rises and falls of
-    the activity apart; and its (pool, period) group is still owed a unit."""
+    taken together: each fits alone (no row pushed past its bound, or further out than at
+    ``x``); of those, the first ones of each (pool, period) group up to the units it is
+    owed are tried; and for every row, the raises of the tried columns before it and its
+    own keep the row within its room (rises and falls of the activity counted apart, so
+    whatever subset is taken fits). The rest wait for the next pass."""
     act = lp.A @ x
     tol = 1e-9 * np.maximum(1.0, np.abs(act))
     room_up = np.maximum(lp.row_upper - act, 0.0) + tol
@@ -95,18 +121,21 @@ def _fits(
     sub = lp.A[:, up].tocsc()
     pos = np.repeat(np.arange(up.size), np.diff(sub.indptr))
     rows, vals = sub.indices, sub.data
+    alone = (vals <= room_up[rows]) & (-vals <= room_down[rows])
+    tried = np.ones(up.size, dtype=bool)
+    tried[pos[~alone]] = False
+    g_order = np.argsort(group, kind="stable")  # priority order kept within a group
+    rank = _cumulative_by(group[g_order], tried[g_order].astype(float))
+    tried[g_order] &= rank <= owed[group[g_order]]
+    keep = tried[pos]  # the columns not tried take no room from those after them
+    rows, vals, pos = rows[keep], vals[keep], pos[keep]
     order = np.lexsort((pos, rows))
     rows, vals, pos = rows[order], vals[order], pos[order]
     rise = _cumulative_by(rows, np.maximum(vals, 0.0))
     fall = _cumulative_by(rows, np.maximum(-vals, 0.0))
     ok = (rise <= room_up[rows]) & (fall <= room_down[rows])
-    fits = np.ones(up.size, dtype=bool)
-    fits[pos[~ok]] = False
-    g_order = np.argsort(group, kind="stable")  # priority order kept within a group
-    rank = _cumulative_by(group[g_order], np.ones(up.size))
-    within = np.zeros(up.size, dtype=bool)
-    within[g_order] = rank <= owed[group[g_order]]
-    return fits & within
+    tried[pos[~ok]] = False
+    return tried
 
 
 def _cumulative_by(key: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -127,6 +156,14 @@ def _unit_tied(lp: LinearProgram, cols: np.ndarray) -> np.ndarray:
             sub = lp.A[b.start : b.stop]
             tied[sub.indices[sub.data < 0]] = True  # the -N coefficient of the unit column
     return tied[cols]
+
+
+def _untouched(now: np.ndarray, was: np.ndarray, tol: float) -> np.ndarray:
+    """Bounds not moved yet (infinite ones never are)."""
+    finite = np.isfinite(was)
+    out = ~finite
+    out[finite] = np.abs(now[finite] - was[finite]) <= tol * np.maximum(1.0, np.abs(was[finite]))
+    return out
 
 
 def tighten_violated_rows(
@@ -163,8 +200,8 @@ def tighten_violated_rows(
     both_signs = only_integer & (up_margin > 0) & (down_margin > 0)
     over |= both_signs & np.isfinite(relaxed.row_upper)
     under |= both_signs & np.isfinite(relaxed.row_lower)
-    over &= relaxed.row_upper >= lp.row_upper - tol * np.maximum(1.0, np.abs(lp.row_upper))
-    under &= relaxed.row_lower <= lp.row_lower + tol * np.maximum(1.0, np.abs(lp.row_lower))
+    over &= _untouched(relaxed.row_upper, lp.row_upper, tol)  # each row moves once
+    under &= _untouched(relaxed.row_lower, lp.row_lower, tol)
     upper = np.where(over, relaxed.row_upper - up_margin, relaxed.row_upper)
     lower = np.where(under, relaxed.row_lower + down_margin, relaxed.row_lower)
     if np.any(lower > upper + tol * np.maximum(1.0, np.abs(upper))):
