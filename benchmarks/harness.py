@@ -82,10 +82,18 @@ PARTITIONED = ("pop-2", "pop-4")
 DATA_PATH = ("plan-io", "cli-solve")
 # two-stage plans over sampled demand scenarios (cv 0.2): the extensive form, the
 # decomposition on the local process pool, and on a Dask LocalCluster of 1 and 2 workers
-STOCHASTIC = ("stoch-extensive", "stoch-decomp", "stoch-dask-1", "stoch-dask-2")
+# stoch-decomp-own / -shared: the decomposition with a HiGHS object per scenario against
+# one per worker (share_models), side by side (the library's default is the shared one)
+STOCHASTIC = (
+    "stoch-extensive",
+    "stoch-decomp",
+    "stoch-decomp-own",
+    "stoch-decomp-shared",
+    "stoch-dask-1",
+    "stoch-dask-2",
+)
 STOCH_SCENARIOS_OF = {"1m": 20}  # demand scenarios per size (default 10)
 STOCH_EXTENSIVE_MAX_COLUMNS = 5_000_000  # bigger extensive forms are skipped (memory)
-SHARE_FROM_COLUMNS = 3_000_000  # a worker's scenarios' columns from which they share a model
 # whole-unit plans (issue 25): the fleet with allocation_unit_gpus 8 on every pool, within
 # a time limit: the engine (the LP relaxation rounded and repaired, then HiGHS' branch and
 # cut from it in a child process) against HiGHS' branch and cut alone with the same limit
@@ -671,7 +679,13 @@ def _stoch_size(path: Path) -> int:
     return int(os.environ.get("BENCH_SCENARIOS", STOCH_SCENARIOS_OF.get(size, 10)))
 
 
-def run_stochastic(path: Path, time_limit: float, method: str, dask_workers: int = 0) -> dict:
+def run_stochastic(
+    path: Path,
+    time_limit: float,
+    method: str,
+    dask_workers: int = 0,
+    share: bool | None = None,
+) -> dict:
     """A two-stage plan (RP only: no EV/EEV/WS solves) over sampled demand scenarios."""
     from allocator.lp.build import build_lp
     from allocator.scenario import Scenario
@@ -699,9 +713,8 @@ def run_stochastic(path: Path, time_limit: float, method: str, dask_workers: int
         client = distributed.Client(cluster)
     t1 = time.perf_counter()
     try:
-        # one HiGHS object per worker once its scenarios' models would not fit side by side
-        per_worker = -(-K // max(1, dask_workers or min(os.cpu_count() or 1, K)))
-        share = n_cols * per_worker > SHARE_FROM_COLUMNS
+        # share None: the library's default (share_models=True, one HiGHS object per worker)
+        opts = {} if share is None else {"share_models": share}
         r = stochastic_plan(
             sc,
             demand,
@@ -709,7 +722,7 @@ def run_stochastic(path: Path, time_limit: float, method: str, dask_workers: int
             compute_vss=False,
             time_limit=time_limit,
             client=client,
-            share_models=share,
+            **opts,
         )
     finally:
         if client is not None:
@@ -727,7 +740,7 @@ def run_stochastic(path: Path, time_limit: float, method: str, dask_workers: int
         "gap": r.gap,
         "method": r.method,
         "iterations": len(r.iterations),
-        "share_models": method != "extensive" and share,
+        "share_models": method != "extensive" and share is not False,
     }
     if r.iterations:
         its, d = r.iterations, r.decomposition
@@ -814,6 +827,8 @@ WORKERS: dict[str, Callable[[Path, float], dict]] = {
     "cli-solve": run_cli_solve,
     "stoch-extensive": lambda p, tl: run_stochastic(p, tl, "extensive"),
     "stoch-decomp": lambda p, tl: run_stochastic(p, tl, "decomposition"),
+    "stoch-decomp-own": lambda p, tl: run_stochastic(p, tl, "decomposition", share=False),
+    "stoch-decomp-shared": lambda p, tl: run_stochastic(p, tl, "decomposition", share=True),
     "stoch-dask-1": lambda p, tl: run_stochastic(p, tl, "decomposition", 1),
     "stoch-dask-2": lambda p, tl: run_stochastic(p, tl, "decomposition", 2),
     "milp": lambda p, tl: run_milp(p, tl, alone=False),
@@ -841,6 +856,8 @@ def run_one(phase: str, path: Path, time_limit: float) -> dict:
         return run_cli_stochastic(path, time_limit)
     cmd = [sys.executable, "-m", "benchmarks", "--worker", phase, str(path)]
     cmd += ["--time-limit", str(time_limit)]
+    if phase in STOCHASTIC:  # the scenario workers' memory counts too
+        return run_sampled(cmd, time_limit * 3 + 120)
     if phase in MILP:  # memory of the whole tree (the engine's MILP child); killed at
         # the limit plus a minute, since HiGHS alone may not stop at its own limit
         return run_sampled(cmd, milp_time_limit(path) + 60.0)
