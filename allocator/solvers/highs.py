@@ -81,6 +81,23 @@ class HighsDirectSolver(Solver):
         """Branch and cut from the whole-unit plan ``start``: in a child process killed at
         the time limit plus a grace from PROCESS_FROM_COLUMNS columns (mip_process.py),
         in this process below."""
+        sol = self._mip(lp, time_limit, start)
+        if start is None or sol.x is None or sol.objective is None:
+            return sol
+        tol = 1e-7 * max(1.0, abs(sol.objective))
+        if abs(lp.objective(sol.x) - sol.objective) <= tol:
+            return sol
+        # HiGHS 1.16 can report a MILP optimal at its optimum's objective while handing
+        # back the start's values (seen when presolve and the root node end the search):
+        # solved again without the start, the values match
+        left = None if time_limit is None else max(time_limit - sol.time_s, 0.0)
+        again = self._mip(lp, left, None)
+        again.time_s += sol.time_s
+        return again
+
+    def _mip(
+        self, lp: LinearProgram, time_limit: float | None, start: np.ndarray | None
+    ) -> Solution:
         if lp.num_cols >= PROCESS_FROM_COLUMNS:
             return mip_in_child(lp, time_limit, start, self._options("mip"))
         return self._run(lp, time_limit, start)

@@ -178,3 +178,24 @@ def test_a_fleet_milp_under_a_time_limit_returns_the_rounded_plan_or_better():
     assert all(a.gpus % 8 == pytest.approx(0, abs=1e-9) for a in plan.allocations)
     assert plan.objective <= s.bound + 1e-9 * abs(s.bound)
     assert s.gap == pytest.approx(relative_gap(plan.objective, s.bound), abs=1e-12)
+
+
+def test_a_milp_solved_from_a_start_hands_back_its_own_values():
+    """A random fleet (found by test_purchase_units' agreement with CBC) where HiGHS 1.16,
+    given the rounded plan as its start, reported the optimum's objective (207.22, CBC's
+    too) with the start's values (100.34): the adapter sees the two disagree and solves
+    again without the start."""
+    import json
+    from pathlib import Path
+
+    data = json.loads((Path(__file__).parent / "data" / "mip-start-values.json").read_text())
+    lp = build_lp(validate(data))
+    plan = solve(data, mip_gap=0)
+    assert plan.objective == pytest.approx(207.22453944581383, rel=1e-9)
+    assert plan.solver.whole_units_from == "mip"
+    relax = HighsSolver().run(lp.relaxed())
+    assert relax.x is not None
+    start = round_whole_units(lp, relax.x)
+    sol = HighsSolver(mip_gap=0).run_mip(lp, None, start)
+    assert sol.x is not None and sol.objective is not None
+    assert lp.objective(sol.x) == pytest.approx(sol.objective, rel=1e-9)
