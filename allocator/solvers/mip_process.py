@@ -155,12 +155,22 @@ def mip_in_child(
         return _best_so_far(lp, out, elapsed, killed, proc.returncode)
 
 
-def _final(lp: LinearProgram, out: Path, elapsed: float) -> Solution:
-    info = json.loads((out / "final.json").read_text())
-    x = np.load(out / "final.npy") if (out / "final.npy").exists() else None
-    objective, bound = info["objective"], info["bound"]
+def _mip_solution(
+    status: Status,
+    x: np.ndarray | None,
+    objective: float | None,
+    bound: float | None,
+    elapsed: float,
+    message: str,
+    raw: str,
+    iterations: int = 0,
+    extra: dict[str, float] | None = None,
+) -> Solution:
+    """The child's branch and cut as a Solution (no duals: the fixed LP gives them)."""
+    if bound is not None and not np.isfinite(bound):
+        bound = None
     return Solution(
-        status=Status(info["status"]),
+        status=status,
         x=x,
         row_dual=None,
         col_dual=None,
@@ -168,12 +178,29 @@ def _final(lp: LinearProgram, out: Path, elapsed: float) -> Solution:
         solver="highs",
         algorithm="mip",
         time_s=elapsed,
-        iterations=int(info["iterations"]),
-        message=info["message"],
-        raw_status=info["raw_status"],
+        iterations=iterations,
+        message=message,
+        raw_status=raw,
         gap=None if objective is None else relative_gap(objective, bound),
         bound=bound,
-        extra={**info["extra"], "mip_process": 1.0},
+        extra={**(extra or {}), "mip_process": 1.0},
+    )
+
+
+def _final(lp: LinearProgram, out: Path, elapsed: float) -> Solution:
+    """The answer the child wrote when HiGHS ended by itself."""
+    info = json.loads((out / "final.json").read_text())
+    x = np.load(out / "final.npy") if (out / "final.npy").exists() else None
+    return _mip_solution(
+        Status(info["status"]),
+        x,
+        info["objective"],
+        info["bound"],
+        elapsed,
+        info["message"],
+        info["raw_status"],
+        int(info["iterations"]),
+        info["extra"],
     )
 
 
@@ -192,23 +219,7 @@ def _best_so_far(
         status = Status.NUMERICAL_ERROR
     else:
         status = Status.TIME_LIMIT if x is not None else Status.TIME_LIMIT_NO_SOLUTION
-    if bound is not None and not np.isfinite(bound):
-        bound = None
-    return Solution(
-        status=status,
-        x=x,
-        row_dual=None,
-        col_dual=None,
-        objective=objective,
-        solver="highs",
-        algorithm="mip",
-        time_s=elapsed,
-        message=MESSAGES[status] + f" ({raw})",
-        raw_status=raw,
-        gap=None if objective is None else relative_gap(objective, bound),
-        bound=bound,
-        extra={"mip_process": 1.0},
-    )
+    return _mip_solution(status, x, objective, bound, elapsed, MESSAGES[status] + f" ({raw})", raw)
 
 
 if __name__ == "__main__":  # the child: python -m allocator.solvers.mip_process FOLDER
