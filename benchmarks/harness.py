@@ -714,7 +714,7 @@ def run_stochastic(
     t1 = time.perf_counter()
     try:
         # share None: the library's default (share_models=True, one HiGHS object per worker)
-        opts = {} if share is None else {"share_models": share}
+        opts: dict[str, Any] = {} if share is None else {"share_models": share}
         r = stochastic_plan(
             sc,
             demand,
