@@ -85,10 +85,27 @@ PARTITIONED = ("pop-2", "pop-4")
 DATA_PATH = ("plan-io", "cli-solve")
 # two-stage plans over sampled demand scenarios (cv 0.2): the extensive form, the
 # decomposition on the local process pool, and on a Dask LocalCluster of 1 and 2 workers
-STOCHASTIC = ("stoch-extensive", "stoch-decomp", "stoch-dask-1", "stoch-dask-2")
+# stoch-decomp-own / -shared: the decomposition with a HiGHS object per scenario against
+# one per worker (share_models), side by side (the library's default is the shared one)
+STOCHASTIC = (
+    "stoch-extensive",
+    "stoch-decomp",
+    "stoch-decomp-own",
+    "stoch-decomp-shared",
+    "stoch-dask-1",
+    "stoch-dask-2",
+)
 STOCH_SCENARIOS_OF = {"1m": 20}  # demand scenarios per size (default 10)
 STOCH_EXTENSIVE_MAX_COLUMNS = 5_000_000  # bigger extensive forms are skipped (memory)
-SHARE_FROM_COLUMNS = 3_000_000  # a worker's scenarios' columns from which they share a model
+# whole-unit plans (issue 25): the fleet with allocation_unit_gpus 8 on every pool, within
+# a time limit: the engine (the LP relaxation rounded and repaired, then HiGHS' branch and
+# cut from it in a child process) against HiGHS' branch and cut alone with the same limit
+MILP = ("milp", "milp-highs")
+MILP_UNIT_GPUS = 8
+MILP_TIME_LIMIT_OF = {"1m": 300.0}  # seconds; 60 for other sizes
+# the CLI's two-stage plan (issue 25): `allocator stochastic --sample K` as a process,
+# memory summed over its process tree
+CLI_STOCHASTIC = ("cli-stochastic",)
 PHASES = (
     "engine",
     *SOLVERS_ALONE,
@@ -98,6 +115,8 @@ PHASES = (
     *PARTITIONED,
     *DATA_PATH,
     *STOCHASTIC,
+    *MILP,
+    *CLI_STOCHASTIC,
 )
 OBJ_TOL = 1e-6  # relative objective agreement counted as "the same optimum"
 
@@ -774,7 +793,13 @@ def _stoch_size(path: Path) -> int:
     return int(os.environ.get("BENCH_SCENARIOS", STOCH_SCENARIOS_OF.get(size, 10)))
 
 
-def run_stochastic(path: Path, time_limit: float, method: str, dask_workers: int = 0) -> dict:
+def run_stochastic(
+    path: Path,
+    time_limit: float,
+    method: str,
+    dask_workers: int = 0,
+    share: bool | None = None,
+) -> dict:
     """A two-stage plan (RP only: no EV/EEV/WS solves) over sampled demand scenarios."""
     from allocator.lp.build import build_lp
     from allocator.scenario import Scenario
@@ -802,9 +827,8 @@ def run_stochastic(path: Path, time_limit: float, method: str, dask_workers: int
         client = distributed.Client(cluster)
     t1 = time.perf_counter()
     try:
-        # one HiGHS object per worker once its scenarios' models would not fit side by side
-        per_worker = -(-K // max(1, dask_workers or min(os.cpu_count() or 1, K)))
-        share = n_cols * per_worker > SHARE_FROM_COLUMNS
+        # share None: the library's default (share_models=True, one HiGHS object per worker)
+        opts: dict[str, Any] = {} if share is None else {"share_models": share}
         r = stochastic_plan(
             sc,
             demand,
@@ -812,7 +836,7 @@ def run_stochastic(path: Path, time_limit: float, method: str, dask_workers: int
             compute_vss=False,
             time_limit=time_limit,
             client=client,
-            share_models=share,
+            **opts,
         )
     finally:
         if client is not None:
@@ -830,7 +854,7 @@ def run_stochastic(path: Path, time_limit: float, method: str, dask_workers: int
         "gap": r.gap,
         "method": r.method,
         "iterations": len(r.iterations),
-        "share_models": method != "extensive" and share,
+        "share_models": method != "extensive" and share is not False,
     }
     if r.iterations:
         its, d = r.iterations, r.decomposition
@@ -861,6 +885,46 @@ def run_stochastic(path: Path, time_limit: float, method: str, dask_workers: int
     return out
 
 
+def milp_time_limit(path: Path) -> float:
+    return MILP_TIME_LIMIT_OF.get(path.stem, 60.0)
+
+
+def run_milp(path: Path, time_limit: float, alone: bool) -> dict:
+    """The fleet in 8-GPU units within milp_time_limit: the engine's MILP path, or HiGHS'
+    branch and cut alone on the same model (in this process, as a user would call it)."""
+    from allocator.lp.build import build_lp
+    from allocator.scenario import Scenario
+    from allocator.solvers.highs import HighsDirectSolver
+    from allocator.solvers.registry import make_solver
+
+    limit = milp_time_limit(path)
+    data = json.loads(path.read_text())
+    for pool in data["pools"]:
+        pool["allocation_unit_gpus"] = MILP_UNIT_GPUS
+    lp = build_lp(Scenario.from_dict(data))
+    t0 = time.perf_counter()
+    if alone:
+        sol = HighsDirectSolver("simplex").run(lp, limit)
+    else:
+        sol = make_solver().solve(lp, time_limit=limit)
+    wall = time.perf_counter() - t0
+    return {
+        "status": sol.status.value,
+        "objective": sol.objective,
+        "has_duals": sol.row_dual is not None,
+        "wall_s": wall,
+        "time_limit_s": limit,
+        "gap": sol.gap,
+        "bound": sol.bound,
+        "lp_bound": sol.lp_bound,
+        "whole_units_from": sol.whole_units_from,
+        "bound_from": sol.bound_from,
+        "raw_status": sol.raw_status,
+        "integer_columns": lp.num_integer,
+        "stages_s": {k: v for k, v in sol.extra.items() if k.endswith("_s")},
+    }
+
+
 WORKERS: dict[str, Callable[[Path, float], dict]] = {
     "engine": run_engine,
     "highs-ipm": lambda p, tl: run_highs(p, tl, "ipm"),
@@ -878,8 +942,12 @@ WORKERS: dict[str, Callable[[Path, float], dict]] = {
     "cli-solve": run_cli_solve,
     "stoch-extensive": lambda p, tl: run_stochastic(p, tl, "extensive"),
     "stoch-decomp": lambda p, tl: run_stochastic(p, tl, "decomposition"),
+    "stoch-decomp-own": lambda p, tl: run_stochastic(p, tl, "decomposition", share=False),
+    "stoch-decomp-shared": lambda p, tl: run_stochastic(p, tl, "decomposition", share=True),
     "stoch-dask-1": lambda p, tl: run_stochastic(p, tl, "decomposition", 1),
     "stoch-dask-2": lambda p, tl: run_stochastic(p, tl, "decomposition", 2),
+    "milp": lambda p, tl: run_milp(p, tl, alone=False),
+    "milp-highs": lambda p, tl: run_milp(p, tl, alone=True),
 }
 
 
@@ -899,8 +967,15 @@ def worker(phase: str, path: Path, time_limit: float) -> None:
 
 # ------------------------------------------------------------------------ orchestration
 def run_one(phase: str, path: Path, time_limit: float) -> dict:
+    if phase in CLI_STOCHASTIC:
+        return run_cli_stochastic(path, time_limit)
     cmd = [sys.executable, "-m", "benchmarks", "--worker", phase, str(path)]
     cmd += ["--time-limit", str(time_limit)]
+    if phase in STOCHASTIC:  # the scenario workers' memory counts too
+        return run_sampled(cmd, time_limit * 3 + 120)
+    if phase in MILP:  # memory of the whole tree (the engine's MILP child); killed at
+        # the limit plus a minute, since HiGHS alone may not stop at its own limit
+        return run_sampled(cmd, milp_time_limit(path) + 60.0)
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(
@@ -913,6 +988,66 @@ def run_one(phase: str, path: Path, time_limit: float) -> dict:
             return dict(json.loads(line[len("BENCH-RESULT ") :]))
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
     return {"status": f"error: {tail[0][:200]}", "wall_s": time.perf_counter() - t0}
+
+
+def run_sampled(cmd: list[str], timeout: float) -> dict:
+    """``cmd`` (a benchmark worker or the CLI), its process tree's resident memory sampled
+    every 0.2 s (peak of the sum over every process, and the largest single process);
+    killed with its children at ``timeout``."""
+    import psutil
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    ps = psutil.Process(proc.pid)
+    peak_sum = peak_one = 0.0
+    killed = False
+    while proc.poll() is None:
+        try:
+            tree = [ps, *ps.children(recursive=True)]
+            rss = []
+            for p in tree:
+                with contextlib.suppress(psutil.Error):
+                    rss.append(p.memory_info().rss / 2**20)
+            peak_sum, peak_one = max(peak_sum, sum(rss)), max([peak_one, *rss])
+        except psutil.Error:
+            pass
+        if time.perf_counter() - t0 > timeout:
+            for p in [*ps.children(recursive=True), ps]:
+                with contextlib.suppress(psutil.Error):
+                    p.kill()
+            killed = True
+            break
+        time.sleep(0.2)
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    result: dict[str, Any] = {"status": "killed (timeout)"} if killed else {}
+    for line in out.splitlines():
+        if line.startswith("BENCH-RESULT ") and not killed:
+            result = dict(json.loads(line[len("BENCH-RESULT ") :]))
+    if not result and proc.returncode == 0:
+        result = {"status": "optimal"}  # a CLI run that ended well (no BENCH-RESULT line)
+    elif not result:
+        tail = (err or out).strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
+        result = {"status": f"error: {tail[0][:200]}"}
+    result.setdefault("wall_s", wall)
+    result["process_wall_s"] = wall
+    result["tree_peak_sum_mb"], result["tree_peak_one_mb"] = peak_sum, peak_one
+    return result
+
+
+def run_cli_stochastic(path: Path, time_limit: float) -> dict:
+    """``allocator stochastic FILE --sample K`` as a user runs it (the library bench's
+    sampling: cv 0.2, correlation 0.5, seed 0; VSS included, the CLI's default), timed
+    from outside, with the memory of its whole process tree (scenario workers included)."""
+    k = _stoch_size(path)
+    cmd = [sys.executable, "-m", "allocator", "stochastic", str(path), "--sample", str(k)]
+    cmd += ["--demand-cv", "0.2", "--correlation", "0.5", "--seed", "0"]
+    cmd += ["--time-limit", str(time_limit)]
+    r = run_sampled(cmd, time_limit * 2 + 120)
+    r["scenarios"] = k
+    return r
 
 
 def available_phases() -> list[str]:
@@ -1002,6 +1137,7 @@ def summarise(size: str, info: dict, runs: dict[str, list[dict]]) -> dict:
     _data_path_ratios(ratios, runs, a)
     _stochastic_ratios(ratios, phases, runs)
     _whatif_ratios(ratios, runs, a)
+    _milp_ratios(ratios, runs)
     warm = [r for r in runs.get("warm", []) if r.get("status") == "optimal"]
     if warm:
         w = statistics.median(r["warm_solver_s"] for r in warm)
@@ -1029,6 +1165,28 @@ def _whatif_ratios(ratios: dict[str, Any], runs: dict[str, list[dict]], a: float
         )
         if a is not None:
             ratios[f"whatif {mode}-period vs engine phase"] = a / med
+
+
+def _milp_ratios(ratios: dict[str, Any], runs: dict[str, list[dict]]) -> None:
+    """Whole units: each MILP phase's time, its gap to the LP relaxation's optimum (the
+    engine's run states it; HiGHS alone is measured against the same number) and the peak
+    memory summed over its process tree; the CLI's two-stage run likewise."""
+    lp_bound = next((r.get("lp_bound") for r in runs.get("milp", []) if r.get("lp_bound")), None)
+    for phase in (*MILP, *CLI_STOCHASTIC):
+        for r in runs.get(phase, [])[:1]:
+            obj = r.get("objective")
+            gap = None
+            if obj is not None and lp_bound is not None and obj != 0:
+                gap = max(lp_bound - obj, 0.0) / abs(obj)
+            ratios[phase] = {
+                "status": r.get("status"),
+                "wall_s": r.get("process_wall_s", r.get("wall_s")),
+                "gap_to_lp_bound": gap,
+                "reported_gap": r.get("gap"),
+                "whole_units_from": r.get("whole_units_from"),
+                "tree_peak_sum_mb": r.get("tree_peak_sum_mb"),
+                "tree_peak_one_mb": r.get("tree_peak_one_mb"),
+            }
 
 
 def _stochastic_ratios(ratios: dict[str, Any], phases: dict, runs: dict[str, list[dict]]) -> None:

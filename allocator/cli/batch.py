@@ -157,6 +157,12 @@ def add_commands(sub: Any) -> None:
         help="decomposition: run the scenario subproblems on this Dask cluster",
     )
     st.add_argument(
+        "--own-models",
+        action="store_true",
+        help="decomposition: one HiGHS model per scenario in each worker (more memory; by "
+        "default a worker keeps one model for all its scenarios)",
+    )
+    st.add_argument(
         "--first-period-allocations",
         action="store_true",
         help="also decide the first period's allocations before demand is known",
@@ -393,6 +399,7 @@ def cmd_stochastic(args: argparse.Namespace) -> int:
                     gap=args.gap,
                     workers=args.workers,
                     client=client,
+                    share_models=not args.own_models,
                 )
         except HANDLED as exc:  # a bad demand file is the demand file's problem
             return failure(exc, "stochastic", args.demand or "--sample")

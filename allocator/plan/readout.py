@@ -683,6 +683,8 @@ def solver_info(lp: LinearProgram, sol: Solution, build_time_s: float) -> Solver
         bound=sol.bound,
         lp_relaxation_objective=sol.lp_bound,
         duals_from=sol.duals_from if sol.row_dual is not None else "none",
+        whole_units_from=sol.whole_units_from,
+        bound_from=sol.bound_from,
     )
 
 

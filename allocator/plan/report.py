@@ -167,9 +167,13 @@ def _solver_lines(plan: Plan) -> list[str]:
         gap = "n/a" if s.gap is None else f"{s.gap:.2e}"
         bound = "n/a" if s.bound is None else money(s.bound)
         relax = "n/a" if s.lp_relaxation_objective is None else money(s.lp_relaxation_objective)
+        via_plan = {"rounding": "rounded from the LP relaxation", "mip": "branch and cut"}
+        how = via_plan.get(s.whole_units_from or "", "")
+        against = {"lp_relaxation": " (the LP relaxation)", "mip": " (proven by the solver)"}
         lines.append(
-            f"MILP: {s.integer_columns:,} whole-unit columns; relative gap {gap}, bound "
-            f"{bound}, LP relaxation (fractional GPUs) {relax} {cur}"
+            f"MILP: {s.integer_columns:,} whole-unit columns{', ' + how if how else ''}; "
+            f"relative gap {gap}, bound {bound}{against.get(s.bound_from or '', '')}, "
+            f"LP relaxation (fractional GPUs) {relax} {cur}"
         )
         if s.duals_from == "fixed_milp":
             lines.append(

@@ -177,7 +177,11 @@ class SolverInfo:
     GPUs, and ``duals_from`` says where the shadow prices come from: ``"lp"`` (the LP
     itself), ``"fixed_milp"`` (the LP left when the whole-unit allocations are fixed at the
     plan's values: prices of the continuous decisions given those allocations) or
-    ``"none"``.
+    ``"none"``. ``whole_units_from`` says which whole-unit plan came back: ``"rounding"``
+    (the LP relaxation rounded to whole units per pool and period and repaired) or
+    ``"mip"`` (HiGHS' branch and cut, started from the rounded plan), and ``bound_from``
+    which bound ``gap`` is measured against: ``"lp_relaxation"`` or ``"mip"`` (the
+    solver's proven bound, when lower).
     """
 
     solver: str
@@ -195,3 +199,5 @@ class SolverInfo:
     bound: float | None = None
     lp_relaxation_objective: float | None = None
     duals_from: str = "lp"
+    whole_units_from: str | None = None
+    bound_from: str | None = None

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
+
 from allocator.errors import Status
 from allocator.lp import LinearProgram
 from allocator.solvers.base import DEFAULT_MIP_GAP, Solution, Solver
@@ -93,6 +95,16 @@ class HighsSolver(Solver):
                 time_limit = max(time_limit - sol.time_s, 0.0)
         direct = HighsDirectSolver(algorithm, self.threads, self.options, self.mip_gap)
         return direct.run(lp, time_limit)
+
+    def run_mip(
+        self, lp: LinearProgram, time_limit: float | None, start: np.ndarray | None = None
+    ) -> Solution:
+        """HiGHS' branch and cut from ``start`` (HighsDirectSolver.run_mip: in a child
+        process killed at the time limit plus a grace on a large MILP)."""
+        if self.progress is not None:
+            self.progress(f"branch and cut on {lp.num_cols:,} columns × {lp.num_rows:,} rows")
+        direct = HighsDirectSolver("simplex", self.threads, self.options, self.mip_gap)
+        return direct.run_mip(lp, time_limit, start)
 
 
 def make_solver(

@@ -442,7 +442,7 @@ def stochastic_plan(
     workers: int | None = None,
     client: Any = None,
     multicut: bool = True,
-    share_models: bool = False,
+    share_models: bool = True,
 ) -> StochasticResult:
     """The two-stage plan of ``scenario`` over ``demand_scenarios`` (probabilities summing
     to 1); see the module docstring. Raises ``ValueError`` for bad probabilities or
@@ -452,7 +452,9 @@ def stochastic_plan(
     ``method``: ``extensive`` (one LP), ``decomposition`` (multi-cut L-shaped,
     :mod:`allocator.workflows.decomposition`: stops at relative ``gap`` or ``time_limit``;
     subproblems on ``executor`` ``process`` / ``inline``, or on a Dask ``client``) or
-    ``auto`` (decomposition from :data:`AUTO_COLUMNS` stacked columns on, LPs only)."""
+    ``auto`` (decomposition from :data:`AUTO_COLUMNS` stacked columns on, LPs only).
+    ``share_models`` (default True): each decomposition worker keeps one HiGHS model for
+    all its scenarios (as fast, a fraction of the memory); False: one per scenario."""
     say = progress or _silent
     base = as_scenario(scenario)
     scs, pr = _checked_scenarios(demand_scenarios, cvar_weight)
@@ -781,7 +783,7 @@ def _decomposed_plan(
     workers: int | None = None,
     client: Any = None,
     multicut: bool = True,
-    share_models: bool = False,
+    share_models: bool = True,
 ) -> StochasticResult:
     """:func:`stochastic_plan` by decomposition (:mod:`allocator.workflows.decomposition`)."""
     from allocator.workflows.decomposition import TwoStageInfeasibleError, decompose, make_pool

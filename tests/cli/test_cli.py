@@ -125,3 +125,28 @@ def test_sensitivity_prints_aligned_tables_with_units(capsys):
     assert "=" not in out.replace("==", "")  # no key=value dump
     assert re.search(r"h100\s+P1\s+3\.000\s+10\s+5 – 20", out)
     assert re.search(r"cloud\s+USD/H100-hour\s+4\.0000\s+1\.0000 – 4\.5000", out)
+
+
+def test_stochastic_shares_one_model_per_worker_unless_told(capsys, monkeypatch):
+    """The CLI's two-stage plan keeps one HiGHS model per worker by default (issue 25:
+    one per scenario held 19.7 GB at 1.15M × 20); --own-models asks for one per scenario.
+    Both print the same plan (decomposition, inline)."""
+    import allocator.workflows.stochastic as stochastic
+
+    seen: list[bool] = []
+    real = stochastic.stochastic_plan
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["share_models"])
+        return real(*args, **{**kwargs, "executor": "inline"})
+
+    monkeypatch.setattr(stochastic, "stochastic_plan", spy)
+    scenario = DATA / "stochastic" / "neocloud-reservations.json"
+    demand = DATA / "stochastic" / "demand-growth.json"
+    outs = []
+    for extra in ([], ["--own-models"]):
+        args = ["stochastic", str(scenario), str(demand), "--method", "decomposition"]
+        assert main([*args, *extra, "--json"]) == 0
+        outs.append(json.loads(capsys.readouterr().out))
+    assert seen == [True, False]
+    assert outs[0]["objective"] == pytest.approx(outs[1]["objective"], rel=1e-6)
