@@ -23,6 +23,7 @@ from allocator.scenario import Scenario
 from allocator.scenario.load import as_scenario
 from allocator.solvers.base import Solver
 from allocator.solvers.registry import BACKENDS, make_solver
+from allocator.solvers.stable import solve_stable
 
 __all__ = ["BACKENDS", "as_scenario", "make_solver", "solve"]
 
@@ -37,6 +38,7 @@ def solve(
     mip_gap: float | None = None,
     diagnose: bool = True,
     progress: Callable[[str], None] | None = None,
+    stable: bool | None = None,
 ) -> Plan:
     """Plan the fleet for ``scenario`` (a Scenario, a dict, or a JSON file path).
 
@@ -57,6 +59,11 @@ def solve(
     the smallest relaxation (``exc.diagnosis``; a few extra LP solves). ``progress``, if
     given, is called with a line for each phase (building, solving, each round of the
     row generation, reading out).
+
+    ``stable`` (``None``: the scenario's ``policy.stable``) adds a second solve: among the
+    plans within ``policy.stable_tolerance`` of the optimum, the one that moves the fewest
+    GPUs between consecutive periods (docs/stable-plans.md). Its shadow prices are the
+    first solve's.
     """
     if time_limit is not None and not time_limit >= 0:
         raise ValueError(f"time_limit must be a number of seconds >= 0, got {time_limit!r}")
@@ -77,7 +84,19 @@ def solve(
     build_time = time.perf_counter() - t0
     for w in lp.warnings:
         warnings.warn(w, AllocatorWarning, stacklevel=2)
+    t_solve = time.perf_counter()
     sol = backend_solver.solve(lp, time_limit=time_limit)
+    if (sc.policy.stable if stable is None else stable) and sol.status is Status.OPTIMAL:
+        report("stable plan: fewest GPUs moved near the optimum")
+        left = None if time_limit is None else time_limit - (time.perf_counter() - t_solve)
+        sol = solve_stable(
+            backend_solver,
+            lp,
+            sol,
+            len(sc.pools),
+            sc.policy.stable_tolerance,
+            None if left is None else max(left, 0.1 * time_limit),  # type: ignore[operator]
+        )
     if sol.status in (Status.OPTIMAL, Status.TIME_LIMIT):
         report("reading out the plan")
         return Plan.from_solution(sc, lp, sol, build_time_s=build_time, arrays=arrays)

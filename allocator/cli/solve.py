@@ -65,6 +65,14 @@ def add_commands(sub: Any) -> None:
         metavar="GAP",
         help="relative gap at which a MILP (pools with allocation_unit_gpus) stops (default 1e-4)",
     )
+    s.add_argument(
+        "--stable",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="of the optimal plans, return the one that moves the fewest GPUs between "
+        "periods (a second solve; default: the scenario's policy.stable; "
+        "docs/stable-plans.md)",
+    )
     s.add_argument("--top", type=int, default=10, help="rows in each ranking of the summary")
     s.add_argument(
         "-v",
@@ -223,7 +231,9 @@ def cmd_solve(args: argparse.Namespace) -> int:
                 )
             else:
                 backend.progress = report  # rounds of the row generation, when it runs
-                plan = solve(args.scenario, time_limit=args.time_limit, solver=backend)
+                plan = solve(
+                    args.scenario, time_limit=args.time_limit, solver=backend, stable=args.stable
+                )
         except (ScenarioError, SolveError) as exc:
             return failure(exc, "solve", args.scenario)
     for w in caught:

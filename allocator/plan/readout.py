@@ -13,6 +13,7 @@ import numpy as np
 
 from allocator.lp import LinearProgram
 from allocator.lp.arrays import KINDS, ScenarioArrays, extra_key_names
+from allocator.lp.build import held_changes
 from allocator.lp.check import violations
 from allocator.plan.columns import Labels, Table
 from allocator.plan.rows import (
@@ -20,6 +21,7 @@ from allocator.plan.rows import (
     Allocation,
     Binding,
     KindResult,
+    Move,
     PoolResult,
     ReservationResult,
     SegmentResult,
@@ -123,6 +125,7 @@ def read_out(
         "reservations": reservation_rows(sc, lp, arr, dec, flows),
         "tiers": tier_rows(sc, lp, arr, dec),
         "subscriptions": subscription_rows(sc, arr, seg, pool),
+        "moves": move_rows(sc, lp, arr, dec),
     }
 
 
@@ -627,6 +630,8 @@ def solver_info(lp: LinearProgram, sol: Solution, build_time_s: float) -> Solver
         bound=sol.bound,
         lp_relaxation_objective=sol.lp_bound,
         duals_from=sol.duals_from if sol.row_dual is not None else "none",
+        first_stage_objective=sol.extra.get("first_stage_objective"),
+        stable_time_s=sol.extra.get("stable_s"),
     )
 
 
@@ -687,3 +692,32 @@ def _key_rows(
     if not cols:
         return ((dims, ()) for _ in range(n))
     return ((dims, vals) for vals in zip(*(v for _, v in cols), strict=True))
+
+
+def move_rows(sc: Scenario, lp: LinearProgram, arr: ScenarioArrays, dec: Decisions) -> Table[Move]:
+    """GPUs moved per (segment, pool) between consecutive periods, from the same change
+    rows the stability limit and the stable plan use; pairs that never move are left out."""
+    cols = lp.columns
+    T = arr.hours.size
+    rows, col, vals, ps, pp = held_changes(cols, arr.gpus.shape[0], T)
+    held = np.zeros(cols.n_columns)
+    held[: cols.n_x] = dec.x
+    held[cols.rsv_offset : cols.rsv_offset + cols.n_rsv] = dec.k
+    n = int(ps.size)
+    change = np.bincount(rows, weights=vals * held[col], minlength=n * max(T - 1, 0))
+    size = np.abs(change).reshape(n, max(T - 1, 0))
+    moved = size.sum(axis=1)
+    keep = np.nonzero(moved > ZERO * max(1.0, float(moved.max(initial=0.0))))[0]
+    largest = size.argmax(axis=1)[keep] if T > 1 else np.zeros(0, dtype=np.int64)
+    seg_ids, pool_ids, periods = _ids(sc)
+    return Table(
+        Move,
+        {
+            "segment": Labels(ps[keep], seg_ids),
+            "kind": Labels(arr.kind[ps[keep]], KIND_NAMES),
+            "pool": Labels(pp[keep], pool_ids),
+            "moved_gpus": moved[keep],
+            "largest_move_gpus": size[keep, largest] if keep.size else np.zeros(0),
+            "largest_move_period": Labels(largest + 1, periods),
+        },
+    )

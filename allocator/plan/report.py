@@ -13,7 +13,7 @@ def summary(plan: Plan, top: int = 10) -> str:
     """Margin by segment kind, pool utilisation, top opportunity costs, binding rows, each
     an aligned table whatever the length of the ids."""
     lines = [*_headline(plan), "", *_kind_table(plan), *_reservation_table(plan)]
-    lines += ["", *_pool_table(plan), *_price_table(plan, top)]
+    lines += ["", *_pool_table(plan), *_move_table(plan, top), *_price_table(plan, top)]
     lines += ["", *_binding_table(plan, top), "", *_solver_lines(plan)]
     lines += [f"Warning: {w}" for w in plan.warnings]
     return "\n".join(lines)
@@ -124,6 +124,31 @@ def _pool_table(plan: Plan) -> list[str]:
     return ["Pools (average over the periods):", *table(headers, rows, "lrrrr", "  ")]
 
 
+def _move_table(plan: Plan, top: int) -> list[str]:
+    """The (segment, pool) pairs whose GPUs change most between periods: churn a customer
+    would see."""
+    if not len(plan.moves):
+        return []
+    ranked = sorted(plan.moves, key=lambda m: -m.moved_gpus)[:top]
+    rows = [
+        [
+            m.segment,
+            m.pool,
+            number(m.moved_gpus),
+            number(m.largest_move_gpus),
+            m.largest_move_period,
+        ]
+        for m in ranked
+    ]
+    total = sum(m.moved_gpus for m in plan.moves)
+    how = "stable plan" if plan.solver.first_stage_objective is not None else "not stabilised"
+    return [
+        "",
+        f"Largest moves (GPUs moved between consecutive periods; {number(total)} in all, {how}):",
+        *table(["segment", "pool", "moved", "largest", "in period"], rows, "llrrl", "  "),
+    ]
+
+
 def _price_table(plan: Plan, top: int) -> list[str]:
     if not plan.has_duals:
         return []
@@ -155,6 +180,13 @@ def _solver_lines(plan: Plan) -> list[str]:
         f"{s.nonzeros:,} non-zeros; largest violation {plan.max_violation:.1e} "
         "(checked independently)",
     ]
+    if s.first_stage_objective is not None:
+        lines.append(
+            f"Stable plan: a second solve ({s.stable_time_s or 0.0:.3f}s) chose, of the plans "
+            f"within the tolerance of the optimum {money(s.first_stage_objective)} {cur}, the "
+            f"one that moves the fewest GPUs ({money(plan.objective - s.first_stage_objective)}"
+            f" {cur} from the optimum); shadow prices are the first solve's"
+        )
     if s.integer_columns:
         gap = "n/a" if s.gap is None else f"{s.gap:.2e}"
         bound = "n/a" if s.bound is None else money(s.bound)

@@ -192,3 +192,22 @@ class SolverInfo:
     bound: float | None = None
     lp_relaxation_objective: float | None = None
     duals_from: str = "lp"
+    # the stable plan (policy.stable, solve(stable=True)): the optimum of the first solve,
+    # which the shadow prices come from, and the seconds of the second (fewest GPUs moved)
+    first_stage_objective: float | None = None
+    stable_time_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Move:
+    """GPUs a segment's holding in a pool changes by between consecutive periods (churn a
+    customer sees): ``moved_gpus`` is the sum over periods of |held[t] - held[t-1]|, held
+    = allocations over every mode plus reservations; the largest single change and the
+    period it lands in. One row per (segment, pool) pair that moves at all."""
+
+    segment: str
+    kind: str
+    pool: str
+    moved_gpus: float
+    largest_move_gpus: float  # the largest |held[t] - held[t-1]|
+    largest_move_period: str  # the period t of that change

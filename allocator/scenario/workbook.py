@@ -1349,7 +1349,9 @@ def _write_grid(
     ws.append([corner, *labels])
     values: list[Any] = []
     for rid, vals in rows:
-        vals = list(vals) if vals is not None else [None] * len(labels)
+        if vals is None or isinstance(vals, int | float):  # one number: every period
+            vals = [vals] * len(labels)
+        vals = list(vals)
         ws.append([rid, *map(_plain, vals)])
         values.extend(vals)
     _style_header(ws, len(labels) + 1, "B2")
