@@ -17,6 +17,8 @@ from allocator.lp.build import held_changes
 from allocator.lp.check import violations
 from allocator.plan.columns import Labels, Table
 from allocator.plan.rows import (
+    RENTALS,
+    RENTALS_LABEL,
     ZERO,
     Allocation,
     Binding,
@@ -112,7 +114,7 @@ def read_out(
         "message": sol.message,
         "periods": sc.period_labels,
         "totals": totals(sc, lp, sol, arr, flows, seg, pool),
-        "by_kind": by_kind(arr, seg),
+        "by_kind": by_kind(arr, seg) | rentals_line(arr, pool),
         "allocations": allocation_rows(sc, lp, arr, dec, flows),
         "segments": segment_rows(sc, arr, seg),
         "pools": pool_rows(sc, arr, dec, pool),
@@ -473,6 +475,35 @@ def by_kind(arr: ScenarioArrays, seg: SegmentSums) -> dict[str, KindResult]:
             ),
         )
     return out
+
+
+def rentals_line(arr: ScenarioArrays, pool: PoolSums) -> dict[str, KindResult]:
+    """by_kind's ``rentals`` line when a pool can rent: the rental cost (present value) as
+    a compute cost and a negative gross margin, no revenue, LTV or GPUs (rented GPUs are
+    counted in the kinds that use them), and no served share. The kinds' lines and this
+    one add up to the totals' revenue, compute (variable + rental) cost and gross margin.
+
+    Rentals are not charged to kinds: a rented GPU adds to a pool every kind on it shares,
+    and which kind it serves is a choice among optimal plans, not a fact of the plan."""
+    if not (arr.rentable > 0).any():
+        return {}
+    T = arr.hours.size
+    rent = float(np.sum(pool.rental_cost * arr.discount))
+    zeros = [0.0] * T
+    return {
+        RENTALS: KindResult(
+            kind=RENTALS_LABEL,
+            revenue=0.0,
+            compute_cost=rent,
+            shortfall_penalty=0.0,
+            gross_margin=-rent,
+            ltv=0.0,
+            churn_cost=0.0,
+            revenue_by_period=zeros,
+            gpus_by_period=list(zeros),
+            served_share_by_period=[],
+        )
+    }
 
 
 def _ids(sc: Scenario) -> tuple[list[str], list[str], list[str]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from allocator.plan.money import money
+from allocator.plan.rows import RENTALS
 from allocator.plan.tables import Plan
 from allocator.plan.text import number, percent, table
 
@@ -49,18 +50,23 @@ def _headline(plan: Plan) -> list[str]:
 
 
 def _kind_table(plan: Plan) -> list[str]:
-    cur = plan.currency
+    """One line per kind, the rentals line (charged to no kind) and the total: the money
+    columns add up."""
+    cur, t = plan.currency, plan.totals
     rows = [
         [
             k.kind,
             money(k.revenue),
             money(k.gross_margin),
             money(k.ltv),
-            f"{k.gpus_by_period[0]:,.0f} → {k.gpus_by_period[-1]:,.0f}",
-            f"{k.served_share_by_period[0]:.0%} → {k.served_share_by_period[-1]:.0%}",
+            f"{k.gpus_by_period[0]:,.0f} → {k.gpus_by_period[-1]:,.0f}" if key != RENTALS else "—",
+            f"{k.served_share_by_period[0]:.0%} → {k.served_share_by_period[-1]:.0%}"
+            if k.served_share_by_period
+            else "—",
         ]
-        for k in plan.by_kind.values()
+        for key, k in plan.by_kind.items()
     ]
+    rows.append(["total", money(t.revenue), money(t.gross_margin), money(t.ltv), "", ""])
     headers = ["kind", f"revenue ({cur})", f"gross margin ({cur})", f"LTV ({cur})"]
     headers += ["GPUs (first → last)", "served (first → last)"]
     return [

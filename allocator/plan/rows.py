@@ -149,6 +149,12 @@ class Totals:
     reservation_revenue: float = 0.0  # fees of reserved GPUs (part of revenue)
 
 
+# by_kind's line for the rental cost, which no kind is charged (rented GPUs add to a pool
+# that every kind on it shares): with it the lines add up to the totals
+RENTALS = "rentals"
+RENTALS_LABEL = "rentals (not by kind)"
+
+
 @dataclass(frozen=True)
 class KindResult:
     kind: str
