@@ -170,3 +170,13 @@ def test_stable_tolerance_is_validated():
 
     with pytest.raises(ScenarioError, match="stable_tolerance"):
         Scenario.from_dict({**TWO_OPTIMA, "policy": {"stable_tolerance": -1}})
+
+
+def test_the_policy_reaches_the_scenario_workbook(tmp_path: Path):
+    from allocator.scenario.workbook import read_workbook, write_workbook
+
+    data = {**TWO_OPTIMA, "policy": {"stable": True, "stable_tolerance": 1e-6}}
+    write_workbook(data, tmp_path / "s.xlsx")
+    sc = Scenario.from_dict(read_workbook(tmp_path / "s.xlsx"))
+    assert sc.policy.stable is True and sc.policy.stable_tolerance == 1e-6
+    assert sc.pools[0].gpus == [10, 10]  # written from one number

@@ -309,6 +309,19 @@ POLICY_ROWS = (
         unit="share 0-1",
         doc="Most one segment may take of a pool; blank: no limit",
     ),
+    Col(
+        "stable",
+        "stable",
+        kind="bool",
+        doc="Of the optimal plans, the one that moves the fewest GPUs between periods; "
+        "default FALSE",
+    ),
+    Col(
+        "stable_tolerance",
+        "stable_tolerance",
+        unit="share of the optimum",
+        doc="What the stable plan may give up; default 1e-7",
+    ),
 )
 
 
