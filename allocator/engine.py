@@ -63,7 +63,7 @@ def solve(
     ``stable`` (``None``: the scenario's ``policy.stable``) adds a second solve: among the
     plans within ``policy.stable_tolerance`` of the optimum, the one that moves the fewest
     GPUs between consecutive periods (docs/stable-plans.md). Its shadow prices are the
-    first solve's.
+    first solve's; it gets what is left of ``time_limit`` (at least a tenth of it).
     """
     if time_limit is not None and not time_limit >= 0:
         raise ValueError(f"time_limit must be a number of seconds >= 0, got {time_limit!r}")
@@ -88,15 +88,8 @@ def solve(
     sol = backend_solver.solve(lp, time_limit=time_limit)
     if (sc.policy.stable if stable is None else stable) and sol.status is Status.OPTIMAL:
         report("stable plan: fewest GPUs moved near the optimum")
-        left = None if time_limit is None else time_limit - (time.perf_counter() - t_solve)
-        sol = solve_stable(
-            backend_solver,
-            lp,
-            sol,
-            len(sc.pools),
-            sc.policy.stable_tolerance,
-            None if left is None else max(left, 0.1 * time_limit),  # type: ignore[operator]
-        )
+        left = _time_left(time_limit, t_solve)
+        sol = solve_stable(backend_solver, lp, sol, len(sc.pools), sc.policy.stable_tolerance, left)
     if sol.status in (Status.OPTIMAL, Status.TIME_LIMIT):
         report("reading out the plan")
         return Plan.from_solution(sc, lp, sol, build_time_s=build_time, arrays=arrays)
@@ -125,6 +118,14 @@ def solve(
     if sol.status is Status.UNBOUNDED:
         raise UnboundedError(where + sol.message)
     raise NumericalError(where + sol.message)
+
+
+def _time_left(time_limit: float | None, t0: float) -> float | None:
+    """What the stable plan's second solve may take: what is left of ``time_limit`` since
+    ``t0``, and at least a tenth of it (None: no limit)."""
+    if time_limit is None:
+        return None
+    return max(time_limit - (time.perf_counter() - t0), 0.1 * time_limit)
 
 
 def _silent(_: str) -> None:
