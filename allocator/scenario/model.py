@@ -1277,13 +1277,19 @@ def _fold_pool_numbers(issues: list[Issue], raw: dict[str, Any]) -> list[Issue]:
         for k in POOL_NUMBERS
         if _is_number(p.get(k))
     }
+    if not once:
+        return issues
     out: list[Issue] = []
+    folded: set[tuple[str, str]] = set()
     for issue in issues:
         head, _, tail = issue.path.rpartition("[")
         if head in once and tail[:-1].isdigit():
-            issue = Issue(head, issue.message.replace(" per period", ""))
-        if issue not in out:
-            out.append(issue)
+            key = (head, issue.message)
+            if key in folded:
+                continue
+            folded.add(key)
+            issue = Issue(head, issue.message)
+        out.append(issue)
     return out
 
 
