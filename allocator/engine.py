@@ -23,6 +23,7 @@ from allocator.scenario import Scenario
 from allocator.scenario.load import as_scenario
 from allocator.solvers.base import Solver
 from allocator.solvers.registry import BACKENDS, make_solver
+from allocator.solvers.stable import solve_stable
 
 __all__ = ["BACKENDS", "as_scenario", "make_solver", "solve"]
 
@@ -37,6 +38,7 @@ def solve(
     mip_gap: float | None = None,
     diagnose: bool = True,
     progress: Callable[[str], None] | None = None,
+    stable: bool | None = None,
 ) -> Plan:
     """Plan the fleet for ``scenario`` (a Scenario, a dict, or a JSON file path).
 
@@ -57,6 +59,11 @@ def solve(
     the smallest relaxation (``exc.diagnosis``; a few extra LP solves). ``progress``, if
     given, is called with a line for each phase (building, solving, each round of the
     row generation, reading out).
+
+    ``stable`` (``None``: the scenario's ``policy.stable``) adds a second solve: among the
+    plans within ``policy.stable_tolerance`` of the optimum, the one that moves the fewest
+    GPUs between consecutive periods (docs/stable-plans.md). Its shadow prices are the
+    first solve's; it gets what is left of ``time_limit`` (at least a tenth of it).
     """
     if time_limit is not None and not time_limit >= 0:
         raise ValueError(f"time_limit must be a number of seconds >= 0, got {time_limit!r}")
@@ -77,7 +84,12 @@ def solve(
     build_time = time.perf_counter() - t0
     for w in lp.warnings:
         warnings.warn(w, AllocatorWarning, stacklevel=2)
+    t_solve = time.perf_counter()
     sol = backend_solver.solve(lp, time_limit=time_limit)
+    if (sc.policy.stable if stable is None else stable) and sol.status is Status.OPTIMAL:
+        report("stable plan: fewest GPUs moved near the optimum")
+        left = _time_left(time_limit, t_solve)
+        sol = solve_stable(backend_solver, lp, sol, len(sc.pools), sc.policy.stable_tolerance, left)
     if sol.status in (Status.OPTIMAL, Status.TIME_LIMIT):
         report("reading out the plan")
         return Plan.from_solution(sc, lp, sol, build_time_s=build_time, arrays=arrays)
@@ -106,6 +118,14 @@ def solve(
     if sol.status is Status.UNBOUNDED:
         raise UnboundedError(where + sol.message)
     raise NumericalError(where + sol.message)
+
+
+def _time_left(time_limit: float | None, t0: float) -> float | None:
+    """What the stable plan's second solve may take: what is left of ``time_limit`` since
+    ``t0``, and at least a tenth of it (None: no limit)."""
+    if time_limit is None:
+        return None
+    return max(time_limit - (time.perf_counter() - t0), 0.1 * time_limit)
 
 
 def _silent(_: str) -> None:

@@ -101,6 +101,7 @@ def solve_payload(
             time_limit=options.get("time_limit_s"),
             algorithm=options.get("algorithm", "auto"),
             progress=progress,
+            stable=options.get("stable"),
         )
         return plan.to_dict()
 

@@ -54,6 +54,11 @@ class PlanRequest(BaseModel):
         None, gt=0, strict=True, description="Solver time limit; the service default when absent."
     )
     algorithm: Literal["auto", "rowgen", "simplex", "ipm", "pdlp", "clp"] = "auto"
+    stable: bool | None = Field(
+        None,
+        description="Return the optimal plan that moves the fewest GPUs between periods (a "
+        "second solve, docs/stable-plans.md); absent: the scenario's policy.stable.",
+    )
 
 
 class PlanLinks(BaseModel):

@@ -130,6 +130,7 @@ def test_plan_json_is_stable_and_complete(example_plan):
         "reservations",
         "tiers",
         "subscriptions",
+        "moves",
     ]
     assert set(d["allocations"][0]) == {
         "segment",
@@ -156,6 +157,7 @@ def test_frames(example_plan):
         "reservations",
         "tiers",
         "subscriptions",
+        "moves",
     }
     assert len(frames["allocations"]) == len(example_plan.allocations)
     assert frames["pools"]["used"].sum() == pytest.approx(sum(p.used for p in example_plan.pools))

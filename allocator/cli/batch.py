@@ -154,7 +154,9 @@ def add_commands(sub: Any) -> None:
         "--scheduler",
         default=None,
         metavar="tcp://HOST:8786",
-        help="decomposition: run the scenario subproblems on this Dask cluster",
+        help="decomposition: run the scenario subproblems on this Dask cluster (the method "
+        "is the same as without it: --method auto picks by size, so a small plan is still "
+        "one LP, solved here; --method decomposition to use the cluster)",
     )
     st.add_argument(
         "--own-models",
@@ -395,7 +397,7 @@ def cmd_stochastic(args: argparse.Namespace) -> int:
                     cvar_level=args.cvar_level,
                     time_limit=args.time_limit,
                     progress=report,
-                    method="decomposition" if client is not None else args.method,
+                    method=args.method,  # the same method with or without a cluster
                     gap=args.gap,
                     workers=args.workers,
                     client=client,
@@ -458,18 +460,39 @@ def _leaves(tree: Any, path: tuple[str, ...] = ()) -> list[list[Any]]:
 
 
 def _stochastic_text(name: str, cur: str, result: Any, cvar_level: float) -> list[str]:
-    """Scenarios, the expected value and its bounds, then the first-stage decisions."""
+    """The answer first (the decisions to take now, the expected value and its bounds, the
+    method), then the demand scenarios it was planned over."""
+    lines = [
+        f"Two-stage plan of {name!r} over {len(result.plans)} demand scenarios "
+        f"({_method_note(result)}):",
+        *_first_stage_text(result),
+        "",
+        *table(["measure", cur], _measures(result, cvar_level), "lr", "  "),
+    ]
+    if result.vss is None and result.vss_note:
+        lines.append(f"  {result.vss_note}")
     rows = [
         [n, f"{p:.3f}", money(plan.objective), money(plan.gross_margin)]
         for n, p, plan in zip(result.names, result.probabilities, result.plans, strict=True)
     ]
-    lines = [f"Two-stage plan of {name!r} over {len(result.plans)} demand scenarios:"]
+    lines += ["", "Demand scenarios:"]
     lines += table(
         ["scenario", "probability", f"objective ({cur})", f"gross margin ({cur})"],
         rows,
         "lrrr",
         "  ",
     )
+    return lines
+
+
+def _method_note(result: Any) -> str:
+    if result.method == "decomposition":
+        return f"scenario decomposition, {len(result.iterations)} iterations"
+    return "extensive form: one LP over every scenario"
+
+
+def _measures(result: Any, cvar_level: float) -> list[list[str]]:
+    """The expected objective, CVaR, VSS, EVPI and the decomposition's bound and gap."""
     summary = [["expected objective (RP)", money(result.expected_objective)]]
     if result.cvar is not None:
         summary.append([f"CVaR({cvar_level:g})", money(result.cvar)])
@@ -485,9 +508,12 @@ def _stochastic_text(name: str, cur: str, result: Any, cvar_level: float) -> lis
         summary.append(
             [f"proven gap after {len(result.iterations)} iterations", f"{result.gap:.1e}"]
         )
-    lines += ["", *table(["measure", cur], summary, "lr", "  ")]
-    if result.vss is None and result.vss_note:
-        lines.append(f"  {result.vss_note}")
+    return summary
+
+
+def _first_stage_text(result: Any) -> list[str]:
+    """The decisions taken before demand is known: rentals, purchases, reservations."""
+    lines: list[str] = []
     for key, what, keys in FIRST_STAGE:
         value = result.first_stage.get(key)
         if not value and key != "rentals":

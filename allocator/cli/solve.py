@@ -65,6 +65,14 @@ def add_commands(sub: Any) -> None:
         metavar="GAP",
         help="relative gap at which a MILP (pools with allocation_unit_gpus) stops (default 1e-4)",
     )
+    s.add_argument(
+        "--stable",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="of the optimal plans, return the one that moves the fewest GPUs between "
+        "periods (a second solve; default: the scenario's policy.stable; "
+        "docs/stable-plans.md)",
+    )
     s.add_argument("--top", type=int, default=10, help="rows in each ranking of the summary")
     s.add_argument(
         "-v",
@@ -221,9 +229,13 @@ def cmd_solve(args: argparse.Namespace) -> int:
                     f"groups' prices of a pool-period differ by up to "
                     f"{part.price_spread():.4g} per GPU-hour"
                 )
+                report("solving the whole LP to measure the partitions' loss")
+                err(_partition_loss(part, args.scenario, args.time_limit))
             else:
                 backend.progress = report  # rounds of the row generation, when it runs
-                plan = solve(args.scenario, time_limit=args.time_limit, solver=backend)
+                plan = solve(
+                    args.scenario, time_limit=args.time_limit, solver=backend, stable=args.stable
+                )
         except (ScenarioError, SolveError) as exc:
             return failure(exc, "solve", args.scenario)
     for w in caught:
@@ -244,6 +256,30 @@ def cmd_solve(args: argparse.Namespace) -> int:
     elif args.output is None:
         print(summary(plan, top=args.top))
     return 0
+
+
+def _partition_loss(part: Any, scenario: Any, time_limit: float | None) -> str:
+    """The partitions' measured loss against the whole LP (solved too when it has at most
+    MEASURE_COLUMNS columns), or a warning that it can be large."""
+    from allocator.lp.build import count_columns
+    from allocator.plan.money import money
+    from allocator.scenario.load import as_scenario
+    from allocator.workflows.partition import MEASURE_COLUMNS, UNMEASURED_WARNING, measure_loss
+
+    sc = as_scenario(scenario)
+    columns = count_columns(sc)
+    if columns > MEASURE_COLUMNS:
+        return "Warning: " + UNMEASURED_WARNING.format(columns=columns, limit=MEASURE_COLUMNS)
+    try:
+        measure_loss(part, sc, time_limit)
+    except SolveError as exc:
+        return f"Warning: the whole LP did not solve ({exc}), so the loss is not measured"
+    assert part.whole_objective is not None and part.loss_share is not None
+    return (
+        f"measured: the partitioned plan earns {money(part.objective)} against the whole "
+        f"LP's optimum {money(part.whole_objective)} {sc.currency}, a loss of "
+        f"{part.loss_share:.2%}"
+    )
 
 
 def _log_line(message: str) -> None:

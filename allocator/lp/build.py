@@ -376,18 +376,13 @@ def _pairs(c: ColumnIndex, P: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return pair, uniq // P, uniq % P
 
 
-def define_stability(ctx: _Ctx) -> None:
-    """segment-stability[s,p,t], t >= 1:
-    -D[p,t] <= y[s,p,t] - y[s,p,t-1] <= D[p,t],  y = sum_m x[s,m,p,t] + k[s,p,t] (held),
-    D[p,t] = max_change_share * max(capacity[p,t], capacity[p,t-1]) (capacity incl. rentable),
-    one ranged row per pair and period."""
-    share = ctx.sc.policy.max_change_share
-    T = ctx.T
-    if share is None or T < 2:
-        return
-    a, c = ctx.arr, ctx.cols
-    cap = a.usable + a.rentable
-    P = cap.shape[0]
+def held_changes(
+    c: ColumnIndex, P: int, T: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The change y[s,p,t] - y[s,p,t-1] of the GPUs a segment holds in a pool (allocations
+    over every mode plus reservations), t >= 1, as COO triplets ``(rows, cols, vals)`` over
+    one row per (pair, period): row ``pair * (T - 1) + t - 1``; with the pairs' segments
+    and pools ``(ps, pp)``. Shared by the stability limit and the stable plan's moves."""
     pair, ps, pp = _pairs(c, P)
     later = c.x_period >= 1
     row = pair * (T - 1) + c.x_period - 1
@@ -405,6 +400,21 @@ def define_stability(ctx: _Ctx) -> None:
         ]
         cols += [kcol[now], kcol[nxt]]
         vals += [np.ones(int(now.sum())), -np.ones(int(nxt.sum()))]
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), ps, pp
+
+
+def define_stability(ctx: _Ctx) -> None:
+    """segment-stability[s,p,t], t >= 1:
+    -D[p,t] <= y[s,p,t] - y[s,p,t-1] <= D[p,t],  y = sum_m x[s,m,p,t] + k[s,p,t] (held),
+    D[p,t] = max_change_share * max(capacity[p,t], capacity[p,t-1]) (capacity incl. rentable),
+    one ranged row per pair and period."""
+    share = ctx.sc.policy.max_change_share
+    T = ctx.T
+    if share is None or T < 2:
+        return
+    a = ctx.arr
+    cap = a.usable + a.rentable
+    rows, cols, vals, ps, pp = held_changes(ctx.cols, cap.shape[0], T)
     rp = np.repeat(pp, T - 1)
     rt = np.tile(np.arange(1, T), ps.size)
     bound = share * np.maximum(cap[rp, rt], cap[rp, rt - 1])
@@ -412,9 +422,9 @@ def define_stability(ctx: _Ctx) -> None:
         "segment-stability",
         define_stability.__doc__,
         {"segment": np.repeat(ps, T - 1), "pool": rp, "period": rt},
-        np.concatenate(rows),
-        np.concatenate(cols),
-        np.concatenate(vals),
+        rows,
+        cols,
+        vals,
         -bound,
         bound,
     )

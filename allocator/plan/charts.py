@@ -7,6 +7,7 @@ import html
 from typing import TYPE_CHECKING, Any
 
 from allocator.plan.money import money
+from allocator.plan.rows import RENTALS
 
 if TYPE_CHECKING:
     from allocator.plan import Plan
@@ -68,7 +69,9 @@ def plot(plan: Plan, chart: str = "allocation", by: str = "kind") -> Any:
     fig = go.Figure()
     if chart == "allocation":
         if by == "kind":
-            for k in plan.by_kind.values():
+            for key, k in plan.by_kind.items():
+                if key == RENTALS:  # rented GPUs are in the kinds that use them
+                    continue
                 fig.add_bar(
                     x=periods, y=k.gpus_by_period, name=k.kind, marker_color=COLORS.get(k.kind)
                 )

@@ -13,14 +13,18 @@ import numpy as np
 
 from allocator.lp import LinearProgram
 from allocator.lp.arrays import KINDS, ScenarioArrays, add_at, extra_key_names
+from allocator.lp.build import held_changes
 from allocator.lp.check import violations
 from allocator.lp.program import row_spans
 from allocator.plan.columns import Labels, Table
 from allocator.plan.rows import (
+    RENTALS,
+    RENTALS_LABEL,
     ZERO,
     Allocation,
     Binding,
     KindResult,
+    Move,
     PoolResult,
     ReservationResult,
     SegmentResult,
@@ -132,7 +136,7 @@ def read_out(
         "message": sol.message,
         "periods": sc.period_labels,
         "totals": totals(sc, lp, sol, arr, flows, seg, pool),
-        "by_kind": by_kind(arr, seg),
+        "by_kind": by_kind(arr, seg) | rentals_line(arr, pool),
         "allocations": allocation_rows(sc, lp, arr, dec, flows),
         "segments": segment_rows(sc, arr, seg),
         "pools": pool_rows(sc, arr, dec, pool),
@@ -145,6 +149,7 @@ def read_out(
         "reservations": reservation_rows(sc, lp, arr, dec, flows),
         "tiers": tier_rows(sc, lp, arr, dec),
         "subscriptions": subscription_rows(sc, arr, seg, pool),
+        "moves": move_rows(sc, lp, arr, dec),
     }
 
 
@@ -525,6 +530,35 @@ def by_kind(arr: ScenarioArrays, seg: SegmentSums) -> dict[str, KindResult]:
     return out
 
 
+def rentals_line(arr: ScenarioArrays, pool: PoolSums) -> dict[str, KindResult]:
+    """by_kind's ``rentals`` line when a pool can rent: the rental cost (present value) as
+    a compute cost and a negative gross margin, no revenue, LTV or GPUs (rented GPUs are
+    counted in the kinds that use them), and no served share. The kinds' lines and this
+    one add up to the totals' revenue, compute (variable + rental) cost and gross margin.
+
+    Rentals are not charged to kinds: a rented GPU adds to a pool every kind on it shares,
+    and which kind it serves is a choice among optimal plans, not a fact of the plan."""
+    if not (arr.rentable > 0).any():
+        return {}
+    T = arr.hours.size
+    rent = float(np.sum(pool.rental_cost * arr.discount))
+    zeros = [0.0] * T
+    return {
+        RENTALS: KindResult(
+            kind=RENTALS_LABEL,
+            revenue=0.0,
+            compute_cost=rent,
+            shortfall_penalty=0.0,
+            gross_margin=-rent,
+            ltv=0.0,
+            churn_cost=0.0,
+            revenue_by_period=zeros,
+            gpus_by_period=list(zeros),
+            served_share_by_period=[],
+        )
+    }
+
+
 def _ids(sc: Scenario) -> tuple[list[str], list[str], list[str]]:
     return [s.id for s in sc.segments], [p.id for p in sc.pools], sc.period_labels
 
@@ -685,6 +719,8 @@ def solver_info(lp: LinearProgram, sol: Solution, build_time_s: float) -> Solver
         duals_from=sol.duals_from if sol.row_dual is not None else "none",
         whole_units_from=sol.whole_units_from,
         bound_from=sol.bound_from,
+        first_stage_objective=sol.extra.get("first_stage_objective"),
+        stable_time_s=sol.extra.get("stable_s"),
     )
 
 
@@ -783,3 +819,32 @@ def _key_rows(
     if not cols:
         return ((dims, ()) for _ in range(n))
     return ((dims, vals) for vals in zip(*(v for _, v in cols), strict=True))
+
+
+def move_rows(sc: Scenario, lp: LinearProgram, arr: ScenarioArrays, dec: Decisions) -> Table[Move]:
+    """GPUs moved per (segment, pool) between consecutive periods, from the same change
+    rows the stability limit and the stable plan use; pairs that never move are left out."""
+    cols = lp.columns
+    T = arr.hours.size
+    rows, col, vals, ps, pp = held_changes(cols, arr.gpus.shape[0], T)
+    held = np.zeros(cols.n_columns)
+    held[: cols.n_x] = dec.x
+    held[cols.rsv_offset : cols.rsv_offset + cols.n_rsv] = dec.k
+    n = int(ps.size)
+    change = np.bincount(rows, weights=vals * held[col], minlength=n * max(T - 1, 0))
+    size = np.abs(change).reshape(n, max(T - 1, 0))
+    moved = size.sum(axis=1)
+    keep = np.nonzero(moved > ZERO * max(1.0, float(moved.max(initial=0.0))))[0]
+    largest = size.argmax(axis=1)[keep] if T > 1 else np.zeros(0, dtype=np.int64)
+    seg_ids, pool_ids, periods = _ids(sc)
+    return Table(
+        Move,
+        {
+            "segment": Labels(ps[keep], seg_ids),
+            "kind": Labels(arr.kind[ps[keep]], KIND_NAMES),
+            "pool": Labels(pp[keep], pool_ids),
+            "moved_gpus": moved[keep],
+            "largest_move_gpus": size[keep, largest] if keep.size else np.zeros(0),
+            "largest_move_period": Labels(largest + 1, periods),
+        },
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from allocator.plan.money import money
+from allocator.plan.rows import RENTALS
 from allocator.plan.tables import Plan
 from allocator.plan.text import number, percent, table
 
@@ -13,7 +14,7 @@ def summary(plan: Plan, top: int = 10) -> str:
     """Margin by segment kind, pool utilisation, top opportunity costs, binding rows, each
     an aligned table whatever the length of the ids."""
     lines = [*_headline(plan), "", *_kind_table(plan), *_reservation_table(plan)]
-    lines += ["", *_pool_table(plan), *_price_table(plan, top)]
+    lines += ["", *_pool_table(plan), *_move_table(plan, top), *_price_table(plan, top)]
     lines += ["", *_binding_table(plan, top), "", *_solver_lines(plan)]
     lines += [f"Warning: {w}" for w in plan.warnings]
     return "\n".join(lines)
@@ -49,18 +50,23 @@ def _headline(plan: Plan) -> list[str]:
 
 
 def _kind_table(plan: Plan) -> list[str]:
-    cur = plan.currency
+    """One line per kind, the rentals line (charged to no kind) and the total: the money
+    columns add up."""
+    cur, t = plan.currency, plan.totals
     rows = [
         [
             k.kind,
             money(k.revenue),
             money(k.gross_margin),
             money(k.ltv),
-            f"{k.gpus_by_period[0]:,.0f} → {k.gpus_by_period[-1]:,.0f}",
-            f"{k.served_share_by_period[0]:.0%} → {k.served_share_by_period[-1]:.0%}",
+            f"{k.gpus_by_period[0]:,.0f} → {k.gpus_by_period[-1]:,.0f}" if key != RENTALS else "—",
+            f"{k.served_share_by_period[0]:.0%} → {k.served_share_by_period[-1]:.0%}"
+            if k.served_share_by_period
+            else "—",
         ]
-        for k in plan.by_kind.values()
+        for key, k in plan.by_kind.items()
     ]
+    rows.append(["total", money(t.revenue), money(t.gross_margin), money(t.ltv), "", ""])
     headers = ["kind", f"revenue ({cur})", f"gross margin ({cur})", f"LTV ({cur})"]
     headers += ["GPUs (first → last)", "served (first → last)"]
     return [
@@ -132,6 +138,31 @@ def _headroom(rs: list) -> str:
     return "n/a" if None in kept else number(sum(kept) / len(kept))
 
 
+def _move_table(plan: Plan, top: int) -> list[str]:
+    """The (segment, pool) pairs whose GPUs change most between periods: churn a customer
+    would see."""
+    if not len(plan.moves):
+        return []
+    ranked = sorted(plan.moves, key=lambda m: -m.moved_gpus)[:top]
+    rows = [
+        [
+            m.segment,
+            m.pool,
+            number(m.moved_gpus),
+            number(m.largest_move_gpus),
+            m.largest_move_period,
+        ]
+        for m in ranked
+    ]
+    total = sum(m.moved_gpus for m in plan.moves)
+    how = "stable plan" if plan.solver.first_stage_objective is not None else "not stabilised"
+    return [
+        "",
+        f"Largest moves (GPUs moved between consecutive periods; {number(total)} in all, {how}):",
+        *table(["segment", "pool", "moved", "largest", "in period"], rows, "llrrl", "  "),
+    ]
+
+
 def _price_table(plan: Plan, top: int) -> list[str]:
     if not plan.has_duals:
         return []
@@ -163,6 +194,13 @@ def _solver_lines(plan: Plan) -> list[str]:
         f"{s.nonzeros:,} non-zeros; largest violation {plan.max_violation:.1e} "
         "(checked independently)",
     ]
+    if s.first_stage_objective is not None:
+        lines.append(
+            f"Stable plan: a second solve ({s.stable_time_s or 0.0:.3f}s) chose, of the plans "
+            f"within the tolerance of the optimum {money(s.first_stage_objective)} {cur}, the "
+            f"one that moves the fewest GPUs ({money(plan.objective - s.first_stage_objective)}"
+            f" {cur} from the optimum); shadow prices are the first solve's"
+        )
     if s.integer_columns:
         gap = "n/a" if s.gap is None else f"{s.gap:.2e}"
         bound = "n/a" if s.bound is None else money(s.bound)

@@ -152,6 +152,12 @@ class Totals:
     reservation_revenue: float = 0.0  # fees of reserved GPUs (part of revenue)
 
 
+# by_kind's line for the rental cost, which no kind is charged (rented GPUs add to a pool
+# that every kind on it shares): with it the lines add up to the totals
+RENTALS = "rentals"
+RENTALS_LABEL = "rentals (not by kind)"
+
+
 @dataclass(frozen=True)
 class KindResult:
     kind: str
@@ -201,3 +207,22 @@ class SolverInfo:
     duals_from: str = "lp"
     whole_units_from: str | None = None
     bound_from: str | None = None
+    # the stable plan (policy.stable, solve(stable=True)): the optimum of the first solve,
+    # which the shadow prices come from, and the seconds of the second (fewest GPUs moved)
+    first_stage_objective: float | None = None
+    stable_time_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Move:
+    """GPUs a segment's holding in a pool changes by between consecutive periods (churn a
+    customer sees): ``moved_gpus`` is the sum over periods of |held[t] - held[t-1]|, held
+    = allocations over every mode plus reservations; the largest single change and the
+    period it lands in. One row per (segment, pool) pair that moves at all."""
+
+    segment: str
+    kind: str
+    pool: str
+    moved_gpus: float
+    largest_move_gpus: float  # the largest |held[t] - held[t-1]|
+    largest_move_period: str  # the period t of that change

@@ -35,6 +35,7 @@ from allocator.plan.rows import (
     Allocation,
     Binding,
     KindResult,
+    Move,
     PoolResult,
     ReservationResult,
     SegmentResult,
@@ -51,6 +52,7 @@ __all__ = [
     "Allocation",
     "Binding",
     "KindResult",
+    "Move",
     "Plan",
     "PoolResult",
     "ReservationResult",
@@ -86,6 +88,7 @@ class Plan:
     subscriptions: Table[SubscriptionResult] = field(
         default_factory=lambda: Table.from_rows(SubscriptionResult, [])
     )
+    moves: Table[Move] = field(default_factory=lambda: Table.from_rows(Move, []))
 
     # ------------------------------------------------------------------ shortcuts
     @property
@@ -139,6 +142,7 @@ class Plan:
             "reservations": self.reservations,
             "tiers": self.tiers,
             "subscriptions": self.subscriptions,
+            "moves": self.moves,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -164,6 +168,7 @@ class Plan:
             "reservations": self.reservations.records(),
             "tiers": self.tiers.records(),
             "subscriptions": self.subscriptions.records(),
+            "moves": self.moves.records(),
         }
 
     def check_finite(self) -> None:
@@ -269,6 +274,7 @@ class Plan:
             reservations=Table.from_rows(ReservationResult, d.get("reservations", [])),
             tiers=Table.from_rows(TierResult, d.get("tiers", [])),
             subscriptions=Table.from_rows(SubscriptionResult, d.get("subscriptions", [])),
+            moves=Table.from_rows(Move, d.get("moves", [])),
         )
 
     # ------------------------------------------------------------------ building

@@ -20,6 +20,14 @@ if TYPE_CHECKING:
 GPUS, MONEY, PRICE, SHARE, UNITS = "#,##0.0", "#,##0", "#,##0.000", "0.0%", "#,##0.0"
 
 # (field, header, number format) per table; "{cur}" is the scenario's currency
+MOVES = [
+    ("segment", "segment", None),
+    ("kind", "kind", None),
+    ("pool", "pool", None),
+    ("moved_gpus", "GPUs moved (sum over periods)", GPUS),
+    ("largest_move_gpus", "largest move (GPUs)", GPUS),
+    ("largest_move_period", "in period", None),
+]
 ALLOCATIONS = [
     ("segment", "segment", None),
     ("kind", "kind", None),
@@ -208,8 +216,9 @@ def write_plan_workbook(plan: Plan) -> bytes:
         ("Segments", plan.segments, SEGMENTS),
         ("Pools", plan.pools, POOLS),
         ("Reservations", plan.reservations, RESERVATIONS),
+        ("Moves", plan.moves, MOVES),
     ):
-        if name == "Reservations" and not len(table):
+        if name in ("Reservations", "Moves") and not len(table):
             continue
         lists = dict(zip(table.columns, table.lists(), strict=True))
         book.table(name, spec, [lists[f] for f, _, _ in spec])

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from allocator.plan.tables import Plan
 
 FORMATS = ("json", "parquet", "xlsx", "csv")
-TABLES = ("allocations", "segments", "pools", "reservations", "binding")
+TABLES = ("allocations", "segments", "pools", "reservations", "binding", "moves")
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:

@@ -35,6 +35,7 @@ from pydantic import (
     JsonValue,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -56,6 +57,15 @@ StrictBool = Annotated[bool, Field(strict=True)]
 # a per-unit economic number (price, cost, throughput, multiplier): one value for every
 # period, or a list with one value per period (issue 15: economics that move)
 NonNegPP = list[NonNeg] | NonNeg
+# pools' gpus and rentable_gpus: one number (the same in every period) or one per period;
+# a number becomes the list when the scenario is read (expand_pool_numbers), so the model
+# holds lists
+ONE_OR_PER_PERIOD = {
+    "anyOf": [
+        {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": MAX_AMOUNT}},
+        {"type": "number", "minimum": 0, "maximum": MAX_AMOUNT},
+    ]
+}
 PositivePP = list[Positive] | Positive
 MAX_ALLOCATION_UNIT_GPUS = 1_000_000
 
@@ -134,7 +144,10 @@ class Pool(_Model):
     accelerator: Id = Field(description="Accelerator type, e.g. H100, B200, TPU-v5e.")
     region: Id
     ownership: Ownership = Ownership.OWNED
-    gpus: list[NonNeg] = Field(description="GPUs available per period (before headroom).")
+    gpus: Annotated[list[NonNeg], WithJsonSchema(ONE_OR_PER_PERIOD)] = Field(
+        description="GPUs available (before headroom): one number for every period, or one "
+        "per period."
+    )
     variable_cost_per_gpu_hour: NonNegPP = Field(
         description="Marginal cost of running a GPU for an hour (power, operations): one "
         "number or one per period."
@@ -142,8 +155,10 @@ class Pool(_Model):
     fixed_cost_per_gpu_hour: NonNegPP = Field(
         0.0, description="Depreciation or lease per GPU-hour: sunk, reported, not optimised."
     )
-    rentable_gpus: list[NonNeg] | None = Field(
-        None, description="Extra GPUs that can be rented per period (neocloud capacity)."
+    rentable_gpus: Annotated[list[NonNeg], WithJsonSchema(ONE_OR_PER_PERIOD)] | None = Field(
+        None,
+        description="Extra GPUs that can be rented (neocloud capacity): one number for every "
+        "period, or one per period.",
     )
     rental_price_per_gpu_hour: NonNegPP | None = Field(
         None, description="Price of a rented GPU-hour, on top of the variable cost."
@@ -431,6 +446,16 @@ class Policy(_Model):
         description="GPU-hours over a window of periods a segment or kind gets at least or "
         "at most (rows gpu-hour-budget).",
     )
+    stable: bool = Field(
+        False,
+        description="Among the plans within stable_tolerance of the optimum, return the one "
+        "that moves the fewest GPUs between consecutive periods (a second solve; "
+        "docs/stable-plans.md).",
+    )
+    stable_tolerance: Annotated[float, Field(ge=0, le=0.1, strict=True)] = Field(
+        1e-7,
+        description="What the stable plan may give up, relative to max(1, |optimum|).",
+    )
 
 
 class ScenarioHeader(_Model):
@@ -449,6 +474,11 @@ class Scenario(ScenarioHeader):
     periods: list[Period] = Field(min_length=1)
     pools: list[Pool] = Field(min_length=1)
     segments: list[Segment] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pool_numbers(cls, data: Any) -> Any:
+        return expand_pool_numbers(data)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:
@@ -1208,6 +1238,7 @@ def validate_scenario(data: Any) -> tuple[Scenario | None, list[Issue]]:
     """
     if not isinstance(data, dict):
         return None, [Issue("", f"a scenario must be a JSON object, got {type(data).__name__}")]
+    raw, data = data, expand_pool_numbers(data)
     issues: list[Issue] = []
     items: dict[str, list[Any]] = {}
     index: dict[str, list[int]] = {}
@@ -1264,11 +1295,70 @@ def validate_scenario(data: Any) -> tuple[Scenario | None, list[Issue]]:
         issues.extend(cross_check(sc, index["pools"], index["segments"], check_segments=pools_ok))
         issues.extend(_check_the_rest(data, sc, index, pools_ok))
     if issues or not complete or header is None or policy is None:
-        return None, _named(issues, data)
+        return None, _named(_fold_pool_numbers(issues, raw), data)
     try:
         return Scenario.model_validate(data, context=ctx), []
     except ValidationError as exc:  # pragma: no cover - the layers above catch everything
         return None, _named(pydantic_issues(exc, "", Scenario), data)
+
+
+POOL_NUMBERS = ("gpus", "rentable_gpus")  # a pool's per-period fields that take one number
+
+
+def expand_pool_numbers(data: Any) -> Any:
+    """``data`` with a pool's ``gpus`` or ``rentable_gpus`` given as one number turned into
+    that number for every period (the periods' count from ``data["periods"]``); anything
+    else as it is (the field checks report what is wrong)."""
+    if not isinstance(data, dict):
+        return data
+    periods, pools = data.get("periods"), data.get("pools")
+    if not isinstance(periods, list) or not isinstance(pools, list):
+        return data
+    T = len(periods)
+
+    def one(p: Any) -> Any:
+        if not isinstance(p, dict):
+            return p
+        scalar = [k for k in POOL_NUMBERS if _is_number(p.get(k))]
+        return {**p, **{k: [p[k]] * T for k in scalar}} if scalar else p
+
+    new = [one(p) for p in pools]
+    if all(a is b for a, b in zip(new, pools, strict=True)):
+        return data
+    return {**data, "pools": new}
+
+
+def _fold_pool_numbers(issues: list[Issue], raw: dict[str, Any]) -> list[Issue]:
+    """Issues about a pool number given once (``pools[0].gpus[3]`` of ``"gpus": 1e13``) as
+    one issue about the number as written (``pools[0].gpus``)."""
+    pools = raw.get("pools")
+    if not isinstance(pools, list):
+        return issues
+    once = {
+        f"pools[{i}].{k}"
+        for i, p in enumerate(pools)
+        if isinstance(p, dict)
+        for k in POOL_NUMBERS
+        if _is_number(p.get(k))
+    }
+    if not once:
+        return issues
+    out: list[Issue] = []
+    folded: set[tuple[str, str]] = set()
+    for issue in issues:
+        head, _, tail = issue.path.rpartition("[")
+        if head in once and tail[:-1].isdigit():
+            key = (head, issue.message)
+            if key in folded:
+                continue
+            folded.add(key)
+            issue = Issue(head, issue.message)
+        out.append(issue)
+    return out
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
 
 
 PER_PERIOD_FIELDS = {"pools": ("gpus", "rentable_gpus"), "segments": ("demand", "contract_min")}

@@ -310,6 +310,19 @@ POLICY_ROWS = (
         unit="share 0-1",
         doc="Most one segment may take of a pool; blank: no limit",
     ),
+    Col(
+        "stable",
+        "stable",
+        kind="bool",
+        doc="Of the optimal plans, the one that moves the fewest GPUs between periods; "
+        "default FALSE",
+    ),
+    Col(
+        "stable_tolerance",
+        "stable_tolerance",
+        unit="share of the optimum",
+        doc="What the stable plan may give up; default 1e-7",
+    ),
 )
 
 
@@ -1458,7 +1471,9 @@ def _write_grid(
     ws.append([corner, *labels])
     values: list[Any] = []
     for rid, vals in rows:
-        vals = list(vals) if vals is not None else [None] * len(labels)
+        if vals is None or isinstance(vals, int | float):  # one number: every period
+            vals = [vals] * len(labels)
+        vals = list(vals)
         ws.append([rid, *map(_plain, vals)])
         values.extend(vals)
     _style_header(ws, len(labels) + 1, "B2")

@@ -87,6 +87,11 @@ class Solver(ABC):
         """Solve exactly ``lp`` (integrality included) once; duals in maximisation sign
         where the solver gives them."""
 
+    def for_coupled_periods(self) -> Solver:
+        """The solver for a model whose rows couple periods beyond the stability limit
+        (the stable plan's second stage): this one, unless it splits the LP by period."""
+        return self
+
     def solve(self, lp: LinearProgram, time_limit: float | None = None) -> Solution:
         """Solve ``lp``: an LP directly, a MILP with a bound and fixed-integer duals."""
         if not lp.is_mip:

@@ -54,10 +54,19 @@ class PartitionResult:
     times_s: list[float]  # each group's solve, in its worker (build and plan included)
     wall_s: float  # the whole partitioned solve
     group_prices: np.ndarray  # (k, P, T) each group's shadow price per GPU-hour (nominal)
+    whole_objective: float | None = None  # the whole LP's optimum, when measured
 
     @property
     def objective(self) -> float:
         return self.plan.objective
+
+    @property
+    def loss_share(self) -> float | None:
+        """What the partition gives up against the whole LP, as a share of its optimum
+        (None when not measured: see :func:`measure_loss`)."""
+        if self.whole_objective is None:
+            return None
+        return (self.whole_objective - self.objective) / max(1.0, abs(self.whole_objective))
 
     def price_spread(self) -> float:
         """Largest difference between two groups' prices of the same pool-period."""
@@ -74,7 +83,30 @@ class PartitionResult:
             "wall_s": self.wall_s,
             "price_spread_per_gpu_hour": self.price_spread(),
             "groups": self.groups,
+            "whole_objective": self.whole_objective,
+            "loss_share": self.loss_share,
         }
+
+
+# the whole LP is solved beside the partitions to measure their loss up to this many
+# columns (about 2 s on two cores at 100k, 10 s at 300k: BENCHMARKS.md)
+MEASURE_COLUMNS = 300_000
+UNMEASURED_WARNING = (
+    "the loss against the whole LP was not measured ({columns:,} columns; measured up to "
+    "{limit:,}): it was 0.2-1 % with 2 groups and 0.6-3 % with 4 on the bench fleets, and "
+    "can be much larger on small scenarios (11.9 % with 4 groups on data/hyperscaler.json)"
+)
+
+
+def measure_loss(
+    result: PartitionResult, scenario: Scenario, time_limit: float | None = None
+) -> PartitionResult:
+    """``result`` with the whole LP's optimum (one ordinary solve of ``scenario``), so its
+    :attr:`~PartitionResult.loss_share` says what the partition gave up."""
+    from allocator.engine import solve
+
+    result.whole_objective = solve(scenario, time_limit=time_limit, diagnose=False).objective
+    return result
 
 
 def groups_of(sc: Scenario, k: int, seed: int = 0) -> list[list[int]]:

@@ -308,6 +308,8 @@ def submit_plan(
         "time_limit_s": job_time_limit(req.time_limit_s, settings),
         "algorithm": req.algorithm,
     }
+    if req.stable is not None:  # absent keeps the request hash of plans asked before
+        options["stable"] = req.stable
     digest = hashlib.sha256(
         json.dumps({"scenario": scenario_id, "options": options}, sort_keys=True).encode()
     ).hexdigest()

@@ -175,8 +175,8 @@ def test_openapi_states_the_servers_limits(client):
     (qid,) = [p for p in paths["/v1/scenarios"]["post"]["parameters"] if p["name"] == "id"]
     for p in (sid["schema"], qid["schema"]["anyOf"][0]):
         assert p["pattern"] == r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-    gpus = comps["Pool"]["properties"]["gpus"]["items"]
-    assert gpus == {"type": "number", "minimum": 0, "maximum": 1e12}
+    per_period, one = comps["Pool"]["properties"]["gpus"]["anyOf"]  # a list, or one number
+    assert per_period["items"] == one == {"type": "number", "minimum": 0, "maximum": 1e12}
     assert comps["Segment"]["properties"]["contract_hard"]["type"] == "boolean"
     assert "type" in comps["Capacity"]["required"]  # a tagged union's tag is required
     limit = comps["PlanRequest"]["properties"]["time_limit_s"]["anyOf"][0]

@@ -16,8 +16,8 @@ def test_html_summary(example_plan):
     out = example_plan._repr_html_()
     assert out.startswith("<div class='allocator-plan'>")
     assert f"Plan for {example_plan.scenario}" in out
-    for kind in example_plan.by_kind:
-        assert f"<td>{kind}</td>" in out
+    for line in example_plan.by_kind.values():  # each kind, and rentals (not by kind)
+        assert f"<td>{line.kind}</td>" in out
 
 
 @pytest.mark.parametrize("chart", ["allocation", "prices", "utilisation", "margins"])
