@@ -277,18 +277,44 @@ def cmd_frontier(args: argparse.Namespace, sc: Scenario) -> int:
 
     res = frontier(sc, args.points)
     d = res.to_dict()
-    rows = []
-    for p in d["points"]:
-        lo, hi = p.get("weight_low"), p.get("weight_high")
-        w = f"{_short(lo)} – {_short(hi)}" if hi is not None else f">= {_short(lo)}"
-        rows.append([w, money(p["margin"]), money(p["ltv"])])
     cur = sc.currency
+    margin = "gross margin − churn" if d["margin_axis"] != "gross_margin" else "gross margin"
     lines = [
-        f"Margin-LTV frontier of {sc.name!r} ({len(d['points'])} points; present value):",
-        *table(["LTV weight", f"gross margin ({cur})", f"LTV ({cur})"], rows, "lrr", "  "),
+        f"Margin-LTV frontier of {sc.name!r} ({len(d['points'])} points; present value; "
+        "rows whose numbers read the same are grouped):",
+        *table(
+            ["LTV weight", f"{margin} ({cur})", f"LTV ({cur})", "plans", ""],
+            _frontier_rows(d["points"], d["current_point"], d["current_weight"]),
+            "lrrrl",
+            "  ",
+        ),
     ]
     _emit(args, d, "\n".join(lines))
     return 0
+
+
+def _frontier_rows(points: list[dict[str, Any]], current: int, weight: float) -> list[list[Any]]:
+    """One row per run of neighbouring points whose margin and LTV read the same (their
+    weight ranges joined, the count in "plans"); the current plan's row is marked."""
+    groups: list[list[int]] = []
+    for k, p in enumerate(points):
+        shown = (money(p["margin"]), money(p["ltv"]))
+        if (
+            groups
+            and (money(points[groups[-1][0]]["margin"]), money(points[groups[-1][0]]["ltv"]))
+            == shown
+        ):
+            groups[-1].append(k)
+        else:
+            groups.append([k])
+    rows = []
+    for g in groups:
+        lo, hi = points[g[0]]["weight_low"], points[g[-1]]["weight_high"]
+        w = f"{_short(lo)} – {_short(hi)}" if hi is not None else f">= {_short(lo)}"
+        mark = f"← this plan (LTV weight {_short(weight)})" if current in g else ""
+        p = points[g[0]]
+        rows.append([w, money(p["margin"]), money(p["ltv"]), len(g), mark])
+    return rows
 
 
 def cmd_capacity(args: argparse.Namespace, sc: Scenario) -> int:

@@ -339,16 +339,21 @@ function renderMoney() {
     layout({ barmode: "group", xaxis: axis("segment kind"), yaxis: axis(p.currency + " (PV)") }), config);
 }
 
+// The exact frontier (every breakpoint), thinned by the service for drawing (body.drawn:
+// the ends, this plan's point and its neighbours always kept, so this plan lies on the
+// line); this plan is marked with a star at its own totals.
 async function renderFrontier() {
   try {
-    const body = await analysis(`/v1/scenarios/${encodeURIComponent(state.scenario)}/frontier?points=12`, {}, $("#chart-frontier"));
+    const body = await analysis(`/v1/scenarios/${encodeURIComponent(state.scenario)}/frontier`, {}, $("#chart-frontier"));
     $("#chart-frontier").textContent = "";
-    const pts = body.points;
+    const pts = (body.drawn || body.points.map((_, i) => i)).map((i) => body.points[i]);
     const c = body.currency || cur();
     const t = state.plan.totals;
+    const name = `frontier (${body.exact ? "exact" : "sampled"}, ${pts.length} of ${body.points.length} point${body.points.length === 1 ? "" : "s"} drawn)`;
     Plotly.react("chart-frontier", [{
       x: pts.map((q) => q.ltv), y: pts.map((q) => q.margin), mode: "lines+markers", type: "scatter",
-      text: pts.map((q) => `weight ${q.weight_low}–${q.weight_high === null ? "∞" : q.weight_high}`), name: body.exact ? "frontier" : `frontier (${pts.length} point${pts.length === 1 ? "" : "s"}, sampled)`,
+      text: pts.map((q) => `LTV weight ${q.weight_low.toPrecision(4)}–${q.weight_high === null ? "∞" : q.weight_high.toPrecision(4)}`), name,
+      hovertemplate: "%{text}: LTV %{x:.4s}, margin − churn %{y:.4s} " + ptext(c) + "<extra></extra>",
     }, {
       x: [t.ltv], y: [t.gross_margin - t.churn_cost], mode: "markers", type: "scatter",
       name: ptext(`this plan (LTV weight ${t.ltv_weight})`), marker: { size: 14, symbol: "star", color: "#b42318" },
