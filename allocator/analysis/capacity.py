@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from allocator.lp.arrays import ScenarioArrays
+from allocator.numbers import short
 from allocator.plan import Plan
 from allocator.plan.text import table
 from allocator.scenario import Pool, Scenario, per_period, top
@@ -310,15 +311,15 @@ def _recommend(
     )
     if m.idle[j, t]:
         return LEAVE_IDLE, (
-            f"{m.surplus[j, t]:,.4g} usable GPUs idle: one more GPU adds nothing"
+            f"{short(m.surplus[j, t])} usable GPUs idle: one more GPU adds nothing"
             if m.surplus[j, t] > GPU_TOL * max(1.0, float(m.usable[j, t]))
             else "fully used, but one more GPU would add nothing"
         )
     if m.rent_more[j, t]:
         assert rp is not None and rent_net is not None
         return RENT_MORE, (
-            f"all {rentable[j, t]:,.4g} rentable GPUs are rented and one more is worth "
-            f"{price[j, t]:,.4g} per GPU-hour against {rp:,.4g} rent: "
+            f"all {short(rentable[j, t])} rentable GPUs are rented and one more is worth "
+            f"{short(price[j, t])} per GPU-hour against {short(rp)} rent: "
             f"{_money(rent_net)} per GPU over the period{buy_note}"
         )
     if m.buy[j, t]:
@@ -330,8 +331,8 @@ def _recommend(
         )
     if m.partly[j, t]:
         return RENT_AS_NEEDED, (
-            f"{m.rented[j, t]:,.4g} of {rentable[j, t]:,.4g} rentable GPUs rented: "
-            f"renting is the marginal supply, worth its price ({rp:,.4g} per GPU-hour)"
+            f"{short(m.rented[j, t])} of {short(rentable[j, t])} rentable GPUs rented: "
+            f"renting is the marginal supply, worth its price ({short(rp)} per GPU-hour)"
         )
     return FULLY_USED, _fully_used_reason(m, j, t, rp, pc)
 
@@ -340,12 +341,12 @@ def _fully_used_reason(m: _Margins, j: int, t: int, rp: float | None, pc: float 
     """Why a pool whose capacity binds is not worth more rentals or purchases."""
     price = m.price
     if rp is None:
-        reason = f"capacity binds ({price[j, t]:,.4g} per GPU-hour) and no rental is offered"
+        reason = f"capacity binds ({short(price[j, t])} per GPU-hour) and no rental is offered"
     else:
         even = abs(price[j, t] - rp) <= m.tol[j, t]
         reason = (
-            f"one more GPU is worth {price[j, t]:,.4g} per GPU-hour, renting one "
-            f"costs {rp:,.4g}" + (": renting more breaks even" if even else "")
+            f"one more GPU is worth {short(price[j, t])} per GPU-hour, renting one "
+            f"costs {short(rp)}" + (": renting more breaks even" if even else "")
         )
     if pc is not None:
         reason += (

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 from allocator.cli.common import EXIT_INFEASIBLE, HANDLED, add_json_options, emit_json, failure
 from allocator.errors import AllocatorWarning
+from allocator.numbers import short
 from allocator.plan.money import money
 from allocator.plan.text import number, table
 
@@ -42,7 +43,7 @@ class _Transform(argparse.Action):
             if len(parts) == 3:
                 item["from_period"] = parts[2]
             items.append(item)
-        else:  # scale_demand, price
+        else:  # scale_demand, scale_contract, price
             target, _, factor = str(value).rpartition(":")
             try:  # one factor, or one per period separated by commas
                 fs = [float(x) for x in factor.split(",")]
@@ -96,6 +97,15 @@ def add_commands(sub: Any) -> None:
         action=_Transform,
         const="scale_demand",
         dest="transforms",
+        help="demand × factor (contract minimums stay, lowered to the demand if above it)",
+    )
+    c.add_argument(
+        "--scale-contract",
+        metavar="TARGET:FACTOR",
+        action=_Transform,
+        const="scale_contract",
+        dest="transforms",
+        help="contract minimums × factor (never above the demand)",
     )
     c.add_argument(
         "--price", metavar="TARGET:FACTOR", action=_Transform, const="price", dest="transforms"
@@ -260,9 +270,7 @@ def cmd_sensitivity(args: argparse.Namespace, sc: Scenario) -> int:
 
 
 def _short(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:,.4g}"
-    return str(v)
+    return short(v) if isinstance(v, float) else str(v)
 
 
 def _range(lo: float | None, hi: float | None, digits: int = 0) -> str:

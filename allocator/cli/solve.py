@@ -23,6 +23,7 @@ from allocator.cli.common import (
 )
 from allocator.cli.progress import progress
 from allocator.errors import AllocatorWarning, ScenarioError, SolveError, SolverUnavailableError
+from allocator.numbers import short
 from allocator.solvers.names import ALGORITHMS, BACKENDS, EXPORT_FORMATS
 
 
@@ -219,7 +220,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
                 err(
                     f"partitioned into {args.partitions} groups in {part.wall_s:.2f} s; the "
                     f"groups' prices of a pool-period differ by up to "
-                    f"{part.price_spread():.4g} per GPU-hour"
+                    f"{short(part.price_spread())} per GPU-hour"
                 )
             else:
                 backend.progress = report  # rounds of the row generation, when it runs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from allocator.numbers import short, violation
 from allocator.plan.money import money
 from allocator.plan.tables import Plan
 from allocator.plan.text import number, percent, table
@@ -152,11 +153,11 @@ def _solver_lines(plan: Plan) -> list[str]:
     lines = [
         f"Solver: {via}{s.solver}/{s.algorithm} {s.time_s:.3f}s ({s.iterations:,} iterations), "
         f"build {s.build_time_s:.3f}s; {s.columns:,} columns × {s.rows:,} rows, "
-        f"{s.nonzeros:,} non-zeros; largest violation {plan.max_violation:.1e} "
+        f"{s.nonzeros:,} non-zeros; largest violation {violation(plan.max_violation)} "
         "(checked independently)",
     ]
     if s.integer_columns:
-        gap = "n/a" if s.gap is None else f"{s.gap:.2e}"
+        gap = "n/a" if s.gap is None else f"{short(s.gap * 100)}%"
         bound = "n/a" if s.bound is None else money(s.bound)
         relax = "n/a" if s.lp_relaxation_objective is None else money(s.lp_relaxation_objective)
         lines.append(

@@ -2,8 +2,15 @@
 
 Overrides (all optional, all applied to a copy; the stored scenario is never touched):
 
-* ``demand_scale``  {segment id or kind: factor}: demand (and contract minimums) × factor;
-  a factor is one number or a list with one per period (also for the scales below);
+* ``demand_scale``  {segment id or kind: factor}: demand × factor (a price-tiered
+  segment's tiers' units and a subscription's subscribers too); a factor is one number or
+  a list with one per period (also for the scales below). Contract minimums stay as they
+  are, lowered to the scaled demand where it falls below them (a customer is never owed
+  more than it asks for);
+* ``contract_scale`` {segment id or kind: factor}: contract minimums × factor (applied
+  after ``demand_scale``); a minimum scaled above the demand is refused (an error naming
+  ``contract_scale.<key>``). Until issue 26, ``demand_scale`` also scaled contract
+  minimums: the same factor under both keys gives that old behaviour;
 * ``capacity_change`` {pool id: GPUs added (negative removes), one number for every
   period or a list per period}; removing more GPUs than a pool has in a period is refused
   (an error naming ``capacity_change.<pool>[period]``), never clamped at zero;
@@ -16,7 +23,8 @@ Overrides (all optional, all applied to a copy; the stored scenario is never tou
 * ``kind_caps`` / ``kind_floors`` {kind: GPUs or a list per period}: replace the policy's.
 
 A segment id is matched first; otherwise the key must be a kind (``cloud``,
-``first_party``, ``rnd``, ``consumer``). Unknown keys are errors naming the field.
+``first_party``, ``rnd``, ``consumer``). Unknown keys are errors naming the field and the
+closest segment id or kind ("did you mean 'cloud'?").
 """
 
 from __future__ import annotations
@@ -27,7 +35,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from allocator.errors import Issue, ScenarioError
-from allocator.scenario.model import Kind, Scenario
+from allocator.numbers import short
+from allocator.scenario.model import Kind, Scenario, did_you_mean
 
 # numbers are numbers: "1.2" (a string) or true is refused, not read as 1.2 or 1
 Number = Annotated[float, Field(strict=True)]
@@ -44,7 +53,13 @@ class Overrides(BaseModel):
 
     demand_scale: dict[str, Factors] = Field(
         default_factory=dict,
-        description="Demand × factor (one, or one per period), by segment id or kind.",
+        description="Demand × factor (one, or one per period), by segment id or kind; "
+        "contract minimums stay (lowered to the scaled demand where it falls below them).",
+    )
+    contract_scale: dict[str, Factors] = Field(
+        default_factory=dict,
+        description="Contract minimums × factor (one, or one per period), by segment id or "
+        "kind; never above the demand.",
     )
     capacity_change: dict[str, list[Number] | Number] = Field(
         default_factory=dict,
@@ -75,6 +90,7 @@ class Overrides(BaseModel):
     def is_empty(self) -> bool:
         return not (
             self.demand_scale
+            or self.contract_scale
             or self.capacity_change
             or self.price_change
             or self.throughput_scale
@@ -90,7 +106,8 @@ def _targets(sc: Scenario, key: str, field: str, issues: list[Issue]) -> list[in
         return [ids.index(key)]
     if key in Kind._value2member_map_:
         return [i for i, s in enumerate(sc.segments) if s.kind.value == key]
-    issues.append(Issue(f"{field}.{key}", f"{key!r} is neither a segment id nor a kind"))
+    hint = did_you_mean(key, [*ids, *Kind._value2member_map_])
+    issues.append(Issue(f"{field}.{key}", f"{key!r} is neither a segment id nor a kind{hint}"))
     return []
 
 
@@ -100,8 +117,12 @@ def _pool_targets(sc: Scenario, key: str, issues: list[Issue]) -> list[int]:
         return [ids.index(key)]
     hit = [j for j, p in enumerate(sc.pools) if p.accelerator == key]
     if not hit:
+        hint = did_you_mean(key, [*ids, *(p.accelerator for p in sc.pools)])
         issues.append(
-            Issue(f"cost_change.{key}", f"{key!r} is neither a pool id nor an accelerator type")
+            Issue(
+                f"cost_change.{key}",
+                f"{key!r} is neither a pool id nor an accelerator type{hint}",
+            )
         )
     return hit
 
@@ -125,6 +146,42 @@ def _scaled(value: float | list[float], factor: float | list[float]) -> float | 
     v = value if isinstance(value, list) else [value] * T
     f = factor if isinstance(factor, list) else [factor] * T
     return [a * b for a, b in zip(v, f, strict=True)]
+
+
+def _capped(value: float | list[float], cap: float | list[float]) -> float | list[float]:
+    """``min(value, cap)`` per period, a scalar staying a scalar."""
+    if not isinstance(value, list) and not isinstance(cap, list):
+        return min(value, cap)
+    T = len(value) if isinstance(value, list) else len(cap)  # type: ignore[arg-type]
+    v = value if isinstance(value, list) else [value] * T
+    c = cap if isinstance(cap, list) else [cap] * T
+    return [min(a, b) for a, b in zip(v, c, strict=True)]
+
+
+def _scale_contracts(
+    sc: Scenario, data: dict[str, Any], by_key: dict[str, Any], issues: list[Issue]
+) -> None:
+    """``contract_scale``: contract minimums × factor; one above the demand is refused,
+    naming the key, the segment and the period."""
+    labels = [p.label for p in sc.periods]
+    T = len(labels)
+    for key in by_key:
+        for seg, f in _segment_factors(sc, data, {key: by_key[key]}, "contract_scale", issues):
+            if seg.get("contract_min") is None:
+                continue
+            seg["contract_min"] = new = _scaled(seg["contract_min"], f)
+            mins = new if isinstance(new, list) else [new] * T
+            demand = seg["demand"] if isinstance(seg["demand"], list) else [seg["demand"]] * T
+            over = [t for t in range(T) if mins[t] > demand[t] * (1 + 1e-12)]
+            if over:
+                t = over[0]
+                issues.append(
+                    Issue(
+                        f"contract_scale.{key}",
+                        f"puts {seg['id']!r}'s contract minimum {short(mins[t])} above its demand "
+                        f"{short(demand[t])} in {labels[t]}: scale demand_scale.{key} too",
+                    )
+                )
 
 
 def _segment_factors(
@@ -153,13 +210,14 @@ def apply_overrides(sc: Scenario, overrides: Overrides | dict[str, Any]) -> Scen
     T = len(sc.periods)
     for seg, f in _segment_factors(sc, data, ov.demand_scale, "demand_scale", issues):
         seg["demand"] = _scaled(seg["demand"], f)
-        if seg.get("contract_min") is not None:
-            seg["contract_min"] = _scaled(seg["contract_min"], f)
+        if seg.get("contract_min") is not None:  # never owed more than it asks for
+            seg["contract_min"] = _capped(seg["contract_min"], seg["demand"])
         for tier in seg.get("tiers") or []:  # the demand curve moves with the demand
             tier["units"] = _scaled(tier["units"], f)
         if seg.get("subscription"):  # as many more subscribers
             sub = seg["subscription"]
             sub["subscribers"] = _scaled(sub["subscribers"], f)
+    _scale_contracts(sc, data, ov.contract_scale, issues)
     for seg, f in _segment_factors(sc, data, ov.price_change, "price_change", issues):
         seg["revenue_per_unit"] = _scaled(seg["revenue_per_unit"], f)
         for tier in seg.get("tiers") or []:  # every tier's price
@@ -188,16 +246,16 @@ def apply_overrides(sc: Scenario, overrides: Overrides | dict[str, Any]) -> Scen
             )
             continue
         pool = data["pools"][pool_ids.index(pool_id)]
-        short = [
+        below = [
             t for t, (g, d) in enumerate(zip(pool["gpus"], deltas, strict=True)) if g + d < -1e-9
         ]
-        for t in short:
+        for t in below:
             where = f"capacity_change.{pool_id}" + (f"[{t}]" if isinstance(change, list) else "")
             issues.append(
                 Issue(
                     where,
-                    f"removes {-deltas[t]:g} GPUs from pool {pool_id!r}, which has "
-                    f"{pool['gpus'][t]:g} in {sc.periods[t].label}",
+                    f"removes {short(-deltas[t])} GPUs from pool {pool_id!r}, which has "
+                    f"{short(pool['gpus'][t])} in {sc.periods[t].label}",
                 )
             )
             if not isinstance(change, list):

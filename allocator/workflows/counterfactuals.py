@@ -12,8 +12,10 @@ Transforms (applied in order to a copy of the scenario):
 * ``remove_segment`` {segment}.
 * ``capacity`` {pool, gpus, from_period}: add (or, negative, remove) GPUs in a pool from a
   period on.
-* ``scale_demand`` {target, factor} and ``price`` {target, factor}: a segment id or a kind;
-  the factor is one number or a list with one per period.
+* ``scale_demand`` {target, factor}, ``scale_contract`` {target, factor} and ``price``
+  {target, factor}: a segment id or a kind; the factor is one number or a list with one per
+  period. As the what-if's ``demand_scale`` and ``contract_scale``: scaling demand leaves
+  contract minimums as they are (lowered to the demand where it falls below them).
 
 The comparison reports, for base and counterfactual: money lines by kind (present value),
 revenue per period and its growth period over period by kind, GPUs moved between kinds,
@@ -70,6 +72,12 @@ class ScaleDemand(_T):
     factor: list[Factor] | Factor = Field(description="One factor, or one per period.")
 
 
+class ScaleContract(_T):
+    type: Literal["scale_contract"] = "scale_contract"
+    target: str = Field(description="Segment id or kind.")
+    factor: list[Factor] | Factor = Field(description="One factor, or one per period.")
+
+
 class Price(_T):
     type: Literal["price"] = "price"
     target: str = Field(description="Segment id or kind.")
@@ -77,7 +85,7 @@ class Price(_T):
 
 
 Transform = Annotated[
-    Priority | NewCapacityTo | RemoveSegment | Capacity | ScaleDemand | Price,
+    Priority | NewCapacityTo | RemoveSegment | Capacity | ScaleDemand | ScaleContract | Price,
     Field(discriminator="type"),
 ]
 
@@ -145,6 +153,8 @@ def apply(sc: Scenario, transforms: list[Any], base: Plan | None = None) -> Scen
             out = _overrides(out, {"capacity_change": {tr.pool: deltas}}, where)
         elif isinstance(tr, ScaleDemand):
             out = _overrides(out, {"demand_scale": {tr.target: tr.factor}}, where)
+        elif isinstance(tr, ScaleContract):
+            out = _overrides(out, {"contract_scale": {tr.target: tr.factor}}, where)
         elif isinstance(tr, Price):
             out = _overrides(out, {"price_change": {tr.target: tr.factor}}, where)
         else:  # pragma: no cover - the union is closed

@@ -55,10 +55,15 @@ function status(text, isError) {
   el.setAttribute("role", isError ? "alert" : "status");
 }
 
+// money as the CLI and the summaries show it (allocator.numbers.money): 20.13B, -1.80k,
+// 12.00; a value that rounds to zero has no sign
 function money(v) {
   if (v === null || v === undefined) return "n/a";
   const a = Math.abs(v);
-  const f = (x, s) => (x).toLocaleString(undefined, { maximumFractionDigits: 2 }) + s;
+  const f = (x, s) => {
+    const r = Math.round(x * 100) / 100;
+    return (r === 0 ? 0 : r).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 }) + s;
+  };
   if (a >= 1e9) return f(v / 1e9, "B");
   if (a >= 1e6) return f(v / 1e6, "M");
   if (a >= 1e3) return f(v / 1e3, "k");
@@ -66,8 +71,16 @@ function money(v) {
 }
 
 function signed(v, attrs) {
-  const cls = v > 0 ? "pos" : v < 0 ? "neg" : "";
-  return el("span", Object.assign({ class: cls }, attrs || {}), (v > 0 ? "+" : "") + money(v));
+  return effect(v, 1, attrs);
+}
+
+// a change shown with its sign, coloured by its effect on the objective (sign −1: a cost,
+// whose rise is bad): class pos (green) or neg (red), data-effect "better" or "worse"
+function effect(v, sign, attrs) {
+  const e = v * sign;
+  const cls = e > 0 ? "pos" : e < 0 ? "neg" : "";
+  const a = Object.assign({ class: cls }, e ? { "data-effect": e > 0 ? "better" : "worse" } : {}, attrs || {});
+  return el("span", a, (v > 0 ? "+" : "") + money(v));
 }
 
 const layout = (extra) => Object.assign({
@@ -384,7 +397,13 @@ async function whatIf(ev) {
   const f = new FormData(ev.target);
   const sid = encodeURIComponent(state.scenario);
   const scale = {};
-  for (const k of KINDS) { const v = parseFloat(f.get(k)); if (!isNaN(v) && v !== 1) scale[k] = v; }
+  const contract = {};
+  for (const k of KINDS) {
+    const v = parseFloat(f.get(k));
+    if (!isNaN(v) && v !== 1) scale[k] = v;
+    const c = parseFloat(f.get("contract_" + k));
+    if (!isNaN(c) && c !== 1) contract[k] = c;
+  }
   const gpus = parseFloat(f.get("gpus")) || 0;
   const from = parseInt(f.get("from"), 10) || 0;
   const seg = f.get("segment");
@@ -397,6 +416,7 @@ async function whatIf(ev) {
     let diff;
     if (priority) {
       const transforms = [{ type: "priority", kind: priority }];
+      for (const [k, v] of Object.entries(contract)) transforms.unshift({ type: "scale_contract", target: k, factor: v });
       for (const [k, v] of Object.entries(scale)) transforms.unshift({ type: "scale_demand", target: k, factor: v });
       if (seg && !isNaN(segDemand) && segDemand !== 1) transforms.unshift({ type: "scale_demand", target: seg, factor: segDemand });
       if (seg && !isNaN(segPrice) && segPrice !== 1) transforms.unshift({ type: "price", target: seg, factor: segPrice });
@@ -407,6 +427,7 @@ async function whatIf(ev) {
       diff = { totals: body.totals, by_kind: body.by_kind, newKey: "counterfactual" };
     } else {
       const overrides = { demand_scale: scale };
+      if (Object.keys(contract).length) overrides.contract_scale = contract;
       // a segment's factor compounds with its kind's (the service applies kind, then segment)
       if (seg && !isNaN(segDemand) && segDemand !== 1) overrides.demand_scale[seg] = segDemand;
       if (seg && !isNaN(segPrice) && segPrice !== 1) overrides.price_change = { [seg]: segPrice };
@@ -449,9 +470,11 @@ function whatIfTerms(t, newKey) {
     ["expansion_cost", "−", "expansion cost"], ["objective", "=", "objective", "total"],
   ];
   const cell = (v) => el("td", {}, v === undefined ? "n/a" : money(v));
+  // coloured by the change's effect on the objective: a cost ("−" term) that rises is red
+  const change = (k, op) => effect(t[k].change, op === "−" ? -1 : 1);
   const rows = lines.filter(([k]) => t[k]).map(([k, op, label, cls]) => el("tr", { class: cls || "", "data-term": k },
     el("td", {}, (op ? op + " " : "") + label), cell(t[k].base), cell(t[k][newKey]),
-    el("td", {}, k === "objective" ? el("b", { "data-whatif": "objective" }, signed(t[k].change)) : signed(t[k].change))));
+    el("td", {}, k === "objective" ? el("b", { "data-whatif": "objective" }, change(k, op)) : change(k, op))));
   return el("div", { class: "table-wrap" }, el("table", { class: "terms" },
     el("caption", {}, `What-if against the base plan (${c}, present value)`),
     el("tr", {}, ["term", "base", "what-if", "change"].map((h) => el("th", {}, h))), rows));
@@ -558,25 +581,39 @@ function renderExplain() {
   const per = sel.value || periods[0];
   const c = cur();
   const f = (v) => (v === null || v === undefined ? "n/a" : v.toFixed(2));
+  const contract = body.has_contract !== false;
+  const pct = (v) => (v === undefined ? "n/a" : Math.round(v * 100) + " %");
   const rows = body.values.filter((v) => v.period === per).map((v) => {
     const m = v.margin_over_price;
-    return el("tr", {}, el("td", {}, v.pool), el("td", {}, v.mode), el("td", {}, f(v.value_per_gpu_hour)),
-      el("td", {}, f(v.effective_value_per_gpu_hour)), el("td", {}, f(v.shadow_price_per_gpu_hour)),
-      el("td", { class: m > 1e-9 ? "pos" : m < -1e-9 ? "neg" : "" }, f(m)), el("td", {}, v.gpus.toFixed(1)));
+    return el("tr", { "data-pool": v.pool }, el("td", {}, v.pool), el("td", {}, v.mode), el("td", {}, pct(v.revenue_share)),
+      el("td", {}, v.gpus.toFixed(1)), el("td", {}, f(v.value_per_gpu_hour)),
+      contract ? el("td", {}, f(v.effective_value_per_gpu_hour)) : null, el("td", {}, f(v.shadow_price_per_gpu_hour)),
+      el("td", { class: m > 1e-9 ? "pos" : m < -1e-9 ? "neg" : "" }, f(m)), el("td", { class: "why" }, v.why_unused || ""));
   });
-  const head = el("tr", {}, ["pool", "mode", `value (${c}/GPU-h)`, `with contract min (${c}/GPU-h)`,
-    `price (${c}/GPU-h)`, `margin (${c}/GPU-h)`, "GPUs"].map((h) => el("th", {}, h)));
+  const head = el("tr", {}, ["pool", "mode", "revenue share", "GPUs", `value (${c}/GPU-h)`,
+    contract ? `with contract min (${c}/GPU-h)` : null, `price (${c}/GPU-h)`, `margin (${c}/GPU-h)`, "why no GPUs"]
+    .filter((h) => h !== null).map((h) => el("th", {}, h)));
+  const svc = (body.periods || []).find((x) => x.period === per);
+  const num = (v) => v.toLocaleString(undefined, { maximumFractionDigits: 0 });
+  const served = svc ? `: served ${num(svc.served)} of ${num(svc.demand)} ${body.unit}` +
+    (svc.served >= svc.demand - 1e-6 ? " (demand fully served)" : "") : "";
   const binding = body.binding.filter((b) => !b.key.period || b.key.period === per);
   const bind = binding.length ? el("div", { class: "table-wrap" }, el("table", { class: "binding" },
     el("caption", {}, `What binds in ${per}`),
-    el("tr", {}, ["constraint", "meaning", `dual (${c})`].map((h) => el("th", {}, h))),
+    el("tr", {}, ["constraint", "meaning", "dual"].map((h) => el("th", {}, h))),
     binding.map((b) => el("tr", {}, el("td", {}, `${b.constraint} ${Object.values(b.key).join(" ")}`),
-      el("td", {}, b.meaning), el("td", {}, f(b.dual)))))) : el("p", {}, `Nothing binds for it in ${per}.`);
+      el("td", {}, b.meaning), el("td", {}, b.dual === null ? "n/a" : `${f(b.dual)} ${c} per ${dualUnit(b.constraint, body.unit)}`))))) : el("p", {}, `Nothing binds for it in ${per}.`);
   $("#explain").replaceChildren(
-    el("p", { class: "explain-head" }, `${body.segment} (${body.kind}), demand in ${body.unit}: ${per}`),
+    el("p", { class: "explain-head" }, `${body.segment} (${body.kind}) in ${per}${served}`),
     el("div", { class: "table-wrap" }, el("table", { class: "explain" }, head, rows)),
     bind,
     el("details", {}, el("summary", {}, "In words"), body.sentences.map((x) => el("p", {}, x))));
+}
+
+// a binding row's dual is per unit of what the row counts: work units for the segment's
+// demand, contract and tiers; GPUs for stability, share, kind and R&D limits
+function dualUnit(constraint, unit) {
+  return ["segment-demand", "segment-contract", "segment-tiers"].includes(constraint) ? unit : "GPU";
 }
 
 // ------------------------------------------------------------ scenario editor

@@ -52,3 +52,80 @@ def test_the_plan_lies_on_the_drawn_exact_frontier(browser, server):
     assert y == pytest.approx(on_line, rel=1e-9)
     assert any(abs(a - x) <= 1e-6 * abs(x) for a in xs)  # the plan's own vertex is drawn
     assert pg.errors == []  # type: ignore[attr-defined]
+
+
+def test_what_if_separates_demand_from_contracts_and_colours_by_effect(browser, server):
+    """tiny: cloud's demand × 2 alone changes nothing (the plan serves cloud its contract
+    minimum, 1,200 H100-hours in P2, and no more: chat pays more per GPU-hour; the minimum
+    stays). Its contract minimum × 2 (2,400, below the doubled demand) is served as before
+    and the other 1,200 H100-hours are paid as shortfall at 1.50: a penalty 1,800 USD
+    higher, a cost that rises: red, though its change is positive; gross margin and the
+    objective fall 1.8k: red too."""
+    pg = open_page(browser, server)
+    run_plan(pg, "tiny")
+    pg.fill("#whatif input[name=cloud]", "2")
+    pg.click("#whatif button[type=submit]")
+    pg.wait_for_selector("[data-whatif=objective]")
+    assert pg.text_content("[data-whatif=objective]") == "0.00"  # no sign on zero
+    legends = pg.eval_on_selector_all("#whatif legend", "l => l.map(x => x.textContent)")
+    assert any("contract minimums stay" in x for x in legends)
+    assert any(x.startswith("Contract minimums × factor") for x in legends)
+    pg.fill("#whatif input[name=contract_cloud]", "2")
+    pg.click("#whatif button[type=submit]")
+    pg.wait_for_function(
+        "() => document.querySelector('[data-whatif=objective]').textContent === '-1.80k'"
+    )
+    change = pg.eval_on_selector_all(
+        "#whatif-result tr[data-term]",
+        """rows => Object.fromEntries(rows.map(r => { const s = r.lastElementChild
+            .querySelector('span'); return [r.dataset.term, [s.textContent, s.className,
+            s.dataset.effect || '']]; }))""",
+    )
+    assert change["shortfall_penalty"] == ["+1.80k", "neg", "worse"]
+    assert change["gross_margin"] == ["-1.80k", "neg", "worse"]
+    assert change["objective"] == ["-1.80k", "neg", "worse"]
+    pg.context.close()
+
+
+def test_explain_says_why_a_pool_is_unused_with_units(browser, server):
+    """hyperscaler's 1p-office-copilot is fully served; pools it does not use earn more
+    than their price per GPU-hour (distilled mode, 85 % of the price): the row says its
+    demand is already served, shows the mode's revenue share, and the head says served of
+    demand; without a contract minimum there is no "with contract" column; the duals carry
+    their unit."""
+    pg = open_page(browser, server)
+    run_plan(pg, "hyper")
+    plan_id = pg.evaluate("state.planId")
+    status, _, body = server.request(
+        "GET", f"/v1/plans/{plan_id}/explain?segment=1p-office-copilot", headers=KEY
+    )
+    assert status == 200
+    ex = json.loads(body)
+    assert ex["has_contract"] is False
+    idle = [v for v in ex["values"] if v["gpus"] <= 1e-6 and v["margin_over_price"] > 1e-6]
+    assert idle and all(v["why_unused"] == "demand already served" for v in idle)
+    per = idle[0]["period"]
+    svc = next(p for p in ex["periods"] if p["period"] == per)
+    assert svc["served"] == pytest.approx(svc["demand"])
+    pg.select_option("#segment", "1p-office-copilot")
+    pg.wait_for_function(
+        "() => (document.querySelector('#explain .explain-head') || {}).textContent"
+        "?.startsWith('1p-office-copilot')"
+    )
+    pg.select_option("#explain-period", per)
+    pg.wait_for_selector(f"#explain tr[data-pool='{idle[0]['pool']}']")
+    heads = pg.eval_on_selector_all("#explain table.explain th", "h => h.map(x => x.textContent)")
+    assert "revenue share" in heads and not any("contract" in h for h in heads)
+    row = pg.eval_on_selector_all(
+        f"#explain table.explain tr[data-pool='{idle[0]['pool']}'] td",
+        "c => c.map(x => x.textContent)",
+    )
+    assert row[0] == idle[0]["pool"] and row[2] == f"{round(idle[0]['revenue_share'] * 100)} %"
+    assert row[-1] == "demand already served"
+    head = pg.text_content("#explain .explain-head")
+    assert "served" in head and "demand fully served" in head
+    duals = pg.eval_on_selector_all(
+        "#explain table.binding td:last-child", "c => c.map(x => x.textContent)"
+    )
+    assert duals and all(" USD per " in d for d in duals)
+    pg.context.close()

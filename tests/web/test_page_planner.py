@@ -148,7 +148,8 @@ def test_every_chart_names_its_axes_and_units(browser, server):
 def test_what_if_shows_every_term_and_refuses_the_impossible(browser, server):
     pg = open_page(browser, server)
     run_plan(pg, "tiny")
-    pg.fill("#whatif input[name=cloud]", "2")
+    pg.fill("#whatif input[name=cloud]", "2")  # demand and (issue 26) its contract
+    pg.fill("#whatif input[name=contract_cloud]", "2")
     pg.click("#whatif button[type=submit]")
     pg.wait_for_selector("[data-whatif=objective]")
     terms = pg.eval_on_selector_all(
@@ -156,9 +157,10 @@ def test_what_if_shows_every_term_and_refuses_the_impossible(browser, server):
     )
     for t in ("gross_margin", "weighted_ltv", "churn_cost", "expansion_cost", "objective"):
         assert t in terms
-    assert pg.text_content("[data-whatif=objective]") == "-1.8k"
+    assert pg.text_content("[data-whatif=objective]") == "-1.80k"
     # impossible: more GPUs removed than the pool has
     pg.fill("#whatif input[name=cloud]", "1")
+    pg.fill("#whatif input[name=contract_cloud]", "1")
     pg.select_option("#whatif select[name=pool]", "h100")
     pg.fill("#whatif input[name=gpus]", "-999999")
     pg.click("#whatif button[type=submit]")
