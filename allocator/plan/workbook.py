@@ -192,6 +192,18 @@ def _prices(book: _Book, plan: Plan) -> None:
         )
 
 
+def _no_gpus_no_utilisation(plan: Plan, lists: dict[str, list[Any]]) -> None:
+    """Blank utilisation cells where the pool has no GPUs (no data, not 0 %), as on every
+    other surface (:mod:`allocator.plan.utilisation`)."""
+    from allocator.plan.utilisation import has_gpus
+
+    for i, r in enumerate(plan.pools):
+        if not has_gpus(r):
+            for f in ("utilisation", "utilisation_of_usable"):
+                if f in lists:
+                    lists[f][i] = None
+
+
 def write_plan_workbook(plan: Plan) -> bytes:
     """The plan as .xlsx bytes (see the module docstring for the sheets)."""
     book = _Book(plan.currency)
@@ -208,6 +220,8 @@ def write_plan_workbook(plan: Plan) -> bytes:
         if name == "Reservations" and not len(table):
             continue
         lists = dict(zip(table.columns, table.lists(), strict=True))
+        if name == "Pools":
+            _no_gpus_no_utilisation(plan, lists)
         book.table(name, spec, [lists[f] for f, _, _ in spec])
     binding = [
         [b.constraint, ", ".join(f"{k}={v}" for k, v in b.key.items()), b.bound, b.dual]
