@@ -3,10 +3,13 @@ finished plan; sensitivity, frontier and counterfactuals on a stored scenario.""
 
 from __future__ import annotations
 
+import asyncio
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -157,8 +160,42 @@ async def frontier(
         int | None,
         Query(ge=2, le=200, description="Evenly spaced weights; all breakpoints if absent."),
     ] = None,
-) -> JSONResponse:
-    return await _analysis("frontier", scenario_id, {"points": points}, ctx)
+) -> Response:
+    row = ctx.store.get_scenario(scenario_id)
+    if row is None:
+        raise _not_found(scenario_id)
+    key = (scenario_id, row.revision, row.updated_at.isoformat(), points)
+    return await _memo(key, lambda: _analysis("frontier", scenario_id, {"points": points}, ctx))
+
+
+# A frontier is the same for the same scenario revision: the page asks for it each time a
+# plan is shown, so answers (200s) are kept per (scenario, revision and when it was stored:
+# services in one process keep apart, points), the last
+# FRONTIERS_KEPT of them, and a request arriving while the same one runs waits for it.
+FRONTIERS_KEPT = 8
+FrontierKey = tuple[str, int, str, int | None]
+_frontiers: OrderedDict[FrontierKey, asyncio.Future[Response]] = OrderedDict()
+
+
+async def _memo(key: FrontierKey, make: Callable[[], Awaitable[Response]]) -> Response:
+    fut = _frontiers.get(key)
+    if fut is None:
+        fut = asyncio.ensure_future(make())
+        _frontiers[key] = fut
+        while len(_frontiers) > FRONTIERS_KEPT:
+            _frontiers.popitem(last=False)
+    else:
+        _frontiers.move_to_end(key)
+    try:
+        out = await asyncio.shield(fut)
+    except BaseException:
+        if _frontiers.get(key) is fut:
+            del _frontiers[key]
+        raise
+    if out.status_code != 200 and _frontiers.get(key) is fut:
+        del _frontiers[key]  # a job (202) is not an answer to keep
+    headers = {k: v for k, v in out.headers.items() if k.lower() != "content-length"}
+    return Response(out.body, out.status_code, headers, out.media_type)
 
 
 @router.post(

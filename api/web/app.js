@@ -100,11 +100,26 @@ async function loadScenarios(select) {
   const { body } = await api("/v1/scenarios?limit=100");
   if (token !== loadToken) return; // a newer load (e.g. after a key change) wins
   const sel = $("#scenario");
-  const keep = select || state.scenario;
+  const first = !select && !state.scenario ? await openingScenario(body.items) : null;
+  if (token !== loadToken) return;
+  const keep = select || state.scenario || (first && first.id);
   sel.replaceChildren(...body.items.map((s) =>
     el("option", { value: s.id }, `${s.id} (${s.segments} segments, ${s.pools} pools)`)));
   if (keep && body.items.some((s) => s.id === keep)) sel.value = keep;
   if (sel.value && (select || sel.value !== state.scenario)) await chooseScenario(sel.value);
+  if (first && first.run && state.scenario === first.id && !state.plan && !$("#run").disabled) await runPlan();
+}
+
+// The page opens on a plan: the scenario of the latest finished plan; else one whose plan
+// job is under way (followed); else the first scenario, whose plan it starts (run: true).
+async function openingScenario(items) {
+  const ids = new Set(items.map((s) => s.id));
+  for (const st of ["done", "running", "queued"]) {
+    const { body } = await api(`/v1/plans?status=${st}&limit=20`);
+    const hit = body.items.find((j) => ids.has(j.scenario_id));
+    if (hit) return { id: hit.scenario_id, run: false };
+  }
+  return items.length ? { id: items[0].id, run: true } : null;
 }
 
 async function chooseScenario(id) {
@@ -112,6 +127,7 @@ async function chooseScenario(id) {
   state.scenario = id;
   state.plan = null;
   state.planId = null;
+  state.planScenario = null;
   const { body } = await api(`/v1/plans?scenario=${encodeURIComponent(id)}&status=done&limit=1`);
   if (token !== chooseToken) return; // the user picked another scenario meanwhile
   const pending = await pendingJob(id);
@@ -139,9 +155,17 @@ async function upload(file) {
     status(`stored ${id}`);
     await loadScenarios(id);
   } catch (e) {
-    const errs = (e.problem && e.problem.errors) || [];
-    status(e.message + " " + errs.slice(0, 3).map((x) => `${x.path}: ${x.message}`).join("; "), true);
+    status(refusal(e), true);
   }
+}
+
+// an upload's refusal in one line next to the upload control: the title and the first
+// problems, "and N more" when there are more
+function refusal(e, shown = 3) {
+  const errs = (e.problem && e.problem.errors) || [];
+  const more = errs.length > shown ? `; and ${errs.length - shown} more` : "";
+  const listed = errs.slice(0, shown).map((x) => `${x.path}: ${x.message}`).join("; ");
+  return errs.length ? `${(e.problem && e.problem.title) || "refused"}: ${listed}${more}` : e.message;
 }
 
 const XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
@@ -160,8 +184,7 @@ async function uploadWorkbook(file) {
     status(`stored ${id}`);
     await loadScenarios(id);
   } catch (e) {
-    const errs = (e.problem && e.problem.errors) || [];
-    status(e.message + " " + errs.slice(0, 3).map((x) => `${x.path}: ${x.message}`).join("; "), true);
+    status(refusal(e), true);
   }
 }
 
@@ -172,7 +195,7 @@ async function runPlan() {
   try {
     const { response } = await api(`/v1/scenarios/${encodeURIComponent(state.scenario)}/plans`, { method: "POST" });
     await followJob(response.headers.get("location"), state.scenario);
-  } catch (e) { status(e.message, true); if (e.problem) showProblem(e.problem); }
+  } catch (e) { failed(e.problem || { title: e.message }); }
   $("#run").disabled = false;
 }
 
@@ -186,8 +209,7 @@ async function followJob(loc, scenario) {
     if (state.scenario !== scenario) return;
     if (body.status === "done") { status(`solved in ${body.plan.solver.time_s.toFixed(2)} s`); await showPlan(body.id, body); return; }
     if (body.status === "failed" || body.status === "cancelled") {
-      status(`${body.status}: ${body.error ? body.error.detail || body.error.title : ""}`, true);
-      if (body.error) showProblem(body.error);
+      failed(body.error || { title: `plan job ${body.status}` });
       return;
     }
     status(progressText(body, started));
@@ -238,6 +260,7 @@ async function showPlan(planId, job) {
   const j = job || (await api(`/v1/plans/${encodeURIComponent(planId)}`)).body;
   state.plan = j.plan;
   state.planId = planId;
+  state.planScenario = j.scenario_id; // the scenario id the shown plan belongs to
   $("#problem").replaceChildren();
   if (!job) status(`plan ${planId.slice(0, 8)} (revision ${j.scenario_revision})`);
   render();
@@ -250,7 +273,22 @@ function showProblem(problem) {
   $("#problem").replaceChildren(problemView(Object.assign(new Error(msg), { problem })));
 }
 
+// a plan that could not be made: the problem once, under the Run button's header (the
+// status line says only that it failed)
+function failed(problem) {
+  status("plan failed (below)", true);
+  showProblem(problem);
+}
+
+// the chart cards only with a plan to draw (no empty frames); a hint in their place
+function showCharts(on) {
+  $("#charts").hidden = !on;
+  $("#no-plan").hidden = on;
+}
+
 function clearCharts() {
+  showCharts(false);
+  $("#plan-note").textContent = "";
   for (const id of ["chart-gpus", "chart-prices", "chart-util", "chart-money", "chart-frontier", "chart-whatif"]) {
     Plotly.purge(id);
   }
@@ -265,12 +303,17 @@ function render() {
   const t = p.totals;
   const kpis = [
     ["Objective (PV)", t.objective], ["Gross margin", t.gross_margin], ["Revenue", t.revenue],
-    ["LTV", t.ltv], ["Rental cost", t.rental_cost], ["Max violation", null],
+    ["LTV", t.ltv], ["Rental cost", t.rental_cost],
   ];
   $("#kpis").replaceChildren(...kpis.map(([k, v]) => el("div", { class: "kpi" },
     el("div", { class: "label" }, k),
-    el("div", { class: "value", "data-kpi": k },
-      v === null ? p.max_violation.toExponential(1) : money(v) + " " + p.currency))));
+    el("div", { class: "value", "data-kpi": k }, money(v) + " " + p.currency))));
+  // how it was solved and checked: a footnote, not a headline
+  const s = p.solver || {};
+  $("#plan-note").textContent = `Solved by ${s.backend || "?"}:${s.solver || "?"}/${s.algorithm || "?"} in ` +
+    `${(s.time_s || 0).toFixed(2)} s; largest constraint violation ${p.max_violation.toFixed(6)} ` +
+    "(relative, checked independently of the solver).";
+  showCharts(true);
   renderGpus();
   renderPrices();
   renderUtil();
@@ -356,8 +399,10 @@ function renderMoney() {
 // the ends, this plan's point and its neighbours always kept, so this plan lies on the
 // line); this plan is marked with a star at its own totals.
 async function renderFrontier() {
+  const planId = state.planId;
   try {
     const body = await analysis(`/v1/scenarios/${encodeURIComponent(state.scenario)}/frontier`, {}, $("#chart-frontier"));
+    if (state.planId !== planId) return; // another plan is shown meanwhile: its own frontier
     $("#chart-frontier").textContent = "";
     const pts = (body.drawn || body.points.map((_, i) => i)).map((i) => body.points[i]);
     const c = body.currency || cur();
@@ -374,6 +419,7 @@ async function renderFrontier() {
       xaxis: axis(`LTV (${c}, PV)`), yaxis: axis(`gross margin − churn cost (${c}, PV)`),
     }), config);
   } catch (e) {
+    if (state.planId !== planId) return;
     $("#chart-frontier").textContent = "frontier unavailable: " + e.message;
   }
 }
@@ -489,7 +535,11 @@ function problemView(e) {
   // with a diagnosis the detail is its message, laid out below: the title alone here
   const parts = [el("p", { class: "error-title" }, d && d.message && p.title ? p.title : e.message)];
   const errs = p.errors || [];
-  if (errs.length) parts.push(el("ul", {}, errs.map((x) => el("li", {}, `${x.path}: ${x.message}`))));
+  const MAX = 10;
+  if (errs.length) {
+    parts.push(el("ul", {}, errs.slice(0, MAX).map((x) => el("li", {}, `${x.path}: ${x.message}`)),
+      errs.length > MAX ? el("li", { class: "more" }, `and ${errs.length - MAX} more`) : null));
+  }
   if (d && d.message) {
     let list = null;
     for (const line of d.message.split("\n")) {
@@ -518,8 +568,10 @@ function sizeToRows(id, rows) {
 // -------------------------------------------------------------------- explain
 async function explain(segment) {
   if (!state.planId || !segment) return;
+  const planId = state.planId;
   try {
-    const { body } = await api(`/v1/plans/${encodeURIComponent(state.planId)}/explain?segment=${encodeURIComponent(segment)}`);
+    const { body } = await api(`/v1/plans/${encodeURIComponent(planId)}/explain?segment=${encodeURIComponent(segment)}`);
+    if (state.planId !== planId || $("#segment").value !== segment) return; // a newer choice wins
     state.explained = body;
     renderExplain();
   } catch (e) { $("#explain").replaceChildren(problemView(e)); }
@@ -621,7 +673,6 @@ function dualUnit(constraint, unit) {
 // inputs; saving PUTs the scenario with If-Match: the revision it was loaded at, so a
 // revision saved by someone else meanwhile is not overwritten (412).
 const editor = { id: null, etag: null, scenario: null };
-const listText = (xs) => xs.map((x) => String(x)).join(", ");
 
 function editorStatus(msg, isError) {
   const e = $("#editor-status");
@@ -633,32 +684,49 @@ function editorStatus(msg, isError) {
   e.className = isError ? "error" : "";
 }
 
+// pools × periods and segments × periods, one number input per cell, units in the headers
 async function loadEditor() {
   if (!state.scenario) return;
   const { body, response } = await api(`/v1/scenarios/${encodeURIComponent(state.scenario)}`);
   Object.assign(editor, { id: state.scenario, etag: response.headers.get("etag"), scenario: body.scenario });
   const sc = body.scenario;
-  const input = (attrs) => el("input", Object.assign({ type: "text" }, attrs));
+  const labels = sc.periods.map((x) => x.label);
+  const cur = sc.currency || "USD";
+  const perPeriod = (v) => (Array.isArray(v) ? v : labels.map(() => v));
+  const cell = (attrs, v, label) => el("td", {}, el("input", Object.assign({
+    type: "number", step: "any", min: "0", value: String(v), "aria-label": label }, attrs)));
+  const periodHeads = labels.map((x) => el("th", {}, x));
   const pools = sc.pools.map((q, i) => el("tr", {}, el("td", {}, q.id),
-    el("td", {}, input({ "data-pool": i, value: listText(q.gpus), "aria-label": `${q.id} GPUs` }))));
-  const segs = sc.segments.map((g, i) => el("tr", {}, el("td", {}, g.id),
-    el("td", {}, input({ "data-demand": i, value: listText(g.demand), "aria-label": `${g.id} demand` })),
-    el("td", {}, input({ "data-price": i, value: String(g.revenue_per_unit), "aria-label": `${g.id} revenue per unit`, class: "num" }))));
+    perPeriod(q.gpus).map((v, t) => cell({ "data-pool": i, "data-period": t }, v, `${q.id} GPUs in ${labels[t]}`))));
+  const segs = sc.segments.map((g, i) => el("tr", {}, el("td", {}, g.id), el("td", { class: "unit" }, g.unit),
+    cell({ "data-price": i }, g.revenue_per_unit, `${g.id} revenue per ${g.unit}`),
+    perPeriod(g.demand).map((v, t) => cell({ "data-demand": i, "data-period": t }, v, `${g.id} demand in ${labels[t]} (${g.unit})`))));
   $("#editor-body").replaceChildren(
     el("div", { class: "table-wrap" }, el("table", { class: "editor" },
-      el("caption", {}, `Pools (GPUs per period: ${sc.periods.map((x) => x.label).join(", ")})`),
-      el("tr", {}, el("th", {}, "pool"), el("th", {}, "GPUs")), pools)),
+      el("caption", {}, "Pools: own GPUs per period"),
+      el("tr", {}, el("th", {}, "pool"), periodHeads.map((h) => h.cloneNode(true))), pools)),
     el("div", { class: "table-wrap" }, el("table", { class: "editor" },
-      el("caption", {}, `Segments (${sc.currency || "USD"} per unit)`),
-      el("tr", {}, el("th", {}, "segment"), el("th", {}, "demand"), el("th", {}, "revenue per unit")), segs)));
+      el("caption", {}, `Segments: demand per period in each segment's unit; revenue in ${cur} per unit`),
+      el("tr", {}, el("th", {}, "segment"), el("th", {}, "unit"), el("th", {}, `revenue (${cur} per unit)`),
+        periodHeads.map((h) => h.cloneNode(true))), segs)));
   editorStatus(`revision ${body.revision}`);
 }
 
+// the stored scenario with the table's numbers: a per-period field becomes one number per
+// period (a revenue stays one number)
 function editedScenario() {
   const sc = JSON.parse(JSON.stringify(editor.scenario));
-  const nums = (text) => text.split(",").map((x) => x.trim()).filter((x) => x !== "").map(Number);
-  for (const i of document.querySelectorAll("#editor-body input[data-pool]")) sc.pools[+i.dataset.pool].gpus = nums(i.value);
-  for (const i of document.querySelectorAll("#editor-body input[data-demand]")) sc.segments[+i.dataset.demand].demand = nums(i.value);
+  const T = sc.periods.length;
+  const grid = (sel, key) => {
+    const out = {};
+    for (const i of document.querySelectorAll(`#editor-body input[${sel}]`)) {
+      const row = +i.dataset[key];
+      (out[row] = out[row] || new Array(T))[+i.dataset.period] = Number(i.value);
+    }
+    return out;
+  };
+  for (const [i, v] of Object.entries(grid("data-pool", "pool"))) sc.pools[+i].gpus = v;
+  for (const [i, v] of Object.entries(grid("data-demand", "demand"))) sc.segments[+i].demand = v;
   for (const i of document.querySelectorAll("#editor-body input[data-price]")) sc.segments[+i.dataset.price].revenue_per_unit = Number(i.value);
   return sc;
 }

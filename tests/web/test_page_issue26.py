@@ -33,6 +33,118 @@ def browser():
         b.close()
 
 
+def test_the_page_opens_on_a_plan_not_empty_charts(browser, server):
+    """The module's first page: no plan in the store, so the page starts the first
+    scenario's plan and shows it; until a plan is there, no empty chart frames. The
+    largest violation is a footnote, not a headline card."""
+    pg = open_page(browser, server)
+    pg.wait_for_function(
+        "() => document.querySelector('#status').textContent.startsWith('solved')",
+        timeout=60_000,
+    )
+    assert pg.evaluate("document.getElementById('charts').hidden") is False
+    assert pg.evaluate("(document.getElementById('chart-gpus').data || []).length") > 0
+    kpis = pg.eval_on_selector_all("#kpis .label", "l => l.map(x => x.textContent)")
+    assert "Max violation" not in kpis and kpis[0] == "Objective (PV)"
+    assert "largest constraint violation 0.000000" in pg.text_content("#plan-note")
+    # a second visitor opens on the scenario of the latest finished plan, without a new run
+    first = pg.input_value("#scenario")
+    pg.context.close()
+    pg = open_page(browser, server)
+    pg.wait_for_function("() => /^plan /.test(document.querySelector('#status').textContent)")
+    assert pg.input_value("#scenario") == first
+    # a scenario without a plan: a hint, not five empty frames
+    status, _, _ = server.request(
+        "PUT",
+        "/v1/scenarios/fresh",
+        json.loads((ROOT / "data" / "tiny.json").read_text()),
+        headers=KEY,
+    )
+    assert status == 201
+    pg.evaluate("loadScenarios('fresh')")
+    pg.wait_for_function(
+        "() => document.querySelector('#status').textContent.startsWith('no plan yet')"
+    )
+    assert pg.evaluate("document.getElementById('charts').hidden") is True
+    assert pg.evaluate("document.getElementById('no-plan').hidden") is False
+    pg.context.close()
+
+
+def test_errors_once_near_the_upload_with_and_n_more(browser, server, tmp_path):
+    """An upload with 12 problems: the status line next to the upload control lists 3 and
+    says "and 9 more"; nothing else on the page repeats them."""
+    pg = open_page(browser, server)
+    d = json.loads((ROOT / "data" / "tiny.json").read_text())
+    d["segments"][0]["demand"] = [-1, -2]
+    d["segments"][1]["demand"] = [-1, -2]
+    d["pools"][0]["gpus"] = [-1, -2]
+    d["pools"][1]["gpus"] = [-1, -2]
+    d["pools"][0]["variable_cost_per_gpu_hour"] = -1
+    d["pools"][1]["variable_cost_per_gpu_hour"] = -1
+    d["segments"][0]["revenue_per_unit"] = -1
+    d["segments"][1]["revenue_per_unit"] = -1
+    f = tmp_path / "broken.json"
+    f.write_text(json.dumps(d))
+    status, _, body = server.request("PUT", "/v1/scenarios/broken-probe", d, headers=KEY)
+    n = len(json.loads(body)["errors"])
+    assert status == 422 and n > 3
+    pg.set_input_files("#upload", str(f))
+    pg.wait_for_function("() => document.querySelector('#status').classList.contains('error')")
+    text = pg.text_content("#status")
+    assert f"and {n - 3} more" in text
+    first = json.loads(body)["errors"][0]["path"]
+    assert pg.evaluate("(p) => document.body.innerText.split(p).length - 1", first) == 1
+    assert pg.text_content("#problem") == ""
+    pg.context.close()
+
+
+def test_editor_is_a_table_of_numbers_per_period_with_units(browser, server):
+    pg = open_page(browser, server)
+    pg.select_option("#scenario", "fresh")
+    pg.wait_for_function("() => document.querySelector('#scenario').value === 'fresh'")
+    pg.click("#editor summary")
+    pg.wait_for_selector("#editor-body input[data-pool='0'][data-period='1']")
+    heads = pg.eval_on_selector_all("#editor-body th", "h => h.map(x => x.textContent)")
+    assert "revenue (USD per unit)" in heads and heads.count("P2") == 2
+    units = pg.eval_on_selector_all("#editor-body td.unit", "c => c.map(x => x.textContent)")
+    assert units == ["Mtok", "H100-hour"]
+    kinds = pg.eval_on_selector_all(
+        "#editor-body input[data-period]", "i => [...new Set(i.map(x => x.type))]"
+    )
+    assert kinds == ["number"]
+    pg.fill("#editor-body input[data-demand='0'][data-period='1']", "30000")
+    pg.click("#editor-save")
+    pg.wait_for_function(
+        "() => document.querySelector('#editor-status').textContent.startsWith('saved')"
+    )
+    _, _, body = server.request("GET", "/v1/scenarios/fresh", headers=KEY)
+    sc = json.loads(body)["scenario"]
+    assert sc["segments"][0]["demand"] == [20000, 30000] and sc["pools"][0]["gpus"] == [10, 10]
+    pg.context.close()
+
+
+def test_plotly_is_served_compressed_and_downloads_are_named_after_the_scenario(server):
+    import gzip
+
+    status, headers, body = server.get(
+        "/static/vendor/plotly.min.js", headers={"Accept-Encoding": "gzip"}
+    )
+    assert status == 200 and headers["content-encoding"] == "gzip"
+    assert headers["vary"] == "Accept-Encoding"
+    plain = server.get("/static/vendor/plotly.min.js")[2]
+    assert gzip.decompress(body) == plain and len(body) < len(plain) / 2
+    _, _, out = server.request("GET", "/v1/plans?status=done&limit=1", headers=KEY)
+    job = json.loads(out)["items"][0]
+    pid, sid = job["id"], job["scenario_id"]
+    for path, name in (
+        (f"/v1/plans/{pid}/plan", f"{sid}-plan-{pid[:8]}.json"),
+        (f"/v1/plans/{pid}/plan?format=xlsx", f"{sid}-plan-{pid[:8]}.xlsx"),
+        (f"/v1/plans/{pid}/allocations?format=csv", f"{sid}-allocations-{pid[:8]}.csv"),
+    ):
+        status, headers, _ = server.get(path, headers=KEY)
+        assert status == 200 and f'filename="{name}"' in headers["content-disposition"], path
+
+
 def test_the_plan_lies_on_the_drawn_exact_frontier(browser, server):
     """hyperscaler's frontier has 166 vertices; the plan (LTV weight 1) is one of them. The
     page draws the exact frontier thinned to at most 40 points, keeping the plan's own

@@ -83,8 +83,12 @@ def what_if(pg, pool, gpus, **fields):
 
 def run_plan(pg, scenario):
     pg.select_option("#scenario", scenario)
+    # the page opens on some plan: wait until what it shows is this scenario's (a plan, or
+    # none yet), not the plan it opened on
     pg.wait_for_function(
-        "() => /^(no plan|plan )/.test(document.querySelector('#status').textContent)"
+        """(id) => state.scenario === id && (state.planScenario === id
+            || /^no plan/.test(document.querySelector('#status').textContent))""",
+        arg=scenario,
     )
     if pg.text_content("#status").startswith("no plan"):
         pg.click("#run")
@@ -231,7 +235,7 @@ def test_edit_a_scenario_and_save_it_with_if_match(browser, server):
     )
     pg.click("#editor summary")
     pg.wait_for_selector("#editor-body input[data-pool='1']")
-    pg.fill("#editor-body input[data-pool='1']", "6, 10")
+    pg.fill("#editor-body input[data-pool='1'][data-period='0']", "6")  # one cell per period
     pg.fill("#editor-body input[data-price='0']", "1.5")
     pg.click("#editor-save")
     pg.wait_for_function(
@@ -244,7 +248,7 @@ def test_edit_a_scenario_and_save_it_with_if_match(browser, server):
     # someone else saves revision 3: the page's save (If-Match: "2") is refused, visibly
     status, _, _ = server.request("PUT", "/v1/scenarios/edit-me", out["scenario"], headers=KEY)
     assert status == 200
-    pg.fill("#editor-body input[data-pool='1']", "7, 10")
+    pg.fill("#editor-body input[data-pool='1'][data-period='0']", "7")
     pg.click("#editor-save")
     pg.wait_for_selector("#editor-status .error")
     assert "412" in pg.text_content("#editor-status") or "revision" in pg.text_content(
