@@ -4,7 +4,6 @@ capacity, diagnose. Each prints readable text, or JSON with ``--json``."""
 from __future__ import annotations
 
 import argparse
-import json
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -179,17 +178,13 @@ def cmd_counterfactual(args: argparse.Namespace, sc: Scenario) -> int:
                 f"optimal plan, {_pct(g['counterfactual'])} with all new capacity to {r['kind']}",
                 f"  over the horizon: {_pct(h['optimal'])} against {_pct(h['counterfactual'])}",
                 f"  {r['rival']} gross margin would change by {money(r['rival_margin_change'])} "
-                f"{sc.currency}; the objective by {money(-r['opportunity_cost'])} (the optimum's "
-                "advantage)",
+                f"{sc.currency}; {r['comparison']['verdict']} (objective, present value)",
             ]
         )
         _emit(args, r, text)
         return 0
     out = counterfactual(sc, {"name": "cli", "transforms": transforms})
-    lines = [
-        f"Counterfactual on {sc.name!r}: "
-        + ", then ".join(json.dumps(t, separators=(",", ":")) for t in out["transforms"])
-    ]
+    lines = [f"Counterfactual on {sc.name!r}: {out['title']}"]
     cur = sc.currency
     rows = [
         [
@@ -204,8 +199,8 @@ def cmd_counterfactual(args: argparse.Namespace, sc: Scenario) -> int:
     headers = ["kind", f"Δ revenue ({cur})", f"Δ gross margin ({cur})", f"Δ LTV ({cur})"]
     lines += table([*headers, "Δ GPUs, last period"], rows, "lrrrr", "  ")
     lines.append(
-        f"  GPUs moved in the last period: {out['gpus_moved_by_period'][-1]:,.0f}; "
-        f"opportunity cost of the optimal choice: {money(out['opportunity_cost'])} {sc.currency}"
+        f"  GPUs moved in the last period: {number(out['gpus_moved_by_period'][-1])}; "
+        f"{out['verdict']} (objective, present value)"
     )
     _emit(args, out, "\n".join(lines))
     return 0

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from allocator.engine import solve
 from allocator.errors import Issue, ScenarioError
+from allocator.numbers import money, short
 from allocator.plan import Plan
 from allocator.scenario import Kind, Scenario, per_period
 from allocator.scenario.overrides import apply_overrides
@@ -254,7 +255,48 @@ def counterfactual(
     other = solve(changed)
     out = compare_plans(base, other, cf.name)
     out["transforms"] = [t.model_dump(mode="json") for t in cf.transforms]
+    out["title"] = title(cf.transforms)
+    out["verdict"] = verdict(out["opportunity_cost"], scenario.currency)
     return out
+
+
+def describe(tr: Any) -> str:
+    """One transform in words: ``cloud demand × 1.2``, ``+2,000 GPUs in b200 from P2``."""
+
+    def factor(f: float | list[float]) -> str:
+        return ", ".join(short(x) for x in f) + " by period" if isinstance(f, list) else short(f)
+
+    if isinstance(tr, Priority):
+        return f"{tr.kind.value} first on all capacity"
+    if isinstance(tr, NewCapacityTo):
+        return f"every new GPU to {tr.kind.value}"
+    if isinstance(tr, RemoveSegment):
+        return f"without segment {tr.segment}"
+    if isinstance(tr, Capacity):
+        when = f" from {tr.from_period}" if tr.from_period else ""
+        return f"{'+' if tr.gpus >= 0 else '−'}{short(abs(tr.gpus))} GPUs in {tr.pool}{when}"
+    if isinstance(tr, ScaleDemand):
+        return f"{tr.target} demand × {factor(tr.factor)}"
+    if isinstance(tr, ScaleContract):
+        return f"{tr.target} contract minimums × {factor(tr.factor)}"
+    if isinstance(tr, Price):
+        return f"{tr.target} prices × {factor(tr.factor)}"
+    return str(tr)  # pragma: no cover - the union is closed
+
+
+def title(transforms: list[Any]) -> str:
+    """The transforms in words, in the order they apply."""
+    return ", then ".join(describe(t) for t in transforms)
+
+
+def verdict(opportunity_cost: float, currency: str) -> str:
+    """What the change earns against the optimal plan, for any change: "the change would
+    earn 163.60M USD less than the optimal plan" (or more, or the same)."""
+    if abs(opportunity_cost) < 0.005:
+        return "the change would earn the same as the optimal plan"
+    side = "less" if opportunity_cost > 0 else "more"
+    amount = f"{money(abs(opportunity_cost))} {currency}"
+    return f"the change would earn {amount} {side} than the optimal plan"
 
 
 def seeds_case(

@@ -470,7 +470,7 @@ async function whatIf(ev) {
       const body = await analysis(`/v1/scenarios/${sid}/counterfactual`, {
         method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "page", transforms }),
       }, out);
-      diff = { totals: body.totals, by_kind: body.by_kind, newKey: "counterfactual" };
+      diff = { totals: body.totals, by_kind: body.by_kind, newKey: "counterfactual", title: body.title, verdict: body.verdict };
     } else {
       const overrides = { demand_scale: scale };
       if (Object.keys(contract).length) overrides.contract_scale = contract;
@@ -489,6 +489,7 @@ async function whatIf(ev) {
       el("td", {}, signed(v.revenue.change)), el("td", {}, signed(v.gross_margin.change)), el("td", {}, signed(v.ltv.change))));
     out.replaceChildren(
       priority ? null : saveWhatIfForm(),
+      diff.title ? el("p", { class: "verdict" }, `${diff.title}: ${diff.verdict}.`) : null,
       whatIfTerms(diff.totals, diff.newKey),
       el("div", { class: "table-wrap" }, el("table", {},
         el("tr", {}, ["kind", "revenue", "gross margin", "LTV"].map((h) => el("th", {}, h))), rows)));
