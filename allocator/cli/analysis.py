@@ -132,10 +132,11 @@ def add_commands(sub: Any) -> None:
     k.add_argument("scenario")
     k.add_argument(
         "--purchase-price",
-        type=float,
+        type=_purchase_prices,
         default=None,
-        metavar="PER_GPU_HOUR",
-        help="amortised price of buying a GPU (default: its depreciation)",
+        metavar="PRICE|TYPE=PRICE,...",
+        help="amortised price of buying a GPU per GPU-hour: one for every pool, or by "
+        "accelerator type or pool id (H100=2.1,B200=3.4); default: its depreciation",
     )
     add_json_options(k)
 
@@ -318,6 +319,15 @@ def _frontier_rows(points: list[dict[str, Any]], current: int, weight: float) ->
         p = points[g[0]]
         rows.append([w, money(p["margin"]), money(p["ltv"]), len(g), mark])
     return rows
+
+
+def _purchase_prices(text: str) -> float | dict[str, float]:
+    from allocator.analysis.capacity import parse_purchase_prices
+
+    try:
+        return parse_purchase_prices(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_capacity(args: argparse.Namespace, sc: Scenario) -> int:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from allocator import Plan, Scenario
-from allocator.analysis.capacity import capacity_value
+from allocator.analysis.capacity import capacity_value, parse_purchase_prices
 from allocator.analysis.explain import explain
 from allocator.workflows.counterfactuals import Counterfactual
 
@@ -74,10 +74,42 @@ def capacity(
     purchase_price_per_gpu_hour: Annotated[
         float | None, Query(ge=0, le=1e6, description="Amortised price of buying a GPU.")
     ] = None,
+    purchase_prices: Annotated[
+        str | None,
+        Query(
+            max_length=2000,
+            description="Amortised purchase prices per GPU-hour by accelerator type or pool "
+            "id: H100=2.1,B200=3.4 (pools it does not name: purchase_price_per_gpu_hour, "
+            "else their depreciation).",
+        ),
+    ] = None,
 ) -> JSONResponse:
     plan, sc = _done_plan(store, plan_id)
-    rows = capacity_value(plan, sc, purchase_price_per_gpu_hour=purchase_price_per_gpu_hour)
+    price: float | dict[str, float] | None = purchase_price_per_gpu_hour
+    try:
+        if purchase_prices:
+            given = parse_purchase_prices(purchase_prices)
+            price = _by_pool(sc, given, purchase_price_per_gpu_hour)
+        rows = capacity_value(plan, sc, purchase_price_per_gpu_hour=price)
+    except ValueError as exc:
+        raise ApiError(422, "Invalid request", str(exc), "invalid-request") from None
     return JSONResponse([r.to_dict() for r in rows])
+
+
+def _by_pool(
+    sc: Scenario, given: float | dict[str, float], default: float | None
+) -> float | dict[str, float]:
+    """Purchase prices by pool id: a pool's own, else its accelerator type's, else
+    ``default``; keys that are neither stay (capacity_value refuses them, naming them)."""
+    if not isinstance(given, dict):
+        return given
+    known = {p.id for p in sc.pools} | {p.accelerator for p in sc.pools}
+    out = {k: v for k, v in given.items() if k not in known}
+    for p in sc.pools:
+        v = given.get(p.id, given.get(p.accelerator, default))
+        if v is not None:
+            out[p.id] = v
+    return out
 
 
 class Context:
