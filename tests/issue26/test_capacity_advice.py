@@ -11,7 +11,7 @@ import pytest
 from allocator import Scenario, solve
 from allocator.analysis.capacity import capacity_value, parse_purchase_prices
 from allocator.cli import main
-from tests.api.conftest import assert_problem, client, settings, wait_done  # noqa: F401
+from tests.api.conftest import assert_problem, wait_done
 from tests.conftest import DATA
 
 
