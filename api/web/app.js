@@ -765,12 +765,38 @@ function planRows(p, by) {
       add(k, "revenue", v.revenue); add(k, "gross margin", v.gross_margin); add(k, "LTV", v.ltv);
     }
   } else {
+    // by pool: average GPUs per period (a pool's GPUs summed over the periods is no count
+    // of anything); by period: the fleet. "used" counts rented GPUs too: shown beside them
+    const n = by === "pool" ? p.periods.length : 1;
     for (const r of p.pools) {
       const k = by === "pool" ? r.pool : r.period;
-      add(k, "GPUs", r.gpus); add(k, "GPUs used", r.used);
+      add(k, "own GPUs", r.gpus / n); add(k, "rented GPUs", (r.rented || 0) / n); add(k, "GPUs used", r.used / n);
     }
   }
   return out;
+}
+
+// per pool, the segments (and their kinds) that gained or lost GPUs from plan a to plan b,
+// average GPUs per period, largest first: "+120 chat (first_party), −80 cloud-x (cloud)"
+function poolMoves(pa, pb) {
+  const avg = (p) => {
+    const out = {};
+    const kind = Object.fromEntries(p.segments.map((s) => [s.segment, s.kind]));
+    for (const a of p.allocations) {
+      const k = `${a.segment} (${kind[a.segment] || a.kind || "?"})`;
+      out[a.pool] = out[a.pool] || {};
+      out[a.pool][k] = (out[a.pool][k] || 0) + a.gpus / p.periods.length;
+    }
+    return out;
+  };
+  const A = avg(pa), B = avg(pb);
+  const moves = {};
+  for (const pool of new Set([...Object.keys(A), ...Object.keys(B)])) {
+    const segs = new Set([...Object.keys(A[pool] || {}), ...Object.keys(B[pool] || {})]);
+    moves[pool] = [...segs].map((sg) => [sg, ((B[pool] || {})[sg] || 0) - ((A[pool] || {})[sg] || 0)])
+      .filter(([, d]) => Math.abs(d) >= 0.05).sort((x, y) => Math.abs(y[1]) - Math.abs(x[1]));
+  }
+  return moves;
 }
 
 async function comparePlans() {
@@ -783,11 +809,25 @@ async function comparePlans() {
   if (by !== "period") keys.sort();
   const fields = [...new Set(Object.values(ra).concat(Object.values(rb)).flatMap((r) => Object.keys(r)))];
   const fmt = (v) => (v === undefined ? "n/a" : money(v));
-  const head = el("tr", {}, el("th", {}, by), fields.flatMap((f) => [el("th", {}, `${f}: base`), el("th", {}, "other"), el("th", {}, "change")]));
+  const unit = by === "pool" ? " (average per period)" : "";
+  const head = el("tr", {}, el("th", {}, by), fields.flatMap((f) => [el("th", {}, `${f}${/GPUs/.test(f) ? unit : ""}: base`), el("th", {}, "other"), el("th", {}, "change")]),
+    by === "pool" ? el("th", {}, "segments gaining (+) or losing (−) GPUs, average per period") : null);
+  const moves = by === "pool" ? poolMoves(pa, pb) : null;
+  const gpus = (v) => (v === undefined ? "n/a" : v.toLocaleString("en-US", { maximumFractionDigits: 1 }));
+  const isGpus = (f) => /GPUs/.test(f);
+  const moved = (k) => {
+    const m = (moves && moves[k]) || [];
+    const txt = m.slice(0, 4).map(([sg, d]) => `${d > 0 ? "+" : "−"}${gpus(Math.abs(d))} ${sg}`).join(", ");
+    return el("td", { class: "moves" }, (txt || "no change") + (m.length > 4 ? `, and ${m.length - 4} more` : ""));
+  };
   const rows = keys.map((k) => el("tr", { "data-key": k }, el("td", {}, k), fields.flatMap((f) => {
     const x = (ra[k] || {})[f], y = (rb[k] || {})[f];
+    if (isGpus(f)) {
+      const d = (y || 0) - (x || 0);
+      return [el("td", {}, gpus(x)), el("td", {}, gpus(y)), el("td", {}, (d > 0 ? "+" : "") + gpus(d))];
+    }
     return [el("td", {}, fmt(x)), el("td", {}, fmt(y)), el("td", {}, signed((y || 0) - (x || 0)))];
-  })));
+  }), moves ? moved(k) : null));
   const t = (p, k) => p.totals[k];
   $("#compare-result").replaceChildren(
     el("p", {}, `objective ${money(t(pa, "objective"))} → ${money(t(pb, "objective"))} (`, signed(t(pb, "objective") - t(pa, "objective")),

@@ -241,3 +241,62 @@ def test_explain_says_why_a_pool_is_unused_with_units(browser, server):
     )
     assert duals and all(" USD per " in d for d in duals)
     pg.context.close()
+
+
+def test_compare_by_pool_averages_gpus_and_names_who_gained(browser, server):
+    """tiny against tiny with b200 empty in P2: by pool, b200 has 2.5 own GPUs on average
+    per period against 7.5 (5 and 0 against 5 and 10; summed over periods it read 5 and
+    15); the segments' changes listed for a pool add up to the change in GPUs used, and
+    GPUs used never exceed own + rented GPUs."""
+    empty = json.loads((ROOT / "data" / "tiny.json").read_text())
+    empty["pools"][1]["gpus"] = [5, 0]
+    assert server.request("PUT", "/v1/scenarios/tiny-empty", empty, headers=KEY)[0] == 201
+    pg = open_page(browser, server)
+    run_plan(pg, "tiny")
+    run_plan(pg, "tiny-empty")
+    pg.click("#compare summary")
+    pg.wait_for_function("() => document.querySelectorAll('#compare-b option').length >= 2")
+    ids = {}
+    for sid in ("tiny", "tiny-empty"):
+        _, _, jobs = server.request(
+            "GET", f"/v1/plans?scenario={sid}&status=done&limit=1", headers=KEY
+        )
+        ids[sid] = json.loads(jobs)["items"][0]["id"]
+    pg.select_option("#compare-a", ids["tiny-empty"])
+    pg.select_option("#compare-b", ids["tiny"])
+    pg.select_option("#compare-by", "pool")
+    pg.click("#compare-go")
+    pg.wait_for_function(
+        "() => document.querySelector('#compare-result th')?.textContent === 'pool'"
+    )
+    heads = pg.eval_on_selector_all("#compare-result th", "h => h.map(x => x.textContent)")
+    assert (
+        "own GPUs (average per period): base" in heads
+        and "rented GPUs (average per period): base" in heads
+    )
+    rows = pg.eval_on_selector_all(
+        "#compare-result tr[data-key]",
+        "r => Object.fromEntries(r.map(x => [x.dataset.key,"
+        " [...x.children].map(c => c.textContent)]))",
+    )
+    col = {h: i for i, h in enumerate(heads)}
+    b200 = rows["b200"]
+    assert b200[col["own GPUs (average per period): base"]] == "2.5"
+    assert b200[col["own GPUs (average per period): base"] + 1] == "7.5"
+    for cells in rows.values():
+        base = col["own GPUs (average per period): base"]
+        rent = col["rented GPUs (average per period): base"]
+        used = col["GPUs used (average per period): base"]
+        for side in (0, 1):
+            assert (
+                float(cells[used + side])
+                <= float(cells[base + side]) + float(cells[rent + side]) + 1e-9
+            )
+    moves = b200[-1]
+    assert moves != "no change"
+    listed = [m.strip() for m in moves.split(",")]
+    total = sum(float(m[1:].split()[0]) * (1 if m[0] == "+" else -1) for m in listed)
+    used = col["GPUs used (average per period): base"]
+    assert total == pytest.approx(float(b200[used + 2].lstrip("+")), abs=0.11)
+    assert all(m.endswith(")") for m in listed)  # "… chat (first_party)"
+    pg.context.close()
