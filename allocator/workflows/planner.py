@@ -153,8 +153,8 @@ class Planner:
     def scale_demand(self, segment: str, factor: float, period: str | int | None = None) -> Plan:
         """Multiply ``segment``'s demand and its contract minimum (as the what-if's
         ``demand_scale`` and ``contract_scale`` together do) by ``factor`` > 0 in
-        ``period``, or in every period when ``period`` is None, and re-solve. A segment with price tiers has its tiers' units
-        scaled (see :meth:`update_demand`)."""
+        ``period``, or in every period when ``period`` is None, and re-solve. A segment
+        with price tiers has its tiers' units scaled (see :meth:`update_demand`)."""
         s = self._segment_index(segment)
         factor = float(factor)
         if not (factor > 0 and np.isfinite(factor)):
