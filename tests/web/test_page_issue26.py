@@ -8,7 +8,7 @@ import json
 import pytest
 
 from ..api.test_server import ROOT, Server
-from .test_browser import ARGS, CHROMIUM, pytestmark  # noqa: F401
+from .test_browser import pytestmark  # noqa: F401
 from .test_page_planner import KEY, open_page, run_plan
 
 
@@ -20,17 +20,6 @@ def server(tmp_path_factory):
     assert status == 201, out
     yield s
     s.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM, "Chromium is required in CI: .ci/run installs it"
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def test_the_page_opens_on_a_plan_not_empty_charts(browser, server):

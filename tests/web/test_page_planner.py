@@ -42,17 +42,6 @@ def server(tmp_path_factory):
     s.stop()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM, "Chromium is required in CI: .ci/run installs it"
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
-
-
 def open_page(browser, server, width=1400, height=1800):
     context = browser.new_context(viewport={"width": width, "height": height})
     context.add_init_script("localStorage.setItem('allocator-api-key', 'page-key')")
