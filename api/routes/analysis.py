@@ -196,8 +196,11 @@ async def frontier(
     row = ctx.store.get_scenario(scenario_id)
     if row is None:
         raise _not_found(scenario_id)
+    answer = lambda: _analysis("frontier", scenario_id, {"points": points}, ctx)  # noqa: E731
+    if ctx.prefer:  # Prefer: respond-async asks for a job, not a kept answer
+        return await answer()
     key = (scenario_id, row.revision, row.updated_at.isoformat(), points)
-    return await _memo(key, lambda: _analysis("frontier", scenario_id, {"points": points}, ctx))
+    return await _memo(key, answer)
 
 
 # A frontier is the same for the same scenario revision: the page asks for it each time a
