@@ -174,7 +174,7 @@ def test_what_if_separates_demand_from_contracts_and_colours_by_effect(browser, 
     pg.fill("#whatif input[name=contract_cloud]", "2")
     pg.click("#whatif button[type=submit]")
     pg.wait_for_function(
-        "() => document.querySelector('[data-whatif=objective]').textContent === '-1.80k'"
+        "() => document.querySelector('[data-whatif=objective]')?.textContent === '-1.80k'"
     )
     change = pg.eval_on_selector_all(
         "#whatif-result tr[data-term]",
