@@ -9,6 +9,7 @@ Parquet needs pyarrow (the ``arrow`` extra): without it, 501.
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from typing import Any
 
@@ -78,6 +79,14 @@ def choose(
         f"(or ?format={'|'.join(offered)})",
         "not-acceptable",
     )
+
+
+def download_name(scenario_id: str, what: str, plan_id: str) -> str:
+    """A download's file name (no suffix) that says what it holds:
+    ``hyperscaler-plan-1a2b3c4d`` (the scenario, the table, the plan id's first 8
+    characters); characters a file name should not carry become ``-``."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", scenario_id).strip(".-") or "scenario"
+    return f"{safe}-{what}-{plan_id[:8]}"
 
 
 def attachment(data: bytes, media_type: str, filename: str) -> Response:

@@ -13,7 +13,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # The stages in the order data flows: a module may import its own stage or an earlier one.
 STAGES = [
-    ("allocator.errors", "allocator.version", "allocator._compat", "allocator.cells"),
+    (
+        "allocator.errors",
+        "allocator.version",
+        "allocator._compat",
+        "allocator.cells",
+        "allocator.numbers",
+    ),
     ("allocator.scenario",),
     ("allocator.lp",),
     ("allocator.solvers",),

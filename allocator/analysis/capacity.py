@@ -29,18 +29,21 @@ recommendation:
 
 Limits: the value is a marginal one (it holds for small changes, within the shadow price's
 range; see the sensitivity analysis for how far); the bounds of the stability and
-segment-share rows also grow with a pool's capacity and are left out of the value.
+segment-share rows also grow with a pool's capacity and are left out of the value: where
+such a row binds on the pool in the period, a GPU is worth **more** than its shadow price
+says, and the row's ``loosens`` names those limits and its reason says so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from allocator.lp.arrays import ScenarioArrays
+from allocator.numbers import short
 from allocator.plan import Plan
 from allocator.plan.text import table
 from allocator.scenario import Pool, Scenario, per_period, top
@@ -88,6 +91,9 @@ class CapacityValue:
     periods_worth_buying: int  # periods of this pool where buying pays
     recommendation: str
     reason: str
+    # binding limits that grow with the pool's GPUs ("segment-share of <segment>",
+    # "segment-stability of <segment>"): one more GPU is worth more than value_per_gpu
+    loosens: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -148,11 +154,65 @@ def capacity_value(
     """
     _check_plan(plan, scenario, buy_share)
     m = _margins(plan, scenario, purchase_price_per_gpu_hour, buy_share)
-    return [
-        _capacity_row(m, pool, j, t, label)
-        for j, pool in enumerate(scenario.pools)
-        for t, label in enumerate(scenario.period_labels)
-    ]
+    caps = _capacity_caps(plan)
+    rows = []
+    for j, pool in enumerate(scenario.pools):
+        for t, label in enumerate(scenario.period_labels):
+            row = _capacity_row(m, pool, j, t, label)
+            loosens = caps.get((pool.id, label), ())
+            if loosens:
+                limits = (
+                    "binding limits that grow" if len(loosens) > 1 else "binding limit that grows"
+                )
+                note = (
+                    f"; worth more than its shadow price says: it also loosens {len(loosens)} "
+                    f"{limits} with the pool "
+                    f"({', '.join(loosens[:3])}{', …' if len(loosens) > 3 else ''})"
+                )
+                row = replace(row, loosens=tuple(loosens), reason=row.reason + note)
+            rows.append(row)
+    return rows
+
+
+CAPACITY_CAPS = ("segment-share", "segment-stability")  # rows whose bounds grow with GPUs
+
+
+def _capacity_caps(plan: Plan) -> dict[tuple[str, str], list[str]]:
+    """The binding rows whose bounds grow with a pool's GPUs, by (pool, period)."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for b in plan.binding:
+        k = b.key
+        if b.constraint in CAPACITY_CAPS and "pool" in k and "period" in k:
+            what = f"{b.constraint.removeprefix('segment-')} of {k.get('segment', '?')}"
+            out.setdefault((k["pool"], k["period"]), []).append(what)
+    return out
+
+
+def parse_purchase_prices(text: str) -> float | dict[str, float]:
+    """``"2.1"`` (every pool) or ``"H100=2.1,B200=3.4"`` (by accelerator type or pool id),
+    per GPU-hour; a ValueError names what is wrong."""
+    text = text.strip()
+    if "=" not in text:
+        return _price_number(text, "purchase price")
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(
+                f"purchase price {part.strip()!r}: expected TYPE=PRICE (e.g. H100=2.1)"
+            )
+        out[key.strip()] = _price_number(value, f"purchase price of {key.strip()}")
+    return out
+
+
+def _price_number(text: str, what: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise ValueError(f"{what}: {text.strip()!r} is not a number") from None
+    if not (np.isfinite(v) and v >= 0):
+        raise ValueError(f"{what} must be a finite number >= 0, got {text.strip()!r}")
+    return v
 
 
 def _check_plan(plan: Plan, scenario: Scenario, buy_share: float) -> None:
@@ -310,15 +370,15 @@ def _recommend(
     )
     if m.idle[j, t]:
         return LEAVE_IDLE, (
-            f"{m.surplus[j, t]:,.4g} usable GPUs idle: one more GPU adds nothing"
+            f"{short(m.surplus[j, t])} usable GPUs idle: one more GPU adds nothing"
             if m.surplus[j, t] > GPU_TOL * max(1.0, float(m.usable[j, t]))
             else "fully used, but one more GPU would add nothing"
         )
     if m.rent_more[j, t]:
         assert rp is not None and rent_net is not None
         return RENT_MORE, (
-            f"all {rentable[j, t]:,.4g} rentable GPUs are rented and one more is worth "
-            f"{price[j, t]:,.4g} per GPU-hour against {rp:,.4g} rent: "
+            f"all {short(rentable[j, t])} rentable GPUs are rented and one more is worth "
+            f"{short(price[j, t])} per GPU-hour against {short(rp)} rent: "
             f"{_money(rent_net)} per GPU over the period{buy_note}"
         )
     if m.buy[j, t]:
@@ -330,8 +390,8 @@ def _recommend(
         )
     if m.partly[j, t]:
         return RENT_AS_NEEDED, (
-            f"{m.rented[j, t]:,.4g} of {rentable[j, t]:,.4g} rentable GPUs rented: "
-            f"renting is the marginal supply, worth its price ({rp:,.4g} per GPU-hour)"
+            f"{short(m.rented[j, t])} of {short(rentable[j, t])} rentable GPUs rented: "
+            f"renting is the marginal supply, worth its price ({short(rp)} per GPU-hour)"
         )
     return FULLY_USED, _fully_used_reason(m, j, t, rp, pc)
 
@@ -340,12 +400,12 @@ def _fully_used_reason(m: _Margins, j: int, t: int, rp: float | None, pc: float 
     """Why a pool whose capacity binds is not worth more rentals or purchases."""
     price = m.price
     if rp is None:
-        reason = f"capacity binds ({price[j, t]:,.4g} per GPU-hour) and no rental is offered"
+        reason = f"capacity binds ({short(price[j, t])} per GPU-hour) and no rental is offered"
     else:
         even = abs(price[j, t] - rp) <= m.tol[j, t]
         reason = (
-            f"one more GPU is worth {price[j, t]:,.4g} per GPU-hour, renting one "
-            f"costs {rp:,.4g}" + (": renting more breaks even" if even else "")
+            f"one more GPU is worth {short(price[j, t])} per GPU-hour, renting one "
+            f"costs {short(rp)}" + (": renting more breaks even" if even else "")
         )
     if pc is not None:
         reason += (
@@ -402,7 +462,7 @@ def capacity_table(rows: list[CapacityValue], currency: str = "") -> str:
     period, nominal), recommendation."""
     unit = f" ({currency}/GPU-period)" if currency else " (per GPU-period)"
     headers = ["pool", "period", "value" + unit, "owned GPU value" + unit]
-    headers += ["rent" + unit, "buy" + unit, "recommendation"]
+    headers += ["rent" + unit, "buy" + unit, "recommendation", "reason"]
     cells = [
         [
             r.pool,
@@ -412,7 +472,8 @@ def capacity_table(rows: list[CapacityValue], currency: str = "") -> str:
             "-" if r.rental_cost_per_gpu is None else _money(r.rental_cost_per_gpu),
             "-" if r.purchase_cost_per_gpu is None else _money(r.purchase_cost_per_gpu),
             r.recommendation,
+            r.reason,
         ]
         for r in rows
     ]
-    return "\n".join(table(headers, cells, "llrrrrl"))
+    return "\n".join(table(headers, cells, "llrrrrll"))

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from allocator.lp.arrays import ScenarioArrays
+from allocator.numbers import money, number
 from allocator.plan import Plan
 from allocator.scenario import Scenario
 
@@ -42,6 +43,11 @@ class PoolValue:
     shadow_price_per_gpu_hour: float | None  # the pool's opportunity cost (nominal)
     gpus: float  # what the plan gives the segment there (all modes)
     margin_over_price: float | None  # effective value - price
+    revenue_share: float = 1.0  # the mode's share of the segment's price (revenue_share)
+    # what one more unit of demand is worth, per GPU-hour of this pool (> 0 only where the
+    # demand is fully served): a pool with value above its price but no GPUs has this
+    demand_value_per_gpu_hour: float = 0.0
+    why_unused: str = ""  # for a pool the segment does not use: the reason, in words
 
 
 @dataclass(frozen=True)
@@ -92,18 +98,28 @@ class Explanation:
         bind. Columns in ``currency`` per GPU-hour."""
         return "\n".join(self.table_lines())
 
+    @property
+    def has_contract(self) -> bool:
+        """A contract minimum moves some value (else no "with contract" column)."""
+        return any(
+            abs(v.effective_value_per_gpu_hour - v.value_per_gpu_hour) > TOL for v in self.values
+        ) or any(p.shortfall > TOL for p in self.periods)
+
     def table_lines(self) -> list[str]:
-        from allocator.plan.text import number, table
+        from allocator.plan.text import number, percent, table
 
         cur = f"{self.currency}/GPU-h"
+        contract = self.has_contract
         headers = [
             "pool",
             "mode",
+            "revenue share",
             "GPUs",
             f"value ({cur})",
-            f"with contract ({cur})",
+            *([f"with contract ({cur})"] if contract else []),
             f"price ({cur})",
             f"over price ({cur})",
+            "why no GPUs",
         ]
         lines: list[str] = []
         for r in self.periods:
@@ -112,6 +128,7 @@ class Explanation:
             lines.append(
                 f"{r.period}: {self.segment} ({self.kind}) is served {r.served:,.0f} of "
                 f"{r.demand:,.0f} {self.unit} with {r.gpus:,.1f} GPUs"
+                + (" (its demand is fully served)" if r.served >= r.demand - TOL else "")
             )
             rows = sorted(
                 (v for v in self.values if v.period == r.period),
@@ -123,15 +140,17 @@ class Explanation:
                     [
                         v.pool,
                         v.mode,
+                        percent(v.revenue_share),
                         number(v.gpus, 1),
                         number(v.value_per_gpu_hour, 2),
-                        number(v.effective_value_per_gpu_hour, 2),
+                        *([number(v.effective_value_per_gpu_hour, 2)] if contract else []),
                         number(v.shadow_price_per_gpu_hour, 2),
                         number(v.margin_over_price, 2),
+                        v.why_unused,
                     ]
                     for v in rows
                 ],
-                "llrrrrr",
+                "llrrr" + ("r" if contract else "") + "rrl",
                 "  ",
             )
             if r.marginal_tier is not None:
@@ -151,6 +170,9 @@ class Explanation:
             "segment": self.segment,
             "kind": self.kind,
             "unit": self.unit,
+            "currency": self.currency,
+            "has_contract": self.has_contract,
+            "periods": [asdict(p) for p in self.periods],
             "values": [asdict(v) for v in self.values],
             "binding": [asdict(b) for b in self.binding],
             "sentences": list(self.sentences),
@@ -158,13 +180,14 @@ class Explanation:
 
 
 _MEANING = {
-    "segment-demand": "its demand is fully served: one more unit of demand would be worth {d}",
+    "segment-demand": "its demand is fully served: one more unit of demand would be worth {d}"
+    " {per_unit}",
     "segment-contract": "its contract minimum holds it up: each unit of the minimum costs the "
-    "plan {d} (what its GPU-hours would earn elsewhere, net)",
+    "plan {d} {per_unit} (what its GPU-hours would earn elsewhere, net)",
     "segment-stability": "the stability limit on {pool} holds its change between periods",
     "segment-share": "it already takes the most one segment may of {pool}",
     "segment-tiers": "its tiers sell all the work its GPUs do: one more unit of work would "
-    "be worth {d}",
+    "be worth {d} {per_unit}",
     "kind-cap": "the cap on {kind} GPUs binds",
     "kind-floor": "the floor on {kind} GPUs binds",
     "rnd-floor": "the R&D floor binds",
@@ -172,7 +195,7 @@ _MEANING = {
 
 
 def _fmt(v: float) -> str:
-    return f"{v:,.2f}" if abs(v) < 1e6 else f"{v:,.3g}"
+    return number(v, 2) if abs(v) < 1e6 else money(v)
 
 
 def explain(scenario: Scenario, segment: str, plan: Plan) -> Explanation:
@@ -202,11 +225,9 @@ def explain(scenario: Scenario, segment: str, plan: Plan) -> Explanation:
             m[a.mode] = m.get(a.mode, 0.0) + a.gpus
     df = dict(zip(periods, arr.discount, strict=True))
     # the contract row's dual, nominal, per work unit (<= 0: the minimum holds it up)
-    contract = {
-        b.key["period"]: (b.dual or 0.0) / df[b.key["period"]]
-        for b in plan.binding
-        if b.constraint == "segment-contract" and b.key.get("segment") == segment
-    }
+    contract = _duals(plan, "segment-contract", segment, df)
+    # the demand row's dual, nominal, per work unit (>= 0: fully served)
+    demand_dual = _duals(plan, "segment-demand", segment, df)
 
     modes = np.nonzero(arr.mode_segment == s_ix)[0]
     mode_row = {arr.mode_names[m]: i for i, m in enumerate(modes)}
@@ -238,6 +259,9 @@ def explain(scenario: Scenario, segment: str, plan: Plan) -> Explanation:
             v = float(v_modes[best, t])
             eff = v - contract.get(periods[t], 0.0) * units_per_gpu_hour
             p = price.get((pool.id, periods[t]))
+            n = gpus.get((pool.id, periods[t]), 0.0)
+            margin = None if p is None else eff - p
+            dv = max(0.0, demand_dual.get(periods[t], 0.0)) * units_per_gpu_hour
             values.append(
                 PoolValue(
                     pool=pool.id,
@@ -246,8 +270,11 @@ def explain(scenario: Scenario, segment: str, plan: Plan) -> Explanation:
                     value_per_gpu_hour=v,
                     effective_value_per_gpu_hour=eff,
                     shadow_price_per_gpu_hour=p,
-                    gpus=gpus.get((pool.id, periods[t]), 0.0),
-                    margin_over_price=None if p is None else eff - p,
+                    gpus=n,
+                    margin_over_price=margin,
+                    revenue_share=float(arr.mode_rev_share[modes[best]]),
+                    demand_value_per_gpu_hour=dv,
+                    why_unused="" if n > TOL else _why_unused(margin, dv),
                 )
             )
 
@@ -264,7 +291,10 @@ def explain(scenario: Scenario, segment: str, plan: Plan) -> Explanation:
         nominal = None if b.dual is None else b.dual / (df[period] if period else 1.0)
         d = "" if nominal is None else _fmt(abs(nominal))
         text = _MEANING.get(b.constraint, b.constraint).format(
-            d=d, pool=b.key.get("pool", ""), kind=b.key.get("kind", "")
+            d=d,
+            pool=b.key.get("pool", ""),
+            kind=b.key.get("kind", ""),
+            per_unit=f"{scenario.currency} per {seg.unit}",
         )
         binding.append(BindingRow(b.constraint, dict(b.key), nominal, text))
 
@@ -286,6 +316,30 @@ def explain(scenario: Scenario, segment: str, plan: Plan) -> Explanation:
     ]
     ex.sentences = _sentences(scenario, ex, plan)
     return ex
+
+
+def _duals(plan: Plan, constraint: str, segment: str, df: dict[str, float]) -> dict[str, float]:
+    """The segment's ``constraint`` row duals by period, nominal, per work unit."""
+    return {
+        b.key["period"]: (b.dual or 0.0) / df[b.key["period"]]
+        for b in plan.binding
+        if b.constraint == constraint and b.key.get("segment") == segment
+    }
+
+
+def _why_unused(margin: float | None, demand_value: float) -> str:
+    """Why a pool the segment could use gets none of its GPUs: priced out (others value
+    its GPU-hours more), or its demand is already served elsewhere (the value above the
+    price is what one more unit of demand would be worth), or a limit or a tie."""
+    if margin is None:
+        return "no GPUs in the pool"
+    if margin < -TOL:
+        return "priced out"
+    if demand_value > TOL and margin <= demand_value + TOL * max(1.0, demand_value):
+        return "demand already served"
+    if margin <= TOL:
+        return "indifferent (value = price)"
+    return "a limit binds"
 
 
 def _marginal_tier(
@@ -352,6 +406,13 @@ def _sentences(sc: Scenario, ex: Explanation, plan: Plan) -> list[str]:
                 f"those GPU-hours more (on {best.pool} it would earn "
                 f"{_fmt(best.effective_value_per_gpu_hour)} against "
                 f"{_fmt(best.shadow_price_per_gpu_hour or 0.0)})."
+            )
+        served_elsewhere = [v for v in rows if v.why_unused == "demand already served"]
+        if served_elsewhere:
+            parts.append(
+                f"It gets nothing on {', '.join(v.pool for v in served_elsewhere)} though a "
+                "GPU-hour there earns more than the price: its demand is already served, so "
+                "more GPUs would have nothing to serve."
             )
         for b in ex.binding:
             if b.key.get("period") == period:

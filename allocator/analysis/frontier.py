@@ -60,8 +60,9 @@ from allocator.solvers.base import Solution
 from allocator.solvers.highs_model import new_highs, read_solution, to_highs_lp
 
 SAME = 1e-9  # relative: two frontier values closer than this are the same
-GRID_PAST_LAST = 1.25
-PRIMAL_SIMPLEX = 4  # HiGHS simplex_strategy  # a weight grid ends this far past the last breakpoint
+GRID_PAST_LAST = 1.25  # a weight grid ends this far past the last breakpoint
+PRIMAL_SIMPLEX = 4  # HiGHS simplex_strategy
+DRAWN_POINTS = 40  # a chart of the frontier draws at most this many of its points
 
 
 # ----------------------------------------------------------------------------- results
@@ -154,6 +155,21 @@ class Frontier:
     def breakpoints(self) -> list[float]:
         return [s.weight for s in self.steps]
 
+    def drawn(self, max_points: int = DRAWN_POINTS) -> list[int]:
+        """Indices of the points a chart draws: at most ``max_points`` (never fewer than the
+        ones kept below) of the frontier's vertices, by rising LTV. The ends, the current
+        plan's point and its two neighbours are always kept, so the current plan lies on
+        the drawn line with its own edges on either side; the others go by
+        Visvalingam-Whyatt (drop the vertex whose triangle with its neighbours is smallest,
+        on axes scaled to their ranges). A subset of the vertices of a concave frontier
+        draws a line under the dropped ones and through every kept one: the kept points,
+        the plan among them, stay on it."""
+        return thin(
+            [(p.ltv, p.margin) for p in self.points],
+            keep={0, len(self.points) - 1, *range(self.current_point - 1, self.current_point + 2)},
+            max_points=max_points,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data; an unbounded ``weight_high`` becomes ``None``."""
         return {
@@ -164,6 +180,7 @@ class Frontier:
             "points": [p.to_dict() for p in self.points],
             "steps": [s.to_dict() for s in self.steps],
             "breakpoints": self.breakpoints,
+            "drawn": self.drawn(),
             "current_weight": self.current_weight,
             "current_point": self.current_point,
             "warm_start": self.warm_start,
@@ -181,6 +198,31 @@ class Frontier:
             f"{[round(w, 4) for w in self.breakpoints]}, {self.solves} solves, "
             f"{'warm' if self.warm_start else 'cold'}, {self.time_s:.3f}s)"
         )
+
+
+def thin(xy: Sequence[tuple[float, float]], keep: set[int], max_points: int) -> list[int]:
+    """Indices of a polyline's points left after dropping, one at a time, the point (not in
+    ``keep``) whose triangle with its two remaining neighbours has the least area, until at
+    most ``max_points`` remain (Visvalingam-Whyatt; x and y scaled to their ranges)."""
+    n = len(xy)
+    if n <= max_points:
+        return list(range(n))
+    a = np.asarray(xy, dtype=float)
+    span = np.ptp(a, axis=0)
+    a = (a - a.min(axis=0)) / np.where(span > 0, span, 1.0)
+    alive = list(range(n))
+    protected = {i for i in keep if 0 <= i < n}
+
+    def area(k: int) -> float:  # k: position in alive, not an end
+        (x0, y0), (x1, y1), (x2, y2) = a[alive[k - 1]], a[alive[k]], a[alive[k + 1]]
+        return abs((x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)) / 2
+
+    while len(alive) > max_points:
+        free = [k for k in range(1, len(alive) - 1) if alive[k] not in protected]
+        if not free:
+            break
+        del alive[min(free, key=area)]
+    return alive
 
 
 def _json_ready(d: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,6 @@ capacity, diagnose. Each prints readable text, or JSON with ``--json``."""
 from __future__ import annotations
 
 import argparse
-import json
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -14,6 +13,7 @@ if TYPE_CHECKING:
 
 from allocator.cli.common import EXIT_INFEASIBLE, HANDLED, add_json_options, emit_json, failure
 from allocator.errors import AllocatorWarning
+from allocator.numbers import short
 from allocator.plan.money import money
 from allocator.plan.text import number, table
 
@@ -42,7 +42,7 @@ class _Transform(argparse.Action):
             if len(parts) == 3:
                 item["from_period"] = parts[2]
             items.append(item)
-        else:  # scale_demand, price
+        else:  # scale_demand, scale_contract, price
             target, _, factor = str(value).rpartition(":")
             try:  # one factor, or one per period separated by commas
                 fs = [float(x) for x in factor.split(",")]
@@ -96,6 +96,15 @@ def add_commands(sub: Any) -> None:
         action=_Transform,
         const="scale_demand",
         dest="transforms",
+        help="demand × factor (contract minimums stay, lowered to the demand if above it)",
+    )
+    c.add_argument(
+        "--scale-contract",
+        metavar="TARGET:FACTOR",
+        action=_Transform,
+        const="scale_contract",
+        dest="transforms",
+        help="contract minimums × factor (never above the demand)",
     )
     c.add_argument(
         "--price", metavar="TARGET:FACTOR", action=_Transform, const="price", dest="transforms"
@@ -123,10 +132,11 @@ def add_commands(sub: Any) -> None:
     k.add_argument("scenario")
     k.add_argument(
         "--purchase-price",
-        type=float,
+        type=_purchase_prices,
         default=None,
-        metavar="PER_GPU_HOUR",
-        help="amortised price of buying a GPU (default: its depreciation)",
+        metavar="PRICE|TYPE=PRICE,...",
+        help="amortised price of buying a GPU per GPU-hour: one for every pool, or by "
+        "accelerator type or pool id (H100=2.1,B200=3.4); default: its depreciation",
     )
     add_json_options(k)
 
@@ -169,17 +179,13 @@ def cmd_counterfactual(args: argparse.Namespace, sc: Scenario) -> int:
                 f"optimal plan, {_pct(g['counterfactual'])} with all new capacity to {r['kind']}",
                 f"  over the horizon: {_pct(h['optimal'])} against {_pct(h['counterfactual'])}",
                 f"  {r['rival']} gross margin would change by {money(r['rival_margin_change'])} "
-                f"{sc.currency}; the objective by {money(-r['opportunity_cost'])} (the optimum's "
-                "advantage)",
+                f"{sc.currency}; {r['comparison']['verdict']} (objective, present value)",
             ]
         )
         _emit(args, r, text)
         return 0
     out = counterfactual(sc, {"name": "cli", "transforms": transforms})
-    lines = [
-        f"Counterfactual on {sc.name!r}: "
-        + ", then ".join(json.dumps(t, separators=(",", ":")) for t in out["transforms"])
-    ]
+    lines = [f"Counterfactual on {sc.name!r}: {out['title']}"]
     cur = sc.currency
     rows = [
         [
@@ -194,8 +200,8 @@ def cmd_counterfactual(args: argparse.Namespace, sc: Scenario) -> int:
     headers = ["kind", f"Δ revenue ({cur})", f"Δ gross margin ({cur})", f"Δ LTV ({cur})"]
     lines += table([*headers, "Δ GPUs, last period"], rows, "lrrrr", "  ")
     lines.append(
-        f"  GPUs moved in the last period: {out['gpus_moved_by_period'][-1]:,.0f}; "
-        f"opportunity cost of the optimal choice: {money(out['opportunity_cost'])} {sc.currency}"
+        f"  GPUs moved in the last period: {number(out['gpus_moved_by_period'][-1])}; "
+        f"{out['verdict']} (objective, present value)"
     )
     _emit(args, out, "\n".join(lines))
     return 0
@@ -260,9 +266,7 @@ def cmd_sensitivity(args: argparse.Namespace, sc: Scenario) -> int:
 
 
 def _short(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:,.4g}"
-    return str(v)
+    return short(v) if isinstance(v, float) else str(v)
 
 
 def _range(lo: float | None, hi: float | None, digits: int = 0) -> str:
@@ -277,18 +281,53 @@ def cmd_frontier(args: argparse.Namespace, sc: Scenario) -> int:
 
     res = frontier(sc, args.points)
     d = res.to_dict()
-    rows = []
-    for p in d["points"]:
-        lo, hi = p.get("weight_low"), p.get("weight_high")
-        w = f"{_short(lo)} – {_short(hi)}" if hi is not None else f">= {_short(lo)}"
-        rows.append([w, money(p["margin"]), money(p["ltv"])])
     cur = sc.currency
+    margin = "gross margin − churn" if d["margin_axis"] != "gross_margin" else "gross margin"
     lines = [
-        f"Margin-LTV frontier of {sc.name!r} ({len(d['points'])} points; present value):",
-        *table(["LTV weight", f"gross margin ({cur})", f"LTV ({cur})"], rows, "lrr", "  "),
+        f"Margin-LTV frontier of {sc.name!r} ({len(d['points'])} points; present value; "
+        "rows whose numbers read the same are grouped):",
+        *table(
+            ["LTV weight", f"{margin} ({cur})", f"LTV ({cur})", "plans", ""],
+            _frontier_rows(d["points"], d["current_point"], d["current_weight"]),
+            "lrrrl",
+            "  ",
+        ),
     ]
     _emit(args, d, "\n".join(lines))
     return 0
+
+
+def _frontier_rows(points: list[dict[str, Any]], current: int, weight: float) -> list[list[Any]]:
+    """One row per run of neighbouring points whose margin and LTV read the same (their
+    weight ranges joined, the count in "plans"); the current plan's row is marked."""
+    groups: list[list[int]] = []
+    for k, p in enumerate(points):
+        shown = (money(p["margin"]), money(p["ltv"]))
+        if (
+            groups
+            and (money(points[groups[-1][0]]["margin"]), money(points[groups[-1][0]]["ltv"]))
+            == shown
+        ):
+            groups[-1].append(k)
+        else:
+            groups.append([k])
+    rows = []
+    for g in groups:
+        lo, hi = points[g[0]]["weight_low"], points[g[-1]]["weight_high"]
+        w = f"{_short(lo)} – {_short(hi)}" if hi is not None else f">= {_short(lo)}"
+        mark = f"← this plan (LTV weight {_short(weight)})" if current in g else ""
+        p = points[g[0]]
+        rows.append([w, money(p["margin"]), money(p["ltv"]), len(g), mark])
+    return rows
+
+
+def _purchase_prices(text: str) -> float | dict[str, float]:
+    from allocator.analysis.capacity import parse_purchase_prices
+
+    try:
+        return parse_purchase_prices(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_capacity(args: argparse.Namespace, sc: Scenario) -> int:

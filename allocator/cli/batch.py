@@ -26,6 +26,7 @@ from allocator.cli.common import positive_int as _positive_int
 from allocator.cli.common import seconds as _seconds
 from allocator.cli.progress import progress
 from allocator.errors import AllocatorWarning, ScenarioError
+from allocator.numbers import short
 from allocator.plan.money import money
 from allocator.plan.text import number, table
 from allocator.solvers.names import ALGORITHMS
@@ -330,14 +331,15 @@ def cmd_replan(args: argparse.Namespace) -> int:
     cur = sc.currency
     first = sc.period_labels[0]
     lines = [
-        f"Re-plan of {sc.name!r} at {result.migration_cost_per_gpu:,.2f} {cur} per GPU moved "
+        f"Re-plan of {sc.name!r} at {money(result.migration_cost_per_gpu)} {cur} per GPU moved "
         f"(period {first}):",
-        f"  GPUs moved {result.gpus_moved:,.1f}, migration cost {result.migration_cost:,.2f} {cur}",
-        f"  objective {result.objective:,.2f} {cur} (net of migration cost)",
+        f"  GPUs moved {number(result.gpus_moved, 1)}, migration cost "
+        f"{money(result.migration_cost)} {cur}",
+        f"  objective {money(result.objective)} {cur} (net of migration cost)",
     ]
     if result.keep_objective is not None and result.margin_gained is not None:
-        lines.append(f"  keeping every GPU where it is: {result.keep_objective:,.2f} {cur}")
-        lines.append(f"  margin gained by moving: {result.margin_gained:,.2f} {cur}")
+        lines.append(f"  keeping every GPU where it is: {money(result.keep_objective)} {cur}")
+        lines.append(f"  margin gained by moving: {money(result.margin_gained)} {cur}")
     elif result.keep_reason:
         lines.append(f"  {result.keep_reason}")
     changed = [m for m in result.moves if abs(m.change) > 1e-6 or m.moved_gpus > 1e-6]
@@ -495,7 +497,7 @@ def _measures(result: Any, cvar_level: float) -> list[list[str]]:
     """The expected objective, CVaR, VSS, EVPI and the decomposition's bound and gap."""
     summary = [["expected objective (RP)", money(result.expected_objective)]]
     if result.cvar is not None:
-        summary.append([f"CVaR({cvar_level:g})", money(result.cvar)])
+        summary.append([f"CVaR({short(cvar_level)})", money(result.cvar)])
         summary.append(["objective with the CVaR term", money(result.objective)])
     if result.vss is not None and result.eev is not None:
         summary.append(["expected-demand plan over the scenarios (EEV)", money(result.eev)])

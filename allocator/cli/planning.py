@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 from allocator.cli.common import HANDLED, add_json_options, emit_json, failure
 from allocator.errors import AllocatorWarning
+from allocator.numbers import short
 from allocator.plan.money import money
 from allocator.plan.text import table
 
@@ -85,7 +86,7 @@ def cmd_fair(args: argparse.Namespace, sc: Scenario) -> int:
         return 0
     periods = res.plan.periods
     rows = [
-        [e, f"{w:g}"]
+        [e, short(w)]
         + [
             f"{s:.1%} ({u:.1%})"
             for s, u in zip(res.shares[e], res.unconstrained_shares[e], strict=True)

@@ -23,6 +23,7 @@ from allocator.cli.common import (
 )
 from allocator.cli.progress import progress
 from allocator.errors import AllocatorWarning, ScenarioError, SolveError, SolverUnavailableError
+from allocator.numbers import short
 from allocator.solvers.names import ALGORITHMS, BACKENDS, EXPORT_FORMATS
 
 
@@ -227,7 +228,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
                 err(
                     f"partitioned into {args.partitions} groups in {part.wall_s:.2f} s; the "
                     f"groups' prices of a pool-period differ by up to "
-                    f"{part.price_spread():.4g} per GPU-hour"
+                    f"{short(part.price_spread())} per GPU-hour"
                 )
                 report("solving the whole LP to measure the partitions' loss")
                 err(_partition_loss(part, args.scenario, args.time_limit))

@@ -6,8 +6,10 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
+from allocator.numbers import violation
 from allocator.plan.money import money
 from allocator.plan.rows import RENTALS
+from allocator.plan.utilisation import has_gpus, use_of_usable
 
 if TYPE_CHECKING:
     from allocator.plan import Plan
@@ -25,7 +27,7 @@ def plan_html(plan: Plan, top: int = 5) -> str:
         f"<b>Plan for {e(plan.scenario)}</b>: {e(plan.status.value)}, objective "
         f"{money(t.objective)} {cur} (PV), gross margin {money(t.gross_margin)}, LTV "
         f"{money(t.ltv)}; {len(plan.allocations)} allocations, max violation "
-        f"{plan.max_violation:.1e}"
+        f"{violation(plan.max_violation)}"
     )
     rows = "".join(
         f"<tr><td>{e(k.kind)}</td><td>{money(k.revenue)}</td><td>{money(k.gross_margin)}</td>"
@@ -37,7 +39,8 @@ def plan_html(plan: Plan, top: int = 5) -> str:
         "<table><tr><th>kind</th><th>revenue</th><th>gross margin</th><th>LTV</th>"
         f"<th>GPUs first → last</th></tr>{rows}</table>"
     )
-    dear = sorted(plan.pools, key=lambda r: -(r.shadow_price_per_gpu_hour or 0.0))[:top]
+    with_gpus = [r for r in plan.pools if has_gpus(r)]  # as the text summary
+    dear = sorted(with_gpus, key=lambda r: -(r.shadow_price_per_gpu_hour or 0.0))[:top]
     prices = "".join(
         f"<tr><td>{e(r.pool)}</td><td>{e(r.period)}</td>"
         f"<td>{(r.shadow_price_per_gpu_hour or 0.0):,.3f}</td></tr>"
@@ -93,21 +96,13 @@ def plot(plan: Plan, chart: str = "allocation", by: str = "kind") -> Any:
         fig.add_heatmap(
             x=periods, y=pools, z=z, colorscale="YlOrRd", colorbar_title=f"{plan.currency}/GPU-h"
         )
-        fig.update_layout(title="Opportunity cost of a GPU-hour (shadow price)")
-    elif chart == "utilisation":
-        pools = list(dict.fromkeys(r.pool for r in plan.pools))
-        util = {  # share of usable capacity (after headroom), as the plan's summary
-            (r.pool, r.period): 100
-            * (r.utilisation if r.utilisation_of_usable is None else r.utilisation_of_usable)
-            for r in plan.pools
-        }
-        for p in pools:
-            fig.add_scatter(
-                x=periods, y=[util[(p, t)] for t in periods], name=p, mode="lines+markers"
-            )
         fig.update_layout(
-            yaxis_title="%", yaxis_range=[0, 105], title="Pool use (share of usable capacity)"
+            title="Opportunity cost of a GPU-hour (shadow price)",
+            xaxis_title="period",
+            yaxis_title="pool",
         )
+    elif chart == "utilisation":
+        _utilisation(fig, plan)
     else:
         kinds = list(plan.by_kind)
         for field, name in (
@@ -122,3 +117,27 @@ def plot(plan: Plan, chart: str = "allocation", by: str = "kind") -> Any:
             title="Revenue, gross margin and LTV by kind",
         )
     return fig
+
+
+def _utilisation(fig: Any, plan: Plan) -> None:
+    """A pool × period heatmap of the share of usable capacity used, as the page draws it:
+    a pool-period without GPUs is a gap (no data), not 0 %."""
+    pools = list(dict.fromkeys(r.pool for r in plan.pools))
+    share = {(r.pool, r.period): use_of_usable(r) for r in plan.pools}
+    z = [[None if (v := share[(p, t)]) is None else 100 * v for t in plan.periods] for p in pools]
+    fig.add_heatmap(
+        x=plan.periods,
+        y=pools,
+        z=z,
+        zmin=0,
+        zmax=100,
+        colorscale="Blues",
+        colorbar_title="% of usable",
+        hoverongaps=False,
+        hovertemplate="%{y}, %{x}: %{z:.1f} % of usable capacity used<extra></extra>",
+    )
+    fig.update_layout(
+        title="Pool use (share of usable capacity; blank: no GPUs)",
+        xaxis_title="period",
+        yaxis_title="pool",
+    )

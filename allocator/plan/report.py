@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from allocator.numbers import short, violation
 from allocator.plan.money import money
 from allocator.plan.rows import RENTALS
 from allocator.plan.tables import Plan
 from allocator.plan.text import number, percent, table
+from allocator.plan.utilisation import has_gpus, mean_use
 
 
 def summary(plan: Plan, top: int = 10) -> str:
@@ -101,10 +103,10 @@ def _reservation_table(plan: Plan) -> list[str]:
 
 
 def _share_of_usable(rs: list) -> str:
-    """Mean over the periods of used / usable capacity (n/a for a plan stored before
-    ``utilisation_of_usable``)."""
-    shares = [r.utilisation_of_usable for r in rs]
-    return "n/a" if None in shares else percent(sum(shares) / len(shares))
+    """Mean of used / usable capacity over the periods in which the pool has GPUs ("no
+    GPUs" when it has none in any)."""
+    share = mean_use(rs)
+    return "no GPUs" if share is None else percent(share)
 
 
 def _pool_table(plan: Plan) -> list[str]:
@@ -166,11 +168,17 @@ def _move_table(plan: Plan, top: int) -> list[str]:
 def _price_table(plan: Plan, top: int) -> list[str]:
     if not plan.has_duals:
         return []
-    ranked = sorted(plan.pools, key=lambda r: -(r.shadow_price_per_gpu_hour or 0.0))[:top]
+    # a pool-period without GPUs has a price (what a first GPU there would earn) but no
+    # opportunity cost of GPUs it does not have: left out, and said so
+    with_gpus = [r for r in plan.pools if has_gpus(r)]
+    left_out = len(plan.pools) - len(with_gpus)
+    ranked = sorted(with_gpus, key=lambda r: -(r.shadow_price_per_gpu_hour or 0.0))[:top]
     rows = [[r.pool, r.period, number(r.shadow_price_per_gpu_hour, 3)] for r in ranked]
+    plural = "s" if left_out > 1 else ""
+    note = f" ({left_out} pool-period{plural} without GPUs left out)" if left_out else ""
     return [
         "",
-        "Top opportunity costs (shadow price of a GPU-hour, nominal):",
+        f"Top opportunity costs (shadow price of a GPU-hour, nominal){note}:",
         *table(["pool", "period", f"{plan.currency}/GPU-hour"], rows, "llr", "  "),
     ]
 
@@ -191,7 +199,7 @@ def _solver_lines(plan: Plan) -> list[str]:
     lines = [
         f"Solver: {via}{s.solver}/{s.algorithm} {s.time_s:.3f}s ({s.iterations:,} iterations), "
         f"build {s.build_time_s:.3f}s; {s.columns:,} columns × {s.rows:,} rows, "
-        f"{s.nonzeros:,} non-zeros; largest violation {plan.max_violation:.1e} "
+        f"{s.nonzeros:,} non-zeros; largest violation {violation(plan.max_violation)} "
         "(checked independently)",
     ]
     if s.first_stage_objective is not None:
@@ -202,7 +210,7 @@ def _solver_lines(plan: Plan) -> list[str]:
             f" {cur} from the optimum); shadow prices are the first solve's"
         )
     if s.integer_columns:
-        gap = "n/a" if s.gap is None else f"{s.gap:.2e}"
+        gap = "n/a" if s.gap is None else f"{short(s.gap * 100)}%"
         bound = "n/a" if s.bound is None else money(s.bound)
         relax = "n/a" if s.lp_relaxation_objective is None else money(s.lp_relaxation_objective)
         via_plan = {"rounding": "rounded from the LP relaxation", "mip": "branch and cut"}

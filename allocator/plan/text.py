@@ -14,21 +14,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from allocator.numbers import number
+
+__all__ = ["number", "percent", "table"]
+
 Cell = Any
 GAP = "  "
 
 
-def number(v: Any, digits: int = 0) -> str:
-    """A number with thousands separators (``n/a`` for None)."""
-    if v is None:
-        return "n/a"
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        return str(v)
-    return f"{v:,.{digits}f}"
-
-
 def percent(v: float | None, digits: int = 0) -> str:
-    return "n/a" if v is None else f"{v:.{digits}%}"
+    return "n/a" if v is None else number(v * 100, digits) + "%"
 
 
 def _cell(v: Cell) -> str:

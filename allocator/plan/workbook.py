@@ -95,8 +95,8 @@ KIND_FIELDS = [
     ("ltv", "LTV ({cur}, PV)", MONEY),
     ("churn_cost", "churn cost ({cur}, PV)", MONEY),
 ]
-TOTALS = {
-    "objective": "objective: gross margin + LTV weight × LTV − churn − expansion",
+TOTALS = {  # plain characters: a CSV export of the sheet keeps them
+    "objective": "objective = gross margin + LTV weight x LTV - churn - expansion",
     "revenue": "revenue",
     "variable_cost": "variable cost",
     "rental_cost": "rental cost",
@@ -109,6 +109,32 @@ TOTALS = {
     "expansion_cost": "expansion cost (GPUs bought)",
     "reservation_revenue": "reservation fees (part of revenue)",
 }
+
+
+HEADER_WRAP = 24  # a header wraps (text_wrap) at about this many characters
+MAX_WIDTH = 80  # no column wider than this (characters)
+
+
+def formatted(value: Any, num_format: str | None) -> str:
+    """``value`` as a spreadsheet shows it in ``num_format`` (the formats above)."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if num_format == SHARE:
+        return f"{value * 100:,.1f}%"
+    if num_format is None or num_format == "General":
+        return f"{value:.10g}"
+    decimals = len(num_format.split(".")[1]) if "." in num_format else 0
+    return f"{value:,.{decimals}f}"
+
+
+def column_width(header: str, num_format: str | None, values: Sequence[Any]) -> float:
+    """Characters wide enough for the widest formatted value and the header's longest
+    word (the header wraps), plus a margin; at least 8, at most MAX_WIDTH."""
+    widest = max((len(formatted(v, num_format)) for v in values), default=0)
+    head = min(len(header), max(HEADER_WRAP, max(map(len, header.split()), default=0)))
+    return float(min(MAX_WIDTH, max(8, widest + 2, head + 2)))
 
 
 class _Book:
@@ -129,20 +155,33 @@ class _Book:
             self.formats[num_format] = self.wb.add_format({"num_format": num_format})
         return self.formats[num_format]
 
-    def sheet(self, name: str, headers: Sequence[str], formats: Sequence[str | None]) -> Any:
-        """A sheet with its header row frozen and one format and width per column."""
+    def sheet(
+        self,
+        name: str,
+        headers: Sequence[str],
+        formats: Sequence[str | None],
+        columns: Sequence[Sequence[Any]] | None = None,
+    ) -> Any:
+        """A sheet with its header row frozen (and repeated on every printed page), one
+        format per column and each column as wide as its widest formatted value (so no
+        ``###``, no id cut off; ``columns``: the values), printed landscape, one page wide."""
         ws = self.wb.add_worksheet(name)
         for j, (h, f) in enumerate(zip(headers, formats, strict=True)):
-            ws.set_column(j, j, max(10, min(len(h) + 2, 40)), self.fmt(f))
+            values = columns[j] if columns is not None and j < len(columns) else ()
+            ws.set_column(j, j, column_width(h, f, values), self.fmt(f))
         ws.set_row(0, 30)
         ws.write_row(0, 0, list(headers), self.head)
         ws.freeze_panes(1, 0)
+        ws.set_landscape()
+        ws.set_paper(9)  # A4
+        ws.fit_to_pages(1, 0)  # one page wide, as many tall as it takes
+        ws.repeat_rows(0)
         return ws
 
     def table(self, name: str, spec: list[tuple[str, str, str | None]], columns: Any) -> None:
         """One sheet of a plan table from its columns (lists in ``spec`` order)."""
         headers = [h.format(cur=self.cur) for _, h, _ in spec]
-        ws = self.sheet(name, headers, [f for _, _, f in spec])
+        ws = self.sheet(name, headers, [f for _, _, f in spec], columns)
         for i, row in enumerate(zip(*columns, strict=True), start=1):
             ws.write_row(i, 0, ["" if v is None else v for v in row])
         if columns and columns[0]:
@@ -157,12 +196,10 @@ def _summary(book: _Book, plan: Plan) -> None:
     from allocator.plan.report import status_note
 
     cur = plan.currency
-    ws = book.sheet("Summary", ["item", "value", "unit"], [None, MONEY, None])
-    ws.set_column(0, 0, 58)
     rows: list[tuple[str, Any, str]] = [
         ("scenario", plan.scenario, ""),
         ("status", plan.status.value, status_note(plan)),
-        ("periods", f"{plan.periods[0]} … {plan.periods[-1]} ({len(plan.periods)})", ""),
+        ("periods", f"{plan.periods[0]} to {plan.periods[-1]} ({len(plan.periods)})", ""),
     ]
     totals = asdict(plan.totals)
     rows += [(label, totals[k], f"{cur}, present value") for k, label in TOTALS.items()]
@@ -170,10 +207,16 @@ def _summary(book: _Book, plan: Plan) -> None:
     s = plan.solver
     rows += [
         ("solver", f"{s.backend}:{s.solver}/{s.algorithm}", f"{s.time_s:.3f} s"),
-        ("model", f"{s.columns:,} columns × {s.rows:,} rows", f"{s.nonzeros:,} non-zeros"),
+        ("model", f"{s.columns:,} columns x {s.rows:,} rows", f"{s.nonzeros:,} non-zeros"),
         ("largest violation (checked independently)", plan.max_violation, "relative"),
     ]
     rows += [("warning", w, "") for w in plan.warnings]
+    ws = book.sheet(
+        "Summary",
+        ["item", "value", "unit"],
+        [None, MONEY, None],
+        [list(c) for c in zip(*rows, strict=True)],
+    )
     for i, row in enumerate(rows, start=1):
         ws.write_row(i, 0, list(row))
 
@@ -183,8 +226,9 @@ def _prices(book: _Book, plan: Plan) -> None:
     prices = plan.pool_prices
     periods = list(plan.periods)
     headers = [f"pool \\ period ({plan.currency}/GPU-hour)", *periods]
-    ws = book.sheet("Prices", headers, [None] + [PRICE] * len(periods))
-    ws.set_column(0, 0, 34)
+    columns: list[list[Any]] = [list(prices)]
+    columns += [[by.get(t) for by in prices.values()] for t in periods]
+    ws = book.sheet("Prices", headers, [None] + [PRICE] * len(periods), columns)
     ws.freeze_panes(1, 1)
     for i, (pool, by_period) in enumerate(prices.items(), start=1):
         values = [by_period.get(t) for t in periods]
@@ -204,6 +248,18 @@ def _prices(book: _Book, plan: Plan) -> None:
         )
 
 
+def _no_gpus_no_utilisation(plan: Plan, lists: dict[str, list[Any]]) -> None:
+    """Blank utilisation cells where the pool has no GPUs (no data, not 0 %), as on every
+    other surface (:mod:`allocator.plan.utilisation`)."""
+    from allocator.plan.utilisation import has_gpus
+
+    for i, r in enumerate(plan.pools):
+        if not has_gpus(r):
+            for f in ("utilisation", "utilisation_of_usable"):
+                if f in lists:
+                    lists[f][i] = None
+
+
 def write_plan_workbook(plan: Plan) -> bytes:
     """The plan as .xlsx bytes (see the module docstring for the sheets)."""
     book = _Book(plan.currency)
@@ -221,6 +277,8 @@ def write_plan_workbook(plan: Plan) -> bytes:
         if name in ("Reservations", "Moves") and not len(table):
             continue
         lists = dict(zip(table.columns, table.lists(), strict=True))
+        if name == "Pools":
+            _no_gpus_no_utilisation(plan, lists)
         book.table(name, spec, [lists[f] for f, _, _ in spec])
     binding = [
         [b.constraint, ", ".join(f"{k}={v}" for k, v in b.key.items()), b.bound, b.dual]

@@ -41,6 +41,7 @@ from pydantic import (
 )
 
 from allocator.errors import Issue, ScenarioError
+from allocator.numbers import short
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/+-]*$"
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=128)]
@@ -641,8 +642,9 @@ def pydantic_issues(
             )
         elif err["type"] == "less_than_equal" and err.get("ctx", {}).get("le") == MAX_AMOUNT:
             msg = (
-                f"must be at most {MAX_AMOUNT:g} (the limit on any amount; use a larger unit), "
-                f"got {err['input']:g}"
+                f"must be at most {short(MAX_AMOUNT)} (the limit on any amount; "
+                "use a larger unit), "
+                f"got {short(err['input'])}"
             )
         elif err["type"] == "extra_forbidden":
             msg = _unknown_field(loc, model)
@@ -887,8 +889,8 @@ def _check_tiers(seg: Segment, base: str, labels: list[str], issues: list[Issue]
                 issues.append(
                     Issue(
                         f"{base}.tiers[{j}].price",
-                        f"tiers come in falling price: {prices[j][t]:g} is above the "
-                        f"previous tier's {prices[j - 1][t]:g} in period {labels[t]!r}",
+                        f"tiers come in falling price: {short(prices[j][t])} is above the "
+                        f"previous tier's {short(prices[j - 1][t])} in period {labels[t]!r}",
                     )
                 )
                 break
@@ -899,7 +901,8 @@ def _check_tiers(seg: Segment, base: str, labels: list[str], issues: list[Issue]
                 issues.append(
                     Issue(
                         f"{base}.demand[{t}]",
-                        f"demand {seg.demand[t]:g} is not the tiers' units {total:g} in period "
+                        f"demand {short(seg.demand[t])} is not the tiers' units "
+                        f"{short(total)} in period "
                         f"{labels[t]!r} (leave demand out to take the tiers')",
                     )
                 )
@@ -949,7 +952,8 @@ def _check_gpu_limits(
                 issues.append(
                     Issue(
                         f"{path}.min_gpus",
-                        f"floor {lo[t]:g} is above the cap {hi[t]:g} in period {labels[t]!r}",
+                        f"floor {short(lo[t])} is above the cap {short(hi[t])} "
+                        f"in period {labels[t]!r}",
                     )
                 )
                 break
@@ -988,7 +992,8 @@ def _check_subscription(seg: Segment, base: str, labels: list[str], issues: list
             issues.append(
                 Issue(
                     f"{base}.demand[{t}]",
-                    f"demand {seg.demand[t]:g} is not subscribers x usage {n[t] * use[t]:g} in "
+                    f"demand {short(seg.demand[t])} is not subscribers x usage "
+                    f"{short(n[t] * use[t])} in "
                     f"period {labels[t]!r} (leave demand out to take it)",
                 )
             )
@@ -1016,7 +1021,8 @@ def _check_contract_below_demand(
             issues.append(
                 Issue(
                     f"{base}.contract_min[{t}]",
-                    f"contract minimum {m:g} is above demand {d:g} in period {labels[t]!r}",
+                    f"contract minimum {short(m)} is above demand {short(d)} "
+                    f"in period {labels[t]!r}",
                 )
             )
 
@@ -1096,7 +1102,8 @@ def _check_floors_below_caps(pol: Policy, labels: list[str], issues: list[Issue]
                 issues.append(
                     Issue(
                         f"policy.kind_floors.{kind.value}",
-                        f"floor {floor[t]:g} is above the cap {cap[t]:g} in period {labels[t]!r}",
+                        f"floor {short(floor[t])} is above the cap {short(cap[t])} "
+                        f"in period {labels[t]!r}",
                     )
                 )
                 break
@@ -1141,7 +1148,7 @@ def _check_budgets(sc: Scenario, labels: list[str], types: list[str], issues: li
             issues.append(
                 Issue(
                     f"{path}.min_gpu_hours",
-                    f"floor {b.min_gpu_hours:g} is above the cap {b.max_gpu_hours:g}",
+                    f"floor {short(b.min_gpu_hours)} is above the cap {short(b.max_gpu_hours)}",
                 )
             )
 
@@ -1160,7 +1167,8 @@ def _check_magnitudes(
             issues.append(
                 Issue(
                     path,
-                    f"{what} is {value:.3g}, the limit is {MAX_COEFFICIENT:g} (HiGHS refuses "
+                    f"{what} is {short(value)}, the limit is {short(MAX_COEFFICIENT)} "
+                    "(HiGHS refuses "
                     "larger coefficients); use a larger unit or shorter periods",
                 )
             )

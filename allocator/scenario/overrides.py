@@ -2,8 +2,15 @@
 
 Overrides (all optional, all applied to a copy; the stored scenario is never touched):
 
-* ``demand_scale``  {segment id or kind: factor}: demand (and contract minimums) × factor;
-  a factor is one number or a list with one per period (also for the scales below);
+* ``demand_scale``  {segment id or kind: factor}: demand × factor (a price-tiered
+  segment's tiers' units and a subscription's subscribers too); a factor is one number or
+  a list with one per period (also for the scales below). Contract minimums stay as they
+  are, lowered to the scaled demand where it falls below them (a customer is never owed
+  more than it asks for);
+* ``contract_scale`` {segment id or kind: factor}: contract minimums × factor (applied
+  after ``demand_scale``); a minimum scaled above the demand is refused (an error naming
+  ``contract_scale.<key>``). Until issue 26, ``demand_scale`` also scaled contract
+  minimums: the same factor under both keys gives that old behaviour;
 * ``capacity_change`` {pool id: GPUs added (negative removes), one number for every
   period or a list per period}; removing more GPUs than a pool has in a period is refused
   (an error naming ``capacity_change.<pool>[period]``), never clamped at zero;
@@ -16,9 +23,9 @@ Overrides (all optional, all applied to a copy; the stored scenario is never tou
 * ``kind_caps`` / ``kind_floors`` {kind: GPUs or a list per period}: replace the policy's.
 
 A segment id is matched first; otherwise the key must be a kind (``cloud``,
-``first_party``, ``rnd``, ``consumer``). Unknown keys are errors naming the field. A
-segment named by its id and by its kind (or a pool by its id and its accelerator type)
-gets both factors, multiplied.
+``first_party``, ``rnd``, ``consumer``). Unknown keys are errors naming the field and the
+closest segment id or kind ("did you mean 'cloud'?"). A segment named by its id and by its
+kind (or a pool by its id and its accelerator type) gets both factors, multiplied.
 """
 
 from __future__ import annotations
@@ -29,7 +36,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from allocator.errors import Issue, ScenarioError
-from allocator.scenario.model import Kind, Scenario
+from allocator.numbers import short
+from allocator.scenario.model import Kind, Scenario, did_you_mean
 
 # numbers are numbers: "1.2" (a string) or true is refused, not read as 1.2 or 1
 Number = Annotated[float, Field(strict=True)]
@@ -47,7 +55,13 @@ class Overrides(BaseModel):
     demand_scale: dict[str, Factors] = Field(
         default_factory=dict,
         description="Demand × factor (one, or one per period), by segment id or kind "
-        "(both: the factors multiply).",
+        "(both: the factors multiply); contract minimums stay (lowered to the scaled demand "
+        "where it falls below them).",
+    )
+    contract_scale: dict[str, Factors] = Field(
+        default_factory=dict,
+        description="Contract minimums × factor (one, or one per period), by segment id or "
+        "kind; never above the demand.",
     )
     capacity_change: dict[str, list[Number] | Number] = Field(
         default_factory=dict,
@@ -55,8 +69,7 @@ class Overrides(BaseModel):
     )
     price_change: dict[str, Factors] = Field(
         default_factory=dict,
-        description="Revenue per unit × factor (one, or one per period), by segment id or kind "
-        "(both: the factors multiply).",
+        description="Revenue per unit × factor (one, or one per period), by segment id or kind.",
     )
     kind_caps: dict[Kind, PerPeriod] | None = Field(
         None, description="Replace the policy's caps (GPUs per kind)."
@@ -67,8 +80,7 @@ class Overrides(BaseModel):
 
     throughput_scale: dict[str, Factors] = Field(
         default_factory=dict,
-        description="Every throughput × factor (one, or one per period), by segment id or kind "
-        "(both: the factors multiply).",
+        description="Every throughput × factor (one, or one per period), by segment id or kind.",
     )
     cost_change: dict[str, Factors] = Field(
         default_factory=dict,
@@ -80,6 +92,7 @@ class Overrides(BaseModel):
     def is_empty(self) -> bool:
         return not (
             self.demand_scale
+            or self.contract_scale
             or self.capacity_change
             or self.price_change
             or self.throughput_scale
@@ -95,7 +108,8 @@ def _targets(sc: Scenario, key: str, field: str, issues: list[Issue]) -> list[in
         return [ids.index(key)]
     if key in Kind._value2member_map_:
         return [i for i, s in enumerate(sc.segments) if s.kind.value == key]
-    issues.append(Issue(f"{field}.{key}", f"{key!r} is neither a segment id nor a kind"))
+    hint = did_you_mean(key, [*ids, *Kind._value2member_map_])
+    issues.append(Issue(f"{field}.{key}", f"{key!r} is neither a segment id nor a kind{hint}"))
     return []
 
 
@@ -105,8 +119,12 @@ def _pool_targets(sc: Scenario, key: str, issues: list[Issue]) -> list[int]:
         return [ids.index(key)]
     hit = [j for j, p in enumerate(sc.pools) if p.accelerator == key]
     if not hit:
+        hint = did_you_mean(key, [*ids, *(p.accelerator for p in sc.pools)])
         issues.append(
-            Issue(f"cost_change.{key}", f"{key!r} is neither a pool id nor an accelerator type")
+            Issue(
+                f"cost_change.{key}",
+                f"{key!r} is neither a pool id nor an accelerator type{hint}",
+            )
         )
     return hit
 
@@ -132,6 +150,43 @@ def scaled(value: float | list[float], factor: float | list[float]) -> float | l
     return [a * b for a, b in zip(v, f, strict=True)]
 
 
+def capped(value: float | list[float], cap: float | list[float]) -> float | list[float]:
+    """``min(value, cap)`` per period, a scalar staying a scalar."""
+    if not isinstance(value, list) and not isinstance(cap, list):
+        return min(value, cap)
+    T = len(value) if isinstance(value, list) else len(cap)  # type: ignore[arg-type]
+    v = value if isinstance(value, list) else [value] * T
+    c = cap if isinstance(cap, list) else [cap] * T
+    return [min(a, b) for a, b in zip(v, c, strict=True)]
+
+
+def _check_contracts(
+    sc: Scenario, data: dict[str, Any], by_key: dict[str, Any], issues: list[Issue]
+) -> None:
+    """``contract_scale``: a contract minimum scaled above the demand is refused, naming the
+    key, the segment and the period (bad keys were reported by :func:`segment_changes`)."""
+    labels = [p.label for p in sc.periods]
+    T = len(labels)
+    for key in by_key:
+        for i in _targets(sc, key, "contract_scale", []):
+            seg = data["segments"][i]
+            if seg.get("contract_min") is None:
+                continue
+            mins = seg["contract_min"]
+            mins = mins if isinstance(mins, list) else [mins] * T
+            demand = seg["demand"] if isinstance(seg["demand"], list) else [seg["demand"]] * T
+            over = [t for t in range(T) if mins[t] > demand[t] * (1 + 1e-12)]
+            if over:
+                t = over[0]
+                issues.append(
+                    Issue(
+                        f"contract_scale.{key}",
+                        f"puts {seg['id']!r}'s contract minimum {short(mins[t])} above its demand "
+                        f"{short(demand[t])} in {labels[t]}: scale demand_scale.{key} too",
+                    )
+                )
+
+
 def _segment_factors(
     sc: Scenario, by_key: dict[str, Any], field: str, issues: list[Issue]
 ) -> Iterator[tuple[int, Any]]:
@@ -146,7 +201,7 @@ def _segment_factors(
             yield i, f
 
 
-SEGMENT_FIELDS = ("demand_scale", "price_change", "throughput_scale")
+SEGMENT_FIELDS = ("demand_scale", "contract_scale", "price_change", "throughput_scale")
 
 
 def segment_changes(
@@ -185,14 +240,14 @@ def pool_changes(
             continue
         j = pool_ids.index(pool_id)
         gpus = sc.pools[j].gpus
-        short = [t for t, (g, d) in enumerate(zip(gpus, deltas, strict=True)) if g + d < -1e-9]
-        for t in short:
+        below = [t for t, (g, d) in enumerate(zip(gpus, deltas, strict=True)) if g + d < -1e-9]
+        for t in below:
             where = f"capacity_change.{pool_id}" + (f"[{t}]" if isinstance(change, list) else "")
             issues.append(
                 Issue(
                     where,
-                    f"removes {-deltas[t]:g} GPUs from pool {pool_id!r}, which has "
-                    f"{gpus[t]:g} in {sc.periods[t].label}",
+                    f"removes {short(-deltas[t])} GPUs from pool {pool_id!r}, which has "
+                    f"{short(gpus[t])} in {sc.periods[t].label}",
                 )
             )
             if not isinstance(change, list):
@@ -212,6 +267,7 @@ def apply_overrides(sc: Scenario, overrides: Overrides | dict[str, Any]) -> Scen
     issues: list[Issue] = []
     for name, i, f in segment_changes(sc, ov, issues):
         scale_segment(data["segments"][i], name, f)
+    _check_contracts(sc, data, ov.contract_scale, issues)
     for name, j, f in pool_changes(sc, ov, issues):
         pool = data["pools"][j]
         if name == "cost_change":
@@ -231,13 +287,16 @@ def scale_segment(seg: dict[str, Any], name: str, f: Any) -> None:
     """One segment's data after one of ``SEGMENT_FIELDS`` with factor(s) ``f``."""
     if name == "demand_scale":
         seg["demand"] = scaled(seg["demand"], f)
-        if seg.get("contract_min") is not None:
-            seg["contract_min"] = scaled(seg["contract_min"], f)
+        if seg.get("contract_min") is not None:  # never owed more than it asks for
+            seg["contract_min"] = capped(seg["contract_min"], seg["demand"])
         for tier in seg.get("tiers") or []:  # the demand curve moves with the demand
             tier["units"] = scaled(tier["units"], f)
         if seg.get("subscription"):  # as many more subscribers
             sub = seg["subscription"]
             sub["subscribers"] = scaled(sub["subscribers"], f)
+    elif name == "contract_scale":
+        if seg.get("contract_min") is not None:
+            seg["contract_min"] = scaled(seg["contract_min"], f)
     elif name == "price_change":
         seg["revenue_per_unit"] = scaled(seg["revenue_per_unit"], f)
         for tier in seg.get("tiers") or []:  # every tier's price

@@ -36,6 +36,7 @@ from allocator.lp import LinearProgram
 from allocator.lp.arrays import ScenarioArrays
 from allocator.lp.build import build_lp
 from allocator.lp.program import RowBlock
+from allocator.numbers import short
 from allocator.plan import Plan
 from allocator.scenario import Scenario
 from allocator.scenario.load import as_scenario
@@ -189,7 +190,7 @@ def alternatives(
     ``keep_plans`` keeps each end's whole plan (``End.plan``)."""
     if not (isinstance(slack, int | float) and 0 <= slack <= MAX_SLACK):
         raise ValueError(
-            f"slack must be a share of the optimum in [0, {MAX_SLACK:g}], got {slack!r}"
+            f"slack must be a share of the optimum in [0, {short(MAX_SLACK)}], got {slack!r}"
         )
     t0 = time.perf_counter()
     sc = as_scenario(scenario)

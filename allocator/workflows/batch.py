@@ -46,6 +46,7 @@ from typing import IO, Any
 
 from allocator.cells import csv_cell
 from allocator.errors import AllocatorError, Issue, ScenarioError, SolveError, Status
+from allocator.numbers import money
 from allocator.plan.writers import write_atomic
 from allocator.scenario.overrides import Overrides
 
@@ -567,7 +568,8 @@ class Progress:
             self._bar()
         else:
             obj = (rec.get("figures") or {}).get("objective")
-            what = f"objective {obj:.6g}" if obj is not None else str(rec.get("reason", ""))[:120]
+            reason = str(rec.get("reason", ""))[:120]
+            what = f"objective {money(obj)}" if obj is not None else reason
             params = ", ".join(f"{k}={v}" for k, v in (rec.get("params") or {}).items())
             params = f" [{params}]" if params else ""
             width = len(str(self.total))

@@ -12,8 +12,10 @@ Transforms (applied in order to a copy of the scenario):
 * ``remove_segment`` {segment}.
 * ``capacity`` {pool, gpus, from_period}: add (or, negative, remove) GPUs in a pool from a
   period on.
-* ``scale_demand`` {target, factor} and ``price`` {target, factor}: a segment id or a kind;
-  the factor is one number or a list with one per period.
+* ``scale_demand`` {target, factor}, ``scale_contract`` {target, factor} and ``price``
+  {target, factor}: a segment id or a kind; the factor is one number or a list with one per
+  period. As the what-if's ``demand_scale`` and ``contract_scale``: scaling demand leaves
+  contract minimums as they are (lowered to the demand where it falls below them).
 
 The comparison reports, for base and counterfactual: money lines by kind (present value),
 revenue per period and its growth period over period by kind, GPUs moved between kinds,
@@ -30,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from allocator.engine import solve
 from allocator.errors import Issue, ScenarioError
+from allocator.numbers import money, short
 from allocator.plan import Plan
 from allocator.scenario import Kind, Scenario, per_period
 from allocator.scenario.overrides import apply_overrides
@@ -70,6 +73,12 @@ class ScaleDemand(_T):
     factor: list[Factor] | Factor = Field(description="One factor, or one per period.")
 
 
+class ScaleContract(_T):
+    type: Literal["scale_contract"] = "scale_contract"
+    target: str = Field(description="Segment id or kind.")
+    factor: list[Factor] | Factor = Field(description="One factor, or one per period.")
+
+
 class Price(_T):
     type: Literal["price"] = "price"
     target: str = Field(description="Segment id or kind.")
@@ -77,7 +86,7 @@ class Price(_T):
 
 
 Transform = Annotated[
-    Priority | NewCapacityTo | RemoveSegment | Capacity | ScaleDemand | Price,
+    Priority | NewCapacityTo | RemoveSegment | Capacity | ScaleDemand | ScaleContract | Price,
     Field(discriminator="type"),
 ]
 
@@ -145,6 +154,8 @@ def apply(sc: Scenario, transforms: list[Any], base: Plan | None = None) -> Scen
             out = _overrides(out, {"capacity_change": {tr.pool: deltas}}, where)
         elif isinstance(tr, ScaleDemand):
             out = _overrides(out, {"demand_scale": {tr.target: tr.factor}}, where)
+        elif isinstance(tr, ScaleContract):
+            out = _overrides(out, {"contract_scale": {tr.target: tr.factor}}, where)
         elif isinstance(tr, Price):
             out = _overrides(out, {"price_change": {tr.target: tr.factor}}, where)
         else:  # pragma: no cover - the union is closed
@@ -244,7 +255,48 @@ def counterfactual(
     other = solve(changed)
     out = compare_plans(base, other, cf.name)
     out["transforms"] = [t.model_dump(mode="json") for t in cf.transforms]
+    out["title"] = title(cf.transforms)
+    out["verdict"] = verdict(out["opportunity_cost"], scenario.currency)
     return out
+
+
+def describe(tr: Any) -> str:
+    """One transform in words: ``cloud demand × 1.2``, ``+2,000 GPUs in b200 from P2``."""
+
+    def factor(f: float | list[float]) -> str:
+        return ", ".join(short(x) for x in f) + " by period" if isinstance(f, list) else short(f)
+
+    if isinstance(tr, Priority):
+        return f"{tr.kind.value} first on all capacity"
+    if isinstance(tr, NewCapacityTo):
+        return f"every new GPU to {tr.kind.value}"
+    if isinstance(tr, RemoveSegment):
+        return f"without segment {tr.segment}"
+    if isinstance(tr, Capacity):
+        when = f" from {tr.from_period}" if tr.from_period else ""
+        return f"{'+' if tr.gpus >= 0 else '−'}{short(abs(tr.gpus))} GPUs in {tr.pool}{when}"
+    if isinstance(tr, ScaleDemand):
+        return f"{tr.target} demand × {factor(tr.factor)}"
+    if isinstance(tr, ScaleContract):
+        return f"{tr.target} contract minimums × {factor(tr.factor)}"
+    if isinstance(tr, Price):
+        return f"{tr.target} prices × {factor(tr.factor)}"
+    return str(tr)  # pragma: no cover - the union is closed
+
+
+def title(transforms: list[Any]) -> str:
+    """The transforms in words, in the order they apply."""
+    return ", then ".join(describe(t) for t in transforms)
+
+
+def verdict(opportunity_cost: float, currency: str) -> str:
+    """What the change earns against the optimal plan, for any change: "the change would
+    earn 163.60M USD less than the optimal plan" (or more, or the same)."""
+    if abs(opportunity_cost) < 0.005:
+        return "the change would earn the same as the optimal plan"
+    side = "less" if opportunity_cost > 0 else "more"
+    amount = f"{money(abs(opportunity_cost))} {currency}"
+    return f"the change would earn {amount} {side} than the optimal plan"
 
 
 def seeds_case(

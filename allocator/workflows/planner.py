@@ -245,10 +245,10 @@ class Planner:
         return self.solve()
 
     def scale_demand(self, segment: str, factor: float, period: str | int | None = None) -> Plan:
-        """Multiply ``segment``'s demand (and its contract minimum, as the what-if
-        ``demand_scale`` does) by ``factor`` > 0 in ``period``, or in every period when
-        ``period`` is None, and re-solve. A segment with price tiers has its tiers' units
-        scaled (see :meth:`update_demand`)."""
+        """Multiply ``segment``'s demand and its contract minimum (as the what-if's
+        ``demand_scale`` and ``contract_scale`` together do) by ``factor`` > 0 in
+        ``period``, or in every period when ``period`` is None, and re-solve. A segment
+        with price tiers has its tiers' units scaled (see :meth:`update_demand`)."""
         s = self._segment_index(segment)
         factor = float(factor)
         if not (factor > 0 and np.isfinite(factor)):
@@ -313,7 +313,9 @@ class Planner:
         pool_ch = list(pool_changes(base, ov, issues))
         if issues:
             raise ScenarioError(issues)
-        if any(base.segments[i].tiers or base.segments[i].subscription for _, i, _ in seg_changes):
+        if ov.contract_scale or any(
+            base.segments[i].tiers or base.segments[i].subscription for _, i, _ in seg_changes
+        ):  # contract_scale may be refused (a minimum above demand): apply_overrides says so
             return None
         arr = replace(self._base_arrays, **{k: v.copy() for k, v in self._base_numbers.items()})
         seg_data: dict[int, dict[str, Any]] = {}
@@ -322,7 +324,7 @@ class Planner:
             factor = np.asarray(per_period(f, T), dtype=float)
             if name == "demand_scale":
                 arr.demand[i] *= factor
-                arr.contract_min[i] *= factor
+                np.minimum(arr.contract_min[i], arr.demand[i], out=arr.contract_min[i])
             else:
                 arr.revenue[i] *= factor
             scale_segment(

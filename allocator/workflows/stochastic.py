@@ -49,6 +49,7 @@ from allocator.errors import (
 )
 from allocator.lp import LinearProgram
 from allocator.lp.build import build_lp
+from allocator.numbers import short
 from allocator.plan import Plan
 from allocator.scenario import Scenario
 from allocator.scenario.load import as_scenario
@@ -157,7 +158,7 @@ def validate_demand_scenarios(data: Any, base: Scenario | None = None) -> list[I
                     )
         issues += [Issue(x.path, x.message, where=where + x.path[len(at) :]) for x in here]
     if not any(x.path.endswith(".probability") for x in issues) and abs(total - 1.0) > 1e-9:
-        issues.append(Issue(prefix, f"the probabilities sum to {total:g}, not 1"))
+        issues.append(Issue(prefix, f"the probabilities sum to {short(total)}, not 1"))
     return issues
 
 

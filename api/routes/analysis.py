@@ -3,15 +3,18 @@ finished plan; sensitivity, frontier and counterfactuals on a stored scenario.""
 
 from __future__ import annotations
 
+import asyncio
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from allocator import Plan, Scenario
-from allocator.analysis.capacity import capacity_value
+from allocator.analysis.capacity import capacity_value, parse_purchase_prices
 from allocator.analysis.explain import explain
 from allocator.workflows.counterfactuals import Counterfactual
 
@@ -74,10 +77,42 @@ def capacity(
     purchase_price_per_gpu_hour: Annotated[
         float | None, Query(ge=0, le=1e6, description="Amortised price of buying a GPU.")
     ] = None,
+    purchase_prices: Annotated[
+        str | None,
+        Query(
+            max_length=2000,
+            description="Amortised purchase prices per GPU-hour by accelerator type or pool "
+            "id: H100=2.1,B200=3.4 (pools it does not name: purchase_price_per_gpu_hour, "
+            "else their depreciation).",
+        ),
+    ] = None,
 ) -> JSONResponse:
     plan, sc = _done_plan(store, plan_id)
-    rows = capacity_value(plan, sc, purchase_price_per_gpu_hour=purchase_price_per_gpu_hour)
+    price: float | dict[str, float] | None = purchase_price_per_gpu_hour
+    try:
+        if purchase_prices:
+            given = parse_purchase_prices(purchase_prices)
+            price = _by_pool(sc, given, purchase_price_per_gpu_hour)
+        rows = capacity_value(plan, sc, purchase_price_per_gpu_hour=price)
+    except ValueError as exc:
+        raise ApiError(422, "Invalid request", str(exc), "invalid-request") from None
     return JSONResponse([r.to_dict() for r in rows])
+
+
+def _by_pool(
+    sc: Scenario, given: float | dict[str, float], default: float | None
+) -> float | dict[str, float]:
+    """Purchase prices by pool id: a pool's own, else its accelerator type's, else
+    ``default``; keys that are neither stay (capacity_value refuses them, naming them)."""
+    if not isinstance(given, dict):
+        return given
+    known = {p.id for p in sc.pools} | {p.accelerator for p in sc.pools}
+    out = {k: v for k, v in given.items() if k not in known}
+    for p in sc.pools:
+        v = given.get(p.id, given.get(p.accelerator, default))
+        if v is not None:
+            out[p.id] = v
+    return out
 
 
 class Context:
@@ -172,8 +207,45 @@ async def frontier(
         int | None,
         Query(ge=2, le=200, description="Evenly spaced weights; all breakpoints if absent."),
     ] = None,
-) -> JSONResponse:
-    return await _analysis("frontier", scenario_id, {"points": points}, ctx)
+) -> Response:
+    row = ctx.store.get_scenario(scenario_id)
+    if row is None:
+        raise _not_found(scenario_id)
+    answer = lambda: _analysis("frontier", scenario_id, {"points": points}, ctx)  # noqa: E731
+    if ctx.prefer:  # Prefer: respond-async asks for a job, not a kept answer
+        return await answer()
+    key = (scenario_id, row.revision, row.updated_at.isoformat(), points)
+    return await _memo(key, answer)
+
+
+# A frontier is the same for the same scenario revision: the page asks for it each time a
+# plan is shown, so answers (200s) are kept per (scenario, revision and when it was stored:
+# services in one process keep apart, points), the last
+# FRONTIERS_KEPT of them, and a request arriving while the same one runs waits for it.
+FRONTIERS_KEPT = 8
+FrontierKey = tuple[str, int, str, int | None]
+_frontiers: OrderedDict[FrontierKey, asyncio.Future[Response]] = OrderedDict()
+
+
+async def _memo(key: FrontierKey, make: Callable[[], Awaitable[Response]]) -> Response:
+    fut = _frontiers.get(key)
+    if fut is None:
+        fut = asyncio.ensure_future(make())
+        _frontiers[key] = fut
+        while len(_frontiers) > FRONTIERS_KEPT:
+            _frontiers.popitem(last=False)
+    else:
+        _frontiers.move_to_end(key)
+    try:
+        out = await asyncio.shield(fut)
+    except BaseException:
+        if _frontiers.get(key) is fut:
+            del _frontiers[key]
+        raise
+    if out.status_code != 200 and _frontiers.get(key) is fut:
+        del _frontiers[key]  # a job (202) is not an answer to keep
+    headers = {k: v for k, v in out.headers.items() if k.lower() != "content-length"}
+    return Response(out.body, out.status_code, headers, out.media_type)
 
 
 @router.post(

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from ..auth import ADMIN, PLANNER, VIEWER, PrincipalDep
 from ..bodies import XLSX
 from ..deps import PagingDep, RunnerDep, StoreDep
-from ..downloads import PARQUET, ZIP, choose, plan_download, table_parquet
+from ..downloads import PARQUET, ZIP, choose, download_name, plan_download, table_parquet
 from ..problems import ApiError, responses
 from ..schemas import ApprovePublic, ApproveRequest, Page, PlanJobPublic
 from ..store import PLAN, QUEUED, RUNNING, NotApprovable, PlanRow
@@ -191,10 +191,14 @@ def plan_file(
         return Response(
             text.encode(),
             media_type="application/json",
-            headers={"Content-Disposition": f'inline; filename="{plan_id}.json"'},
+            headers={
+                "Content-Disposition": 'inline; filename="'
+                + download_name(row.scenario_id, "plan", plan_id)
+                + '.json"'
+            },
         )
     row = _done(store, plan_id)
-    return plan_download(row.result, fmt, plan_id)
+    return plan_download(row.result, fmt, download_name(row.scenario_id, "plan", plan_id))
 
 
 @router.delete(
@@ -256,10 +260,11 @@ def _view(name: str):  # type: ignore[no-untyped-def]
         hint = f"; the whole plan as xlsx is /v1/plans/{plan_id}/plan?format=xlsx"
         fmt = choose(request, format, VIEW_FORMATS, hint)
         row = _done(store, plan_id)
+        filename = download_name(row.scenario_id, name, plan_id)
         if fmt == "parquet":
-            return table_parquet(row.result, name, f"{plan_id}-{name}")
+            return table_parquet(row.result, name, filename)
         # CSV cells as the CLI's CSV files write them (allocator.cells.csv_cell)
-        return rows_response(row.result[name], fmt == "csv", f"{plan_id}-{name}")
+        return rows_response(row.result[name], fmt == "csv", filename)
 
     view.__name__ = f"plan_{name}"
     return view

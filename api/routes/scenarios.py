@@ -359,8 +359,10 @@ def submit_plan(
     "/{scenario_id}/what-if",
     response_model=WhatIfPublic,
     summary="Solve a copy with overrides and compare with the latest plan",
-    description="Overrides: demand_scale, price_change and throughput_scale {segment id or "
-    "kind: factor, one number or one per period}, cost_change {pool id or accelerator type: "
+    description="Overrides: demand_scale, contract_scale, price_change and throughput_scale "
+    "{segment id or kind: factor, one number or one per period; demand_scale leaves contract "
+    "minimums as they are (lowered to the demand where it falls below them), contract_scale "
+    "scales them}, cost_change {pool id or accelerator type: "
     "factor on the variable cost, one or one per period}, "
     "capacity_change {pool id: GPUs added, one number or one per period}, kind_caps / "
     "kind_floors {kind: GPUs}. The stored scenario is not changed. The base is the latest "

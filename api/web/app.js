@@ -92,10 +92,15 @@ function status(text, isError) {
   el.setAttribute("role", isError ? "alert" : "status");
 }
 
+// money as the CLI and the summaries show it (allocator.numbers.money): 20.13B, -1.80k,
+// 12.00; a value that rounds to zero has no sign
 function money(v) {
   if (v === null || v === undefined) return "n/a";
   const a = Math.abs(v);
-  const f = (x, s) => (x).toLocaleString(undefined, { maximumFractionDigits: 2 }) + s;
+  const f = (x, s) => {
+    const r = Math.round(x * 100) / 100;
+    return (r === 0 ? 0 : r).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 }) + s;
+  };
   if (a >= 1e9) return f(v / 1e9, "B");
   if (a >= 1e6) return f(v / 1e6, "M");
   if (a >= 1e3) return f(v / 1e3, "k");
@@ -103,8 +108,16 @@ function money(v) {
 }
 
 function signed(v, attrs) {
-  const cls = v > 0 ? "pos" : v < 0 ? "neg" : "";
-  return el("span", Object.assign({ class: cls }, attrs || {}), (v > 0 ? "+" : "") + money(v));
+  return effect(v, 1, attrs);
+}
+
+// a change shown with its sign, coloured by its effect on the objective (sign −1: a cost,
+// whose rise is bad): class pos (green) or neg (red), data-effect "better" or "worse"
+function effect(v, sign, attrs) {
+  const e = v * sign;
+  const cls = e > 0 ? "pos" : e < 0 ? "neg" : "";
+  const a = Object.assign({ class: cls }, e ? { "data-effect": e > 0 ? "better" : "worse" } : {}, attrs || {});
+  return el("span", a, (v > 0 ? "+" : "") + money(v));
 }
 
 const layout = (extra) => Object.assign({
@@ -124,11 +137,26 @@ async function loadScenarios(select) {
   const { body } = await api("/v1/scenarios?limit=100");
   if (token !== loadToken) return; // a newer load (e.g. after a key change) wins
   const sel = $("#scenario");
-  const keep = select || state.scenario;
+  const first = !select && !state.scenario ? await openingScenario(body.items) : null;
+  if (token !== loadToken) return;
+  const keep = select || state.scenario || (first && first.id);
   sel.replaceChildren(...body.items.map((s) =>
     el("option", { value: s.id }, `${s.id} (${s.segments} segments, ${s.pools} pools)`)));
   if (keep && body.items.some((s) => s.id === keep)) sel.value = keep;
   if (sel.value && (select || sel.value !== state.scenario)) await chooseScenario(sel.value);
+  if (first && first.run && state.scenario === first.id && !state.plan && !$("#run").disabled) await runPlan();
+}
+
+// The page opens on a plan: the scenario of the latest finished plan; else one whose plan
+// job is under way (followed); else the first scenario, whose plan it starts (run: true).
+async function openingScenario(items) {
+  const ids = new Set(items.map((s) => s.id));
+  for (const st of ["done", "running", "queued"]) {
+    const { body } = await api(`/v1/plans?status=${st}&limit=20`);
+    const hit = body.items.find((j) => ids.has(j.scenario_id));
+    if (hit) return { id: hit.scenario_id, run: false };
+  }
+  return items.length ? { id: items[0].id, run: true } : null;
 }
 
 async function chooseScenario(id) {
@@ -138,6 +166,7 @@ async function chooseScenario(id) {
   state.planId = null;
   loadApproval(id).catch((e) => $("#approval").replaceChildren(problemView(e)));
   if ($("#history").open) loadHistory().catch((e) => $("#history-body").replaceChildren(problemView(e)));
+  state.planScenario = null;
   const { body } = await api(`/v1/plans?scenario=${encodeURIComponent(id)}&status=done&limit=1`);
   if (token !== chooseToken) return; // the user picked another scenario meanwhile
   const pending = await pendingJob(id);
@@ -165,9 +194,17 @@ async function upload(file) {
     status(`stored ${id}`);
     await loadScenarios(id);
   } catch (e) {
-    const errs = (e.problem && e.problem.errors) || [];
-    status(e.message + " " + errs.slice(0, 3).map((x) => `${x.path}: ${x.message}`).join("; "), true);
+    status(refusal(e), true);
   }
+}
+
+// an upload's refusal in one line next to the upload control: the title and the first
+// problems, "and N more" when there are more
+function refusal(e, shown = 3) {
+  const errs = (e.problem && e.problem.errors) || [];
+  const more = errs.length > shown ? `; and ${errs.length - shown} more` : "";
+  const listed = errs.slice(0, shown).map((x) => `${x.path}: ${x.message}`).join("; ");
+  return errs.length ? `${(e.problem && e.problem.title) || "refused"}: ${listed}${more}` : e.message;
 }
 
 const XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
@@ -186,8 +223,7 @@ async function uploadWorkbook(file) {
     status(`stored ${id}`);
     await loadScenarios(id);
   } catch (e) {
-    const errs = (e.problem && e.problem.errors) || [];
-    status(e.message + " " + errs.slice(0, 3).map((x) => `${x.path}: ${x.message}`).join("; "), true);
+    status(refusal(e), true);
   }
 }
 
@@ -198,7 +234,7 @@ async function runPlan() {
   try {
     const { response } = await api(`/v1/scenarios/${encodeURIComponent(state.scenario)}/plans`, { method: "POST" });
     await followJob(response.headers.get("location"), state.scenario);
-  } catch (e) { status(e.message, true); if (e.problem) showProblem(e.problem); }
+  } catch (e) { failed(e.problem || { title: e.message }); }
   $("#run").disabled = false;
 }
 
@@ -212,8 +248,7 @@ async function followJob(loc, scenario) {
     if (state.scenario !== scenario) return;
     if (body.status === "done") { status(`solved in ${body.plan.solver.time_s.toFixed(2)} s`); await showPlan(body.id, body); return; }
     if (body.status === "failed" || body.status === "cancelled") {
-      status(`${body.status}: ${body.error ? body.error.detail || body.error.title : ""}`, true);
-      if (body.error) showProblem(body.error);
+      failed(body.error || { title: `plan job ${body.status}` });
       return;
     }
     status(progressText(body, started));
@@ -264,6 +299,7 @@ async function showPlan(planId, job) {
   const j = job || (await api(`/v1/plans/${encodeURIComponent(planId)}`)).body;
   state.plan = j.plan;
   state.planId = planId;
+  state.planScenario = j.scenario_id; // the scenario id the shown plan belongs to
   $("#problem").replaceChildren();
   if (!job) status(`plan ${planId.slice(0, 8)} (revision ${j.scenario_revision})`);
   render();
@@ -277,7 +313,22 @@ function showProblem(problem) {
   $("#problem").replaceChildren(problemView(Object.assign(new Error(msg), { problem })));
 }
 
+// a plan that could not be made: the problem once, under the Run button's header (the
+// status line says only that it failed)
+function failed(problem) {
+  status("plan failed (below)", true);
+  showProblem(problem);
+}
+
+// the chart cards only with a plan to draw (no empty frames); a hint in their place
+function showCharts(on) {
+  $("#charts").hidden = !on;
+  $("#no-plan").hidden = on;
+}
+
 function clearCharts() {
+  showCharts(false);
+  $("#plan-note").textContent = "";
   for (const id of ["chart-gpus", "chart-prices", "chart-util", "chart-money", "chart-frontier", "chart-whatif"]) {
     Plotly.purge(id);
   }
@@ -292,12 +343,17 @@ function render() {
   const t = p.totals;
   const kpis = [
     ["Objective (PV)", t.objective], ["Gross margin", t.gross_margin], ["Revenue", t.revenue],
-    ["LTV", t.ltv], ["Rental cost", t.rental_cost], ["Max violation", null],
+    ["LTV", t.ltv], ["Rental cost", t.rental_cost],
   ];
   $("#kpis").replaceChildren(...kpis.map(([k, v]) => el("div", { class: "kpi" },
     el("div", { class: "label" }, k),
-    el("div", { class: "value", "data-kpi": k },
-      v === null ? p.max_violation.toExponential(1) : money(v) + " " + p.currency))));
+    el("div", { class: "value", "data-kpi": k }, money(v) + " " + p.currency))));
+  // how it was solved and checked: a footnote, not a headline
+  const s = p.solver || {};
+  $("#plan-note").textContent = `Solved by ${s.backend || "?"}:${s.solver || "?"}/${s.algorithm || "?"} in ` +
+    `${(s.time_s || 0).toFixed(2)} s; largest constraint violation ${p.max_violation.toFixed(6)} ` +
+    "(relative, checked independently of the solver).";
+  showCharts(true);
   renderGpus();
   renderPrices();
   renderUtil();
@@ -311,7 +367,8 @@ function renderGpus() {
   const by = $("#gpus-by").value;
   let traces;
   if (by === "kind") {
-    traces = Object.values(p.by_kind).map((k) => ({
+    // the rentals line (not by kind) holds no GPUs: it is a money line only
+    traces = Object.entries(p.by_kind).filter(([key]) => key !== "rentals").map(([, k]) => ({
       x: p.periods, y: k.gpus_by_period, name: ptext(k.kind), type: "bar", marker: { color: COLORS[k.kind] },
     }));
   } else {
@@ -379,21 +436,28 @@ function renderMoney() {
     layout({ barmode: "group", xaxis: axis("segment kind"), yaxis: axis(p.currency + " (PV)") }), config);
 }
 
+// The exact frontier (every breakpoint), thinned by the service for drawing (body.drawn:
+// the ends, this plan's point and its neighbours always kept, so this plan lies on the
+// line); this plan is marked with a star at its own totals.
 async function renderFrontier() {
   if (!can("planner")) { // it solves LPs
     Plotly.purge("chart-frontier");
     $("#chart-frontier").textContent = "The frontier is computed on request: it needs the planner role.";
     return;
   }
+  const planId = state.planId;
   try {
-    const body = await analysis(`/v1/scenarios/${encodeURIComponent(state.scenario)}/frontier?points=12`, {}, $("#chart-frontier"));
+    const body = await analysis(`/v1/scenarios/${encodeURIComponent(state.scenario)}/frontier`, {}, $("#chart-frontier"));
+    if (state.planId !== planId) return; // another plan is shown meanwhile: its own frontier
     $("#chart-frontier").textContent = "";
-    const pts = body.points;
+    const pts = (body.drawn || body.points.map((_, i) => i)).map((i) => body.points[i]);
     const c = body.currency || cur();
     const t = state.plan.totals;
+    const name = `frontier (${body.exact ? "exact" : "sampled"}, ${pts.length} of ${body.points.length} point${body.points.length === 1 ? "" : "s"} drawn)`;
     Plotly.react("chart-frontier", [{
       x: pts.map((q) => q.ltv), y: pts.map((q) => q.margin), mode: "lines+markers", type: "scatter",
-      text: pts.map((q) => `weight ${q.weight_low}–${q.weight_high === null ? "∞" : q.weight_high}`), name: body.exact ? "frontier" : `frontier (${pts.length} point${pts.length === 1 ? "" : "s"}, sampled)`,
+      text: pts.map((q) => `LTV weight ${q.weight_low.toPrecision(4)}–${q.weight_high === null ? "∞" : q.weight_high.toPrecision(4)}`), name,
+      hovertemplate: "%{text}: LTV %{x:.4s}, margin − churn %{y:.4s} " + ptext(c) + "<extra></extra>",
     }, {
       x: [t.ltv], y: [t.gross_margin - t.churn_cost], mode: "markers", type: "scatter",
       name: ptext(`this plan (LTV weight ${t.ltv_weight})`), marker: { size: 14, symbol: "star", color: "#b42318" },
@@ -401,6 +465,7 @@ async function renderFrontier() {
       xaxis: axis(`LTV (${c}, PV)`), yaxis: axis(`gross margin − churn cost (${c}, PV)`),
     }), config);
   } catch (e) {
+    if (state.planId !== planId) return;
     $("#chart-frontier").textContent = "frontier unavailable: " + e.message;
   }
 }
@@ -424,7 +489,13 @@ async function whatIf(ev) {
   const f = new FormData(ev.target);
   const sid = encodeURIComponent(state.scenario);
   const scale = {};
-  for (const k of KINDS) { const v = parseFloat(f.get(k)); if (!isNaN(v) && v !== 1) scale[k] = v; }
+  const contract = {};
+  for (const k of KINDS) {
+    const v = parseFloat(f.get(k));
+    if (!isNaN(v) && v !== 1) scale[k] = v;
+    const c = parseFloat(f.get("contract_" + k));
+    if (!isNaN(c) && c !== 1) contract[k] = c;
+  }
   const gpus = parseFloat(f.get("gpus")) || 0;
   const from = parseInt(f.get("from"), 10) || 0;
   const seg = f.get("segment");
@@ -437,6 +508,7 @@ async function whatIf(ev) {
     let diff;
     if (priority) {
       const transforms = [{ type: "priority", kind: priority }];
+      for (const [k, v] of Object.entries(contract)) transforms.unshift({ type: "scale_contract", target: k, factor: v });
       for (const [k, v] of Object.entries(scale)) transforms.unshift({ type: "scale_demand", target: k, factor: v });
       if (seg && !isNaN(segDemand) && segDemand !== 1) transforms.unshift({ type: "scale_demand", target: seg, factor: segDemand });
       if (seg && !isNaN(segPrice) && segPrice !== 1) transforms.unshift({ type: "price", target: seg, factor: segPrice });
@@ -444,9 +516,10 @@ async function whatIf(ev) {
       const body = await analysis(`/v1/scenarios/${sid}/counterfactual`, {
         method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "page", transforms }),
       }, out);
-      diff = { totals: body.totals, by_kind: body.by_kind, newKey: "counterfactual" };
+      diff = { totals: body.totals, by_kind: body.by_kind, newKey: "counterfactual", title: body.title, verdict: body.verdict };
     } else {
       const overrides = { demand_scale: scale };
+      if (Object.keys(contract).length) overrides.contract_scale = contract;
       // a segment's factor compounds with its kind's (the service applies kind, then segment)
       if (seg && !isNaN(segDemand) && segDemand !== 1) overrides.demand_scale[seg] = segDemand;
       if (seg && !isNaN(segPrice) && segPrice !== 1) overrides.price_change = { [seg]: segPrice };
@@ -462,6 +535,7 @@ async function whatIf(ev) {
       el("td", {}, signed(v.revenue.change)), el("td", {}, signed(v.gross_margin.change)), el("td", {}, signed(v.ltv.change))));
     out.replaceChildren(
       priority ? null : saveWhatIfForm(),
+      diff.title ? el("p", { class: "verdict" }, `${diff.title}: ${diff.verdict}.`) : null,
       whatIfTerms(diff.totals, diff.newKey),
       el("div", { class: "table-wrap" }, el("table", {},
         el("tr", {}, ["kind", "revenue", "gross margin", "LTV"].map((h) => el("th", {}, h))), rows)));
@@ -489,9 +563,11 @@ function whatIfTerms(t, newKey) {
     ["expansion_cost", "−", "expansion cost"], ["objective", "=", "objective", "total"],
   ];
   const cell = (v) => el("td", {}, v === undefined ? "n/a" : money(v));
+  // coloured by the change's effect on the objective: a cost ("−" term) that rises is red
+  const change = (k, op) => effect(t[k].change, op === "−" ? -1 : 1);
   const rows = lines.filter(([k]) => t[k]).map(([k, op, label, cls]) => el("tr", { class: cls || "", "data-term": k },
     el("td", {}, (op ? op + " " : "") + label), cell(t[k].base), cell(t[k][newKey]),
-    el("td", {}, k === "objective" ? el("b", { "data-whatif": "objective" }, signed(t[k].change)) : signed(t[k].change))));
+    el("td", {}, k === "objective" ? el("b", { "data-whatif": "objective" }, change(k, op)) : change(k, op))));
   return el("div", { class: "table-wrap" }, el("table", { class: "terms" },
     el("caption", {}, `What-if against the base plan (${c}, present value)`),
     el("tr", {}, ["term", "base", "what-if", "change"].map((h) => el("th", {}, h))), rows));
@@ -506,7 +582,11 @@ function problemView(e) {
   // with a diagnosis the detail is its message, laid out below: the title alone here
   const parts = [el("p", { class: "error-title" }, d && d.message && p.title ? p.title : e.message)];
   const errs = p.errors || [];
-  if (errs.length) parts.push(el("ul", {}, errs.map((x) => el("li", {}, `${x.path}: ${x.message}`))));
+  const MAX = 10;
+  if (errs.length) {
+    parts.push(el("ul", {}, errs.slice(0, MAX).map((x) => el("li", {}, `${x.path}: ${x.message}`)),
+      errs.length > MAX ? el("li", { class: "more" }, `and ${errs.length - MAX} more`) : null));
+  }
   if (d && d.message) {
     let list = null;
     for (const line of d.message.split("\n")) {
@@ -535,8 +615,10 @@ function sizeToRows(id, rows) {
 // -------------------------------------------------------------------- explain
 async function explain(segment) {
   if (!state.planId || !segment) return;
+  const planId = state.planId;
   try {
-    const { body } = await api(`/v1/plans/${encodeURIComponent(state.planId)}/explain?segment=${encodeURIComponent(segment)}`);
+    const { body } = await api(`/v1/plans/${encodeURIComponent(planId)}/explain?segment=${encodeURIComponent(segment)}`);
+    if (state.planId !== planId || $("#segment").value !== segment) return; // a newer choice wins
     state.explained = body;
     renderExplain();
   } catch (e) { $("#explain").replaceChildren(problemView(e)); }
@@ -606,25 +688,39 @@ function renderExplain() {
   const per = sel.value || periods[0];
   const c = cur();
   const f = (v) => (v === null || v === undefined ? "n/a" : v.toFixed(2));
+  const contract = body.has_contract !== false;
+  const pct = (v) => (v === undefined ? "n/a" : Math.round(v * 100) + " %");
   const rows = body.values.filter((v) => v.period === per).map((v) => {
     const m = v.margin_over_price;
-    return el("tr", {}, el("td", {}, v.pool), el("td", {}, v.mode), el("td", {}, f(v.value_per_gpu_hour)),
-      el("td", {}, f(v.effective_value_per_gpu_hour)), el("td", {}, f(v.shadow_price_per_gpu_hour)),
-      el("td", { class: m > 1e-9 ? "pos" : m < -1e-9 ? "neg" : "" }, f(m)), el("td", {}, v.gpus.toFixed(1)));
+    return el("tr", { "data-pool": v.pool }, el("td", {}, v.pool), el("td", {}, v.mode), el("td", {}, pct(v.revenue_share)),
+      el("td", {}, v.gpus.toFixed(1)), el("td", {}, f(v.value_per_gpu_hour)),
+      contract ? el("td", {}, f(v.effective_value_per_gpu_hour)) : null, el("td", {}, f(v.shadow_price_per_gpu_hour)),
+      el("td", { class: m > 1e-9 ? "pos" : m < -1e-9 ? "neg" : "" }, f(m)), el("td", { class: "why" }, v.why_unused || ""));
   });
-  const head = el("tr", {}, ["pool", "mode", `value (${c}/GPU-h)`, `with contract min (${c}/GPU-h)`,
-    `price (${c}/GPU-h)`, `margin (${c}/GPU-h)`, "GPUs"].map((h) => el("th", {}, h)));
+  const head = el("tr", {}, ["pool", "mode", "revenue share", "GPUs", `value (${c}/GPU-h)`,
+    contract ? `with contract min (${c}/GPU-h)` : null, `price (${c}/GPU-h)`, `margin (${c}/GPU-h)`, "why no GPUs"]
+    .filter((h) => h !== null).map((h) => el("th", {}, h)));
+  const svc = (body.periods || []).find((x) => x.period === per);
+  const num = (v) => v.toLocaleString(undefined, { maximumFractionDigits: 0 });
+  const served = svc ? `: served ${num(svc.served)} of ${num(svc.demand)} ${body.unit}` +
+    (svc.served >= svc.demand - 1e-6 ? " (demand fully served)" : "") : "";
   const binding = body.binding.filter((b) => !b.key.period || b.key.period === per);
   const bind = binding.length ? el("div", { class: "table-wrap" }, el("table", { class: "binding" },
     el("caption", {}, `What binds in ${per}`),
-    el("tr", {}, ["constraint", "meaning", `dual (${c})`].map((h) => el("th", {}, h))),
+    el("tr", {}, ["constraint", "meaning", "dual"].map((h) => el("th", {}, h))),
     binding.map((b) => el("tr", {}, el("td", {}, `${b.constraint} ${Object.values(b.key).join(" ")}`),
-      el("td", {}, b.meaning), el("td", {}, f(b.dual)))))) : el("p", {}, `Nothing binds for it in ${per}.`);
+      el("td", {}, b.meaning), el("td", {}, b.dual === null ? "n/a" : `${f(b.dual)} ${c} per ${dualUnit(b.constraint, body.unit)}`))))) : el("p", {}, `Nothing binds for it in ${per}.`);
   $("#explain").replaceChildren(
-    el("p", { class: "explain-head" }, `${body.segment} (${body.kind}), demand in ${body.unit}: ${per}`),
+    el("p", { class: "explain-head" }, `${body.segment} (${body.kind}) in ${per}${served}`),
     el("div", { class: "table-wrap" }, el("table", { class: "explain" }, head, rows)),
     bind,
     el("details", {}, el("summary", {}, "In words"), body.sentences.map((x) => el("p", {}, x))));
+}
+
+// a binding row's dual is per unit of what the row counts: work units for the segment's
+// demand, contract and tiers; GPUs for stability, share, kind and R&D limits
+function dualUnit(constraint, unit) {
+  return ["segment-demand", "segment-contract", "segment-tiers"].includes(constraint) ? unit : "GPU";
 }
 
 // ------------------------------------------------------------ scenario editor
@@ -632,7 +728,6 @@ function renderExplain() {
 // inputs; saving PUTs the scenario with If-Match: the revision it was loaded at, so a
 // revision saved by someone else meanwhile is not overwritten (412).
 const editor = { id: null, etag: null, scenario: null };
-const listText = (xs) => xs.map((x) => String(x)).join(", ");
 
 function editorStatus(msg, isError) {
   const e = $("#editor-status");
@@ -644,32 +739,49 @@ function editorStatus(msg, isError) {
   e.className = isError ? "error" : "";
 }
 
+// pools × periods and segments × periods, one number input per cell, units in the headers
 async function loadEditor() {
   if (!state.scenario) return;
   const { body, response } = await api(`/v1/scenarios/${encodeURIComponent(state.scenario)}`);
   Object.assign(editor, { id: state.scenario, etag: response.headers.get("etag"), scenario: body.scenario });
   const sc = body.scenario;
-  const input = (attrs) => el("input", Object.assign({ type: "text" }, attrs));
+  const labels = sc.periods.map((x) => x.label);
+  const cur = sc.currency || "USD";
+  const perPeriod = (v) => (Array.isArray(v) ? v : labels.map(() => v));
+  const cell = (attrs, v, label) => el("td", {}, el("input", Object.assign({
+    type: "number", step: "any", min: "0", value: String(v), "aria-label": label }, attrs)));
+  const periodHeads = labels.map((x) => el("th", {}, x));
   const pools = sc.pools.map((q, i) => el("tr", {}, el("td", {}, q.id),
-    el("td", {}, input({ "data-pool": i, value: listText(q.gpus), "aria-label": `${q.id} GPUs` }))));
-  const segs = sc.segments.map((g, i) => el("tr", {}, el("td", {}, g.id),
-    el("td", {}, input({ "data-demand": i, value: listText(g.demand), "aria-label": `${g.id} demand` })),
-    el("td", {}, input({ "data-price": i, value: String(g.revenue_per_unit), "aria-label": `${g.id} revenue per unit`, class: "num" }))));
+    perPeriod(q.gpus).map((v, t) => cell({ "data-pool": i, "data-period": t }, v, `${q.id} GPUs in ${labels[t]}`))));
+  const segs = sc.segments.map((g, i) => el("tr", {}, el("td", {}, g.id), el("td", { class: "unit" }, g.unit),
+    cell({ "data-price": i }, g.revenue_per_unit, `${g.id} revenue per ${g.unit}`),
+    perPeriod(g.demand).map((v, t) => cell({ "data-demand": i, "data-period": t }, v, `${g.id} demand in ${labels[t]} (${g.unit})`))));
   $("#editor-body").replaceChildren(
     el("div", { class: "table-wrap" }, el("table", { class: "editor" },
-      el("caption", {}, `Pools (GPUs per period: ${sc.periods.map((x) => x.label).join(", ")})`),
-      el("tr", {}, el("th", {}, "pool"), el("th", {}, "GPUs")), pools)),
+      el("caption", {}, "Pools: own GPUs per period"),
+      el("tr", {}, el("th", {}, "pool"), periodHeads.map((h) => h.cloneNode(true))), pools)),
     el("div", { class: "table-wrap" }, el("table", { class: "editor" },
-      el("caption", {}, `Segments (${sc.currency || "USD"} per unit)`),
-      el("tr", {}, el("th", {}, "segment"), el("th", {}, "demand"), el("th", {}, "revenue per unit")), segs)));
+      el("caption", {}, `Segments: demand per period in each segment's unit; revenue in ${cur} per unit`),
+      el("tr", {}, el("th", {}, "segment"), el("th", {}, "unit"), el("th", {}, `revenue (${cur} per unit)`),
+        periodHeads.map((h) => h.cloneNode(true))), segs)));
   editorStatus(`revision ${body.revision}`);
 }
 
+// the stored scenario with the table's numbers: a per-period field becomes one number per
+// period (a revenue stays one number)
 function editedScenario() {
   const sc = JSON.parse(JSON.stringify(editor.scenario));
-  const nums = (text) => text.split(",").map((x) => x.trim()).filter((x) => x !== "").map(Number);
-  for (const i of document.querySelectorAll("#editor-body input[data-pool]")) sc.pools[+i.dataset.pool].gpus = nums(i.value);
-  for (const i of document.querySelectorAll("#editor-body input[data-demand]")) sc.segments[+i.dataset.demand].demand = nums(i.value);
+  const T = sc.periods.length;
+  const grid = (sel, key) => {
+    const out = {};
+    for (const i of document.querySelectorAll(`#editor-body input[${sel}]`)) {
+      const row = +i.dataset[key];
+      (out[row] = out[row] || new Array(T))[+i.dataset.period] = Number(i.value);
+    }
+    return out;
+  };
+  for (const [i, v] of Object.entries(grid("data-pool", "pool"))) sc.pools[+i].gpus = v;
+  for (const [i, v] of Object.entries(grid("data-demand", "demand"))) sc.segments[+i].demand = v;
   for (const i of document.querySelectorAll("#editor-body input[data-price]")) sc.segments[+i.dataset.price].revenue_per_unit = Number(i.value);
   return sc;
 }
@@ -707,12 +819,38 @@ function planRows(p, by) {
       add(k, "revenue", v.revenue); add(k, "gross margin", v.gross_margin); add(k, "LTV", v.ltv);
     }
   } else {
+    // by pool: average GPUs per period (a pool's GPUs summed over the periods is no count
+    // of anything); by period: the fleet. "used" counts rented GPUs too: shown beside them
+    const n = by === "pool" ? p.periods.length : 1;
     for (const r of p.pools) {
       const k = by === "pool" ? r.pool : r.period;
-      add(k, "GPUs", r.gpus); add(k, "GPUs used", r.used);
+      add(k, "own GPUs", r.gpus / n); add(k, "rented GPUs", (r.rented || 0) / n); add(k, "GPUs used", r.used / n);
     }
   }
   return out;
+}
+
+// per pool, the segments (and their kinds) that gained or lost GPUs from plan a to plan b,
+// average GPUs per period, largest first: "+120 chat (first_party), −80 cloud-x (cloud)"
+function poolMoves(pa, pb) {
+  const avg = (p) => {
+    const out = {};
+    const kind = Object.fromEntries(p.segments.map((s) => [s.segment, s.kind]));
+    for (const a of p.allocations) {
+      const k = `${a.segment} (${kind[a.segment] || a.kind || "?"})`;
+      out[a.pool] = out[a.pool] || {};
+      out[a.pool][k] = (out[a.pool][k] || 0) + a.gpus / p.periods.length;
+    }
+    return out;
+  };
+  const A = avg(pa), B = avg(pb);
+  const moves = {};
+  for (const pool of new Set([...Object.keys(A), ...Object.keys(B)])) {
+    const segs = new Set([...Object.keys(A[pool] || {}), ...Object.keys(B[pool] || {})]);
+    moves[pool] = [...segs].map((sg) => [sg, ((B[pool] || {})[sg] || 0) - ((A[pool] || {})[sg] || 0)])
+      .filter(([, d]) => Math.abs(d) >= 0.05).sort((x, y) => Math.abs(y[1]) - Math.abs(x[1]));
+  }
+  return moves;
 }
 
 async function comparePlans() {
@@ -725,11 +863,25 @@ async function comparePlans() {
   if (by !== "period") keys.sort();
   const fields = [...new Set(Object.values(ra).concat(Object.values(rb)).flatMap((r) => Object.keys(r)))];
   const fmt = (v) => (v === undefined ? "n/a" : money(v));
-  const head = el("tr", {}, el("th", {}, by), fields.flatMap((f) => [el("th", {}, `${f}: base`), el("th", {}, "other"), el("th", {}, "change")]));
+  const unit = by === "pool" ? " (average per period)" : "";
+  const head = el("tr", {}, el("th", {}, by), fields.flatMap((f) => [el("th", {}, `${f}${/GPUs/.test(f) ? unit : ""}: base`), el("th", {}, "other"), el("th", {}, "change")]),
+    by === "pool" ? el("th", {}, "segments gaining (+) or losing (−) GPUs, average per period") : null);
+  const moves = by === "pool" ? poolMoves(pa, pb) : null;
+  const gpus = (v) => (v === undefined ? "n/a" : v.toLocaleString("en-US", { maximumFractionDigits: 1 }));
+  const isGpus = (f) => /GPUs/.test(f);
+  const moved = (k) => {
+    const m = (moves && moves[k]) || [];
+    const txt = m.slice(0, 4).map(([sg, d]) => `${d > 0 ? "+" : "−"}${gpus(Math.abs(d))} ${sg}`).join(", ");
+    return el("td", { class: "moves" }, (txt || "no change") + (m.length > 4 ? `, and ${m.length - 4} more` : ""));
+  };
   const rows = keys.map((k) => el("tr", { "data-key": k }, el("td", {}, k), fields.flatMap((f) => {
     const x = (ra[k] || {})[f], y = (rb[k] || {})[f];
+    if (isGpus(f)) {
+      const d = (y || 0) - (x || 0);
+      return [el("td", {}, gpus(x)), el("td", {}, gpus(y)), el("td", {}, (d > 0 ? "+" : "") + gpus(d))];
+    }
     return [el("td", {}, fmt(x)), el("td", {}, fmt(y)), el("td", {}, signed((y || 0) - (x || 0)))];
-  })));
+  }), moves ? moved(k) : null));
   const t = (p, k) => p.totals[k];
   $("#compare-result").replaceChildren(
     el("p", {}, `objective ${money(t(pa, "objective"))} → ${money(t(pb, "objective"))} (`, signed(t(pb, "objective") - t(pa, "objective")),

@@ -132,7 +132,10 @@ def test_the_plan_itself_as_json_and_excel(client, done) -> None:
         client.get(f"{base}/plan", headers={"Accept": XLSX}),
     ):
         assert r.status_code == 200 and r.headers["content-type"] == XLSX
-        assert r.headers["content-disposition"] == f'attachment; filename="{done["id"]}.xlsx"'
+        assert (
+            r.headers["content-disposition"]
+            == f'attachment; filename="{done["scenario_id"]}-plan-{done["id"][:8]}.xlsx"'
+        )
         wb = load_workbook(io.BytesIO(r.content), read_only=True)
         rows = list(wb["Allocations"].iter_rows(values_only=True))
         assert len(rows) - 1 == len(plan["allocations"])
@@ -152,7 +155,7 @@ def test_parquet_tables_and_the_whole_plan_as_a_zip(client, done) -> None:
             assert r.status_code == 200, r.text
             assert r.headers["content-type"] == "application/vnd.apache.parquet"
             assert r.headers["content-disposition"] == (
-                f'attachment; filename="{done["id"]}-{name}.parquet"'
+                f'attachment; filename="{done["scenario_id"]}-{name}-{done["id"][:8]}.parquet"'
             )
             table = pq.read_table(io.BytesIO(r.content))
             assert table.to_pylist() == done["plan"][name]
@@ -161,9 +164,11 @@ def test_parquet_tables_and_the_whole_plan_as_a_zip(client, done) -> None:
 
     r = client.get(f"{base}/plan?format=parquet")
     assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
-    assert r.headers["content-disposition"] == (f'attachment; filename="{done["id"]}.parquet.zip"')
+    assert r.headers["content-disposition"] == (
+        f'attachment; filename="{done["scenario_id"]}-plan-{done["id"][:8]}.parquet.zip"'
+    )
     zf = zipfile.ZipFile(io.BytesIO(r.content))
-    folder = f"{done['id']}.parquet"
+    folder = f"{done['scenario_id']}-plan-{done['id'][:8]}.parquet"
     tables = ("allocations", "segments", "pools", "reservations", "binding")
     assert sorted(zf.namelist()) == sorted(
         [f"{folder}/{n}.parquet" for n in tables] + [f"{folder}/plan.json"]

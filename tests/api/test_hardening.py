@@ -41,7 +41,8 @@ def test_huge_number_is_422_naming_field_and_limit_and_nothing_is_stored(client,
     method = client.put if route == "/v1/scenarios/huge" else client.post
     body = assert_problem(method(route, json=d), 422)
     assert any(
-        e["path"] == "pools[0].gpus[0]" and "1e+12" in e["message"] for e in body["errors"]
+        e["path"] == "pools[0].gpus[0]" and "1,000,000,000,000" in e["message"]
+        for e in body["errors"]
     ), body
     assert_problem(client.get("/v1/scenarios/huge"), 404)
 
@@ -52,7 +53,7 @@ def test_product_overflow_is_refused(client):
     d["pools"][0]["variable_cost_per_gpu_hour"] = 1e10  # each fine, the product 1e16 is not
     body = assert_problem(client.post("/v1/solve", json=d), 422)
     (e,) = body["errors"]
-    assert e["path"] == "pools[0].variable_cost_per_gpu_hour" and "1e+15" in e["message"]
+    assert e["path"] == "pools[0].variable_cost_per_gpu_hour" and "10^15" in e["message"]
 
 
 @pytest.mark.parametrize(

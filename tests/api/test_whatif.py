@@ -112,7 +112,7 @@ def test_impossible_capacity_change_is_refused(client):
         422,
     )
     assert body["errors"][0]["path"] == "capacity_change.h100-eastus"
-    assert "999999" in body["errors"][0]["message"] and "48000" in body["errors"][0]["message"]
+    assert "999,999" in body["errors"][0]["message"] and "48,000" in body["errors"][0]["message"]
     body = assert_problem(
         client.post("/v1/scenarios/tiny/what-if", json={"capacity_change": {"b200": [0, -99]}}),
         422,

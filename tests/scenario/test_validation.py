@@ -82,8 +82,8 @@ def break_int_bool(d):
 
 
 CASES = [
-    (break_huge_gpus, "pools[0].gpus[0]", "at most 1e+12"),
-    (break_product, "segments[0].throughput.H100", "the limit is 1e+15"),
+    (break_huge_gpus, "pools[0].gpus[0]", "at most 1,000,000,000,000"),
+    (break_product, "segments[0].throughput.H100", "the limit is 1 × 10^15"),
     (break_bool_number, "pools[1].gpus[0]", "must be a number"),
     (break_string_number, "segments[0].revenue_per_unit", "must be a number"),
     (break_int_bool, "segments[1].contract_hard", "must be true or false"),
@@ -94,7 +94,7 @@ CASES = [
     (break_duplicate, "segments[1].id", "duplicate id 'chat'"),
     (break_unknown_type, "segments[0].throughput.TPU-v9", "unknown accelerator type"),
     (break_unservable, "segments[1].regions[0]", "unknown region 'east'"),
-    (break_contract, "segments[1].contract_min[1]", "above demand 3000"),
+    (break_contract, "segments[1].contract_min[1]", "above demand 3,000"),
     (break_share, "policy.rnd_min_share", "less than or equal to 1"),
     (break_rental, "pools[0].rental_price_per_gpu_hour", "required"),
 ]

@@ -1,3 +1,5 @@
+"""A headless Chromium per test module (see test_browser.py for how it is found)."""
+
 from __future__ import annotations
 
 import pytest

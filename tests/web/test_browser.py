@@ -101,10 +101,11 @@ def test_plan_explorer_end_to_end(page, server):
     assert "chat (first_party)" in page.text_content("#explain")
 
     # a what-if changes the numbers shown
-    page.fill("#whatif input[name=cloud]", "2")
+    page.fill("#whatif input[name=cloud]", "2")  # demand and (issue 26) its contract
+    page.fill("#whatif input[name=contract_cloud]", "2")
     page.click("#whatif button[type=submit]")
     page.wait_for_selector("[data-whatif=objective]")
-    assert page.text_content("[data-whatif=objective]") == "-1.8k"
+    assert page.text_content("[data-whatif=objective]") == "-1.80k"
     assert len(page.evaluate("document.getElementById('chart-whatif').data")) == 2
 
     # downloads work, through the API key
@@ -271,6 +272,7 @@ def test_scenario_text_is_never_markup(page, server):
 
     # a what-if that works, then one that breaks the hard contract: its error names the
     # scenario and the unit
+    page.fill("#whatif input[name=contract_cloud]", "1")
     page.fill("#whatif input[name=cloud]", "1.5")
     page.click("#whatif button[type=submit]")
     page.wait_for_selector("[data-whatif=objective]")

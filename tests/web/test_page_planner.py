@@ -72,8 +72,12 @@ def what_if(pg, pool, gpus, **fields):
 
 def run_plan(pg, scenario):
     pg.select_option("#scenario", scenario)
+    # the page opens on some plan: wait until what it shows is this scenario's (a plan, or
+    # none yet), not the plan it opened on
     pg.wait_for_function(
-        "() => /^(no plan|plan )/.test(document.querySelector('#status').textContent)"
+        """(id) => state.scenario === id && (state.planScenario === id
+            || /^no plan/.test(document.querySelector('#status').textContent))""",
+        arg=scenario,
     )
     if pg.text_content("#status").startswith("no plan"):
         pg.click("#run")
@@ -137,7 +141,8 @@ def test_every_chart_names_its_axes_and_units(browser, server):
 def test_what_if_shows_every_term_and_refuses_the_impossible(browser, server):
     pg = open_page(browser, server)
     run_plan(pg, "tiny")
-    pg.fill("#whatif input[name=cloud]", "2")
+    pg.fill("#whatif input[name=cloud]", "2")  # demand and (issue 26) its contract
+    pg.fill("#whatif input[name=contract_cloud]", "2")
     pg.click("#whatif button[type=submit]")
     pg.wait_for_selector("[data-whatif=objective]")
     terms = pg.eval_on_selector_all(
@@ -145,9 +150,10 @@ def test_what_if_shows_every_term_and_refuses_the_impossible(browser, server):
     )
     for t in ("gross_margin", "weighted_ltv", "churn_cost", "expansion_cost", "objective"):
         assert t in terms
-    assert pg.text_content("[data-whatif=objective]") == "-1.8k"
+    assert pg.text_content("[data-whatif=objective]") == "-1.80k"
     # impossible: more GPUs removed than the pool has
     pg.fill("#whatif input[name=cloud]", "1")
+    pg.fill("#whatif input[name=contract_cloud]", "1")
     pg.select_option("#whatif select[name=pool]", "h100")
     pg.fill("#whatif input[name=gpus]", "-999999")
     pg.click("#whatif button[type=submit]")
@@ -218,7 +224,7 @@ def test_edit_a_scenario_and_save_it_with_if_match(browser, server):
     )
     pg.click("#editor summary")
     pg.wait_for_selector("#editor-body input[data-pool='1']")
-    pg.fill("#editor-body input[data-pool='1']", "6, 10")
+    pg.fill("#editor-body input[data-pool='1'][data-period='0']", "6")  # one cell per period
     pg.fill("#editor-body input[data-price='0']", "1.5")
     pg.click("#editor-save")
     pg.wait_for_function(
@@ -231,7 +237,7 @@ def test_edit_a_scenario_and_save_it_with_if_match(browser, server):
     # someone else saves revision 3: the page's save (If-Match: "2") is refused, visibly
     status, _, _ = server.request("PUT", "/v1/scenarios/edit-me", out["scenario"], headers=KEY)
     assert status == 200
-    pg.fill("#editor-body input[data-pool='1']", "7, 10")
+    pg.fill("#editor-body input[data-pool='1'][data-period='0']", "7")
     pg.click("#editor-save")
     pg.wait_for_selector("#editor-status .error")
     assert "412" in pg.text_content("#editor-status") or "revision" in pg.text_content(

@@ -265,7 +265,7 @@ def test_progress_plain_lines_when_not_a_terminal() -> None:
     bar.update(_rec(2, "infeasible"))
     bar.close()
     lines = out.getvalue().splitlines()
-    assert lines == ["[1/3] r1 optimal: objective 1.5", "[2/3] r2 infeasible: why"]
+    assert lines == ["[1/3] r1 optimal: objective 1.50", "[2/3] r2 infeasible: why"]
 
 
 def test_progress_bar_on_a_terminal() -> None:
