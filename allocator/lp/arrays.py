@@ -60,6 +60,20 @@ class ScenarioArrays:
     # with a minimum service share, in contract_min/penalty (a soft minimum)
     sub_fees: np.ndarray | None = None
     sub_min_share: np.ndarray | None = None
+    # sites and power (issue 27), None without sites: (P,) site of each pool (-1: none),
+    # (P,) kW per GPU at full power, (Q, T) IT power per site in kW, (Q,) PUE, (P, T)
+    # energy cost per GPU-hour (kW x PUE x price / 1000; already part of var_cost)
+    site_of: np.ndarray | None = None
+    power_kw: np.ndarray | None = None
+    site_kw: np.ndarray | None = None
+    site_pue: np.ndarray | None = None
+    energy_cost: np.ndarray | None = None
+
+    @property
+    def sited(self) -> np.ndarray:
+        """(P,) bool: the pool draws a site's power (its powered GPUs are a decision)."""
+        P = self.gpus.shape[0]
+        return np.zeros(P, dtype=bool) if self.site_of is None else self.site_of >= 0
 
     @property
     def compatible(self) -> np.ndarray:
@@ -151,7 +165,35 @@ class ScenarioArrays:
             tier_ltv=pp([tr.ltv_per_unit for _, _, tr in tiers]),
         )
         out._subscriptions(sc)
+        out._sites(sc)
         return out
+
+    def _sites(self, sc: Scenario) -> None:
+        """Sites' power and the energy cost of a GPU-hour, which joins the variable cost
+        (nothing changes without sites: the arrays stay None, var_cost untouched)."""
+        if not sc.sites:
+            return
+        T = self.hours.size
+        ids = [q.id for q in sc.sites]
+        self.site_of = np.array(
+            [ids.index(p.site) if p.site is not None else -1 for p in sc.pools], dtype=np.int64
+        )
+        self.power_kw = np.array([p.power_kw_per_gpu or 0.0 for p in sc.pools], dtype=float)
+        self.site_kw = 1000.0 * np.array(
+            [per_period(q.power_mw, T) for q in sc.sites], dtype=float
+        ).reshape(len(ids), T)
+        self.site_pue = np.array([q.pue for q in sc.sites], dtype=float)
+        price = np.array(
+            [per_period(q.energy_price_per_mwh or 0.0, T) for q in sc.sites], dtype=float
+        ).reshape(len(ids), T)
+        sited = self.site_of >= 0
+        q = np.where(sited, self.site_of, 0)
+        self.energy_cost = np.where(
+            sited[:, None],
+            self.power_kw[:, None] * self.site_pue[q][:, None] * price[q] / 1000.0,
+            0.0,
+        )
+        self.var_cost = self.var_cost + self.energy_cost
 
     def _subscriptions(self, sc: Scenario) -> None:
         """Subscribers' fees, and what under-serving their usage costs: with a minimum
@@ -302,8 +344,9 @@ class BudgetArrays:
 
 def extra_key_names(sc: Scenario) -> dict[str, list[str]]:
     """Names of the row-key dimensions beyond pool, segment, period and kind: accelerator
-    types (``any`` for every type, the last index) and GPU-hour budget ids."""
+    types (``any`` for every type, the last index), GPU-hour budget ids and site ids."""
     return {
         "accelerator": [*sorted({p.accelerator for p in sc.pools}), "any"],
         "budget": [b.id for b in sc.policy.gpu_hour_budgets],
+        "site": [q.id for q in sc.sites or []],
     }

@@ -115,6 +115,9 @@ def define_columns(arr: ScenarioArrays) -> ColumnIndex:
     o_idx, k_pool = np.nonzero(arr.compatible[k_seg])  # (offers, P)
     k_seg, k_per = k_seg[o_idx], k_per[o_idx]
     y_tier, y_period = _tier_columns(arr, T)
+    # powered GPUs: one column per (pool in a site, period)
+    w_pool = np.repeat(np.nonzero(arr.sited)[0], T).astype(np.int64)
+    w_period = np.tile(np.arange(T, dtype=np.int64), int(arr.sited.sum()))
     return ColumnIndex(
         x_segment,
         x_mode,
@@ -135,6 +138,8 @@ def define_columns(arr: ScenarioArrays) -> ColumnIndex:
         y_tier,
         y_period,
         arr.tier_rank[y_tier] if arr.tier_rank is not None else y_tier,
+        w_pool,
+        w_period,
     )
 
 
@@ -197,7 +202,9 @@ def define_objective(ctx: _Ctx) -> tuple[np.ndarray, float]:
     # subscribers' fees are earned whether usage is served or not: a constant
     if a.sub_fees is not None:
         offset += float(np.sum(a.discount[None, :] * a.sub_fees))
-    return np.concatenate([cx, cr, cu, ce, ck, cy]), offset
+    # powered GPUs cost nothing themselves: the energy of a GPU-hour is in var_cost
+    cw = np.zeros(c.n_pw)
+    return np.concatenate([cx, cr, cu, ce, ck, cy, cw]), offset
 
 
 def define_bounds(ctx: _Ctx) -> tuple[np.ndarray, np.ndarray]:
@@ -217,24 +224,22 @@ def define_bounds(ctx: _Ctx) -> tuple[np.ndarray, np.ndarray]:
         if a.tier_units is not None and c.n_tier
         else np.zeros(0)
     )  # 0 <= y <= units of the tier
+    uw = a.gpus[c.pw_pool, c.pw_period]  # powered GPUs <= GPUs on hand
     n = c.n_columns
-    return np.zeros(n), np.concatenate([ux, ur, uu, ue, uk, uy])
+    return np.zeros(n), np.concatenate([ux, ur, uu, ue, uk, uy, uw])
 
 
 # ------------------------------------------------------------------------- constraints
 def define_pool_capacity(ctx: _Ctx) -> None:
     """pool-capacity[p,t]:  sum_{s,m} x[s,m,p,t] + sum_s k[s,p,t] - r[p,t]
     - (1 - headroom_p) sum_{tau<=t} e[p,tau] <= (1 - headroom_p) * gpus[p,t]
-    (e: GPUs bought, expansion mode; k: GPUs reserved, used or not)"""
+    (e: GPUs bought, expansion mode; k: GPUs reserved, used or not); for a pool in a
+    site the powered GPUs w[p,t] replace its GPUs on hand: ... - (1 - headroom_p) *
+    w[p,t] <= 0 (see define_site_power)."""
     a, c, T = ctx.arr, ctx.cols, ctx.T
     P = a.gpus.shape[0]
     # a GPU bought in tau adds capacity in every period t >= tau
-    later = T - c.e_period
-    e_cols = np.repeat(c.e_offset + np.arange(c.n_e), later)
-    e_t = np.repeat(c.e_period, later) + (
-        np.arange(int(later.sum())) - np.repeat(np.cumsum(later) - later, later)
-    )
-    e_p = np.repeat(c.e_pool, later)
+    e_cols, e_p, e_t = _stock_entries(c, T)
     rows = np.concatenate(
         [
             c.x_pool * T + c.x_period,
@@ -254,6 +259,12 @@ def define_pool_capacity(ctx: _Ctx) -> None:
     vals = np.concatenate(
         [np.ones(c.n_x), -np.ones(c.n_r), -(1.0 - a.headroom[e_p]), np.ones(c.n_rsv)]
     )
+    upper = a.usable.ravel()
+    if c.n_pw:  # powered GPUs, not GPUs on hand, bound a sited pool
+        rows = np.concatenate([rows, c.pw_pool * T + c.pw_period])
+        cols = np.concatenate([cols, c.pw_offset + np.arange(c.n_pw)])
+        vals = np.concatenate([vals, -(1.0 - a.headroom[c.pw_pool])])
+        upper = np.where(np.repeat(a.sited, T), 0.0, upper)
     pp, tt = np.divmod(np.arange(P * T), T)
     ctx.rows.add(
         "pool-capacity",
@@ -263,7 +274,44 @@ def define_pool_capacity(ctx: _Ctx) -> None:
         cols,
         vals,
         np.full(P * T, -INF),
-        a.usable.ravel(),
+        upper,
+    )
+
+
+def _stock_entries(c: ColumnIndex, T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every expansion column e[p,tau] and every period t >= tau it adds GPUs to:
+    (column, pool, t)."""
+    later = T - c.e_period
+    e_cols = np.repeat(c.e_offset + np.arange(c.n_e), later)
+    e_t = np.repeat(c.e_period, later) + (
+        np.arange(int(later.sum())) - np.repeat(np.cumsum(later) - later, later)
+    )
+    return e_cols, np.repeat(c.e_pool, later), e_t
+
+
+def define_site_power(ctx: _Ctx) -> None:
+    """site-power[q,t]:  sum_{p in site q} kw_p * (w[p,t] + sum_{tau<=t} e[p,tau])
+    <= 1000 * power_mw[q,t]  (w: GPUs powered; e: GPUs bought, which need power too);
+    in kW, so its dual is the value of one more kW over the period (present value)."""
+    a, c, T = ctx.arr, ctx.cols, ctx.T
+    if c.n_pw == 0:
+        return
+    assert a.site_of is not None and a.power_kw is not None and a.site_kw is not None
+    e_cols, e_p, e_t = _stock_entries(c, T)
+    bought = a.sited[e_p]
+    pools = np.concatenate([c.pw_pool, e_p[bought]])
+    per = np.concatenate([c.pw_period, e_t[bought]])
+    Q = a.site_kw.shape[0]
+    qq, tt = np.divmod(np.arange(Q * T), T)
+    ctx.rows.add(
+        "site-power",
+        define_site_power.__doc__,
+        {"site": qq, "period": tt},
+        a.site_of[pools] * T + per,
+        np.concatenate([c.pw_offset + np.arange(c.n_pw), e_cols[bought]]),
+        a.power_kw[pools],
+        np.full(Q * T, -INF),
+        a.site_kw.ravel(),
     )
 
 
@@ -602,6 +650,7 @@ CONSTRAINTS = (
     define_segment_tiers,
     define_segment_gpu_limits,
     define_gpu_hour_budgets,
+    define_site_power,
 )
 
 
@@ -765,6 +814,7 @@ def count_columns(sc: Scenario) -> int:
     y = sum(
         1 for s in sc.segments for tr in s.tiers or [] for v in per_period(tr.units, T) if v > 0
     )
+    w = T * sum(1 for p in sc.pools if p.site is not None) if sc.sites else 0
     nr = sum(1 for p in sc.pools if p.rental_unit_gpus for g in (p.rentable_gpus or []) if g > 0)
     ne = sum(bought[p.id] for p in sc.pools if p.expansion is not None and p.expansion.unit_gpus)
-    return x + r + u + e + k + y + nr + ne
+    return x + r + u + e + k + y + w + nr + ne

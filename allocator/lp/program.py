@@ -50,7 +50,8 @@ class ColumnIndex:
     ``r`` columns are rented GPUs per (pool, period); ``u`` columns are contract shortfall
     in work units per (segment, period); ``e`` columns GPUs bought (expansion mode);
     ``rsv`` columns GPUs reserved for a segment's customer (take-or-pay); ``tier`` columns
-    work units served in a price tier. Families come in that order: x, r, u, e, rsv, tier.
+    work units served in a price tier; ``pw`` columns GPUs powered per (pool in a site,
+    period). Families come in that order: x, r, u, e, rsv, tier, pw.
     """
 
     x_segment: np.ndarray
@@ -79,6 +80,10 @@ class ColumnIndex:
     tier_index: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     tier_period: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     tier_rank: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # in s
+    # powered GPUs (issue 27): GPUs of pool pw_pool (a pool in a site) powered in period
+    # pw_period; only they (after headroom) can be allocated
+    pw_pool: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    pw_period: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def n_x(self) -> int:
@@ -125,9 +130,17 @@ class ColumnIndex:
         return self.rsv_offset + self.n_rsv
 
     @property
+    def n_pw(self) -> int:
+        return int(self.pw_pool.size)
+
+    @property
+    def pw_offset(self) -> int:
+        return self.tier_offset + self.n_tier
+
+    @property
     def n_columns(self) -> int:
         """Columns of the scenario's own families (a derived model may append more)."""
-        return self.tier_offset + self.n_tier
+        return self.pw_offset + self.n_pw
 
 
 @dataclass

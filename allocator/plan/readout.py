@@ -6,7 +6,7 @@ whole numpy arrays; only the last turns them into rows."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -15,6 +15,7 @@ from allocator.lp import LinearProgram
 from allocator.lp.arrays import KINDS, ScenarioArrays, extra_key_names
 from allocator.lp.check import violations
 from allocator.plan.columns import Labels, Table
+from allocator.plan.power import energy_by_pool, power_tables, powered_gpus
 from allocator.plan.rows import (
     ZERO,
     Allocation,
@@ -42,6 +43,7 @@ class Decisions:
     bought: np.ndarray
     k: np.ndarray
     y: np.ndarray | None = None  # work units served per tier column (price tiers)
+    powered: np.ndarray | None = None  # (P, T) own GPUs powered; None without sites
 
 
 @dataclass
@@ -102,8 +104,10 @@ def read_out(
     flows = column_flows(lp, arr, dec)
     seg = segment_sums(lp, arr, dec, flows)
     pool = pool_sums(lp, sol, arr, dec, flows)
-    viol = violations(sc, arr, lp.columns, dec.x, dec.rented, dec.bought, dec.k, dec.y)
-    return {
+    viol = violations(
+        sc, arr, lp.columns, dec.x, dec.rented, dec.bought, dec.k, dec.y, powered=dec.powered
+    )
+    out = {
         "scenario": sc.name,
         "currency": sc.currency,
         "status": sol.status,
@@ -124,6 +128,13 @@ def read_out(
         "tiers": tier_rows(sc, lp, arr, dec),
         "subscriptions": subscription_rows(sc, arr, seg, pool),
     }
+    if dec.powered is not None:  # sites (issue 27): only then, so other plans stay as they were
+        energy = energy_by_pool(lp, arr, dec.x, dec.k)
+        out["power"], out["sites"] = power_tables(sc, lp, sol, arr, dec.powered, dec.bought, energy)
+        out["totals"] = replace(
+            out["totals"], energy_cost=float(np.sum(energy * arr.discount[None, :]))
+        )
+    return out
 
 
 def decisions(lp: LinearProgram, sol: Solution, arr: ScenarioArrays) -> Decisions:
@@ -143,6 +154,7 @@ def decisions(lp: LinearProgram, sol: Solution, arr: ScenarioArrays) -> Decision
         bought=np.cumsum(bought_in, axis=1),
         k=np.maximum(sol.x[cols.rsv_offset : cols.rsv_offset + cols.n_rsv], 0.0),
         y=np.maximum(sol.x[cols.tier_offset : cols.tier_offset + cols.n_tier], 0.0),
+        powered=powered_gpus(lp, sol.x, arr),
     )
 
 
@@ -542,6 +554,8 @@ def pool_rows(
     capacity = own + dec.rented
     # own GPUs (bought ones too) after headroom; with rented ones what the plan may use
     usable_own = arr.usable + (1.0 - arr.headroom[:, None]) * dec.bought
+    if dec.powered is not None:  # a pool in a site can use its powered GPUs only
+        usable_own = (1.0 - arr.headroom[:, None]) * (dec.powered + dec.bought)
     usable = usable_own + dec.rented
     with np.errstate(divide="ignore", invalid="ignore"):
         utilisation = np.where(capacity > 0, pool.used / np.where(capacity > 0, capacity, 1), 0.0)

@@ -36,8 +36,10 @@ from allocator.plan.rows import (
     Binding,
     KindResult,
     PoolResult,
+    PowerResult,
     ReservationResult,
     SegmentResult,
+    SiteResult,
     SolverInfo,
     SubscriptionResult,
     TierResult,
@@ -86,6 +88,14 @@ class Plan:
     subscriptions: Table[SubscriptionResult] = field(
         default_factory=lambda: Table.from_rows(SubscriptionResult, [])
     )
+    # sites and power (issue 27): empty, and left out of to_dict(), without sites
+    power: Table[PowerResult] = field(default_factory=lambda: Table.from_rows(PowerResult, []))
+    sites: Table[SiteResult] = field(default_factory=lambda: Table.from_rows(SiteResult, []))
+
+    @property
+    def has_sites(self) -> bool:
+        """The scenario had sites: the plan carries power, sites and the energy cost."""
+        return self.totals.energy_cost is not None
 
     # ------------------------------------------------------------------ shortcuts
     @property
@@ -139,18 +149,22 @@ class Plan:
             "reservations": self.reservations,
             "tiers": self.tiers,
             "subscriptions": self.subscriptions,
+            **({"power": self.power, "sites": self.sites} if self.has_sites else {}),
         }
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data; keys are stable (documented in the README). The tables'
         rows are made from their columns, with no dataclass per row."""
-        return {
+        totals = asdict(self.totals)
+        if totals["energy_cost"] is None:  # no sites: the keys of plans before issue 27
+            del totals["energy_cost"]
+        out = {
             "scenario": self.scenario,
             "currency": self.currency,
             "status": self.status.value,
             "message": self.message,
             "periods": list(self.periods),
-            "totals": asdict(self.totals),
+            "totals": totals,
             "by_kind": {k: asdict(v) for k, v in self.by_kind.items()},
             "allocations": self.allocations.records(),
             "segments": self.segments.records(),
@@ -165,6 +179,10 @@ class Plan:
             "tiers": self.tiers.records(),
             "subscriptions": self.subscriptions.records(),
         }
+        if self.has_sites:
+            out["power"] = self.power.records()
+            out["sites"] = self.sites.records()
+        return out
 
     def check_finite(self) -> None:
         """Raise ValueError naming the first NaN or infinite number (JSON has none)."""
@@ -269,6 +287,8 @@ class Plan:
             reservations=Table.from_rows(ReservationResult, d.get("reservations", [])),
             tiers=Table.from_rows(TierResult, d.get("tiers", [])),
             subscriptions=Table.from_rows(SubscriptionResult, d.get("subscriptions", [])),
+            power=Table.from_rows(PowerResult, d.get("power", [])),
+            sites=Table.from_rows(SiteResult, d.get("sites", [])),
         )
 
     # ------------------------------------------------------------------ building

@@ -103,7 +103,9 @@ def column_periods(lp: LinearProgram) -> np.ndarray:
     if c.n_rsv and lp.num_cols >= c.n_columns:
         out[c.rsv_offset : c.tier_offset] = c.rsv_period
     if c.n_tier and lp.num_cols >= c.n_columns:
-        out[c.tier_offset : c.n_columns] = c.tier_period
+        out[c.tier_offset : c.pw_offset] = c.tier_period
+    if c.n_pw and lp.num_cols >= c.n_columns:
+        out[c.pw_offset : c.n_columns] = c.pw_period
     return out
 
 

@@ -1,0 +1,300 @@
+"""Sites and power (issue 27): hand-solved cases, validation, certificates on random fleets
+with sites, CBC against HiGHS, the default solve (row generation) against a whole solve,
+and scenarios without sites bit-identical to the code before the feature."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from allocator import Plan, ScenarioError, Status, build_lp, solve
+from allocator.scenario import Scenario
+from allocator.scenario.load import as_scenario
+from allocator.solvers import HighsSolver
+from allocator.solvers.pulp import PulpSolver, available_solvers
+from tests.certificates import assert_optimal
+from tests.power.fingerprint import fingerprints
+from tests.test_properties import fleets
+
+HERE = Path(__file__).parent
+REL = 1e-7
+
+
+def one_site(power_mw: float | list[float], periods: int = 1, **site: object) -> dict:
+    """One site, two GPU types, one segment that wants far more than the site can power.
+
+    Pool ``a`` (type A): 10 GPUs of 1 kW, 1 unit per GPU-hour; pool ``b`` (type B): 10 GPUs
+    of 2 kW, 3 units per GPU-hour; a unit sells for 1, no variable cost, 100 hours a
+    period. A GPU-hour earns 1 on A and 3 on B: per kWh, 1 on A and 1.5 on B."""
+    T = periods
+    return {
+        "periods": [{"label": f"t{t}", "hours": 100.0} for t in range(T)],
+        "sites": [{"id": "dc", "region": "r", "power_mw": power_mw, **site}],
+        "pools": [
+            {
+                "id": p,
+                "accelerator": p.upper(),
+                "region": "r",
+                "gpus": [10.0] * T,
+                "variable_cost_per_gpu_hour": 0.0,
+                "site": "dc",
+                "power_kw_per_gpu": kw,
+            }
+            for p, kw in (("a", 1.0), ("b", 2.0))
+        ],
+        "segments": [
+            {
+                "id": "chat",
+                "kind": "first_party",
+                "demand": [1e6] * T,
+                "revenue_per_unit": 1.0,
+                "throughput": {"A": 1.0, "B": 3.0},
+            }
+        ],
+    }
+
+
+def rows(table, **key):
+    return [r for r in table if all(getattr(r, k) == v for k, v in key.items())]
+
+
+def test_the_better_value_per_kw_is_powered_first_and_the_dual_is_its_value_per_kwh():
+    """10 kW: B earns 1.5 per kWh against A's 1, so all 10 kW go to B: 5 GPUs of B
+    powered (5 left in inventory), none of A (10 in inventory); objective 5 x 3 x 100 =
+    1,500. One more kW powers 1/2 GPU of B more: 1.5 per hour, 150 over the period, so the
+    site-power dual is 150 per kW, 1,500 per MWh (1.5 per kWh = B's value per kWh); with
+    no discount, nominal = present value."""
+    plan = solve(one_site(0.01))
+    assert plan.objective == pytest.approx(1500.0, rel=REL)
+    (pa,) = rows(plan.power, pool="a")
+    (pb,) = rows(plan.power, pool="b")
+    assert (pa.powered, pa.in_inventory) == pytest.approx((0.0, 10.0), abs=1e-7)
+    assert (pb.powered, pb.in_inventory) == pytest.approx((5.0, 5.0), abs=1e-7)
+    (site,) = plan.sites
+    assert site.used_mw == pytest.approx(0.01, rel=REL)
+    assert site.free_mw == pytest.approx(0.0, abs=1e-9)
+    assert site.shadow_price_per_mwh == pytest.approx(1500.0, rel=REL)
+    assert site.shadow_price_pv_per_mwh == pytest.approx(1500.0, rel=REL)
+    # only powered GPUs are usable: B uses its 5, and no GPU of B is idle
+    (b,) = rows(plan.pools, pool="b")
+    assert (b.used, b.usable, b.idle) == pytest.approx((5.0, 5.0, 0.0), abs=1e-7)
+    assert plan.max_violation <= 1e-9
+
+
+def test_when_the_better_type_is_all_powered_the_marginal_user_sets_the_price():
+    """25 kW: B's 10 GPUs take 20 kW, A gets the last 5 kW: 5 GPUs of A powered, 5 left
+    in inventory. Objective 10 x 3 x 100 + 5 x 1 x 100 = 3,500. The marginal kW powers one
+    more GPU of A: 1 per hour, so the dual is 1 per kWh = 1,000 per MWh."""
+    plan = solve(one_site(0.025))
+    assert plan.objective == pytest.approx(3500.0, rel=REL)
+    (pa,) = rows(plan.power, pool="a")
+    (pb,) = rows(plan.power, pool="b")
+    assert (pa.powered, pa.in_inventory) == pytest.approx((5.0, 5.0), abs=1e-7)
+    assert (pb.powered, pb.in_inventory) == pytest.approx((10.0, 0.0), abs=1e-7)
+    assert plan.sites[0].shadow_price_per_mwh == pytest.approx(1000.0, rel=REL)
+    # B's GPUs are worth their 3 per hour less 2 kW at 1 per kWh: 1 per GPU-hour of B
+    # more on hand (they need power too); the pool price is what a usable GPU earns: 3
+    (b,) = rows(plan.pools, pool="b")
+    assert b.shadow_price_per_gpu_hour == pytest.approx(3.0, rel=REL)
+
+
+def test_power_to_spare_powers_every_gpu_and_prices_a_mw_at_zero():
+    """40 kW > 30 kW needed: every GPU powered, 10 kW free, the dual 0."""
+    plan = solve(one_site(0.04))
+    assert plan.objective == pytest.approx(4000.0, rel=REL)
+    assert sum(r.in_inventory for r in plan.power) == pytest.approx(0.0, abs=1e-7)
+    site = plan.sites[0]
+    assert site.free_mw == pytest.approx(0.01, rel=1e-6)
+    assert site.shadow_price_per_mwh == pytest.approx(0.0, abs=1e-9)
+
+
+def test_energy_cost_per_gpu_hour_and_nominal_against_present_value():
+    """Energy at 100 per MWh, PUE 1.2: a GPU-hour of A costs 1 x 1.2 x 100 / 1000 = 0.12,
+    of B 0.24. Net per kWh: A (1 - 0.12) / 1 = 0.88, B (3 - 0.24) / 2 = 1.38: B first.
+    Period t0 (10 kW): 5 GPUs of B, 500 GPU-hours, energy 120, margin 5 x 2.76 x 100 =
+    1,380; dual 1.38 per kWh = 1,380 per MWh. Period t1 (25 kW, discount 1/1.1): B's 10 GPUs
+    and 5 of A: energy 10 x 100 x 0.24 + 5 x 100 x 0.12 = 300, margin 2,760 + 440 = 3,200,
+    dual A's 0.88 per kWh = 880 per MWh nominal, 800 present value.
+    Objective 1,380 + 3,200 / 1.1; energy_cost (present value) 120 + 300 / 1.1."""
+    data = one_site([0.01, 0.025], periods=2, pue=1.2, energy_price_per_mwh=100.0)
+    data["discount_rate"] = 0.1
+    plan = solve(data)
+    assert plan.objective == pytest.approx(1380.0 + 3200.0 / 1.1, rel=REL)
+    assert plan.totals.energy_cost == pytest.approx(120.0 + 300.0 / 1.1, rel=REL)
+    s0, s1 = plan.sites
+    assert s0.energy_cost == pytest.approx(120.0, rel=REL)
+    assert s1.energy_cost == pytest.approx(300.0, rel=REL)
+    assert s0.shadow_price_per_mwh == pytest.approx(1380.0, rel=REL)
+    assert s1.shadow_price_per_mwh == pytest.approx(880.0, rel=REL)
+    assert s1.shadow_price_pv_per_mwh == pytest.approx(800.0, rel=REL)
+    assert s1.facility_mw == pytest.approx(0.025 * 1.2, rel=REL)
+    # the energy is part of the variable cost, reported as its own line too
+    assert plan.totals.variable_cost == pytest.approx(plan.totals.energy_cost, rel=REL)
+    d = plan.to_dict()
+    assert d["totals"]["energy_cost"] == pytest.approx(plan.totals.energy_cost)
+    assert {"power", "sites"} <= d.keys()
+    back = Plan.from_dict(json.loads(plan.to_json()))
+    assert back.to_dict() == d
+
+
+def test_bought_gpus_need_power_too():
+    """Pool b may buy GPUs at 0.5 per GPU-hour: each earns 3 - 0.5 = 2.5 an hour and
+    needs 2 kW, 1.25 per kWh, below what B's own GPUs earn (1.5) but above A's (1). With
+    30 kW: 10 of B (20 kW) then 5 bought (10 kW), none of A: objective 3,000 + 1,250."""
+    data = one_site(0.03)
+    data["pools"][1]["expansion"] = {"max_gpus": 100.0, "cost_per_gpu_hour": 0.5}
+    plan = solve(data)
+    assert plan.objective == pytest.approx(4250.0, rel=REL)
+    (pb,) = rows(plan.power, pool="b")
+    assert (pb.powered, pb.bought, pb.power_kw) == pytest.approx((10.0, 5.0, 30.0), rel=1e-7)
+    assert plan.sites[0].shadow_price_per_mwh == pytest.approx(1250.0, rel=REL)
+
+
+def test_pools_without_a_site_are_not_power_limited():
+    """A rented-style pool without a site keeps every GPU usable."""
+    data = one_site(0.0)
+    del data["pools"][0]["site"]
+    plan = solve(data)
+    assert plan.objective == pytest.approx(1000.0, rel=REL)  # 10 GPUs of A, 100 h
+    assert [r.pool for r in plan.power] == ["b"]
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "words"),
+    [
+        (lambda d: d["pools"][0].update(site="dcc"), "pools[0].site", "unknown site 'dcc'"),
+        (lambda d: d["pools"][0].pop("power_kw_per_gpu"), "pools[0].power_kw_per_gpu", "required"),
+        (lambda d: d["pools"][0].update(region="x"), "pools[0].site", "region"),
+        (lambda d: d["sites"][0].update(power_mw=[1.0, 2.0]), "sites[0].power_mw", "2 entries"),
+        (lambda d: d["sites"].append(dict(d["sites"][0])), "sites", "duplicate"),
+        (lambda d: d["sites"][0].update(pue=0.9), "sites", "pue"),
+    ],
+)
+def test_bad_sites_are_named_by_their_field(change, path, words):
+    data = one_site(0.01)
+    change(data)
+    with pytest.raises(ScenarioError) as err:
+        Scenario.from_dict(data)
+    text = "\n".join(str(i) for i in err.value.issues)
+    assert any(i.path.startswith(path) for i in err.value.issues), text
+    assert words in text
+
+
+def test_scenarios_without_sites_give_bit_identical_lps_and_plans():
+    """Every example and two generated fleets: the LP (c, A, bounds, blocks) and the plan
+    JSON (less solver timings) hash as they did before issue 27 (baseline.json)."""
+    baseline = json.loads((HERE / "baseline.json").read_text())
+    now = fingerprints()
+    for name, fp in baseline.items():
+        assert now[name] == fp, name
+
+
+# ------------------------------------------------------------- random fleets with sites
+@st.composite
+def sited_fleets(draw):
+    """Random small fleets (tests.test_properties.fleets) with one or two sites: some
+    pools in a site with 0.5-2 kW per GPU, power per period from none to plenty."""
+    data = draw(fleets())
+    T = len(data["periods"])
+    regions = sorted({p["region"] for p in data["pools"]})
+    data["sites"] = [
+        {
+            "id": f"q{i}",
+            "region": r,
+            "power_mw": draw(st.lists(st.floats(0, 0.2), min_size=T, max_size=T)),
+            "pue": draw(st.floats(1, 1.5)),
+            "energy_price_per_mwh": draw(st.floats(0, 200)),
+        }
+        for i, r in enumerate(regions)
+    ]
+    for p in data["pools"]:
+        if draw(st.booleans()):
+            p["site"] = f"q{regions.index(p['region'])}"
+            p["power_kw_per_gpu"] = draw(st.floats(0.5, 2))
+    return data
+
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(sited_fleets())
+def test_random_fleets_with_sites_have_optimality_certificates(data):
+    """Primal feasibility, dual feasibility and strong duality on the whole LP; the plan's
+    own check (from the domain) finds no violation, power included; the site prices are
+    >= 0 and zero wherever a site has power to spare."""
+    lp = build_lp(as_scenario(data))
+    sol = HighsSolver().solve(lp)
+    assert_optimal(lp, sol)
+    plan = solve(data)
+    assert plan.status is Status.OPTIMAL
+    assert plan.objective == pytest.approx(sol.objective, rel=1e-6, abs=1e-6)
+    assert plan.max_violation <= 1e-6, plan.violations
+    for s in plan.sites:
+        assert s.used_mw <= s.power_mw * (1 + 1e-7) + 1e-9
+        assert s.shadow_price_per_mwh >= 0
+        if s.free_mw > 1e-6 * max(1.0, s.power_mw):
+            assert s.shadow_price_per_mwh == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.skipif("CBC" not in available_solvers(), reason="PuLP's CBC is not installed")
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sited_fleets())
+def test_random_fleets_with_sites_agree_between_highs_and_cbc(data):
+    lp = build_lp(as_scenario(data))
+    h = HighsSolver().solve(lp)
+    c = PulpSolver("CBC").solve(lp)
+    assert h.status is Status.OPTIMAL and c.status is Status.OPTIMAL
+    scale = max(1.0, abs(h.objective))
+    assert c.objective == pytest.approx(h.objective, rel=1e-6, abs=1e-6 * scale)
+
+
+def test_the_default_solve_splits_site_power_by_period_and_stays_exact():
+    """Site-power rows are per period: the row generation splits the LP by period with
+    them (no fallback to a whole solve), and its objective and site prices equal those of
+    HiGHS on the whole LP. A generated fleet of 1,000+ columns so the default is row
+    generation, with stability rows added as they bind; half its pools in a site whose power
+    binds in some periods."""
+    from allocator.scenario.generate import generate_dict
+    from allocator.solvers.rowgen import lazy_mask, split_by_period
+
+    d = generate_dict(segments=40, pools=8, periods=6, seed=3)
+    T = len(d["periods"])
+    regions = sorted({p["region"] for p in d["pools"]})
+    need = np.zeros((len(regions), T))  # kW to power every GPU of the sited pools
+    for j, p in enumerate(d["pools"]):
+        if j % 2 == 0:
+            q = regions.index(p["region"])
+            p["site"] = f"q{q}"
+            p["power_kw_per_gpu"] = 1.3
+            need[q] += 1.3 * np.array(p["gpus"])
+    share = np.linspace(0.3, 1.5, T)  # short of power early, power to spare late
+    d.setdefault("policy", {})["max_change_share"] = 0.1  # lazy stability rows as well
+    d["sites"] = [
+        {"id": f"q{i}", "region": r, "power_mw": list(need[i] * share / 1000.0)}
+        for i, r in enumerate(regions)
+    ]
+    sc = as_scenario(copy.deepcopy(d))
+    lp = build_lp(sc)
+    assert lp.num_cols >= 1000
+    assert split_by_period(lp, lazy_mask(lp)) is not None
+    plan = solve(sc)
+    assert plan.solver.algorithm == "row-generation"
+    whole = HighsSolver().solve(lp)
+    assert plan.objective == pytest.approx(whole.objective, rel=1e-7)
+    binding = [s for s in plan.sites if s.shadow_price_per_mwh > 1e-6]
+    assert binding and any(s.free_mw > 1e-3 for s in plan.sites)
+    blk = lp.block("site-power")
+    assert blk is not None and whole.row_dual is not None
+    prices = np.array([s.shadow_price_pv_per_mwh for s in plan.sites])
+    hours = np.array([p["hours"] for p in d["periods"]])
+    expected = (
+        1000.0 * np.maximum(whole.row_dual[blk.start : blk.stop], 0) / np.tile(hours, len(regions))
+    )
+    np.testing.assert_allclose(prices, expected, rtol=1e-6, atol=1e-6)
