@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from allocator.plan.tables import Plan
 
 FORMATS = ("json", "parquet", "xlsx", "csv")
-TABLES = ("allocations", "segments", "pools", "reservations", "binding")
+TABLES = ("allocations", "segments", "pools", "reservations", "binding", "power", "sites")
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
@@ -71,7 +71,7 @@ def summary_dict(plan: Plan) -> dict[str, Any]:
     """Everything of the plan but its row tables (written beside them)."""
     d = plan.to_dict()
     for name in TABLES:
-        d.pop(name)
+        d.pop(name, None)  # power and sites: only in plans with sites
     return d
 
 

@@ -298,3 +298,39 @@ def test_the_default_solve_splits_site_power_by_period_and_stays_exact():
         1000.0 * np.maximum(whole.row_dual[blk.start : blk.stop], 0) / np.tile(hours, len(regions))
     )
     np.testing.assert_allclose(prices, expected, rtol=1e-6, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- surfaces
+def test_summary_csv_and_workbook_show_sites_and_power(tmp_path):
+    """The 10 kW case of the first test: the text summary has the sites table (0.01 MW
+    used, 15 GPUs unpowered, 1,500 per MWh), the CSV folder power.csv and sites.csv, the
+    workbook Sites and Power sheets; a plan without sites has none of them."""
+    import openpyxl
+
+    from allocator.plan.report import summary
+    from allocator.plan.workbook import write_plan_workbook
+    from allocator.plan.writers import write_csv
+
+    plan = solve(one_site(0.01))
+    text = summary(plan)
+    assert "Sites (IT power" in text
+    line = next(ln for ln in text.splitlines() if ln.strip().startswith("dc"))
+    assert line.split()[-2:] == ["15", "1,500.00"]
+    names = {p.name for p in write_csv(plan, tmp_path / "csv")}
+    assert {"power.csv", "sites.csv"} <= names
+    sites_csv = (tmp_path / "csv" / "sites.csv").read_text().splitlines()
+    assert sites_csv[0].startswith("site,region,period,power_mw,used_mw")
+    assert "power" not in json.loads((tmp_path / "csv" / "plan.json").read_text())
+    path = tmp_path / "plan.xlsx"
+    path.write_bytes(write_plan_workbook(plan))
+    wb = openpyxl.load_workbook(path)
+    assert {"Sites", "Power"} <= set(wb.sheetnames)
+    assert wb["Sites"]["I2"].value == pytest.approx(1500.0)
+    bare = one_site(0.01)
+    del bare["sites"]
+    for p in bare["pools"]:
+        del p["site"]
+    plain = solve(bare)
+    assert "Sites (" not in summary(plain)
+    assert not {"power.csv", "sites.csv"} & {p.name for p in write_csv(plain, tmp_path / "b")}
+    assert "energy_cost" not in plain.to_dict()["totals"]
