@@ -68,6 +68,14 @@ class ScenarioArrays:
     site_kw: np.ndarray | None = None
     site_pue: np.ndarray | None = None
     energy_cost: np.ndarray | None = None
+    # power levels below full power (N,): pool, share of kW drawn, share of throughput
+    # delivered, name; retirement: (P,) first period (-1: none), (P, T) salvage per GPU
+    level_pool: np.ndarray | None = None
+    level_power: np.ndarray | None = None
+    level_throughput: np.ndarray | None = None
+    level_names: list[str] = field(default_factory=list)
+    retire_from: np.ndarray | None = None
+    salvage: np.ndarray | None = None
 
     @property
     def sited(self) -> np.ndarray:
@@ -194,6 +202,32 @@ class ScenarioArrays:
             0.0,
         )
         self.var_cost = self.var_cost + self.energy_cost
+        levels = [(j, lv) for j, p in enumerate(sc.pools) for lv in p.power_levels or []]
+        self.level_pool = np.array([j for j, _ in levels], dtype=np.int64)
+        self.level_power = np.array([lv.power_share for _, lv in levels], dtype=float)
+        self.level_throughput = np.array([lv.throughput_share for _, lv in levels], dtype=float)
+        self.level_names = [lv.name for _, lv in levels]
+        labels = sc.period_labels
+        self.retire_from = np.array(
+            [
+                -1
+                if p.retirement is None
+                else (
+                    0
+                    if p.retirement.from_period is None
+                    else labels.index(p.retirement.from_period)
+                )
+                for p in sc.pools
+            ],
+            dtype=np.int64,
+        )
+        self.salvage = np.array(
+            [
+                per_period(p.retirement.salvage_per_gpu if p.retirement else 0.0, T)
+                for p in sc.pools
+            ],
+            dtype=float,
+        ).reshape(len(sc.pools), T)
 
     def _subscriptions(self, sc: Scenario) -> None:
         """Subscribers' fees, and what under-serving their usage costs: with a minimum

@@ -115,9 +115,8 @@ def define_columns(arr: ScenarioArrays) -> ColumnIndex:
     o_idx, k_pool = np.nonzero(arr.compatible[k_seg])  # (offers, P)
     k_seg, k_per = k_seg[o_idx], k_per[o_idx]
     y_tier, y_period = _tier_columns(arr, T)
-    # powered GPUs: one column per (pool in a site, period)
-    w_pool = np.repeat(np.nonzero(arr.sited)[0], T).astype(np.int64)
-    w_period = np.tile(np.arange(T, dtype=np.int64), int(arr.sited.sum()))
+    w_pool, w_level, w_period = _powered_columns(arr, T)
+    rt_pool, rt_period = _retirement_columns(arr, T)
     return ColumnIndex(
         x_segment,
         x_mode,
@@ -140,7 +139,37 @@ def define_columns(arr: ScenarioArrays) -> ColumnIndex:
         arr.tier_rank[y_tier] if arr.tier_rank is not None else y_tier,
         w_pool,
         w_period,
+        w_level,
+        rt_pool,
+        rt_period,
     )
+
+
+def _powered_columns(arr: ScenarioArrays, T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One column per (pool in a site, power level, period): GPUs powered at that level
+    (-1: full power; else a power cap of ScenarioArrays' levels), ordered by pool, then
+    level (full first), then period."""
+    sited = np.nonzero(arr.sited)[0]
+    lp_ = arr.level_pool if arr.level_pool is not None else np.zeros(0, dtype=np.int64)
+    pools = np.concatenate([sited, lp_])
+    levels = np.concatenate([np.full(sited.size, -1), np.arange(lp_.size)])
+    order = np.lexsort((levels, pools))
+    pools, levels = pools[order], levels[order]
+    return (
+        np.repeat(pools, T).astype(np.int64),
+        np.repeat(levels, T).astype(np.int64),
+        np.tile(np.arange(T, dtype=np.int64), pools.size),
+    )
+
+
+def _retirement_columns(arr: ScenarioArrays, T: int) -> tuple[np.ndarray, np.ndarray]:
+    """One column per (pool with retirement, period from its first): GPUs retired then."""
+    if arr.retire_from is None:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    start = arr.retire_from
+    grid = (np.arange(T)[None, :] >= start[:, None]) & (start >= 0)[:, None]
+    p, t = np.nonzero(grid)
+    return p.astype(np.int64), t.astype(np.int64)
 
 
 def _tier_columns(arr: ScenarioArrays, T: int) -> tuple[np.ndarray, np.ndarray]:
@@ -204,7 +233,12 @@ def define_objective(ctx: _Ctx) -> tuple[np.ndarray, float]:
         offset += float(np.sum(a.discount[None, :] * a.sub_fees))
     # powered GPUs cost nothing themselves: the energy of a GPU-hour is in var_cost
     cw = np.zeros(c.n_pw)
-    return np.concatenate([cx, cr, cu, ce, ck, cy, cw]), offset
+    # a GPU retired in t earns its salvage once, then nothing
+    crt = np.zeros(c.n_rt)
+    if c.n_rt:
+        assert a.salvage is not None
+        crt = a.discount[c.rt_period] * a.salvage[c.rt_pool, c.rt_period]
+    return np.concatenate([cx, cr, cu, ce, ck, cy, cw, crt]), offset
 
 
 def define_bounds(ctx: _Ctx) -> tuple[np.ndarray, np.ndarray]:
@@ -225,8 +259,9 @@ def define_bounds(ctx: _Ctx) -> tuple[np.ndarray, np.ndarray]:
         else np.zeros(0)
     )  # 0 <= y <= units of the tier
     uw = a.gpus[c.pw_pool, c.pw_period]  # powered GPUs <= GPUs on hand
+    urt = np.full(c.n_rt, INF)  # limited by the pool-powered row
     n = c.n_columns
-    return np.zeros(n), np.concatenate([ux, ur, uu, ue, uk, uy, uw])
+    return np.zeros(n), np.concatenate([ux, ur, uu, ue, uk, uy, uw, urt])
 
 
 # ------------------------------------------------------------------------- constraints
@@ -234,8 +269,9 @@ def define_pool_capacity(ctx: _Ctx) -> None:
     """pool-capacity[p,t]:  sum_{s,m} x[s,m,p,t] + sum_s k[s,p,t] - r[p,t]
     - (1 - headroom_p) sum_{tau<=t} e[p,tau] <= (1 - headroom_p) * gpus[p,t]
     (e: GPUs bought, expansion mode; k: GPUs reserved, used or not); for a pool in a
-    site the powered GPUs w[p,t] replace its GPUs on hand: ... - (1 - headroom_p) *
-    w[p,t] <= 0 (see define_site_power)."""
+    site the powered GPUs replace its GPUs on hand, in full-power throughput:
+    ... - (1 - headroom_p) * sum_l ts_l * w[p,l,t] <= 0 (ts_l: the throughput share of
+    power level l, 1 at full power; see define_site_power, define_pool_powered)."""
     a, c, T = ctx.arr, ctx.cols, ctx.T
     P = a.gpus.shape[0]
     # a GPU bought in tau adds capacity in every period t >= tau
@@ -263,7 +299,7 @@ def define_pool_capacity(ctx: _Ctx) -> None:
     if c.n_pw:  # powered GPUs, not GPUs on hand, bound a sited pool
         rows = np.concatenate([rows, c.pw_pool * T + c.pw_period])
         cols = np.concatenate([cols, c.pw_offset + np.arange(c.n_pw)])
-        vals = np.concatenate([vals, -(1.0 - a.headroom[c.pw_pool])])
+        vals = np.concatenate([vals, -(1.0 - a.headroom[c.pw_pool]) * _level_share(a, c, "tp")])
         upper = np.where(np.repeat(a.sited, T), 0.0, upper)
     pp, tt = np.divmod(np.arange(P * T), T)
     ctx.rows.add(
@@ -289,10 +325,56 @@ def _stock_entries(c: ColumnIndex, T: int) -> tuple[np.ndarray, np.ndarray, np.n
     return e_cols, np.repeat(c.e_pool, later), e_t
 
 
+def _level_share(a: ScenarioArrays, c: ColumnIndex, what: str) -> np.ndarray:
+    """Per powered column: the share of throughput ("tp") or of kW ("kw") of its level
+    (1 at full power)."""
+    share = a.level_throughput if what == "tp" else a.level_power
+    if share is None or share.size == 0:
+        return np.ones(c.n_pw)
+    return np.where(c.pw_level < 0, 1.0, share[np.maximum(c.pw_level, 0)])
+
+
+def define_pool_powered(ctx: _Ctx) -> None:
+    """pool-powered[p,t]:  sum_l w[p,l,t] + sum_{tau<=t} z[p,tau] <= gpus[p,t]
+    (GPUs powered at every level and GPUs retired so far, within the GPUs on hand); only
+    for pools with power levels or retirement (otherwise w's own bound says it)."""
+    a, c, T = ctx.arr, ctx.cols, ctx.T
+    if c.n_pw == 0:
+        return
+    P = a.gpus.shape[0]
+    need = np.zeros(P, dtype=bool)
+    need[c.pw_pool[c.pw_level >= 0]] = True
+    need[c.rt_pool] = True
+    pools = np.nonzero(need)[0]
+    if pools.size == 0:
+        return
+    row_of = np.full(P, -1, dtype=np.int64)
+    row_of[pools] = np.arange(pools.size)
+    on = need[c.pw_pool]
+    # a GPU retired in tau is gone in every period t >= tau
+    later = T - c.rt_period
+    rt_cols = np.repeat(c.rt_offset + np.arange(c.n_rt), later)
+    rt_t = np.repeat(c.rt_period, later) + (
+        np.arange(int(later.sum())) - np.repeat(np.cumsum(later) - later, later)
+    )
+    rt_p = np.repeat(c.rt_pool, later)
+    ctx.rows.add(
+        "pool-powered",
+        define_pool_powered.__doc__,
+        {"pool": np.repeat(pools, T), "period": np.tile(np.arange(T), pools.size)},
+        np.concatenate([row_of[c.pw_pool[on]] * T + c.pw_period[on], row_of[rt_p] * T + rt_t]),
+        np.concatenate([c.pw_offset + np.nonzero(on)[0], rt_cols]),
+        np.ones(int(on.sum()) + rt_cols.size),
+        np.full(pools.size * T, -INF),
+        a.gpus[pools].ravel(),
+    )
+
+
 def define_site_power(ctx: _Ctx) -> None:
-    """site-power[q,t]:  sum_{p in site q} kw_p * (w[p,t] + sum_{tau<=t} e[p,tau])
-    <= 1000 * power_mw[q,t]  (w: GPUs powered; e: GPUs bought, which need power too);
-    in kW, so its dual is the value of one more kW over the period (present value)."""
+    """site-power[q,t]:  sum_{p in site q} kw_p * (sum_l ps_l w[p,l,t] + sum_{tau<=t} e[p,tau])
+    <= 1000 * power_mw[q,t]  (w: GPUs powered at level l drawing the share ps_l of their
+    kW; e: GPUs bought, which need full power too); in kW, so its dual is the value of
+    one more kW over the period (present value)."""
     a, c, T = ctx.arr, ctx.cols, ctx.T
     if c.n_pw == 0:
         return
@@ -309,7 +391,7 @@ def define_site_power(ctx: _Ctx) -> None:
         {"site": qq, "period": tt},
         a.site_of[pools] * T + per,
         np.concatenate([c.pw_offset + np.arange(c.n_pw), e_cols[bought]]),
-        a.power_kw[pools],
+        a.power_kw[pools] * np.concatenate([_level_share(a, c, "kw"), np.ones(int(bought.sum()))]),
         np.full(Q * T, -INF),
         a.site_kw.ravel(),
     )
@@ -651,6 +733,7 @@ CONSTRAINTS = (
     define_segment_gpu_limits,
     define_gpu_hour_budgets,
     define_site_power,
+    define_pool_powered,
 )
 
 
@@ -814,7 +897,13 @@ def count_columns(sc: Scenario) -> int:
     y = sum(
         1 for s in sc.segments for tr in s.tiers or [] for v in per_period(tr.units, T) if v > 0
     )
-    w = T * sum(1 for p in sc.pools if p.site is not None) if sc.sites else 0
+    w = T * sum(1 + len(p.power_levels or []) for p in sc.pools if p.site is not None)
+    labels = sc.period_labels
+    w += sum(
+        T - (labels.index(p.retirement.from_period) if p.retirement.from_period else 0)
+        for p in sc.pools
+        if p.retirement is not None
+    )
     nr = sum(1 for p in sc.pools if p.rental_unit_gpus for g in (p.rentable_gpus or []) if g > 0)
     ne = sum(bought[p.id] for p in sc.pools if p.expansion is not None and p.expansion.unit_gpus)
     return x + r + u + e + k + y + w + nr + ne

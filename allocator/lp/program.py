@@ -51,7 +51,8 @@ class ColumnIndex:
     in work units per (segment, period); ``e`` columns GPUs bought (expansion mode);
     ``rsv`` columns GPUs reserved for a segment's customer (take-or-pay); ``tier`` columns
     work units served in a price tier; ``pw`` columns GPUs powered per (pool in a site,
-    period). Families come in that order: x, r, u, e, rsv, tier, pw.
+    power level, period); ``rt`` columns GPUs retired per (pool, period). Families come in
+    that order: x, r, u, e, rsv, tier, pw, rt.
     """
 
     x_segment: np.ndarray
@@ -84,6 +85,12 @@ class ColumnIndex:
     # pw_period; only they (after headroom) can be allocated
     pw_pool: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     pw_period: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # the power level of each powered column: -1 full power, else an index into
+    # ScenarioArrays' levels (a power cap)
+    pw_level: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # retirement: GPUs of pool rt_pool retired in period rt_period (gone from then on)
+    rt_pool: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    rt_period: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def n_x(self) -> int:
@@ -138,9 +145,17 @@ class ColumnIndex:
         return self.tier_offset + self.n_tier
 
     @property
+    def n_rt(self) -> int:
+        return int(self.rt_pool.size)
+
+    @property
+    def rt_offset(self) -> int:
+        return self.pw_offset + self.n_pw
+
+    @property
     def n_columns(self) -> int:
         """Columns of the scenario's own families (a derived model may append more)."""
-        return self.pw_offset + self.n_pw
+        return self.rt_offset + self.n_rt
 
 
 @dataclass

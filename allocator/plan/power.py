@@ -4,6 +4,8 @@ Nothing here runs for a scenario without sites, so its plans stay as they were."
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from allocator.lp import LinearProgram
@@ -14,17 +16,53 @@ from allocator.scenario import Scenario
 from allocator.solvers.base import Solution
 
 
-def powered_gpus(lp: LinearProgram, x: np.ndarray, arr: ScenarioArrays) -> np.ndarray | None:
-    """Own GPUs powered per (pool, period): the LP's decision for a pool in a site, every
-    GPU on hand elsewhere; None without sites."""
+@dataclass
+class PowerUse:
+    """(P, T) arrays of a solution's power decisions, in GPUs: own GPUs powered (every
+    level), their full-power throughput equivalent (what can be allocated before
+    headroom), those run below full power, kW they draw, GPUs retired so far and the
+    salvage earned in each period (nominal)."""
+
+    powered: np.ndarray
+    effective: np.ndarray
+    capped: np.ndarray
+    kw: np.ndarray
+    retired: np.ndarray
+    salvage: np.ndarray
+
+
+def power_use(lp: LinearProgram, x: np.ndarray, arr: ScenarioArrays) -> PowerUse | None:
+    """The solution's powered, capped and retired GPUs per (pool, period), from the
+    domain's shares and kW; every GPU on hand counts as powered outside sites. None
+    without sites."""
     c = lp.columns
     if arr.site_of is None:
         return None
-    out = arr.gpus.copy()
-    if c.n_pw:
-        w = np.clip(x[c.pw_offset : c.pw_offset + c.n_pw], 0.0, None)
-        out[c.pw_pool, c.pw_period] = np.minimum(w, arr.gpus[c.pw_pool, c.pw_period])
-    return out
+    assert arr.power_kw is not None
+    shape = arr.gpus.shape
+    sited = arr.sited[:, None]
+    powered = np.where(sited, 0.0, arr.gpus)
+    effective, capped = powered.copy(), np.zeros(shape)
+    w = np.clip(x[c.pw_offset : c.pw_offset + c.n_pw], 0.0, None)
+    tp = np.ones(c.n_pw) if arr.level_throughput is None else arr.level_throughput
+    ps = np.ones(c.n_pw) if arr.level_power is None else arr.level_power
+    full = c.pw_level < 0
+    lv = np.maximum(c.pw_level, 0)
+    tp_share = np.where(full, 1.0, tp[lv] if tp.size else 1.0)
+    kw_share = np.where(full, 1.0, ps[lv] if ps.size else 1.0)
+    at = (c.pw_pool, c.pw_period)
+    np.add.at(powered, at, w)
+    np.add.at(effective, at, w * tp_share)
+    np.add.at(capped, at, np.where(full, 0.0, w))
+    kw = np.zeros(shape)
+    np.add.at(kw, at, w * kw_share * arr.power_kw[c.pw_pool])
+    retired_in = np.zeros(shape)
+    if c.n_rt:
+        retired_in[c.rt_pool, c.rt_period] = np.clip(
+            x[c.rt_offset : c.rt_offset + c.n_rt], 0.0, None
+        )
+    salvage = retired_in * (arr.salvage if arr.salvage is not None else 0.0)
+    return PowerUse(powered, effective, capped, kw, np.cumsum(retired_in, axis=1), salvage)
 
 
 def site_prices(
@@ -66,7 +104,7 @@ def power_tables(
     lp: LinearProgram,
     sol: Solution,
     arr: ScenarioArrays,
-    powered: np.ndarray,
+    use: PowerUse,
     bought: np.ndarray,
     energy: np.ndarray,
 ) -> tuple[Table[PowerResult], Table[SiteResult]]:
@@ -78,7 +116,8 @@ def power_tables(
     site_ids = [q.id for q in sites]
     periods = sc.period_labels
     pools = np.nonzero(arr.sited)[0]
-    kw = arr.power_kw[:, None] * (powered + np.where(arr.sited[:, None], bought, 0.0))
+    powered = use.powered
+    kw = use.kw + arr.power_kw[:, None] * np.where(arr.sited[:, None], bought, 0.0)
     pj = np.repeat(pools, T)
     pt = np.tile(np.arange(T), pools.size)
     power = Table(
@@ -89,10 +128,15 @@ def power_tables(
             "period": Labels(pt, periods),
             "gpus": arr.gpus[pj, pt],
             "powered": powered[pj, pt],
-            "in_inventory": np.maximum(arr.gpus[pj, pt] - powered[pj, pt], 0.0),
+            "in_inventory": np.maximum(
+                arr.gpus[pj, pt] - powered[pj, pt] - use.retired[pj, pt], 0.0
+            ),
             "bought": bought[pj, pt],
             "power_kw": kw[pj, pt],
             "energy_cost": energy[pj, pt],
+            "capped": use.capped[pj, pt],
+            "retired": use.retired[pj, pt],
+            "salvage": use.salvage[pj, pt],
         },
     )
     Q = len(sites)

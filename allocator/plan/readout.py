@@ -15,7 +15,7 @@ from allocator.lp import LinearProgram
 from allocator.lp.arrays import KINDS, ScenarioArrays, extra_key_names
 from allocator.lp.check import violations
 from allocator.plan.columns import Labels, Table
-from allocator.plan.power import energy_by_pool, power_tables, powered_gpus
+from allocator.plan.power import PowerUse, energy_by_pool, power_tables, power_use
 from allocator.plan.rows import (
     ZERO,
     Allocation,
@@ -43,7 +43,7 @@ class Decisions:
     bought: np.ndarray
     k: np.ndarray
     y: np.ndarray | None = None  # work units served per tier column (price tiers)
-    powered: np.ndarray | None = None  # (P, T) own GPUs powered; None without sites
+    power: PowerUse | None = None  # powered, capped, retired GPUs; None without sites
 
 
 @dataclass
@@ -105,7 +105,7 @@ def read_out(
     seg = segment_sums(lp, arr, dec, flows)
     pool = pool_sums(lp, sol, arr, dec, flows)
     viol = violations(
-        sc, arr, lp.columns, dec.x, dec.rented, dec.bought, dec.k, dec.y, powered=dec.powered
+        sc, arr, lp.columns, dec.x, dec.rented, dec.bought, dec.k, dec.y, power=dec.power
     )
     out = {
         "scenario": sc.name,
@@ -128,11 +128,13 @@ def read_out(
         "tiers": tier_rows(sc, lp, arr, dec),
         "subscriptions": subscription_rows(sc, arr, seg, pool),
     }
-    if dec.powered is not None:  # sites (issue 27): only then, so other plans stay as they were
+    if dec.power is not None:  # sites (issue 27): only then, so other plans stay as they were
         energy = energy_by_pool(lp, arr, dec.x, dec.k)
-        out["power"], out["sites"] = power_tables(sc, lp, sol, arr, dec.powered, dec.bought, energy)
+        out["power"], out["sites"] = power_tables(sc, lp, sol, arr, dec.power, dec.bought, energy)
         out["totals"] = replace(
-            out["totals"], energy_cost=float(np.sum(energy * arr.discount[None, :]))
+            out["totals"],
+            energy_cost=float(np.sum(energy * arr.discount[None, :])),
+            salvage=float(np.sum(dec.power.salvage * arr.discount[None, :])),
         )
     return out
 
@@ -154,7 +156,7 @@ def decisions(lp: LinearProgram, sol: Solution, arr: ScenarioArrays) -> Decision
         bought=np.cumsum(bought_in, axis=1),
         k=np.maximum(sol.x[cols.rsv_offset : cols.rsv_offset + cols.n_rsv], 0.0),
         y=np.maximum(sol.x[cols.tier_offset : cols.tier_offset + cols.n_tier], 0.0),
-        powered=powered_gpus(lp, sol.x, arr),
+        power=power_use(lp, sol.x, arr),
     )
 
 
@@ -554,8 +556,8 @@ def pool_rows(
     capacity = own + dec.rented
     # own GPUs (bought ones too) after headroom; with rented ones what the plan may use
     usable_own = arr.usable + (1.0 - arr.headroom[:, None]) * dec.bought
-    if dec.powered is not None:  # a pool in a site can use its powered GPUs only
-        usable_own = (1.0 - arr.headroom[:, None]) * (dec.powered + dec.bought)
+    if dec.power is not None:  # a pool in a site can use its powered GPUs only
+        usable_own = (1.0 - arr.headroom[:, None]) * (dec.power.effective + dec.bought)
     usable = usable_own + dec.rented
     with np.errstate(divide="ignore", invalid="ignore"):
         utilisation = np.where(capacity > 0, pool.used / np.where(capacity > 0, capacity, 1), 0.0)

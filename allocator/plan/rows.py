@@ -58,10 +58,13 @@ class PowerResult:
     period: str
     gpus: float  # own GPUs on hand
     powered: float  # own GPUs powered (plugged in): only they can be allocated
-    in_inventory: float  # gpus - powered: on hand, not plugged in
+    in_inventory: float  # gpus - powered - retired: on hand, not plugged in
     bought: float  # GPUs bought so far (expansion mode): always powered
     power_kw: float  # IT power drawn: kW per GPU x (powered + bought)
     energy_cost: float  # nominal: GPU-hours used x kW x PUE x price / 1000
+    capped: float = 0.0  # of the powered GPUs, those run at a power cap (power_levels)
+    retired: float = 0.0  # GPUs retired so far (retirement): gone for good
+    salvage: float = 0.0  # nominal: salvage of the GPUs retired in this period
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,8 @@ class Totals:
     # energy of GPU-hours in sites (part of variable_cost); None (and left out of the
     # plan's JSON) in a scenario without sites
     energy_cost: float | None = None
+    # salvage of GPUs retired (sites' retirement; part of the objective); None without sites
+    salvage: float | None = None
 
 
 @dataclass(frozen=True)

@@ -156,8 +156,9 @@ class Plan:
         """Plain JSON-ready data; keys are stable (documented in the README). The tables'
         rows are made from their columns, with no dataclass per row."""
         totals = asdict(self.totals)
-        if totals["energy_cost"] is None:  # no sites: the keys of plans before issue 27
-            del totals["energy_cost"]
+        for key in ("energy_cost", "salvage"):
+            if totals[key] is None:  # no sites: the keys of plans before issue 27
+                del totals[key]
         out = {
             "scenario": self.scenario,
             "currency": self.currency,

@@ -164,6 +164,14 @@ class Pool(_Model):
         description="All-in IT power per GPU at full power (GPU, host share, network), kW; "
         "required with site.",
     )
+    power_levels: list[PowerLevel] | None = Field(
+        None,
+        description="Power caps the pool's GPUs may run at (needs site); full power always "
+        "exists. The LP chooses how many GPUs run at each.",
+    )
+    retirement: Retirement | None = Field(
+        None, description="GPUs the plan may retire for their salvage (needs site)."
+    )
     rental_unit_gpus: Annotated[int, Field(ge=1, le=MAX_ALLOCATION_UNIT_GPUS)] | None = Field(
         None,
         description="Rent in whole multiples of this many GPUs (1 = whole GPUs, 8 = whole "
@@ -184,6 +192,26 @@ class Pool(_Model):
         if isinstance(v, bool) or not isinstance(v, int | float) or not float(v).is_integer():
             raise ValueError(f"must be a whole number of GPUs (e.g. 1 or 8), got {v!r}")
         return int(v)
+
+
+class PowerLevel(_Model):
+    """A power cap a pool's GPUs may run at: that share of their kW for that share of
+    their throughput (full power, share 1 and 1, always exists)."""
+
+    name: Id
+    power_share: Annotated[float, Field(gt=0, le=1, strict=True)]
+    throughput_share: Annotated[float, Field(gt=0, le=1, strict=True)]
+
+
+class Retirement(_Model):
+    """GPUs of a pool the plan may retire (sell): from the period retired on they draw no
+    power and no variable cost, for good, and earn the salvage once."""
+
+    salvage_per_gpu: NonNegPP = Field(
+        description="Resale value of a GPU retired in that period: one number or one per "
+        "period (falling over time)."
+    )
+    from_period: Id | None = Field(None, description="First period GPUs may be retired.")
 
 
 class Site(_Model):
@@ -715,6 +743,28 @@ def cross_check(
     return issues
 
 
+def _check_power_options(pool: Pool, base: str, labels: list[str], issues: list[Issue]) -> None:
+    """Power levels and retirement need a site; levels are named uniquely; retirement
+    starts in a known period, its salvage one number or one per period."""
+    for name in ("power_levels", "retirement"):
+        if getattr(pool, name) is not None and pool.site is None:
+            issues.append(Issue(f"{base}.{name}", "needs the pool's site (power to free)"))
+    if pool.power_levels:
+        _dupes([lv.name for lv in pool.power_levels], f"{base}.power_levels", "name", issues)
+    ret = pool.retirement
+    if ret is None:
+        return
+    if isinstance(ret.salvage_per_gpu, list):
+        _check_len(ret.salvage_per_gpu, len(labels), f"{base}.retirement.salvage_per_gpu", issues)
+    if ret.from_period is not None and ret.from_period not in labels:
+        issues.append(
+            Issue(
+                f"{base}.retirement.from_period",
+                f"unknown period {ret.from_period!r}{did_you_mean(ret.from_period, labels)}",
+            )
+        )
+
+
 def _check_sites(sc: Scenario, pool_ix: list[int], T: int, issues: list[Issue]) -> None:
     """Sites have unique ids and per-period lists of the right length; a pool names a
     known site of its region, and gives its power per GPU when it names one."""
@@ -736,7 +786,9 @@ def _check_sites(sc: Scenario, pool_ix: list[int], T: int, issues: list[Issue]) 
                 )
             )
     by_id = {q.id: q for q in sites}
+    labels = sc.period_labels
     for i, pool in zip(pool_ix, sc.pools, strict=True):
+        _check_power_options(pool, f"pools[{i}]", labels, issues)
         if pool.site is None:
             continue
         site = by_id.get(pool.site)

@@ -105,7 +105,9 @@ def column_periods(lp: LinearProgram) -> np.ndarray:
     if c.n_tier and lp.num_cols >= c.n_columns:
         out[c.tier_offset : c.pw_offset] = c.tier_period
     if c.n_pw and lp.num_cols >= c.n_columns:
-        out[c.pw_offset : c.n_columns] = c.pw_period
+        out[c.pw_offset : c.rt_offset] = c.pw_period
+    # retirement columns (rt) stay -1: a GPU retired stays retired (the pool-powered rows
+    # join the periods), so a model with retirement is solved whole
     return out
 
 

@@ -199,7 +199,8 @@ def test_scenarios_without_sites_give_bit_identical_lps_and_plans():
 @st.composite
 def sited_fleets(draw):
     """Random small fleets (tests.test_properties.fleets) with one or two sites: some
-    pools in a site with 0.5-2 kW per GPU, power per period from none to plenty."""
+    pools in a site with 0.5-2 kW per GPU, sometimes a power cap or retirement, power
+    per period from none to plenty."""
     data = draw(fleets())
     T = len(data["periods"])
     regions = sorted({p["region"] for p in data["pools"]})
@@ -217,6 +218,16 @@ def sited_fleets(draw):
         if draw(st.booleans()):
             p["site"] = f"q{regions.index(p['region'])}"
             p["power_kw_per_gpu"] = draw(st.floats(0.5, 2))
+            if draw(st.integers(0, 2)) == 0:  # a power cap
+                p["power_levels"] = [
+                    {
+                        "name": "cap",
+                        "power_share": draw(st.floats(0.3, 1)),
+                        "throughput_share": draw(st.floats(0.3, 1)),
+                    }
+                ]
+            if draw(st.integers(0, 2)) == 0:  # retirement
+                p["retirement"] = {"salvage_per_gpu": draw(st.floats(0, 500))}
     return data
 
 
@@ -334,3 +345,103 @@ def test_summary_csv_and_workbook_show_sites_and_power(tmp_path):
     assert "Sites (" not in summary(plain)
     assert not {"power.csv", "sites.csv"} & {p.name for p in write_csv(plain, tmp_path / "b")}
     assert "energy_cost" not in plain.to_dict()["totals"]
+
+
+# ------------------------------------------------------------------- power caps (levels)
+def capped(power_mw: float, power_share: float, throughput_share: float) -> dict:
+    """Only pool b (10 GPUs of 2 kW, 3 per GPU-hour) in the site; it may run at a cap."""
+    data = one_site(power_mw)
+    del data["pools"][0]
+    data["segments"][0]["throughput"] = {"B": 3.0}
+    data["pools"][0]["power_levels"] = [
+        {"name": "cap", "power_share": power_share, "throughput_share": throughput_share}
+    ]
+    return data
+
+
+def test_a_power_cap_that_earns_more_per_kw_fits_more_gpus_in_the_power():
+    """Cap at 70 % of the power for 90 % of the throughput: a capped GPU earns 0.9 x 3 =
+    2.7 per hour on 1.4 kW, 1.93 per kWh, against 1.5 at full power. With 10 kW every kW
+    goes to capped GPUs: 10 / 1.4 = 7.14 GPUs (< 10 on hand), delivering the throughput of
+    6.43 full GPUs: objective 6.43 x 3 x 100 = 1,928.6; the dual is 2.7 / 1.4 per kWh =
+    1,928.6 per MWh."""
+    plan = solve(capped(0.01, 0.7, 0.9))
+    (pb,) = plan.power
+    assert pb.powered == pytest.approx(10 / 1.4, rel=1e-7)
+    assert pb.capped == pytest.approx(10 / 1.4, rel=1e-7)
+    assert plan.objective == pytest.approx(10 / 1.4 * 0.9 * 300, rel=REL)
+    assert plan.sites[0].shadow_price_per_mwh == pytest.approx(2.7 / 1.4 * 1000, rel=REL)
+    (b,) = plan.pools
+    assert b.usable == pytest.approx(10 / 1.4 * 0.9, rel=1e-7)  # full-power equivalents
+    assert plan.max_violation <= 1e-9
+
+
+def test_a_power_cap_breaks_even_at_the_price_of_its_lost_throughput_per_kw_saved():
+    """Break-even: uncapping one GPU gains (1 - 0.9) x 3 = 0.3 per hour for (1 - 0.7) x 2
+    = 0.6 kW more: worth it while a kWh is worth less than 0.3 / 0.6 = 0.5. With 17 kW,
+    all 10 GPUs capped take 14 kW; the 3 kW left uncap 3 / 0.6 = 5 of them: 5 capped and 5
+    full, objective (5 x 0.9 + 5) x 300 = 2,850, and the price of power is exactly the
+    break-even, 0.5 per kWh = 500 per MWh. At 20 kW every GPU runs at full power (3,000)
+    and power is free (price 0)."""
+    plan = solve(capped(0.017, 0.7, 0.9))
+    (pb,) = plan.power
+    assert (pb.powered, pb.capped) == pytest.approx((10.0, 5.0), rel=1e-7)
+    assert plan.objective == pytest.approx(2850.0, rel=REL)
+    assert plan.sites[0].shadow_price_per_mwh == pytest.approx(500.0, rel=REL)
+    plan = solve(capped(0.02, 0.7, 0.9))
+    assert plan.objective == pytest.approx(3000.0, rel=REL)
+    assert plan.power[0].capped == pytest.approx(0.0, abs=1e-7)
+
+
+def test_a_power_cap_that_earns_less_per_kw_is_never_used():
+    """Cap at 70 % power for 60 % throughput: 1.8 per hour on 1.4 kW, 1.29 per kWh < 1.5
+    at full power: with 10 kW, 5 GPUs at full power, none capped (objective 1,500)."""
+    plan = solve(capped(0.01, 0.7, 0.6))
+    assert plan.objective == pytest.approx(1500.0, rel=REL)
+    assert plan.power[0].capped == pytest.approx(0.0, abs=1e-7)
+
+
+# ------------------------------------------------------------------------- retirement
+def retiring(value_b: float, salvage: float | list[float]) -> dict:
+    """Two periods, 10 kW: the old pool a (10 GPUs of 1 kW, 1 per GPU-hour) runs alone in
+    t0; the new pool b (2 kW, ``value_b`` per GPU-hour) is delivered in t1 (10 GPUs).
+    Pool a may be retired for ``salvage`` per GPU."""
+    data = one_site(0.01, periods=2)
+    data["pools"][1]["gpus"] = [0.0, 10.0]
+    data["segments"][0]["throughput"] = {"A": 1.0, "B": value_b}
+    data["pools"][0]["retirement"] = {"salvage_per_gpu": salvage}
+    return data
+
+
+@pytest.mark.parametrize(
+    ("value_b", "salvage", "retire"),
+    [(1.5, 20.0, False), (1.7, 20.0, True), (1.7, 0.0, False), (2.1, 0.0, True)],
+)
+def test_the_old_type_is_retired_exactly_when_the_new_value_per_kw_plus_salvage_beats_it(
+    value_b, salvage, retire
+):
+    """In t1 a kW either powers a GPU of a (1 per hour: 100 over the period) or half a
+    GPU of b (value_b / 2 per hour: 50 x value_b) while a's GPU is sold for the salvage
+    (nothing later needs it). So a is retired in t1 exactly when 50 x value_b + salvage >
+    100: at salvage 20 the break-even is value_b = 1.6 (1.5 keeps a powered, 1.7 retires
+    all 10 and powers 5 GPUs of b); without salvage it is 2.0 (1.7 keeps a powered; at 2.1
+    b is powered and a waits unpowered, its retirement worth nothing either way). Never in
+    t0, where a runs alone and earns 100 a GPU (salvage 25 there)."""
+    plan = solve(retiring(value_b, [salvage + 5.0, salvage]))
+    a0, a1 = rows(plan.power, pool="a")
+    assert a0.retired == pytest.approx(0.0, abs=1e-7)
+    b_wins = 50 * value_b > 100
+    if retire and salvage > 0:
+        assert a1.retired == pytest.approx(10.0, rel=1e-7)
+        assert a1.salvage == pytest.approx(10.0 * salvage, rel=1e-7)
+        expected = 1000.0 + 10.0 * salvage + 5 * value_b * 100
+    elif b_wins:  # b is powered, a waits unpowered: no salvage to earn
+        assert a1.powered == pytest.approx(0.0, abs=1e-7)
+        expected = 1000.0 + 5 * value_b * 100
+    else:
+        assert a1.retired == pytest.approx(0.0, abs=1e-7)
+        assert a1.powered == pytest.approx(10.0, rel=1e-7)
+        expected = 2000.0
+    assert plan.objective == pytest.approx(expected, rel=REL)
+    assert plan.totals.salvage == pytest.approx(a1.salvage, rel=REL, abs=1e-9)
+    assert plan.max_violation <= 1e-9
