@@ -445,3 +445,29 @@ def test_the_old_type_is_retired_exactly_when_the_new_value_per_kw_plus_salvage_
     assert plan.objective == pytest.approx(expected, rel=REL)
     assert plan.totals.salvage == pytest.approx(a1.salvage, rel=REL, abs=1e-9)
     assert plan.max_violation <= 1e-9
+
+
+def test_a_scenario_with_sites_survives_the_workbook_round_trip(tmp_path):
+    """Sites (power per period, PUE, energy price per period), pools' site, kW, power
+    levels and retirement (salvage per period): JSON -> xlsx -> JSON gives the same
+    scenario, and a scenario without sites gets no sites sheets."""
+    from allocator.scenario.workbook import read_workbook, write_workbook
+
+    data = one_site([0.01, 0.02], periods=2, pue=1.2, energy_price_per_mwh=[80.0, 90.0])
+    data["pools"][1]["power_levels"] = [
+        {"name": "cap-70", "power_share": 0.7, "throughput_share": 0.9}
+    ]
+    data["pools"][0]["retirement"] = {"salvage_per_gpu": [30.0, 20.0], "from_period": "t1"}
+    want = Scenario.from_dict(data).to_dict()
+    path = tmp_path / "s.xlsx"
+    write_workbook(want, path)
+    assert Scenario.from_dict(read_workbook(path)).to_dict() == want
+    import openpyxl
+
+    assert {"sites", "power_levels"} <= set(openpyxl.load_workbook(path).sheetnames)
+    bare = one_site(0.01)
+    del bare["sites"]
+    for p in bare["pools"]:
+        del p["site"]
+    write_workbook(bare, tmp_path / "b.xlsx")
+    assert "sites" not in openpyxl.load_workbook(tmp_path / "b.xlsx").sheetnames
