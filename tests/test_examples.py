@@ -161,6 +161,7 @@ def test_frames(example_plan):
         "reservations",
         "tiers",
         "subscriptions",
+        *(("power", "sites") if example_plan.has_sites else ()),  # issue 27
     }
     assert len(frames["allocations"]) == len(example_plan.allocations)
     assert frames["pools"]["used"].sum() == pytest.approx(sum(p.used for p in example_plan.pools))

@@ -556,8 +556,10 @@ def pool_rows(
     capacity = own + dec.rented
     # own GPUs (bought ones too) after headroom; with rented ones what the plan may use
     usable_own = arr.usable + (1.0 - arr.headroom[:, None]) * dec.bought
+    kept = own  # what headroom applies to: GPUs on hand; with sites, powered ones
     if dec.power is not None:  # a pool in a site can use its powered GPUs only
-        usable_own = (1.0 - arr.headroom[:, None]) * (dec.power.effective + dec.bought)
+        kept = dec.power.effective + dec.bought
+        usable_own = (1.0 - arr.headroom[:, None]) * kept
     usable = usable_own + dec.rented
     with np.errstate(divide="ignore", invalid="ignore"):
         utilisation = np.where(capacity > 0, pool.used / np.where(capacity > 0, capacity, 1), 0.0)
@@ -584,7 +586,7 @@ def pool_rows(
             "bought": dec.bought.ravel(),
             "expansion_cost": pool.expansion_cost.ravel(),
             "utilisation_of_usable": of_usable.ravel(),
-            "headroom_gpus": (own - usable_own).ravel(),
+            "headroom_gpus": (kept - usable_own).ravel(),
         },
     )
 
