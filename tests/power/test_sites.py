@@ -509,3 +509,15 @@ def test_the_warm_planner_sets_gpus_of_a_pool_in_a_site_and_its_power():
     plan = pl.what_if({"power_change": {"dc": -0.015}})
     cold = solve(one_site(0.01))
     assert plan.objective == pytest.approx(cold.objective, rel=REL)
+
+
+def test_explain_says_what_a_kwh_earns_against_the_marginal_user():
+    """25 kW case: chat earns 3 per GPU-hour of b (2 kW: 1.5 per kWh) and 1 on a (1 kW:
+    1 per kWh); the marginal user (a) earns 1 per kWh = the 1,000 per MWh price."""
+    from allocator.analysis.explain import explain
+
+    sc = Scenario.from_dict(one_site(0.025))
+    text = explain(sc, "chat", solve(sc)).text
+    assert "earns 1.50 USD per kWh of dc's power on b (2 kW a GPU)" in text
+    assert "earns 1.00 USD per kWh of dc's power on a" in text
+    assert "the site's marginal user earns 1.00." in text
