@@ -521,3 +521,17 @@ def test_explain_says_what_a_kwh_earns_against_the_marginal_user():
     assert "earns 1.50 USD per kWh of dc's power on b (2 kW a GPU)" in text
     assert "earns 1.00 USD per kWh of dc's power on a" in text
     assert "the site's marginal user earns 1.00." in text
+
+
+def test_sensitivity_ranges_a_sites_power():
+    """10 kW case: every kW up to 20 kW powers half a GPU of b at 1.5 per kWh (150 over
+    the period per kW), and down to 0 kW too: the price of 1,500 per MWh holds from 0 to
+    0.02 MW, the objective 0 at 0 MW and 3,000 at 0.02 MW."""
+    from allocator.analysis.sensitivity import sensitivity
+
+    s = sensitivity(Scenario.from_dict(one_site(0.01)))
+    r = s.power_range("dc", "t0")
+    assert r.binding and r.shadow_price_per_mwh == pytest.approx(1500.0, rel=REL)
+    assert (r.lower_mw, r.upper_mw) == pytest.approx((0.0, 0.02), abs=1e-9)
+    assert (r.objective_at_lower, r.objective_at_upper) == pytest.approx((0.0, 3000.0), abs=1e-6)
+    assert s.to_dict()["power"][0]["site"] == "dc"
