@@ -535,3 +535,18 @@ def test_sensitivity_ranges_a_sites_power():
     assert (r.lower_mw, r.upper_mw) == pytest.approx((0.0, 0.02), abs=1e-9)
     assert (r.objective_at_lower, r.objective_at_upper) == pytest.approx((0.0, 3000.0), abs=1e-6)
     assert s.to_dict()["power"][0]["site"] == "dc"
+
+
+def test_counterfactual_had_the_site_got_more_power_from_a_period():
+    """Two periods at 10 kW; 15 kW more from t1 makes t1 the 25 kW case: objective
+    1,500 + 3,500 against 3,000, an opportunity cost of the base of -2,000."""
+    from allocator.workflows.counterfactuals import counterfactual
+
+    sc = Scenario.from_dict(one_site(0.01, periods=2))
+    out = counterfactual(
+        sc, {"transforms": [{"type": "power", "site": "dc", "mw": 0.015, "from_period": "t1"}]}
+    )
+    assert out["opportunity_cost"] == pytest.approx(3000.0 - 5000.0, rel=REL)
+    with pytest.raises(ScenarioError) as err:
+        counterfactual(sc, {"transforms": [{"type": "power", "site": "x", "mw": 1.0}]})
+    assert "unknown site 'x'" in str(err.value)
