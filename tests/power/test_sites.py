@@ -550,3 +550,20 @@ def test_counterfactual_had_the_site_got_more_power_from_a_period():
     with pytest.raises(ScenarioError) as err:
         counterfactual(sc, {"transforms": [{"type": "power", "site": "x", "mw": 1.0}]})
     assert "unknown site 'x'" in str(err.value)
+
+
+def test_power_value_against_a_price_of_power():
+    """Two periods: 10 kW (a MWh worth 1,500: B's 1.5 per kWh) then 40 kW (power to
+    spare). At 1,200 per MWh more power pays in t0 (one MW for the 100-hour period is
+    worth 150,000); at 2,000 it is not worth its price; t1 has power to spare."""
+    from allocator.analysis.power_value import power_value
+
+    sc = Scenario.from_dict(one_site([0.01, 0.04], periods=2))
+    plan = solve(sc)
+    cheap = power_value(plan, sc, {"dc": 1200.0})
+    assert [r.recommendation for r in cheap] == ["more power pays", "power to spare"]
+    assert cheap[0].value_of_one_mw == pytest.approx(150_000.0, rel=REL)
+    dear = power_value(plan, sc, {"dc": [2000.0, 2000.0]})
+    assert dear[0].recommendation == "not worth its price"
+    with pytest.raises(ValueError, match="unknown site"):
+        power_value(plan, sc, {"dcc": 1.0})
