@@ -107,13 +107,21 @@ def read_out(
     viol = violations(
         sc, arr, lp.columns, dec.x, dec.rented, dec.bought, dec.k, dec.y, power=dec.power
     )
-    out = {
+    total = totals(sc, lp, sol, arr, flows, seg, pool)
+    if dec.power is not None:  # sites (issue 27): only then, so other plans stay as they were
+        energy = energy_by_pool(lp, arr, dec.x, dec.k)
+        total = replace(
+            total,
+            energy_cost=float(np.sum(energy * arr.discount[None, :])),
+            salvage=float(np.sum(dec.power.salvage * arr.discount[None, :])),
+        )
+    out: dict[str, Any] = {
         "scenario": sc.name,
         "currency": sc.currency,
         "status": sol.status,
         "message": sol.message,
         "periods": sc.period_labels,
-        "totals": totals(sc, lp, sol, arr, flows, seg, pool),
+        "totals": total,
         "by_kind": by_kind(arr, seg),
         "allocations": allocation_rows(sc, lp, arr, dec, flows),
         "segments": segment_rows(sc, arr, seg),
@@ -128,14 +136,8 @@ def read_out(
         "tiers": tier_rows(sc, lp, arr, dec),
         "subscriptions": subscription_rows(sc, arr, seg, pool),
     }
-    if dec.power is not None:  # sites (issue 27): only then, so other plans stay as they were
-        energy = energy_by_pool(lp, arr, dec.x, dec.k)
+    if dec.power is not None:
         out["power"], out["sites"] = power_tables(sc, lp, sol, arr, dec.power, dec.bought, energy)
-        out["totals"] = replace(
-            out["totals"],
-            energy_cost=float(np.sum(energy * arr.discount[None, :])),
-            salvage=float(np.sum(dec.power.salvage * arr.discount[None, :])),
-        )
     return out
 
 
