@@ -314,15 +314,23 @@ def define_pool_capacity(ctx: _Ctx) -> None:
     )
 
 
+def _from_then_on(
+    offset: int, pool: np.ndarray, period: np.ndarray, T: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For columns ``offset + i`` of a (pool, period) family whose value counts in every
+    period t >= its own (GPUs bought, GPUs retired): (column, pool, t) of every such pair."""
+    later = T - period
+    cols = np.repeat(offset + np.arange(pool.size), later)
+    t = np.repeat(period, later) + (
+        np.arange(int(later.sum())) - np.repeat(np.cumsum(later) - later, later)
+    )
+    return cols, np.repeat(pool, later), t
+
+
 def _stock_entries(c: ColumnIndex, T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For every expansion column e[p,tau] and every period t >= tau it adds GPUs to:
     (column, pool, t)."""
-    later = T - c.e_period
-    e_cols = np.repeat(c.e_offset + np.arange(c.n_e), later)
-    e_t = np.repeat(c.e_period, later) + (
-        np.arange(int(later.sum())) - np.repeat(np.cumsum(later) - later, later)
-    )
-    return e_cols, np.repeat(c.e_pool, later), e_t
+    return _from_then_on(c.e_offset, c.e_pool, c.e_period, T)
 
 
 def _level_share(a: ScenarioArrays, c: ColumnIndex, what: str) -> np.ndarray:
@@ -352,12 +360,7 @@ def define_pool_powered(ctx: _Ctx) -> None:
     row_of[pools] = np.arange(pools.size)
     on = need[c.pw_pool]
     # a GPU retired in tau is gone in every period t >= tau
-    later = T - c.rt_period
-    rt_cols = np.repeat(c.rt_offset + np.arange(c.n_rt), later)
-    rt_t = np.repeat(c.rt_period, later) + (
-        np.arange(int(later.sum())) - np.repeat(np.cumsum(later) - later, later)
-    )
-    rt_p = np.repeat(c.rt_pool, later)
+    rt_cols, rt_p, rt_t = _from_then_on(c.rt_offset, c.rt_pool, c.rt_period, T)
     ctx.rows.add(
         "pool-powered",
         define_pool_powered.__doc__,
