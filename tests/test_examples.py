@@ -61,9 +61,12 @@ def test_objective_is_the_sum_of_the_money_lines(example_scenario, example_plan)
         for s in plan.segments
     )
     rental = sum(df[p.period] * p.rental_cost for p in plan.pools)
-    assert plan.objective == pytest.approx(seg_part - rental, rel=1e-9)
+    salvage = sum(df[p.period] * p.salvage for p in plan.power)  # sites' retirement
+    assert plan.objective == pytest.approx(seg_part - rental + salvage, rel=1e-9)
     t = plan.totals
-    assert t.objective == pytest.approx(t.gross_margin + w * t.ltv - t.churn_cost, rel=1e-9)
+    assert t.objective == pytest.approx(
+        t.gross_margin + w * t.ltv - t.churn_cost + (t.salvage or 0.0), rel=1e-9
+    )
     assert sum(k.revenue for k in plan.by_kind.values()) == pytest.approx(t.revenue, rel=1e-9)
     # the LP objective evaluated at the reported allocation
     lp = build_lp(sc)
@@ -110,7 +113,9 @@ def test_shadow_prices_are_finite_differences(example_scenario, example_plan):
 
 def test_plan_json_is_stable_and_complete(example_plan):
     d = json.loads(example_plan.to_json())
-    assert list(d) == [
+    # a scenario with sites (issue 27) adds its power and sites tables at the end
+    assert list(d)[19:] == (["power", "sites"] if example_plan.has_sites else [])
+    assert list(d)[:19] == [
         "scenario",
         "currency",
         "status",
@@ -158,6 +163,7 @@ def test_frames(example_plan):
         "tiers",
         "subscriptions",
         "moves",
+        *(("power", "sites") if example_plan.has_sites else ()),  # issue 27
     }
     assert len(frames["allocations"]) == len(example_plan.allocations)
     assert frames["pools"]["used"].sum() == pytest.approx(sum(p.used for p in example_plan.pools))

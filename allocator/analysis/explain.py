@@ -394,6 +394,7 @@ def _sentences(sc: Scenario, ex: Explanation, plan: Plan) -> list[str]:
                 f"{earns} against the pool's opportunity cost of "
                 f"{_fmt(v.shadow_price_per_gpu_hour or 0.0)}."
             )
+        parts += _power_notes(sc, plan, got, period)
         priced_out = [
             v
             for v in rows
@@ -423,6 +424,28 @@ def _sentences(sc: Scenario, ex: Explanation, plan: Plan) -> list[str]:
                 f"({r.shortfall_penalty:,.0f} {cur} in SLA credits)."
             )
         out.append(" ".join(parts))
+    return out
+
+
+def _power_notes(sc: Scenario, plan: Plan, got: list[PoolValue], period: str) -> list[str]:
+    """Sites (issue 27): for each pool in a site where the segment gets GPUs, what its
+    GPU-hour earns per kWh of the site's IT power (at full power) against what the site's
+    marginal user earns per kWh: the price of a MWh / 1000 (both nominal)."""
+    if not plan.has_sites:
+        return []
+    price = {(r.site, r.period): r.shadow_price_per_mwh for r in plan.sites}
+    out = []
+    for v in sorted(got, key=lambda v: -v.gpus):
+        pool = sc.pool(v.pool)
+        if pool.site is None or not pool.power_kw_per_gpu:
+            continue
+        mwh = price.get((pool.site, period))
+        marginal = "n/a" if mwh is None else _fmt(mwh / 1000.0)
+        out.append(
+            f"This segment earns {_fmt(v.value_per_gpu_hour / pool.power_kw_per_gpu)} "
+            f"{sc.currency} per kWh of {pool.site}'s power on {v.pool} "
+            f"({pool.power_kw_per_gpu:g} kW a GPU); the site's marginal user earns {marginal}."
+        )
     return out
 
 

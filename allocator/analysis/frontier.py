@@ -92,9 +92,15 @@ class FrontierPoint:
     by_kind: dict[str, KindTotals]
     gpu_hours_by_segment: dict[str, float]
     weights_solved: list[float]  # the weights at which the solver returned this plan
+    # salvage of GPUs retired (sites, issue 27), present value: part of the margin axis;
+    # None (and left out of to_dict) in a scenario without retirement
+    salvage: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return _json_ready(asdict(self))
+        d = asdict(self)
+        if d["salvage"] is None:
+            del d["salvage"]
+        return _json_ready(d)
 
 
 @dataclass(frozen=True)
@@ -533,7 +539,9 @@ def _assemble(
             FrontierPoint(
                 weight_low=lo,
                 weight_high=hi,
-                margin=t.gross_margin - t.churn_cost if count_churn else t.gross_margin,
+                # the salvage of GPUs retired (sites, issue 27) is margin the LP weighs too
+                margin=(t.gross_margin - t.churn_cost if count_churn else t.gross_margin)
+                + (t.salvage or 0.0),
                 ltv=t.ltv,
                 gross_margin=t.gross_margin,
                 churn_cost=t.churn_cost,
@@ -541,6 +549,7 @@ def _assemble(
                 by_kind=by_kind,
                 gpu_hours_by_segment=gpu_hours,
                 weights_solved=sorted(set(p.weights)),
+                salvage=t.salvage if t.salvage else None,
             )
         )
     steps = [_step(k, built[k], built[k + 1], breaks[k]) for k in range(len(breaks))]

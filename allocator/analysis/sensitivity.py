@@ -144,6 +144,30 @@ class PriceRange:
         return _json_ready(asdict(self))
 
 
+@dataclass(frozen=True)
+class PowerRange:
+    """Ranging of a site's IT power in one period (issue 27: the bound of its
+    ``site-power`` row), in MW: over the structure range the price of a MW-hour holds and
+    the objective moves by it."""
+
+    site: str
+    period: str
+    power_mw: float  # current IT power
+    used_mw: float
+    binding: bool  # the site-power row is at its bound in the optimal basis
+    shadow_price_per_mwh: float  # nominal
+    shadow_price_pv_per_mwh: float  # present value
+    lower_mw: float
+    upper_mw: float  # inf: for any increase
+    objective_at_lower: float  # present value
+    objective_at_upper: float
+    lower_limit: str
+    upper_limit: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return _json_ready(asdict(self))
+
+
 @dataclass
 class Sensitivity:
     """Ranging of one optimal plan: ``capacity`` has one row per pool and period,
@@ -163,6 +187,13 @@ class Sensitivity:
     ranging_time_s: float = 0.0
     iterations: int = 0
     notes: list[str] = field(default_factory=list)
+    power: list[PowerRange] = field(default_factory=list)  # sites' power (issue 27)
+
+    def power_range(self, site: str, period: str) -> PowerRange:
+        for r in self.power:
+            if (r.site, r.period) == (site, period):
+                return r
+        raise KeyError((site, period))
 
     def capacity_range(self, pool: str, period: str) -> CapacityRange:
         for r in self.capacity:
@@ -189,6 +220,8 @@ class Sensitivity:
             "ranging_time_s": self.ranging_time_s,
             "iterations": self.iterations,
             "notes": list(self.notes),
+            # only with sites, so other scenarios keep their keys
+            **({"power": [r.to_dict() for r in self.power]} if self.power else {}),
         }
 
     def __repr__(self) -> str:
@@ -545,6 +578,13 @@ class Labels:
         if j < c.rsv_offset:
             k = j - c.e_offset
             return f"bought[{n['pool'][c.e_pool[k]]},{n['period'][c.e_period[k]]}]"
+        if j >= c.rt_offset:  # sites (issue 27): GPUs retired
+            k = j - c.rt_offset
+            return f"retired[{n['pool'][c.rt_pool[k]]},{n['period'][c.rt_period[k]]}]"
+        if j >= c.pw_offset:  # sites: GPUs powered (at a level)
+            k = j - c.pw_offset
+            level = "" if c.pw_level[k] < 0 else f"#{c.pw_level[k]}"
+            return f"powered[{n['pool'][c.pw_pool[k]]}{level},{n['period'][c.pw_period[k]]}]"
         if j >= c.tier_offset:
             k = j - c.tier_offset
             seg = n["segment"][c.tier_segment[k]]
@@ -663,6 +703,7 @@ def sensitivity(
     labels = Labels(scenario, lp)
     objective = -float(h.getInfo().objective_function_value)
     capacity = _capacity_ranges(scenario, lp, arr, h, basis, labels, objective, wider_ranges)
+    power = _power_ranges(scenario, lp, arr, h, basis, labels, objective)
     wanted = set(segments) if segments is not None else known
     prices = _price_ranges(scenario, lp, arr, basis, labels, objective, wanted, wider_ranges)
     notes = []
@@ -682,7 +723,62 @@ def sensitivity(
         ranging_time_s=time.perf_counter() - t1,
         iterations=iterations,
         notes=notes,
+        power=power,
     )
+
+
+def _power_ranges(
+    scenario: Scenario,
+    lp: LinearProgram,
+    arr: ScenarioArrays,
+    h: highspy.Highs,
+    basis: OptimalBasis,
+    labels: Labels,
+    objective: float,
+) -> list[PowerRange]:
+    """HiGHS' row-bound ranging of the site-power rows (kW), in MW."""
+    blk = lp.block("site-power")
+    if blk is None:
+        return []
+    _, ranging = h.getRanging()
+    rb_up, rb_dn = ranging.row_bound_up, ranging.row_bound_dn
+    out = []
+    for k, i in enumerate(range(blk.start, blk.stop)):
+        q, t = int(blk.keys["site"][k]), int(blk.keys["period"][k])
+        kw = float(lp.row_upper[i])
+        dual_pv = max(-float(basis.row_dual[i]), 0.0)  # per kW over the period
+        binding = bool(basis.row_status[i] != _BASIC)
+        if binding:
+            lower, upper = max(float(rb_dn.value_[i]), 0.0), float(rb_up.value_[i])
+            obj_lo, obj_up = -float(rb_dn.objective_[i]), -float(rb_up.objective_[i])
+            if lower > rb_dn.value_[i]:
+                obj_lo = objective - dual_pv * kw
+            lim_lo = labels.leaving(int(rb_dn.ou_var_[i])) if rb_dn.value_[i] > 0 else "0 MW"
+            lim_up = labels.leaving(int(rb_up.ou_var_[i]) if math.isfinite(upper) else None)
+        else:
+            lower, upper = max(float(basis.row_value[i]), 0.0), math.inf
+            obj_lo = obj_up = objective
+            lim_lo = f"{labels.row(int(i))} becomes binding (power below what is drawn)"
+            lim_up = labels.leaving(None)
+        hours, disc = float(arr.hours[t]), float(arr.discount[t])
+        out.append(
+            PowerRange(
+                site=(scenario.sites or [])[q].id,
+                period=scenario.period_labels[t],
+                power_mw=kw / 1000.0,
+                used_mw=float(basis.row_value[i]) / 1000.0,
+                binding=binding,
+                shadow_price_per_mwh=1000.0 * dual_pv / hours / disc,
+                shadow_price_pv_per_mwh=1000.0 * dual_pv / hours,
+                lower_mw=lower / 1000.0,
+                upper_mw=upper / 1000.0,
+                objective_at_lower=obj_lo,
+                objective_at_upper=obj_up,
+                lower_limit=lim_lo,
+                upper_limit=lim_up,
+            )
+        )
+    return out
 
 
 def _capacity_ranges(

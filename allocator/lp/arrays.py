@@ -61,6 +61,28 @@ class ScenarioArrays:
     # with a minimum service share, in contract_min/penalty (a soft minimum)
     sub_fees: np.ndarray | None = None
     sub_min_share: np.ndarray | None = None
+    # sites and power (issue 27), None without sites: (P,) site of each pool (-1: none),
+    # (P,) kW per GPU at full power, (Q, T) IT power per site in kW, (Q,) PUE, (P, T)
+    # energy cost per GPU-hour (kW x PUE x price / 1000; already part of var_cost)
+    site_of: np.ndarray | None = None
+    power_kw: np.ndarray | None = None
+    site_kw: np.ndarray | None = None
+    site_pue: np.ndarray | None = None
+    energy_cost: np.ndarray | None = None
+    # power levels below full power (N,): pool, share of kW drawn, share of throughput
+    # delivered, name; retirement: (P,) first period (-1: none), (P, T) salvage per GPU
+    level_pool: np.ndarray | None = None
+    level_power: np.ndarray | None = None
+    level_throughput: np.ndarray | None = None
+    level_names: list[str] = field(default_factory=list)
+    retire_from: np.ndarray | None = None
+    salvage: np.ndarray | None = None
+
+    @property
+    def sited(self) -> np.ndarray:
+        """(P,) bool: the pool draws a site's power (its powered GPUs are a decision)."""
+        P = self.gpus.shape[0]
+        return np.zeros(P, dtype=bool) if self.site_of is None else self.site_of >= 0
 
     @property
     def compatible(self) -> np.ndarray:
@@ -152,7 +174,61 @@ class ScenarioArrays:
             tier_ltv=pp([tr.ltv_per_unit for _, _, tr in tiers]),
         )
         out._subscriptions(sc)
+        out._sites(sc)
         return out
+
+    def _sites(self, sc: Scenario) -> None:
+        """Sites' power and the energy cost of a GPU-hour, which joins the variable cost
+        (nothing changes without sites: the arrays stay None, var_cost untouched)."""
+        if not sc.sites:
+            return
+        T = self.hours.size
+        ids = [q.id for q in sc.sites]
+        self.site_of = np.array(
+            [ids.index(p.site) if p.site is not None else -1 for p in sc.pools], dtype=np.int64
+        )
+        self.power_kw = np.array([p.power_kw_per_gpu or 0.0 for p in sc.pools], dtype=float)
+        self.site_kw = 1000.0 * np.array(
+            [per_period(q.power_mw, T) for q in sc.sites], dtype=float
+        ).reshape(len(ids), T)
+        self.site_pue = np.array([q.pue for q in sc.sites], dtype=float)
+        price = np.array(
+            [per_period(q.energy_price_per_mwh or 0.0, T) for q in sc.sites], dtype=float
+        ).reshape(len(ids), T)
+        sited = self.site_of >= 0
+        q = np.where(sited, self.site_of, 0)
+        self.energy_cost = np.where(
+            sited[:, None],
+            self.power_kw[:, None] * self.site_pue[q][:, None] * price[q] / 1000.0,
+            0.0,
+        )
+        self.var_cost = self.var_cost + self.energy_cost
+        levels = [(j, lv) for j, p in enumerate(sc.pools) for lv in p.power_levels or []]
+        self.level_pool = np.array([j for j, _ in levels], dtype=np.int64)
+        self.level_power = np.array([lv.power_share for _, lv in levels], dtype=float)
+        self.level_throughput = np.array([lv.throughput_share for _, lv in levels], dtype=float)
+        self.level_names = [lv.name for _, lv in levels]
+        labels = sc.period_labels
+        self.retire_from = np.array(
+            [
+                -1
+                if p.retirement is None
+                else (
+                    0
+                    if p.retirement.from_period is None
+                    else labels.index(p.retirement.from_period)
+                )
+                for p in sc.pools
+            ],
+            dtype=np.int64,
+        )
+        self.salvage = np.array(
+            [
+                per_period(p.retirement.salvage_per_gpu if p.retirement else 0.0, T)
+                for p in sc.pools
+            ],
+            dtype=float,
+        ).reshape(len(sc.pools), T)
 
     def _subscriptions(self, sc: Scenario) -> None:
         """Subscribers' fees, and what under-serving their usage costs: with a minimum
@@ -303,10 +379,11 @@ class BudgetArrays:
 
 def extra_key_names(sc: Scenario) -> dict[str, list[str]]:
     """Names of the row-key dimensions beyond pool, segment, period and kind: accelerator
-    types (``any`` for every type, the last index) and GPU-hour budget ids."""
+    types (``any`` for every type, the last index), GPU-hour budget ids and site ids."""
     return {
         "accelerator": [*sorted({p.accelerator for p in sc.pools}), "any"],
         "budget": [b.id for b in sc.policy.gpu_hour_budgets],
+        "site": [q.id for q in sc.sites or []],
     }
 
 

@@ -116,6 +116,8 @@ def define_columns(arr: ScenarioArrays) -> ColumnIndex:
     o_idx, k_pool = np.nonzero(arr.compatible[k_seg])  # (offers, P)
     k_seg, k_per = k_seg[o_idx], k_per[o_idx]
     y_tier, y_period = _tier_columns(arr, T)
+    w_pool, w_level, w_period = _powered_columns(arr, T)
+    rt_pool, rt_period = _retirement_columns(arr, T)
     return ColumnIndex(
         x_segment,
         x_mode,
@@ -136,7 +138,39 @@ def define_columns(arr: ScenarioArrays) -> ColumnIndex:
         y_tier,
         y_period,
         arr.tier_rank[y_tier] if arr.tier_rank is not None else y_tier,
+        w_pool,
+        w_period,
+        w_level,
+        rt_pool,
+        rt_period,
     )
+
+
+def _powered_columns(arr: ScenarioArrays, T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One column per (pool in a site, power level, period): GPUs powered at that level
+    (-1: full power; else a power cap of ScenarioArrays' levels), ordered by pool, then
+    level (full first), then period."""
+    sited = np.nonzero(arr.sited)[0]
+    lp_ = arr.level_pool if arr.level_pool is not None else np.zeros(0, dtype=np.int64)
+    pools = np.concatenate([sited, lp_])
+    levels = np.concatenate([np.full(sited.size, -1), np.arange(lp_.size)])
+    order = np.lexsort((levels, pools))
+    pools, levels = pools[order], levels[order]
+    return (
+        np.repeat(pools, T).astype(np.int64),
+        np.repeat(levels, T).astype(np.int64),
+        np.tile(np.arange(T, dtype=np.int64), pools.size),
+    )
+
+
+def _retirement_columns(arr: ScenarioArrays, T: int) -> tuple[np.ndarray, np.ndarray]:
+    """One column per (pool with retirement, period from its first): GPUs retired then."""
+    if arr.retire_from is None:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    start = arr.retire_from
+    grid = (np.arange(T)[None, :] >= start[:, None]) & (start >= 0)[:, None]
+    p, t = np.nonzero(grid)
+    return p.astype(np.int64), t.astype(np.int64)
 
 
 def _tier_columns(arr: ScenarioArrays, T: int) -> tuple[np.ndarray, np.ndarray]:
@@ -198,7 +232,14 @@ def define_objective(ctx: _Ctx) -> tuple[np.ndarray, float]:
     # subscribers' fees are earned whether usage is served or not: a constant
     if a.sub_fees is not None:
         offset += float(np.sum(a.discount[None, :] * a.sub_fees))
-    return np.concatenate([cx, cr, cu, ce, ck, cy]), offset
+    # powered GPUs cost nothing themselves: the energy of a GPU-hour is in var_cost
+    cw = np.zeros(c.n_pw)
+    # a GPU retired in t earns its salvage once, then nothing
+    crt = np.zeros(c.n_rt)
+    if c.n_rt:
+        assert a.salvage is not None
+        crt = a.discount[c.rt_period] * a.salvage[c.rt_pool, c.rt_period]
+    return np.concatenate([cx, cr, cu, ce, ck, cy, cw, crt]), offset
 
 
 def define_bounds(ctx: _Ctx) -> tuple[np.ndarray, np.ndarray]:
@@ -218,24 +259,24 @@ def define_bounds(ctx: _Ctx) -> tuple[np.ndarray, np.ndarray]:
         if a.tier_units is not None and c.n_tier
         else np.zeros(0)
     )  # 0 <= y <= units of the tier
+    uw = a.gpus[c.pw_pool, c.pw_period]  # powered GPUs <= GPUs on hand
+    urt = np.full(c.n_rt, INF)  # limited by the pool-powered row
     n = c.n_columns
-    return np.zeros(n), np.concatenate([ux, ur, uu, ue, uk, uy])
+    return np.zeros(n), np.concatenate([ux, ur, uu, ue, uk, uy, uw, urt])
 
 
 # ------------------------------------------------------------------------- constraints
 def define_pool_capacity(ctx: _Ctx) -> None:
     """pool-capacity[p,t]:  sum_{s,m} x[s,m,p,t] + sum_s k[s,p,t] - r[p,t]
     - (1 - headroom_p) sum_{tau<=t} e[p,tau] <= (1 - headroom_p) * gpus[p,t]
-    (e: GPUs bought, expansion mode; k: GPUs reserved, used or not)"""
+    (e: GPUs bought, expansion mode; k: GPUs reserved, used or not); for a pool in a
+    site the powered GPUs replace its GPUs on hand, in full-power throughput:
+    ... - (1 - headroom_p) * sum_l ts_l * w[p,l,t] <= 0 (ts_l: the throughput share of
+    power level l, 1 at full power; see define_site_power, define_pool_powered)."""
     a, c, T = ctx.arr, ctx.cols, ctx.T
     P = a.gpus.shape[0]
     # a GPU bought in tau adds capacity in every period t >= tau
-    later = T - c.e_period
-    e_cols = np.repeat(c.e_offset + np.arange(c.n_e), later)
-    e_t = np.repeat(c.e_period, later) + (
-        np.arange(int(later.sum())) - np.repeat(np.cumsum(later) - later, later)
-    )
-    e_p = np.repeat(c.e_pool, later)
+    e_cols, e_p, e_t = _stock_entries(c, T)
     rows = np.concatenate(
         [
             c.x_pool * T + c.x_period,
@@ -255,6 +296,12 @@ def define_pool_capacity(ctx: _Ctx) -> None:
     vals = np.concatenate(
         [np.ones(c.n_x), -np.ones(c.n_r), -(1.0 - a.headroom[e_p]), np.ones(c.n_rsv)]
     )
+    upper = a.usable.ravel()
+    if c.n_pw:  # powered GPUs, not GPUs on hand, bound a sited pool
+        rows = np.concatenate([rows, c.pw_pool * T + c.pw_period])
+        cols = np.concatenate([cols, c.pw_offset + np.arange(c.n_pw)])
+        vals = np.concatenate([vals, -(1.0 - a.headroom[c.pw_pool]) * _level_share(a, c, "tp")])
+        upper = np.where(np.repeat(a.sited, T), 0.0, upper)
     pp, tt = np.divmod(np.arange(P * T), T)
     ctx.rows.add(
         "pool-capacity",
@@ -264,7 +311,93 @@ def define_pool_capacity(ctx: _Ctx) -> None:
         cols,
         vals,
         np.full(P * T, -INF),
-        a.usable.ravel(),
+        upper,
+    )
+
+
+def _from_then_on(
+    offset: int, pool: np.ndarray, period: np.ndarray, T: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For columns ``offset + i`` of a (pool, period) family whose value counts in every
+    period t >= its own (GPUs bought, GPUs retired): (column, pool, t) of every such pair."""
+    later = T - period
+    cols = np.repeat(offset + np.arange(pool.size), later)
+    t = np.repeat(period, later) + (
+        np.arange(int(later.sum())) - np.repeat(np.cumsum(later) - later, later)
+    )
+    return cols, np.repeat(pool, later), t
+
+
+def _stock_entries(c: ColumnIndex, T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every expansion column e[p,tau] and every period t >= tau it adds GPUs to:
+    (column, pool, t)."""
+    return _from_then_on(c.e_offset, c.e_pool, c.e_period, T)
+
+
+def _level_share(a: ScenarioArrays, c: ColumnIndex, what: str) -> np.ndarray:
+    """Per powered column: the share of throughput ("tp") or of kW ("kw") of its level
+    (1 at full power)."""
+    share = a.level_throughput if what == "tp" else a.level_power
+    if share is None or share.size == 0:
+        return np.ones(c.n_pw)
+    return np.where(c.pw_level < 0, 1.0, share[np.maximum(c.pw_level, 0)])
+
+
+def define_pool_powered(ctx: _Ctx) -> None:
+    """pool-powered[p,t]:  sum_l w[p,l,t] + sum_{tau<=t} z[p,tau] <= gpus[p,t]
+    (GPUs powered at every level and GPUs retired so far, within the GPUs on hand); only
+    for pools with power levels or retirement (otherwise w's own bound says it)."""
+    a, c, T = ctx.arr, ctx.cols, ctx.T
+    if c.n_pw == 0:
+        return
+    P = a.gpus.shape[0]
+    need = np.zeros(P, dtype=bool)
+    need[c.pw_pool[c.pw_level >= 0]] = True
+    need[c.rt_pool] = True
+    pools = np.nonzero(need)[0]
+    if pools.size == 0:
+        return
+    row_of = np.full(P, -1, dtype=np.int64)
+    row_of[pools] = np.arange(pools.size)
+    on = need[c.pw_pool]
+    # a GPU retired in tau is gone in every period t >= tau
+    rt_cols, rt_p, rt_t = _from_then_on(c.rt_offset, c.rt_pool, c.rt_period, T)
+    ctx.rows.add(
+        "pool-powered",
+        define_pool_powered.__doc__,
+        {"pool": np.repeat(pools, T), "period": np.tile(np.arange(T), pools.size)},
+        np.concatenate([row_of[c.pw_pool[on]] * T + c.pw_period[on], row_of[rt_p] * T + rt_t]),
+        np.concatenate([c.pw_offset + np.nonzero(on)[0], rt_cols]),
+        np.ones(int(on.sum()) + rt_cols.size),
+        np.full(pools.size * T, -INF),
+        a.gpus[pools].ravel(),
+    )
+
+
+def define_site_power(ctx: _Ctx) -> None:
+    """site-power[q,t]:  sum_{p in site q} kw_p * (sum_l ps_l w[p,l,t] + sum_{tau<=t} e[p,tau])
+    <= 1000 * power_mw[q,t]  (w: GPUs powered at level l drawing the share ps_l of their
+    kW; e: GPUs bought, which need full power too); in kW, so its dual is the value of
+    one more kW over the period (present value)."""
+    a, c, T = ctx.arr, ctx.cols, ctx.T
+    if c.n_pw == 0:
+        return
+    assert a.site_of is not None and a.power_kw is not None and a.site_kw is not None
+    e_cols, e_p, e_t = _stock_entries(c, T)
+    bought = a.sited[e_p]
+    pools = np.concatenate([c.pw_pool, e_p[bought]])
+    per = np.concatenate([c.pw_period, e_t[bought]])
+    Q = a.site_kw.shape[0]
+    qq, tt = np.divmod(np.arange(Q * T), T)
+    ctx.rows.add(
+        "site-power",
+        define_site_power.__doc__,
+        {"site": qq, "period": tt},
+        a.site_of[pools] * T + per,
+        np.concatenate([c.pw_offset + np.arange(c.n_pw), e_cols[bought]]),
+        a.power_kw[pools] * np.concatenate([_level_share(a, c, "kw"), np.ones(int(bought.sum()))]),
+        np.full(Q * T, -INF),
+        a.site_kw.ravel(),
     )
 
 
@@ -613,6 +746,8 @@ CONSTRAINTS = (
     define_segment_tiers,
     define_segment_gpu_limits,
     define_gpu_hour_budgets,
+    define_site_power,
+    define_pool_powered,
 )
 
 
@@ -811,6 +946,13 @@ def count_columns(sc: Scenario) -> int:
     y = sum(
         1 for s in sc.segments for tr in s.tiers or [] for v in per_period(tr.units, T) if v > 0
     )
+    w = T * sum(1 + len(p.power_levels or []) for p in sc.pools if p.site is not None)
+    labels = sc.period_labels
+    w += sum(
+        T - (labels.index(p.retirement.from_period) if p.retirement.from_period else 0)
+        for p in sc.pools
+        if p.retirement is not None
+    )
     nr = sum(1 for p in sc.pools if p.rental_unit_gpus for g in (p.rentable_gpus or []) if g > 0)
     ne = sum(bought[p.id] for p in sc.pools if p.expansion is not None and p.expansion.unit_gpus)
-    return x + r + u + e + k + y + nr + ne
+    return x + r + u + e + k + y + w + nr + ne

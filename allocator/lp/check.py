@@ -7,6 +7,8 @@ is from feasible whatever the solver claimed.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from allocator.lp.arrays import KINDS, BudgetArrays, GpuLimitArrays, ScenarioArrays, add_at
@@ -23,6 +25,7 @@ def violations(
     bought: np.ndarray | None = None,
     reserved: np.ndarray | None = None,
     tiers: np.ndarray | None = None,
+    power: Any = None,
 ) -> dict[str, float]:
     """Largest violation per requirement, relative to the size of its bound:
     ``max(0, lhs - rhs) / max(1, |rhs|)``, so 1e-6 means one part in a million.
@@ -30,19 +33,22 @@ def violations(
     ``x`` holds GPUs per allocation column, ``rented`` GPUs rented per (pool, period),
     ``bought`` GPUs bought so far per (pool, period) in expansion mode (usable less headroom),
     ``reserved`` GPUs reserved per reservation column, ``tiers`` work units sold per
-    price-tier column.
+    price-tier column, ``power`` with sites the solution's power use per (pool, period)
+    (``allocator.plan.power.PowerUse``: powered GPUs, their full-power throughput
+    equivalent, kW drawn, GPUs retired; a pool in a site can use only powered GPUs).
     Soft contract minimums are not requirements (a shortfall pays its penalty).
     """
     held = np.zeros(cols.n_rsv) if reserved is None else reserved
     return {
         **_sign_and_compatibility(arr, cols, x, rented, held),
-        **_capacity_violations(arr, cols, x, rented, held, bought),
+        **_capacity_violations(arr, cols, x, rented, held, bought, power),
         **_work_violations(arr, cols, x, held),
         **_kind_violations(sc, arr, cols, x, held),
         **_pair_violations(sc, arr, cols, x, held),
         **_tier_violations(arr, cols, x, tiers),
         **_segment_gpu_violations(sc, cols, x, held),
         **_budget_violations(sc, arr, cols, x, held),
+        **_power_violations(arr, bought, power),
     }
 
 
@@ -71,16 +77,19 @@ def _capacity_violations(
     rented: np.ndarray,
     held: np.ndarray,
     bought: np.ndarray | None,
+    power: Any = None,
 ) -> dict[str, float]:
-    """GPUs used (allocated or reserved) beyond a pool's usable, rented and bought GPUs;
-    GPUs bought beyond the expansion limit, rented beyond the rentable ones."""
+    """GPUs used (allocated or reserved) beyond a pool's usable (with sites: powered),
+    rented and bought GPUs; GPUs bought beyond the expansion limit, rented beyond the
+    rentable ones."""
     P, T = arr.gpus.shape
     out: dict[str, float] = {}
     used = np.zeros((P, T))
     add_at(used, (cols.x_pool, cols.x_period), x)
     add_at(used, (cols.rsv_pool, cols.rsv_period), held)  # held whether used or not
     extra = np.zeros_like(used) if bought is None else (1.0 - arr.headroom)[:, None] * bought
-    out["pool-capacity"] = _rel(used - rented - extra, arr.usable)
+    usable = arr.usable if power is None else (1.0 - arr.headroom)[:, None] * power.effective
+    out["pool-capacity"] = _rel(used - rented - extra, usable)
     if bought is not None and arr.expand_max is not None:
         out["pool-expansion"] = _rel(bought[:, -1], arr.expand_max)
     out["rental-limit"] = _rel(rented, arr.rentable)
@@ -215,6 +224,25 @@ def _budget_violations(
     add_at(total, which, hours[pos])
     lower = np.where(np.isfinite(bud.lower), bud.lower, 0.0)
     return {"gpu-hour-budget": max(_rel(total, bud.upper), _rel(lower, total))}
+
+
+def _power_violations(
+    arr: ScenarioArrays, bought: np.ndarray | None, power: Any
+) -> dict[str, float]:
+    """With sites: GPUs powered and retired beyond those on hand, and the IT power of a
+    site's powered GPUs (kW x the share of their level) and bought GPUs (full kW) beyond
+    its power."""
+    if power is None or arr.site_of is None:
+        return {}
+    assert arr.power_kw is not None and arr.site_kw is not None
+    drawn = power.kw + arr.power_kw[:, None] * (0.0 if bought is None else bought)
+    pools = np.nonzero(arr.sited)[0]
+    kw = np.zeros(arr.site_kw.shape)
+    np.add.at(kw, arr.site_of[pools], drawn[pools])
+    return {
+        "powered-limit": _rel(power.powered + power.retired, arr.gpus),
+        "site-power": _rel(kw, arr.site_kw),
+    }
 
 
 def _rel(lhs: np.ndarray, rhs: np.ndarray) -> float:

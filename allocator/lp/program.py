@@ -50,7 +50,9 @@ class ColumnIndex:
     ``r`` columns are rented GPUs per (pool, period); ``u`` columns are contract shortfall
     in work units per (segment, period); ``e`` columns GPUs bought (expansion mode);
     ``rsv`` columns GPUs reserved for a segment's customer (take-or-pay); ``tier`` columns
-    work units served in a price tier. Families come in that order: x, r, u, e, rsv, tier.
+    work units served in a price tier; ``pw`` columns GPUs powered per (pool in a site,
+    power level, period); ``rt`` columns GPUs retired per (pool, period). Families come in
+    that order: x, r, u, e, rsv, tier, pw, rt.
     """
 
     x_segment: np.ndarray
@@ -79,6 +81,16 @@ class ColumnIndex:
     tier_index: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     tier_period: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     tier_rank: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # in s
+    # powered GPUs (issue 27): GPUs of pool pw_pool (a pool in a site) powered in period
+    # pw_period; only they (after headroom) can be allocated
+    pw_pool: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    pw_period: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # the power level of each powered column: -1 full power, else an index into
+    # ScenarioArrays' levels (a power cap)
+    pw_level: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # retirement: GPUs of pool rt_pool retired in period rt_period (gone from then on)
+    rt_pool: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    rt_period: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def n_x(self) -> int:
@@ -125,9 +137,25 @@ class ColumnIndex:
         return self.rsv_offset + self.n_rsv
 
     @property
+    def n_pw(self) -> int:
+        return int(self.pw_pool.size)
+
+    @property
+    def pw_offset(self) -> int:
+        return self.tier_offset + self.n_tier
+
+    @property
+    def n_rt(self) -> int:
+        return int(self.rt_pool.size)
+
+    @property
+    def rt_offset(self) -> int:
+        return self.pw_offset + self.n_pw
+
+    @property
     def n_columns(self) -> int:
         """Columns of the scenario's own families (a derived model may append more)."""
-        return self.tier_offset + self.n_tier
+        return self.rt_offset + self.n_rt
 
 
 @dataclass
@@ -217,7 +245,11 @@ def column_periods(lp: LinearProgram) -> np.ndarray:
     if c.n_rsv and lp.num_cols >= c.n_columns:
         out[c.rsv_offset : c.tier_offset] = c.rsv_period
     if c.n_tier and lp.num_cols >= c.n_columns:
-        out[c.tier_offset : c.n_columns] = c.tier_period
+        out[c.tier_offset : c.pw_offset] = c.tier_period
+    if c.n_pw and lp.num_cols >= c.n_columns:
+        out[c.pw_offset : c.rt_offset] = c.pw_period
+    # retirement columns (rt) stay -1: a GPU retired stays retired (the pool-powered rows
+    # join the periods), so a model with retirement is solved whole
     return out
 
 

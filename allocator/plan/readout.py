@@ -6,7 +6,7 @@ whole numpy arrays; only the last turns them into rows."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,7 @@ from allocator.lp.build import held_changes
 from allocator.lp.check import violations
 from allocator.lp.program import row_spans
 from allocator.plan.columns import Labels, Table
+from allocator.plan.power import PowerUse, energy_by_pool, power_tables, power_use
 from allocator.plan.rows import (
     RENTALS,
     RENTALS_LABEL,
@@ -47,6 +48,7 @@ class Decisions:
     bought: np.ndarray
     k: np.ndarray
     y: np.ndarray | None = None  # work units served per tier column (price tiers)
+    power: PowerUse | None = None  # powered, capped, retired GPUs; None without sites
 
 
 @dataclass
@@ -128,14 +130,24 @@ def read_out(
     flows = column_flows(lp, arr, dec)
     seg = segment_sums(lp, arr, dec, flows, cache)
     pool = pool_sums(lp, sol, arr, dec, flows, cache)
-    viol = violations(sc, arr, lp.columns, dec.x, dec.rented, dec.bought, dec.k, dec.y)
-    return {
+    viol = violations(
+        sc, arr, lp.columns, dec.x, dec.rented, dec.bought, dec.k, dec.y, power=dec.power
+    )
+    total = totals(sc, lp, sol, arr, flows, seg, pool)
+    if dec.power is not None:  # sites (issue 27): only then, so other plans stay as they were
+        energy = energy_by_pool(lp, arr, dec.x, dec.k)
+        total = replace(
+            total,
+            energy_cost=float(np.sum(energy * arr.discount[None, :])),
+            salvage=float(np.sum(dec.power.salvage * arr.discount[None, :])),
+        )
+    out: dict[str, Any] = {
         "scenario": sc.name,
         "currency": sc.currency,
         "status": sol.status,
         "message": sol.message,
         "periods": sc.period_labels,
-        "totals": totals(sc, lp, sol, arr, flows, seg, pool),
+        "totals": total,
         "by_kind": by_kind(arr, seg) | rentals_line(arr, pool),
         "allocations": allocation_rows(sc, lp, arr, dec, flows),
         "segments": segment_rows(sc, arr, seg),
@@ -151,6 +163,9 @@ def read_out(
         "subscriptions": subscription_rows(sc, arr, seg, pool),
         "moves": move_rows(sc, lp, arr, dec),
     }
+    if dec.power is not None:
+        out["power"], out["sites"] = power_tables(sc, lp, sol, arr, dec.power, dec.bought, energy)
+    return out
 
 
 def decisions(lp: LinearProgram, sol: Solution, arr: ScenarioArrays) -> Decisions:
@@ -170,6 +185,7 @@ def decisions(lp: LinearProgram, sol: Solution, arr: ScenarioArrays) -> Decision
         bought=np.cumsum(bought_in, axis=1),
         k=np.maximum(sol.x[cols.rsv_offset : cols.rsv_offset + cols.n_rsv], 0.0),
         y=np.maximum(sol.x[cols.tier_offset : cols.tier_offset + cols.n_tier], 0.0),
+        power=power_use(lp, sol.x, arr),
     )
 
 
@@ -629,6 +645,10 @@ def pool_rows(
     capacity = own + dec.rented
     # own GPUs (bought ones too) after headroom; with rented ones what the plan may use
     usable_own = arr.usable + (1.0 - arr.headroom[:, None]) * dec.bought
+    kept = own  # what headroom applies to: GPUs on hand; with sites, powered ones
+    if dec.power is not None:  # a pool in a site can use its powered GPUs only
+        kept = dec.power.effective + dec.bought
+        usable_own = (1.0 - arr.headroom[:, None]) * kept
     usable = usable_own + dec.rented
     with np.errstate(divide="ignore", invalid="ignore"):
         utilisation = np.where(capacity > 0, pool.used / np.where(capacity > 0, capacity, 1), 0.0)
@@ -655,7 +675,7 @@ def pool_rows(
             "bought": dec.bought.ravel(),
             "expansion_cost": pool.expansion_cost.ravel(),
             "utilisation_of_usable": of_usable.ravel(),
-            "headroom_gpus": (own - usable_own).ravel(),
+            "headroom_gpus": (kept - usable_own).ravel(),
         },
     )
 

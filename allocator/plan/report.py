@@ -17,6 +17,7 @@ def summary(plan: Plan, top: int = 10) -> str:
     an aligned table whatever the length of the ids."""
     lines = [*_headline(plan), "", *_kind_table(plan), *_reservation_table(plan)]
     lines += ["", *_pool_table(plan), *_move_table(plan, top), *_price_table(plan, top)]
+    lines += _site_table(plan)
     lines += ["", *_binding_table(plan, top), "", *_solver_lines(plan)]
     lines += [f"Warning: {w}" for w in plan.warnings]
     return "\n".join(lines)
@@ -132,6 +133,37 @@ def _pool_table(plan: Plan) -> list[str]:
     headers = ["pool", "GPUs", "used (% of usable)", "rented GPUs", "idle GPUs", "headroom GPUs"]
     headers.append(f"price ({plan.currency}/GPU-hour)")
     return ["Pools (average over the periods):", *table(headers, rows, "lrrrrrr", "  ")]
+
+
+def _site_table(plan: Plan) -> list[str]:
+    """Sites (issue 27): per site and period the IT power, MW used and free, GPUs left in
+    inventory and the price of a MW-hour; the energy cost line. Nothing without sites."""
+    if not plan.has_sites:
+        return []
+    cur = plan.currency
+    inventory: dict[tuple[str, str], float] = defaultdict(float)
+    for r in plan.power:
+        inventory[(r.site, r.period)] += r.in_inventory
+    rows = [
+        [
+            s.site,
+            s.period,
+            number(s.power_mw, 1),
+            number(s.used_mw, 1),
+            number(s.free_mw, 1),
+            number(inventory[(s.site, s.period)]),
+            "n/a" if s.shadow_price_per_mwh is None else number(s.shadow_price_per_mwh, 2),
+        ]
+        for s in plan.sites
+    ]
+    headers = ["site", "period", "power (MW)", "used (MW)", "free (MW)", "GPUs unpowered"]
+    headers.append(f"price ({cur}/MWh)")
+    return [
+        "",
+        f"Sites (IT power; energy {money(plan.totals.energy_cost or 0.0)} {cur} present "
+        "value, part of variable cost; price of a MW-hour of the site's power, nominal):",
+        *table(headers, rows, "llrrrrr", "  "),
+    ]
 
 
 def _headroom(rs: list) -> str:

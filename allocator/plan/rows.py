@@ -50,6 +50,42 @@ class TierResult:
 
 
 @dataclass(frozen=True)
+class PowerResult:
+    """A pool in a site in a period (issue 27): GPUs on hand, powered, left in inventory."""
+
+    pool: str
+    site: str
+    period: str
+    gpus: float  # own GPUs on hand
+    powered: float  # own GPUs powered (plugged in): only they can be allocated
+    in_inventory: float  # gpus - powered - retired: on hand, not plugged in
+    bought: float  # GPUs bought so far (expansion mode): always powered
+    power_kw: float  # IT power drawn: kW per GPU x (powered + bought)
+    energy_cost: float  # nominal: GPU-hours used x kW x PUE x price / 1000
+    capped: float = 0.0  # of the powered GPUs, those run at a power cap (power_levels)
+    retired: float = 0.0  # GPUs retired so far (retirement): gone for good
+    salvage: float = 0.0  # nominal: salvage of the GPUs retired in this period
+
+
+@dataclass(frozen=True)
+class SiteResult:
+    """A site in a period (issue 27): its IT power, what the plan draws, the price of a MW."""
+
+    site: str
+    region: str
+    period: str
+    power_mw: float  # IT power available
+    used_mw: float  # IT power drawn by powered and bought GPUs
+    free_mw: float  # power_mw - used_mw
+    facility_mw: float  # used_mw x PUE
+    energy_cost: float  # nominal, the site's pools
+    # d objective / d MW-hour of the site's IT power (the site-power row's dual), in the
+    # period's money and in present value; None without duals
+    shadow_price_per_mwh: float | None
+    shadow_price_pv_per_mwh: float | None
+
+
+@dataclass(frozen=True)
 class SubscriptionResult:
     """A subscription segment in a period: fees, how much of its usage is served, and how
     hard it can be throttled before that costs more than its GPUs are worth elsewhere."""
@@ -150,6 +186,11 @@ class Totals:
     objective: float  # gross_margin + ltv_weight * ltv - churn_cost - expansion_cost
     expansion_cost: float = 0.0  # amortised capex of GPUs bought (expansion mode)
     reservation_revenue: float = 0.0  # fees of reserved GPUs (part of revenue)
+    # energy of GPU-hours in sites (part of variable_cost); None (and left out of the
+    # plan's JSON) in a scenario without sites
+    energy_cost: float | None = None
+    # salvage of GPUs retired (sites' retirement; part of the objective); None without sites
+    salvage: float | None = None
 
 
 # by_kind's line for the rental cost, which no kind is charged (rented GPUs add to a pool

@@ -37,8 +37,10 @@ from allocator.plan.rows import (
     KindResult,
     Move,
     PoolResult,
+    PowerResult,
     ReservationResult,
     SegmentResult,
+    SiteResult,
     SolverInfo,
     SubscriptionResult,
     TierResult,
@@ -89,6 +91,14 @@ class Plan:
         default_factory=lambda: Table.from_rows(SubscriptionResult, [])
     )
     moves: Table[Move] = field(default_factory=lambda: Table.from_rows(Move, []))
+    # sites and power (issue 27): empty, and left out of to_dict(), without sites
+    power: Table[PowerResult] = field(default_factory=lambda: Table.from_rows(PowerResult, []))
+    sites: Table[SiteResult] = field(default_factory=lambda: Table.from_rows(SiteResult, []))
+
+    @property
+    def has_sites(self) -> bool:
+        """The scenario had sites: the plan carries power, sites and the energy cost."""
+        return self.totals.energy_cost is not None
 
     # ------------------------------------------------------------------ shortcuts
     @property
@@ -143,18 +153,23 @@ class Plan:
             "tiers": self.tiers,
             "subscriptions": self.subscriptions,
             "moves": self.moves,
+            **({"power": self.power, "sites": self.sites} if self.has_sites else {}),
         }
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data; keys are stable (documented in the README). The tables'
         rows are made from their columns, with no dataclass per row."""
-        return {
+        totals = asdict(self.totals)
+        for key in ("energy_cost", "salvage"):
+            if totals[key] is None:  # no sites: the keys of plans before issue 27
+                del totals[key]
+        out = {
             "scenario": self.scenario,
             "currency": self.currency,
             "status": self.status.value,
             "message": self.message,
             "periods": list(self.periods),
-            "totals": asdict(self.totals),
+            "totals": totals,
             "by_kind": {k: asdict(v) for k, v in self.by_kind.items()},
             "allocations": self.allocations.records(),
             "segments": self.segments.records(),
@@ -170,6 +185,10 @@ class Plan:
             "subscriptions": self.subscriptions.records(),
             "moves": self.moves.records(),
         }
+        if self.has_sites:
+            out["power"] = self.power.records()
+            out["sites"] = self.sites.records()
+        return out
 
     def check_finite(self) -> None:
         """Raise ValueError naming the first NaN or infinite number (JSON has none)."""
@@ -275,6 +294,8 @@ class Plan:
             tiers=Table.from_rows(TierResult, d.get("tiers", [])),
             subscriptions=Table.from_rows(SubscriptionResult, d.get("subscriptions", [])),
             moves=Table.from_rows(Move, d.get("moves", [])),
+            power=Table.from_rows(PowerResult, d.get("power", [])),
+            sites=Table.from_rows(SiteResult, d.get("sites", [])),
         )
 
     # ------------------------------------------------------------------ building

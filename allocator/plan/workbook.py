@@ -86,6 +86,29 @@ RESERVATIONS = [
     ("gpu_hours", "GPU-hours", MONEY),
     ("revenue", "fees ({cur})", MONEY),
 ]
+POWER = [
+    ("pool", "pool", None),
+    ("site", "site", None),
+    ("period", "period", None),
+    ("gpus", "GPUs on hand", GPUS),
+    ("powered", "GPUs powered", GPUS),
+    ("in_inventory", "GPUs in inventory (unpowered)", GPUS),
+    ("bought", "GPUs bought so far", GPUS),
+    ("power_kw", "IT power (kW)", MONEY),
+    ("energy_cost", "energy cost ({cur})", MONEY),
+]
+SITES = [
+    ("site", "site", None),
+    ("region", "region", None),
+    ("period", "period", None),
+    ("power_mw", "IT power (MW)", UNITS),
+    ("used_mw", "used (MW)", UNITS),
+    ("free_mw", "free (MW)", UNITS),
+    ("facility_mw", "facility power (MW, x PUE)", UNITS),
+    ("energy_cost", "energy cost ({cur})", MONEY),
+    ("shadow_price_per_mwh", "price of a MW-hour ({cur}/MWh)", PRICE),
+    ("shadow_price_pv_per_mwh", "price of a MW-hour, present value ({cur}/MWh)", PRICE),
+]
 KIND_FIELDS = [
     ("kind", "kind", None),
     ("revenue", "revenue ({cur}, PV)", MONEY),
@@ -203,6 +226,8 @@ def _summary(book: _Book, plan: Plan) -> None:
     ]
     totals = asdict(plan.totals)
     rows += [(label, totals[k], f"{cur}, present value") for k, label in TOTALS.items()]
+    if plan.has_sites:
+        rows.append(("energy (part of variable cost)", totals["energy_cost"], f"{cur}, PV"))
     rows.append(("LTV weight", plan.totals.ltv_weight, ""))
     s = plan.solver
     rows += [
@@ -273,8 +298,10 @@ def write_plan_workbook(plan: Plan) -> bytes:
         ("Pools", plan.pools, POOLS),
         ("Reservations", plan.reservations, RESERVATIONS),
         ("Moves", plan.moves, MOVES),
+        ("Sites", plan.sites, SITES),
+        ("Power", plan.power, POWER),
     ):
-        if name in ("Reservations", "Moves") and not len(table):
+        if name in ("Reservations", "Moves", "Sites", "Power") and not len(table):
             continue
         lists = dict(zip(table.columns, table.lists(), strict=True))
         if name == "Pools":

@@ -21,7 +21,16 @@ if TYPE_CHECKING:
     from allocator.plan.tables import Plan
 
 FORMATS = ("json", "parquet", "xlsx", "csv")
-TABLES = ("allocations", "segments", "pools", "reservations", "binding", "moves")
+TABLES = (
+    "allocations",
+    "segments",
+    "pools",
+    "reservations",
+    "binding",
+    "moves",
+    "power",
+    "sites",
+)
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
@@ -72,7 +81,7 @@ def summary_dict(plan: Plan) -> dict[str, Any]:
     """Everything of the plan but its row tables (written beside them)."""
     d = plan.to_dict()
     for name in TABLES:
-        d.pop(name)
+        d.pop(name, None)  # power and sites: only in plans with sites
     return d
 
 

@@ -177,6 +177,24 @@ class Pool(_Model):
         "with it makes the model a MILP.",
     )
 
+    site: Id | None = Field(
+        None,
+        description="The site (sites[].id) whose power the pool's GPUs draw; absent = not "
+        "power-limited (e.g. neocloud rentals, which bring their own power).",
+    )
+    power_kw_per_gpu: Annotated[float, Field(gt=0, le=1e3, strict=True)] | None = Field(
+        None,
+        description="All-in IT power per GPU at full power (GPU, host share, network), kW; "
+        "required with site.",
+    )
+    power_levels: list[PowerLevel] | None = Field(
+        None,
+        description="Power caps the pool's GPUs may run at (needs site); full power always "
+        "exists. The LP chooses how many GPUs run at each.",
+    )
+    retirement: Retirement | None = Field(
+        None, description="GPUs the plan may retire for their salvage (needs site)."
+    )
     rental_unit_gpus: Annotated[int, Field(ge=1, le=MAX_ALLOCATION_UNIT_GPUS)] | None = Field(
         None,
         description="Rent in whole multiples of this many GPUs (1 = whole GPUs, 8 = whole "
@@ -197,6 +215,47 @@ class Pool(_Model):
         if isinstance(v, bool) or not isinstance(v, int | float) or not float(v).is_integer():
             raise ValueError(f"must be a whole number of GPUs (e.g. 1 or 8), got {v!r}")
         return int(v)
+
+
+class PowerLevel(_Model):
+    """A power cap a pool's GPUs may run at: that share of their kW for that share of
+    their throughput (full power, share 1 and 1, always exists)."""
+
+    name: Id
+    power_share: Annotated[float, Field(gt=0, le=1, strict=True)]
+    throughput_share: Annotated[float, Field(gt=0, le=1, strict=True)]
+
+
+class Retirement(_Model):
+    """GPUs of a pool the plan may retire (sell): from the period retired on they draw no
+    power and no variable cost, for good, and earn the salvage once."""
+
+    salvage_per_gpu: NonNegPP = Field(
+        description="Resale value of a GPU retired in that period: one number or one per "
+        "period (falling over time)."
+    )
+    from_period: Id | None = Field(None, description="First period GPUs may be retired.")
+
+
+class Site(_Model):
+    """A shell: IT power (megawatts) the GPUs of the pools in it may draw (issue 27)."""
+
+    id: Id
+    region: Id
+    power_mw: NonNegPP = Field(
+        description="IT power available, MW: one number, or one per period (shells coming "
+        "online quarter by quarter)."
+    )
+    pue: Annotated[float, Field(ge=1, le=10, strict=True)] = Field(
+        1.0,
+        description="Power usage effectiveness: facility power = IT power x PUE (for the "
+        "energy cost and reporting).",
+    )
+    energy_price_per_mwh: NonNegPP | None = Field(
+        None,
+        description="Price of a MWh of facility power: one number or one per period; the "
+        "energy cost of a GPU-hour (kW x PUE x price / 1000) joins the variable cost.",
+    )
 
 
 class Mode(_Model):
@@ -469,6 +528,10 @@ class ScenarioHeader(_Model):
         0.0, description="Discount rate per period."
     )
     policy: Policy = Field(default_factory=Policy)
+    sites: list[Site] | None = Field(
+        None,
+        description="Optional shells with their IT power (issue 27); a pool names its site.",
+    )
 
 
 class Scenario(ScenarioHeader):
@@ -712,6 +775,7 @@ def cross_check(
     _check_policy_lengths(sc.policy, T, issues)
     _check_floors_below_caps(sc.policy, labels, issues)
     _check_budgets(sc, labels, types_of(sc), issues)
+    _check_sites(sc, pool_ix, T, issues)
     return issues
 
 
@@ -761,6 +825,74 @@ def _item_checks(
             _check_segment_references(sc, seg, base, types, regions, issues)
         _check_gpu_limits(seg, base, labels, types, issues)
     _check_magnitudes(sc, pools, segments, issues)
+
+
+def _check_power_options(pool: Pool, base: str, labels: list[str], issues: list[Issue]) -> None:
+    """Power levels and retirement need a site; levels are named uniquely; retirement
+    starts in a known period, its salvage one number or one per period."""
+    for name in ("power_levels", "retirement"):
+        if getattr(pool, name) is not None and pool.site is None:
+            issues.append(Issue(f"{base}.{name}", "needs the pool's site (power to free)"))
+    if pool.power_levels:
+        _dupes([lv.name for lv in pool.power_levels], f"{base}.power_levels", "name", issues)
+    ret = pool.retirement
+    if ret is None:
+        return
+    if isinstance(ret.salvage_per_gpu, list):
+        _check_len(ret.salvage_per_gpu, len(labels), f"{base}.retirement.salvage_per_gpu", issues)
+    if ret.from_period is not None and ret.from_period not in labels:
+        issues.append(
+            Issue(
+                f"{base}.retirement.from_period",
+                f"unknown period {ret.from_period!r}{did_you_mean(ret.from_period, labels)}",
+            )
+        )
+
+
+def _check_sites(sc: Scenario, pool_ix: list[int], T: int, issues: list[Issue]) -> None:
+    """Sites have unique ids and per-period lists of the right length; a pool names a
+    known site of its region, and gives its power per GPU when it names one."""
+    sites = sc.sites or []
+    _dupes([q.id for q in sites], "sites", "id", issues)
+    for j, q in enumerate(sites):
+        for name in ("power_mw", "energy_price_per_mwh"):
+            v = getattr(q, name)
+            if isinstance(v, list):
+                _check_len(v, T, f"sites[{j}].{name}", issues)
+        hours = max(p.hours for p in sc.periods)
+        if q.energy_price_per_mwh is not None and not (
+            hours * q.pue * top(q.energy_price_per_mwh) < MAX_COEFFICIENT
+        ):
+            issues.append(
+                Issue(
+                    f"sites[{j}].energy_price_per_mwh",
+                    f"hours x PUE x price is above {MAX_COEFFICIENT:g}; use a larger unit",
+                )
+            )
+    by_id = {q.id: q for q in sites}
+    labels = sc.period_labels
+    for i, pool in zip(pool_ix, sc.pools, strict=True):
+        _check_power_options(pool, f"pools[{i}]", labels, issues)
+        if pool.site is None:
+            continue
+        site = by_id.get(pool.site)
+        if site is None:
+            issues.append(Issue(f"pools[{i}].site", unknown_id("site", pool.site, by_id)))
+            continue
+        if pool.power_kw_per_gpu is None:
+            issues.append(
+                Issue(
+                    f"pools[{i}].power_kw_per_gpu",
+                    f"required when the pool draws power from site {pool.site!r}",
+                )
+            )
+        if site.region != pool.region:
+            issues.append(
+                Issue(
+                    f"pools[{i}].site",
+                    f"site {pool.site!r} is in region {site.region!r}, the pool in {pool.region!r}",
+                )
+            )
 
 
 def _check_unique_ids(sc: Scenario, labels: list[str], issues: list[Issue]) -> None:

@@ -20,7 +20,10 @@ Overrides (all optional, all applied to a copy; the stored scenario is never tou
 * ``throughput_scale`` {segment id or kind: factor}: every throughput of the segment ×
   factor (serving improvements);
 * ``cost_change`` {pool id or accelerator type: factor}: variable cost per GPU-hour × factor;
-* ``kind_caps`` / ``kind_floors`` {kind: GPUs or a list per period}: replace the policy's.
+* ``kind_caps`` / ``kind_floors`` {kind: GPUs or a list per period}: replace the policy's;
+* ``power_change`` {site id: MW of IT power added (negative removes), one number or a list
+  per period} (issue 27); removing more than a site has in a period is refused (an error
+  naming ``power_change.<site>[period]``).
 
 A segment id is matched first; otherwise the key must be a kind (``cloud``,
 ``first_party``, ``rnd``, ``consumer``). Unknown keys are errors naming the field and the
@@ -88,10 +91,17 @@ class Overrides(BaseModel):
         "or accelerator type.",
     )
 
+    power_change: dict[str, list[Number] | Number] = Field(
+        default_factory=dict,
+        description="MW of IT power added to a site (negative removes): one number or one "
+        "per period.",
+    )
+
     @property
     def is_empty(self) -> bool:
         return not (
-            self.demand_scale
+            self.power_change
+            or self.demand_scale
             or self.contract_scale
             or self.capacity_change
             or self.price_change
@@ -201,6 +211,38 @@ def _segment_factors(
             yield i, f
 
 
+def _power_change(
+    sc: Scenario, data: dict[str, Any], change: dict[str, Any], issues: list[Issue]
+) -> None:
+    """MW added to (or removed from) sites' IT power, one number or one per period."""
+    T = len(sc.periods)
+    sites = {q["id"]: q for q in data.get("sites") or []}
+    for site_id, mw in change.items():
+        where = f"power_change.{site_id}"
+        if site_id not in sites:
+            known = ", ".join(sites) or "none"
+            issues.append(Issue(where, f"unknown site {site_id!r} (sites: {known})"))
+            continue
+        deltas = mw if isinstance(mw, list) else [mw] * T
+        if len(deltas) != T:
+            issues.append(Issue(where, f"has {len(deltas)} entries, expected {T}"))
+            continue
+        site = sites[site_id]
+        now = site["power_mw"] if isinstance(site["power_mw"], list) else [site["power_mw"]] * T
+        for t, (p, d) in enumerate(zip(now, deltas, strict=True)):
+            if p + d < -1e-9:
+                at = where + (f"[{t}]" if isinstance(mw, list) else "")
+                issues.append(
+                    Issue(
+                        at,
+                        f"removes {-d:g} MW from site {site_id!r}, which has {p:g} in "
+                        f"{sc.periods[t].label}",
+                    )
+                )
+                break
+        site["power_mw"] = [max(0.0, p + d) for p, d in zip(now, deltas, strict=True)]
+
+
 SEGMENT_FIELDS = ("demand_scale", "contract_scale", "price_change", "throughput_scale")
 
 
@@ -274,6 +316,7 @@ def apply_overrides(sc: Scenario, overrides: Overrides | dict[str, Any]) -> Scen
             pool["variable_cost_per_gpu_hour"] = scaled(pool["variable_cost_per_gpu_hour"], f)
         else:
             pool["gpus"] = added_gpus(pool["gpus"], f)
+    _power_change(sc, data, ov.power_change, issues)
     for name in ("kind_caps", "kind_floors"):
         value = getattr(ov, name)
         if value is not None:

@@ -32,7 +32,10 @@ tiers          one row per (segment, price tier): price, LTV, units (one value o
                per period)
 subscriptions  one row per subscription segment: fee, usage, LTV loss, minimum service
                share, subscribers (one value or one per period)
-by_period      one row per (pool or segment, per-unit field) that moves over the
+sites          one row per site (issue 27): region, PUE, energy price, IT power in MW
+               (one value or one per period); only with sites
+power_levels   one row per (pool, power cap): power and throughput shares; only with sites
+by_period      one row per (pool, segment or site, per-unit field) that moves over the
                horizon: one value per period (it replaces the one value of the field
                elsewhere, which the writer sets to the first period's)
 =============  ====================================================================
@@ -186,6 +189,38 @@ POOL_COLS = (
         "expansion.unit_gpus",
         unit="GPUs",
         doc="Expansion: buy in whole units of this many GPUs (a MILP); blank: fractional",
+    ),
+    Col("site", "site", "text", doc="The site whose power the pool draws; blank: none"),
+    Col(
+        "power_kw",
+        "power_kw_per_gpu",
+        unit="kW/GPU",
+        doc="All-in IT power per GPU at full power (needed with a site)",
+    ),
+    Col(
+        "retirement_salvage",
+        "retirement.salvage_per_gpu",
+        unit="{cur}/GPU",
+        doc="Retirement: resale value of a GPU retired (needs a site); blank: no retirement",
+    ),
+    Col(
+        "retirement_from",
+        "retirement.from_period",
+        "text",
+        unit="period label",
+        doc="Retirement: first period GPUs may be retired; blank: the first",
+    ),
+)
+LEVEL_COLS = (
+    Col("pool", "pool", "text", required=True, doc="Pool id (a pool in a site)"),
+    Col("level", "name", "text", required=True, doc="Name of the power cap"),
+    Col("power_share", "power_share", unit="share 0-1", required=True, doc="Share of kW drawn"),
+    Col(
+        "throughput_share",
+        "throughput_share",
+        unit="share 0-1",
+        required=True,
+        doc="Share of throughput delivered",
     ),
 )
 SEGMENT_COLS = (
@@ -425,6 +460,18 @@ SHEETS = (
         "in all_periods or one per period. Its demand row is subscribers x usage.",
     ),
     Sheet(
+        "sites",
+        False,
+        "One row per site (shell): region, PUE, energy price per MWh and IT power in MW, "
+        "in all_periods or one per period (shells coming online).",
+    ),
+    Sheet(
+        "power_levels",
+        False,
+        "One row per (pool, power cap): share of kW drawn and of throughput delivered "
+        "(full power always exists).",
+    ),
+    Sheet(
         "by_period",
         False,
         "One row per per-unit number that moves over the horizon: item (pool or segment), "
@@ -443,7 +490,9 @@ POOL_BY_PERIOD = (
     "fixed_cost_per_gpu_hour",
     "rental_price_per_gpu_hour",
     "expansion.cost_per_gpu_hour",
+    "retirement.salvage_per_gpu",
 )
+SITE_BY_PERIOD = ("energy_price_per_mwh",)
 SEGMENT_BY_PERIOD = (
     "revenue_per_unit",
     "ltv_per_unit",
@@ -994,15 +1043,64 @@ def sheets_to_dict(sheets: dict[str, list[tuple[Any, ...]]]) -> dict[str, Any]:
         _read_tiers(rd, g, labels, seg_ids, segments)
     if (g := rd.grid("subscriptions")) is not None:
         _read_subscriptions(rd, g, labels, seg_ids, segments)
+    sites: list[dict[str, Any]] = []
+    site_ids: dict[str, int] = {}
+    if (g := rd.grid("sites")) is not None:
+        sites, site_ids = _read_sites(rd, g, labels)
+    if (g := rd.grid("power_levels")) is not None:
+        for r, item in rd.table(g, LEVEL_COLS, ""):
+            pid = item.pop("pool", None)
+            if pid is None:
+                continue
+            if pid not in pool_ids:
+                rd.bad(g.ref(r, 1), f"unknown pool {pid!r}")
+            else:
+                pools[pool_ids[pid]].setdefault("power_levels", []).append(item)
     if (g := rd.grid("by_period")) is not None:
-        _read_by_period(rd, g, labels, pools, pool_ids, segments, seg_ids)
+        _read_by_period(rd, g, labels, pools, pool_ids, segments, seg_ids, (sites, site_ids))
 
     if rd.issues:
         raise ScenarioError(rd.issues)
     if policy:
         data["policy"] = policy
     data.update(periods=periods, pools=pools, segments=segments)
+    if sites:
+        data["sites"] = sites
     return data
+
+
+def _read_sites(
+    rd: _WorkbookReader, g: _Grid, labels: Sequence[str]
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Sites: id, region, PUE, energy price, and IT power in one value or one per period."""
+    keys = ("site", "region", "pue", "energy_price", ALL_PERIODS)
+    fixed, at = rd.period_columns(g, labels, keys, need_all=False)
+    for k in ("site", "region"):
+        if k not in fixed:
+            rd.bad(g.header_ref, f"missing column {k!r}")
+    sites: list[dict[str, Any]] = []
+    ids: dict[str, int] = {}
+    if "site" not in fixed or "region" not in fixed:
+        return sites, ids
+    for r, row in g.rows:
+        x = _text(row[fixed["site"] - 1])
+        cell = g.ref(r, fixed["site"])
+        if x is None:
+            rd.bad(cell, "empty: enter a site id")
+            continue
+        if x in ids:
+            rd.bad(cell, f"duplicate site {x!r}")
+            continue
+        site: dict[str, Any] = {"id": x, "region": _text(row[fixed["region"] - 1])}
+        for k, fld in (("pue", "pue"), ("energy_price", "energy_price_per_mwh")):
+            if k in fixed and not _blank(row[fixed[k] - 1]):
+                site[fld] = rd.number(row[fixed[k] - 1], g.ref(r, fixed[k]), True)
+        mw = rd.per_period(g, r, row, fixed.get(ALL_PERIODS), at, labels)
+        if mw is not None:
+            site["power_mw"] = mw
+        ids[x] = len(sites)
+        sites.append(site)
+    return sites, ids
 
 
 def _read_by_period(
@@ -1013,6 +1111,7 @@ def _read_by_period(
     pool_ids: Mapping[str, int],
     segments: list[dict[str, Any]],
     seg_ids: Mapping[str, int],
+    sites: tuple[list[dict[str, Any]], Mapping[str, int]] = ([], {}),
 ) -> None:
     """Per-unit numbers that move over the horizon: each row replaces one field's value."""
     fixed, at = rd.period_columns(g, labels, ("item", "id", "field"), need_all=True)
@@ -1024,14 +1123,18 @@ def _read_by_period(
     first: dict[tuple[str, str, str], int] = {}
     for r, row in g.rows:
         item, rid, fld = (_text(row[fixed[k] - 1]) for k in ("item", "id", "field"))
-        if item not in ("pool", "segment"):
-            rd.bad(g.ref(r, fixed["item"]), f"not an item: {item!r} (pool or segment)")
+        if item not in ("pool", "segment", "site"):
+            rd.bad(g.ref(r, fixed["item"]), f"not an item: {item!r} (pool, segment or site)")
             continue
-        ids = pool_ids if item == "pool" else seg_ids
+        items, ids = {
+            "pool": (pools, pool_ids),
+            "segment": (segments, seg_ids),
+            "site": sites,
+        }[item]
         if rid is None or rid not in ids:
             rd.bad(g.ref(r, fixed["id"]), f"unknown {item} {rid!r}")
             continue
-        target = (pools if item == "pool" else segments)[ids[rid]]
+        target = items[ids[rid]]
         fld = fld or ""
         if (item, rid, fld) in first:
             rd.bad(
@@ -1050,12 +1153,18 @@ def _read_by_period(
 
 def _place_by_period(target: dict[str, Any], item: str, fld: str, values: list[Any]) -> bool:
     """Put ``values`` into the field ``fld`` of a pool or segment; False if it has none."""
+    if item == "site":
+        if fld not in SITE_BY_PERIOD:
+            return False
+        target[fld] = values
+        return True
     if item == "pool" and fld in POOL_BY_PERIOD:
-        if fld.startswith("expansion."):
-            exp = target.get("expansion")
-            if not isinstance(exp, dict):
+        head, _, attr = fld.partition(".")
+        if attr:  # expansion.cost_per_gpu_hour, retirement.salvage_per_gpu
+            sub = target.get(head)
+            if not isinstance(sub, dict):
                 return False
-            exp["cost_per_gpu_hour"] = values
+            sub[attr] = values
         else:
             target[fld] = values
         return True
@@ -1109,11 +1218,15 @@ def split_by_period(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple
 
     for p in out.get("pools") or []:
         for fld in POOL_BY_PERIOD:
-            if fld.startswith("expansion."):
-                if isinstance(p.get("expansion"), dict):
-                    take(p["expansion"], "cost_per_gpu_hour", "pool", p["id"], fld)
+            head, _, attr = fld.partition(".")
+            if attr:
+                if isinstance(p.get(head), dict):
+                    take(p[head], attr, "pool", p["id"], fld)
             else:
                 take(p, fld, "pool", p["id"], fld)
+    for q in out.get("sites") or []:
+        for fld in SITE_BY_PERIOD:
+            take(q, fld, "site", q["id"], fld)
     for s in out.get("segments") or []:
         for fld in SEGMENT_BY_PERIOD:
             take(s, fld, "segment", s["id"], fld)
@@ -1539,6 +1652,7 @@ def _write_about(ws: Any, data: Mapping[str, Any], cur: str) -> None:
         ("segments", SEGMENT_COLS),
         ("modes", MODE_COLS),
         ("budgets", BUDGET_COLS),
+        ("power_levels", LEVEL_COLS),
         ("scenario", SCENARIO_ROWS),
         ("policy", POLICY_ROWS),
     ):
@@ -1593,6 +1707,17 @@ def _write_about(ws: Any, data: Mapping[str, Any], cur: str) -> None:
             "subscriptions",
             f"{ALL_PERIODS} (subscribers) / period columns",
             "Subscribers: one value, or one per period",
+        ],
+        [
+            "sites",
+            f"site / region / pue / energy_price ({cur}/MWh)",
+            "The site, its region (its pools' region), PUE (blank: 1) and price of a MWh of "
+            "facility power (blank: no energy cost; per period on by_period, item site)",
+        ],
+        [
+            "sites",
+            f"{ALL_PERIODS} (MW) / period columns",
+            "IT power available: one value, or one per period",
         ],
     ]
     for line in lines:
@@ -1671,9 +1796,32 @@ def _workbook(data: Mapping[str, Any], template: bool) -> Any:
     _segment_sheets(wb, data, labels, cur)
     _limit_sheets(wb, data, labels, cur)
     _demand_curve_sheets(wb, data, labels, cur)
+    if template or data.get("sites") or any(p.get("power_levels") for p in data["pools"]):
+        _site_sheets(wb, data, labels, cur)
     _by_period_sheet(wb, by_period, labels)
     no_formulas(wb)  # a name or unit starting with "=" is text
     return wb
+
+
+def _site_sheets(wb: Any, data: Mapping[str, Any], labels: list[str], cur: str) -> None:
+    """Sites with their IT power (issue 27), and pools' power caps; only in a workbook of
+    a scenario with sites (or a template), so other workbooks keep their sheets."""
+    ws = wb.create_sheet("sites")
+    rows = [
+        ((q["id"], q["region"], q.get("pue"), q.get("energy_price_per_mwh")), q["power_mw"])
+        for q in data.get("sites") or []
+    ]
+    heads = ("site", "region", "pue (x IT power)", f"energy_price ({cur}/MWh)")
+    _write_per_period(ws, heads, labels, rows, {}, unit="MW")
+    _widths(ws)
+    ws = wb.create_sheet("power_levels")
+    levels = [
+        {"pool": p["id"], **lv}
+        for p in data.get("pools") or []
+        for lv in p.get("power_levels") or []
+    ]
+    _write_table(ws, LEVEL_COLS, levels, cur)
+    _widths(ws)
 
 
 def _by_period_sheet(wb: Any, rows: Sequence[tuple[Any, ...]], labels: list[str]) -> None:
@@ -1683,7 +1831,7 @@ def _by_period_sheet(wb: Any, rows: Sequence[tuple[Any, ...]], labels: list[str]
     for item, rid, fld, values in rows:
         ws.append([item, rid, fld, *map(_plain, values)])
     _style_header(ws, 3 + len(labels), "D2")
-    _choices(ws, 1, ("pool", "segment"), len(rows))
+    _choices(ws, 1, ("pool", "segment", "site"), len(rows))
     _widths(ws)
 
 

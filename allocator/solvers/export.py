@@ -88,7 +88,18 @@ def column_names(sc: Scenario, lp: LinearProgram) -> list[str]:
             c.tier_segment.tolist(), c.tier_rank.tolist(), c.tier_period.tolist(), strict=True
         )
     ]
-    names = x + r + u + e + k + y
+    levels = ["full", *[q.name for p in sc.pools for q in p.power_levels or []]]
+    w = [
+        f"w[{pool[p]},{levels[lv + 1]},{per[t]}]"
+        for p, lv, t in zip(
+            c.pw_pool.tolist(), c.pw_level.tolist(), c.pw_period.tolist(), strict=True
+        )
+    ]
+    z = [
+        f"z[{pool[p]},{per[t]}]"
+        for p, t in zip(c.rt_pool.tolist(), c.rt_period.tolist(), strict=True)
+    ]
+    names = x + r + u + e + k + y + w + z
     for b in lp.blocks:  # whole rental and purchase units (build.define_purchase_units)
         prefix = UNIT_BLOCKS.get(b.name)
         if prefix is not None:

@@ -12,6 +12,8 @@ Transforms (applied in order to a copy of the scenario):
 * ``remove_segment`` {segment}.
 * ``capacity`` {pool, gpus, from_period}: add (or, negative, remove) GPUs in a pool from a
   period on.
+* ``power`` {site, mw, from_period}: add (or, negative, remove) MW of IT power in a site from
+  a period on ("had the site got 50 MW more from 2026-Q3"; issue 27).
 * ``scale_demand`` {target, factor}, ``scale_contract`` {target, factor} and ``price``
   {target, factor}: a segment id or a kind; the factor is one number or a list with one per
   period. As the what-if's ``demand_scale`` and ``contract_scale``: scaling demand leaves
@@ -64,6 +66,13 @@ class Capacity(_T):
     from_period: str | None = Field(None, description="First period affected (default: all).")
 
 
+class Power(_T):
+    type: Literal["power"] = "power"
+    site: str
+    mw: float
+    from_period: str | None = Field(None, description="First period affected (default: all).")
+
+
 Factor = Annotated[float, Field(ge=0, le=1e6, strict=True)]  # numbers: true is not 1
 
 
@@ -86,7 +95,14 @@ class Price(_T):
 
 
 Transform = Annotated[
-    Priority | NewCapacityTo | RemoveSegment | Capacity | ScaleDemand | ScaleContract | Price,
+    Priority
+    | NewCapacityTo
+    | RemoveSegment
+    | Capacity
+    | Power
+    | ScaleDemand
+    | ScaleContract
+    | Price,
     Field(discriminator="type"),
 ]
 
@@ -142,7 +158,7 @@ def apply(sc: Scenario, transforms: list[Any], base: Plan | None = None) -> Scen
                 raise ScenarioError([Issue(f"{where}.segment", msg)])
             data["segments"] = [s for s in data["segments"] if s["id"] != tr.segment]
             out = Scenario.from_dict(data)
-        elif isinstance(tr, Capacity):
+        elif isinstance(tr, Capacity | Power):
             start = 0
             if tr.from_period is not None:
                 if tr.from_period not in out.period_labels:
@@ -150,8 +166,12 @@ def apply(sc: Scenario, transforms: list[Any], base: Plan | None = None) -> Scen
                         [Issue(f"{where}.from_period", f"unknown period {tr.from_period!r}")]
                     )
                 start = out.period_labels.index(tr.from_period)
-            deltas = [0.0] * start + [tr.gpus] * (T - start)
-            out = _overrides(out, {"capacity_change": {tr.pool: deltas}}, where)
+            if isinstance(tr, Capacity):
+                deltas = [0.0] * start + [tr.gpus] * (T - start)
+                out = _overrides(out, {"capacity_change": {tr.pool: deltas}}, where)
+            else:
+                deltas = [0.0] * start + [tr.mw] * (T - start)
+                out = _overrides(out, {"power_change": {tr.site: deltas}}, where)
         elif isinstance(tr, ScaleDemand):
             out = _overrides(out, {"demand_scale": {tr.target: tr.factor}}, where)
         elif isinstance(tr, ScaleContract):

@@ -313,9 +313,14 @@ class Planner:
         pool_ch = list(pool_changes(base, ov, issues))
         if issues:
             raise ScenarioError(issues)
-        if ov.contract_scale or any(
-            base.segments[i].tiers or base.segments[i].subscription for _, i, _ in seg_changes
-        ):  # contract_scale may be refused (a minimum above demand): apply_overrides says so
+        if (
+            ov.contract_scale  # may be refused (a minimum above demand): apply_overrides says so
+            or ov.power_change
+            or base.sites  # sites: GPUs on hand bound powered columns, not rows
+            or any(
+                base.segments[i].tiers or base.segments[i].subscription for _, i, _ in seg_changes
+            )
+        ):
             return None
         arr = replace(self._base_arrays, **{k: v.copy() for k, v in self._base_numbers.items()})
         seg_data: dict[int, dict[str, Any]] = {}
@@ -562,7 +567,9 @@ class Planner:
         cap = arr.usable + arr.rentable
         changed: list[np.ndarray] = []
         b = lp.block("pool-capacity")
-        if b is not None:
+        if arr.sited[p]:  # a pool in a site (issue 27): its GPUs on hand bound the powered
+            self._set_powered_limit(p, t, gpus, changed)
+        elif b is not None:
             row = b.start + p * T + t
             lp.row_upper[row] = arr.usable[p, t]
             changed.append(np.array([row]))
@@ -588,6 +595,22 @@ class Planner:
             self._change_rows(np.concatenate(changed))
         pool = self.scenario.pools[p]
         self._replace_item("pools", p, pool.model_copy(update={"gpus": arr.gpus[p].tolist()}))
+
+    def _set_powered_limit(self, p: int, t: int, gpus: float, changed: list[np.ndarray]) -> None:
+        """GPUs on hand of a pool in a site: the upper bound of its powered columns in
+        period t (pushed to HiGHS now) and its pool-powered row, if any (in ``changed``)."""
+        lp, c = self.lp, self.lp.columns
+        cols = c.pw_offset + np.nonzero((c.pw_pool == p) & (c.pw_period == t))[0]
+        lp.col_upper[cols] = gpus
+        if self._model is not None and cols.size:
+            self._model.h.changeColsBounds(
+                int(cols.size), cols.astype(np.int32), lp.col_lower[cols], lp.col_upper[cols]
+            )
+        b = lp.block("pool-powered")
+        if b is not None:
+            hit = np.nonzero((b.keys["pool"] == p) & (b.keys["period"] == t))[0]
+            lp.row_upper[b.start + hit] = gpus
+            changed.append(b.start + hit)
 
     def _replace_item(self, field: str, index: int, item: Any) -> None:
         items = list(getattr(self.scenario, field))

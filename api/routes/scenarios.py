@@ -365,7 +365,8 @@ def submit_plan(
     "scales them}, cost_change {pool id or accelerator type: "
     "factor on the variable cost, one or one per period}, "
     "capacity_change {pool id: GPUs added, one number or one per period}, kind_caps / "
-    "kind_floors {kind: GPUs}. The stored scenario is not changed. The base is the latest "
+    "kind_floors {kind: GPUs}, power_change {site id: MW of IT power added, one number or "
+    "one per period}. The stored scenario is not changed. The base is the latest "
     "finished plan of the scenario's current revision, solved now if there is none. The "
     "what-if is solved warm from the previous what-if on the same revision where the model "
     "keeps its structure (`warm` says so).",

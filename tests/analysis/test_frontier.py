@@ -56,9 +56,11 @@ def assert_pareto_ordered(f: Frontier) -> None:
     for p in pts:
         assert p.weight_low <= p.weight_high
         if f.margin_axis == "gross_margin - churn_cost":
-            assert p.margin == pytest.approx(p.gross_margin - p.churn_cost, rel=REL)
+            assert p.margin == pytest.approx(
+                p.gross_margin - p.churn_cost + (p.salvage or 0.0), rel=REL
+            )
         else:
-            assert p.margin == pytest.approx(p.gross_margin, rel=REL)
+            assert p.margin == pytest.approx(p.gross_margin + (p.salvage or 0.0), rel=REL)
         assert sum(k.ltv for k in p.by_kind.values()) == pytest.approx(p.ltv, rel=1e-9)
 
 

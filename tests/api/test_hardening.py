@@ -83,7 +83,7 @@ def test_ints_still_are_numbers(client):
 def test_unsafe_ids_are_refused_on_create(client, sid):
     body = assert_problem(client.post("/v1/scenarios", params={"id": sid}, json=tiny()), 422)
     assert body["errors"][0]["path"] == "query.id"
-    assert client.get("/v1/scenarios", params={"limit": 100}).json()["total"] == 3
+    assert client.get("/v1/scenarios", params={"limit": 100}).json()["total"] == 4  # examples
 
 
 def test_safe_ids_round_trip_and_names_become_safe_ids(client):

@@ -7,11 +7,11 @@ from tests.api.conftest import JSON, assert_problem, tiny
 
 def test_examples_are_loaded_and_paginated(client):
     page = client.get("/v1/scenarios", params={"limit": 2}).json()
-    assert page["total"] == 3 and page["limit"] == 2 and page["offset"] == 0
+    assert page["total"] == 4 and page["limit"] == 2 and page["offset"] == 0
     assert [s["id"] for s in page["items"]] == ["ai_lab", "hyperscaler"]
     rest = client.get("/v1/scenarios", params={"limit": 2, "offset": 2}).json()
-    assert [s["id"] for s in rest["items"]] == ["tiny"]
-    assert rest["items"][0]["segments"] == 2 and rest["items"][0]["revision"] == 1
+    assert [s["id"] for s in rest["items"]] == ["power_bound", "tiny"]
+    assert rest["items"][1]["segments"] == 2 and rest["items"][1]["revision"] == 1
     assert client.get("/v1/scenarios", params={"limit": 1000}).json()["limit"] == 100  # capped
     assert_problem(client.get("/v1/scenarios", params={"limit": 0}), 422)
     assert_problem(client.get("/v1/scenarios", params={"offset": -1}), 422)

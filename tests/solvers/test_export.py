@@ -40,6 +40,18 @@ def test_round_trip_through_highs_gives_the_objective(example_scenario, fmt, tmp
     back = h.getLp()
     cols, rows = column_names(sc, lp), row_names(sc, lp)
     if fmt == "lp":
+        # HiGHS writes an LP file's columns in order of first appearance: the objective's
+        # first, then columns of cost 0 (a site's powered GPUs, issue 27) as rows name them
+        cost0 = lp.c == 0
+        if cost0.any():
+            first_row = np.full(lp.num_cols, lp.num_rows)
+            csc = lp.A.tocsc()
+            csc.sort_indices()
+            has = np.diff(csc.indptr) > 0
+            first_row[has] = csc.indices[csc.indptr[:-1][has]]
+            later = np.nonzero(cost0)[0]
+            later = later[np.argsort(first_row[later], kind="stable")]
+            cols = [cols[j] for j in np.nonzero(~cost0)[0]] + [cols[j] for j in later]
         cols, rows = [lp_format_name(n) for n in cols], [lp_format_name(n) for n in rows]
         assert all(LP_NAME.match(n) for n in cols + rows)
         # the LP format has no ranged rows: HiGHS writes each as <name>lo and <name>up
