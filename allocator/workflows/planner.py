@@ -602,6 +602,7 @@ class Planner:
         lp, c = self.lp, self.lp.columns
         cols = c.pw_offset + np.nonzero((c.pw_pool == p) & (c.pw_period == t))[0]
         lp.col_upper[cols] = gpus
+        self._mark(cols, np.zeros(0, dtype=np.int64))  # the period window re-solves t
         if self._model is not None and cols.size:
             self._model.h.changeColsBounds(
                 int(cols.size), cols.astype(np.int32), lp.col_lower[cols], lp.col_upper[cols]

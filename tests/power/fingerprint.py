@@ -3,7 +3,7 @@ sites build bit-identical LPs and plans to those before issue 27.
 
 Run as a script (``python -m tests.power.fingerprint``) it prints the fingerprints of
 every example; ``baseline.json`` holds them as computed on the code before issue 27
-(commit 5f6e5ad, the i24 base) by running this same file with that commit's package.
+(re-taken on main just before issue 27 was merged, when issues 23-26 had changed the plan: moves, the rentals line) by running this same file with that commit's package.
 Only APIs that existed then are used here."""
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ def test_rentable_gpus_takes_one_number(tiny_dict):
         (-1, "greater than or equal to 0"),
         (True, "valid"),
         ("10", "valid"),
-        (1e13, r"at most 1e\+12"),
+        (1e13, r"at most 1,000,000,000,000"),
     ],
 )
 def test_a_bad_number_is_named(tiny_dict, value, message):
