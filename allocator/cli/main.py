@@ -3,7 +3,8 @@ and gives ``add_commands(sub)`` and ``COMMANDS``: solve.py (`solve`, `validate`,
 analysis.py (`explain`, `counterfactual`, `sensitivity`, `frontier`, `capacity`,
 `diagnose`), batch.py (`batch`, `replan`, `stochastic`), bench.py (`generate`, `bench`),
 convert.py (`template`, `convert`: scenario workbooks), planning.py (`fair`,
-`alternatives`), operations.py (`quotas`, `usage`, `actual`). A scenario file is JSON, or an Excel workbook by its suffix (.xlsx).
+`alternatives`), operations.py (`quotas`, `usage`, `actual`). A scenario file is JSON,
+or an Excel workbook by its suffix (.xlsx).
 
 Exit codes: 0 success; 1 invalid scenario; 2 usage error (including a solver that is
 not available); 3 infeasible; 4 time limit without a plan; 5 other solver failure.
