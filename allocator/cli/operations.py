@@ -5,7 +5,10 @@ objects), ``usage import`` (what ran, as GPU-hours per segment, pool and period)
 from __future__ import annotations
 
 import argparse
+import json
 import warnings
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from allocator.cli.common import HANDLED, add_json_options, emit_json, failure
@@ -13,6 +16,7 @@ from allocator.errors import AllocatorWarning
 from allocator.plan.text import number, table
 
 TARGETS = ("kueue", "volcano", "yunikorn", "kai", "slurm")
+FORMATS = ("slurm", "kueue", "csv")
 
 
 def add_commands(sub: Any) -> None:
@@ -32,6 +36,45 @@ def add_commands(sub: Any) -> None:
     q.add_argument("--map", default=None, metavar="MAPPING", help="mapping file (YAML/JSON)")
     q.add_argument("-o", "--out", required=True, metavar="DIR")
     add_json_options(q, "the quota tuples and the rounding")
+
+    u = sub.add_parser("usage", help="actual usage read back from the schedulers")
+    usub = u.add_subparsers(dest="usage_command", required=True)
+    imp = usub.add_parser(
+        "import",
+        help="GPU-hours per segment, pool and period from sacct, kubectl JSON or CSV",
+        description="FILE is `sacct --parsable2` output (slurm), `kubectl get pods|workloads "
+        "-A -o json` (kueue) or a CSV (segment, gpu_type, region, start, end, gpus). Jobs "
+        "spanning periods are split by time; periods follow each other from --start.",
+    )
+    imp.add_argument("file", metavar="FILE")
+    imp.add_argument("--format", required=True, choices=FORMATS)
+    _usage_inputs(imp)
+    imp.add_argument("-o", "--out", default=None, metavar="USAGE.json")
+    add_json_options(imp, "the GPU-hours")
+
+    a = sub.add_parser(
+        "actual",
+        help="plan vs actual: planned and used GPU-hours, variance, quota unused and exceeded",
+        description="PLAN as for `allocator quotas`; USAGE a file `allocator usage import -o` "
+        "wrote, or a raw usage file with --format.",
+    )
+    a.add_argument("plan", metavar="PLAN")
+    a.add_argument("usage", metavar="USAGE")
+    a.add_argument("--format", default=None, choices=FORMATS, help="USAGE is a raw file")
+    _usage_inputs(a)
+    add_json_options(a, "the comparison")
+
+
+def _usage_inputs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scenario", default=None, help="the scenario (names, periods)")
+    p.add_argument("--map", default=None, metavar="MAPPING", help="mapping file (YAML/JSON)")
+    p.add_argument(
+        "--start",
+        type=datetime.fromisoformat,
+        default=None,
+        metavar="DATETIME",
+        help="when the first period starts (ISO 8601; else the mapping's horizon_start)",
+    )
 
 
 def cmd_quotas(args: argparse.Namespace) -> int:
@@ -81,4 +124,62 @@ def cmd_quotas(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"quotas": cmd_quotas}
+def cmd_usage(args: argparse.Namespace) -> int:
+    from allocator.operations import load_mapping
+    from allocator.operations.usage import import_usage
+    from allocator.scenario import Scenario
+
+    try:
+        if args.scenario is None:
+            raise ValueError("give the scenario with --scenario (its segments and periods)")
+        sc = Scenario.from_file(args.scenario)
+        u = import_usage(args.file, args.format, sc, load_mapping(args.map, sc), args.start)
+    except HANDLED as exc:
+        return failure(exc, "usage import", args.file)
+    data = {"scenario": sc.name, **u.to_dict()}
+    if args.out:
+        from allocator.plan import jsonio
+
+        Path(args.out).write_bytes(jsonio.dumps(data, indent=2))
+    if args.json:
+        emit_json(data, args.indent)
+        return 0
+    rows = [
+        [r["segment"], f"{r['accelerator']}/{r['region']}", r["period"], r["gpu_hours"]]
+        for r in data["rows"]
+    ]
+    print(f"{u.jobs} job(s) from {args.file}:")
+    print("\n".join(table(["segment", "pool", "period", "GPU-hours"], rows)))
+    if u.outside_gpu_hours:
+        print(f"GPU-hours outside the plan's periods: {number(u.outside_gpu_hours, 1)}")
+    if args.out:
+        print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_actual(args: argparse.Namespace) -> int:
+    from allocator.operations import load_mapping
+    from allocator.operations.actual import actual_text, plan_vs_actual
+    from allocator.operations.io import plan_and_scenario
+    from allocator.operations.usage import Usage, import_usage
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AllocatorWarning)
+        try:
+            plan, sc = plan_and_scenario(args.plan, args.scenario)
+            m = load_mapping(args.map, sc)
+            if args.format:
+                u = import_usage(args.usage, args.format, sc, m, args.start)
+            else:
+                u = Usage.from_dict(json.loads(Path(args.usage).read_text(encoding="utf-8")), sc)
+            report = plan_vs_actual(plan, sc, u, m)
+        except HANDLED as exc:
+            return failure(exc, "actual", args.plan)
+    if args.json:
+        emit_json(report, args.indent)
+        return 0
+    print("\n".join(actual_text(report)))
+    return 0
+
+
+COMMANDS = {"quotas": cmd_quotas, "usage": cmd_usage, "actual": cmd_actual}

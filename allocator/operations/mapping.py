@@ -11,6 +11,7 @@ is needed. Names it gives that the scenario does not know are errors naming the 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -59,6 +60,9 @@ class AcceleratorMap(_M):
 
 class RegionMap(_M):
     node_labels: dict[str, str] = Field(default_factory=dict)
+    partitions: list[str] = Field(
+        default_factory=list, description="Slurm partitions in the region (usage import)."
+    )
 
 
 class Borrow(_M):
@@ -81,6 +85,11 @@ class Mapping(_M):
         default_factory=dict
     )
     root: str = Field("fleet", description="Root cohort / parent queue name.")
+    horizon_start: datetime | None = Field(
+        None,
+        description="When the first period starts (usage import: periods follow each other, "
+        "each as long as its hours).",
+    )
     region_label: str = "topology.kubernetes.io/region"
     accelerator_label: str = "nvidia.com/gpu.product"
 
