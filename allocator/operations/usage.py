@@ -363,8 +363,24 @@ def import_usage(
     start: datetime | None = None,
 ) -> Usage:
     """GPU-hours per (segment, flavor, period) of the jobs in ``path``."""
-    m = mapping or Mapping()
     p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{p}: cannot read: {exc}") from None
+    return parse_usage(text, str(p), fmt, sc, mapping, start)
+
+
+def parse_usage(
+    text: str,
+    source: str,
+    fmt: str,
+    sc: Scenario,
+    mapping: Mapping | None = None,
+    start: datetime | None = None,
+) -> Usage:
+    """As :func:`import_usage`, of the text of a file; errors name ``source``."""
+    m = mapping or Mapping()
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt!r}: one of {', '.join(FORMATS)}")
     origin = start or m.horizon_start
@@ -374,17 +390,13 @@ def import_usage(
         )
     if origin.tzinfo:
         origin = origin.astimezone(UTC).replace(tzinfo=None)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{p}: cannot read: {exc}") from None
     names = _Names(sc, m)
     if fmt == "csv":
-        jobs = read_csv(text, str(p), names)
+        jobs = read_csv(text, source, names)
     elif fmt == "slurm":
-        jobs = read_slurm(text, str(p), names)
+        jobs = read_slurm(text, source, names)
     else:
-        jobs = read_kubernetes(text, str(p), names, m)
+        jobs = read_kubernetes(text, source, names, m)
     return split_by_period(jobs, sc, origin)
 
 

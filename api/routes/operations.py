@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import io
 import zipfile
-from typing import Annotated, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
 
-from ..auth import VIEWER
+from ..auth import PLANNER, VIEWER, PrincipalDep
 from ..deps import StoreDep
 from ..downloads import ZIP, attachment
 from ..problems import ApiError, responses
@@ -74,3 +76,63 @@ def plan_quotas(
         for name, text in files.items():
             zf.writestr(f"{plan_id}-{to}/{name}", text)
     return attachment(buf.getvalue(), ZIP, f"{plan_id}-{to}.zip")
+
+
+class UsageRequest(BaseModel):
+    """A usage file's text, how to read it, and when the plan's first period starts."""
+
+    model_config = ConfigDict(extra="forbid")
+    format: Literal["slurm", "kueue", "csv"]
+    data: str = Field(max_length=50_000_000, description="The file's text.")
+    start: datetime = Field(description="When the plan's first period starts (ISO 8601).")
+    mapping: dict[str, Any] | None = Field(None, description="As a mapping file, as JSON.")
+
+
+@router.post(
+    "/{plan_id}/usage",
+    summary="Store what really ran with the plan (replaces what was stored)",
+    description="`data` is `sacct --parsable2` output (slurm), `kubectl get pods|workloads -A "
+    "-o json` (kueue) or a CSV (segment, gpu_type, region, start, end, gpus), read into "
+    "GPU-hours per segment, accelerator x region and period. A bad row answers 422 naming the "
+    "line and field, and nothing stored changes.",
+    responses=responses(401, 403, 404, 409, 422),
+    dependencies=[PLANNER],
+)
+def post_usage(
+    plan_id: PlanId, body: UsageRequest, store: StoreDep, who: PrincipalDep
+) -> dict[str, Any]:
+    from allocator.operations.mapping import MappingError, parse_mapping
+    from allocator.operations.usage import UsageError, parse_usage
+
+    row = _done(store, plan_id)
+    _, sc = _plan_and_scenario(store, plan_id)
+    try:
+        m = parse_mapping(body.mapping, "mapping")
+        m.check_against(sc, "mapping")
+        u = parse_usage(body.data, "data", body.format, sc, m, body.start)
+    except (UsageError, MappingError) as exc:
+        raise ApiError(422, "Usage not readable", str(exc), "bad-usage") from None
+    usage = {"scenario": sc.name, **u.to_dict()}
+    store.put_usage(row, usage, who.name)
+    return usage
+
+
+@router.get(
+    "/{plan_id}/actual",
+    summary="Plan vs actual: planned and used GPU-hours, variance, quota unused and exceeded",
+    description="From the usage stored with POST /v1/plans/{id}/usage (404 without one); the "
+    "variance priced at the plan's shadow prices. As `allocator actual --json`.",
+    responses=responses(401, 404, 409, 422),
+    dependencies=[VIEWER],
+)
+def plan_actual(plan_id: PlanId, store: StoreDep) -> dict[str, Any]:
+    from allocator.operations.actual import plan_vs_actual
+    from allocator.operations.usage import Usage
+
+    plan, sc = _plan_and_scenario(store, plan_id)
+    stored = store.get_usage(plan_id)
+    if stored is None:
+        raise ApiError(
+            404, "Not found", f"no usage stored for plan {plan_id!r}: POST it first", "not-found"
+        )
+    return plan_vs_actual(plan, sc, Usage.from_dict(stored, sc))
