@@ -77,22 +77,30 @@ def _usage_inputs(p: argparse.ArgumentParser) -> None:
     )
 
 
-def cmd_quotas(args: argparse.Namespace) -> int:
-    from allocator.operations import compute_quotas, load_mapping
-    from allocator.operations.emit import render_all
-    from allocator.operations.io import plan_and_scenario, write_files
+def _inputs(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """(plan, scenario, mapping) of a command given PLAN, --scenario and --map."""
+    from allocator.operations import load_mapping
+    from allocator.operations.io import plan_and_scenario
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AllocatorWarning)
-        try:
-            plan, sc = plan_and_scenario(args.plan, args.scenario)
-            mapping = load_mapping(args.map, sc)
-            q = compute_quotas(plan, sc, mapping, plan_id=plan.scenario)
-            periods = None if args.all_periods else [args.period or q.periods[0]]
-            files = render_all(q, args.to, periods)
-            written = write_files(files, args.out)
-        except HANDLED as exc:
-            return failure(exc, "quotas", args.plan)
+        warnings.simplefilter("ignore", AllocatorWarning)  # shown by `allocator solve`
+        plan, sc = plan_and_scenario(args.plan, args.scenario)
+    return plan, sc, load_mapping(args.map, sc)
+
+
+def cmd_quotas(args: argparse.Namespace) -> int:
+    from allocator.operations import compute_quotas
+    from allocator.operations.emit import render_all
+    from allocator.operations.io import write_files
+
+    try:
+        plan, sc, mapping = _inputs(args)
+        q = compute_quotas(plan, sc, mapping, plan_id=plan.scenario)
+        periods = None if args.all_periods else [args.period or q.periods[0]]
+        files = render_all(q, args.to, periods)
+        written = write_files(files, args.out)
+    except HANDLED as exc:
+        return failure(exc, "quotas", args.plan)
     if args.json:
         emit_json({**q.to_dict(), "files": [str(p) for p in written]}, args.indent)
         return 0
@@ -158,23 +166,18 @@ def cmd_usage(args: argparse.Namespace) -> int:
 
 
 def cmd_actual(args: argparse.Namespace) -> int:
-    from allocator.operations import load_mapping
     from allocator.operations.actual import actual_text, plan_vs_actual
-    from allocator.operations.io import plan_and_scenario
     from allocator.operations.usage import Usage, import_usage
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AllocatorWarning)
-        try:
-            plan, sc = plan_and_scenario(args.plan, args.scenario)
-            m = load_mapping(args.map, sc)
-            if args.format:
-                u = import_usage(args.usage, args.format, sc, m, args.start)
-            else:
-                u = Usage.from_dict(json.loads(Path(args.usage).read_text(encoding="utf-8")), sc)
-            report = plan_vs_actual(plan, sc, u, m)
-        except HANDLED as exc:
-            return failure(exc, "actual", args.plan)
+    try:
+        plan, sc, m = _inputs(args)
+        if args.format:
+            u = import_usage(args.usage, args.format, sc, m, args.start)
+        else:
+            u = Usage.from_dict(json.loads(Path(args.usage).read_text(encoding="utf-8")), sc)
+        report = plan_vs_actual(plan, sc, u, m)
+    except HANDLED as exc:
+        return failure(exc, "actual", args.plan)
     if args.json:
         emit_json(report, args.indent)
         return 0
