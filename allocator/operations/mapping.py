@@ -143,6 +143,19 @@ class Mapping(_M):
             raise MappingError("\n".join(bad))
 
 
+class _Loader(yaml.SafeLoader):
+    """Safe YAML without aliases: a few lines of anchors and aliases can stand for a
+    structure exponentially large to walk (a "billion laughs"); a mapping needs none."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.events.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.constructor.ConstructorError(
+                None, None, "aliases (*name) are not accepted in a mapping", mark
+            )
+        return super().compose_node(parent, index)
+
+
 def parse_mapping(data: Any, source: str = "mapping") -> Mapping:
     if data is None:
         return Mapping()
@@ -163,7 +176,7 @@ def load_mapping(path: str | Path | None, scenario: Scenario | None = None) -> M
         return Mapping()
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = yaml.load(p.read_text(encoding="utf-8"), Loader=_Loader)
     except OSError as exc:
         raise MappingError(f"{p}: cannot read: {exc.strerror}") from None
     except yaml.YAMLError as exc:

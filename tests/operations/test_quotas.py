@@ -544,6 +544,7 @@ def test_checks_refuse_bad_names_and_overfull_flavors(tiny, quotas):
         ("borrow: {policy: maybe}", r"map.yaml: borrow.policy: Input should be"),
         ("lend_share: 2", r"lend_share: Input should be less than or equal to 1"),
         ("segments: [\n  - a\n  - {b", r"map.yaml:\d+: not valid YAML/JSON"),
+        ("a: &x [1, 2]\nb: [*x, *x]\n", r"map.yaml:2: not valid YAML/JSON: aliases"),
     ],
 )
 def test_bad_mappings_name_the_field(tiny, tmp_path, text, match):
