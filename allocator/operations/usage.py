@@ -167,8 +167,8 @@ def _job(
     t0, t1 = _time(start, f"{where}: start"), _time(end, f"{where}: end")
     if t1 < t0:
         raise UsageError(f"{where}: end {end} is before start {start}")
-    if not gpus >= 0:
-        raise UsageError(f"{where}: GPUs {gpus!r} must be a number >= 0")
+    if not 0 <= gpus < 1e9:  # NaN and infinity too
+        raise UsageError(f"{where}: GPUs {gpus!r} must be a number from 0 to 1e9")
     return Job(line, s, a, r, t0, t1, gpus)
 
 
@@ -176,33 +176,38 @@ def read_csv(text: str, source: str, names: _Names) -> list[Job]:
     """Columns: segment (or queue), gpu_type (or accelerator), region (optional), start,
     end, gpus."""
     rows = csv.DictReader(io.StringIO(text))
-    fields = {f.strip().lower() for f in rows.fieldnames or []}
-    need = [("segment", "queue"), ("gpu_type", "accelerator"), ("start",), ("end",), ("gpus",)]
-    for alts in need:
-        if not fields & set(alts):
-            raise UsageError(f"{source}:1: no column {' or '.join(alts)}")
-    jobs = []
-    for n, raw in enumerate(rows, start=2):
-        r = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
-        where = f"{source}:{n}"
-        try:
-            gpus = float(r["gpus"])
-        except ValueError:
-            raise UsageError(f"{where}: gpus {r['gpus']!r} is not a number") from None
-        jobs.append(
-            _job(
-                names,
-                where,
-                n,
-                r.get("segment") or r.get("queue", ""),
-                r.get("gpu_type") or r.get("accelerator", ""),
-                r.get("region"),
-                r["start"],
-                r["end"],
-                gpus,
-            )
-        )
-    return jobs
+    try:
+        fields = {f.strip().lower() for f in rows.fieldnames or []}
+        need = [("segment", "queue"), ("gpu_type", "accelerator"), ("start",), ("end",), ("gpus",)]
+        for alts in need:
+            if not fields & set(alts):
+                raise UsageError(f"{source}:1: no column {' or '.join(alts)}")
+        return [
+            _csv_row(raw, f"{source}:{rows.line_num}", n, names) for n, raw in enumerate(rows, 2)
+        ]
+    except csv.Error as exc:
+        raise UsageError(f"{source}:{rows.line_num}: not valid CSV: {exc}") from None
+
+
+def _csv_row(raw: dict[Any, Any], where: str, n: int, names: _Names) -> Job:
+    if None in raw:
+        raise UsageError(f"{where}: more fields than the header has")
+    r = {k.strip().lower(): (v or "").strip() for k, v in raw.items()}
+    try:
+        gpus = float(r["gpus"])
+    except ValueError:
+        raise UsageError(f"{where}: gpus {r['gpus']!r} is not a number") from None
+    return _job(
+        names,
+        where,
+        n,
+        r.get("segment") or r.get("queue", ""),
+        r.get("gpu_type") or r.get("accelerator", ""),
+        r.get("region"),
+        r["start"],
+        r["end"],
+        gpus,
+    )
 
 
 def _tres_gpus(tres: str) -> tuple[str | None, float]:
@@ -295,7 +300,9 @@ def read_kubernetes(text: str, source: str, names: _Names, m: Mapping) -> list[J
             job = (_workload if it.get("kind") == "Workload" else _pod)(
                 it, where, i, names, m, flavor_names
             )
-        except (KeyError, TypeError, AttributeError, IndexError) as exc:
+        except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+            if isinstance(exc, UsageError):
+                raise
             raise UsageError(f"{where}: missing or malformed field {exc}") from None
         if job is not None:
             jobs.append(job)

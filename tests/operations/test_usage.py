@@ -216,3 +216,24 @@ def test_usage_needs_a_start(sc, tmp_path) -> None:
     f.write_text(CSV)
     with pytest.raises(UsageError, match="horizon_start"):
         import_usage(f, "csv", sc)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        (
+            "segment,gpu_type,region,start,end,gpus\nchat,H100,east,2026-01-01,2026-01-02,inf\n",
+            r"u:2: GPUs inf must be a number from 0 to 1e9",
+        ),
+        (
+            "segment,gpu_type,region,start,end,gpus\nchat,H100,east,2026-01-01,2026-01-02,1,9\n",
+            r"u:2: more fields than the header has",
+        ),
+        ('segment,gpu_type,region,start,end,gpus\n"chat\0,H100\n', r"u:\d+: "),
+    ],
+)
+def test_hostile_csv_is_a_usage_error(sc, tmp_path, text, match) -> None:
+    f = tmp_path / "u"
+    f.write_text(text)
+    with pytest.raises(UsageError, match=match):
+        import_usage(f, "csv", sc, start=START)
