@@ -22,7 +22,7 @@ from . import bodies, problems
 from .auth import Authenticator, api_routes, current_principal, required_role
 from .config import Settings, get_settings
 from .jobs import JobRunner, SyncSolver
-from .routes import access, analysis, docs, jobs, plans, scenarios, solve, system, web
+from .routes import access, analysis, docs, jobs, operations, plans, scenarios, solve, system, web
 from .schemas import WhatIfRequest
 from .security import SecurityHeaders
 from .store import Store
@@ -224,6 +224,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         plans.router,
         jobs.router,
         analysis.router,
+        operations.router,
     ):
         app.include_router(r, dependencies=known)
     if settings.cors_origins:

@@ -160,6 +160,16 @@ plan_approvals = sa.Table(
     sa.Column("approved_at", sa.DateTime(), nullable=False),
     sa.Column("comment", sa.Text, nullable=False),
 )
+# actual usage read back from the schedulers (POST /v1/plans/{id}/usage): one row per plan,
+# GPU-hours per segment, accelerator x region and period as JSON; a new upload replaces it
+plan_usage = sa.Table(
+    "plan_usage",
+    metadata,
+    sa.Column("plan_id", sa.String(36), primary_key=True),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("created_by", sa.String(200)),
+)
 PLAN = "plan"  # the kind of a plan job
 _QUEUE_LOCK = 0x616C6C6F  # PostgreSQL advisory lock serialising the queue-limit check
 
@@ -880,11 +890,38 @@ class Store:
             if approved is not None:
                 raise PlanApproved(approved.scenario_id)
             c.execute(plans.delete().where(plans.c.id == pid))
+            c.execute(plan_usage.delete().where(plan_usage.c.plan_id == pid))
             _audit(
                 c, actor, "job.delete", r.scenario_id, r.scenario_revision, pid, {"kind": r.kind}
             )
         self._wrote()
         return True
+
+    def put_usage(self, row: PlanRow, usage: dict[str, Any], actor: str | None = None) -> None:
+        """Store (or replace) the actual usage of plan ``row``, audited; one transaction."""
+        body, pid = dumps(usage), row.id
+        with self._tx() as c:
+            c.execute(plan_usage.delete().where(plan_usage.c.plan_id == pid))
+            c.execute(
+                plan_usage.insert().values(
+                    plan_id=pid, body=body, created_at=now(), created_by=actor
+                )
+            )
+            _audit(
+                c,
+                actor,
+                "plan.usage",
+                row.scenario_id,
+                row.scenario_revision,
+                pid,
+                {"jobs": usage.get("jobs", 0)},
+            )
+        self._wrote()
+
+    def get_usage(self, pid: str) -> dict[str, Any] | None:
+        with self.engine.connect() as c:
+            r = c.execute(sa.select(plan_usage.c.body).where(plan_usage.c.plan_id == pid)).first()
+        return loads(r.body) if r else None
 
     @frees_space
     def cancel_plan(self, pid: str, actor: str | None = None) -> str | None:

@@ -27,6 +27,7 @@ STAGES = [
     ("allocator.analysis",),
     ("allocator.engine",),
     ("allocator.workflows",),
+    ("allocator.operations",),  # plan -> scheduler quotas, usage read back
     ("allocator.cli", "allocator.__main__"),
     ("allocator",),  # the public API re-exports every stage
     ("api",),

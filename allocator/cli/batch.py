@@ -9,7 +9,10 @@ import json
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from allocator.scenario import Scenario
 
 from allocator.cli.common import (
     EXIT_INTERRUPTED,
@@ -91,6 +94,19 @@ def add_commands(sub: Any) -> None:
     r.add_argument("--period", default=None, help="period of a CURRENT plan that runs now")
     r.add_argument("--time-limit", type=_seconds, default=None, metavar="SECONDS")
     r.add_argument("--no-keep", action="store_true", help="skip the keep-everything baseline")
+    r.add_argument(
+        "--actual",
+        default=None,
+        metavar="USAGE.json",
+        help="what ran (allocator usage import -o): periods up to --through pinned to it",
+    )
+    r.add_argument("--through", default=None, metavar="PERIOD", help="last period that ran")
+    r.add_argument(
+        "--rescale-demand",
+        action="store_true",
+        help="with --actual and a CURRENT plan: demand ahead x each segment's used/planned "
+        "GPU-hours so far (docs/operations.md)",
+    )
     add_json_options(r)
 
     st = sub.add_parser(
@@ -307,6 +323,22 @@ def batch_summary(
 
 
 # ----------------------------------------------------------------------------- replan
+def _pinned(sc: Scenario, args: argparse.Namespace) -> Scenario:
+    """``sc`` with the periods through ``--through`` pinned to ``--actual``."""
+    from allocator.operations.replan import pin_actuals
+    from allocator.operations.usage import Usage
+    from allocator.plan.tables import Plan
+
+    if args.through is None:
+        raise ValueError("--actual needs --through PERIOD (the last period that ran)")
+    usage = Usage.from_dict(json.loads(Path(args.actual).read_text(encoding="utf-8")), sc)
+    data = json.loads(Path(args.current).read_text(encoding="utf-8"))
+    plan = Plan.from_dict(data) if "allocations" in data else None
+    if args.rescale_demand and plan is None:
+        raise ValueError("--rescale-demand needs CURRENT to be the plan (allocator solve -o)")
+    return pin_actuals(sc, usage, args.through, plan, args.rescale_demand)
+
+
 def cmd_replan(args: argparse.Namespace) -> int:
     from allocator.scenario import Scenario
     from allocator.workflows.replan import read_current, replan
@@ -316,6 +348,8 @@ def cmd_replan(args: argparse.Namespace) -> int:
         try:
             sc = Scenario.from_file(args.scenario)
             current = read_current(Path(args.current), period=args.period)
+            if args.actual:
+                sc = _pinned(sc, args)
             result = replan(
                 sc,
                 current,

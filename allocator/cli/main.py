@@ -3,7 +3,8 @@ and gives ``add_commands(sub)`` and ``COMMANDS``: solve.py (`solve`, `validate`,
 analysis.py (`explain`, `counterfactual`, `sensitivity`, `frontier`, `capacity`,
 `diagnose`), batch.py (`batch`, `replan`, `stochastic`), bench.py (`generate`, `bench`),
 convert.py (`template`, `convert`: scenario workbooks), planning.py (`fair`,
-`alternatives`). A scenario file is JSON, or an Excel workbook by its suffix (.xlsx).
+`alternatives`), operations.py (`quotas`, `usage`, `actual`). A scenario file is JSON,
+or an Excel workbook by its suffix (.xlsx).
 
 Exit codes: 0 success; 1 invalid scenario; 2 usage error (including a solver that is
 not available); 3 infeasible; 4 time limit without a plan; 5 other solver failure.
@@ -16,11 +17,11 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from allocator.cli import analysis, batch, bench, convert, planning, solve
+from allocator.cli import analysis, batch, bench, convert, operations, planning, solve
 from allocator.cli.progress import machine_stdout
 from allocator.version import __version__
 
-GROUPS = (solve, analysis, planning, batch, bench, convert)
+GROUPS = (solve, analysis, planning, batch, bench, convert, operations)
 
 
 def _parser() -> argparse.ArgumentParser:
