@@ -95,7 +95,7 @@ class UsageRequest(BaseModel):
     "-o json` (kueue) or a CSV (segment, gpu_type, region, start, end, gpus), read into "
     "GPU-hours per segment, accelerator x region and period. A bad row answers 422 naming the "
     "line and field, and nothing stored changes.",
-    responses=responses(401, 403, 404, 409, 422),
+    responses=responses(400, 401, 403, 404, 409, 415, 422),
     dependencies=[PLANNER],
 )
 def post_usage(
