@@ -297,6 +297,9 @@ async function pendingJob(id) {
 
 async function showPlan(planId, job) {
   const j = job || (await api(`/v1/plans/${encodeURIComponent(planId)}`)).body;
+  // a plan fetched for a scenario the user has left meanwhile (the opening scenario's,
+  // a large one, arriving after the user picked and solved another) is not shown
+  if (state.scenario && j.scenario_id !== state.scenario) return;
   state.plan = j.plan;
   state.planId = planId;
   state.planScenario = j.scenario_id; // the scenario id the shown plan belongs to
